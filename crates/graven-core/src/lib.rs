@@ -12,6 +12,7 @@
 //! - Events: RFC 8785 (JCS) canonical JSON, strict.
 
 pub mod checkpoint;
+pub mod event;
 pub mod hash;
 pub mod hex;
 pub mod jcs;

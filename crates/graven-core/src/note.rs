@@ -103,9 +103,9 @@ pub fn key_id(name: &str, alg: u8, public_key: &[u8]) -> u32 {
 }
 
 fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), KeyError> {
-    let mut parts = s.split('+');
-    let (Some(name), Some(id_hex), Some(key_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    // Names cannot hold '+', but base64 can: split at the first two only.
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
     else {
         return Err(KeyError::Shape);
     };

@@ -1,1 +1,327 @@
-//! Local tiled-log writer.
+//! A C2SP tiled log in a local directory, written durably with one commit point.
+//!
+//! The directory is laid out exactly as C2SP `tlog-tiles` specifies (`checkpoint`,
+//! `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`), so any tlog client can read it, and
+//! a static file server can publish it.
+//!
+//! ## The commit protocol
+//! The signed `checkpoint` file is the only commit point. An append
+//! 1. writes every new tile and bundle (each: temporary file, fsync, rename),
+//! 2. fsyncs every directory it touched,
+//! 3. signs the new checkpoint and replaces `checkpoint` the same way, then fsyncs its directory.
+//!
+//! Files for sizes beyond the checkpoint are never read as part of the committed tree, and an
+//! append never rewrites a file the committed tree refers to with different bytes (full tiles
+//! below the committed size are never rewritten; partial tiles are written under their new
+//! width). So a crash at any point leaves the previous checkpoint, and everything it covers,
+//! valid. The next append simply overwrites whatever the interrupted one left behind.
+//!
+//! After any I/O error the log is poisoned: it refuses further appends until reopened, because
+//! after a failed fsync the state of the page cache can no longer be trusted.
+
+mod durable;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use graven_core::checkpoint::{Checkpoint, OpenError, VerifiedCheckpoint};
+use graven_core::hash::{Hash, TreeSize, leaf_hash};
+use graven_core::merkle::RightEdge;
+use graven_core::note::{self, SignerKey, VerifierKey};
+use graven_core::tile::{self, BundleId, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, TileId};
+use graven_core::tile_source::{TileHashes, TileSourceError};
+
+pub use durable::read_limited;
+
+/// Largest hash tile: 256 hashes.
+pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
+/// Largest entry bundle: 256 entries of 65,535 bytes, each with a 2-byte length.
+pub const MAX_BUNDLE_BYTES: u64 = TILE_WIDTH * (2 + MAX_ENTRY_SIZE as u64);
+
+const LOCK_FILE: &str = ".graven-lock";
+
+/// Why opening or appending to a local log failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+    #[error("another process is writing to the log in {}; wait for it to finish", .0.display())]
+    Locked(PathBuf),
+    #[error("{} is not empty and holds no checkpoint, so it is not a log; use an empty or new directory", .0.display())]
+    NotALog(PathBuf),
+    #[error("the existing checkpoint does not open with this key: {0}; is this the right key for this log?")]
+    Checkpoint(#[from] OpenError),
+    #[error("stored tiles of the committed tree are unreadable: {0}")]
+    Tiles(String),
+    #[error("stored tiles do not reproduce the checkpoint's root; the log directory was altered. Run `graven verify` on it")]
+    RootMismatch,
+    #[error("entry {index} is {len} bytes; entries are at most {MAX_ENTRY_SIZE} bytes")]
+    EntryTooLarge { index: usize, len: usize },
+    #[error("the log hit a write error earlier and refuses further writes until it is reopened")]
+    Poisoned,
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
+    move |source| LogError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// The result of an append: the new checkpoint, signed and durable.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub old_size: TreeSize,
+    pub new_size: TreeSize,
+    pub root: Hash,
+    /// The signed checkpoint note, as written.
+    pub checkpoint: String,
+}
+
+/// A local tiled log open for appending. Holds an exclusive lock on the directory.
+#[derive(Debug)]
+pub struct LocalLog {
+    dir: PathBuf,
+    key: SignerKey,
+    size: TreeSize,
+    root: Hash,
+    checkpoint: Option<String>,
+    poisoned: bool,
+    crash_after: Option<usize>,
+    _lock: File,
+}
+
+/// Reads a tile of a log directory, at exactly the width asked for.
+pub fn read_tile(dir: &Path, t: TileId) -> io::Result<Vec<u8>> {
+    read_limited(&dir.join(t.path()), MAX_TILE_BYTES)
+}
+
+/// Reads an entry bundle of a log directory.
+pub fn read_bundle(dir: &Path, b: BundleId) -> io::Result<Vec<u8>> {
+    read_limited(&dir.join(b.path()), MAX_BUNDLE_BYTES)
+}
+
+impl LocalLog {
+    /// Opens the log in `dir`, creating it (and the directory) if it is empty or missing.
+    /// An existing log must have been signed by `key`.
+    pub fn open(dir: &Path, key: SignerKey) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("opening lock file", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(dir.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
+        }
+        let cp_path = dir.join("checkpoint");
+        let mut log = LocalLog {
+            dir: dir.to_path_buf(),
+            key,
+            size: TreeSize(0),
+            root: graven_core::empty_root(),
+            checkpoint: None,
+            poisoned: false,
+            crash_after: None,
+            _lock: lock,
+        };
+        match read_limited(&cp_path, note::MAX_NOTE_SIZE as u64) {
+            Ok(bytes) => {
+                let vkey = log.key.verifier();
+                let cp = VerifiedCheckpoint::open(&bytes, &vkey, vkey.name())?;
+                log.size = cp.size();
+                log.root = cp.root();
+                log.checkpoint = Some(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only our own debris (an interrupted first append) may be here.
+                for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
+                    let entry = entry.map_err(io_err("listing", dir))?;
+                    let name = entry.file_name();
+                    let ours = name == "tile" || name == LOCK_FILE || name.to_string_lossy().starts_with(".checkpoint.tmp");
+                    if !ours {
+                        return Err(LogError::NotALog(dir.to_path_buf()));
+                    }
+                }
+            }
+            Err(e) => return Err(io_err("reading", &cp_path)(e)),
+        }
+        Ok(log)
+    }
+
+    pub fn size(&self) -> TreeSize {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    pub fn verifier(&self) -> VerifierKey {
+        self.key.verifier()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current signed checkpoint, if the log has published one.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Test hook: make the next append fail, as a crash would, after `n` file operations.
+    #[doc(hidden)]
+    pub fn set_crash_after(&mut self, n: Option<usize>) {
+        self.crash_after = n;
+    }
+
+    /// Appends `entries` and publishes one new checkpoint covering them. Either every entry
+    /// is appended and the new checkpoint is durable when this returns `Ok`, or the log's
+    /// committed state is unchanged. Entries are validated before anything is written.
+    pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if let Some((index, e)) = entries.iter().enumerate().find(|(_, e)| e.as_ref().len() > MAX_ENTRY_SIZE) {
+            return Err(LogError::EntryTooLarge { index, len: e.as_ref().len() });
+        }
+        if entries.is_empty() {
+            if let Some(cp) = &self.checkpoint {
+                return Ok(Published { old_size: self.size, new_size: self.size, root: self.root, checkpoint: cp.clone() });
+            }
+        }
+        let result = self.commit(entries);
+        if matches!(result, Err(LogError::Io { .. })) {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// The commit path. Each step says what a crash at that point leaves behind.
+    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        let old = self.size;
+        let dir = self.dir.clone();
+        let mut batch = durable::Batch::new(self.crash_after);
+
+        // 1. Load the committed tree's right edge and its partial tiles and bundle, and check
+        //    that they still reproduce the committed root. Read-only: a crash leaves nothing.
+        let mut src = TileHashes::new(old, |t: TileId| read_tile(&dir, t));
+        let tiles_err = |e: TileSourceError<io::Error>| LogError::Tiles(e.to_string());
+        let mut edge = RightEdge::from_source(&mut src, old).map_err(tiles_err)?;
+        if edge.root() != self.root {
+            return Err(LogError::RootMismatch);
+        }
+        let mut pending: Vec<Vec<Hash>> = Vec::new();
+        for level in 0..=tile::MAX_LEVEL {
+            let n = tile::hashes_at_level(old, level);
+            if n == 0 {
+                break;
+            }
+            let width = n % TILE_WIDTH;
+            let hashes = if width == 0 {
+                Vec::new()
+            } else {
+                let t = TileId { level, index: n / TILE_WIDTH, width: width as u16 };
+                src.tile(t).map_err(tiles_err)?.to_vec()
+            };
+            pending.push(hashes);
+        }
+        let mut dirty = vec![false; pending.len()];
+        let mut bundle = Vec::new();
+        let mut bundle_len = old.0 % TILE_WIDTH;
+        if bundle_len != 0 {
+            let b = BundleId { index: old.0 / TILE_WIDTH, width: bundle_len as u16 };
+            bundle = read_bundle(&dir, b).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
+            tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
+        }
+
+        // 2. Write full tiles and bundles as they fill. Crash here: files beyond the committed
+        //    size, which the committed checkpoint never refers to; the next append overwrites
+        //    them.
+        let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
+        for (i, e) in entries.iter().enumerate() {
+            let e = e.as_ref();
+            let index = old.0 + i as u64;
+            tile::push_bundle_entry(&mut bundle, e).map_err(|_| LogError::EntryTooLarge { index: i, len: e.len() })?;
+            bundle_len += 1;
+            if bundle_len == TILE_WIDTH {
+                let b = BundleId { index: index / TILE_WIDTH, width: 256 };
+                let path = dir.join(b.path());
+                batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
+                bundle.clear();
+                bundle_len = 0;
+            }
+            completed.clear();
+            edge.push(leaf_hash(e), |height, idx, h| {
+                if height % TILE_HEIGHT == 0 {
+                    completed.push((height / TILE_HEIGHT, idx, *h));
+                }
+            });
+            for &(level, idx, h) in &completed {
+                let level = usize::from(level);
+                while pending.len() <= level {
+                    pending.push(Vec::new());
+                    dirty.push(false);
+                }
+                let p = &mut pending[level];
+                if idx % TILE_WIDTH != p.len() as u64 {
+                    return Err(LogError::Invariant("tile position out of step with the tree"));
+                }
+                p.push(h);
+                dirty[level] = true;
+                if p.len() as u64 == TILE_WIDTH {
+                    let t = TileId::full(level as u8, idx / TILE_WIDTH);
+                    let path = dir.join(t.path());
+                    batch.write(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
+                    p.clear();
+                }
+            }
+        }
+        let new = edge.size();
+
+        // 3. Partial tiles and bundle of the new size. Crash here: as in step 2.
+        for (level, p) in pending.iter().enumerate() {
+            if p.is_empty() || !dirty[level] {
+                continue;
+            }
+            let n = tile::hashes_at_level(new, level as u8);
+            let t = TileId { level: level as u8, index: n / TILE_WIDTH, width: (n % TILE_WIDTH) as u16 };
+            if usize::from(t.width) != p.len() {
+                return Err(LogError::Invariant("partial tile width out of step with the tree"));
+            }
+            let path = dir.join(t.path());
+            batch.write(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
+        }
+        if bundle_len != 0 && new != old {
+            let b = BundleId { index: new.0 / TILE_WIDTH, width: bundle_len as u16 };
+            let path = dir.join(b.path());
+            batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
+        }
+
+        // 4. Make every tile durable under its final name. Crash before this returns: the old
+        //    checkpoint is still the commit point and everything it covers is untouched.
+        batch.sync().map_err(io_err("syncing directories of", &dir))?;
+
+        // 5. Commit: sign and replace the checkpoint. A crash before the rename leaves the old
+        //    checkpoint; after the rename but before the directory sync, either one may survive,
+        //    and both are valid because every tile of the new tree is already durable.
+        let root = edge.root();
+        let cp = Checkpoint::new(self.key.name(), new, root)
+            .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
+        let note = self.key.sign(&cp.to_text()).map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
+        let cp_path = dir.join("checkpoint");
+        batch.write(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
+        batch.sync().map_err(io_err("syncing", &dir))?;
+
+        self.size = new;
+        self.root = root;
+        self.checkpoint = Some(note.clone());
+        Ok(Published { old_size: old, new_size: new, root, checkpoint: note })
+    }
+}

@@ -1,1 +1,101 @@
-fn main() {}
+//! `graven`: the command-line edge. It parses arguments, builds real objects from the library
+//! crates, runs them, and turns errors into messages and exit codes. No logic of its own.
+
+mod cmd_append;
+mod cmd_keygen;
+mod cmd_prove;
+mod cmd_verify;
+mod input;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "graven", version, about = "Graven: a verifiable audit log for non-human identities")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create an Ed25519 signer key for a log; print its verifier key.
+    Keygen {
+        /// The log's origin, which is also the key name (e.g. example.com/audit).
+        #[arg(long)]
+        origin: String,
+        /// Where to write the signer key (mode 0600). Refuses to overwrite.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Work with a local C2SP tiled log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Fully verify a C2SP tiled log in a directory or at an http(s) URL.
+    Verify {
+        /// A log directory, or the log's base URL.
+        target: String,
+        /// The log's verifier key (name+id+key), or a file that holds it.
+        #[arg(long)]
+        vkey: String,
+        /// The checkpoint origin to require (default: the verifier key's name).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Print a one-line JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log directory.
+    Prove {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Leaf index (0-based) for an inclusion proof.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        index: Option<u64>,
+        /// Tree size to prove against (default: the current checkpoint).
+        #[arg(long, requires = "index")]
+        size: Option<u64>,
+        /// Older tree size for a consistency proof.
+        #[arg(long, requires = "to")]
+        from: Option<u64>,
+        /// Newer tree size for a consistency proof.
+        #[arg(long, requires = "from")]
+        to: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LogCommand {
+    /// Append stdin, one entry per line, and publish one new checkpoint. All or nothing.
+    Append {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The signer key file written by `graven keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Store each line as opaque bytes instead of a canonical JSON event.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
+        Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
+        Command::Verify { target, vkey, origin, json } => cmd_verify::run(&target, &vkey, origin.as_deref(), json),
+        Command::Prove { dir, index, size, from, to } => cmd_prove::run(&dir, index, size, from, to),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("graven: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Where a log's files come from: a directory or an HTTP(S) base URL.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a file could not be fetched (as opposed to not existing).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{path} is larger than the {limit}-byte limit for that kind of file")]
+    TooLarge { path: String, limit: u64 },
+    #[error("HTTP: {0}")]
+    Http(String),
+}
+
+/// A source of a tiled log's files, by path relative to the log's root (`checkpoint`,
+/// `tile/0/000`, ...). `Ok(None)` means the file does not exist.
+pub trait Fetch {
+    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError>;
+    /// Where the files come from, for messages.
+    fn location(&self) -> String;
+}
+
+/// A log in a local directory.
+#[derive(Debug, Clone)]
+pub struct DirFetch {
+    root: PathBuf,
+}
+
+impl DirFetch {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirFetch { root: root.into() }
+    }
+}
+
+impl Fetch for DirFetch {
+    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let full = self.root.join(path);
+        let f = match std::fs::File::open(&full) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if f.metadata()?.len() > limit {
+            return Err(FetchError::TooLarge { path: path.to_owned(), limit });
+        }
+        let mut buf = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(f, limit + 1), &mut buf)?;
+        if buf.len() as u64 > limit {
+            return Err(FetchError::TooLarge { path: path.to_owned(), limit });
+        }
+        Ok(Some(buf))
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// A log served over HTTP or HTTPS (the C2SP tlog-tiles read path).
+#[derive(Debug)]
+pub struct HttpFetch {
+    base: String,
+    agent: ureq::Agent,
+    /// Requests made so far, for tests and `--json` output.
+    pub requests: u64,
+}
+
+impl HttpFetch {
+    /// `base` is the log's prefix URL; a trailing slash is added if missing.
+    pub fn new(base: &str) -> Self {
+        let mut base = base.to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .user_agent(concat!("graven-verify/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        HttpFetch { base, agent, requests: 0 }
+    }
+}
+
+impl Fetch for HttpFetch {
+    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let url = format!("{}{}", self.base, path);
+        self.requests += 1;
+        let mut resp = self.agent.get(&url).call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
+        match resp.status().as_u16() {
+            200 => {}
+            404 | 410 => return Ok(None),
+            s => return Err(FetchError::Http(format!("GET {url}: status {s}"))),
+        }
+        let body = resp.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { path: path.to_owned(), limit },
+            e => FetchError::Http(format!("GET {url}: {e}")),
+        })?;
+        Ok(Some(body))
+    }
+
+    fn location(&self) -> String {
+        self.base.clone()
+    }
+}

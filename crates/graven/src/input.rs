@@ -1,0 +1,32 @@
+//! Bounded reading of files and stdin.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+/// Largest key file accepted.
+pub const MAX_KEY_FILE: u64 = 4096;
+
+/// Reads a small text file whole, refusing anything over `limit` bytes.
+pub fn read_small(path: &Path, limit: u64) -> anyhow::Result<String> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut s = String::new();
+    f.take(limit + 1)
+        .read_to_string(&mut s)
+        .with_context(|| format!("reading {} (it must be UTF-8 text)", path.display()))?;
+    if s.len() as u64 > limit {
+        bail!("{} is over {limit} bytes; is it the right file?", path.display());
+    }
+    Ok(s)
+}
+
+/// Reads all of stdin, refusing more than `limit` bytes.
+pub fn read_stdin(limit: u64) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin().lock().take(limit + 1).read_to_end(&mut buf).context("reading stdin")?;
+    if buf.len() as u64 > limit {
+        bail!("stdin is over {limit} bytes; append in several runs");
+    }
+    Ok(buf)
+}
