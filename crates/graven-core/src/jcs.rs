@@ -41,6 +41,12 @@
 //! `1e-7`, the same values), while `1.00000000000000000001`, `9007199254740993` and `1e-400` are
 //! rejected. `-0` canonicalises to `0`, as ES6 and JCS require.
 //!
+//! What is compared is the text the author wrote against the text that would be signed, so even
+//! the exact binary expansion of a double (`0.1000000000000000055511151231257827021181583404541015625`)
+//! is rejected when its ES6 text is shorter (`0.1`), and so is a shortest text that breaks an exact
+//! tie differently from ES6 (Rust's `Display` prints `1676637145909720.3` where ES6, `ryu` and
+//! `serde_json` print `1676637145909720.2`). The error carries the text to send instead.
+//!
 //! # Canonical output
 //!
 //! [`Value::write_canonical`] writes RFC 8785 §3.2: no whitespace; strings with only `\" \\ \b \f

@@ -421,6 +421,38 @@ fn attack_inexact_1_00000000000000000001() {
     assert_eq!(canon_str("1.00000000000000000000").unwrap(), "1");
 }
 
+/// A double exactly halfway between two 17-digit decimals: ES6 picks the even one ("…720.2"),
+/// Rust's `Display` the other ("…720.3"). Only the ES6 spelling is the canonical text; the other
+/// spelling, and even the exact binary expansion ("…720.25"), would change on canonicalisation
+/// and are refused with the text to send instead.
+#[test]
+fn inexact_tie_and_exact_expansion_are_refused() {
+    let f: f64 = "1676637145909720.25".parse().unwrap();
+    assert_eq!(f.to_string(), "1676637145909720.3");
+    for input in ["1676637145909720.3", "1676637145909720.25"] {
+        assert_eq!(
+            canon_str(input),
+            Err(JcsError::InexactNumber {
+                offset: 0,
+                canonical: "1676637145909720.2".into()
+            }),
+            "{input}"
+        );
+    }
+    assert_eq!(
+        canon_str("1676637145909720.2").unwrap(),
+        "1676637145909720.2"
+    );
+    // 0.1's exact binary expansion is not 0.1.
+    assert_eq!(
+        canon_str("0.1000000000000000055511151231257827021181583404541015625"),
+        Err(JcsError::InexactNumber {
+            offset: 0,
+            canonical: "0.1".into()
+        })
+    );
+}
+
 #[test]
 fn attack_depth_limit() {
     let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
@@ -694,8 +726,13 @@ fn write_json_string(s: &str, choices: &mut Choices, out: &mut String) {
     out.push('"');
 }
 
-/// Writes a number through serde_json (Rust `ryu` style, e.g. `1.0`, `-0.0`, `1e-7`) or in a
-/// padded exponent form of the ES6 digits; both denote exactly the same decimal value.
+/// Writes a number as serde_json does (`ryu`: `1.0`, `-0.0`, `1e-7`), as the ES6 text itself, or
+/// as the ES6 digits spelled with an integer significand, three extra zeros and a compensating
+/// exponent (`-1.5e-7` becomes `-15000E-11`). All three denote exactly the ES6 decimal value.
+///
+/// Not Rust's own `{}`/`{:e}`: on exact ties between two shortest candidates Rust rounds
+/// differently from ES6 (and ryu), so its text can denote a different decimal; see
+/// `rust_std_float_text_is_accepted_or_refused_never_changed`.
 fn write_json_number(f: f64, choices: &mut Choices, out: &mut String) {
     match choices.next(3) {
         0 => out.push_str(&serde_json::to_string(&f).unwrap()),
@@ -706,18 +743,18 @@ fn write_json_number(f: f64, choices: &mut Choices, out: &mut String) {
             "0.0E-2"
         }),
         _ => {
-            // Rust's shortest round-trip scientific form, e.g. "-1.5e-7", rewritten as an
-            // integer significand with three extra zeros and a compensating exponent:
-            // "-15000E-11".
-            let s = format!("{f:e}");
-            let (mantissa, exp) = s.split_once('e').unwrap();
+            let text = es6(f);
+            let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
             let exp: i64 = exp.parse().unwrap();
             let (sign, mantissa) = mantissa
                 .strip_prefix('-')
                 .map_or(("", mantissa), |m| ("-", m));
             let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+            let digits = format!("{int}{frac}");
+            // "0.001" has digits "0001": drop the leading zeros (JSON forbids them).
+            let digits = digits.trim_start_matches('0');
             let e = exp - frac.len() as i64 - 3;
-            out.push_str(&format!("{sign}{int}{frac}000E{e}"));
+            out.push_str(&format!("{sign}{digits}000E{e}"));
         }
     }
 }
@@ -807,7 +844,11 @@ fn jsonish_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default; PROPTEST_CASES overrides for longer local runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn generated_documents_canonicalise_consistently(g in document(), seed in any::<u64>()) {
@@ -839,6 +880,28 @@ proptest! {
         let back: f64 = s.parse().unwrap();
         prop_assert_eq!(back, f);
         prop_assert_eq!(canon_str(&s).unwrap(), s.clone());
+    }
+
+    /// Rust's `{}` and `{:e}` print a shortest round-trip text too, but break exact ties
+    /// differently from ES6. Whatever they print must either canonicalise to the ES6 text with
+    /// the same decimal value, or be refused: the value is never silently changed.
+    #[test]
+    fn rust_std_float_text_is_accepted_or_refused_never_changed(
+        f in prop_oneof![number(), any::<f64>().prop_filter("finite", |f| f.is_finite())],
+    ) {
+        let expected = es6(f);
+        for text in [format!("{f}"), format!("{f:e}"), format!("{f:?}")] {
+            match canon_str(&text) {
+                Ok(out) => prop_assert_eq!(&out, &expected, "{}", text),
+                Err(JcsError::InexactNumber { offset: 0, canonical }) => {
+                    prop_assert_eq!(&canonical, &expected, "{}", text);
+                }
+                Err(JcsError::IntegerTooLarge { offset: 0 }) => {
+                    prop_assert!(f.abs() > TWO_POW_53, "{}", text);
+                }
+                Err(e) => prop_assert!(false, "{text}: unexpected {e:?}"),
+            }
+        }
     }
 
     #[test]
