@@ -122,7 +122,7 @@ fn split_point(n: u64) -> u64 {
 /// RFC 6962 only ever asks for ranges whose left part is perfect and aligned, which is what
 /// lets this recurse on stored perfect subtrees.
 pub fn subtree_root<S: HashSource>(src: &mut S, start: u64, size: u64) -> Result<Hash, S::Error> {
-    if size.is_power_of_two() && start % size == 0 {
+    if size.is_power_of_two() && start.is_multiple_of(size) {
         let height = size.trailing_zeros() as u8;
         return src.node(height, start >> height);
     }

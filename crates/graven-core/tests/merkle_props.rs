@@ -1,5 +1,7 @@
 //! Proofs against a naive recursive RFC 6962 implementation, for every tree size up to 1,024.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use graven_core::merkle::{self, MemoryTree, RightEdge};
 use graven_core::{Hash, LeafIndex, TreeSize, empty_root, leaf_hash, node_hash};
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! RFC 6962 vectors: the transparency-dev probes (including the negative ones) and the
 //! classic 8-leaf reference tree.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 mod common;
 
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! C2SP signed-note and tlog-checkpoint vectors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 mod common;
 
 use common::{read_json, vectors};

@@ -1,5 +1,7 @@
 //! C2SP tlog-tiles path vectors, tile counts, and tile/bundle encodings.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 mod common;
 
 use common::{read_json, vectors};

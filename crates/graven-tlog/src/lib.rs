@@ -191,10 +191,8 @@ impl LocalLog {
         if let Some((index, e)) = entries.iter().enumerate().find(|(_, e)| e.as_ref().len() > MAX_ENTRY_SIZE) {
             return Err(LogError::EntryTooLarge { index, len: e.as_ref().len() });
         }
-        if entries.is_empty() {
-            if let Some(cp) = &self.checkpoint {
-                return Ok(Published { old_size: self.size, new_size: self.size, root: self.root, checkpoint: cp.clone() });
-            }
+        if let (true, Some(cp)) = (entries.is_empty(), &self.checkpoint) {
+            return Ok(Published { old_size: self.size, new_size: self.size, root: self.root, checkpoint: cp.clone() });
         }
         let result = self.commit(entries);
         if matches!(result, Err(LogError::Io { .. })) {

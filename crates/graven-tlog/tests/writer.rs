@@ -1,5 +1,7 @@
 //! The local writer: byte-exact layout, split invariance, and a crash at every step.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -5,6 +5,8 @@
 //!    be reviewed and added here on purpose.
 //! 2. The verifier never depends on the writer: `graven-verify` must not reach `graven-tlog`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::collections::BTreeSet;
 use std::process::Command;
 

@@ -1,5 +1,7 @@
 //! End-to-end tests of the real `graven` binary: the contract other tools call.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
