@@ -20,10 +20,12 @@
 //! after a failed fsync the state of the page cache can no longer be trusted.
 
 mod durable;
+pub mod fs;
+pub mod sim;
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use graven_core::checkpoint::{Checkpoint, OpenError, VerifiedCheckpoint};
 use graven_core::hash::{Hash, TreeSize, leaf_hash};
@@ -32,14 +34,12 @@ use graven_core::note::{self, SignerKey, VerifierKey};
 use graven_core::tile::{self, BundleId, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, TileId};
 use graven_core::tile_source::{TileHashes, TileSourceError};
 
-pub use durable::read_limited;
+pub use fs::{Fs, LOCK_FILE, RealFs};
 
 /// Largest hash tile: 256 hashes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
 /// Largest entry bundle: 256 entries of 65,535 bytes, each with a 2-byte length.
 pub const MAX_BUNDLE_BYTES: u64 = TILE_WIDTH * (2 + MAX_ENTRY_SIZE as u64);
-
-const LOCK_FILE: &str = ".graven-lock";
 
 /// Why opening or appending to a local log failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,57 +80,58 @@ pub struct Published {
 }
 
 /// A local tiled log open for appending. Holds an exclusive lock on the directory.
-#[derive(Debug)]
 pub struct LocalLog {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     key: SignerKey,
     size: TreeSize,
     root: Hash,
     checkpoint: Option<String>,
     poisoned: bool,
-    crash_after: Option<usize>,
-    _lock: File,
+    _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
-/// Reads a tile of a log directory, at exactly the width asked for.
-pub fn read_tile(dir: &Path, t: TileId) -> io::Result<Vec<u8>> {
-    read_limited(&dir.join(t.path()), MAX_TILE_BYTES)
-}
-
-/// Reads an entry bundle of a log directory.
-pub fn read_bundle(dir: &Path, b: BundleId) -> io::Result<Vec<u8>> {
-    read_limited(&dir.join(b.path()), MAX_BUNDLE_BYTES)
+impl std::fmt::Debug for LocalLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLog")
+            .field("dir", &self.dir)
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalLog {
     /// Opens the log in `dir`, creating it (and the directory) if it is empty or missing.
     /// An existing log must have been signed by `key`.
     pub fn open(dir: &Path, key: SignerKey) -> Result<Self, LogError> {
-        std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("opening lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(dir.to_path_buf())),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock_path)(e)),
+        Self::open_with(Arc::new(RealFs), dir, key)
+    }
+
+    /// [`LocalLog::open`] on any [`Fs`], such as the crash-simulating [`sim::SimFs`].
+    pub fn open_with(fs: Arc<dyn Fs>, dir: &Path, key: SignerKey) -> Result<Self, LogError> {
+        let mut batch = durable::Batch::new(fs.as_ref());
+        if !fs.is_dir(dir) {
+            batch.create_dirs(dir).map_err(io_err("creating", dir))?;
+            batch.sync().map_err(io_err("creating", dir))?;
         }
+        let lock = match fs.lock(dir).map_err(io_err("locking", dir))? {
+            Some(l) => l,
+            None => return Err(LogError::Locked(dir.to_path_buf())),
+        };
         let cp_path = dir.join("checkpoint");
         let mut log = LocalLog {
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             key,
             size: TreeSize(0),
             root: graven_core::empty_root(),
             checkpoint: None,
             poisoned: false,
-            crash_after: None,
             _lock: lock,
         };
-        match read_limited(&cp_path, note::MAX_NOTE_SIZE as u64) {
+        match fs.read(&cp_path, note::MAX_NOTE_SIZE as u64) {
             Ok(bytes) => {
                 let vkey = log.key.verifier();
                 let cp = VerifiedCheckpoint::open(&bytes, &vkey, vkey.name())?;
@@ -140,10 +141,9 @@ impl LocalLog {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Only our own debris (an interrupted first append) may be here.
-                for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
-                    let entry = entry.map_err(io_err("listing", dir))?;
-                    let name = entry.file_name();
-                    let ours = name == "tile" || name == LOCK_FILE || name.to_string_lossy().starts_with(".checkpoint.tmp");
+                for name in fs.list(dir).map_err(io_err("listing", dir))? {
+                    let name = name.to_string_lossy();
+                    let ours = name == "tile" || name == LOCK_FILE || name.starts_with(".checkpoint.tmp");
                     if !ours {
                         return Err(LogError::NotALog(dir.to_path_buf()));
                     }
@@ -175,12 +175,6 @@ impl LocalLog {
         self.checkpoint.as_deref()
     }
 
-    /// Test hook: make the next append fail, as a crash would, after `n` file operations.
-    #[doc(hidden)]
-    pub fn set_crash_after(&mut self, n: Option<usize>) {
-        self.crash_after = n;
-    }
-
     /// Appends `entries` and publishes one new checkpoint covering them. Either every entry
     /// is appended and the new checkpoint is durable when this returns `Ok`, or the log's
     /// committed state is unchanged. Entries are validated before anything is written.
@@ -205,11 +199,13 @@ impl LocalLog {
     fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
         let old = self.size;
         let dir = self.dir.clone();
-        let mut batch = durable::Batch::new(self.crash_after);
+        let fs = self.fs.clone();
+        let fs = fs.as_ref();
+        let mut batch = durable::Batch::new(fs);
 
         // 1. Load the committed tree's right edge and its partial tiles and bundle, and check
         //    that they still reproduce the committed root. Read-only: a crash leaves nothing.
-        let mut src = TileHashes::new(old, |t: TileId| read_tile(&dir, t));
+        let mut src = TileHashes::new(old, |t: TileId| fs.read(&dir.join(t.path()), MAX_TILE_BYTES));
         let tiles_err = |e: TileSourceError<io::Error>| LogError::Tiles(e.to_string());
         let mut edge = RightEdge::from_source(&mut src, old).map_err(tiles_err)?;
         if edge.root() != self.root {
@@ -235,7 +231,7 @@ impl LocalLog {
         let mut bundle_len = old.0 % TILE_WIDTH;
         if bundle_len != 0 {
             let b = BundleId { index: old.0 / TILE_WIDTH, width: bundle_len as u16 };
-            bundle = read_bundle(&dir, b).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
+            bundle = fs.read(&dir.join(b.path()), MAX_BUNDLE_BYTES).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
             tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
         }
 
