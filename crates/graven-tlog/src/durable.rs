@@ -25,10 +25,13 @@ impl<'a> Batch<'a> {
 
     /// Creates `dir` and any missing parents, remembering each parent whose entries changed.
     pub fn create_dirs(&mut self, dir: &Path) -> io::Result<()> {
+        // `Path::new("log").parent()` is the empty path: the current directory.
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
         if self.fs.is_dir(dir) {
             return Ok(());
         }
         if let Some(parent) = dir.parent() {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
             self.create_dirs(parent)?;
             self.dirs.insert(parent.to_path_buf());
         }
@@ -42,6 +45,7 @@ impl<'a> Batch<'a> {
     /// fsynced before the rename; the directory entry is durable after [`Batch::sync`].
     pub fn write(&mut self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
         let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
         self.create_dirs(dir)?;
         let mut tmp_name = std::ffi::OsString::from(".");

@@ -44,10 +44,12 @@ impl Fetch for DirFetch {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        if f.metadata()?.len() > limit {
+        let len = f.metadata()?.len();
+        if len > limit {
             return Err(FetchError::TooLarge { path: path.to_owned(), limit });
         }
-        let mut buf = Vec::new();
+        // Sized from the metadata, so the common case is one read call plus the EOF check.
+        let mut buf = Vec::with_capacity(len as usize + 1);
         io::Read::read_to_end(&mut io::Read::take(f, limit + 1), &mut buf)?;
         if buf.len() as u64 > limit {
             return Err(FetchError::TooLarge { path: path.to_owned(), limit });

@@ -230,5 +230,8 @@ fn stored_hash<F: Fetch>(
     slot.as_ref()
         .and_then(|c| c.hashes.get(pos))
         .copied()
-        .ok_or(VerifyError::Data { path: tile.path(), source: TileDataError::TileLength { len: 0, width: tile.width } })
+        .ok_or_else(|| VerifyError::Data {
+            path: tile.path(),
+            source: TileDataError::TileLength { len: 0, width: tile.width },
+        })
 }

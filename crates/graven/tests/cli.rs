@@ -291,6 +291,29 @@ fn raw_lines_keep_their_bytes_and_appends_resume() {
     ok(&log.verify());
 }
 
+/// A bare relative directory name (no `./`) works for creating and appending.
+#[test]
+fn relative_log_directory() {
+    let log = TestLog::new("rel.example/log");
+    let work = log.dir.parent().unwrap();
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
+            .args(args)
+            .current_dir(work)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    ok(&run(&["log", "append", "--dir", "relt", "--key", "log.key", "--raw"], b"a\nb\n"));
+    ok(&run(&["log", "append", "--dir", "relt", "--key", "log.key", "--raw"], b"c\n"));
+    let v: Value = serde_json::from_str(&ok(&run(&["verify", "relt", "--vkey", &log.vkey, "--json"], b""))).unwrap();
+    assert_eq!(v["tree_size"], 3);
+}
+
 #[test]
 fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
     let log = TestLog::new("keys.example/log");
