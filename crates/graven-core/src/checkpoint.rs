@@ -74,8 +74,7 @@ impl Checkpoint {
         }
         let body = text.strip_suffix('\n').ok_or(CheckpointError::NoFinalNewline)?;
         let mut lines = body.split('\n');
-        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
-        else {
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
             return Err(CheckpointError::TooFewLines);
         };
         if origin.is_empty() {
@@ -118,9 +117,8 @@ impl Checkpoint {
 }
 
 fn parse_size(s: &str) -> Result<TreeSize, CheckpointError> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !canonical {
         return Err(CheckpointError::SizeFormat(s.to_owned()));
     }
@@ -138,11 +136,7 @@ pub struct VerifiedCheckpoint {
 impl VerifiedCheckpoint {
     /// Verifies `note_bytes` with `log_key` and checks that the origin is `expected_origin`
     /// (usually `log_key.name()`; older logs such as sum.golang.org use another origin).
-    pub fn open(
-        note_bytes: &[u8],
-        log_key: &VerifierKey,
-        expected_origin: &str,
-    ) -> Result<Self, OpenError> {
+    pub fn open(note_bytes: &[u8], log_key: &VerifierKey, expected_origin: &str) -> Result<Self, OpenError> {
         let opened = note::open(note_bytes, std::slice::from_ref(log_key))?;
         let checkpoint = Checkpoint::parse(opened.text())?;
         if checkpoint.origin != expected_origin {

@@ -13,7 +13,9 @@ pub enum EventError {
     Json(#[from] JcsError),
     #[error("an event must be a JSON object {{...}}, not {0}")]
     NotAnObject(&'static str),
-    #[error("canonical event is {0} bytes, over the {MAX_ENTRY_SIZE}-byte limit; store large payloads elsewhere and log their digest")]
+    #[error(
+        "canonical event is {0} bytes, over the {MAX_ENTRY_SIZE}-byte limit; store large payloads elsewhere and log their digest"
+    )]
     TooLarge(usize),
 }
 

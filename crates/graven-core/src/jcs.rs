@@ -121,17 +121,13 @@ pub enum JcsError {
         offset: usize,
     },
     /// The input starts with a UTF-8 byte order mark.
-    #[error(
-        "byte order mark at byte {offset}: JSON text must not start with U+FEFF; strip the BOM"
-    )]
+    #[error("byte order mark at byte {offset}: JSON text must not start with U+FEFF; strip the BOM")]
     ByteOrderMark {
         /// Always 0.
         offset: usize,
     },
     /// The input ended in the middle of a value.
-    #[error(
-        "unexpected end of input at byte {offset}: expected {expected}; the document is truncated"
-    )]
+    #[error("unexpected end of input at byte {offset}: expected {expected}; the document is truncated")]
     UnexpectedEnd {
         /// The input length.
         offset: usize,
@@ -303,23 +299,13 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, JcsError> {
 /// Parses `input` strictly into a [`Value`] tree; see the module docs for every rule enforced.
 pub fn parse(input: &[u8]) -> Result<Value, JcsError> {
     if input.len() > MAX_INPUT {
-        return Err(JcsError::InputTooLarge {
-            offset: MAX_INPUT,
-            len: input.len(),
-            max: MAX_INPUT,
-        });
+        return Err(JcsError::InputTooLarge { offset: MAX_INPUT, len: input.len(), max: MAX_INPUT });
     }
-    let text = std::str::from_utf8(input).map_err(|e| JcsError::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    let text = std::str::from_utf8(input).map_err(|e| JcsError::InvalidUtf8 { offset: e.valid_up_to() })?;
     if text.starts_with('\u{FEFF}') {
         return Err(JcsError::ByteOrderMark { offset: 0 });
     }
-    let mut parser = Parser {
-        text,
-        bytes: input,
-        pos: 0,
-    };
+    let mut parser = Parser { text, bytes: input, pos: 0 };
     parser.skip_whitespace();
     let value = parser.parse_value(0)?;
     parser.skip_whitespace();
@@ -480,15 +466,8 @@ impl Parser<'_> {
     /// character (reported as the whole character, not a byte of it).
     fn unexpected(&self, pos: usize, expected: &'static str) -> JcsError {
         match self.text.get(pos..).and_then(|rest| rest.chars().next()) {
-            Some(found) => JcsError::UnexpectedCharacter {
-                offset: pos,
-                found,
-                expected,
-            },
-            None => JcsError::UnexpectedEnd {
-                offset: self.bytes.len(),
-                expected,
-            },
+            Some(found) => JcsError::UnexpectedCharacter { offset: pos, found, expected },
+            None => JcsError::UnexpectedEnd { offset: self.bytes.len(), expected },
         }
     }
 
@@ -522,10 +501,7 @@ impl Parser<'_> {
     /// before descending, which is what bounds the recursion.
     fn check_depth(&self, depth: usize) -> Result<(), JcsError> {
         if depth > MAX_DEPTH {
-            return Err(JcsError::TooDeep {
-                offset: self.pos,
-                max: MAX_DEPTH,
-            });
+            return Err(JcsError::TooDeep { offset: self.pos, max: MAX_DEPTH });
         }
         Ok(())
     }
@@ -573,10 +549,7 @@ impl Parser<'_> {
             let key_offset = self.pos;
             let key = self.parse_string()?;
             if seen.contains(&key) {
-                return Err(JcsError::DuplicateKey {
-                    offset: key_offset,
-                    key,
-                });
+                return Err(JcsError::DuplicateKey { offset: key_offset, key });
             }
             seen.insert(key.clone());
             self.skip_whitespace();
@@ -618,10 +591,7 @@ impl Parser<'_> {
                     run_start = self.pos;
                 }
                 Some(byte @ 0x00..=0x1f) => {
-                    return Err(JcsError::ControlCharacter {
-                        offset: self.pos,
-                        byte,
-                    });
+                    return Err(JcsError::ControlCharacter { offset: self.pos, byte });
                 }
                 Some(_) => self.pos += 1,
             }
@@ -631,10 +601,7 @@ impl Parser<'_> {
     /// Copies the unescaped run `run_start..pos` into `out`. Runs end at ASCII bytes, hence on
     /// char boundaries; the error arm only exists so that no path can panic.
     fn push_run(&self, out: &mut String, run_start: usize) -> Result<(), JcsError> {
-        let run = self
-            .text
-            .get(run_start..self.pos)
-            .ok_or(JcsError::InvalidUtf8 { offset: run_start })?;
+        let run = self.text.get(run_start..self.pos).ok_or(JcsError::InvalidUtf8 { offset: run_start })?;
         out.push_str(run);
         Ok(())
     }
@@ -659,45 +626,27 @@ impl Parser<'_> {
                     0xD800..=0xDBFF => {
                         let low_start = self.pos;
                         if self.bytes.get(low_start..low_start + 2) != Some(b"\\u") {
-                            return Err(JcsError::LoneSurrogate {
-                                offset: start,
-                                code_unit: unit,
-                            });
+                            return Err(JcsError::LoneSurrogate { offset: start, code_unit: unit });
                         }
                         self.pos += 2;
                         let low = self.parse_hex4(low_start)?;
                         if !(0xDC00..=0xDFFF).contains(&low) {
-                            return Err(JcsError::LoneSurrogate {
-                                offset: start,
-                                code_unit: unit,
-                            });
+                            return Err(JcsError::LoneSurrogate { offset: start, code_unit: unit });
                         }
-                        let scalar = 0x10000
-                            + ((u32::from(unit) - 0xD800) << 10)
-                            + (u32::from(low) - 0xDC00);
+                        let scalar = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
                         char::from_u32(scalar)
                     }
                     _ => char::from_u32(u32::from(unit)),
                 };
                 // `None` only for a low surrogate with no high one before it.
-                let c = c.ok_or(JcsError::LoneSurrogate {
-                    offset: start,
-                    code_unit: unit,
-                })?;
+                let c = c.ok_or(JcsError::LoneSurrogate { offset: start, code_unit: unit })?;
                 out.push(c);
                 return Ok(());
             }
             None => return Err(self.unexpected(self.pos, "an escape character after '\\'")),
             Some(_) => {
-                let found = self
-                    .text
-                    .get(self.pos..)
-                    .and_then(|r| r.chars().next())
-                    .unwrap_or('\\');
-                return Err(JcsError::InvalidEscape {
-                    offset: start,
-                    found,
-                });
+                let found = self.text.get(self.pos..).and_then(|r| r.chars().next()).unwrap_or('\\');
+                return Err(JcsError::InvalidEscape { offset: start, found });
             }
         };
         self.pos += 1;
@@ -709,11 +658,10 @@ impl Parser<'_> {
     fn parse_hex4(&mut self, escape_start: usize) -> Result<u16, JcsError> {
         let mut unit: u16 = 0;
         for _ in 0..4 {
-            let digit = self.peek().and_then(|b| char::from(b).to_digit(16)).ok_or(
-                JcsError::InvalidUnicodeEscape {
-                    offset: escape_start,
-                },
-            )?;
+            let digit = self
+                .peek()
+                .and_then(|b| char::from(b).to_digit(16))
+                .ok_or(JcsError::InvalidUnicodeEscape { offset: escape_start })?;
             // Four nibbles fill exactly 16 bits, so the shift never loses a digit.
             unit = (unit << 4) | digit as u16;
             self.pos += 1;
@@ -736,10 +684,7 @@ impl Parser<'_> {
             }
             Some(b'1'..=b'9') => self.skip_digits(),
             _ => {
-                return Err(JcsError::InvalidNumber {
-                    offset: self.pos,
-                    detail: "a digit must follow '-'",
-                });
+                return Err(JcsError::InvalidNumber { offset: self.pos, detail: "a digit must follow '-'" });
             }
         }
         if self.peek() == Some(b'.') {
@@ -766,10 +711,7 @@ impl Parser<'_> {
             self.skip_digits();
         }
 
-        let literal = self
-            .text
-            .get(start..self.pos)
-            .ok_or(JcsError::InvalidUtf8 { offset: start })?;
+        let literal = self.text.get(start..self.pos).ok_or(JcsError::InvalidUtf8 { offset: start })?;
         let value: f64 = literal.parse().map_err(|_| JcsError::InvalidNumber {
             offset: start,
             detail: "not a number Rust can parse (this is a bug: the grammar check passed)",
@@ -785,10 +727,7 @@ impl Parser<'_> {
         write_number(value, &mut canonical);
         let canonical = String::from_utf8_lossy(&canonical).into_owned();
         if Decimal::from_literal(&canonical) != written {
-            return Err(JcsError::InexactNumber {
-                offset: start,
-                canonical,
-            });
+            return Err(JcsError::InexactNumber { offset: start, canonical });
         }
         Ok(value)
     }
@@ -821,10 +760,7 @@ impl Decimal {
             _ => (false, bytes),
         };
         let (mantissa, exp_text) = match rest.iter().position(|&b| b == b'e' || b == b'E') {
-            Some(i) => (
-                rest.get(..i).unwrap_or_default(),
-                rest.get(i + 1..).unwrap_or_default(),
-            ),
+            Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..).unwrap_or_default()),
             None => (rest, &[][..]),
         };
 
@@ -857,22 +793,14 @@ impl Decimal {
         let mut exponent = exp.saturating_sub(fraction_len);
 
         let Some(first_nonzero) = digits.iter().position(|&d| d != b'0') else {
-            return Self {
-                negative: false,
-                digits: Vec::new(),
-                exponent: 0,
-            };
+            return Self { negative: false, digits: Vec::new(), exponent: 0 };
         };
         digits.drain(..first_nonzero);
         while digits.last() == Some(&b'0') {
             digits.pop();
             exponent = exponent.saturating_add(1);
         }
-        Self {
-            negative,
-            digits,
-            exponent,
-        }
+        Self { negative, digits, exponent }
     }
 
     /// Whether this is an integer of magnitude greater than 2^53.
@@ -880,19 +808,13 @@ impl Decimal {
         if self.digits.is_empty() || self.exponent < 0 {
             return false;
         }
-        let integer_digits = i64::try_from(self.digits.len())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.exponent);
+        let integer_digits =
+            i64::try_from(self.digits.len()).unwrap_or(i64::MAX).saturating_add(self.exponent);
         match integer_digits.cmp(&16) {
             Ordering::Less => false,
             Ordering::Greater => true,
             Ordering::Equal => {
-                let padded = self
-                    .digits
-                    .iter()
-                    .copied()
-                    .chain(std::iter::repeat(b'0'))
-                    .take(16);
+                let padded = self.digits.iter().copied().chain(std::iter::repeat(b'0')).take(16);
                 padded.cmp(MAX_EXACT_INTEGER_DIGITS.iter().copied()) == Ordering::Greater
             }
         }
@@ -921,10 +843,7 @@ mod tests {
         assert_eq!(dec("1e2"), (false, "1".into(), 2));
         assert_eq!(dec("1e+21"), (false, "1".into(), 21));
         assert_eq!(dec("-0.00120E3"), (true, "12".into(), -1));
-        assert_eq!(
-            dec("9.999999999999997e-7"),
-            (false, "9999999999999997".into(), -22)
-        );
+        assert_eq!(dec("9.999999999999997e-7"), (false, "9999999999999997".into(), -22));
         assert_eq!(Decimal::from_literal("0.1"), Decimal::from_literal("1e-1"));
         assert_ne!(Decimal::from_literal("1"), Decimal::from_literal("-1"));
         // Saturating exponents do not panic.
@@ -956,71 +875,23 @@ mod tests {
         assert_eq!(canon("1E-7").unwrap(), "1e-7");
         assert_eq!(canon("9007199254740992").unwrap(), "9007199254740992");
         assert_eq!(canon("5e-324").unwrap(), "5e-324");
-        assert_eq!(
-            canon("1e-400"),
-            Err(JcsError::InexactNumber {
-                offset: 0,
-                canonical: "0".into()
-            })
-        );
-        assert_eq!(
-            canon("9007199254740993.5"),
-            Err(JcsError::IntegerTooLarge { offset: 0 })
-        );
+        assert_eq!(canon("1e-400"), Err(JcsError::InexactNumber { offset: 0, canonical: "0".into() }));
+        assert_eq!(canon("9007199254740993.5"), Err(JcsError::IntegerTooLarge { offset: 0 }));
         assert_eq!(
             canon("9007199254740992.5"),
-            Err(JcsError::InexactNumber {
-                offset: 0,
-                canonical: "9007199254740992".into()
-            })
+            Err(JcsError::InexactNumber { offset: 0, canonical: "9007199254740992".into() })
         );
         assert_eq!(
             canon("[1,-]"),
-            Err(JcsError::InvalidNumber {
-                offset: 4,
-                detail: "a digit must follow '-'"
-            })
+            Err(JcsError::InvalidNumber { offset: 4, detail: "a digit must follow '-'" })
         );
-        assert!(matches!(
-            canon("1."),
-            Err(JcsError::InvalidNumber { offset: 2, .. })
-        ));
-        assert!(matches!(
-            canon("1e"),
-            Err(JcsError::InvalidNumber { offset: 2, .. })
-        ));
-        assert!(matches!(
-            canon("1e+"),
-            Err(JcsError::InvalidNumber { offset: 3, .. })
-        ));
-        assert!(matches!(
-            canon("+1"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 0,
-                found: '+',
-                ..
-            })
-        ));
-        assert!(matches!(
-            canon(".5"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 0,
-                found: '.',
-                ..
-            })
-        ));
-        assert!(matches!(
-            canon("NaN"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 0,
-                found: 'N',
-                ..
-            })
-        ));
-        assert!(matches!(
-            canon("-Infinity"),
-            Err(JcsError::InvalidNumber { offset: 1, .. })
-        ));
+        assert!(matches!(canon("1."), Err(JcsError::InvalidNumber { offset: 2, .. })));
+        assert!(matches!(canon("1e"), Err(JcsError::InvalidNumber { offset: 2, .. })));
+        assert!(matches!(canon("1e+"), Err(JcsError::InvalidNumber { offset: 3, .. })));
+        assert!(matches!(canon("+1"), Err(JcsError::UnexpectedCharacter { offset: 0, found: '+', .. })));
+        assert!(matches!(canon(".5"), Err(JcsError::UnexpectedCharacter { offset: 0, found: '.', .. })));
+        assert!(matches!(canon("NaN"), Err(JcsError::UnexpectedCharacter { offset: 0, found: 'N', .. })));
+        assert!(matches!(canon("-Infinity"), Err(JcsError::InvalidNumber { offset: 1, .. })));
     }
 
     #[test]
@@ -1029,125 +900,43 @@ mod tests {
             canon(r#""\u0000\u001F\u007f\/\b\f\n\r\t\"\\""#).unwrap(),
             "\"\\u0000\\u001f\u{7f}/\\b\\f\\n\\r\\t\\\"\\\\\""
         );
-        assert_eq!(
-            canon(r#""\u2028\u2029\uD83D\uDE02""#).unwrap(),
-            "\"\u{2028}\u{2029}\u{1F602}\""
-        );
-        assert!(matches!(
-            canon(r#""\x""#),
-            Err(JcsError::InvalidEscape {
-                offset: 1,
-                found: 'x'
-            })
-        ));
-        assert!(matches!(
-            canon(r#""\é""#),
-            Err(JcsError::InvalidEscape {
-                offset: 1,
-                found: 'é'
-            })
-        ));
-        assert_eq!(
-            canon(r#""\u12G4""#),
-            Err(JcsError::InvalidUnicodeEscape { offset: 1 })
-        );
-        assert_eq!(
-            canon(r#""\u12"#),
-            Err(JcsError::InvalidUnicodeEscape { offset: 1 })
-        );
-        assert_eq!(
-            canon(r#""\uD800\u12"#),
-            Err(JcsError::InvalidUnicodeEscape { offset: 7 })
-        );
-        assert!(matches!(
-            canon(r#""abc"#),
-            Err(JcsError::UnexpectedEnd { offset: 4, .. })
-        ));
-        assert!(matches!(
-            canon(r#""abc\"#),
-            Err(JcsError::UnexpectedEnd { offset: 5, .. })
-        ));
+        assert_eq!(canon(r#""\u2028\u2029\uD83D\uDE02""#).unwrap(), "\"\u{2028}\u{2029}\u{1F602}\"");
+        assert!(matches!(canon(r#""\x""#), Err(JcsError::InvalidEscape { offset: 1, found: 'x' })));
+        assert!(matches!(canon(r#""\é""#), Err(JcsError::InvalidEscape { offset: 1, found: 'é' })));
+        assert_eq!(canon(r#""\u12G4""#), Err(JcsError::InvalidUnicodeEscape { offset: 1 }));
+        assert_eq!(canon(r#""\u12"#), Err(JcsError::InvalidUnicodeEscape { offset: 1 }));
+        assert_eq!(canon(r#""\uD800\u12"#), Err(JcsError::InvalidUnicodeEscape { offset: 7 }));
+        assert!(matches!(canon(r#""abc"#), Err(JcsError::UnexpectedEnd { offset: 4, .. })));
+        assert!(matches!(canon(r#""abc\"#), Err(JcsError::UnexpectedEnd { offset: 5, .. })));
     }
 
     #[test]
     fn keys_sort_by_utf16() {
         // U+FB33 sorts after U+1F602 in UTF-16 (0xFB33 > 0xD83D) but before it in UTF-8.
-        assert_eq!(
-            canon("{\"\u{FB33}\":1,\"\u{1F602}\":2}").unwrap(),
-            "{\"\u{1F602}\":2,\"\u{FB33}\":1}"
-        );
-        assert_eq!(
-            canon(r#"{"b":1,"a":2,"":3,"aa":4}"#).unwrap(),
-            r#"{"":3,"a":2,"aa":4,"b":1}"#
-        );
+        assert_eq!(canon("{\"\u{FB33}\":1,\"\u{1F602}\":2}").unwrap(), "{\"\u{1F602}\":2,\"\u{FB33}\":1}");
+        assert_eq!(canon(r#"{"b":1,"a":2,"":3,"aa":4}"#).unwrap(), r#"{"":3,"a":2,"aa":4,"b":1}"#);
     }
 
     #[test]
     fn structure_errors() {
-        assert!(matches!(
-            canon(""),
-            Err(JcsError::UnexpectedEnd { offset: 0, .. })
-        ));
-        assert!(matches!(
-            canon("  "),
-            Err(JcsError::UnexpectedEnd { offset: 2, .. })
-        ));
-        assert!(matches!(
-            canon("[1,]"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 3,
-                found: ']',
-                ..
-            })
-        ));
-        assert!(matches!(
-            canon("{\"a\":1,}"),
-            Err(JcsError::UnexpectedCharacter { offset: 7, .. })
-        ));
+        assert!(matches!(canon(""), Err(JcsError::UnexpectedEnd { offset: 0, .. })));
+        assert!(matches!(canon("  "), Err(JcsError::UnexpectedEnd { offset: 2, .. })));
+        assert!(matches!(canon("[1,]"), Err(JcsError::UnexpectedCharacter { offset: 3, found: ']', .. })));
+        assert!(matches!(canon("{\"a\":1,}"), Err(JcsError::UnexpectedCharacter { offset: 7, .. })));
         assert!(matches!(
             canon("{'a':1}"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 1,
-                found: '\'',
-                ..
-            })
+            Err(JcsError::UnexpectedCharacter { offset: 1, found: '\'', .. })
         ));
-        assert!(matches!(
-            canon("{\"a\" 1}"),
-            Err(JcsError::UnexpectedCharacter { offset: 5, .. })
-        ));
-        assert!(matches!(
-            canon("[1 2]"),
-            Err(JcsError::UnexpectedCharacter { offset: 3, .. })
-        ));
-        assert!(matches!(
-            canon("tru"),
-            Err(JcsError::UnexpectedEnd { offset: 3, .. })
-        ));
-        assert!(matches!(
-            canon("trUe"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 2,
-                found: 'U',
-                ..
-            })
-        ));
+        assert!(matches!(canon("{\"a\" 1}"), Err(JcsError::UnexpectedCharacter { offset: 5, .. })));
+        assert!(matches!(canon("[1 2]"), Err(JcsError::UnexpectedCharacter { offset: 3, .. })));
+        assert!(matches!(canon("tru"), Err(JcsError::UnexpectedEnd { offset: 3, .. })));
+        assert!(matches!(canon("trUe"), Err(JcsError::UnexpectedCharacter { offset: 2, found: 'U', .. })));
         assert!(matches!(
             canon("[\u{a0}1]"),
-            Err(JcsError::UnexpectedCharacter {
-                offset: 1,
-                found: '\u{a0}',
-                ..
-            })
+            Err(JcsError::UnexpectedCharacter { offset: 1, found: '\u{a0}', .. })
         ));
-        assert!(matches!(
-            canon("\u{c}1"),
-            Err(JcsError::UnexpectedCharacter { offset: 0, .. })
-        ));
-        assert!(matches!(
-            canon("1 /* c */"),
-            Err(JcsError::TrailingData { offset: 2 })
-        ));
+        assert!(matches!(canon("\u{c}1"), Err(JcsError::UnexpectedCharacter { offset: 0, .. })));
+        assert!(matches!(canon("1 /* c */"), Err(JcsError::TrailingData { offset: 2 })));
         assert_eq!(canon(" \t\r\n[ 1 , { } ]\n").unwrap(), "[1,{}]");
     }
 
@@ -1155,32 +944,21 @@ mod tests {
     fn offsets_and_messages() {
         let err = canon(r#"{"x": 1, "y": 2, "a": 3, "a": 4}"#).unwrap_err();
         assert_eq!(err.offset(), 25);
-        assert_eq!(
-            err.to_string(),
-            "duplicate key \"a\" at byte 25: each key may appear once per object"
-        );
+        assert_eq!(err.to_string(), "duplicate key \"a\" at byte 25: each key may appear once per object");
         let err = canon("9007199254740993").unwrap_err();
         assert_eq!(
             err.to_string(),
             "number at byte 0: integer beyond ±2^53 cannot be represented exactly; send it as a string"
         );
         let err = canon(r#""\udc00""#).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("lone surrogate \\uDC00 at byte 1: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("lone surrogate \\uDC00 at byte 1: "), "{err}");
     }
 
     #[test]
     fn hand_built_values() {
         let mut out = Vec::new();
-        Value::Array(vec![
-            Value::Number(f64::NAN),
-            Value::Number(f64::NEG_INFINITY),
-            Value::Number(-0.0),
-        ])
-        .write_canonical(&mut out);
+        Value::Array(vec![Value::Number(f64::NAN), Value::Number(f64::NEG_INFINITY), Value::Number(-0.0)])
+            .write_canonical(&mut out);
         assert_eq!(out, b"[null,null,0]");
 
         // Far deeper than MAX_DEPTH: the writer must not recurse.

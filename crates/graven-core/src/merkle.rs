@@ -212,8 +212,7 @@ fn to_hashes<B: AsRef<[u8]>>(proof: &[B]) -> Result<Vec<Hash>, VerifyError> {
         .iter()
         .enumerate()
         .map(|(position, p)| {
-            Hash::from_slice(p.as_ref())
-                .map_err(|e| VerifyError::ElementLength { position, len: e.len })
+            Hash::from_slice(p.as_ref()).map_err(|e| VerifyError::ElementLength { position, len: e.len })
         })
         .collect()
 }

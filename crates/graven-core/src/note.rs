@@ -39,7 +39,9 @@ pub enum NoteError {
     MalformedSignature { line: usize, why: &'static str },
     #[error("note has more than {MAX_SIGNATURES} signatures")]
     TooManySignatures,
-    #[error("the signature by trusted key {name} does not verify: the note was altered or signed by another key")]
+    #[error(
+        "the signature by trusted key {name} does not verify: the note was altered or signed by another key"
+    )]
     InvalidSignature { name: String },
     #[error("no signature from a trusted key: the note is signed by {seen:?}, which are not the keys given")]
     Unverified { seen: Vec<String> },
@@ -83,7 +85,9 @@ pub enum KeyError {
     Length(usize),
     #[error("not a valid Ed25519 public key")]
     PublicKey,
-    #[error("key ID {given:08x} does not match the key (expected {computed:08x}); the key string was altered")]
+    #[error(
+        "key ID {given:08x} does not match the key (expected {computed:08x}); the key string was altered"
+    )]
     KeyIdMismatch { given: u32, computed: u32 },
 }
 
@@ -105,8 +109,7 @@ pub fn key_id(name: &str, alg: u8, public_key: &[u8]) -> u32 {
 fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), KeyError> {
     // Names cannot hold '+', but base64 can: split at the first two only.
     let mut parts = s.splitn(3, '+');
-    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(KeyError::Shape);
     };
     if !is_valid_key_name(name) {
@@ -198,10 +201,8 @@ impl SignerKey {
     pub const PREFIX: &'static str = "PRIVATE+KEY+";
 
     pub fn parse(s: &str) -> Result<Self, KeyError> {
-        let rest = s
-            .trim_end_matches(['\n', '\r'])
-            .strip_prefix(Self::PREFIX)
-            .ok_or(KeyError::SignerShape)?;
+        let rest =
+            s.trim_end_matches(['\n', '\r']).strip_prefix(Self::PREFIX).ok_or(KeyError::SignerShape)?;
         let (name, id, seed) = parse_key_parts(rest)?;
         let key = SigningKey::from_bytes(&seed);
         let computed = key_id(name, ALG_ED25519, key.verifying_key().as_bytes());
@@ -272,8 +273,7 @@ impl std::fmt::Debug for SignerKey {
 }
 
 fn check_text(text: &str) -> Result<(), NoteError> {
-    if let Some((offset, &byte)) =
-        text.as_bytes().iter().enumerate().find(|&(_, &b)| b < 0x20 && b != b'\n')
+    if let Some((offset, &byte)) = text.as_bytes().iter().enumerate().find(|&(_, &b)| b < 0x20 && b != b'\n')
     {
         return Err(NoteError::ControlCharacter { byte, offset });
     }
@@ -308,9 +308,7 @@ impl<'a> Note<'a> {
             return Err(NoteError::TooLarge(bytes.len()));
         }
         let msg = std::str::from_utf8(bytes).map_err(|e| NoteError::InvalidUtf8(e.valid_up_to()))?;
-        if let Some((offset, &byte)) =
-            bytes.iter().enumerate().find(|&(_, &b)| b < 0x20 && b != b'\n')
-        {
+        if let Some((offset, &byte)) = bytes.iter().enumerate().find(|&(_, &b)| b < 0x20 && b != b'\n') {
             return Err(NoteError::ControlCharacter { byte, offset });
         }
         if !msg.ends_with('\n') {

@@ -54,7 +54,9 @@ pub enum PathError {
     Shape,
     #[error("tile level must be a decimal number 0..=63 without leading zeroes")]
     Level,
-    #[error("tile index must be 3-digit groups, all but the last prefixed with 'x', without a leading zero group")]
+    #[error(
+        "tile index must be 3-digit groups, all but the last prefixed with 'x', without a leading zero group"
+    )]
     Index,
     #[error("tile index does not fit in 64 bits")]
     Overflow,
@@ -245,9 +247,7 @@ pub fn tiles_for_size(size: TreeSize) -> impl Iterator<Item = TileId> {
 
 /// Every entry bundle of a tree of `size` leaves, left to right.
 pub fn bundles_for_size(size: TreeSize) -> impl Iterator<Item = BundleId> {
-    tiles_for_size(size)
-        .take_while(|t| t.level == 0)
-        .map(|t| BundleId { index: t.index, width: t.width })
+    tiles_for_size(size).take_while(|t| t.level == 0).map(|t| BundleId { index: t.index, width: t.width })
 }
 
 /// Why tile or bundle bytes were rejected.

@@ -1,6 +1,5 @@
 //! Shared helpers for the data-driven tests over `../shared/vectors`.
 #![allow(dead_code)]
-
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 use std::path::PathBuf;

@@ -24,9 +24,7 @@ fn decode_outhex(text: &[u8]) -> Vec<u8> {
     std::str::from_utf8(text)
         .unwrap()
         .split_ascii_whitespace()
-        .map(|pair| {
-            u8::from_str_radix(pair, 16).unwrap_or_else(|e| panic!("bad hex {pair:?}: {e}"))
-        })
+        .map(|pair| u8::from_str_radix(pair, 16).unwrap_or_else(|e| panic!("bad hex {pair:?}: {e}")))
         .collect()
 }
 
@@ -39,21 +37,13 @@ fn canon_str(input: &str) -> Result<String, JcsError> {
 }
 
 fn replace_once(haystack: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        haystack.matches(from).count(),
-        1,
-        "{from:?} must occur exactly once"
-    );
+    assert_eq!(haystack.matches(from).count(), 1, "{from:?} must occur exactly once");
     haystack.replacen(from, to, 1)
 }
 
 /// Byte offset of `needle` in `haystack` (which must contain it exactly once).
 fn offset_of(haystack: &str, needle: &str) -> usize {
-    assert_eq!(
-        haystack.matches(needle).count(),
-        1,
-        "{needle:?} must occur exactly once"
-    );
+    assert_eq!(haystack.matches(needle).count(), 1, "{needle:?} must occur exactly once");
     haystack.find(needle).unwrap()
 }
 
@@ -73,34 +63,21 @@ fn upstream_vectors_canonicalise_to_output_and_outhex() {
         .collect();
     names.sort();
     // Guard against the directory silently losing files.
-    for expected in [
-        "arrays.json",
-        "french.json",
-        "structures.json",
-        "unicode.json",
-        "values.json",
-        "weird.json",
-    ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "missing upstream vector {expected}"
-        );
+    for expected in
+        ["arrays.json", "french.json", "structures.json", "unicode.json", "values.json", "weird.json"]
+    {
+        assert!(names.iter().any(|n| n == expected), "missing upstream vector {expected}");
     }
 
     let mut checked = 0;
     for name in &names {
         let input = read(&vector_dir("testdata/input").join(name));
         let output = read(&vector_dir("testdata/output").join(name));
-        let outhex = decode_outhex(&read(
-            &vector_dir("testdata/outhex").join(name.replace(".json", ".txt")),
-        ));
+        let outhex = decode_outhex(&read(&vector_dir("testdata/outhex").join(name.replace(".json", ".txt"))));
         assert_eq!(output, outhex, "{name}: output/ and outhex/ disagree");
 
         if STRICT_EXCEPTIONS.contains(&name.as_str()) {
-            assert!(
-                canon(&input).is_err(),
-                "{name} was expected to hit the strict number rule"
-            );
+            assert!(canon(&input).is_err(), "{name} was expected to hit the strict number rule");
             continue;
         }
         let got = canon(&input).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -111,11 +88,7 @@ fn upstream_vectors_canonicalise_to_output_and_outhex() {
         );
         assert_eq!(got, outhex, "{name}: canonical output differs from outhex");
         // Canonical output is a fixed point.
-        assert_eq!(
-            canon(&output).unwrap(),
-            output,
-            "{name}: output is not a fixed point"
-        );
+        assert_eq!(canon(&output).unwrap(), output, "{name}: output is not a fixed point");
         checked += 1;
     }
     assert_eq!(checked, names.len() - STRICT_EXCEPTIONS.len());
@@ -142,12 +115,7 @@ fn upstream_values_json_hits_the_strict_number_rule() {
 
     // 2. With the exact spelling of that double, the next offender is the huge integer.
     let exact = replace_once(&input, "333333333.33333329", "333333333.3333333");
-    assert_eq!(
-        canon_str(&exact),
-        Err(JcsError::IntegerTooLarge {
-            offset: offset_of(&exact, "1E30")
-        })
-    );
+    assert_eq!(canon_str(&exact), Err(JcsError::IntegerTooLarge { offset: offset_of(&exact, "1E30") }));
 
     // 3. With 1E30 sent as a string (what the error tells the author to do), everything else
     //    matches upstream byte for byte.
@@ -160,14 +128,8 @@ fn upstream_values_json_hits_the_strict_number_rule() {
         canon_str("333333333.33333329"),
         Err(JcsError::InexactNumber { offset: 0, ref canonical }) if canonical == "333333333.3333333"
     ));
-    assert_eq!(
-        canon_str("1E30"),
-        Err(JcsError::IntegerTooLarge { offset: 0 })
-    );
-    assert_eq!(
-        canon_str("[1e+30]"),
-        Err(JcsError::IntegerTooLarge { offset: 1 })
-    );
+    assert_eq!(canon_str("1E30"), Err(JcsError::IntegerTooLarge { offset: 0 }));
+    assert_eq!(canon_str("[1e+30]"), Err(JcsError::IntegerTooLarge { offset: 1 }));
 }
 
 #[test]
@@ -175,14 +137,8 @@ fn es6_number_samples_format_exactly() {
     let csv = String::from_utf8(read(&vector_dir("es6-number-samples.csv"))).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let hex_col = header
-        .iter()
-        .position(|h| *h == "hex_ieee754")
-        .expect("hex_ieee754 column");
-    let expected_col = header
-        .iter()
-        .position(|h| *h == "expected")
-        .expect("expected column");
+    let hex_col = header.iter().position(|h| *h == "hex_ieee754").expect("hex_ieee754 column");
+    let expected_col = header.iter().position(|h| *h == "expected").expect("expected column");
 
     let mut count = 0;
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -193,29 +149,18 @@ fn es6_number_samples_format_exactly() {
 
         let mut out = Vec::new();
         Value::Number(f).write_canonical(&mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            expected,
-            "bits {:016x}",
-            bits
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "bits {:016x}", bits);
 
         // Reading the ES6 text back: accepted and a fixed point, unless beyond ±2^53.
         if f.abs() > 9_007_199_254_740_992.0 {
-            assert_eq!(
-                canon_str(expected),
-                Err(JcsError::IntegerTooLarge { offset: 0 })
-            );
+            assert_eq!(canon_str(expected), Err(JcsError::IntegerTooLarge { offset: 0 }));
         } else {
             assert_eq!(canon_str(expected).unwrap(), expected);
             assert_eq!(jcs::parse(expected.as_bytes()).unwrap(), Value::Number(f));
         }
         count += 1;
     }
-    assert!(
-        count >= 7,
-        "expected at least the 7 upstream samples, found {count}"
-    );
+    assert!(count >= 7, "expected at least the 7 upstream samples, found {count}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,56 +169,29 @@ fn es6_number_samples_format_exactly() {
 
 #[test]
 fn attack_duplicate_key() {
-    assert_eq!(
-        canon_str(r#"{"a":1,"a":2}"#),
-        Err(JcsError::DuplicateKey {
-            offset: 7,
-            key: "a".into()
-        })
-    );
+    assert_eq!(canon_str(r#"{"a":1,"a":2}"#), Err(JcsError::DuplicateKey { offset: 7, key: "a".into() }));
     // Nested objects have their own key sets.
-    assert_eq!(
-        canon_str(r#"{"a":{"a":1},"b":{"a":2}}"#).unwrap(),
-        r#"{"a":{"a":1},"b":{"a":2}}"#
-    );
+    assert_eq!(canon_str(r#"{"a":{"a":1},"b":{"a":2}}"#).unwrap(), r#"{"a":{"a":1},"b":{"a":2}}"#);
 }
 
 #[test]
 fn attack_duplicate_key_after_unescape() {
     assert_eq!(
         canon_str(r#"{"a":1,"\u0061":2}"#),
-        Err(JcsError::DuplicateKey {
-            offset: 7,
-            key: "a".into()
-        })
+        Err(JcsError::DuplicateKey { offset: 7, key: "a".into() })
     );
     assert_eq!(
         canon_str("{\"\u{1F602}\":1,\"\\uD83D\\uDE02\":2}"),
-        Err(JcsError::DuplicateKey {
-            offset: 10,
-            key: "\u{1F602}".into()
-        })
+        Err(JcsError::DuplicateKey { offset: 10, key: "\u{1F602}".into() })
     );
 }
 
 #[test]
 fn attack_lone_high_surrogate() {
-    for input in [
-        r#""\uD800""#,
-        r#""\uD800x""#,
-        r#""\uDBFF\u0041""#,
-        r#""\uD800\uD800""#,
-        r#""\uD800\n""#,
-    ] {
+    for input in [r#""\uD800""#, r#""\uD800x""#, r#""\uDBFF\u0041""#, r#""\uD800\uD800""#, r#""\uD800\n""#] {
         let err = canon_str(input).unwrap_err();
         assert!(
-            matches!(
-                err,
-                JcsError::LoneSurrogate {
-                    offset: 1,
-                    code_unit: 0xD800..=0xDBFF
-                }
-            ),
+            matches!(err, JcsError::LoneSurrogate { offset: 1, code_unit: 0xD800..=0xDBFF }),
             "{input}: {err:?}"
         );
     }
@@ -281,31 +199,13 @@ fn attack_lone_high_surrogate() {
 
 #[test]
 fn attack_lone_low_surrogate() {
-    assert_eq!(
-        canon_str(r#""\uDC00""#),
-        Err(JcsError::LoneSurrogate {
-            offset: 1,
-            code_unit: 0xDC00
-        })
-    );
-    assert_eq!(
-        canon_str(r#""ab\uDFFF""#),
-        Err(JcsError::LoneSurrogate {
-            offset: 3,
-            code_unit: 0xDFFF
-        })
-    );
+    assert_eq!(canon_str(r#""\uDC00""#), Err(JcsError::LoneSurrogate { offset: 1, code_unit: 0xDC00 }));
+    assert_eq!(canon_str(r#""ab\uDFFF""#), Err(JcsError::LoneSurrogate { offset: 3, code_unit: 0xDFFF }));
 }
 
 #[test]
 fn attack_reversed_surrogate_pair() {
-    assert_eq!(
-        canon_str(r#""\uDE02\uD83D""#),
-        Err(JcsError::LoneSurrogate {
-            offset: 1,
-            code_unit: 0xDE02
-        })
-    );
+    assert_eq!(canon_str(r#""\uDE02\uD83D""#), Err(JcsError::LoneSurrogate { offset: 1, code_unit: 0xDE02 }));
     // The correct order is accepted and written as literal UTF-8.
     assert_eq!(canon_str(r#""\uD83D\uDE02""#).unwrap(), "\"\u{1F602}\"");
 }
@@ -313,58 +213,33 @@ fn attack_reversed_surrogate_pair() {
 #[test]
 fn attack_invalid_utf8_overlong() {
     // C0 AF is an overlong encoding of '/'.
-    assert_eq!(
-        canon(b"\"\xC0\xAF\""),
-        Err(JcsError::InvalidUtf8 { offset: 1 })
-    );
+    assert_eq!(canon(b"\"\xC0\xAF\""), Err(JcsError::InvalidUtf8 { offset: 1 }));
     // E0 80 AF: overlong three-byte form.
-    assert_eq!(
-        canon(b"[\"\xE0\x80\xAF\"]"),
-        Err(JcsError::InvalidUtf8 { offset: 2 })
-    );
+    assert_eq!(canon(b"[\"\xE0\x80\xAF\"]"), Err(JcsError::InvalidUtf8 { offset: 2 }));
 }
 
 #[test]
 fn attack_invalid_utf8_truncated() {
     // E2 82 is the start of '€' without its last byte.
-    assert_eq!(
-        canon(b"\"\xE2\x82\""),
-        Err(JcsError::InvalidUtf8 { offset: 1 })
-    );
-    assert_eq!(
-        canon(b"\"ok\xF0\x9F\x98"),
-        Err(JcsError::InvalidUtf8 { offset: 3 })
-    );
+    assert_eq!(canon(b"\"\xE2\x82\""), Err(JcsError::InvalidUtf8 { offset: 1 }));
+    assert_eq!(canon(b"\"ok\xF0\x9F\x98"), Err(JcsError::InvalidUtf8 { offset: 3 }));
 }
 
 #[test]
 fn attack_invalid_utf8_ff_and_encoded_surrogate() {
     assert_eq!(canon(b"\"\xFF\""), Err(JcsError::InvalidUtf8 { offset: 1 }));
-    assert_eq!(
-        canon(b"{\"a\":1}\xFF"),
-        Err(JcsError::InvalidUtf8 { offset: 7 })
-    );
+    assert_eq!(canon(b"{\"a\":1}\xFF"), Err(JcsError::InvalidUtf8 { offset: 7 }));
     // ED A0 80 would be U+D800 (CESU-style surrogate) and is not UTF-8.
-    assert_eq!(
-        canon(b"\"\xED\xA0\x80\""),
-        Err(JcsError::InvalidUtf8 { offset: 1 })
-    );
+    assert_eq!(canon(b"\"\xED\xA0\x80\""), Err(JcsError::InvalidUtf8 { offset: 1 }));
 }
 
 #[test]
 fn attack_byte_order_mark() {
-    assert_eq!(
-        canon(b"\xEF\xBB\xBF{}"),
-        Err(JcsError::ByteOrderMark { offset: 0 })
-    );
+    assert_eq!(canon(b"\xEF\xBB\xBF{}"), Err(JcsError::ByteOrderMark { offset: 0 }));
     // U+FEFF anywhere else outside a string is just an unexpected character.
     assert!(matches!(
         canon("[\u{FEFF}1]".as_bytes()),
-        Err(JcsError::UnexpectedCharacter {
-            offset: 1,
-            found: '\u{FEFF}',
-            ..
-        })
+        Err(JcsError::UnexpectedCharacter { offset: 1, found: '\u{FEFF}', .. })
     ));
     // Inside a string it is ordinary content.
     assert_eq!(canon_str("\"\u{FEFF}\"").unwrap(), "\"\u{FEFF}\"");
@@ -372,50 +247,29 @@ fn attack_byte_order_mark() {
 
 #[test]
 fn attack_integer_2_pow_53_plus_1() {
-    assert_eq!(
-        canon_str("9007199254740993"),
-        Err(JcsError::IntegerTooLarge { offset: 0 })
-    );
-    assert_eq!(
-        canon_str("[9007199254740993.0]"),
-        Err(JcsError::IntegerTooLarge { offset: 1 })
-    );
+    assert_eq!(canon_str("9007199254740993"), Err(JcsError::IntegerTooLarge { offset: 0 }));
+    assert_eq!(canon_str("[9007199254740993.0]"), Err(JcsError::IntegerTooLarge { offset: 1 }));
     assert_eq!(canon_str("9007199254740992").unwrap(), "9007199254740992");
 }
 
 #[test]
 fn attack_negative_integer_2_pow_53_plus_1() {
-    assert_eq!(
-        canon_str("-9007199254740993"),
-        Err(JcsError::IntegerTooLarge { offset: 0 })
-    );
-    assert_eq!(
-        canon_str(r#"{"n":-9007199254740993}"#),
-        Err(JcsError::IntegerTooLarge { offset: 5 })
-    );
+    assert_eq!(canon_str("-9007199254740993"), Err(JcsError::IntegerTooLarge { offset: 0 }));
+    assert_eq!(canon_str(r#"{"n":-9007199254740993}"#), Err(JcsError::IntegerTooLarge { offset: 5 }));
     assert_eq!(canon_str("-9007199254740992").unwrap(), "-9007199254740992");
 }
 
 #[test]
 fn attack_overflow_1e400() {
-    assert_eq!(
-        canon_str("1e400"),
-        Err(JcsError::NumberOutOfRange { offset: 0 })
-    );
-    assert_eq!(
-        canon_str("[0,-1e400]"),
-        Err(JcsError::NumberOutOfRange { offset: 3 })
-    );
+    assert_eq!(canon_str("1e400"), Err(JcsError::NumberOutOfRange { offset: 0 }));
+    assert_eq!(canon_str("[0,-1e400]"), Err(JcsError::NumberOutOfRange { offset: 3 }));
 }
 
 #[test]
 fn attack_inexact_1_00000000000000000001() {
     assert_eq!(
         canon_str("1.00000000000000000001"),
-        Err(JcsError::InexactNumber {
-            offset: 0,
-            canonical: "1".into()
-        })
+        Err(JcsError::InexactNumber { offset: 0, canonical: "1".into() })
     );
     // Exact spellings of doubles with extra zeros are fine.
     assert_eq!(canon_str("1.00000000000000000000").unwrap(), "1");
@@ -432,24 +286,15 @@ fn inexact_tie_and_exact_expansion_are_refused() {
     for input in ["1676637145909720.3", "1676637145909720.25"] {
         assert_eq!(
             canon_str(input),
-            Err(JcsError::InexactNumber {
-                offset: 0,
-                canonical: "1676637145909720.2".into()
-            }),
+            Err(JcsError::InexactNumber { offset: 0, canonical: "1676637145909720.2".into() }),
             "{input}"
         );
     }
-    assert_eq!(
-        canon_str("1676637145909720.2").unwrap(),
-        "1676637145909720.2"
-    );
+    assert_eq!(canon_str("1676637145909720.2").unwrap(), "1676637145909720.2");
     // 0.1's exact binary expansion is not 0.1.
     assert_eq!(
         canon_str("0.1000000000000000055511151231257827021181583404541015625"),
-        Err(JcsError::InexactNumber {
-            offset: 0,
-            canonical: "0.1".into()
-        })
+        Err(JcsError::InexactNumber { offset: 0, canonical: "0.1".into() })
     );
 }
 
@@ -459,31 +304,19 @@ fn attack_depth_limit() {
     assert_eq!(canon_str(&nested(MAX_DEPTH)).unwrap(), nested(MAX_DEPTH));
     assert_eq!(
         canon_str(&nested(MAX_DEPTH + 1)),
-        Err(JcsError::TooDeep {
-            offset: MAX_DEPTH,
-            max: MAX_DEPTH
-        })
+        Err(JcsError::TooDeep { offset: MAX_DEPTH, max: MAX_DEPTH })
     );
 
     let objects = |n: usize| format!("{}1{}", "{\"k\":".repeat(n), "}".repeat(n));
     assert_eq!(canon_str(&objects(MAX_DEPTH)).unwrap(), objects(MAX_DEPTH));
     assert_eq!(
         canon_str(&objects(MAX_DEPTH + 1)),
-        Err(JcsError::TooDeep {
-            offset: 5 * MAX_DEPTH,
-            max: MAX_DEPTH
-        })
+        Err(JcsError::TooDeep { offset: 5 * MAX_DEPTH, max: MAX_DEPTH })
     );
 
     // Far deeper than any stack could take if the parser recursed without bound.
     let hostile = "[".repeat(MAX_INPUT);
-    assert_eq!(
-        canon_str(&hostile),
-        Err(JcsError::TooDeep {
-            offset: MAX_DEPTH,
-            max: MAX_DEPTH
-        })
-    );
+    assert_eq!(canon_str(&hostile), Err(JcsError::TooDeep { offset: MAX_DEPTH, max: MAX_DEPTH }));
 }
 
 #[test]
@@ -491,10 +324,7 @@ fn attack_trailing_garbage() {
     assert_eq!(canon_str("{} x"), Err(JcsError::TrailingData { offset: 3 }));
     assert_eq!(canon_str("1 2"), Err(JcsError::TrailingData { offset: 2 }));
     assert_eq!(canon_str("{}}"), Err(JcsError::TrailingData { offset: 2 }));
-    assert_eq!(
-        canon_str("null\0"),
-        Err(JcsError::TrailingData { offset: 4 })
-    );
+    assert_eq!(canon_str("null\0"), Err(JcsError::TrailingData { offset: 4 }));
     assert_eq!(canon_str(" {} \r\n\t").unwrap(), "{}");
 }
 
@@ -502,33 +332,15 @@ fn attack_trailing_garbage() {
 fn attack_leading_zero() {
     assert_eq!(canon_str("01"), Err(JcsError::LeadingZero { offset: 0 }));
     assert_eq!(canon_str("-01"), Err(JcsError::LeadingZero { offset: 0 }));
-    assert_eq!(
-        canon_str("[1,00]"),
-        Err(JcsError::LeadingZero { offset: 3 })
-    );
+    assert_eq!(canon_str("[1,00]"), Err(JcsError::LeadingZero { offset: 3 }));
     assert_eq!(canon_str("0.01").unwrap(), "0.01");
 }
 
 #[test]
 fn attack_raw_control_character_in_string() {
-    assert_eq!(
-        canon(b"\"a\tb\""),
-        Err(JcsError::ControlCharacter {
-            offset: 2,
-            byte: b'\t'
-        })
-    );
-    assert_eq!(
-        canon(b"\"\x00\""),
-        Err(JcsError::ControlCharacter { offset: 1, byte: 0 })
-    );
-    assert_eq!(
-        canon(b"{\"k\x1f\":1}"),
-        Err(JcsError::ControlCharacter {
-            offset: 3,
-            byte: 0x1f
-        })
-    );
+    assert_eq!(canon(b"\"a\tb\""), Err(JcsError::ControlCharacter { offset: 2, byte: b'\t' }));
+    assert_eq!(canon(b"\"\x00\""), Err(JcsError::ControlCharacter { offset: 1, byte: 0 }));
+    assert_eq!(canon(b"{\"k\x1f\":1}"), Err(JcsError::ControlCharacter { offset: 3, byte: 0x1f }));
     // DEL is not a JSON control character and passes through literally.
     assert_eq!(canon(b"\"\x7f\"").unwrap(), b"\"\x7f\"");
 }
@@ -543,11 +355,7 @@ fn attack_input_over_max_input() {
     over.push(b'0');
     assert_eq!(
         canon(&over),
-        Err(JcsError::InputTooLarge {
-            offset: MAX_INPUT,
-            len: MAX_INPUT + 1,
-            max: MAX_INPUT
-        })
+        Err(JcsError::InputTooLarge { offset: MAX_INPUT, len: MAX_INPUT + 1, max: MAX_INPUT })
     );
 }
 
@@ -598,14 +406,8 @@ fn error_messages_say_what_and_where() {
         let err = canon(input).unwrap_err();
         let msg = err.to_string();
         // "<what is wrong> at byte N: <what to fix>"
-        assert!(
-            msg.contains(&format!(" at byte {}: ", err.offset())),
-            "{msg}"
-        );
-        assert!(
-            msg.len() > msg.find(": ").unwrap() + 10,
-            "message should say what to do: {msg}"
-        );
+        assert!(msg.contains(&format!(" at byte {}: ", err.offset())), "{msg}");
+        assert!(msg.len() > msg.find(": ").unwrap() + 10, "message should say what to do: {msg}");
     }
 }
 
@@ -635,17 +437,7 @@ fn number() -> impl Strategy<Value = f64> {
             .prop_map(|(neg, m, e)| f64::from_bits((u64::from(neg) << 63) | (e << 52) | m)),
         (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
         (-100_000i64..100_000, 0i32..8).prop_map(|(i, k)| i as f64 / 10f64.powi(k)),
-        prop::sample::select(vec![
-            0.0,
-            -0.0,
-            TWO_POW_53,
-            -TWO_POW_53,
-            5e-324,
-            1e-7,
-            1e21 / 1e6,
-            0.1,
-            1.5
-        ]),
+        prop::sample::select(vec![0.0, -0.0, TWO_POW_53, -TWO_POW_53, 5e-324, 1e-7, 1e21 / 1e6, 0.1, 1.5]),
     ]
 }
 
@@ -687,10 +479,7 @@ struct Choices(u64);
 
 impl Choices {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 
@@ -737,18 +526,12 @@ fn write_json_number(f: f64, choices: &mut Choices, out: &mut String) {
     match choices.next(3) {
         0 => out.push_str(&serde_json::to_string(&f).unwrap()),
         1 => out.push_str(&es6(f)),
-        _ if f == 0.0 => out.push_str(if f.is_sign_negative() {
-            "-0.000e+7"
-        } else {
-            "0.0E-2"
-        }),
+        _ if f == 0.0 => out.push_str(if f.is_sign_negative() { "-0.000e+7" } else { "0.0E-2" }),
         _ => {
             let text = es6(f);
             let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
             let exp: i64 = exp.parse().unwrap();
-            let (sign, mantissa) = mantissa
-                .strip_prefix('-')
-                .map_or(("", mantissa), |m| ("-", m));
+            let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
             let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
             let digits = format!("{int}{frac}");
             // "0.001" has digits "0001": drop the leading zeros (JSON forbids them).
@@ -809,12 +592,7 @@ fn to_value(g: &Gen) -> Value {
         Gen::Num(f) => Value::Number(*f),
         Gen::Str(s) => Value::String(s.clone()),
         Gen::Arr(items) => Value::Array(items.iter().map(to_value).collect()),
-        Gen::Obj(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (k.clone(), to_value(v)))
-                .collect(),
-        ),
+        Gen::Obj(members) => Value::Object(members.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
     }
 }
 
@@ -828,12 +606,9 @@ fn to_serde(g: &Gen) -> serde_json::Value {
         Gen::Num(f) => serde_json::from_str(&es6(*f)).unwrap(),
         Gen::Str(s) => serde_json::Value::String(s.clone()),
         Gen::Arr(items) => serde_json::Value::Array(items.iter().map(to_serde).collect()),
-        Gen::Obj(members) => serde_json::Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| (k.clone(), to_serde(v)))
-                .collect(),
-        ),
+        Gen::Obj(members) => {
+            serde_json::Value::Object(members.iter().map(|(k, v)| (k.clone(), to_serde(v))).collect())
+        }
     }
 }
 

@@ -105,8 +105,14 @@ fn every_size_up_to_1024_matches_the_naive_reference() {
             // The same proof must not verify another leaf or another index.
             if n > 1 {
                 let other = (m + 1) % n;
-                assert!(merkle::verify_inclusion(&prefix[other], LeafIndex(m as u64), size, &raw(&got), &root).is_err());
-                assert!(merkle::verify_inclusion(&prefix[m], LeafIndex(other as u64), size, &raw(&got), &root).is_err());
+                assert!(
+                    merkle::verify_inclusion(&prefix[other], LeafIndex(m as u64), size, &raw(&got), &root)
+                        .is_err()
+                );
+                assert!(
+                    merkle::verify_inclusion(&prefix[m], LeafIndex(other as u64), size, &raw(&got), &root)
+                        .is_err()
+                );
             }
         }
 
@@ -120,7 +126,9 @@ fn every_size_up_to_1024_matches_the_naive_reference() {
             if m < n {
                 // A fork: same old size, different old root.
                 let forked = leaf_hash(b"not the old root");
-                assert!(merkle::verify_consistency(TreeSize(m as u64), size, &forked, &root, &raw(&got)).is_err());
+                assert!(
+                    merkle::verify_consistency(TreeSize(m as u64), size, &forked, &root, &raw(&got)).is_err()
+                );
             }
         }
     }

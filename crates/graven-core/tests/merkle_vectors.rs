@@ -102,7 +102,8 @@ fn empty_proof_element_is_a_length_error() {
     let v = read_json("merkle/transparency-dev/testdata/inclusion/0/preceding-garbage.json");
     let leaf = hash_of(&v["leafHash"]).unwrap();
     let root = hash_of(&v["root"]).unwrap();
-    let err = merkle::verify_inclusion(&leaf, LeafIndex(0), TreeSize(1), &proof_of(&v["proof"]), &root).unwrap_err();
+    let err = merkle::verify_inclusion(&leaf, LeafIndex(0), TreeSize(1), &proof_of(&v["proof"]), &root)
+        .unwrap_err();
     assert_eq!(err, merkle::VerifyError::ElementLength { position: 0, len: 0 });
 }
 
@@ -178,18 +179,21 @@ fn reference_tree_roots_and_nodes() {
 #[test]
 fn reference_tree_proofs() {
     let (v, mut t) = reference_tree();
-    let roots: Vec<Hash> = v["roots_by_size_hex"].as_array().unwrap().iter().map(|r| h(r.as_str().unwrap())).collect();
+    let roots: Vec<Hash> =
+        v["roots_by_size_hex"].as_array().unwrap().iter().map(|r| h(r.as_str().unwrap())).collect();
     let incl = v["inclusion_proofs"].as_array().unwrap();
     assert_eq!(incl.len(), 5);
     for p in incl {
         let i = p["leaf_index"].as_u64().unwrap();
         let n = p["tree_size"].as_u64().unwrap();
-        let want: Vec<Hash> = p["proof_hex"].as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect();
+        let want: Vec<Hash> =
+            p["proof_hex"].as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect();
         let got = merkle::inclusion_proof(&mut t, LeafIndex(i), TreeSize(n)).unwrap();
         assert_eq!(got, want, "inclusion {i} in {n}");
         let leaf = leaf_hash(&unhex(v["leaves_hex"][i as usize].as_str().unwrap()));
         let bytes: Vec<[u8; 32]> = got.iter().map(|x| x.0).collect();
-        let ok = merkle::verify_inclusion(&leaf, LeafIndex(i), TreeSize(n), &bytes, &roots[n as usize]).unwrap();
+        let ok =
+            merkle::verify_inclusion(&leaf, LeafIndex(i), TreeSize(n), &bytes, &roots[n as usize]).unwrap();
         assert_eq!(ok.index(), LeafIndex(i));
     }
     let cons = v["consistency_proofs"].as_array().unwrap();
@@ -197,11 +201,13 @@ fn reference_tree_proofs() {
     for p in cons {
         let m = p["size1"].as_u64().unwrap();
         let n = p["size2"].as_u64().unwrap();
-        let want: Vec<Hash> = p["proof_hex"].as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect();
+        let want: Vec<Hash> =
+            p["proof_hex"].as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect();
         let got = merkle::consistency_proof(&mut t, TreeSize(m), TreeSize(n)).unwrap();
         assert_eq!(got, want, "consistency {m} -> {n}");
         let bytes: Vec<[u8; 32]> = got.iter().map(|x| x.0).collect();
-        merkle::verify_consistency(TreeSize(m), TreeSize(n), &roots[m as usize], &roots[n as usize], &bytes).unwrap();
+        merkle::verify_consistency(TreeSize(m), TreeSize(n), &roots[m as usize], &roots[n as usize], &bytes)
+            .unwrap();
     }
 }
 

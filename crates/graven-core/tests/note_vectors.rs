@@ -36,8 +36,12 @@ fn note_cases() {
     assert!(cases.len() >= 13);
     for c in cases {
         let src = c["src"].as_str().unwrap();
-        let keys: Vec<VerifierKey> =
-            c["vkeys"].as_array().unwrap().iter().map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap()).collect();
+        let keys: Vec<VerifierKey> = c["vkeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| VerifierKey::parse(k.as_str().unwrap()).unwrap())
+            .collect();
         let bytes = c["note"].as_str().unwrap().as_bytes();
         let result = note::open(bytes, &keys);
         match c["want"].as_str().unwrap() {
@@ -45,7 +49,8 @@ fn note_cases() {
                 let n = result.unwrap_or_else(|e| panic!("{src}: {e}"));
                 assert_eq!(n.text(), c["text"].as_str().unwrap(), "{src}");
                 let names: Vec<&str> = n.verified_by().iter().map(|k| k.name()).collect();
-                let want: Vec<&str> = c["verified"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+                let want: Vec<&str> =
+                    c["verified"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
                 assert_eq!(names, want, "{src}");
                 let others: Vec<&str> = n.other_signatures().iter().map(|s| s.name).collect();
                 let want_others: Vec<&str> = c
@@ -106,7 +111,8 @@ fn test_keypairs_match_and_sign() {
     // A signature by one key, relabelled with another trusted key's name and ID, is an
     // invalid signature (the whole note is rejected), not an unknown key to skip.
     let log = VerifierKey::parse("Log+2271c621+AemuH5ooBpEPcr+W8onrjA1NfuzBVHdezakU81Ekarvs").unwrap();
-    let known = SignerKey::parse("PRIVATE+KEY+Known+451c786d+AQPRoE2+Z+Ed1HaHBA9F/FfracvcZ2rDU39kCecMEoci").unwrap();
+    let known =
+        SignerKey::parse("PRIVATE+KEY+Known+451c786d+AQPRoE2+Z+Ed1HaHBA9F/FfracvcZ2rDU39kCecMEoci").unwrap();
     let signed = known.sign("hello\n").unwrap();
     let parsed = Note::parse(signed.as_bytes()).unwrap();
     let mut raw = log.id().to_be_bytes().to_vec();
@@ -119,10 +125,16 @@ fn test_keypairs_match_and_sign() {
 
 #[test]
 fn sumdb_checkpoints_verify_with_the_go_key() {
-    let key = VerifierKey::parse("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8").unwrap();
-    for (file, size) in [("sumdb-6476701.note", 6476701), ("sumdb-31700353.note", 31700353), ("sumdb-65209736.note", 65209736)] {
+    let key =
+        VerifierKey::parse("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8").unwrap();
+    for (file, size) in [
+        ("sumdb-6476701.note", 6476701),
+        ("sumdb-31700353.note", 31700353),
+        ("sumdb-65209736.note", 65209736),
+    ] {
         let bytes = std::fs::read(vectors().join("tlog-checkpoint").join(file)).unwrap();
-        let cp = VerifiedCheckpoint::open(&bytes, &key, "go.sum database tree").unwrap_or_else(|e| panic!("{file}: {e}"));
+        let cp = VerifiedCheckpoint::open(&bytes, &key, "go.sum database tree")
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(cp.size(), TreeSize(size), "{file}");
         assert_eq!(cp.note_bytes(), &bytes[..]);
         // The legacy origin differs from the key name, and we say so when not told to expect it.
@@ -131,7 +143,8 @@ fn sumdb_checkpoints_verify_with_the_go_key() {
             Err(OpenError::OriginMismatch { .. })
         ));
     }
-    let bytes = std::fs::read(vectors().join("tlog-checkpoint/sumdb-31700353-no-final-newline.note")).unwrap();
+    let bytes =
+        std::fs::read(vectors().join("tlog-checkpoint/sumdb-31700353-no-final-newline.note")).unwrap();
     let err = VerifiedCheckpoint::open(&bytes, &key, "go.sum database tree").unwrap_err();
     assert!(matches!(err, OpenError::Note(note::NoteError::NoFinalNewline)), "{err}");
 }
@@ -144,7 +157,8 @@ fn c2sp_example_parses_but_does_not_verify() {
     assert_eq!(cp.origin(), "example.com/behind-the-sofa");
     assert_eq!(cp.size(), TreeSize(20852163));
     assert_eq!(cp.to_text(), n.text());
-    let key = VerifierKey::parse("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8").unwrap();
+    let key =
+        VerifierKey::parse("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8").unwrap();
     assert!(note::open(&bytes, &[key]).is_err());
 }
 
@@ -167,7 +181,10 @@ fn signed_bodies_are_judged_on_the_body() {
             opened.unwrap_or_else(|e| panic!("{file}: {e}"));
         } else {
             assert!(parsed.is_err(), "{file} must be rejected");
-            assert!(matches!(opened, Err(OpenError::Body(_)) | Err(OpenError::OriginMismatch { .. })), "{file}");
+            assert!(
+                matches!(opened, Err(OpenError::Body(_)) | Err(OpenError::OriginMismatch { .. })),
+                "{file}"
+            );
         }
     }
 }

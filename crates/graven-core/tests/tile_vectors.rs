@@ -87,15 +87,19 @@ fn tile_counts_for_a_size() {
     for c in v["tile_counts"].as_array().unwrap() {
         let size = TreeSize(c["tree_size"].as_u64().unwrap());
         let tiles: Vec<TileId> = tile::tiles_for_size(size).collect();
-        let count = |level: u8, full: bool| tiles.iter().filter(|t| t.level == level && t.is_full() == full).count();
-        let partial_width = |level: u8| tiles.iter().find(|t| t.level == level && !t.is_full()).map_or(0, |t| t.width);
+        let count =
+            |level: u8, full: bool| tiles.iter().filter(|t| t.level == level && t.is_full() == full).count();
+        let partial_width =
+            |level: u8| tiles.iter().find(|t| t.level == level && !t.is_full()).map_or(0, |t| t.width);
         if let Some(n) = c.get("level0_full") {
             assert_eq!(count(0, true) as u64, n.as_u64().unwrap(), "{c}");
         }
         if let Some(n) = c.get("level1_full") {
             assert_eq!(count(1, true) as u64, n.as_u64().unwrap(), "{c}");
         }
-        for (level, key) in [(0u8, "level0_partial_width"), (1, "level1_partial_width"), (2, "level2_partial_width")] {
+        for (level, key) in
+            [(0u8, "level0_partial_width"), (1, "level1_partial_width"), (2, "level2_partial_width")]
+        {
             if let Some(w) = c.get(key) {
                 assert_eq!(u64::from(partial_width(level)), w.as_u64().unwrap(), "{key} {c}");
             }
@@ -110,11 +114,13 @@ fn reference_log_has_exactly_the_tiles_of_each_size() {
     let dir = vectors().join("tlog-tiles/reference-70000");
     for size in [1u64, 255, 256, 257, 65535, 65536, 65537, 70000] {
         for t in tile::tiles_for_size(TreeSize(size)) {
-            let bytes = std::fs::read(dir.join(t.path())).unwrap_or_else(|e| panic!("{t} for size {size}: {e}"));
+            let bytes =
+                std::fs::read(dir.join(t.path())).unwrap_or_else(|e| panic!("{t} for size {size}: {e}"));
             assert_eq!(tile::decode_hash_tile(&bytes, t.width).unwrap().len(), usize::from(t.width));
         }
         for b in tile::bundles_for_size(TreeSize(size)) {
-            let bytes = std::fs::read(dir.join(b.path())).unwrap_or_else(|e| panic!("{b} for size {size}: {e}"));
+            let bytes =
+                std::fs::read(dir.join(b.path())).unwrap_or_else(|e| panic!("{b} for size {size}: {e}"));
             let entries = tile::decode_bundle(&bytes, b.width).unwrap();
             let first = b.first_entry();
             for (i, e) in entries.iter().enumerate() {
@@ -139,13 +145,17 @@ fn tile_and_bundle_decoding_is_strict() {
     assert_eq!(tile::decode_bundle(&bundle, 3).unwrap(), vec![&b"one"[..], b"", b"three"]);
     assert_eq!(tile::decode_bundle(&bundle, 2), Err(TileDataError::TrailingData { extra: 7 }));
     assert_eq!(tile::decode_bundle(&bundle, 4), Err(TileDataError::Count { found: 3, width: 4 }));
-    assert_eq!(tile::decode_bundle(&bundle[..bundle.len() - 1], 3), Err(TileDataError::Truncated { entry: 2 }));
+    assert_eq!(
+        tile::decode_bundle(&bundle[..bundle.len() - 1], 3),
+        Err(TileDataError::Truncated { entry: 2 })
+    );
     assert_eq!(tile::decode_bundle(&bundle[..1], 1), Err(TileDataError::Truncated { entry: 0 }));
     assert_eq!(
         tile::push_bundle_entry(&mut Vec::new(), &vec![0; 65536]),
         Err(TileDataError::EntryTooLarge(65536))
     );
     // Tessera's bundles decode with the same code.
-    let t = std::fs::read(vectors().join("tlog-tiles/tessera-testdata/testdata/log/tile/entries/000.p/15")).unwrap();
+    let t = std::fs::read(vectors().join("tlog-tiles/tessera-testdata/testdata/log/tile/entries/000.p/15"))
+        .unwrap();
     assert_eq!(tile::decode_bundle(&t, 15).unwrap()[0], b"one");
 }

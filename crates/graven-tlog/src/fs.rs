@@ -49,7 +49,10 @@ impl Fs for RealFs {
         let mut buf = Vec::with_capacity(len as usize);
         f.take(limit + 1).read_to_end(&mut buf)?;
         if buf.len() as u64 > limit {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "file grew past its limit while being read"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "file grew past its limit while being read",
+            ));
         }
         Ok(buf)
     }

@@ -55,7 +55,9 @@ pub enum LogError {
     Checkpoint(#[from] OpenError),
     #[error("stored tiles of the committed tree are unreadable: {0}")]
     Tiles(String),
-    #[error("stored tiles do not reproduce the checkpoint's root; the log directory was altered. Run `graven verify` on it")]
+    #[error(
+        "stored tiles do not reproduce the checkpoint's root; the log directory was altered. Run `graven verify` on it"
+    )]
     RootMismatch,
     #[error("entry {index} is {len} bytes; entries are at most {MAX_ENTRY_SIZE} bytes")]
     EntryTooLarge { index: usize, len: usize },
@@ -182,11 +184,17 @@ impl LocalLog {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
-        if let Some((index, e)) = entries.iter().enumerate().find(|(_, e)| e.as_ref().len() > MAX_ENTRY_SIZE) {
+        if let Some((index, e)) = entries.iter().enumerate().find(|(_, e)| e.as_ref().len() > MAX_ENTRY_SIZE)
+        {
             return Err(LogError::EntryTooLarge { index, len: e.as_ref().len() });
         }
         if let (true, Some(cp)) = (entries.is_empty(), &self.checkpoint) {
-            return Ok(Published { old_size: self.size, new_size: self.size, root: self.root, checkpoint: cp.clone() });
+            return Ok(Published {
+                old_size: self.size,
+                new_size: self.size,
+                root: self.root,
+                checkpoint: cp.clone(),
+            });
         }
         let result = self.commit(entries);
         if matches!(result, Err(LogError::Io { .. })) {
@@ -231,7 +239,9 @@ impl LocalLog {
         let mut bundle_len = old.0 % TILE_WIDTH;
         if bundle_len != 0 {
             let b = BundleId { index: old.0 / TILE_WIDTH, width: bundle_len as u16 };
-            bundle = fs.read(&dir.join(b.path()), MAX_BUNDLE_BYTES).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
+            bundle = fs
+                .read(&dir.join(b.path()), MAX_BUNDLE_BYTES)
+                .map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
             tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
         }
 
@@ -242,7 +252,8 @@ impl LocalLog {
         for (i, e) in entries.iter().enumerate() {
             let e = e.as_ref();
             let index = old.0 + i as u64;
-            tile::push_bundle_entry(&mut bundle, e).map_err(|_| LogError::EntryTooLarge { index: i, len: e.len() })?;
+            tile::push_bundle_entry(&mut bundle, e)
+                .map_err(|_| LogError::EntryTooLarge { index: i, len: e.len() })?;
             bundle_len += 1;
             if bundle_len == TILE_WIDTH {
                 let b = BundleId { index: index / TILE_WIDTH, width: 256 };
@@ -308,7 +319,10 @@ impl LocalLog {
         let root = edge.root();
         let cp = Checkpoint::new(self.key.name(), new, root)
             .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
-        let note = self.key.sign(&cp.to_text()).map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
+        let note = self
+            .key
+            .sign(&cp.to_text())
+            .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
         let cp_path = dir.join("checkpoint");
         batch.write(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
         batch.sync().map_err(io_err("syncing", &dir))?;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use graven_core::note::SignerKey;
 use graven_core::TreeSize;
+use graven_core::note::SignerKey;
 use graven_tlog::sim::{FailMode, SimFs};
 use graven_tlog::{Fs, LocalLog, LogError};
 use graven_verify::{DirFetch, Fetch, FetchError, verify_log};
@@ -172,7 +172,9 @@ fn verify_sim(fs: &Arc<SimFs>, dir: &Path) -> u64 {
 #[test]
 fn power_cut_at_every_step_keeps_every_acknowledged_entry() {
     let dir = Path::new("/data/log");
-    for (start, mode) in [(0u64, FailMode::Before), (0, FailMode::After), (300, FailMode::Before), (300, FailMode::After)] {
+    for (start, mode) in
+        [(0u64, FailMode::Before), (0, FailMode::After), (300, FailMode::Before), (300, FailMode::After)]
+    {
         let mut step = 0;
         let mut outcomes = [0usize; 2];
         loop {

@@ -92,7 +92,8 @@ impl Fetch for HttpFetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let url = format!("{}{}", self.base, path);
         self.requests += 1;
-        let mut resp = self.agent.get(&url).call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
+        let mut resp =
+            self.agent.get(&url).call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),

@@ -36,11 +36,17 @@ pub enum VerifyError {
     Checkpoint(#[from] OpenError),
     #[error("{path}: {source}")]
     Data { path: String, source: TileDataError },
-    #[error("leaf {index}: entry in {bundle} hashes to {computed}, but {tile} holds {stored}; one of the two files was altered")]
+    #[error(
+        "leaf {index}: entry in {bundle} hashes to {computed}, but {tile} holds {stored}; one of the two files was altered"
+    )]
     LeafMismatch { index: u64, bundle: String, tile: String, computed: Hash, stored: Hash },
-    #[error("{tile}: hash {position} (covering leaves {first_leaf}..{end_leaf}) does not match the tree rebuilt from the entries; the tile was altered")]
+    #[error(
+        "{tile}: hash {position} (covering leaves {first_leaf}..{end_leaf}) does not match the tree rebuilt from the entries; the tile was altered"
+    )]
     TileMismatch { tile: String, position: u64, first_leaf: u64, end_leaf: u64 },
-    #[error("checkpoint: root {claimed} does not match {computed}, the root of the {size} entries in the bundles")]
+    #[error(
+        "checkpoint: root {claimed} does not match {computed}, the root of the {size} entries in the bundles"
+    )]
     RootMismatch { size: u64, claimed: Hash, computed: Hash },
 }
 
@@ -83,7 +89,11 @@ pub fn fetch_tile<F: Fetch>(f: &mut F, tile: TileId, size: TreeSize) -> Result<V
 
 /// Fetches an entry bundle, with the same partial-to-full fallback as [`fetch_tile`]. Returns
 /// the bytes and the path they came from.
-pub fn fetch_bundle<F: Fetch>(f: &mut F, b: BundleId, size: TreeSize) -> Result<(Vec<u8>, String), VerifyError> {
+pub fn fetch_bundle<F: Fetch>(
+    f: &mut F,
+    b: BundleId,
+    size: TreeSize,
+) -> Result<(Vec<u8>, String), VerifyError> {
     let path = b.path();
     match f.fetch(&path, MAX_BUNDLE_BYTES) {
         Ok(Some(bytes)) => return Ok((bytes, path)),
@@ -153,7 +163,8 @@ pub fn verify_log<F: Fetch>(
 
     for b in tile::bundles_for_size(size) {
         let (bytes, bundle_path) = fetch_bundle(f, b, size)?;
-        let entries = decode_bundle_prefix(&bytes, b.width).map_err(|source| VerifyError::Data { path: bundle_path.clone(), source })?;
+        let entries = decode_bundle_prefix(&bytes, b.width)
+            .map_err(|source| VerifyError::Data { path: bundle_path.clone(), source })?;
         report.bundles += 1;
         report.entry_bytes += bytes.len() as u64;
         for (i, entry) in entries.iter().enumerate() {
@@ -171,7 +182,13 @@ pub fn verify_log<F: Fetch>(
                 }
                 let tile = tile::tile_for_hash(level, idx, size).map(|t| t.path()).unwrap_or_default();
                 if level == 0 {
-                    return Err(VerifyError::LeafMismatch { index, bundle: bundle_path, tile, computed, stored });
+                    return Err(VerifyError::LeafMismatch {
+                        index,
+                        bundle: bundle_path,
+                        tile,
+                        computed,
+                        stored,
+                    });
                 }
                 let span = 1u64 << (u32::from(level) * u32::from(TILE_HEIGHT));
                 return Err(VerifyError::TileMismatch {
@@ -227,11 +244,8 @@ fn stored_hash<F: Fetch>(
         *slot = Some(LevelCursor { tile, hashes });
     }
     let pos = (idx % TILE_WIDTH) as usize;
-    slot.as_ref()
-        .and_then(|c| c.hashes.get(pos))
-        .copied()
-        .ok_or_else(|| VerifyError::Data {
-            path: tile.path(),
-            source: TileDataError::TileLength { len: 0, width: tile.width },
-        })
+    slot.as_ref().and_then(|c| c.hashes.get(pos)).copied().ok_or_else(|| VerifyError::Data {
+        path: tile.path(),
+        source: TileDataError::TileLength { len: 0, width: tile.width },
+    })
 }

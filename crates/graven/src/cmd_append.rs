@@ -26,10 +26,14 @@ pub fn run(dir: &Path, key_file: &Path, raw: bool) -> anyhow::Result<ExitCode> {
         let n = i + 1;
         if raw {
             if line.len() > MAX_ENTRY_SIZE {
-                bail!("line {n}: {} bytes, over the {MAX_ENTRY_SIZE}-byte entry limit; nothing was appended", line.len());
+                bail!(
+                    "line {n}: {} bytes, over the {MAX_ENTRY_SIZE}-byte entry limit; nothing was appended",
+                    line.len()
+                );
             }
         } else {
-            let event = canonical_event(line).map_err(|e| anyhow::anyhow!("line {n}: {e}; nothing was appended"))?;
+            let event =
+                canonical_event(line).map_err(|e| anyhow::anyhow!("line {n}: {e}; nothing was appended"))?;
             entries.push(event);
         }
     }

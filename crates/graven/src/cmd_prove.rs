@@ -12,7 +12,13 @@ fn b64(hashes: &[graven_core::Hash]) -> Vec<String> {
     hashes.iter().map(|h| h.to_base64()).collect()
 }
 
-pub fn run(dir: &Path, index: Option<u64>, size: Option<u64>, from: Option<u64>, to: Option<u64>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    dir: &Path,
+    index: Option<u64>,
+    size: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     let mut f = DirFetch::new(dir);
     let bytes = f
         .fetch("checkpoint", note::MAX_NOTE_SIZE as u64)
@@ -35,9 +41,16 @@ pub fn run(dir: &Path, index: Option<u64>, size: Option<u64>, from: Option<u64>,
         }
         let leaf = src.node(0, index).map_err(|e| anyhow::anyhow!("{e}"))?;
         let root = merkle::root(&mut src, n).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let proof = merkle::inclusion_proof(&mut src, LeafIndex(index), n).map_err(|e| anyhow::anyhow!("{e}"))?;
-        merkle::verify_inclusion(&leaf, LeafIndex(index), n, &proof.iter().map(|h| h.0).collect::<Vec<_>>(), &root)
-            .context("the stored tiles produced a proof that does not verify; run graven verify")?;
+        let proof =
+            merkle::inclusion_proof(&mut src, LeafIndex(index), n).map_err(|e| anyhow::anyhow!("{e}"))?;
+        merkle::verify_inclusion(
+            &leaf,
+            LeafIndex(index),
+            n,
+            &proof.iter().map(|h| h.0).collect::<Vec<_>>(),
+            &root,
+        )
+        .context("the stored tiles produced a proof that does not verify; run graven verify")?;
         println!(
             "{}",
             serde_json::json!({"index": index, "tree_size": n.0, "leaf_hash": leaf.to_base64(), "root": root.to_base64(), "proof": b64(&proof)})
@@ -45,7 +58,9 @@ pub fn run(dir: &Path, index: Option<u64>, size: Option<u64>, from: Option<u64>,
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(m), Some(n)) = (from, to) else {
-        bail!("give --index <i> [--size <n>] for an inclusion proof, or --from <m> --to <n> for a consistency proof");
+        bail!(
+            "give --index <i> [--size <n>] for an inclusion proof, or --from <m> --to <n> for a consistency proof"
+        );
     };
     if n > current.0 {
         bail!("--to {n} is beyond the checkpoint's tree size {current}");

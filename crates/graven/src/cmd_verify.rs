@@ -16,7 +16,8 @@ pub fn load_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
             let path = std::path::Path::new(arg);
             if path.is_file() {
                 let text = input::read_small(path, input::MAX_KEY_FILE)?;
-                VerifierKey::parse(text.trim()).with_context(|| format!("{} does not hold a verifier key", path.display()))
+                VerifierKey::parse(text.trim())
+                    .with_context(|| format!("{} does not hold a verifier key", path.display()))
             } else {
                 Err(e).context("--vkey is neither a verifier key nor a file holding one")
             }
@@ -39,12 +40,19 @@ pub fn run(target: &str, vkey: &str, origin: Option<&str>, json: bool) -> anyhow
     }
 }
 
-fn report<F: Fetch>(f: &mut F, vkey: &VerifierKey, origin: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+fn report<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} verifying [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} verifying [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -87,7 +95,10 @@ fn report<F: Fetch>(f: &mut F, vkey: &VerifierKey, origin: Option<&str>, json: b
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({"ok": false, "location": f.location(), "error": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "location": f.location(), "error": e.to_string()})
+                );
             }
             eprintln!("graven: verification FAILED for {}: {e}", f.location());
             Ok(ExitCode::FAILURE)

@@ -88,7 +88,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
-        Command::Verify { target, vkey, origin, json } => cmd_verify::run(&target, &vkey, origin.as_deref(), json),
+        Command::Verify { target, vkey, origin, json } => {
+            cmd_verify::run(&target, &vkey, origin.as_deref(), json)
+        }
         Command::Prove { dir, index, size, from, to } => cmd_prove::run(&dir, index, size, from, to),
     };
     match result {

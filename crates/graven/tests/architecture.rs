@@ -64,7 +64,9 @@ fn core_has_no_io_or_async_dependency() {
         "graven-core grew dependencies {unexpected:?}. The core must stay free of I/O, async, \
          randomness and clocks; move that code to another crate, or review and extend CORE_ALLOWED"
     );
-    for banned in ["tokio", "mio", "futures", "libc", "getrandom", "rand", "ureq", "graven-tlog", "graven-verify"] {
+    for banned in
+        ["tokio", "mio", "futures", "libc", "getrandom", "rand", "ureq", "graven-tlog", "graven-verify"]
+    {
         assert!(!deps.contains(banned), "graven-core depends on {banned}");
     }
 }

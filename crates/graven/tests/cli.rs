@@ -63,11 +63,25 @@ impl TestLog {
     }
 
     fn append_raw(&self, lines: &[u8]) -> Output {
-        graven(&["log", "append", "--dir", self.dir.to_str().unwrap(), "--key", self.key.to_str().unwrap(), "--raw"], lines)
+        graven(
+            &[
+                "log",
+                "append",
+                "--dir",
+                self.dir.to_str().unwrap(),
+                "--key",
+                self.key.to_str().unwrap(),
+                "--raw",
+            ],
+            lines,
+        )
     }
 
     fn append_json(&self, lines: &[u8]) -> Output {
-        graven(&["log", "append", "--dir", self.dir.to_str().unwrap(), "--key", self.key.to_str().unwrap()], lines)
+        graven(
+            &["log", "append", "--dir", self.dir.to_str().unwrap(), "--key", self.key.to_str().unwrap()],
+            lines,
+        )
     }
 
     fn verify(&self) -> Output {
@@ -117,7 +131,11 @@ fn reference_log_is_reproduced_byte_for_byte() {
     let mut expected: BTreeSet<String> = tile::tiles_for_size(size).map(|t| t.path()).collect();
     expected.extend(tile::bundles_for_size(size).map(|b| b.path()));
     expected.insert("checkpoint".into());
-    assert_eq!(expected.len(), 274 + 274 + 2 + 1 + 1, "tiles of a 70000 tree: 274 L0, 2 L1, 1 L2 + 274 bundles");
+    assert_eq!(
+        expected.len(),
+        274 + 274 + 2 + 1 + 1,
+        "tiles of a 70000 tree: 274 L0, 2 L1, 1 L2 + 274 bundles"
+    );
     for f in &expected {
         let want = std::fs::read(reference.join(f)).unwrap_or_else(|e| panic!("reference {f}: {e}"));
         let got = std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("ours {f}: {e}"));
@@ -136,7 +154,13 @@ fn reference_log_is_reproduced_byte_for_byte() {
 fn tessera_log_verifies() {
     let dir = vectors().join("tlog-tiles/tessera-testdata/testdata/log");
     let out = graven(
-        &["verify", dir.to_str().unwrap(), "--vkey", "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx", "--json"],
+        &[
+            "verify",
+            dir.to_str().unwrap(),
+            "--vkey",
+            "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx",
+            "--json",
+        ],
         b"",
     );
     let v: Value = serde_json::from_str(&ok(&out)).unwrap();
@@ -144,7 +168,15 @@ fn tessera_log_verifies() {
     assert_eq!(v["tree_size"], 15);
     assert_eq!(v["root"], "rKbDipCvhuX1GZ7g5BBe8sA6BbJ7ja/1nk427v383cs=");
     // The wrong key is refused.
-    let bad = graven(&["verify", dir.to_str().unwrap(), "--vkey", "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"], b"");
+    let bad = graven(
+        &[
+            "verify",
+            dir.to_str().unwrap(),
+            "--vkey",
+            "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+        ],
+        b"",
+    );
     assert_eq!(bad.status.code(), Some(1));
 }
 
@@ -247,8 +279,10 @@ fn checkpoint_signed_by_the_log_key_with_a_wrong_root() {
 fn invalid_json_line_aborts_the_whole_run() {
     let log = TestLog::new("json.example/log");
     ok(&log.append_json(b"{\"a\":1}\n"));
-    let before: Vec<(String, Vec<u8>)> =
-        all_files(&log.dir).into_iter().map(|f| (f.clone(), std::fs::read(log.dir.join(&f)).unwrap())).collect();
+    let before: Vec<(String, Vec<u8>)> = all_files(&log.dir)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(log.dir.join(&f)).unwrap()))
+        .collect();
     for (input, needle) in [
         (&b"{\"ok\":1}\n{\"ok\":2}\n{\"dup\":1,\"dup\":2}\n"[..], "line 3"),
         (b"{\"ok\":1}\nnot json\n", "line 2"),
@@ -260,8 +294,10 @@ fn invalid_json_line_aborts_the_whole_run() {
         assert!(!out.status.success());
         let msg = stderr(&out);
         assert!(msg.contains(needle) && msg.contains("nothing was appended"), "{msg}");
-        let after: Vec<(String, Vec<u8>)> =
-            all_files(&log.dir).into_iter().map(|f| (f.clone(), std::fs::read(log.dir.join(&f)).unwrap())).collect();
+        let after: Vec<(String, Vec<u8>)> = all_files(&log.dir)
+            .into_iter()
+            .map(|f| (f.clone(), std::fs::read(log.dir.join(&f)).unwrap()))
+            .collect();
         assert_eq!(before, after, "a failed run changed the log directory");
     }
 }
@@ -310,7 +346,8 @@ fn relative_log_directory() {
     };
     ok(&run(&["log", "append", "--dir", "relt", "--key", "log.key", "--raw"], b"a\nb\n"));
     ok(&run(&["log", "append", "--dir", "relt", "--key", "log.key", "--raw"], b"c\n"));
-    let v: Value = serde_json::from_str(&ok(&run(&["verify", "relt", "--vkey", &log.vkey, "--json"], b""))).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&run(&["verify", "relt", "--vkey", &log.vkey, "--json"], b""))).unwrap();
     assert_eq!(v["tree_size"], 3);
 }
 
@@ -330,7 +367,10 @@ fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
     let again = graven(&["keygen", "--origin", "keys.example/log", "--out", log.key.to_str().unwrap()], b"");
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&log.key).unwrap(), secret, "the key was overwritten");
-    let bad = graven(&["keygen", "--origin", "has space", "--out", log.dir.with_extension("k").to_str().unwrap()], b"");
+    let bad = graven(
+        &["keygen", "--origin", "has space", "--out", log.dir.with_extension("k").to_str().unwrap()],
+        b"",
+    );
     assert!(!bad.status.success());
 }
 
@@ -341,7 +381,8 @@ fn proofs_verify_against_the_checkpoints() {
     let d = log.dir.to_str().unwrap();
     let cp_text = std::fs::read_to_string(log.dir.join("checkpoint")).unwrap();
     let vkey = graven_core::note::VerifierKey::parse(&log.vkey).unwrap();
-    let cp = graven_core::checkpoint::VerifiedCheckpoint::open(cp_text.as_bytes(), &vkey, vkey.name()).unwrap();
+    let cp =
+        graven_core::checkpoint::VerifiedCheckpoint::open(cp_text.as_bytes(), &vkey, vkey.name()).unwrap();
 
     for (index, size) in [(0u64, None), (999, None), (5, Some(300u64)), (299, Some(300))] {
         let mut args = vec!["prove", "--dir", d, "--index"];
@@ -363,11 +404,14 @@ fn proofs_verify_against_the_checkpoints() {
             assert_eq!(b64(&v["root"]), cp.root());
         }
     }
-    let v: Value = serde_json::from_str(&ok(&graven(&["prove", "--dir", d, "--from", "300", "--to", "1000"], b""))).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&graven(&["prove", "--dir", d, "--from", "300", "--to", "1000"], b"")))
+            .unwrap();
     let b64 = |x: &Value| Hash::from_base64(x.as_str().unwrap()).unwrap();
     let proof: Vec<[u8; 32]> = v["proof"].as_array().unwrap().iter().map(|p| b64(p).0).collect();
     assert_eq!(b64(&v["root_to"]), cp.root());
-    merkle::verify_consistency(TreeSize(300), TreeSize(1000), &b64(&v["root_from"]), &cp.root(), &proof).unwrap();
+    merkle::verify_consistency(TreeSize(300), TreeSize(1000), &b64(&v["root_from"]), &cp.root(), &proof)
+        .unwrap();
 
     for bad in [
         vec!["prove", "--dir", d, "--index", "1000"],
@@ -405,7 +449,11 @@ fn serve(dir: PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize
             let body = tile::parse_path(&path).ok().and_then(|_| std::fs::read(dir.join(&path)).ok());
             let resp = match body {
                 Some(b) => {
-                    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).into_bytes();
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        b.len()
+                    )
+                    .into_bytes();
                     r.extend_from_slice(&b);
                     r
                 }
@@ -422,7 +470,8 @@ fn verify_over_http() {
     let log = TestLog::new("http.example/log");
     ok(&log.append_raw(&numbered("h", 0..600)));
     let (url, count) = serve(log.dir.clone());
-    let v: Value = serde_json::from_str(&ok(&graven(&["verify", &url, "--vkey", &log.vkey, "--json"], b""))).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&graven(&["verify", &url, "--vkey", &log.vkey, "--json"], b""))).unwrap();
     assert_eq!(v["tree_size"], 600);
     // checkpoint + 3 bundles + 3 level-0 tiles + 1 level-1 tile.
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 8);
@@ -448,7 +497,15 @@ fn kill_9_during_append_never_breaks_the_log() {
         let batch = 2000 + (round * 37) as u64;
         let input = numbered("k", size..size + batch);
         let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-            .args(["log", "append", "--dir", log.dir.to_str().unwrap(), "--key", log.key.to_str().unwrap(), "--raw"])
+            .args([
+                "log",
+                "append",
+                "--dir",
+                log.dir.to_str().unwrap(),
+                "--key",
+                log.key.to_str().unwrap(),
+                "--raw",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -469,9 +526,17 @@ fn kill_9_during_append_never_breaks_the_log() {
         if status.success() {
             assert_eq!(now, size + batch, "an acknowledged append is missing");
         } else {
-            assert!(now == size || now == size + batch, "round {round}: size {now}, expected {size} or {}", size + batch);
+            assert!(
+                now == size || now == size + batch,
+                "round {round}: size {now}, expected {size} or {}",
+                size + batch
+            );
         }
-        if now == size { outcomes.0 += 1 } else { outcomes.1 += 1 }
+        if now == size {
+            outcomes.0 += 1
+        } else {
+            outcomes.1 += 1
+        }
         size = now;
     }
     let final_out = log.append_raw(b"after the storm\n");
@@ -489,7 +554,9 @@ fn proofs_at_tile_boundaries() {
     ok(&log.append_raw(&numbered("e", 0..513)));
     let d = log.dir.to_str().unwrap();
     for size in ["1", "256", "257", "512", "513"] {
-        let v: Value = serde_json::from_str(&ok(&graven(&["prove", "--dir", d, "--index", "0", "--size", size], b""))).unwrap();
+        let v: Value =
+            serde_json::from_str(&ok(&graven(&["prove", "--dir", d, "--index", "0", "--size", size], b"")))
+                .unwrap();
         assert_eq!(v["tree_size"].as_u64().unwrap().to_string(), size);
     }
 }
