@@ -9,8 +9,8 @@ use crate::hash::{Hash, TreeSize, node_hash};
 use crate::merkle::HashSource;
 use crate::tile::{self, TILE_HEIGHT, TileDataError, TileId};
 
-/// Tiles kept decoded at once. 4,096 tiles are 32 MiB of hashes.
-const CACHE_TILES: usize = 4096;
+/// Tiles kept decoded at once, each with its interior nodes (511 hashes, 16 KiB): 16 MiB.
+const CACHE_TILES: usize = 1024;
 
 /// Why a stored hash could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,34 @@ pub enum TileSourceError<E> {
     OutOfTree { height: u8, index: u64, size: u64 },
 }
 
+/// One tile and every perfect subtree inside it: `levels[j][i]` is the root of hashes
+/// `i * 2^j .. (i + 1) * 2^j` of the tile. Any node at most 8 levels above the tile's own
+/// level is then one lookup.
+#[derive(Debug)]
+struct TileTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl TileTree {
+    fn new(hashes: Vec<Hash>) -> Self {
+        let mut levels = vec![hashes];
+        while let Some(last) = levels.last() {
+            if last.len() < 2 {
+                break;
+            }
+            let next: Vec<Hash> = last.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect();
+            levels.push(next);
+        }
+        TileTree { levels }
+    }
+}
+
 /// Reads `node(height, index)` from the tiles of a tree of `size` leaves.
 #[derive(Debug)]
 pub struct TileHashes<F> {
     fetch: F,
     size: TreeSize,
-    cache: HashMap<TileId, Vec<Hash>>,
+    cache: HashMap<TileId, TileTree>,
 }
 
 impl<F, E> TileHashes<F>
@@ -45,8 +67,15 @@ where
         self.size
     }
 
-    /// The decoded hashes of `tile`, fetched once.
-    pub fn tile(&mut self, tile: TileId) -> Result<&[Hash], TileSourceError<E>> {
+    /// Moves to a larger tree of the same log. Cached tiles stay valid: a tile's contents are
+    /// fixed by its level, index and width.
+    pub fn grow(&mut self, size: TreeSize) {
+        if size > self.size {
+            self.size = size;
+        }
+    }
+
+    fn tile_tree(&mut self, tile: TileId) -> Result<&TileTree, TileSourceError<E>> {
         if !self.cache.contains_key(&tile) {
             let bytes = (self.fetch)(tile).map_err(|source| TileSourceError::Fetch { tile, source })?;
             let hashes = tile::decode_hash_tile(&bytes, tile.width)
@@ -54,9 +83,17 @@ where
             if self.cache.len() >= CACHE_TILES {
                 self.cache.clear();
             }
-            self.cache.insert(tile, hashes);
+            self.cache.insert(tile, TileTree::new(hashes));
         }
-        Ok(self.cache.get(&tile).map(Vec::as_slice).unwrap_or(&[]))
+        self.cache.get(&tile).ok_or(TileSourceError::Data {
+            tile,
+            source: TileDataError::TileLength { len: 0, width: tile.width },
+        })
+    }
+
+    /// The decoded hashes of `tile`, fetched once.
+    pub fn tile(&mut self, tile: TileId) -> Result<&[Hash], TileSourceError<E>> {
+        Ok(self.tile_tree(tile)?.levels.first().map(Vec::as_slice).unwrap_or(&[]))
     }
 }
 
@@ -73,21 +110,10 @@ where
         let sub = height % TILE_HEIGHT;
         // The node covers 2^sub consecutive hashes of `level`, all inside one tile.
         let first = index.checked_shl(u32::from(sub)).filter(|f| f >> sub == index).ok_or_else(out)?;
-        let count = 1u64 << sub;
-        let Some(last) = first.checked_add(count - 1) else { return Err(out()) };
+        let Some(last) = first.checked_add((1u64 << sub) - 1) else { return Err(out()) };
         let Some(tile) = tile::tile_for_hash(level, last, self.size) else { return Err(out()) };
-        let hashes = self.tile(tile)?;
-        let start = (first % tile::TILE_WIDTH) as usize;
-        let range = hashes.get(start..start + count as usize).ok_or_else(out)?;
-        Ok(perfect_root(range))
+        let tree = self.tile_tree(tile)?;
+        let pos = ((first % tile::TILE_WIDTH) >> sub) as usize;
+        tree.levels.get(usize::from(sub)).and_then(|l| l.get(pos)).copied().ok_or_else(out)
     }
-}
-
-/// Root of a power-of-two run of hashes.
-fn perfect_root(hashes: &[Hash]) -> Hash {
-    let mut level: Vec<Hash> = hashes.to_vec();
-    while level.len() > 1 {
-        level = level.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect();
-    }
-    level.first().copied().unwrap_or_else(crate::hash::empty_root)
 }
