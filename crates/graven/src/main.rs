@@ -4,6 +4,7 @@
 mod cmd_append;
 mod cmd_keygen;
 mod cmd_prove;
+mod cmd_serve;
 mod cmd_verify;
 mod input;
 
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the log server (defaults: ./graven-data, 127.0.0.1:7878).
+    Serve(cmd_serve::ServeArgs),
     /// Create an Ed25519 signer key for a log; print its verifier key.
     Keygen {
         /// The log's origin, which is also the key name (e.g. example.com/audit).
@@ -86,6 +89,7 @@ enum LogCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => cmd_serve::run(args),
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
         Command::Verify { target, vkey, origin, json } => {

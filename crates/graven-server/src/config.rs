@@ -1,0 +1,150 @@
+//! Configuration: defaults, then a TOML file, then environment variables, then flags.
+//!
+//! The binary turns flags and environment variables into an [`Overrides`] (clap reads both,
+//! flags first); [`resolve`] lays those over the file and the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+pub const DEFAULT_DATA: &str = "./graven-data";
+pub const DEFAULT_ORIGIN: &str = "localhost/graven";
+/// Largest config file read.
+const MAX_CONFIG_FILE: u64 = 64 << 10;
+
+/// Settings from a TOML file. Every key is optional; unknown keys are an error (a typo should
+/// not silently fall back to a default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub origin: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_batch_events: Option<usize>,
+    pub max_batch_bytes: Option<usize>,
+    pub max_batch_wait_ms: Option<u64>,
+    pub max_pending_events: Option<usize>,
+    pub max_pending_bytes: Option<usize>,
+    pub body_timeout_ms: Option<u64>,
+}
+
+/// Values given by flag or environment variable (already merged by the binary, flags first).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub origin: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_batch_events: Option<usize>,
+    pub max_batch_wait_ms: Option<u64>,
+    pub max_pending_events: Option<usize>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// Used only when the log is created; an existing log keeps its key's name.
+    pub origin: String,
+    /// Largest request body, single event or NDJSON batch.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its body.
+    pub body_timeout: Duration,
+    pub engine: EngineConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {why}")]
+    Parse { path: PathBuf, why: String },
+    #[error("{what} {value:?} is invalid: {why}")]
+    Invalid { what: &'static str, value: String, why: &'static str },
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let mut text = String::new();
+    f.take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(ConfigError::Parse { path: path.into(), why: "larger than 64 KiB".into() });
+    }
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), why: e.to_string() })
+}
+
+/// Lays flags/env over the file over the defaults. The file is `--config`, or
+/// `<data>/graven.toml` if that exists.
+pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
+    let explicit = o.config.clone();
+    let data_hint = o.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let file = match explicit {
+        Some(p) => read_file(&p)?,
+        None => {
+            let p = data_hint.join("graven.toml");
+            if p.is_file() { read_file(&p)? } else { FileConfig::default() }
+        }
+    };
+    let d = EngineConfig::default();
+    let listen_s = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen: SocketAddr = listen_s.parse().map_err(|_| ConfigError::Invalid {
+        what: "listen address",
+        value: listen_s.clone(),
+        why: "expected IP:PORT, e.g. 127.0.0.1:7878",
+    })?;
+    let origin = o.origin.or(file.origin).unwrap_or_else(|| DEFAULT_ORIGIN.into());
+    if !graven_core::note::is_valid_key_name(&origin) {
+        return Err(ConfigError::Invalid { what: "origin", value: origin, why: "no spaces or '+' allowed" });
+    }
+    let positive = |what: &'static str, v: usize| {
+        if v == 0 {
+            Err(ConfigError::Invalid { what, value: v.to_string(), why: "must be at least 1" })
+        } else {
+            Ok(v)
+        }
+    };
+    let engine = EngineConfig {
+        max_batch_events: positive(
+            "max_batch_events",
+            o.max_batch_events.or(file.max_batch_events).unwrap_or(d.max_batch_events),
+        )?,
+        max_batch_bytes: positive("max_batch_bytes", file.max_batch_bytes.unwrap_or(d.max_batch_bytes))?,
+        max_batch_wait: o
+            .max_batch_wait_ms
+            .or(file.max_batch_wait_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(d.max_batch_wait),
+        max_pending_events: positive(
+            "max_pending_events",
+            o.max_pending_events.or(file.max_pending_events).unwrap_or(d.max_pending_events),
+        )?,
+        max_pending_bytes: positive(
+            "max_pending_bytes",
+            file.max_pending_bytes.unwrap_or(d.max_pending_bytes),
+        )?,
+        clock: d.clock,
+    };
+    Ok(Config {
+        listen,
+        data: o.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
+        origin,
+        max_body_bytes: positive(
+            "max_body_bytes",
+            o.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20),
+        )?,
+        body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
+        engine,
+    })
+}

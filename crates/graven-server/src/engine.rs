@@ -1,0 +1,460 @@
+//! The log engine: one sequencer per log, a bounded pending pool, group commit.
+//!
+//! Writers call [`Engine::submit`] with canonical entries. The submission waits in a bounded
+//! pool; the sequencer thread takes everything waiting (up to a count and a byte limit, after
+//! an optional short wait for more), appends it to the [`LocalLog`] in one commit, and only
+//! then answers every submission in the batch with receipts. A receipt is therefore sent only
+//! after its entry is fsynced and covered by a published, signed checkpoint.
+//!
+//! If a commit fails (a write or fsync error), the engine is poisoned: that batch and every
+//! later submission get [`SubmitError::Storage`], and nothing more is acknowledged until the
+//! process restarts and reopens the log, which runs the same commit path's recovery.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use graven_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use graven_tlog::LocalLog;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tokio::sync::{oneshot, watch};
+
+use crate::event::{format_timestamp, stamp};
+use crate::store::LogReader;
+
+/// Where the sequencer gets the time for `logged_at`. Injected so tests can control it.
+pub type Clock = Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(time::OffsetDateTime::now_utc)
+}
+
+/// One entry to append. `stamp_at` marks a `logged_at` placeholder for the sequencer to fill.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub bytes: Vec<u8>,
+    pub stamp_at: Option<usize>,
+}
+
+impl Entry {
+    pub fn raw(bytes: Vec<u8>) -> Self {
+        Entry { bytes, stamp_at: None }
+    }
+}
+
+/// Limits of the pending pool and of one commit.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// A batch closes at this many events...
+    pub max_batch_events: usize,
+    /// ...or this many bytes of entries...
+    pub max_batch_bytes: usize,
+    /// ...or when this much time has passed since its first event arrived. Zero means: commit
+    /// whatever is waiting as soon as the previous commit is done (natural group commit).
+    pub max_batch_wait: Duration,
+    /// Most events waiting to be committed, across all requests.
+    pub max_pending_events: usize,
+    /// Most bytes waiting to be committed.
+    pub max_pending_bytes: usize,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("max_batch_events", &self.max_batch_events)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("max_batch_wait", &self.max_batch_wait)
+            .field("max_pending_events", &self.max_pending_events)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_batch_events: 65_536,
+            max_batch_bytes: 64 << 20,
+            max_batch_wait: Duration::ZERO,
+            max_pending_events: 262_144,
+            max_pending_bytes: 256 << 20,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// Proof that an entry is in the log: verifiable offline against the checkpoint it carries.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub index: u64,
+    /// The `logged_at` the sequencer stamped, for events (not raw entries).
+    pub logged_at: Option<Arc<str>>,
+    pub leaf_hash: Hash,
+    pub tree_size: u64,
+    pub checkpoint: Arc<str>,
+    pub inclusion_proof: Vec<Hash>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    #[error("the pending pool is full ({pending} events waiting); retry after a short wait")]
+    Overloaded { pending: usize },
+    #[error("the log refused the write after a storage error and accepts nothing until restarted: {0}")]
+    Storage(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(
+        "a batch of {events} events and {bytes} bytes is larger than one commit can hold ({max_events} events, {max_bytes} bytes)"
+    )]
+    TooLarge { events: usize, bytes: usize, max_events: usize, max_bytes: usize },
+}
+
+/// What readers see: the latest committed checkpoint.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub size: u64,
+    pub root: Hash,
+    pub checkpoint: Arc<str>,
+}
+
+struct Job {
+    entries: Vec<Entry>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<Vec<Receipt>, SubmitError>>,
+}
+
+/// What the engine measures; the metrics endpoint registers these.
+#[derive(Debug)]
+pub struct EngineStats {
+    pub events_committed: Counter,
+    pub commits: Counter,
+    /// Commits that failed on a write or fsync error.
+    pub commit_errors: Counter,
+    pub pending_events: AtomicUsize,
+    pub pending_bytes: AtomicUsize,
+    /// Events per commit.
+    pub batch_events: Histogram,
+    /// Seconds from the start of a commit to its durable checkpoint.
+    pub commit_seconds: Histogram,
+}
+
+impl Default for EngineStats {
+    fn default() -> Self {
+        EngineStats {
+            events_committed: Counter::default(),
+            commits: Counter::default(),
+            commit_errors: Counter::default(),
+            pending_events: AtomicUsize::new(0),
+            pending_bytes: AtomicUsize::new(0),
+            batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_125, 2.0, 16)),
+        }
+    }
+}
+
+/// Handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: EngineConfig,
+    tx: Mutex<Option<SyncSender<Job>>>,
+    poisoned: Arc<AtomicBool>,
+    committed: watch::Receiver<Committed>,
+    stats: Arc<EngineStats>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts the sequencer on an open log. Commits an empty log's first checkpoint at once, so
+    /// that a fresh server always has a checkpoint to serve.
+    pub fn start(
+        mut log: LocalLog,
+        reader: LogReader,
+        config: EngineConfig,
+    ) -> Result<Self, graven_tlog::LogError> {
+        if log.checkpoint().is_none() {
+            log.append::<Vec<u8>>(&[])?;
+        }
+        let first = Committed {
+            size: log.size().0,
+            root: log.root(),
+            checkpoint: Arc::from(log.checkpoint().unwrap_or_default()),
+        };
+        let (committed_tx, committed) = watch::channel(first);
+        // The queue holds submissions; the pool limits are enforced on events and bytes.
+        let (tx, rx) = mpsc::sync_channel::<Job>(config.max_pending_events.max(1));
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(EngineStats::default());
+        let seq = Sequencer {
+            last_stamp: String::new(),
+            log,
+            reader,
+            config: config.clone(),
+            poisoned: poisoned.clone(),
+            committed: committed_tx,
+            stats: stats.clone(),
+        };
+        let thread =
+            std::thread::Builder::new().name("graven-sequencer".into()).spawn(move || seq.run(rx)).map_err(
+                |e| graven_tlog::LogError::Io { op: "starting", path: "sequencer thread".into(), source: e },
+            )?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                tx: Mutex::new(Some(tx)),
+                poisoned,
+                committed,
+                stats,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// The latest committed checkpoint.
+    pub fn committed(&self) -> Committed {
+        self.inner.committed.borrow().clone()
+    }
+
+    /// A receiver that changes whenever a new checkpoint is committed.
+    pub fn subscribe(&self) -> watch::Receiver<Committed> {
+        self.inner.committed.clone()
+    }
+
+    /// Submits canonical entries, all or nothing, and waits until they are durable and
+    /// covered by a signed checkpoint. Receipts come back in the same order.
+    pub async fn submit(&self, entries: Vec<Entry>) -> Result<Vec<Receipt>, SubmitError> {
+        if self.is_poisoned() {
+            return Err(SubmitError::Storage("an earlier commit failed".into()));
+        }
+        let events = entries.len();
+        let bytes: usize = entries.iter().map(|e| e.bytes.len()).sum();
+        let cfg = &self.inner.config;
+        if events > cfg.max_batch_events || bytes > cfg.max_batch_bytes {
+            return Err(SubmitError::TooLarge {
+                events,
+                bytes,
+                max_events: cfg.max_batch_events,
+                max_bytes: cfg.max_batch_bytes,
+            });
+        }
+        let stats = &self.inner.stats;
+        // Reserve room in the pool, or push back.
+        let reserved = stats
+            .pending_events
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                (p + events <= cfg.max_pending_events).then_some(p + events)
+            })
+            .is_ok();
+        if !reserved {
+            return Err(SubmitError::Overloaded { pending: stats.pending_events.load(Ordering::SeqCst) });
+        }
+        let bytes_ok = stats
+            .pending_bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                (p + bytes <= cfg.max_pending_bytes).then_some(p + bytes)
+            })
+            .is_ok();
+        if !bytes_ok {
+            stats.pending_events.fetch_sub(events, Ordering::SeqCst);
+            return Err(SubmitError::Overloaded { pending: stats.pending_events.load(Ordering::SeqCst) });
+        }
+        let release = || {
+            stats.pending_events.fetch_sub(events, Ordering::SeqCst);
+            stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
+        };
+        let (reply, rx) = oneshot::channel();
+        let sent = {
+            let guard = self.inner.tx.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                None => Err(SubmitError::ShuttingDown),
+                Some(tx) => match tx.try_send(Job { entries, bytes, reply }) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(_)) => {
+                        Err(SubmitError::Overloaded { pending: stats.pending_events.load(Ordering::SeqCst) })
+                    }
+                    Err(TrySendError::Disconnected(_)) => Err(SubmitError::ShuttingDown),
+                },
+            }
+        };
+        if let Err(e) = sent {
+            release();
+            return Err(e);
+        }
+        // The sequencer releases the pool reservation when it has answered.
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(SubmitError::ShuttingDown),
+        }
+    }
+
+    /// Stops taking submissions, lets the sequencer commit and answer everything already
+    /// accepted, and waits for it to finish.
+    pub fn shutdown(&self) {
+        drop(self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let handle = self.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Sequencer {
+    /// The last `logged_at` stamped; never goes back, even if the clock does.
+    last_stamp: String,
+    log: LocalLog,
+    reader: LogReader,
+    config: EngineConfig,
+    poisoned: Arc<AtomicBool>,
+    committed: watch::Sender<Committed>,
+    stats: Arc<EngineStats>,
+}
+
+impl Sequencer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        // Ends when every sender is gone (shutdown) and the queue is drained.
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            let mut events = jobs[0].entries.len();
+            let mut bytes = jobs[0].bytes;
+            let deadline = Instant::now() + self.config.max_batch_wait;
+            while events < self.config.max_batch_events && bytes < self.config.max_batch_bytes {
+                let next = match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => rx.recv_timeout(left).ok(),
+                    _ => rx.try_recv().ok(),
+                };
+                let Some(job) = next else { break };
+                if events + job.entries.len() > self.config.max_batch_events
+                    || bytes + job.bytes > self.config.max_batch_bytes
+                {
+                    // Does not fit: commit what we have, then this job alone.
+                    self.commit(std::mem::take(&mut jobs));
+                    events = job.entries.len();
+                    bytes = job.bytes;
+                    jobs.push(job);
+                    continue;
+                }
+                events += job.entries.len();
+                bytes += job.bytes;
+                jobs.push(job);
+            }
+            self.commit(jobs);
+        }
+    }
+
+    /// One group commit, then the answers.
+    fn commit(&mut self, mut jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let now = format_timestamp((self.config.clock)());
+        if now > self.last_stamp {
+            self.last_stamp = now;
+        }
+        let logged_at: Arc<str> = Arc::from(self.last_stamp.as_str());
+        for e in jobs.iter_mut().flat_map(|j| j.entries.iter_mut()) {
+            if let Some(at) = e.stamp_at {
+                stamp(&mut e.bytes, at, &logged_at);
+            }
+        }
+        let events: usize = jobs.iter().map(|j| j.entries.len()).sum();
+        let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
+        let started = Instant::now();
+        let result = if self.poisoned.load(Ordering::SeqCst) {
+            Err(SubmitError::Storage("an earlier commit failed".into()))
+        } else {
+            let entries: Vec<&[u8]> =
+                jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.bytes.as_slice())).collect();
+            // The commit point: after this returns Ok, every entry is durable and covered by
+            // the new signed checkpoint. On error the log is poisoned (LocalLog refuses more).
+            self.log.append(&entries).map_err(|e| {
+                self.poisoned.store(true, Ordering::SeqCst);
+                self.stats.commit_errors.inc();
+                tracing::error!(error = %e, "commit failed; the log is poisoned until restart");
+                SubmitError::Storage(e.to_string())
+            })
+        };
+        let elapsed = started.elapsed();
+        match result {
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+            Ok(published) => {
+                self.stats.events_committed.inc_by(events as u64);
+                self.stats.commits.inc();
+                self.stats.batch_events.observe(events as f64);
+                self.stats.commit_seconds.observe(elapsed.as_secs_f64());
+                let checkpoint: Arc<str> = Arc::from(published.checkpoint.as_str());
+                let size = published.new_size;
+                self.committed.send_replace(Committed {
+                    size: size.0,
+                    root: published.root,
+                    checkpoint: checkpoint.clone(),
+                });
+                let mut next = published.old_size.0;
+                for job in jobs {
+                    let receipts = self.receipts(&job.entries, next, size, &checkpoint, &logged_at);
+                    next += job.entries.len() as u64;
+                    let _ = job.reply.send(receipts);
+                }
+            }
+        }
+        self.stats.pending_events.fetch_sub(events, Ordering::SeqCst);
+        self.stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    fn receipts(
+        &mut self,
+        entries: &[Entry],
+        first: u64,
+        size: TreeSize,
+        checkpoint: &Arc<str>,
+        logged_at: &Arc<str>,
+    ) -> Result<Vec<Receipt>, SubmitError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let index = first + i as u64;
+            let proof = self
+                .reader
+                .inclusion_proof(LeafIndex(index), size)
+                .map_err(|e| SubmitError::Storage(format!("building the receipt for {index}: {e}")))?;
+            out.push(Receipt {
+                index,
+                logged_at: e.stamp_at.map(|_| logged_at.clone()),
+                leaf_hash: leaf_hash(&e.bytes),
+                tree_size: size.0,
+                checkpoint: checkpoint.clone(),
+                inclusion_proof: proof,
+            });
+        }
+        Ok(out)
+    }
+}

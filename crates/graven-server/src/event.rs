@@ -1,0 +1,199 @@
+//! Shaping a request body into a version-1 event (see DESIGN.md, "The event").
+//!
+//! The server decides `v`, `logged_at` and `actor`; the client supplies the rest. Whatever the
+//! client says about its own identity (`actor` in the body) is kept apart under
+//! `claimed.actor`, never mixed with the verified `actor`.
+//!
+//! `logged_at` is stamped by the sequencer, at commit time, so it never decreases along the
+//! log. The handler writes a fixed-width placeholder and records where it is; the sequencer
+//! overwrites those 27 bytes, which keeps the canonical form canonical.
+
+use graven_core::event::MAX_ENTRY_SIZE;
+use graven_core::jcs::{self, JcsError, Value};
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so text order is time order.
+pub const TIMESTAMP_LEN: usize = 27;
+const PLACEHOLDER: &str = "0000-00-00T00:00:00.000000Z";
+
+/// Top-level fields a client may send.
+const CLIENT_FIELDS: &[&str] =
+    &["action", "actor", "details", "occurred_at", "outcome", "request_id", "resource", "source"];
+const OUTCOMES: &[&str] = &["success", "failure", "denied"];
+const MAX_SHORT_STRING: usize = 1024;
+
+/// The verified identity that sent the request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub kind: String,
+    pub credential: String,
+    pub auth: String,
+}
+
+/// A canonical event with a placeholder for `logged_at` at `stamp_at`.
+#[derive(Debug, Clone)]
+pub struct Unstamped {
+    pub bytes: Vec<u8>,
+    pub stamp_at: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    #[error("{0}")]
+    Json(#[from] JcsError),
+    #[error("the event must be a JSON object")]
+    NotAnObject,
+    #[error("missing field `action`: say what happened, e.g. \"deployment.create\"")]
+    MissingAction,
+    #[error("field `{path}` {why}")]
+    Field { path: String, why: String },
+    #[error(
+        "unknown field `{0}`; allowed top-level fields are action, actor, details, occurred_at, outcome, request_id, resource, source"
+    )]
+    UnknownField(String),
+    #[error(
+        "the canonical event is {0} bytes, over the {MAX_ENTRY_SIZE}-byte limit; store large payloads elsewhere and log their digest"
+    )]
+    TooLarge(usize),
+}
+
+fn field(path: &str, why: &str) -> EventError {
+    EventError::Field { path: path.to_owned(), why: why.to_owned() }
+}
+
+fn short_string(v: &Value, path: &str) -> Result<(), EventError> {
+    match v {
+        Value::String(s) if s.is_empty() => Err(field(path, "must not be empty")),
+        Value::String(s) if s.len() > MAX_SHORT_STRING => Err(field(path, "is longer than 1024 bytes")),
+        Value::String(_) => Ok(()),
+        _ => Err(field(path, "must be a string")),
+    }
+}
+
+fn check_timestamp(v: &Value, path: &str) -> Result<(), EventError> {
+    short_string(v, path)?;
+    if let Value::String(s) = v {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| field(path, "must be an RFC 3339 timestamp such as 2026-11-26T17:48:19.900Z"))?;
+    }
+    Ok(())
+}
+
+/// Validates `body` (one JSON event) and builds the canonical event attributed to `actor`.
+pub fn shape(body: &[u8], actor: &Actor) -> Result<Unstamped, EventError> {
+    let Value::Object(members) = jcs::parse(body)? else {
+        return Err(EventError::NotAnObject);
+    };
+    let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len() + 3);
+    let mut has_action = false;
+    for (key, value) in members {
+        match key.as_str() {
+            "action" => {
+                short_string(&value, "action")?;
+                has_action = true;
+            }
+            "outcome" => {
+                if !matches!(&value, Value::String(s) if OUTCOMES.contains(&s.as_str())) {
+                    return Err(field("outcome", "must be one of \"success\", \"failure\", \"denied\""));
+                }
+            }
+            "occurred_at" => check_timestamp(&value, "occurred_at")?,
+            "request_id" => short_string(&value, "request_id")?,
+            "resource" => match &value {
+                Value::Object(fields) => {
+                    for (k, v) in fields {
+                        if k == "type" || k == "id" {
+                            short_string(v, &format!("resource.{k}"))?;
+                        }
+                    }
+                }
+                _ => {
+                    return Err(field(
+                        "resource",
+                        "must be an object such as {\"type\":\"k8s.deployment\",\"id\":\"prod/payments\"}",
+                    ));
+                }
+            },
+            "source" => {
+                if !matches!(value, Value::Object(_)) {
+                    return Err(field("source", "must be an object such as {\"ip\":\"10.2.3.4\"}"));
+                }
+            }
+            "details" => {}
+            "actor" => {
+                // What the client says about itself: kept, labelled as claimed.
+                out.push(("claimed".into(), Value::Object(vec![("actor".into(), value)])));
+                continue;
+            }
+            other if CLIENT_FIELDS.contains(&other) => {}
+            other => return Err(EventError::UnknownField(other.to_owned())),
+        }
+        out.push((key, value));
+    }
+    if !has_action {
+        return Err(EventError::MissingAction);
+    }
+    out.push((
+        "actor".into(),
+        Value::Object(vec![
+            ("auth".into(), Value::String(actor.auth.clone())),
+            ("credential".into(), Value::String(actor.credential.clone())),
+            ("id".into(), Value::String(actor.id.clone())),
+            ("kind".into(), Value::String(actor.kind.clone())),
+        ]),
+    ));
+    out.push(("logged_at".into(), Value::String(PLACEHOLDER.into())));
+    out.push(("v".into(), Value::Number(1.0)));
+    // Top-level keys are all from a fixed ASCII set, so byte order is RFC 8785's UTF-16 order
+    // and they need no escaping: write the members one by one and note where `logged_at`'s
+    // value starts. (Searching the bytes instead would find a client's nested `logged_at`.)
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut bytes = Vec::with_capacity(body.len() + 160);
+    let mut stamp_at = None;
+    bytes.push(b'{');
+    for (i, (key, value)) in out.iter().enumerate() {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.push(b'"');
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.extend_from_slice(b"\":");
+        if key == "logged_at" {
+            stamp_at = Some(bytes.len() + 1);
+        }
+        value.write_canonical(&mut bytes);
+    }
+    bytes.push(b'}');
+    if bytes.len() > MAX_ENTRY_SIZE {
+        return Err(EventError::TooLarge(bytes.len()));
+    }
+    let stamp_at = stamp_at.ok_or(EventError::NotAnObject)?;
+    Ok(Unstamped { bytes, stamp_at })
+}
+
+/// Writes `logged_at` into an unstamped event in place.
+pub fn stamp(event: &mut [u8], stamp_at: usize, timestamp: &str) -> bool {
+    match event.get_mut(stamp_at..stamp_at + TIMESTAMP_LEN) {
+        Some(slot) if timestamp.len() == TIMESTAMP_LEN => {
+            slot.copy_from_slice(timestamp.as_bytes());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Formats a timestamp in the fixed `logged_at` format.
+pub fn format_timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}

@@ -1,0 +1,575 @@
+//! The HTTP API: `fn app(state) -> Router`. Thin: parse, call the engine or the reader,
+//! answer. Every error is an RFC 9457 problem that says what to fix.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::Stream;
+use graven_core::hash::{Hash, LeafIndex, TreeSize};
+use graven_core::tile::{self, TlogPath};
+use serde::Deserialize;
+
+use crate::auth::{AuthError, BearerAuth};
+use crate::engine::{Engine, Entry, Receipt, SubmitError};
+use crate::event::{self, EventError};
+use crate::metrics::{HttpLabels, Metrics};
+use crate::problem::Problem;
+use crate::store::{LogReader, ReadError};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub engine: Engine,
+    pub reader: Arc<Mutex<LogReader>>,
+    pub auth: BearerAuth,
+    pub metrics: Arc<Metrics>,
+    pub origin: String,
+    pub verifier_key: String,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+}
+
+type St = State<Arc<AppState>>;
+
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", get(search_unavailable).post(post_events))
+        .route("/v1/events/{index}", get(get_event))
+        .route("/v1/proofs/inclusion", get(inclusion_proof))
+        .route("/v1/proofs/consistency", get(consistency_proof))
+        .route("/v1/stream", get(stream))
+        .route("/v1/log", get(log_info))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile_file))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+fn count(state: &AppState, route: &'static str, status: StatusCode) {
+    state.metrics.http.get_or_create(&HttpLabels { route, status: status.as_u16() }).inc();
+}
+
+fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -> Response {
+    let resp = match r {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    };
+    count(state, route, resp.status());
+    resp
+}
+
+fn auth_problem(e: AuthError) -> Problem {
+    let mut p =
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", e.to_string());
+    p.retry_after = None;
+    p
+}
+
+fn submit_problem(e: SubmitError) -> Problem {
+    match e {
+        SubmitError::Overloaded { .. } => {
+            let mut p =
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "The log is busy", e.to_string());
+            p.retry_after = Some(1);
+            p
+        }
+        SubmitError::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "The batch is too large",
+            e.to_string(),
+        ),
+        SubmitError::Storage(_) | SubmitError::ShuttingDown => {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The log cannot accept writes",
+                e.to_string(),
+            );
+            p.retry_after = Some(5);
+            p
+        }
+    }
+}
+
+fn event_problem(e: EventError, line: Option<usize>) -> Problem {
+    let detail = match line {
+        Some(n) => format!("line {n}: {e}; nothing was appended"),
+        None => format!("{e}; nothing was appended"),
+    };
+    match e {
+        EventError::TooLarge(_) => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "event-too-large", "The event is too large", detail)
+        }
+        _ => Problem::bad_request("invalid-event", detail),
+    }
+}
+
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
+    let limit = state.max_body_bytes;
+    match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            "The request body took too long",
+            format!(
+                "the body was not received within {} s; nothing was appended",
+                state.body_timeout.as_secs()
+            ),
+        )),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+            let mut too_large = false;
+            while let Some(s) = source {
+                too_large |= s.is::<http_body_util::LengthLimitError>();
+                source = s.source();
+            }
+            if too_large {
+                Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "The request body is too large",
+                    format!(
+                        "the body is over the {limit}-byte limit; split it into several requests; nothing was appended"
+                    ),
+                ))
+            } else {
+                Err(Problem::bad_request(
+                    "body-incomplete",
+                    format!("the body could not be read ({e}); nothing was appended"),
+                ))
+            }
+        }
+    }
+}
+
+fn receipt_json(r: &Receipt) -> serde_json::Value {
+    serde_json::json!({
+        "index": r.index,
+        "logged_at": r.logged_at.as_deref(),
+        "leaf_hash": r.leaf_hash.to_base64(),
+        "tree_size": r.tree_size,
+        "checkpoint": &*r.checkpoint,
+        "inclusion_proof": r.inclusion_proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+    })
+}
+
+async fn post_events(State(st): St, headers: HeaderMap, body: Body) -> Response {
+    let r = post_events_inner(&st, &headers, body).await;
+    finish(&st, "POST /v1/events", r)
+}
+
+async fn post_events_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
+    let actor = st
+        .auth
+        .check(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+        .map_err(auth_problem)?;
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ndjson = match mime.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => true,
+        "application/json" | "" => false,
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported content type",
+                format!(
+                    "{other} is not accepted: send application/json (one event) or application/x-ndjson (a batch)"
+                ),
+            ));
+        }
+    };
+    let body = read_body(st, body).await?;
+    if !ndjson {
+        let e = event::shape(&body, &actor).map_err(|e| event_problem(e, None))?;
+        let mut receipts = st
+            .engine
+            .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
+            .await
+            .map_err(submit_problem)?;
+        let r = receipts.pop().ok_or_else(|| Problem::internal("no receipt"))?;
+        let mut resp = (StatusCode::CREATED, axum::Json(receipt_json(&r))).into_response();
+        resp.headers_mut().insert(header::LOCATION, header_value(&format!("/v1/events/{}", r.index)));
+        return Ok(resp);
+    }
+    let mut lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        return Err(Problem::bad_request(
+            "empty-batch",
+            "the batch has no events; send one JSON event per line",
+        ));
+    }
+    let max = st.engine.config().max_batch_events;
+    if lines.len() > max {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "The batch is too large",
+            format!("{} events in one batch; at most {max}; split it; nothing was appended", lines.len()),
+        ));
+    }
+    let mut entries = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let e = event::shape(line, &actor).map_err(|e| event_problem(e, Some(i + 1)))?;
+        entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
+    }
+    let receipts = st.engine.submit(entries).await.map_err(submit_problem)?;
+    let mut out = String::with_capacity(receipts.len() * 1200);
+    for r in &receipts {
+        out.push_str(&receipt_json(r).to_string());
+        out.push('\n');
+    }
+    let mut resp = (StatusCode::CREATED, out).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(resp)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn read_problem(e: ReadError) -> Problem {
+    match e {
+        ReadError::OutOfRange { .. } => Problem::not_found(e.to_string()),
+        e => Problem::internal(e.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Problem::internal(format!("reader task failed: {e}")))?
+}
+
+fn parse_index(s: &str, what: &str) -> Result<u64, Problem> {
+    s.parse::<u64>().map_err(|_| {
+        Problem::bad_request("bad-parameter", format!("{what} must be a non-negative integer, got {s:?}"))
+    })
+}
+
+/// An entry as JSON: the event itself when it is JSON, else base64.
+fn entry_field(entry: &[u8]) -> (&'static str, String) {
+    match serde_json::from_slice::<&serde_json::value::RawValue>(entry) {
+        Ok(raw) => ("event", raw.get().to_owned()),
+        Err(_) => ("entry_base64", format!("\"{}\"", B64.encode(entry))),
+    }
+}
+
+async fn get_event(State(st): St, Path(index): Path<String>) -> Response {
+    let r = async {
+        let index = parse_index(&index, "the event index")?;
+        let c = st.engine.committed();
+        if index >= c.size {
+            return Err(Problem::not_found(format!("no event {index}: the log has {} events (0-based)", c.size)));
+        }
+        let reader = st.reader.clone();
+        let size = TreeSize(c.size);
+        let (entry, proof) = blocking(move || {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = r.entry(index, size).map_err(read_problem)?;
+            let proof = r.inclusion_proof(LeafIndex(index), size).map_err(read_problem)?;
+            Ok((entry, proof))
+        })
+        .await?;
+        let (key, value) = entry_field(&entry);
+        let proof: Vec<String> = proof.iter().map(Hash::to_base64).collect();
+        let body = format!(
+            "{{\"index\":{index},\"tree_size\":{},\"leaf_hash\":\"{}\",\"{key}\":{value},\"checkpoint\":{},\"inclusion_proof\":{}}}",
+            c.size,
+            graven_core::leaf_hash(&entry).to_base64(),
+            serde_json::Value::String(c.checkpoint.to_string()),
+            serde_json::to_string(&proof).unwrap_or_default(),
+        );
+        let mut resp = body.into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+    .await;
+    finish(&st, "GET /v1/events/{index}", r)
+}
+
+#[derive(Debug, Deserialize)]
+struct InclusionQuery {
+    index: Option<String>,
+    tree_size: Option<String>,
+}
+
+async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> Response {
+    let r = async {
+        let index = parse_index(
+            q.index
+                .as_deref()
+                .ok_or_else(|| Problem::bad_request("bad-parameter", "give ?index=<0-based leaf index>"))?,
+            "index",
+        )?;
+        let c = st.engine.committed();
+        let size = match q.tree_size.as_deref() {
+            Some(s) => parse_index(s, "tree_size")?,
+            None => c.size,
+        };
+        if size > c.size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("tree_size {size} is beyond the latest checkpoint ({})", c.size),
+            ));
+        }
+        if index >= size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("index {index} is not in a tree of size {size}"),
+            ));
+        }
+        let reader = st.reader.clone();
+        let (leaf, root, proof) = blocking(move || {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = r.entry(index, TreeSize(size)).map_err(read_problem)?;
+            let root = r.root(TreeSize(size)).map_err(read_problem)?;
+            let proof = r.inclusion_proof(LeafIndex(index), TreeSize(size)).map_err(read_problem)?;
+            Ok((graven_core::leaf_hash(&entry), root, proof))
+        })
+        .await?;
+        Ok(axum::Json(serde_json::json!({
+            "index": index, "tree_size": size, "leaf_hash": leaf.to_base64(), "root": root.to_base64(),
+            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+        }))
+        .into_response())
+    }
+    .await;
+    finish(&st, "GET /v1/proofs/inclusion", r)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn consistency_proof(State(st): St, Query(q): Query<ConsistencyQuery>) -> Response {
+    let r = async {
+        let c = st.engine.committed();
+        let from = parse_index(
+            q.from.as_deref().ok_or_else(|| {
+                Problem::bad_request("bad-parameter", "give ?from=<old size>&to=<new size>")
+            })?,
+            "from",
+        )?;
+        let to = match q.to.as_deref() {
+            Some(s) => parse_index(s, "to")?,
+            None => c.size,
+        };
+        if to > c.size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("to {to} is beyond the latest checkpoint ({})", c.size),
+            ));
+        }
+        if from > to {
+            return Err(Problem::bad_request("bad-parameter", format!("from {from} is larger than to {to}")));
+        }
+        if from == 0 {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                "there is no consistency proof from size 0: every tree extends the empty tree",
+            ));
+        }
+        let reader = st.reader.clone();
+        let (r1, r2, proof) = blocking(move || {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let r1 = r.root(TreeSize(from)).map_err(read_problem)?;
+            let r2 = r.root(TreeSize(to)).map_err(read_problem)?;
+            let p = r.consistency_proof(TreeSize(from), TreeSize(to)).map_err(read_problem)?;
+            Ok((r1, r2, p))
+        })
+        .await?;
+        Ok(axum::Json(serde_json::json!({
+            "from": from, "to": to, "root_from": r1.to_base64(), "root_to": r2.to_base64(),
+            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+        }))
+        .into_response())
+    }
+    .await;
+    finish(&st, "GET /v1/proofs/consistency", r)
+}
+
+async fn log_info(State(st): St) -> Response {
+    let c = st.engine.committed();
+    let r = Ok(axum::Json(serde_json::json!({
+        "origin": st.origin,
+        "verifier_key": st.verifier_key,
+        "tree_size": c.size,
+        "root": c.root.to_base64(),
+        "checkpoint": &*c.checkpoint,
+    }))
+    .into_response());
+    finish(&st, "GET /v1/log", r)
+}
+
+async fn checkpoint(State(st): St) -> Response {
+    let c = st.engine.committed();
+    let mut resp = c.checkpoint.to_string().into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    finish(&st, "GET /checkpoint", Ok(resp))
+}
+
+async fn tile_file(State(st): St, Path(rest): Path<String>) -> Response {
+    let r = async {
+        let full = format!("tile/{rest}");
+        let parsed = tile::parse_path(&full)
+            .map_err(|e| Problem::not_found(format!("{full:?} is not a tile path: {e}")))?;
+        let immutable = match parsed {
+            TlogPath::Tile(t) => t.is_full(),
+            TlogPath::Entries(b) => b.is_full(),
+            TlogPath::Checkpoint => false,
+        };
+        let size = TreeSize(st.engine.committed().size);
+        let reader = st.reader.clone();
+        let bytes = blocking(move || {
+            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            r.read_path(parsed, size).map_err(read_problem)
+        })
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("{full} is not part of the log at size {}", size.0)))?;
+        let mut resp = bytes.into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        // A full tile never changes. A partial tile's contents are fixed by its width too, but
+        // it is superseded as the log grows, so it is cached briefly.
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(if immutable {
+                "public, max-age=31536000, immutable"
+            } else {
+                "public, max-age=5"
+            }),
+        );
+        Ok(resp)
+    }
+    .await;
+    finish(&st, "GET /tile", r)
+}
+
+async fn readyz(State(st): St) -> Response {
+    let r = if st.engine.is_poisoned() {
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "poisoned",
+            "Not ready",
+            "a storage error stopped writes; restart the server to recover the log",
+        ))
+    } else {
+        Ok("ready\n".into_response())
+    };
+    finish(&st, "GET /readyz", r)
+}
+
+async fn metrics(State(st): St) -> Response {
+    let mut resp = st.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+async fn openapi() -> Response {
+    let mut resp = include_str!("openapi.json").into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn search_unavailable(State(st): St) -> Response {
+    let _ = &st;
+    Problem::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not-implemented",
+        "Search is not available yet",
+        "search arrives with the index",
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    from: Option<String>,
+}
+
+/// Server-sent events: every entry from `from` (default: the current size), then live.
+async fn stream(State(st): St, Query(q): Query<StreamQuery>) -> Response {
+    let start = match q.from.as_deref().map(|s| parse_index(s, "from")).transpose() {
+        Ok(v) => v.unwrap_or(st.engine.committed().size),
+        Err(p) => return finish(&st, "GET /v1/stream", Err(p)),
+    };
+    count(&st, "GET /v1/stream", StatusCode::OK);
+    let rx = st.engine.subscribe();
+    let reader = st.reader.clone();
+    Sse::new(tail(start, rx, reader))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn tail(
+    start: u64,
+    rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
+    reader: Arc<Mutex<LogReader>>,
+) -> impl Stream<Item = Result<SseEvent, std::convert::Infallible>> {
+    struct S {
+        next: u64,
+        buf: std::collections::VecDeque<(u64, Vec<u8>)>,
+        rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
+        reader: Arc<Mutex<LogReader>>,
+    }
+    let s = S { next: start, buf: Default::default(), rx, reader };
+    futures_util::stream::unfold(s, |mut s| async move {
+        loop {
+            if let Some((i, entry)) = s.buf.pop_front() {
+                let (key, value) = entry_field(&entry);
+                let data = format!("{{\"index\":{i},\"{key}\":{value}}}");
+                return Some((Ok(SseEvent::default().id(i.to_string()).event("event").data(data)), s));
+            }
+            let size = s.rx.borrow_and_update().size;
+            if s.next < size {
+                let reader = s.reader.clone();
+                let next = s.next;
+                let got = tokio::task::spawn_blocking(move || {
+                    let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+                    r.bundle(next, TreeSize(size))
+                })
+                .await;
+                let Ok(Ok((first, entries))) = got else { return None };
+                for (k, e) in entries.into_iter().enumerate() {
+                    let i = first + k as u64;
+                    if i >= s.next && i < size {
+                        s.buf.push_back((i, e));
+                    }
+                }
+                s.next = s.buf.back().map_or(size, |(i, _)| i + 1);
+                continue;
+            }
+            if s.rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+}

@@ -1,0 +1,128 @@
+//! Starting and stopping `graven serve`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use graven_core::note::SignerKey;
+use graven_tlog::LocalLog;
+
+use crate::auth::BearerAuth;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::http::{AppState, app};
+use crate::metrics::Metrics;
+use crate::store::LogReader;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{} does not hold a signer key: {why}", path.display())]
+    Key { path: PathBuf, why: String },
+    #[error("opening the log: {0}")]
+    Log(#[from] graven_tlog::LogError),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
+    move |source| ServeError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// Loads `<data>/log.key`, creating it (mode 0600) for `origin` on first start.
+fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), ServeError> {
+    if !path.exists() {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| io("creating", path)(std::io::Error::other(e.to_string())))?;
+        let key = SignerKey::from_seed(origin, seed)
+            .map_err(|e| ServeError::Key { path: path.into(), why: e.to_string() })?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(io("creating", path))?;
+        f.write_all(format!("{}\n", key.to_secret_string()).as_bytes()).map_err(io("writing", path))?;
+        f.sync_all().map_err(io("syncing", path))?;
+        return Ok((key, true));
+    }
+    let text = std::fs::read_to_string(path).map_err(io("reading", path))?;
+    let key = SignerKey::parse(text.trim())
+        .map_err(|e| ServeError::Key { path: path.into(), why: e.to_string() })?;
+    Ok((key, false))
+}
+
+/// Runs the server until SIGTERM or SIGINT, then commits and acknowledges everything already
+/// accepted before returning.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let data = config.data.clone();
+    std::fs::create_dir_all(&data).map_err(io("creating", &data))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
+    }
+    let (key, new_key) = load_or_create_key(&data.join("log.key"), &config.origin)?;
+    let vkey = key.verifier();
+    let token_path = data.join("admin.token");
+    let (auth, new_token) = BearerAuth::load_or_create(&token_path).map_err(io("creating", &token_path))?;
+    let log_dir = data.join("log");
+    let log = LocalLog::open(&log_dir, key)?;
+    let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
+    let metrics = Metrics::new(engine.clone());
+    let state = Arc::new(AppState {
+        engine: engine.clone(),
+        reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
+        auth,
+        metrics,
+        origin: vkey.name().to_owned(),
+        verifier_key: vkey.to_string(),
+        max_body_bytes: config.max_body_bytes,
+        body_timeout: config.body_timeout,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    if new_key {
+        println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
+    }
+    println!("verifier key: {vkey}");
+    println!(
+        "admin credential: {}{}",
+        token_path.display(),
+        if new_token { " (new; send it as Authorization: Bearer <token>)" } else { "" }
+    );
+    println!("tree size: {}", engine.committed().size);
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    // No new requests now; the sequencer commits and answers what was accepted, then stops.
+    engine.shutdown();
+    println!("stopped; tree size {}", engine.committed().size);
+    served.map_err(|source| ServeError::Listen { addr, source })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,143 @@
+//! The engine on a simulated disk: storage errors stop acknowledgements, recovery works.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use graven_core::note::SignerKey;
+use graven_core::{LeafIndex, merkle};
+use graven_server::engine::{Engine, EngineConfig, Entry, Receipt, SubmitError};
+use graven_server::store::LogReader;
+use graven_tlog::sim::{FailMode, SimFs};
+use graven_tlog::{Fs, LocalLog};
+use graven_verify::{Fetch, FetchError, verify_log};
+
+fn key() -> SignerKey {
+    SignerKey::from_seed("engine.test/log", [5; 32]).unwrap()
+}
+
+struct SimFetch(Arc<SimFs>, PathBuf);
+impl Fetch for SimFetch {
+    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        match self.0.read(&self.1.join(path), limit) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn location(&self) -> String {
+        "sim".into()
+    }
+}
+
+fn batch(tag: &str, n: usize) -> Vec<Entry> {
+    (0..n).map(|i| Entry::raw(format!("{tag}-{i}").into_bytes())).collect()
+}
+
+fn start(fs: &Arc<SimFs>, dir: &Path) -> Engine {
+    let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
+    Engine::start(log, LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap()
+}
+
+fn check_receipt(r: &Receipt) {
+    let vkey = key().verifier();
+    let cp = graven_core::checkpoint::VerifiedCheckpoint::open(r.checkpoint.as_bytes(), &vkey, vkey.name())
+        .unwrap();
+    assert_eq!(cp.size().0, r.tree_size);
+    let proof: Vec<[u8; 32]> = r.inclusion_proof.iter().map(|h| h.0).collect();
+    merkle::verify_inclusion(&r.leaf_hash, LeafIndex(r.index), cp.size(), &proof, &cp.root()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_verify_offline() {
+    let fs = Arc::new(SimFs::new());
+    let dir = Path::new("/data/log");
+    let engine = start(&fs, dir);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let e = engine.clone();
+        tasks.push(tokio::spawn(async move { e.submit(batch(&format!("t{t}"), 40)).await.unwrap() }));
+    }
+    let mut indices = Vec::new();
+    for t in tasks {
+        for r in t.await.unwrap() {
+            check_receipt(&r);
+            indices.push(r.index);
+        }
+    }
+    indices.sort_unstable();
+    assert_eq!(indices, (0..320).collect::<Vec<u64>>(), "every event got its own index");
+    engine.shutdown();
+}
+
+/// A write or fsync error at any point: nothing is acknowledged after it, and after a restart
+/// (with everything unsynced lost) every acknowledged event is there and appends work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledgement_after_a_storage_error_and_recovery_succeeds() {
+    let dir = Path::new("/data/log");
+    for mode in [FailMode::Before, FailMode::After] {
+        for step in [0usize, 1, 2, 3, 5, 8, 13, 21, 34, 55] {
+            let fs = Arc::new(SimFs::new());
+            let engine = start(&fs, dir);
+            let mut acked: Vec<Receipt> = engine.submit(batch("warmup", 300)).await.unwrap();
+            fs.fail_after(step, mode);
+            let mut failed = false;
+            for b in 0..12 {
+                match engine.submit(batch(&format!("b{b}"), 100)).await {
+                    Ok(r) => {
+                        assert!(!failed, "{mode:?} step {step}: acknowledged after a storage error");
+                        acked.extend(r);
+                    }
+                    Err(SubmitError::Storage(_)) => failed = true,
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            assert!(failed, "{mode:?} step {step}: the failpoint never fired");
+            assert!(engine.is_poisoned());
+            engine.shutdown();
+
+            // Restart after a power cut: recovery runs through the same commit path.
+            fs.crash();
+            let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
+            let size = log.size();
+            let max_acked = acked.iter().map(|r| r.index).max().unwrap();
+            assert!(
+                size.0 > max_acked,
+                "{mode:?} step {step}: acknowledged event {max_acked} lost (size {size})"
+            );
+            let mut reader = LogReader::with_fs(fs.clone(), dir);
+            for r in &acked {
+                let entry = reader.entry(r.index, size).unwrap();
+                assert_eq!(graven_core::leaf_hash(&entry), r.leaf_hash, "event {} changed", r.index);
+            }
+            let proof = reader.inclusion_proof(LeafIndex(max_acked), size).unwrap();
+            assert!(!proof.is_empty());
+            let report =
+                verify_log(&mut SimFetch(fs.clone(), dir.to_path_buf()), &key().verifier(), None, |_, _| {})
+                    .unwrap();
+            assert_eq!(report.size, size);
+            let engine =
+                Engine::start(log, LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap();
+            let r = engine.submit(batch("after", 10)).await.unwrap();
+            assert_eq!(r[0].index, size.0);
+            check_receipt(&r[9]);
+            engine.shutdown();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_pushes_back() {
+    let fs = Arc::new(SimFs::new());
+    let dir = Path::new("/data/log");
+    let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
+    let config = EngineConfig { max_pending_events: 10, ..EngineConfig::default() };
+    let engine = Engine::start(log, LogReader::with_fs(fs.clone(), dir), config).unwrap();
+    match engine.submit(batch("big", 11)).await {
+        Err(SubmitError::Overloaded { .. }) => {}
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+    assert_eq!(engine.submit(batch("ok", 10)).await.unwrap().len(), 10);
+    engine.shutdown();
+}
