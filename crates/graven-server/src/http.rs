@@ -36,13 +36,14 @@ pub struct AppState {
     pub verifier_key: String,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
+    pub index: Arc<graven_index::Index>,
 }
 
 type St = State<Arc<AppState>>;
 
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/events", get(search_unavailable).post(post_events))
+        .route("/v1/events", get(search).post(post_events))
         .route("/v1/events/{index}", get(get_event))
         .route("/v1/proofs/inclusion", get(inclusion_proof))
         .route("/v1/proofs/consistency", get(consistency_proof))
@@ -499,15 +500,111 @@ async fn openapi() -> Response {
     resp
 }
 
-async fn search_unavailable(State(st): St) -> Response {
-    let _ = &st;
-    Problem::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not-implemented",
-        "Search is not available yet",
-        "search arrives with the index",
-    )
-    .into_response()
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    resource: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+    order: Option<String>,
+}
+
+/// An RFC 3339 time as the index's fixed-width `logged_at` text.
+fn index_time(s: &str, what: &str) -> Result<String, Problem> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        Problem::bad_request(
+            "bad-parameter",
+            format!("{what} must be an RFC 3339 time such as 2026-11-26T17:48:20Z"),
+        )
+    })?;
+    Ok(event::format_timestamp(t))
+}
+
+/// Search over the derived index. The index may trail the log by a moment; `indexed_size`
+/// says how far it has got.
+async fn search(State(st): St, Query(q): Query<SearchQuery>) -> Response {
+    let r = async {
+        let limit = match q.limit.as_deref() {
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| Problem::bad_request("bad-parameter", "limit must be 1..=1000"))?,
+            None => 0,
+        };
+        let order = match q.order.as_deref() {
+            None | Some("newest") | Some("desc") => graven_index::Order::NewestFirst,
+            Some("oldest") | Some("asc") => graven_index::Order::OldestFirst,
+            Some(o) => {
+                return Err(Problem::bad_request(
+                    "bad-parameter",
+                    format!("order {o:?}: use newest or oldest"),
+                ));
+            }
+        };
+        let query = graven_index::Query {
+            actor: q.actor,
+            action: q.action,
+            resource: q.resource,
+            outcome: q.outcome,
+            since: q.since.as_deref().map(|s| index_time(s, "since")).transpose()?,
+            until: q.until.as_deref().map(|s| index_time(s, "until")).transpose()?,
+            limit,
+            cursor: q.cursor,
+            order,
+        };
+        let index = st.index.clone();
+        let reader = st.reader.clone();
+        let size = TreeSize(st.engine.committed().size);
+        let (page, indexed, events) = blocking(move || {
+            let page = index.search(&query).map_err(|e| match e {
+                graven_index::IndexError::BadCursor | graven_index::IndexError::BadQuery(_) => {
+                    Problem::bad_request("bad-parameter", e.to_string())
+                }
+                e => Problem::internal(e.to_string()),
+            })?;
+            let indexed = index.indexed_size().map_err(|e| Problem::internal(e.to_string()))?;
+            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut bundles: std::collections::HashMap<u64, (u64, Vec<Vec<u8>>)> = Default::default();
+            let mut events = Vec::with_capacity(page.indices.len());
+            for &i in &page.indices {
+                if i >= size.0 {
+                    continue;
+                }
+                let key = i / 256;
+                if let std::collections::hash_map::Entry::Vacant(v) = bundles.entry(key) {
+                    v.insert(r.bundle(i, size).map_err(read_problem)?);
+                }
+                if let Some((first, entries)) = bundles.get(&key) {
+                    if let Some(e) = entries.get((i - first) as usize) {
+                        events.push((i, e.clone()));
+                    }
+                }
+            }
+            Ok((page, indexed, events))
+        })
+        .await?;
+        let mut body = String::from("{\"events\":[");
+        for (k, (i, e)) in events.iter().enumerate() {
+            if k > 0 {
+                body.push(',');
+            }
+            let (key, value) = entry_field(e);
+            body.push_str(&format!("{{\"index\":{i},\"{key}\":{value}}}"));
+        }
+        body.push_str(&format!(
+            "],\"next_cursor\":{},\"indexed_size\":{indexed},\"tree_size\":{}}}",
+            serde_json::to_string(&page.next_cursor).unwrap_or_else(|_| "null".into()),
+            size.0
+        ));
+        let mut resp = body.into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+    .await;
+    finish(&st, "GET /v1/events", r)
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod http;
+pub mod indexer;
 pub mod metrics;
 pub mod problem;
 pub mod server;

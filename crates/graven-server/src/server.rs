@@ -71,6 +71,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let log = LocalLog::open(&log_dir, key)?;
     let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
     let metrics = Metrics::new(engine.clone());
+    let index_path = data.join("index.redb");
+    let index =
+        Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
+            io("opening the search index", &index_path)(std::io::Error::other(e.to_string()))
+        })?);
+    let indexer =
+        tokio::spawn(crate::indexer::run(index.clone(), engine.subscribe(), LogReader::new(&log_dir)));
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
@@ -80,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         verifier_key: vkey.to_string(),
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.body_timeout,
+        index,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -101,6 +109,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
     engine.shutdown();
+    indexer.abort();
     println!("stopped; tree size {}", engine.committed().size);
     served.map_err(|source| ServeError::Listen { addr, source })
 }

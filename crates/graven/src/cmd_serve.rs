@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -48,5 +48,31 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(graven_server::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rebuilds `<data>/index.redb` from `<data>/log`. The index is derived data; the log is the
+/// truth, checked against the log's own key before anything is indexed.
+pub fn reindex(data: &Path) -> anyhow::Result<ExitCode> {
+    use graven_core::checkpoint::VerifiedCheckpoint;
+    use graven_core::note::SignerKey;
+
+    let key_path = data.join("log.key");
+    let key_text = crate::input::read_small(&key_path, crate::input::MAX_KEY_FILE)?;
+    let vkey = SignerKey::parse(key_text.trim())
+        .with_context(|| format!("{} does not hold a signer key", key_path.display()))?
+        .verifier();
+    let log_dir = data.join("log");
+    let cp_bytes = std::fs::read(log_dir.join("checkpoint")).with_context(|| {
+        format!("{} has no checkpoint; is it a graven data directory?", log_dir.display())
+    })?;
+    let cp = VerifiedCheckpoint::open(&cp_bytes, &vkey, vkey.name())
+        .context("the log's checkpoint does not verify")?;
+    let index = graven_index::Index::open(&data.join("index.redb"))
+        .map_err(|e| anyhow::anyhow!("opening the index (is the server still running?): {e}"))?;
+    index.clear().map_err(|e| anyhow::anyhow!("clearing the index: {e}"))?;
+    let reader = graven_server::store::LogReader::new(&log_dir);
+    let n = graven_server::indexer::catch_up(&index, &reader, cp.size().0).map_err(|e| anyhow::anyhow!(e))?;
+    println!("{}", serde_json::json!({"indexed": n, "tree_size": cp.size().0}));
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run the log server (defaults: ./graven-data, 127.0.0.1:7878).
     Serve(cmd_serve::ServeArgs),
+    /// Rebuild the search index of a server's data directory from its log (server stopped).
+    Reindex {
+        /// The server's data directory [default: ./graven-data].
+        #[arg(long, env = "GRAVEN_DATA", default_value = "./graven-data")]
+        data: PathBuf,
+    },
     /// Create an Ed25519 signer key for a log; print its verifier key.
     Keygen {
         /// The log's origin, which is also the key name (e.g. example.com/audit).
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd_serve::run(args),
+        Command::Reindex { data } => cmd_serve::reindex(&data),
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
         Command::Verify { target, vkey, origin, json } => {

@@ -1,0 +1,46 @@
+//! Keeps the search index up to date by tailing the committed log.
+//!
+//! The index is derived data: it follows the log, never leads it. On start it catches up from
+//! wherever it stopped (or from 0 after `graven reindex`), then indexes each new checkpoint's
+//! entries, a bundle at a time.
+
+use std::sync::Arc;
+
+use graven_core::hash::TreeSize;
+use graven_index::Index;
+use tokio::sync::watch;
+
+use crate::engine::Committed;
+use crate::store::LogReader;
+
+/// Indexes entries `from..size` of the log; returns the new indexed size.
+pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, String> {
+    let mut next = index.indexed_size().map_err(|e| e.to_string())?;
+    while next < size {
+        let (first, entries) = reader.bundle(next, TreeSize(size)).map_err(|e| e.to_string())?;
+        let skip = (next - first) as usize;
+        let slice: Vec<&[u8]> = entries.iter().skip(skip).map(Vec::as_slice).collect();
+        index.add(next, &slice).map_err(|e| e.to_string())?;
+        next += slice.len() as u64;
+    }
+    Ok(next)
+}
+
+pub async fn run(index: Arc<Index>, mut rx: watch::Receiver<Committed>, reader: LogReader) {
+    let reader = Arc::new(std::sync::Mutex::new(reader));
+    loop {
+        let size = rx.borrow_and_update().size;
+        let (i, r) = (index.clone(), reader.clone());
+        let work = move || catch_up(&i, &r.lock().unwrap_or_else(|p| p.into_inner()), size);
+        match tokio::task::spawn_blocking(work).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "indexing failed; search may be stale until restart or reindex")
+            }
+            Err(_) => return,
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
