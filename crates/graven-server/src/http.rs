@@ -577,10 +577,10 @@ async fn search(State(st): St, Query(q): Query<SearchQuery>) -> Response {
                 if let std::collections::hash_map::Entry::Vacant(v) = bundles.entry(key) {
                     v.insert(r.bundle(i, size).map_err(read_problem)?);
                 }
-                if let Some((first, entries)) = bundles.get(&key) {
-                    if let Some(e) = entries.get((i - first) as usize) {
-                        events.push((i, e.clone()));
-                    }
+                if let Some(e) =
+                    bundles.get(&key).and_then(|(first, entries)| entries.get((i - first) as usize))
+                {
+                    events.push((i, e.clone()));
                 }
             }
             Ok((page, indexed, events))
