@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub max_pending_events: Option<usize>,
     pub max_pending_bytes: Option<usize>,
     pub body_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -58,6 +60,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
+    /// Most open client connections; more are refused.
+    pub max_connections: usize,
+    /// How long a client may take to send its request line and headers.
+    pub header_timeout: Duration,
     pub engine: EngineConfig,
 }
 
@@ -145,6 +151,8 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
             o.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20),
         )?,
         body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
+        max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
+        header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
         engine,
     })
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use graven_core::note::SignerKey;
 use graven_tlog::LocalLog;
@@ -106,12 +107,61 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
 
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let served = serve_connections(listener, app(state), config.max_connections, config.header_timeout).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
     engine.shutdown();
     indexer.abort();
     println!("stopped; tree size {}", engine.committed().size);
     served.map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// The accept loop: a bounded number of connections, a deadline for request headers (so a
+/// slow client cannot hold a connection by dribbling headers), and graceful shutdown that
+/// lets requests in flight finish.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    max_connections: usize,
+    header_timeout: Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the connection limit: refuse at once rather than queue without bound.
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Let requests in flight finish (their events are committed and acknowledged).
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

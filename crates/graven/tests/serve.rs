@@ -293,7 +293,11 @@ fn bad_input_is_refused_and_harms_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("graven.toml"), "body_timeout_ms = 700\nmax_body_bytes = 200000\n").unwrap();
+    std::fs::write(
+        data.join("graven.toml"),
+        "body_timeout_ms = 700\nheader_timeout_ms = 700\nmax_body_bytes = 200000\n",
+    )
+    .unwrap();
     let s = start(&data, &["--max-pending-events", "100"]);
     let ok = s.post("application/json", br#"{"action":"first"}"#, Some(&s.token));
     assert_eq!(ok.status, 201);
@@ -355,6 +359,15 @@ fn bad_input_is_refused_and_harms_nothing() {
         )
         .unwrap();
     } // dropped: the connection closes halfway through the body
+
+    // Headers that never finish: the connection is closed, not held.
+    let mut dribble = TcpStream::connect(&s.addr).unwrap();
+    write!(dribble, "POST /v1/events HTTP/1.1\r\nHost: x\r\n").unwrap();
+    dribble.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = dribble.read_to_end(&mut rest).is_ok();
+    assert!(closed && started.elapsed() < Duration::from_secs(5), "slow headers kept the connection open");
 
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.size(), 1, "a failed request appended something");
