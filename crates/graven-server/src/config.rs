@@ -156,3 +156,55 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         engine,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("graven.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn flags_and_env_beat_the_file_which_beats_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let file = write_file(
+            d.path(),
+            "listen = \"127.0.0.1:9000\"\nmax_batch_events = 10\norigin = \"file.example/log\"\n",
+        );
+        let c = resolve(Overrides { config: Some(file.clone()), ..Default::default() }).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.engine.max_batch_events, 10);
+        assert_eq!(c.origin, "file.example/log");
+        assert_eq!(c.max_body_bytes, 64 << 20, "default where neither says anything");
+        let c = resolve(Overrides {
+            config: Some(file),
+            listen: Some("127.0.0.1:9001".into()),
+            max_batch_events: Some(20),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.engine.max_batch_events, 20);
+        assert_eq!(c.origin, "file.example/log");
+    }
+
+    #[test]
+    fn the_data_dir_file_is_found_and_typos_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        write_file(d.path(), "max_pending_events = 7\n");
+        let c = resolve(Overrides { data: Some(d.path().to_path_buf()), ..Default::default() }).unwrap();
+        assert_eq!(c.engine.max_pending_events, 7);
+        write_file(d.path(), "max_pendng_events = 7\n");
+        let e = resolve(Overrides { data: Some(d.path().to_path_buf()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("max_pendng_events"), "{e}");
+        let e = resolve(Overrides { listen: Some("localhost".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("IP:PORT"), "{e}");
+        let e = resolve(Overrides { origin: Some("has space".into()), ..Default::default() }).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { what: "origin", .. }));
+        let e = resolve(Overrides { max_batch_events: Some(0), ..Default::default() }).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { what: "max_batch_events", .. }));
+    }
+}

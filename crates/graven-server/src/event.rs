@@ -197,3 +197,65 @@ pub fn format_timestamp(t: time::OffsetDateTime) -> String {
         t.microsecond()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor {
+            id: "svc:a".into(),
+            kind: "service_account".into(),
+            credential: "key:1".into(),
+            auth: "api_key".into(),
+        }
+    }
+
+    #[test]
+    fn the_stamp_lands_on_the_top_level_logged_at_only() {
+        // A client's nested `logged_at` holding the placeholder text must not be stamped.
+        let body = format!(r#"{{"action":"x","details":{{"logged_at":"{PLACEHOLDER}"}}}}"#);
+        let mut e = shape(body.as_bytes(), &actor()).unwrap();
+        assert!(stamp(&mut e.bytes, e.stamp_at, "2026-11-26T17:48:20.123456Z"));
+        let v: serde_json::Value = serde_json::from_slice(&e.bytes).unwrap();
+        assert_eq!(v["logged_at"], "2026-11-26T17:48:20.123456Z");
+        assert_eq!(v["details"]["logged_at"], PLACEHOLDER);
+        // Still canonical after stamping.
+        assert_eq!(graven_core::jcs::canonicalize(&e.bytes).unwrap(), e.bytes);
+    }
+
+    #[test]
+    fn client_identity_claims_are_kept_apart() {
+        let e = shape(br#"{"action":"x","actor":{"id":"root"}}"#, &actor()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&e.bytes).unwrap();
+        assert_eq!(v["actor"]["id"], "svc:a");
+        assert_eq!(v["claimed"]["actor"]["id"], "root");
+        assert_eq!(v["v"], 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"resource":{}}"#, "action"),
+            (br#"{"action":""}"#, "action"),
+            (br#"{"action":"x","outcome":"meh"}"#, "outcome"),
+            (br#"{"action":"x","occurred_at":"yesterday"}"#, "occurred_at"),
+            (br#"{"action":"x","resource":{"id":5}}"#, "resource.id"),
+            (br#"{"action":"x","source":"1.2.3.4"}"#, "source"),
+            (br#"{"action":"x","logged_at":"2026-01-01T00:00:00Z"}"#, "logged_at"),
+            (br#"[1]"#, "object"),
+        ];
+        for (body, needle) in cases {
+            let err = shape(body, &actor()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{} -> {err}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_764_179_300_000_001_000).unwrap();
+        let s = format_timestamp(t);
+        assert_eq!(s.len(), TIMESTAMP_LEN);
+        assert_eq!(s, "2025-11-26T17:48:20.000001Z");
+    }
+}
