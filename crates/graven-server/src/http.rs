@@ -74,10 +74,7 @@ fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -
 }
 
 fn auth_problem(e: AuthError) -> Problem {
-    let mut p =
-        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", e.to_string());
-    p.retry_after = None;
-    p
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", e.to_string())
 }
 
 fn submit_problem(e: SubmitError) -> Problem {

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::Fs;
 
+/// `Path::new("log").parent()` is the empty path, which means the current directory.
+fn current_if_empty(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() { Path::new(".") } else { dir }
+}
+
 /// Files written since the last sync, and the directories whose entries changed.
 #[derive(Debug)]
 pub struct Batch<'a> {
@@ -25,13 +30,12 @@ impl<'a> Batch<'a> {
 
     /// Creates `dir` and any missing parents, remembering each parent whose entries changed.
     pub fn create_dirs(&mut self, dir: &Path) -> io::Result<()> {
-        // `Path::new("log").parent()` is the empty path: the current directory.
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = current_if_empty(dir);
         if self.fs.is_dir(dir) {
             return Ok(());
         }
         if let Some(parent) = dir.parent() {
-            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            let parent = current_if_empty(parent);
             self.create_dirs(parent)?;
             self.dirs.insert(parent.to_path_buf());
         }
@@ -45,7 +49,7 @@ impl<'a> Batch<'a> {
     /// fsynced before the rename; the directory entry is durable after [`Batch::sync`].
     pub fn write(&mut self, path: &Path, data: &[u8]) -> io::Result<()> {
         let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = current_if_empty(dir);
         let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
         self.create_dirs(dir)?;
         let mut tmp_name = std::ffi::OsString::from(".");
