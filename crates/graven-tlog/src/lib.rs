@@ -6,7 +6,8 @@
 //!
 //! ## The commit protocol
 //! The signed `checkpoint` file is the only commit point. An append
-//! 1. writes every new tile and bundle (each: temporary file, fsync, rename),
+//! 1. writes every new tile and bundle to a temporary file, fsyncs them all (concurrently),
+//!    and renames each over its final name,
 //! 2. fsyncs every directory it touched,
 //! 3. signs the new checkpoint and replaces `checkpoint` the same way, then fsyncs its directory.
 //!
@@ -245,9 +246,9 @@ impl LocalLog {
             tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
         }
 
-        // 2. Write full tiles and bundles as they fill. Crash here: files beyond the committed
-        //    size, which the committed checkpoint never refers to; the next append overwrites
-        //    them.
+        // 2. Stage full tiles and bundles as they fill (temporary files, not yet synced or
+        //    renamed). Crash here: stray temporary files, which nothing refers to; the next
+        //    append overwrites them.
         let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
         for (i, e) in entries.iter().enumerate() {
             let e = e.as_ref();
@@ -309,8 +310,10 @@ impl LocalLog {
             batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
         }
 
-        // 4. Make every tile durable under its final name. Crash before this returns: the old
-        //    checkpoint is still the commit point and everything it covers is untouched.
+        // 4. Make every tile durable under its final name (fsyncs in parallel, then renames,
+        //    then directory fsyncs). Crash before this returns: files beyond the committed size
+        //    at most, which the committed checkpoint never refers to; the old checkpoint is
+        //    still the commit point and everything it covers is untouched.
         batch.sync().map_err(io_err("syncing directories of", &dir))?;
 
         // 5. Commit: sign and replace the checkpoint. A crash before the rename leaves the old
