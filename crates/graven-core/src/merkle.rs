@@ -167,6 +167,73 @@ pub fn inclusion_proof<S: HashSource>(
     Ok(path)
 }
 
+/// Inclusion proofs for many leaves of one tree, the same as [`inclusion_proof`] gives, at the
+/// cost of one stored-node lookup per proof element.
+///
+/// Seen bottom up, leaf `i`'s proof holds, for each height `h` below the root, the sibling
+/// `s = (i >> h) ^ 1` of its ancestor, when that sibling's range `[s·2^h, (s+1)·2^h)` starts
+/// inside the tree (otherwise the ancestor has no sibling at that height and is promoted). The
+/// sibling is a perfect subtree, one stored node, except when the range runs past the tree's
+/// size: then it is the root of the tree's incomplete right edge at that height, the same for
+/// every leaf, which this computes once per height and remembers.
+#[derive(Debug, Clone)]
+pub struct Prover {
+    size: TreeSize,
+    edge: Vec<Option<Hash>>,
+}
+
+impl Prover {
+    pub fn new(size: TreeSize) -> Self {
+        Prover { size, edge: Vec::new() }
+    }
+
+    pub fn size(&self) -> TreeSize {
+        self.size
+    }
+
+    /// RFC 6962 §2.1.1 `PATH(index, D[size])`, leaf-side element first.
+    pub fn proof<S: HashSource>(
+        &mut self,
+        src: &mut S,
+        index: LeafIndex,
+    ) -> Result<Vec<Hash>, ProofError<S::Error>> {
+        let (i, n) = (index.0, self.size.0);
+        if i >= n {
+            return Err(ProofError::IndexOutOfRange { index: i, size: n });
+        }
+        // Heights below the root: the bit length of n - 1.
+        let heights = 64 - (n - 1).leading_zeros();
+        let mut path = Vec::with_capacity(heights as usize);
+        for h in 0..heights {
+            let s = (i >> h) ^ 1;
+            // s <= (n - 1) >> h, so s << h <= n - 1 cannot overflow.
+            let lo = s << h;
+            if lo >= n {
+                continue;
+            }
+            let width = 1u64 << h;
+            if n - lo >= width {
+                path.push(src.node(h as u8, s).map_err(ProofError::Source)?);
+            } else {
+                let slot = h as usize;
+                if self.edge.len() <= slot {
+                    self.edge.resize(slot + 1, None);
+                }
+                let root = match self.edge[slot] {
+                    Some(r) => r,
+                    None => {
+                        let r = subtree_root(src, lo, n - lo).map_err(ProofError::Source)?;
+                        self.edge[slot] = Some(r);
+                        r
+                    }
+                };
+                path.push(root);
+            }
+        }
+        Ok(path)
+    }
+}
+
 /// RFC 6962 §2.1.2 `PROOF(m, D[n])`, smallest subtree first. Refuses `from == 0`.
 pub fn consistency_proof<S: HashSource>(
     src: &mut S,

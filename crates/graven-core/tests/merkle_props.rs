@@ -101,6 +101,8 @@ fn every_size_up_to_1024_matches_the_naive_reference() {
         for m in indices {
             let got = merkle::inclusion_proof(&mut tree, LeafIndex(m as u64), size).unwrap();
             assert_eq!(got, path(m, prefix), "inclusion {m} in {n}");
+            let mut prover = merkle::Prover::new(size);
+            assert_eq!(prover.proof(&mut tree, LeafIndex(m as u64)).unwrap(), got, "prover {m} in {n}");
             merkle::verify_inclusion(&prefix[m], LeafIndex(m as u64), size, &raw(&got), &root).unwrap();
             // The same proof must not verify another leaf or another index.
             if n > 1 {
@@ -226,5 +228,26 @@ fn tile_backed_proofs_match_the_memory_tree() {
         // A node outside the tree is an error, not a wrong hash.
         use graven_core::merkle::HashSource;
         assert!(src.node(0, size).is_err());
+    }
+}
+
+/// One `Prover` serving every leaf of a tree, in any order, gives exactly the RFC 6962 paths.
+#[test]
+fn prover_matches_the_rfc_for_every_leaf() {
+    let all: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let mut tree = MemoryTree::new();
+    for n in 1..=all.len() {
+        tree.push(all[n - 1]);
+        let size = TreeSize(n as u64);
+        let mut prover = merkle::Prover::new(size);
+        // Newest first, so the right edge is memoised by one leaf and reused by the others.
+        for m in (0..n).rev() {
+            assert_eq!(
+                prover.proof(&mut tree, LeafIndex(m as u64)).unwrap(),
+                path(m, &all[..n]),
+                "leaf {m} of {n}"
+            );
+        }
+        assert!(prover.proof(&mut tree, LeafIndex(n as u64)).is_err());
     }
 }

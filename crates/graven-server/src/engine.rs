@@ -3,8 +3,10 @@
 //! Writers call [`Engine::submit`] with canonical entries. The submission waits in a bounded
 //! pool; the sequencer thread takes everything waiting (up to a count and a byte limit, after
 //! an optional short wait for more), appends it to the [`LocalLog`] in one commit, and only
-//! then answers every submission in the batch with receipts. A receipt is therefore sent only
-//! after its entry is fsynced and covered by a published, signed checkpoint.
+//! then tells every submission in the batch where its entries landed. The submitter then
+//! builds its own receipts (leaf hashes and inclusion proofs against the new checkpoint) on its
+//! own thread, so the sequencer does nothing but commit. A receipt therefore exists only after
+//! its entry is fsynced and covered by a published, signed checkpoint.
 //!
 //! If a commit fails (a write or fsync error), the engine is poisoned: that batch and every
 //! later submission get [`SubmitError::Storage`], and nothing more is acknowledged until the
@@ -17,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use graven_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use graven_core::merkle::Prover;
 use graven_tlog::LocalLog;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -126,8 +129,22 @@ pub struct Committed {
 struct Job {
     entries: Vec<Entry>,
     bytes: usize,
-    reply: oneshot::Sender<Result<Vec<Receipt>, SubmitError>>,
+    reply: oneshot::Sender<Result<Placed, SubmitError>>,
 }
+
+/// Where a job's entries landed: committed, durable, covered by `checkpoint`.
+struct Placed {
+    first: u64,
+    size: TreeSize,
+    checkpoint: Arc<str>,
+    logged_at: Arc<str>,
+    /// The entries as appended (with `logged_at` filled in), handed back for hashing.
+    entries: Vec<Entry>,
+}
+
+/// Jobs of more entries than this build their receipts on a blocking thread, not on the async
+/// runtime's.
+const INLINE_RECEIPTS: usize = 64;
 
 /// What the engine measures; the metrics endpoint registers these.
 #[derive(Debug)]
@@ -172,6 +189,10 @@ impl std::fmt::Debug for Engine {
 
 struct Inner {
     config: EngineConfig,
+    /// Idle readers for building receipts; each keeps its own tile cache.
+    readers: Mutex<Vec<LogReader>>,
+    /// Template for new readers (only its filesystem and directory are used).
+    reader_proto: Mutex<LogReader>,
     tx: Mutex<Option<SyncSender<Job>>>,
     poisoned: Arc<AtomicBool>,
     committed: watch::Receiver<Committed>,
@@ -203,7 +224,6 @@ impl Engine {
         let seq = Sequencer {
             last_stamp: String::new(),
             log,
-            reader,
             config: config.clone(),
             poisoned: poisoned.clone(),
             committed: committed_tx,
@@ -216,6 +236,8 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
+                readers: Mutex::new(Vec::new()),
+                reader_proto: Mutex::new(reader),
                 tx: Mutex::new(Some(tx)),
                 poisoned,
                 committed,
@@ -308,10 +330,17 @@ impl Engine {
             return Err(e);
         }
         // The sequencer releases the pool reservation when it has answered.
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(SubmitError::ShuttingDown),
+        let placed = match rx.await {
+            Ok(r) => r?,
+            Err(_) => return Err(SubmitError::ShuttingDown),
+        };
+        if placed.entries.len() <= INLINE_RECEIPTS {
+            return self.inner.receipts(placed);
         }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.receipts(placed))
+            .await
+            .map_err(|e| SubmitError::Storage(format!("building receipts: {e}")))?
     }
 
     /// Stops taking submissions, lets the sequencer commit and answer everything already
@@ -325,11 +354,45 @@ impl Engine {
     }
 }
 
+impl Inner {
+    /// Receipts for entries that are committed: leaf hashes, and inclusion proofs against the
+    /// checkpoint that covers them.
+    fn receipts(&self, placed: Placed) -> Result<Vec<Receipt>, SubmitError> {
+        let mut reader = {
+            let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            idle.pop().unwrap_or_else(|| self.reader_proto.lock().unwrap_or_else(|p| p.into_inner()).fresh())
+        };
+        let mut prover = Prover::new(placed.size);
+        let mut out = Vec::with_capacity(placed.entries.len());
+        let mut failed = None;
+        for (index, e) in (placed.first..).zip(&placed.entries) {
+            match reader.inclusion_proof_with(&mut prover, LeafIndex(index)) {
+                Ok(proof) => out.push(Receipt {
+                    index,
+                    logged_at: e.stamp_at.map(|_| placed.logged_at.clone()),
+                    leaf_hash: leaf_hash(&e.bytes),
+                    tree_size: placed.size.0,
+                    checkpoint: placed.checkpoint.clone(),
+                    inclusion_proof: proof,
+                }),
+                Err(err) => {
+                    failed = Some(SubmitError::Storage(format!("building the receipt for {index}: {err}")));
+                    break;
+                }
+            }
+        }
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
 struct Sequencer {
     /// The last `logged_at` stamped; never goes back, even if the clock does.
     last_stamp: String,
     log: LocalLog,
-    reader: LogReader,
     config: EngineConfig,
     poisoned: Arc<AtomicBool>,
     committed: watch::Sender<Committed>,
@@ -421,40 +484,19 @@ impl Sequencer {
                 });
                 let mut next = published.old_size.0;
                 for job in jobs {
-                    let receipts = self.receipts(&job.entries, next, size, &checkpoint, &logged_at);
+                    let first = next;
                     next += job.entries.len() as u64;
-                    let _ = job.reply.send(receipts);
+                    let _ = job.reply.send(Ok(Placed {
+                        first,
+                        size,
+                        checkpoint: checkpoint.clone(),
+                        logged_at: logged_at.clone(),
+                        entries: job.entries,
+                    }));
                 }
             }
         }
         self.stats.pending_events.fetch_sub(events, Ordering::SeqCst);
         self.stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
-    }
-
-    fn receipts(
-        &mut self,
-        entries: &[Entry],
-        first: u64,
-        size: TreeSize,
-        checkpoint: &Arc<str>,
-        logged_at: &Arc<str>,
-    ) -> Result<Vec<Receipt>, SubmitError> {
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let index = first + i as u64;
-            let proof = self
-                .reader
-                .inclusion_proof(LeafIndex(index), size)
-                .map_err(|e| SubmitError::Storage(format!("building the receipt for {index}: {e}")))?;
-            out.push(Receipt {
-                index,
-                logged_at: e.stamp_at.map(|_| logged_at.clone()),
-                leaf_hash: leaf_hash(&e.bytes),
-                tree_size: size.0,
-                checkpoint: checkpoint.clone(),
-                inclusion_proof: proof,
-            });
-        }
-        Ok(out)
     }
 }

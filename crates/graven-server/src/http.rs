@@ -156,15 +156,46 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
     }
 }
 
-fn receipt_json(r: &Receipt) -> serde_json::Value {
-    serde_json::json!({
-        "index": r.index,
-        "logged_at": r.logged_at.as_deref(),
-        "leaf_hash": r.leaf_hash.to_base64(),
-        "tree_size": r.tree_size,
-        "checkpoint": &*r.checkpoint,
-        "inclusion_proof": r.inclusion_proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
-    })
+/// Writes receipts as JSON objects, each followed by `sep`. Written directly rather than
+/// through `serde_json::Value`: a bulk request answers thousands of receipts, and the strings
+/// shared by a commit (checkpoint, `logged_at`) are escaped once, not once per receipt.
+fn write_receipts(out: &mut String, receipts: &[Receipt], sep: &str) {
+    use std::fmt::Write as _;
+    // (checkpoint, logged_at) of the previous receipt, and their JSON forms.
+    let mut shared: Option<(Arc<str>, Option<Arc<str>>, String, String)> = None;
+    for r in receipts {
+        let same = shared.as_ref().is_some_and(|(c, l, _, _)| {
+            Arc::ptr_eq(c, &r.checkpoint)
+                && match (l, &r.logged_at) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        });
+        if !same {
+            let cp = serde_json::to_string(&*r.checkpoint).unwrap_or_else(|_| "null".into());
+            let at = serde_json::to_string(&r.logged_at.as_deref()).unwrap_or_else(|_| "null".into());
+            shared = Some((r.checkpoint.clone(), r.logged_at.clone(), cp, at));
+        }
+        let Some((_, _, cp, at)) = &shared else { return };
+        out.push_str("{\"checkpoint\":");
+        out.push_str(cp);
+        out.push_str(",\"inclusion_proof\":[");
+        for (i, h) in r.inclusion_proof.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            B64.encode_string(h.as_bytes(), out);
+            out.push('"');
+        }
+        let _ = write!(out, "],\"index\":{},\"leaf_hash\":\"", r.index);
+        B64.encode_string(r.leaf_hash.as_bytes(), out);
+        out.push_str("\",\"logged_at\":");
+        out.push_str(at);
+        let _ = write!(out, ",\"tree_size\":{}}}", r.tree_size);
+        out.push_str(sep);
+    }
 }
 
 async fn post_events(State(st): St, headers: HeaderMap, body: Body) -> Response {
@@ -202,7 +233,10 @@ async fn post_events_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Re
             .await
             .map_err(submit_problem)?;
         let r = receipts.pop().ok_or_else(|| Problem::internal("no receipt"))?;
-        let mut resp = (StatusCode::CREATED, axum::Json(receipt_json(&r))).into_response();
+        let mut out = String::with_capacity(1200);
+        write_receipts(&mut out, std::slice::from_ref(&r), "");
+        let mut resp = (StatusCode::CREATED, out).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp.headers_mut().insert(header::LOCATION, header_value(&format!("/v1/events/{}", r.index)));
         return Ok(resp);
     }
@@ -233,10 +267,7 @@ async fn post_events_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Re
     }
     let receipts = st.engine.submit(entries).await.map_err(submit_problem)?;
     let mut out = String::with_capacity(receipts.len() * 1200);
-    for r in &receipts {
-        out.push_str(&receipt_json(r).to_string());
-        out.push('\n');
-    }
+    write_receipts(&mut out, &receipts, "\n");
     let mut resp = (StatusCode::CREATED, out).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(resp)
@@ -666,4 +697,49 @@ fn tail(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(r: &Receipt) -> serde_json::Value {
+        serde_json::json!({
+            "index": r.index,
+            "logged_at": r.logged_at.as_deref(),
+            "leaf_hash": r.leaf_hash.to_base64(),
+            "tree_size": r.tree_size,
+            "checkpoint": &*r.checkpoint,
+            "inclusion_proof": r.inclusion_proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn written_receipts_are_the_json_of_their_fields() {
+        let cp1: Arc<str> = Arc::from("example.com/log\n3\nAAAA\n\n\u{2014} example.com/log x+\"\\\n");
+        let cp2: Arc<str> = Arc::from("example.com/log\n4\nBBBB\n\n\u{2014} example.com/log y\n");
+        let at: Arc<str> = Arc::from("2026-11-26T21:00:00.000001Z");
+        let mk = |index: u64, cp: &Arc<str>, logged_at: Option<Arc<str>>, proof: usize| Receipt {
+            index,
+            logged_at,
+            leaf_hash: graven_core::leaf_hash(&index.to_be_bytes()),
+            tree_size: index + 1,
+            checkpoint: cp.clone(),
+            inclusion_proof: (0..proof).map(|i| graven_core::leaf_hash(&[i as u8])).collect(),
+        };
+        let receipts = vec![
+            mk(0, &cp1, Some(at.clone()), 0),
+            mk(1, &cp1, Some(at.clone()), 3),
+            mk(2, &cp1, None, 1),
+            mk(3, &cp2, Some(Arc::from("2026-11-26T21:00:01.000000Z")), 2),
+        ];
+        let mut out = String::new();
+        write_receipts(&mut out, &receipts, "\n");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), receipts.len());
+        for (line, r) in lines.iter().zip(&receipts) {
+            let got: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(got, reference(r), "{line}");
+        }
+    }
 }

@@ -13,15 +13,29 @@ use tokio::sync::watch;
 use crate::engine::Committed;
 use crate::store::LogReader;
 
+/// Entries indexed per index transaction at most. Bigger chunks amortise the transaction's
+/// cost; the bound keeps memory and a single transaction's size in check.
+const CHUNK_ENTRIES: usize = 16_384;
+
 /// Indexes entries `from..size` of the log; returns the new indexed size.
 pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, String> {
     let mut next = index.indexed_size().map_err(|e| e.to_string())?;
+    let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK_ENTRIES);
     while next < size {
-        let (first, entries) = reader.bundle(next, TreeSize(size)).map_err(|e| e.to_string())?;
-        let skip = (next - first) as usize;
-        let slice: Vec<&[u8]> = entries.iter().skip(skip).map(Vec::as_slice).collect();
-        index.add(next, &slice).map_err(|e| e.to_string())?;
-        next += slice.len() as u64;
+        let first = next;
+        chunk.clear();
+        while next < size && chunk.len() < CHUNK_ENTRIES {
+            let (start, entries) = reader.bundle(next, TreeSize(size)).map_err(|e| e.to_string())?;
+            let skip = (next - start) as usize;
+            let before = chunk.len();
+            chunk.extend(entries.into_iter().skip(skip));
+            if chunk.len() == before {
+                return Err(format!("the bundle holding entry {next} has no entries from it on"));
+            }
+            next = first + chunk.len() as u64;
+        }
+        let slice: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        index.add(first, &slice).map_err(|e| e.to_string())?;
     }
     Ok(next)
 }

@@ -57,6 +57,20 @@ impl LogReader {
         LogReader { fs, dir: dir.to_path_buf(), hashes: TileHashes::new(TreeSize(0), fetch) }
     }
 
+    /// A reader of the same log with an empty cache.
+    pub fn fresh(&self) -> Self {
+        Self::with_fs(self.fs.clone(), &self.dir)
+    }
+
+    /// One of many inclusion proofs in the tree of `prover.size()` (see [`merkle::Prover`]).
+    pub fn inclusion_proof_with(
+        &mut self,
+        prover: &mut merkle::Prover,
+        index: LeafIndex,
+    ) -> Result<Vec<Hash>, ReadError> {
+        prover.proof(self.at(prover.size()), index).map_err(proof_err)
+    }
+
     fn at(&mut self, size: TreeSize) -> &mut TileHashes<Fetch> {
         self.hashes.grow(size);
         &mut self.hashes
