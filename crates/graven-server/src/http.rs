@@ -161,8 +161,9 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
 /// shared by a commit (checkpoint, `logged_at`) are escaped once, not once per receipt.
 fn write_receipts(out: &mut String, receipts: &[Receipt], sep: &str) {
     use std::fmt::Write as _;
-    // (checkpoint, logged_at) of the previous receipt, and their JSON forms.
-    let mut shared: Option<(Arc<str>, Option<Arc<str>>, String, String)> = None;
+    /// The previous receipt's checkpoint and `logged_at`, and their JSON forms.
+    type Shared = (Arc<str>, Option<Arc<str>>, String, String);
+    let mut shared: Option<Shared> = None;
     for r in receipts {
         let same = shared.as_ref().is_some_and(|(c, l, _, _)| {
             Arc::ptr_eq(c, &r.checkpoint)
