@@ -91,7 +91,20 @@ pub struct LocalLog {
     root: Hash,
     checkpoint: Option<String>,
     poisoned: bool,
+    /// The committed tree's right edge, partial tiles and partial bundle, kept from the last
+    /// commit so the next one need not read and re-check them. `None` after open.
+    tail: Option<Tail>,
     _lock: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// What an append needs of the committed tree besides full tiles: everything at its right edge.
+struct Tail {
+    size: TreeSize,
+    edge: RightEdge,
+    /// Per level, the hashes of the partial tile (empty when the level's tiles are all full).
+    pending: Vec<Vec<Hash>>,
+    /// The partial bundle's bytes.
+    bundle: Vec<u8>,
 }
 
 impl std::fmt::Debug for LocalLog {
@@ -132,6 +145,7 @@ impl LocalLog {
             root: graven_core::empty_root(),
             checkpoint: None,
             poisoned: false,
+            tail: None,
             _lock: lock,
         };
         match fs.read(&cp_path, note::MAX_NOTE_SIZE as u64) {
@@ -204,19 +218,14 @@ impl LocalLog {
         result
     }
 
-    /// The commit path. Each step says what a crash at that point leaves behind.
-    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+    /// Reads the committed tree's right edge, partial tiles and partial bundle from disk, and
+    /// checks that they reproduce the committed root.
+    fn load_tail(&self) -> Result<Tail, LogError> {
         let old = self.size;
-        let dir = self.dir.clone();
-        let fs = self.fs.clone();
-        let fs = fs.as_ref();
-        let mut batch = durable::Batch::new(fs);
-
-        // 1. Load the committed tree's right edge and its partial tiles and bundle, and check
-        //    that they still reproduce the committed root. Read-only: a crash leaves nothing.
+        let (fs, dir) = (self.fs.as_ref(), &self.dir);
         let mut src = TileHashes::new(old, |t: TileId| fs.read(&dir.join(t.path()), MAX_TILE_BYTES));
         let tiles_err = |e: TileSourceError<io::Error>| LogError::Tiles(e.to_string());
-        let mut edge = RightEdge::from_source(&mut src, old).map_err(tiles_err)?;
+        let edge = RightEdge::from_source(&mut src, old).map_err(tiles_err)?;
         if edge.root() != self.root {
             return Err(LogError::RootMismatch);
         }
@@ -235,9 +244,8 @@ impl LocalLog {
             };
             pending.push(hashes);
         }
-        let mut dirty = vec![false; pending.len()];
         let mut bundle = Vec::new();
-        let mut bundle_len = old.0 % TILE_WIDTH;
+        let bundle_len = old.0 % TILE_WIDTH;
         if bundle_len != 0 {
             let b = BundleId { index: old.0 / TILE_WIDTH, width: bundle_len as u16 };
             bundle = fs
@@ -245,6 +253,27 @@ impl LocalLog {
                 .map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
             tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
         }
+        Ok(Tail { size: old, edge, pending, bundle })
+    }
+
+    /// The commit path. Each step says what a crash at that point leaves behind.
+    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        let old = self.size;
+        let dir = self.dir.clone();
+        let fs = self.fs.clone();
+        let fs = fs.as_ref();
+        let mut batch = durable::Batch::new(fs);
+
+        // 1. The committed tree's right edge, partial tiles and partial bundle: kept in memory
+        //    from the previous commit, or (after open) loaded and checked against the committed
+        //    root. Read-only: a crash leaves nothing.
+        let tail = match self.tail.take() {
+            Some(t) if t.size == old => t,
+            _ => self.load_tail()?,
+        };
+        let Tail { mut edge, mut pending, mut bundle, .. } = tail;
+        let mut dirty = vec![false; pending.len()];
+        let mut bundle_len = old.0 % TILE_WIDTH;
 
         // 2. Stage full tiles and bundles as they fill (temporary files, not yet synced or
         //    renamed). Crash here: stray temporary files, which nothing refers to; the next
@@ -333,6 +362,7 @@ impl LocalLog {
         self.size = new;
         self.root = root;
         self.checkpoint = Some(note.clone());
+        self.tail = Some(Tail { size: new, edge, pending, bundle });
         Ok(Published { old_size: old, new_size: new, root, checkpoint: note })
     }
 }
