@@ -122,22 +122,26 @@ impl Failure {
     }
 }
 
+/// One run: the checkpoint remembered before it (if any), and how it ended.
+struct Outcome {
+    trusted: Option<VerifiedCheckpoint>,
+    result: Result<(VerifiedLog, Remembered), Failure>,
+}
+
 /// Loads the remembered checkpoint, verifies, and remembers the result. A trust store that
 /// cannot be read or written is an error (exit 2), not a verification failure.
-fn verify_once<F: Fetch>(
-    f: &mut F,
-    job: &Job,
-    progress: impl FnMut(u64, u64),
-) -> anyhow::Result<(Option<VerifiedCheckpoint>, Result<(VerifiedLog, Remembered), Failure>)> {
+fn verify_once<F: Fetch>(f: &mut F, job: &Job, progress: impl FnMut(u64, u64)) -> anyhow::Result<Outcome> {
     let trusted = job.store.load(&job.vkey, &job.origin)?;
     let verified =
         match verify_log_since(f, &job.vkey, Some(&job.origin), trusted.as_ref(), job.mode, progress) {
             Ok(v) => v,
-            Err(e) => return Ok((trusted, Err(Failure::Verify(e)))),
+            Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)) }),
         };
     match job.store.remember(&verified) {
-        Ok(r) => Ok((trusted, Ok((verified, r)))),
-        Err(e @ TrustError::ConflictingUpdate { .. }) => Ok((trusted, Err(Failure::Conflict(e)))),
+        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)) }),
+        Err(e @ TrustError::ConflictingUpdate { .. }) => {
+            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)) })
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -163,7 +167,7 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (trusted, result) = outcome?;
+    let Outcome { trusted, result } = outcome?;
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok((v, remembered)) => {
@@ -192,7 +196,7 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
     let mut fetch_failures = 0u32;
     loop {
         let start = Instant::now();
-        let (trusted, result) = verify_once(f, job, |_, _| {})?;
+        let Outcome { trusted, result } = verify_once(f, job, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         match result {
             Ok((v, remembered)) => {

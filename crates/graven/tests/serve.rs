@@ -126,9 +126,12 @@ fn check_receipt(vkey: &str, r: &Value) -> (u64, Hash) {
     (index, leaf)
 }
 
+/// A first-use, full verification (a fresh, empty trust store each time).
 fn verify(target: &str, vkey: &str) -> Value {
+    let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", target, "--vkey", vkey, "--json"])
+        .env("GRAVEN_TRUST_DIR", trust.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "verify {target}: {}", String::from_utf8_lossy(&out.stderr));
@@ -489,8 +492,10 @@ fn sigterm_drains_accepted_events() {
     let mut s = s;
     let status = s.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", s.data.join("log").to_str().unwrap(), "--vkey", &s.vkey, "--json"])
+        .env("GRAVEN_TRUST_DIR", trust.path())
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
