@@ -264,6 +264,7 @@ fn relative_log_directory() {
     let run = |args: &[&str], input: &[u8]| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
             .args(args)
+            .env("GRAVEN_TRUST_DIR", &log.trust)
             .current_dir(work)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -255,3 +255,30 @@ fn follow_verifies_each_new_checkpoint_and_alerts_on_a_fork() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("FORK"), "{err}");
 }
+
+#[test]
+fn the_default_trust_store_is_under_the_config_directory() {
+    let log = TestLog::new("home.example/log");
+    ok(&log.append_raw(b"a\n"));
+    let home = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    let run = |xdg_config: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_graven"));
+        cmd.args(["verify", log.dir.to_str().unwrap(), "--vkey", &log.vkey, "--json"])
+            .env_remove("GRAVEN_TRUST_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("HOME", home.path());
+        if let Some(x) = xdg_config {
+            cmd.env("XDG_CONFIG_HOME", x);
+        }
+        json(&cmd.output().unwrap())
+    };
+    let v = run(None);
+    let file = Path::new(v["trust_file"].as_str().unwrap());
+    assert!(file.starts_with(home.path().join(".config/graven/trust")), "{file:?}");
+    assert!(file.is_file());
+    let v = run(Some(xdg.path()));
+    assert!(Path::new(v["trust_file"].as_str().unwrap()).starts_with(xdg.path().join("graven/trust")), "{v}");
+    assert_eq!(v["trust"], "first-use", "a different store remembers nothing");
+    assert_eq!(run(None)["trust"], "consistent", "the HOME store remembered the first run");
+}
