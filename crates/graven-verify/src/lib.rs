@@ -1,4 +1,5 @@
-//! Verifies a C2SP tiled log end to end, trusting nothing but a verifier key.
+//! Verifies a C2SP tiled log end to end, trusting nothing but a verifier key and, once it has
+//! seen the log, the last checkpoint it verified.
 //!
 //! This crate depends on `graven-core` only, never on Graven's writer or server: anyone can
 //! check a log without running our code for producing it.
@@ -6,17 +7,24 @@
 //! [`verify_log`] checks the checkpoint signature, re-hashes every entry of every bundle,
 //! rebuilds the tree, compares every stored hash of every tile with the rebuilt one, and
 //! compares the rebuilt root with the checkpoint. It streams: memory stays `O(log n)` tiles.
+//!
+//! [`verify_log_since`] does the same while holding the log to a checkpoint verified earlier
+//! (kept in a [`TrustStore`]): a smaller tree is a rollback, a tree that does not extend the
+//! remembered one is a fork, and in [`Mode::Incremental`] only what the remembered checkpoint
+//! did not already cover is fetched and hashed.
 
 mod fetch;
+mod trust;
+mod walk;
 
 pub use fetch::{DirFetch, Fetch, FetchError, HttpFetch};
+pub use trust::{Remembered, TrustError, TrustStore};
 
 use graven_core::checkpoint::{OpenError, VerifiedCheckpoint};
-use graven_core::hash::{Hash, TreeSize, leaf_hash};
-use graven_core::merkle::RightEdge;
+use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::note::{self, VerifierKey};
-use graven_core::tile::{self, BundleId, TILE_HEIGHT, TILE_WIDTH, TileDataError, TileId};
-use graven_core::tile_source::TileHashes;
+use graven_core::tile::{self, BundleId, TILE_WIDTH, TileDataError, TileId};
+use graven_core::tile_source::{TileHashes, TileSourceError};
 
 /// Largest hash tile: 256 hashes of 32 bytes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
@@ -48,6 +56,83 @@ pub enum VerifyError {
         "checkpoint: root {claimed} does not match {computed}, the root of the {size} entries in the bundles"
     )]
     RootMismatch { size: u64, claimed: Hash, computed: Hash },
+    #[error(
+        "checkpoint: root {claimed} does not match {computed}, the root of the remembered tree of size {from} extended by entries {from}..{size} from the bundles; the new entries or the checkpoint were altered"
+    )]
+    ExtendedRootMismatch { from: u64, size: u64, claimed: Hash, computed: Hash },
+    #[error(
+        "ROLLBACK: the log presents a checkpoint of size {} (root {}), but this verifier already verified size {} (root {}). The log went back in time: an old copy is being served, or entries were removed. Do not trust this copy; keep both checkpoints as evidence",
+        .0.presented.size(), .0.presented.root(), .0.remembered.size(), .0.remembered.root()
+    )]
+    Rollback(Box<Divergence>),
+    #[error("FORK: {}", .0.fork_detail())]
+    Fork(Box<Divergence>),
+    #[error(
+        "the remembered checkpoint is for origin {remembered:?}, not {expected:?}; it cannot vouch for this log"
+    )]
+    TrustedOrigin { remembered: String, expected: String },
+}
+
+impl VerifyError {
+    /// The two conflicting checkpoints, if this is a rollback or a fork.
+    pub fn divergence(&self) -> Option<&Divergence> {
+        match self {
+            VerifyError::Rollback(d) | VerifyError::Fork(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Two checkpoints of one log, both signed by its key, that cannot both be honest: the
+/// remembered one and the one presented now. Together they are evidence against the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    pub remembered: VerifiedCheckpoint,
+    pub presented: VerifiedCheckpoint,
+    /// The root that the presented tree gives at the remembered size (from its tiles or
+    /// rebuilt from its entries), when it is larger.
+    pub root_at_remembered_size: Option<Hash>,
+}
+
+impl Divergence {
+    fn fork_detail(&self) -> String {
+        let (m, n) = (self.remembered.size(), self.presented.size());
+        let what = match self.root_at_remembered_size {
+            Some(x) if n > m => format!(
+                "the checkpoint of size {n} (root {}) does not extend the checkpoint of size {m} (root {}) that this verifier already verified: the new tree gives root {x} at size {m}",
+                self.presented.root(),
+                self.remembered.root()
+            ),
+            _ => format!(
+                "the log presents root {} for size {n}, but this verifier already verified root {} for that size",
+                self.presented.root(),
+                self.remembered.root()
+            ),
+        };
+        format!(
+            "{what}. Both checkpoints are signed by the log's key: the log rewrote its history or shows different histories to different readers (or its files or key were tampered with). Keep both checkpoints as evidence and alert the log's operator"
+        )
+    }
+}
+
+/// How much of a log a run re-checks when it holds the log to a remembered checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only what the remembered checkpoint did not cover: the bundles and tiles at and past
+    /// its right edge. Files the remembered tree already had in full are not read again.
+    Incremental,
+    /// Every bundle and tile, as on first use, and still held to the remembered checkpoint.
+    Full,
+}
+
+/// What the run held the log to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Nothing was remembered: the checkpoint is trusted on first use (its signature and the
+    /// full re-verification are all that vouch for it).
+    FirstUse,
+    /// The log extends (or equals) the remembered checkpoint.
+    Consistent,
 }
 
 /// What a successful verification covered.
@@ -59,6 +144,35 @@ pub struct Report {
     pub bundles: u64,
     pub tiles: u64,
     pub entry_bytes: u64,
+    /// Entries whose bundles were re-hashed.
+    pub entries_hashed: u64,
+    /// The size of the remembered checkpoint the log was held to.
+    pub previous_size: Option<TreeSize>,
+    pub trust: Trust,
+    /// What was actually done: `Incremental` only when there was something to build on.
+    pub mode: Mode,
+}
+
+/// A log that verified: its checkpoint's signature, every file the run was asked to check,
+/// and its consistency with the remembered checkpoint. Only [`verify_log_since`] makes one,
+/// and [`TrustStore::remember`] accepts nothing else.
+#[derive(Debug, Clone)]
+pub struct VerifiedLog {
+    checkpoint: VerifiedCheckpoint,
+    key: VerifierKey,
+    report: Report,
+}
+
+impl VerifiedLog {
+    pub fn checkpoint(&self) -> &VerifiedCheckpoint {
+        &self.checkpoint
+    }
+    pub fn key(&self) -> &VerifierKey {
+        &self.key
+    }
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
 }
 
 /// Fetches `tile`; if a partial tile is gone, falls back to the full tile that replaced it
@@ -132,80 +246,73 @@ pub fn tile_hashes<F: Fetch>(
     TileHashes::new(size, move |t| fetch_tile(f, t, size))
 }
 
-/// The tile currently being compared at one level.
-struct LevelCursor {
-    tile: TileId,
-    hashes: Vec<Hash>,
-}
-
-/// Verifies the whole log behind `f` against `vkey`. `progress(entries_done, total)` is
-/// called after each bundle.
+/// Verifies the whole log behind `f` against `vkey`, remembering nothing. `progress(entries_done,
+/// total)` is called after each bundle.
 pub fn verify_log<F: Fetch>(
     f: &mut F,
     vkey: &VerifierKey,
     origin: Option<&str>,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
-    let cp = fetch_checkpoint(f, vkey, origin)?;
-    let size = cp.size();
-    let mut edge = RightEdge::new();
-    let mut cursors: Vec<Option<LevelCursor>> = Vec::new();
-    let mut report = Report {
-        origin: cp.checkpoint().origin().to_owned(),
-        size,
-        root: cp.root(),
-        bundles: 0,
-        tiles: 0,
-        entry_bytes: 0,
-    };
-    // Nodes completed by the last push whose stored copy must be compared: (level, index, hash).
-    let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
+    verify_log_since(f, vkey, origin, None, Mode::Full, progress).map(|v| v.report)
+}
 
-    for b in tile::bundles_for_size(size) {
-        let (bytes, bundle_path) = fetch_bundle(f, b, size)?;
-        let entries = decode_bundle_prefix(&bytes, b.width)
-            .map_err(|source| VerifyError::Data { path: bundle_path.clone(), source })?;
-        report.bundles += 1;
-        report.entry_bytes += bytes.len() as u64;
-        for (i, entry) in entries.iter().enumerate() {
-            let index = b.first_entry() + i as u64;
-            completed.clear();
-            edge.push(leaf_hash(entry), |height, idx, h| {
-                if height % TILE_HEIGHT == 0 {
-                    completed.push((height / TILE_HEIGHT, idx, *h));
-                }
-            });
-            for &(level, idx, computed) in &completed {
-                let stored = stored_hash(f, &mut cursors, &mut report, level, idx, size)?;
-                if stored == computed {
-                    continue;
-                }
-                let tile = tile::tile_for_hash(level, idx, size).map(|t| t.path()).unwrap_or_default();
-                if level == 0 {
-                    return Err(VerifyError::LeafMismatch {
-                        index,
-                        bundle: bundle_path,
-                        tile,
-                        computed,
-                        stored,
-                    });
-                }
-                let span = 1u64 << (u32::from(level) * u32::from(TILE_HEIGHT));
-                return Err(VerifyError::TileMismatch {
-                    tile,
-                    position: idx % TILE_WIDTH,
-                    first_leaf: idx * span,
-                    end_leaf: (idx + 1) * span,
-                });
-            }
-        }
-        progress(b.first_entry() + u64::from(b.width), size.0);
+/// Verifies the log behind `f` and holds it to `trusted`, the last checkpoint of this log (same
+/// origin, same key) that verified before, if there is one.
+///
+/// - A smaller tree than `trusted` is a [`VerifyError::Rollback`].
+/// - The same size with another root, or a larger tree whose tiles do not give `trusted`'s
+///   root at `trusted`'s size, is a [`VerifyError::Fork`], even when the new checkpoint is
+///   validly signed by the log's own key.
+/// - In [`Mode::Incremental`] the right edge of the remembered tree is read from the new
+///   tree's tiles and must hash to the remembered root; then only the bundles from the
+///   remembered size on are fetched and hashed (the older entries of the bundle at the edge are
+///   checked against the tile the remembered root covers), every stored hash they complete is
+///   compared, and the root rebuilt from the remembered edge plus the new entries must be the
+///   checkpoint's. Sound as long as the remembered root is; files the remembered tree held in
+///   full are not read again (use [`Mode::Full`] for that, e.g. for a new mirror).
+///
+/// Memory stays `O(log n)` tiles in both modes.
+pub fn verify_log_since<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
+    trusted: Option<&VerifiedCheckpoint>,
+    mode: Mode,
+    progress: impl FnMut(u64, u64),
+) -> Result<VerifiedLog, VerifyError> {
+    let origin = origin.unwrap_or(vkey.name());
+    let cp = fetch_checkpoint(f, vkey, Some(origin))?;
+    let report = walk::check(f, &cp, trusted, mode, progress)?;
+    Ok(VerifiedLog { checkpoint: cp, key: vkey.clone(), report })
+}
+
+/// The entry at `index` of the tree of `size`, read from its bundle. The caller checks it
+/// (its leaf hash against an inclusion proof or a tile).
+pub fn fetch_entry<F: Fetch>(f: &mut F, index: LeafIndex, size: TreeSize) -> Result<Vec<u8>, VerifyError> {
+    let Some(b) = tile::bundle_for_entry(index.0, size) else {
+        return Err(VerifyError::Missing { path: format!("tile/entries/(entry {})", index.0), size: size.0 });
+    };
+    let (bytes, path) = fetch_bundle(f, b, size)?;
+    let entries =
+        decode_bundle_prefix(&bytes, b.width).map_err(|source| VerifyError::Data { path, source })?;
+    entries.get((index.0 - b.first_entry()) as usize).map(|e| e.to_vec()).ok_or(VerifyError::Data {
+        path: b.path(),
+        source: TileDataError::Count { found: entries.len(), width: b.width },
+    })
+}
+
+/// A tile read through [`TileHashes`] failed: report it as if it had been read directly.
+fn from_tile_source(e: TileSourceError<VerifyError>) -> VerifyError {
+    match e {
+        TileSourceError::Fetch { source, .. } => source,
+        TileSourceError::Data { tile, source } => VerifyError::Data { path: tile.path(), source },
+        TileSourceError::OutOfTree { height, index, size } => VerifyError::Missing {
+            path: format!("tile/{}/(hash {index} at height {height})", height / tile::TILE_HEIGHT),
+            size,
+        },
+        e => VerifyError::Missing { path: e.to_string(), size: 0 },
     }
-    let computed = edge.root();
-    if computed != cp.root() {
-        return Err(VerifyError::RootMismatch { size: size.0, claimed: cp.root(), computed });
-    }
-    Ok(report)
 }
 
 /// A bundle may be the full bundle standing in for a partial one: take its first `width`
@@ -219,33 +326,4 @@ fn decode_bundle_prefix(bytes: &[u8], width: u16) -> Result<Vec<&[u8]>, TileData
         }
         r => r,
     }
-}
-
-fn stored_hash<F: Fetch>(
-    f: &mut F,
-    cursors: &mut Vec<Option<LevelCursor>>,
-    report: &mut Report,
-    level: u8,
-    idx: u64,
-    size: TreeSize,
-) -> Result<Hash, VerifyError> {
-    let Some(tile) = tile::tile_for_hash(level, idx, size) else {
-        return Err(VerifyError::Missing { path: format!("tile/{level}/(hash {idx})"), size: size.0 });
-    };
-    while cursors.len() <= usize::from(level) {
-        cursors.push(None);
-    }
-    let slot = &mut cursors[usize::from(level)];
-    if slot.as_ref().map(|c| c.tile) != Some(tile) {
-        let bytes = fetch_tile(f, tile, size)?;
-        let hashes = tile::decode_hash_tile(&bytes, tile.width)
-            .map_err(|source| VerifyError::Data { path: tile.path(), source })?;
-        report.tiles += 1;
-        *slot = Some(LevelCursor { tile, hashes });
-    }
-    let pos = (idx % TILE_WIDTH) as usize;
-    slot.as_ref().and_then(|c| c.hashes.get(pos)).copied().ok_or_else(|| VerifyError::Data {
-        path: tile.path(),
-        source: TileDataError::TileLength { len: 0, width: tile.width },
-    })
 }

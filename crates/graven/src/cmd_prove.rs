@@ -1,18 +1,64 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use graven_core::checkpoint::Checkpoint;
 use graven_core::merkle::{self, HashSource};
 use graven_core::note::{self, Note};
-use graven_core::{LeafIndex, TreeSize};
-use graven_verify::{DirFetch, Fetch, tile_hashes};
+use graven_core::{Hash, LeafIndex, TreeSize, leaf_hash};
+use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, fetch_entry, tile_hashes};
+use serde_json::{Value, json};
+
+use crate::cmd_verify::load_vkey;
+
+/// Largest proof response read from a server: 64 hashes and a little JSON.
+const MAX_PROOF_RESPONSE: u64 = 64 * 1024;
+
+#[derive(clap::Args, Debug)]
+pub struct ProveArgs {
+    /// A log directory.
+    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    dir: Option<PathBuf>,
+    /// A running graven server's base URL: fetch the inclusion proof of --index, check it
+    /// against the signed checkpoint and the entry itself, print it and OK (exit 1 if it fails).
+    #[arg(long, requires_all = ["vkey", "index"])]
+    url: Option<String>,
+    /// With --url: the log's verifier key, or a file that holds it.
+    #[arg(long, requires = "url")]
+    vkey: Option<String>,
+    /// With --url: the checkpoint origin to require (default: the verifier key's name).
+    #[arg(long, requires = "url")]
+    origin: Option<String>,
+    /// Leaf index (0-based) for an inclusion proof.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    index: Option<u64>,
+    /// Tree size to prove against (default: the current checkpoint).
+    #[arg(long, requires = "index")]
+    size: Option<u64>,
+    /// Older tree size for a consistency proof.
+    #[arg(long, requires = "to", conflicts_with = "url")]
+    from: Option<u64>,
+    /// Newer tree size for a consistency proof.
+    #[arg(long, requires = "from")]
+    to: Option<u64>,
+}
+
+pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
+    match (&a.url, &a.dir, a.index) {
+        (Some(url), _, Some(index)) => {
+            let vkey = a.vkey.as_deref().context("--url needs --vkey")?;
+            from_server(url, vkey, a.origin.as_deref(), index, a.size)
+        }
+        (_, Some(dir), _) => from_dir(dir, a.index, a.size, a.from, a.to),
+        _ => bail!("give --dir <log directory>, or --url <server> --vkey <key> --index <i>"),
+    }
+}
 
 fn b64(hashes: &[graven_core::Hash]) -> Vec<String> {
     hashes.iter().map(|h| h.to_base64()).collect()
 }
 
-pub fn run(
+fn from_dir(
     dir: &Path,
     index: Option<u64>,
     size: Option<u64>,
@@ -82,4 +128,112 @@ pub fn run(
         serde_json::json!({"from": m.0, "to": n.0, "root_from": root_from.to_base64(), "root_to": root_to.to_base64(), "proof": b64(&proof)})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches an inclusion proof from a server and checks it end to end: the checkpoint's
+/// signature, the entry (read from the tiles) against the proof's leaf hash, and the proof
+/// against the signed root. Proving against an older size also checks the server's consistency
+/// proof from that size to the checkpoint.
+fn from_server(
+    url: &str,
+    vkey: &str,
+    origin: Option<&str>,
+    index: u64,
+    size: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let vkey = load_vkey(vkey)?;
+    let mut f = HttpFetch::new(url);
+    let cp = match fetch_checkpoint(&mut f, &vkey, origin) {
+        Ok(cp) => cp,
+        Err(e) => return failed(&f, &e.to_string()),
+    };
+    let current = cp.size();
+    let n = TreeSize(size.unwrap_or(current.0));
+    if n > current {
+        bail!("--size {n} is beyond the checkpoint's tree size {current}");
+    }
+    if index >= n.0 {
+        bail!("--index {index} is not in a tree of size {n} (indices are 0-based)");
+    }
+    let answer = get_json(&mut f, &format!("v1/proofs/inclusion?index={index}&tree_size={}", n.0))?;
+    let proof = hashes(&answer["proof"]).context("the server's proof is malformed")?;
+    let (Some(leaf), Some(root)) = (hash(&answer["leaf_hash"]), hash(&answer["root"])) else {
+        bail!("the server's answer has no leaf_hash or root: {answer}");
+    };
+    if answer["index"] != index || answer["tree_size"] != n.0 {
+        return failed(&f, &format!("the server answered for another leaf or size: {answer}"));
+    }
+    let entry = match fetch_entry(&mut f, LeafIndex(index), current) {
+        Ok(e) => e,
+        Err(e) => return failed(&f, &format!("reading entry {index}: {e}")),
+    };
+    if leaf_hash(&entry) != leaf {
+        return failed(
+            &f,
+            &format!(
+                "entry {index} as stored hashes to {}, but the server's proof is for leaf hash {leaf}",
+                leaf_hash(&entry)
+            ),
+        );
+    }
+    // The root the proof leads to must be the signed one, or provably consistent with it.
+    let mut out = json!({
+        "index": index, "tree_size": n.0, "leaf_hash": leaf.to_base64(), "root": root.to_base64(),
+        "proof": b64(&proof), "checkpoint_size": current.0,
+        "checkpoint": String::from_utf8_lossy(cp.note_bytes()),
+    });
+    if n == current {
+        if root != cp.root() {
+            return failed(
+                &f,
+                &format!("the proof is for root {root}, but the signed checkpoint has {}", cp.root()),
+            );
+        }
+    } else {
+        let c = get_json(&mut f, &format!("v1/proofs/consistency?from={}&to={}", n.0, current.0))?;
+        let cproof = hashes(&c["proof"]).context("the server's consistency proof is malformed")?;
+        if let Err(e) = merkle::verify_consistency(n, current, &root, &cp.root(), &b32(&cproof)) {
+            return failed(
+                &f,
+                &format!("root {root} at size {n} is not consistent with the signed checkpoint: {e}"),
+            );
+        }
+        out["consistency_proof"] = json!(b64(&cproof));
+    }
+    if let Err(e) = merkle::verify_inclusion(&leaf, LeafIndex(index), n, &b32(&proof), &root) {
+        return failed(&f, &format!("the inclusion proof of entry {index} does not verify: {e}"));
+    }
+    out["verified"] = json!(true);
+    println!("{out}");
+    eprintln!(
+        "OK: entry {index} is in {} at tree size {n} (root {root}), under the checkpoint of size {current} signed by {}",
+        cp.checkpoint().origin(),
+        vkey.name()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn failed(f: &HttpFetch, why: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("graven: proof FAILED for {}: {why}", f.location());
+    Ok(ExitCode::FAILURE)
+}
+
+fn get_json(f: &mut HttpFetch, path: &str) -> anyhow::Result<Value> {
+    let bytes = f
+        .fetch(path, MAX_PROOF_RESPONSE)
+        .with_context(|| format!("GET {path}"))?
+        .with_context(|| format!("{}{path} was not found; is this a graven server?", f.location()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer is not JSON"))
+}
+
+fn hash(v: &Value) -> Option<Hash> {
+    v.as_str().and_then(|s| Hash::from_base64(s).ok())
+}
+
+fn hashes(v: &Value) -> Option<Vec<Hash>> {
+    v.as_array()?.iter().map(hash).collect()
+}
+
+fn b32(hashes: &[Hash]) -> Vec<[u8; 32]> {
+    hashes.iter().map(|h| h.0).collect()
 }

@@ -44,37 +44,12 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Fully verify a C2SP tiled log in a directory or at an http(s) URL.
-    Verify {
-        /// A log directory, or the log's base URL.
-        target: String,
-        /// The log's verifier key (name+id+key), or a file that holds it.
-        #[arg(long)]
-        vkey: String,
-        /// The checkpoint origin to require (default: the verifier key's name).
-        #[arg(long)]
-        origin: Option<String>,
-        /// Print a one-line JSON summary on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log directory.
-    Prove {
-        #[arg(long)]
-        dir: PathBuf,
-        /// Leaf index (0-based) for an inclusion proof.
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        index: Option<u64>,
-        /// Tree size to prove against (default: the current checkpoint).
-        #[arg(long, requires = "index")]
-        size: Option<u64>,
-        /// Older tree size for a consistency proof.
-        #[arg(long, requires = "to")]
-        from: Option<u64>,
-        /// Newer tree size for a consistency proof.
-        #[arg(long, requires = "from")]
-        to: Option<u64>,
-    },
+    /// Verify a C2SP tiled log in a directory or at an http(s) URL, holding it to the last
+    /// checkpoint verified before (rollback and fork detection; only new entries are re-checked).
+    Verify(cmd_verify::VerifyArgs),
+    /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
+    /// directory, or fetch and verify an inclusion proof from a running server (--url).
+    Prove(cmd_prove::ProveArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,10 +74,8 @@ fn main() -> ExitCode {
         Command::Reindex { data } => cmd_serve::reindex(&data),
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
-        Command::Verify { target, vkey, origin, json } => {
-            cmd_verify::run(&target, &vkey, origin.as_deref(), json)
-        }
-        Command::Prove { dir, index, size, from, to } => cmd_prove::run(&dir, index, size, from, to),
+        Command::Verify(args) => cmd_verify::run(args),
+        Command::Prove(args) => cmd_prove::run(args),
     };
     match result {
         Ok(code) => code,

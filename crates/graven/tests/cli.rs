@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
+use common::{TestLog, graven, numbered, ok, serve, stderr};
 
 use graven_core::merkle;
 use graven_core::note::SignerKey;
@@ -17,80 +20,6 @@ fn vectors() -> PathBuf {
     std::env::var("GRAVEN_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"))
-}
-
-fn graven(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "graven failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-struct TestLog {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    key: PathBuf,
-    vkey: String,
-}
-
-impl TestLog {
-    fn new(origin: &str) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let key = tmp.path().join("log.key");
-        let out = graven(&["keygen", "--origin", origin, "--out", key.to_str().unwrap()], b"");
-        let vkey = ok(&out).trim().to_owned();
-        TestLog { dir: tmp.path().join("log"), key, vkey, _tmp: tmp }
-    }
-
-    fn append_raw(&self, lines: &[u8]) -> Output {
-        graven(
-            &[
-                "log",
-                "append",
-                "--dir",
-                self.dir.to_str().unwrap(),
-                "--key",
-                self.key.to_str().unwrap(),
-                "--raw",
-            ],
-            lines,
-        )
-    }
-
-    fn append_json(&self, lines: &[u8]) -> Output {
-        graven(
-            &["log", "append", "--dir", self.dir.to_str().unwrap(), "--key", self.key.to_str().unwrap()],
-            lines,
-        )
-    }
-
-    fn verify(&self) -> Output {
-        graven(&["verify", self.dir.to_str().unwrap(), "--vkey", &self.vkey], b"")
-    }
-}
-
-fn numbered(prefix: &str, range: std::ops::Range<u64>) -> Vec<u8> {
-    range.map(|i| format!("{prefix}{i}\n")).collect::<String>().into_bytes()
 }
 
 fn all_files(dir: &Path) -> BTreeSet<String> {
@@ -196,7 +125,7 @@ fn flip(path: &Path, at: usize) {
 }
 
 fn expect_failure(log: &TestLog, needles: &[&str]) {
-    let out = log.verify();
+    let out = log.verify_afresh();
     assert_eq!(out.status.code(), Some(1), "verify must fail; stderr: {}", stderr(&out));
     let msg = stderr(&out);
     for n in needles {
@@ -335,6 +264,7 @@ fn relative_log_directory() {
     let run = |args: &[&str], input: &[u8]| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
             .args(args)
+            .env("GRAVEN_TRUST_DIR", &log.trust)
             .current_dir(work)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -425,56 +355,16 @@ fn proofs_verify_against_the_checkpoints() {
     }
 }
 
-/// A minimal static file server on a free loopback port, serving `dir`. It counts requests.
-fn serve(dir: PathBuf) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or_default().to_owned();
-            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-            // Only canonical tlog paths are served, as a real tile server should.
-            let body = tile::parse_path(&path).ok().and_then(|_| std::fs::read(dir.join(&path)).ok());
-            let resp = match body {
-                Some(b) => {
-                    let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        b.len()
-                    )
-                    .into_bytes();
-                    r.extend_from_slice(&b);
-                    r
-                }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-            };
-            let _ = s.write_all(&resp);
-        }
-    });
-    (format!("http://{addr}/"), count)
-}
-
 #[test]
 fn verify_over_http() {
     let log = TestLog::new("http.example/log");
     ok(&log.append_raw(&numbered("h", 0..600)));
-    let (url, count) = serve(log.dir.clone());
+    let (url, requests) = serve(log.dir.clone());
     let v: Value =
         serde_json::from_str(&ok(&graven(&["verify", &url, "--vkey", &log.vkey, "--json"], b""))).unwrap();
     assert_eq!(v["tree_size"], 600);
     // checkpoint + 3 bundles + 3 level-0 tiles + 1 level-1 tile.
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 8);
+    assert_eq!(requests.lock().unwrap().len(), 8);
     flip(&log.dir.join("tile/entries/000"), 10);
     let out = graven(&["verify", &url, "--vkey", &log.vkey], b"");
     assert_eq!(out.status.code(), Some(1));
@@ -520,8 +410,14 @@ fn kill_9_during_append_never_breaks_the_log() {
         std::thread::sleep(std::time::Duration::from_micros(seed % window_us));
         let _ = child.kill();
         let status = child.wait().unwrap();
-        let out = graven(&["verify", log.dir.to_str().unwrap(), "--vkey", &log.vkey, "--json"], b"");
+        // Incremental, held to the last size verified: a crash must never look like a rollback.
+        let trust = log.trust.to_str().unwrap();
+        let out = graven(
+            &["verify", log.dir.to_str().unwrap(), "--vkey", &log.vkey, "--json", "--trust-dir", trust],
+            b"",
+        );
         let v: Value = serde_json::from_str(&ok(&out)).unwrap();
+        assert_eq!(v["trust"], if round == 0 { "first-use" } else { "consistent" });
         let now = v["tree_size"].as_u64().unwrap();
         if status.success() {
             assert_eq!(now, size + batch, "an acknowledged append is missing");

@@ -126,9 +126,12 @@ fn check_receipt(vkey: &str, r: &Value) -> (u64, Hash) {
     (index, leaf)
 }
 
+/// A first-use, full verification (a fresh, empty trust store each time).
 fn verify(target: &str, vkey: &str) -> Value {
+    let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", target, "--vkey", vkey, "--json"])
+        .env("GRAVEN_TRUST_DIR", trust.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "verify {target}: {}", String::from_utf8_lossy(&out.stderr));
@@ -489,8 +492,10 @@ fn sigterm_drains_accepted_events() {
     let mut s = s;
     let status = s.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", s.data.join("log").to_str().unwrap(), "--vkey", &s.vkey, "--json"])
+        .env("GRAVEN_TRUST_DIR", trust.path())
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -534,4 +539,121 @@ fn reindex_rebuilds_search_from_the_log() {
     assert_eq!(v["indexed"], 300);
     let s = start(&data, &[]);
     assert_eq!(search(&s), before);
+}
+
+/// `graven verify` with a trust store that persists across calls, against `target`.
+fn verify_remembering(target: &str, vkey: &str, trust: &Path) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["verify", target, "--vkey", vkey, "--json", "--trust-dir", trust.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    (out.status.code(), v, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Responses the server counted for one route (all statuses), from `/metrics`.
+fn served(s: &Server, route: &str) -> u64 {
+    let needle = format!("route=\"{route}\"");
+    s.get("/metrics")
+        .body
+        .lines()
+        .filter(|l| l.starts_with("graven_http_responses_total{") && l.contains(&needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn post_batch(s: &Server, prefix: &str, n: usize) {
+    let body: String = (0..n).map(|i| format!("{{\"action\":\"{prefix}.{i}\"}}\n")).collect();
+    assert_eq!(s.post("application/x-ndjson", body.as_bytes(), Some(&s.token)).status, 201);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Verification that remembers, against the real server: an incremental run asks for exactly
+/// the new tiles (counted by the server itself), `prove --url` checks a proof end to end, and
+/// a rolled-back or forked server (same key) is refused.
+#[test]
+fn verify_remembers_a_live_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trust = tmp.path().join("trust");
+    let data = tmp.path().join("data");
+    let s = start(&data, &[]);
+    post_batch(&s, "first", 300);
+    let (code, v, _) = verify_remembering(&s.url("/"), &s.vkey, &trust);
+    assert_eq!((code, &v["tree_size"], &v["trust"]), (Some(0), &300.into(), &"first-use".into()));
+    let vkey = s.vkey.clone();
+    drop(s);
+    let old = tmp.path().join("data-at-300");
+    copy_dir(&data, &old);
+
+    let s = start(&data, &[]);
+    post_batch(&s, "second", 10);
+    let (tiles, checkpoints) = (served(&s, "GET /tile"), served(&s, "GET /checkpoint"));
+    let (code, v, err) = verify_remembering(&s.url("/"), &s.vkey, &trust);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        (&v["tree_size"], &v["previous_size"], &v["mode"]),
+        (&310.into(), &300.into(), &"incremental".into())
+    );
+    // 300 = 256 + 32 + 8 + 4: the edge comes from tile/1/000.p/1 and tile/0/001.p/54, then the
+    // one bundle past 256 (tile/entries/001.p/54). A full run would read 5 tile files.
+    assert_eq!(served(&s, "GET /tile") - tiles, 3);
+    assert_eq!(served(&s, "GET /checkpoint") - checkpoints, 1);
+
+    // prove --url: the proof, the entry from the tiles and the signed checkpoint agree.
+    let prove = |extra: &[&str], key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_graven"))
+            .args(["prove", "--url", &s.url("/"), "--vkey", key])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [&["--index", "7"][..], &["--index", "305"], &["--index", "7", "--size", "100"]] {
+        let out = prove(extra, &vkey);
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let index = p["index"].as_u64().unwrap();
+        assert_eq!(p["verified"], true);
+        assert_eq!(p["leaf_hash"].as_str().unwrap(), stored_event(&s, index).1.to_base64());
+        assert_eq!(p["consistency_proof"].is_array(), extra.len() == 4, "{p}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("OK: entry"));
+    }
+    let other = graven_core::note::SignerKey::from_seed("localhost/graven", [1; 32]).unwrap().verifier();
+    let out = prove(&["--index", "7"], &other.to_string());
+    assert_eq!(out.status.code(), Some(1), "a checkpoint not signed by --vkey is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FAILED"));
+    drop(s);
+
+    // Rollback: the server restarted on an older copy of its data directory.
+    let s = start(&old, &[]);
+    assert_eq!(s.size(), 300);
+    let (code, v, err) = verify_remembering(&s.url("/"), &vkey, &trust);
+    assert_eq!((code, &v["alert"]), (Some(1), &"rollback".into()), "{err}");
+    assert!(err.contains("ROLLBACK") && err.contains("size 300") && err.contains("size 310"), "{err}");
+    drop(s);
+
+    // Fork: a server with the same signing key but another history.
+    let fork = tmp.path().join("fork");
+    std::fs::create_dir_all(&fork).unwrap();
+    std::fs::copy(data.join("log.key"), fork.join("log.key")).unwrap();
+    let s = start(&fork, &[]);
+    assert_eq!(s.vkey, vkey, "same key");
+    post_batch(&s, "forked", 400);
+    let (code, v, err) = verify_remembering(&s.url("/"), &vkey, &trust);
+    assert_eq!((code, &v["alert"]), (Some(1), &"fork".into()), "{err}");
+    assert!(err.contains("FORK") && err.contains("size 310") && err.contains("size 400"), "{err}");
+    assert_eq!(v["presented"]["tree_size"], 400);
+    // The fork is a valid log on its own.
+    assert_eq!(verify(&s.url("/"), &vkey)["tree_size"], 400);
 }
