@@ -7,8 +7,11 @@
 //! rebuilds the tree, compares every stored hash of every tile with the rebuilt one, and
 //! compares the rebuilt root with the checkpoint. It streams: memory stays `O(log n)` tiles.
 
+pub mod bundle;
+mod bundle_write;
 mod fetch;
 
+pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use fetch::{DirFetch, Fetch, FetchError, HttpFetch};
 
 use graven_core::checkpoint::{OpenError, VerifiedCheckpoint};
@@ -48,7 +51,13 @@ pub enum VerifyError {
         "checkpoint: root {claimed} does not match {computed}, the root of the {size} entries in the bundles"
     )]
     RootMismatch { size: u64, claimed: Hash, computed: Hash },
+    #[error("entry {index}: {message}")]
+    Visit { index: u64, message: String },
 }
+
+/// Why a [`scan_log`] visitor stopped the scan (its own message, shown as is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitError(pub String);
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +153,22 @@ pub fn verify_log<F: Fetch>(
     f: &mut F,
     vkey: &VerifierKey,
     origin: Option<&str>,
+    progress: impl FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    scan_log(f, vkey, origin, progress, |_, _, _| Ok(()))
+}
+
+/// [`verify_log`] that also hands every entry to `visit(checkpoint, index, entry)`, in log
+/// order, as it is read. The checkpoint's signature has been checked before the first call,
+/// and each entry's hash has been compared with the level-0 tile that covers it; the tiles
+/// themselves are only proven against the root when the scan ends, so a caller that emits
+/// entries as it goes must treat its output as unverified until this returns `Ok`.
+pub fn scan_log<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
     mut progress: impl FnMut(u64, u64),
+    mut visit: impl FnMut(&VerifiedCheckpoint, u64, &[u8]) -> Result<(), VisitError>,
 ) -> Result<Report, VerifyError> {
     let cp = fetch_checkpoint(f, vkey, origin)?;
     let size = cp.size();
@@ -198,6 +222,7 @@ pub fn verify_log<F: Fetch>(
                     end_leaf: (idx + 1) * span,
                 });
             }
+            visit(&cp, index, entry).map_err(|e| VerifyError::Visit { index, message: e.0 })?;
         }
         progress(b.first_entry() + u64::from(b.width), size.0);
     }

@@ -25,8 +25,11 @@ pub fn load_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
     }
 }
 
-pub fn run(target: &str, vkey: &str, origin: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let vkey = load_vkey(vkey)?;
+pub fn run(target: &str, vkey: Option<&str>, origin: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    if crate::cmd_bundle::is_bundle(target) {
+        return crate::cmd_bundle::run(target, vkey, json);
+    }
+    let vkey = load_vkey(vkey.ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
     if target.starts_with("http://") || target.starts_with("https://") {
         let mut f = HttpFetch::new(target);
         report(&mut f, &vkey, origin, json)

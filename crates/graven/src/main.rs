@@ -2,10 +2,15 @@
 //! crates, runs them, and turns errors into messages and exit codes. No logic of its own.
 
 mod cmd_append;
+mod cmd_bundle;
+mod cmd_export;
 mod cmd_keygen;
 mod cmd_prove;
 mod cmd_serve;
 mod cmd_verify;
+mod escape;
+mod export_format;
+mod export_source;
 mod input;
 
 use std::path::PathBuf;
@@ -44,13 +49,14 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Fully verify a C2SP tiled log in a directory or at an http(s) URL.
+    /// Fully verify a C2SP tiled log in a directory or at an http(s) URL, or an evidence bundle (.tar).
     Verify {
-        /// A log directory, or the log's base URL.
+        /// A log directory, the log's base URL, or an evidence bundle file (.tar).
         target: String,
-        /// The log's verifier key (name+id+key), or a file that holds it.
+        /// The log's verifier key (name+id+key), or a file that holds it. Optional for a bundle
+        /// (its own key is then used, and the output says so).
         #[arg(long)]
-        vkey: String,
+        vkey: Option<String>,
         /// The checkpoint origin to require (default: the verifier key's name).
         #[arg(long)]
         origin: Option<String>,
@@ -58,6 +64,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export events as JSON Lines, OCSF or CEF, or as an offline evidence bundle.
+    Export(Box<cmd_export::ExportArgs>),
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log directory.
     Prove {
         #[arg(long)]
@@ -100,8 +108,9 @@ fn main() -> ExitCode {
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
         Command::Verify { target, vkey, origin, json } => {
-            cmd_verify::run(&target, &vkey, origin.as_deref(), json)
+            cmd_verify::run(&target, vkey.as_deref(), origin.as_deref(), json)
         }
+        Command::Export(args) => cmd_export::run(*args),
         Command::Prove { dir, index, size, from, to } => cmd_prove::run(&dir, index, size, from, to),
     };
     match result {
