@@ -11,7 +11,7 @@ use graven_verify::bundle::{self, KeySource};
 /// Whether `target` names an evidence bundle rather than a log.
 pub fn is_bundle(target: &str) -> bool {
     let p = Path::new(target);
-    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) && p.is_file()
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) && !p.is_dir()
 }
 
 fn describe(key: &VerifierKey, source: KeySource) -> String {

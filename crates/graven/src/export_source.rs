@@ -163,6 +163,31 @@ impl Server {
         VerifierKey::parse(k).context("GET /v1/log: verifier_key is malformed")
     }
 
+    /// `GET /v1/stream?from=N` (server-sent events) as a line reader, with no overall
+    /// deadline (a tail can run for days); a silent connection still fails after 60 s, four
+    /// missed keep-alives.
+    pub fn stream(&self, from: Option<u64>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(None)
+            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .user_agent(concat!("graven/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let mut req = agent.get(format!("{}/v1/stream", self.base));
+        if let Some(f) = from {
+            req = req.query("from", f.to_string());
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.call().with_context(|| format!("GET /v1/stream: cannot reach {}", self.base))?;
+        if resp.status().as_u16() != 200 {
+            bail!("GET /v1/stream: the server answered {}", resp.status().as_u16());
+        }
+        Ok(std::io::BufReader::new(resp.into_body().into_reader()))
+    }
+
     /// One page of search results.
     pub fn search(
         &self,

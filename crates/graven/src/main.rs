@@ -6,6 +6,7 @@ mod cmd_bundle;
 mod cmd_export;
 mod cmd_keygen;
 mod cmd_prove;
+mod cmd_search;
 mod cmd_serve;
 mod cmd_verify;
 mod escape;
@@ -66,6 +67,10 @@ enum Command {
     },
     /// Export events as JSON Lines, OCSF or CEF, or as an offline evidence bundle.
     Export(Box<cmd_export::ExportArgs>),
+    /// Search a server's events (same filters as GET /v1/events); a table, or --json.
+    Search(Box<cmd_search::SearchArgs>),
+    /// Print a server's latest events, and with -f keep following new ones.
+    Tail(Box<cmd_search::TailArgs>),
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log directory.
     Prove {
         #[arg(long)]
@@ -111,6 +116,8 @@ fn main() -> ExitCode {
             cmd_verify::run(&target, vkey.as_deref(), origin.as_deref(), json)
         }
         Command::Export(args) => cmd_export::run(*args),
+        Command::Search(args) => cmd_search::search(*args),
+        Command::Tail(args) => cmd_search::tail(*args),
         Command::Prove { dir, index, size, from, to } => cmd_prove::run(&dir, index, size, from, to),
     };
     match result {

@@ -599,3 +599,65 @@ fn bundle_and_records_from_a_live_server() {
     let out = graven(&["export", "--server", &url, "--vkey", &other]);
     assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
 }
+
+#[test]
+fn search_and_tail_print_hostile_fields_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"));
+    let url = format!("http://{}", s.addr);
+    let mut batch = String::new();
+    for i in 0..12 {
+        let ev = serde_json::json!({
+            "action": format!("deploy.{i}"),
+            "outcome": "success",
+            "resource": {"type": "t", "id": format!("r\u{1b}[2J\u{202e}{i}\nfake")},
+        });
+        batch.push_str(&ev.to_string());
+        batch.push('\n');
+    }
+    let resp = agent()
+        .post(format!("{url}/v1/events"))
+        .header("Authorization", &format!("Bearer {}", s.token))
+        .header("Content-Type", "application/x-ndjson")
+        .send(batch.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let dangerous =
+        |t: &str| t.chars().any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c));
+
+    // tail without -f: the whole log from 0, then it exits.
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["tail", "--server", &url, "--from", "0"])
+        .env("GRAVEN_TOKEN", &s.token)
+        .output()
+        .unwrap();
+    let t = ok(&out);
+    assert_eq!(t.lines().count(), 1 + 12, "{t}");
+    assert!(!dangerous(&t), "{t:?}");
+    assert!(t.contains("r\\x1b[2J\\u{202e}3\\nfake"), "{t}");
+    let out = graven(&["tail", "--server", &url, "--from", "10", "--json"]);
+    let idx: Vec<u64> = ok(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, vec![10, 11]);
+
+    // search: the index trails the log by a moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = graven(&["search", "--server", &url, "--action", "deploy.5", "--json"]);
+        let t = ok(&out);
+        if !t.is_empty() {
+            let v: Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
+            assert_eq!(v["index"], 5);
+            assert_eq!(t.lines().count(), 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "search found nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = ok(&graven(&["search", "--server", &url, "--limit", "3"]));
+    assert_eq!(t.lines().count(), 1 + 3, "{t}");
+    assert!(t.lines().nth(1).unwrap().starts_with("11 "), "newest first: {t}");
+    assert!(!dangerous(&t), "{t:?}");
+}
