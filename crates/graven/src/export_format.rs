@@ -377,8 +377,8 @@ mod tests {
         assert_eq!(v["api"]["request"]["uid"], "01JABC");
         assert_eq!(v["status_id"], 1);
         // occurred_at 2026-11-26T17:48:19.900Z, logged_at .123456 s later.
-        assert_eq!(v["time"], 1_795_714_099_900_i64);
-        assert_eq!(v["metadata"]["logged_time"], 1_795_714_100_123_i64);
+        assert_eq!(v["time"], 1_795_715_299_900_i64);
+        assert_eq!(v["metadata"]["logged_time"], 1_795_715_300_123_i64);
         assert_eq!(v["unmapped"]["details"]["replicas"], 3);
         assert_eq!(v["unmapped"]["graven"]["index"], 41);
         assert_eq!(v["unmapped"]["graven"]["origin"], "example.com/log");
@@ -428,20 +428,22 @@ mod tests {
         assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
         assert!(!line.chars().any(escape::is_dangerous), "{line:?}");
         assert!(line.starts_with("CEF:0|Graven|graven|"));
-        // Exactly 7 unescaped pipes: the header has 8 fields, the extension none.
-        let mut pipes = 0;
-        let mut chars = line.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '|' => pipes += 1,
-                _ => {}
-            }
-        }
-        assert_eq!(pipes, 7, "{line}");
-        assert!(line.contains("|evil\\|act=x\\\\y\u{fffd}CEF:0\\|forged\\|"), "{line}");
+        // A CEF reader splits the header on the first 7 unescaped pipes...
+        let (header, extension) = split_header(&line);
+        assert_eq!(header[..4], ["CEF:0", "Graven", "graven", env!("CARGO_PKG_VERSION")]);
+        assert_eq!(
+            header[4],
+            "evil\\|act=x\\\\y\u{fffd}CEF:0\\|forged\\|\u{fffd}\u{fffd}[2J\u{fffd}\u{fffd}"
+        );
+        assert_eq!(header[6], "7", "denied maps to severity 7");
+        // ...and finds each extension key just before an unescaped `=`: no forged key appears.
+        assert_eq!(
+            extension_keys(extension),
+            [
+                "act", "outcome", "suser", "cs1Label", "cs1", "cs2Label", "cs2", "cs3Label", "cs3", "msg",
+                "cs4Label", "cs4", "cn1Label", "cn1", "cs5Label", "cs5"
+            ]
+        );
         assert!(
             line.contains("suser=evil|act\\=x\\\\y\\nCEF:0|forged|\\r\u{fffd}[2J\u{fffd}\u{fffd}"),
             "{line}"
@@ -450,6 +452,44 @@ mod tests {
         assert!(line.contains("cn1Label=graven.index cn1=41"));
         assert!(line.contains("cs4Label=graven.origin cs4=example.com/log"));
         assert!(line.contains(&format!("cs5={}", leaf_hash(ev.as_bytes()).to_base64().replace('=', "\\="))));
+    }
+
+    /// The 8 header fields (still escaped) and the extension, as a CEF reader splits them.
+    fn split_header(line: &str) -> (Vec<String>, &str) {
+        let mut fields = vec![String::new()];
+        let mut chars = line.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    let (_, n) = chars.next().unwrap();
+                    fields.last_mut().unwrap().extend([c, n]);
+                }
+                '|' if fields.len() == 7 => return (fields, &line[i + 1..]),
+                '|' => fields.push(String::new()),
+                c => fields.last_mut().unwrap().push(c),
+            }
+        }
+        panic!("fewer than 8 header fields: {line}");
+    }
+
+    fn extension_keys(ext: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut current = String::new();
+        let mut chars = ext.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                    current.clear();
+                }
+                ' ' => current.clear(),
+                '=' => {
+                    keys.push(std::mem::take(&mut current));
+                }
+                c => current.push(c),
+            }
+        }
+        keys
     }
 
     #[test]
