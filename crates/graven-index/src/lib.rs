@@ -358,6 +358,25 @@ fn read_size(state: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<
     }
 }
 
+/// Whether one log entry matches the filters of `q` (`limit`, `cursor` and `order` are
+/// ignored): exactly what [`Index::search`] returns for it, for callers that scan a log
+/// without an index (`graven export --dir`). `since`/`until` must already be in the index's
+/// timestamp format; a malformed bound matches nothing.
+pub fn entry_matches(q: &Query, entry: &[u8]) -> bool {
+    let bad_bound = |t: &Option<String>| t.as_deref().is_some_and(|t| !event::is_timestamp(t.as_bytes()));
+    if bad_bound(&q.since) || bad_bound(&q.until) {
+        return false;
+    }
+    let ev = event::extract(entry);
+    let wanted = [&q.actor, &q.action, &q.resource, &q.outcome];
+    let fields_ok =
+        wanted.iter().zip(ev.fields.iter()).all(|(w, have)| w.is_none() || w.as_deref() == have.as_deref());
+    let t = ev.logged_at.as_deref();
+    fields_ok
+        && q.since.as_deref().is_none_or(|s| t.is_some_and(|t| t >= s))
+        && q.until.as_deref().is_none_or(|u| t.is_some_and(|t| t < u))
+}
+
 /// The key a value is indexed under: the value itself, or its longest prefix of at most
 /// `MAX_KEY_BYTES` bytes ending on a character boundary.
 fn index_key(value: &str) -> &str {

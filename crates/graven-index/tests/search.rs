@@ -123,6 +123,11 @@ proptest! {
             let want = expected(&evs, q);
             let (got, _) = collect_all(|q| index.search(q), q, evs.len() + 2);
             prop_assert_eq!(&got, &want, "query {:?}", q);
+            // The index-free filter (`graven export --dir`) selects exactly the same entries.
+            let scanned: Vec<u64> = (0u64..).zip(&all).filter(|(_, e)| graven_index::entry_matches(q, e)).map(|(i, _)| i).collect();
+            let mut sorted = want.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(&scanned, &sorted, "entry_matches for query {:?}", q);
         }
     }
 }

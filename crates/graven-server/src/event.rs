@@ -183,6 +183,12 @@ pub fn stamp(event: &mut [u8], stamp_at: usize, timestamp: &str) -> bool {
     }
 }
 
+/// Parses an RFC 3339 time (a search's `since` or `until`) into the fixed `logged_at` format
+/// the index compares against. `None` if it is not RFC 3339.
+pub fn parse_time_bound(s: &str) -> Option<String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(format_timestamp)
+}
+
 /// Formats a timestamp in the fixed `logged_at` format.
 pub fn format_timestamp(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

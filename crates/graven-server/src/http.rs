@@ -544,13 +544,12 @@ struct SearchQuery {
 
 /// An RFC 3339 time as the index's fixed-width `logged_at` text.
 fn index_time(s: &str, what: &str) -> Result<String, Problem> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+    event::parse_time_bound(s).ok_or_else(|| {
         Problem::bad_request(
             "bad-parameter",
             format!("{what} must be an RFC 3339 time such as 2026-11-26T17:48:20Z"),
         )
-    })?;
-    Ok(event::format_timestamp(t))
+    })
 }
 
 /// Search over the derived index. The index may trail the log by a moment; `indexed_size`

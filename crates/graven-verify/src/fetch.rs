@@ -67,6 +67,8 @@ impl Fetch for DirFetch {
 pub struct HttpFetch {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` header value sent with every request, if any.
+    authorization: Option<String>,
     /// Requests made so far, for tests and `--json` output.
     pub requests: u64,
 }
@@ -84,7 +86,14 @@ impl HttpFetch {
             .user_agent(concat!("graven-verify/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        HttpFetch { base, agent, requests: 0 }
+        HttpFetch { base, agent, authorization: None, requests: 0 }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (a server that guards its
+    /// read path; public tile mirrors need none).
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("Bearer {token}"));
+        self
     }
 }
 
@@ -92,8 +101,11 @@ impl Fetch for HttpFetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let url = format!("{}{}", self.base, path);
         self.requests += 1;
-        let mut resp =
-            self.agent.get(&url).call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
+        let mut req = self.agent.get(&url);
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),

@@ -13,10 +13,13 @@
 //! remembered one is a fork, and in [`Mode::Incremental`] only what the remembered checkpoint
 //! did not already cover is fetched and hashed.
 
+pub mod bundle;
+mod bundle_write;
 mod fetch;
 mod trust;
 mod walk;
 
+pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use fetch::{DirFetch, Fetch, FetchError, HttpFetch};
 pub use trust::{Remembered, TrustError, TrustStore};
 
@@ -71,6 +74,8 @@ pub enum VerifyError {
         "the remembered checkpoint is for origin {remembered:?}, not {expected:?}; it cannot vouch for this log"
     )]
     TrustedOrigin { remembered: String, expected: String },
+    #[error("entry {index}: {message}")]
+    Visit { index: u64, message: String },
 }
 
 impl VerifyError {
@@ -134,6 +139,10 @@ pub enum Trust {
     /// The log extends (or equals) the remembered checkpoint.
     Consistent,
 }
+
+/// Why a [`scan_log`] visitor stopped the scan (its own message, shown as is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitError(pub String);
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,6 +266,22 @@ pub fn verify_log<F: Fetch>(
     verify_log_since(f, vkey, origin, None, Mode::Full, progress).map(|v| v.report)
 }
 
+/// [`verify_log`] that also hands every entry to `visit(checkpoint, index, entry)`, in log
+/// order, as it is read. The checkpoint's signature has been checked before the first call,
+/// and each entry's hash has been compared with the level-0 tile that covers it; the tiles
+/// themselves are only proven against the root when the scan ends, so a caller that emits
+/// entries as it goes must treat its output as unverified until this returns `Ok`.
+pub fn scan_log<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
+    progress: impl FnMut(u64, u64),
+    mut visit: impl FnMut(&VerifiedCheckpoint, u64, &[u8]) -> Result<(), VisitError>,
+) -> Result<Report, VerifyError> {
+    let cp = fetch_checkpoint(f, vkey, Some(origin.unwrap_or(vkey.name())))?;
+    walk::check(f, &cp, None, Mode::Full, progress, &mut visit)
+}
+
 /// Verifies the log behind `f` and holds it to `trusted`, the last checkpoint of this log (same
 /// origin, same key) that verified before, if there is one.
 ///
@@ -283,7 +308,7 @@ pub fn verify_log_since<F: Fetch>(
 ) -> Result<VerifiedLog, VerifyError> {
     let origin = origin.unwrap_or(vkey.name());
     let cp = fetch_checkpoint(f, vkey, Some(origin))?;
-    let report = walk::check(f, &cp, trusted, mode, progress)?;
+    let report = walk::check(f, &cp, trusted, mode, progress, &mut |_, _, _| Ok(()))?;
     Ok(VerifiedLog { checkpoint: cp, key: vkey.clone(), report })
 }
 

@@ -10,8 +10,8 @@ use graven_core::merkle::RightEdge;
 use graven_core::tile::{self, MAX_LEVEL, TILE_HEIGHT, TILE_WIDTH, TileDataError, TileId};
 
 use crate::{
-    Divergence, Fetch, Mode, Report, TileHashes, Trust, VerifyError, decode_bundle_prefix, fetch_bundle,
-    fetch_tile, from_tile_source,
+    Divergence, Fetch, Mode, Report, TileHashes, Trust, VerifyError, VisitError, decode_bundle_prefix,
+    fetch_bundle, fetch_tile, from_tile_source,
 };
 
 /// The tile currently being compared at one level.
@@ -28,12 +28,17 @@ struct Start {
     check_at: Option<(TreeSize, Hash)>,
 }
 
+/// Called with each entry the walk hashed (from the remembered size on), after the tiles
+/// covering it were compared.
+pub(crate) type Visitor<'a> = dyn FnMut(&VerifiedCheckpoint, u64, &[u8]) -> Result<(), VisitError> + 'a;
+
 pub(crate) fn check<F: Fetch>(
     f: &mut F,
     cp: &VerifiedCheckpoint,
     trusted: Option<&VerifiedCheckpoint>,
     mode: Mode,
     progress: impl FnMut(u64, u64),
+    visit: &mut Visitor<'_>,
 ) -> Result<Report, VerifyError> {
     let size = cp.size();
     let mut report = Report {
@@ -50,7 +55,7 @@ pub(crate) fn check<F: Fetch>(
     };
     let Some(old) = trusted else {
         let start = Start { edge: RightEdge::new(), cursors: Vec::new(), check_at: None };
-        walk(f, cp, None, start, &mut report, progress)?;
+        walk(f, cp, None, start, &mut report, progress, visit)?;
         return Ok(report);
     };
     if old.checkpoint().origin() != cp.checkpoint().origin() {
@@ -76,7 +81,7 @@ pub(crate) fn check<F: Fetch>(
             return Ok(report);
         }
         let start = Start { edge: RightEdge::new(), cursors: Vec::new(), check_at: None };
-        walk(f, cp, Some(old), start, &mut report, progress)?;
+        walk(f, cp, Some(old), start, &mut report, progress, visit)?;
         return Ok(report);
     }
 
@@ -118,7 +123,7 @@ pub(crate) fn check<F: Fetch>(
     };
     drop(hashes);
     report.tiles += fetched;
-    walk(f, cp, Some(old), start, &mut report, progress)?;
+    walk(f, cp, Some(old), start, &mut report, progress, visit)?;
     Ok(report)
 }
 
@@ -130,6 +135,7 @@ fn walk<F: Fetch>(
     start: Start,
     report: &mut Report,
     mut progress: impl FnMut(u64, u64),
+    visit: &mut Visitor<'_>,
 ) -> Result<(), VerifyError> {
     let size = cp.size();
     let Start { mut edge, mut cursors, check_at } = start;
@@ -190,6 +196,7 @@ fn walk<F: Fetch>(
                     root_at_remembered_size: Some(edge.root()),
                 })));
             }
+            visit(cp, index, entry).map_err(|e| VerifyError::Visit { index, message: e.0 })?;
         }
         progress(b.first_entry() + u64::from(b.width), size.0);
     }

@@ -22,11 +22,12 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// A log directory, or the log's base URL.
+    /// A log directory, the log's base URL, or an evidence bundle file (.tar).
     target: String,
-    /// The log's verifier key (name+id+key), or a file that holds it.
+    /// The log's verifier key (name+id+key), or a file that holds it. Optional for an evidence
+    /// bundle (its own key is then used, and the output says so).
     #[arg(long)]
-    vkey: String,
+    vkey: Option<String>,
     /// The checkpoint origin to require (default: the verifier key's name).
     #[arg(long)]
     origin: Option<String>,
@@ -78,7 +79,11 @@ struct Job {
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let vkey = load_vkey(&a.vkey)?;
+    if crate::cmd_bundle::is_bundle(&a.target) {
+        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), a.json);
+    }
+    let vkey =
+        load_vkey(a.vkey.as_deref().ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
     let store = TrustStore::locate(a.trust_dir.clone(), |k| std::env::var_os(k))?;
     let origin = a.origin.clone().unwrap_or_else(|| vkey.name().to_owned());
     let job =

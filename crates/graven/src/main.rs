@@ -2,10 +2,16 @@
 //! crates, runs them, and turns errors into messages and exit codes. No logic of its own.
 
 mod cmd_append;
+mod cmd_bundle;
+mod cmd_export;
 mod cmd_keygen;
 mod cmd_prove;
+mod cmd_search;
 mod cmd_serve;
 mod cmd_verify;
+mod escape;
+mod export_format;
+mod export_source;
 mod input;
 
 use std::path::PathBuf;
@@ -45,8 +51,15 @@ enum Command {
         command: LogCommand,
     },
     /// Verify a C2SP tiled log in a directory or at an http(s) URL, holding it to the last
-    /// checkpoint verified before (rollback and fork detection; only new entries are re-checked).
+    /// checkpoint verified before (rollback and fork detection; only new entries are re-checked),
+    /// or verify an offline evidence bundle (.tar).
     Verify(cmd_verify::VerifyArgs),
+    /// Export events as JSON Lines, OCSF or CEF, or as an offline evidence bundle.
+    Export(Box<cmd_export::ExportArgs>),
+    /// Search a server's events (same filters as GET /v1/events); a table, or --json.
+    Search(Box<cmd_search::SearchArgs>),
+    /// Print a server's latest events, and with -f keep following new ones.
+    Tail(Box<cmd_search::TailArgs>),
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
     /// directory, or fetch and verify an inclusion proof from a running server (--url).
     Prove(cmd_prove::ProveArgs),
@@ -75,6 +88,9 @@ fn main() -> ExitCode {
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
         Command::Verify(args) => cmd_verify::run(args),
+        Command::Export(args) => cmd_export::run(*args),
+        Command::Search(args) => cmd_search::search(*args),
+        Command::Tail(args) => cmd_search::tail(*args),
         Command::Prove(args) => cmd_prove::run(args),
     };
     match result {

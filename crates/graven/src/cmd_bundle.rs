@@ -1,0 +1,107 @@
+//! `graven verify <bundle.tar>`: an evidence bundle checked fully offline.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use graven_core::note::VerifierKey;
+use graven_verify::bundle::{self, KeySource};
+
+/// Whether `target` names an evidence bundle rather than a log.
+pub fn is_bundle(target: &str) -> bool {
+    let p = Path::new(target);
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) && !p.is_dir()
+}
+
+fn describe(key: &VerifierKey, source: KeySource) -> String {
+    match source {
+        KeySource::Given => format!("trusted key: {key} (given with --vkey)"),
+        KeySource::Bundled => format!(
+            "trusted key: {key} (taken from the bundle itself, because no --vkey was given).\n  \
+             WARNING: a key shipped inside a bundle proves only that the bundle is internally \
+             consistent, not who runs the log. Compare it with the log's published key, or run \
+             again with --vkey."
+        ),
+    }
+}
+
+pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let trusted = vkey.map(crate::cmd_verify::load_vkey).transpose()?;
+    let file = std::fs::File::open(target).with_context(|| format!("opening {target}"))?;
+    let start = Instant::now();
+    let result = bundle::verify_bundle(std::io::BufReader::with_capacity(1 << 20, file), trusted.as_ref());
+    let secs = start.elapsed().as_secs_f64();
+    match result {
+        Ok(r) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": true,
+                        "bundle": target,
+                        "origin": r.origin,
+                        "tree_size": r.tree_size.0,
+                        "root": r.root.to_base64(),
+                        "trusted_key": r.key.to_string(),
+                        "key_source": match r.key_source { KeySource::Given => "given", KeySource::Bundled => "bundled" },
+                        "events": r.events.len(),
+                        "older_checkpoints": r.older.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+                        "files": r.files,
+                        "seconds": secs,
+                        "entries_per_second": if secs > 0.0 { r.events.len() as f64 / secs } else { 0.0 },
+                    })
+                );
+            }
+            let range = match (r.events.first(), r.events.last()) {
+                (Some(a), Some(b)) => format!(" (indices {a}..={b})"),
+                _ => String::new(),
+            };
+            let older = if r.older.is_empty() {
+                String::new()
+            } else {
+                let sizes: Vec<String> = r.older.iter().map(|(s, _)| s.to_string()).collect();
+                format!("; older checkpoints of size {} are consistent with it", sizes.join(", "))
+            };
+            let out = format!(
+                "OK: evidence bundle {target} verifies: {} events{range} proven included in {} at tree size {}, root {}{older}; {} files match the manifest ({secs:.2}s)\n{}",
+                r.events.len(),
+                r.origin,
+                r.tree_size,
+                r.root,
+                r.files,
+                describe(&r.key, r.key_source)
+            );
+            if json {
+                eprintln!("{out}");
+            } else {
+                println!("{out}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": false,
+                        "bundle": target,
+                        "problems": f.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        "trusted_key": f.key.as_ref().map(|(k, _)| k.to_string()),
+                    })
+                );
+            }
+            eprintln!("graven: evidence bundle {target} FAILED verification:");
+            for p in &f.problems {
+                eprintln!("  - {}", crate::escape::for_terminal(&p.to_string()));
+            }
+            if f.stopped_early {
+                eprintln!("  (stopped reading the bundle here)");
+            }
+            if let Some((k, s)) = &f.key {
+                eprintln!("{}", describe(k, *s));
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `graven export`: SIEM formats or an offline evidence bundle, from a server or a directory.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use graven_core::checkpoint::VerifiedCheckpoint;
+use graven_core::note;
+use graven_verify::BundleWriter;
+
+use crate::export_format::{self, Format, Record};
+use crate::export_source::{self, Filters, Opened, Server, Source};
+use crate::{cmd_verify, input};
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Record format (ignored with --bundle).
+    #[arg(long, value_enum, default_value = "jsonl", conflicts_with = "bundle")]
+    pub format: Format,
+    /// Write an offline evidence bundle (a tar file) instead of records.
+    #[arg(long, value_name = "FILE.tar")]
+    pub bundle: Option<PathBuf>,
+    /// Write records to this file instead of stdout (only once everything verified).
+    #[arg(long, conflicts_with = "bundle")]
+    pub out: Option<PathBuf>,
+    /// A running Graven server's base URL.
+    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    pub server: Option<String>,
+    /// A log directory: scanned linearly and fully verified on the way.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// File holding the bearer token for --server (else the GRAVEN_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The log's verifier key, or a file holding it. Required with --dir; with --server the
+    /// server's own key is used when absent (and the output says so).
+    #[arg(long)]
+    pub vkey: Option<String>,
+    /// An older checkpoint (signed note file) of the same log to include in the bundle, with a
+    /// consistency proof to the bundle's checkpoint. Repeatable.
+    #[arg(long = "with-checkpoint", value_name = "FILE", requires = "bundle")]
+    pub with_checkpoint: Vec<PathBuf>,
+    #[command(flatten)]
+    pub filters: Filters,
+}
+
+const MAX_TOKEN_FILE: u64 = 4096;
+
+fn source(args: &ExportArgs) -> anyhow::Result<Source> {
+    match (&args.server, &args.dir) {
+        (Some(url), None) => {
+            let token = match &args.token_file {
+                Some(p) => Some(input::read_small(p, MAX_TOKEN_FILE)?.trim().to_owned()),
+                None => std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty()),
+            };
+            Ok(Source::Server(Server::new(url, token)))
+        }
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                bail!("{} is not a directory", dir.display());
+            }
+            Ok(Source::Dir(dir.clone()))
+        }
+        _ => bail!("give exactly one of --server <url> or --dir <log directory>"),
+    }
+}
+
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    args.filters.query()?; // reject malformed times before any I/O
+    let src = source(&args)?;
+    let vkey = args.vkey.as_deref().map(cmd_verify::load_vkey).transpose()?;
+    let opened = export_source::open(&src, vkey)?;
+    if opened.key_from_server {
+        eprintln!(
+            "graven: warning: no --vkey given; trusting the key the server states ({}). Pass --vkey to check it is the log you mean.",
+            opened.key
+        );
+    }
+    match &args.bundle {
+        Some(path) => bundle(&args, &src, &opened, path),
+        None => records(&args, &src, &opened),
+    }
+}
+
+/// Writes to `<path>.partial`, renamed over `path` only when everything verified.
+struct Staged {
+    path: PathBuf,
+    partial: PathBuf,
+}
+
+impl Staged {
+    fn new(path: &Path) -> Self {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        Staged { path: path.to_owned(), partial: partial.into() }
+    }
+
+    fn create(&self) -> anyhow::Result<BufWriter<std::fs::File>> {
+        let f = std::fs::File::create(&self.partial)
+            .with_context(|| format!("creating {}", self.partial.display()))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    }
+
+    fn commit(&self, w: BufWriter<std::fs::File>) -> anyhow::Result<()> {
+        let f = w.into_inner().map_err(|e| e.into_error()).context("writing the output")?;
+        f.sync_all().context("syncing the output")?;
+        std::fs::rename(&self.partial, &self.path)
+            .with_context(|| format!("renaming {} to {}", self.partial.display(), self.path.display()))
+    }
+
+    fn abandon(&self) {
+        let _ = std::fs::remove_file(&self.partial);
+    }
+}
+
+fn records(args: &ExportArgs, src: &Source, opened: &Opened) -> anyhow::Result<ExitCode> {
+    let origin = opened.origin().to_owned();
+    let write_all = |w: &mut dyn Write| -> anyhow::Result<u64> {
+        export_source::select(src, opened, &args.filters, false, |s| {
+            let r = Record {
+                origin: &origin,
+                index: s.index,
+                leaf: s.leaf,
+                leaf_hash: graven_core::leaf_hash(s.leaf),
+            };
+            let mut line = export_format::render(args.format, &r);
+            line.push('\n');
+            w.write_all(line.as_bytes()).context("writing the output")
+        })
+    };
+    let n = match &args.out {
+        Some(path) => {
+            let staged = Staged::new(path);
+            let mut w = staged.create()?;
+            match write_all(&mut w) {
+                Ok(n) => {
+                    staged.commit(w)?;
+                    n
+                }
+                Err(e) => {
+                    drop(w);
+                    staged.abandon();
+                    return Err(e.context(format!("nothing was written to {}", path.display())));
+                }
+            }
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            let r = write_all(&mut w);
+            let flushed = w.flush();
+            match r {
+                Ok(n) => {
+                    flushed.context("writing stdout")?;
+                    n
+                }
+                Err(e) => {
+                    return Err(
+                        e.context("the records already written to stdout are NOT verified; discard them")
+                    );
+                }
+            }
+        }
+    };
+    eprintln!(
+        "graven: exported {n} events from {} ({}, tree size {}), each verified against its checkpoint",
+        export_source::location(src),
+        origin,
+        opened.checkpoint.size()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyhow::Result<ExitCode> {
+    let mut older = Vec::new();
+    for p in &args.with_checkpoint {
+        let bytes = read_note(p)?;
+        let cp = VerifiedCheckpoint::open(&bytes, &opened.key, opened.key.name()).with_context(|| {
+            format!("{} is not a checkpoint of this log signed by {}", p.display(), opened.key)
+        })?;
+        if cp.size() > opened.checkpoint.size() {
+            bail!(
+                "{} is of size {}, newer than the checkpoint being exported ({}); export from a log that has it",
+                p.display(),
+                cp.size(),
+                opened.checkpoint.size()
+            );
+        }
+        if cp.size().0 == 0 {
+            bail!("{} is of size 0: the empty tree needs no consistency proof; leave it out", p.display());
+        }
+        older.push((p.clone(), cp));
+    }
+    older.sort_by_key(|(_, cp)| cp.size());
+    older.dedup_by(|a, b| a.1.note_bytes() == b.1.note_bytes());
+    for pair in older.windows(2) {
+        if pair[0].1.size() == pair[1].1.size() {
+            bail!(
+                "{} and {} are different checkpoints of the same size {}: the log forked, or one of them is forged",
+                pair[0].0.display(),
+                pair[1].0.display(),
+                pair[0].1.size()
+            );
+        }
+    }
+
+    let staged = Staged::new(path);
+    let result = (|| -> anyhow::Result<u64> {
+        let mut w = BundleWriter::new(staged.create()?, &opened.key, &opened.checkpoint)?;
+        for (p, cp) in &older {
+            let proof = export_source::consistency(src, opened, cp.size())?;
+            w.add_older(cp, &proof).with_context(|| format!("{}", p.display()))?;
+        }
+        export_source::select(src, opened, &args.filters, true, |s| {
+            let proof = s.proof.context("no proof")?;
+            Ok(w.add_event(s.index, s.leaf, proof)?)
+        })?;
+        let n = w.events();
+        staged.commit(w.finish()?)?;
+        Ok(n)
+    })();
+    match result {
+        Ok(n) => {
+            eprintln!(
+                "graven: wrote {}: {n} events with inclusion proofs against {} size {}, {} older checkpoints",
+                path.display(),
+                opened.origin(),
+                opened.checkpoint.size(),
+                older.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            staged.abandon();
+            Err(e.context(format!("no bundle was written to {}", path.display())))
+        }
+    }
+}
+
+fn read_note(p: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+    let mut buf = Vec::new();
+    f.take(note::MAX_NOTE_SIZE as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading {}", p.display()))?;
+    if buf.len() > note::MAX_NOTE_SIZE {
+        bail!("{} is larger than a checkpoint can be", p.display());
+    }
+    Ok(buf)
+}

@@ -1,0 +1,216 @@
+//! `graven search` and `graven tail`: reading a server's events as a person (a table whose
+//! every field is escaped) or as a program (`--json`, one object per line as the server sent
+//! it).
+
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::escape::for_terminal;
+use crate::export_source::{Filters, Server};
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// The Graven server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    pub server: String,
+    /// File holding the bearer token (else the GRAVEN_TOKEN environment variable).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ServerArgs {
+    fn server(&self) -> anyhow::Result<Server> {
+        let token = match &self.token_file {
+            Some(p) => Some(crate::input::read_small(p, 4096)?.trim().to_owned()),
+            None => std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        Ok(Server::new(&self.server, token))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// newest (default) or oldest first.
+    #[arg(long, default_value = "newest", value_parser = ["newest", "oldest"])]
+    pub order: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Keep printing new events as they are committed.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// First index to print (default: the last 10 events).
+    #[arg(long)]
+    pub from: Option<u64>,
+}
+
+const MAX_FIELD: usize = 40;
+
+fn field<'a>(ev: &'a Value, path: &[&str]) -> &'a str {
+    path.iter().try_fold(ev, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// Escapes, then shortens to `width` characters with a visible ellipsis.
+fn cell(s: &str, width: usize) -> String {
+    let e = for_terminal(s);
+    if e.chars().count() <= width {
+        return e.into_owned();
+    }
+    let mut out: String = e.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+pub const HEADER: &str = "INDEX      LOGGED_AT                    ACTOR                                    ACTION                                   RESOURCE                                 OUTCOME";
+
+/// One table row for `{"index":N,"event":{...}}` (or `entry_base64` for a raw entry).
+pub fn row(item: &Value) -> String {
+    let index = item.get("index").and_then(Value::as_u64).map_or("?".to_owned(), |i| i.to_string());
+    let Some(ev) = item.get("event") else {
+        return format!(
+            "{index:<10} (raw entry, {} bytes of base64)",
+            item.get("entry_base64").and_then(Value::as_str).map_or(0, str::len)
+        );
+    };
+    format!(
+        "{index:<10} {:<28} {:<w$} {:<w$} {:<w$} {}",
+        cell(field(ev, &["logged_at"]), 28),
+        cell(field(ev, &["actor", "id"]), MAX_FIELD),
+        cell(field(ev, &["action"]), MAX_FIELD),
+        cell(field(ev, &["resource", "id"]), MAX_FIELD),
+        cell(field(ev, &["outcome"]), 10),
+        w = MAX_FIELD,
+    )
+}
+
+fn print_item(out: &mut impl Write, item: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{item}")?;
+    } else {
+        writeln!(out, "{}", row(item))?;
+    }
+    Ok(())
+}
+
+pub fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    args.filters.query()?;
+    let server = args.server.server()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !args.server.json {
+        writeln!(out, "{HEADER}")?;
+    }
+    let mut printed = 0u64;
+    let mut cursor: Option<String> = None;
+    while printed < args.limit {
+        let page_size = (args.limit - printed).min(1000) as usize;
+        let page = server.search(&args.filters, &args.order, page_size, cursor.as_deref())?;
+        let events = page.get("events").and_then(Value::as_array).context("GET /v1/events: no events")?;
+        for item in events.iter().take((args.limit - printed) as usize) {
+            print_item(&mut out, item, args.server.json)?;
+            printed += 1;
+        }
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
+    let server = args.server.server()?;
+    let size = server
+        .get_json("/v1/log", "GET /v1/log")?
+        .get("tree_size")
+        .and_then(Value::as_u64)
+        .context("GET /v1/log has no tree_size")?;
+    let from = args.from.unwrap_or(size.saturating_sub(10));
+    if !args.follow && from >= size {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut reader = server.stream(Some(from))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if !args.server.json {
+        writeln!(out, "{HEADER}")?;
+    }
+    let mut data = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // Server-sent events: `data:` lines accumulate until a blank line ends the event.
+        let n = (&mut reader).take(1 << 20).read_line(&mut line).context("reading the stream")?;
+        if n == 0 {
+            bail!("the server closed the stream");
+        }
+        let l = line.trim_end_matches(['\n', '\r']);
+        if let Some(d) = l.strip_prefix("data:") {
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+            continue;
+        }
+        if !l.is_empty() || data.is_empty() {
+            continue;
+        }
+        let item: Value = serde_json::from_str(&data).context("the stream sent an event that is not JSON")?;
+        data.clear();
+        print_item(&mut out, &item, args.server.json)?;
+        out.flush()?;
+        let index = item.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if !args.follow && index + 1 >= size {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_escape_every_field_and_stay_one_line() {
+        let item = serde_json::json!({"index": 7, "event": {
+            "logged_at": "2026-11-26T17:48:20.123456Z",
+            "actor": {"id": "svc:\u{1b}[2Jevil\nforged row"},
+            "action": "deploy\u{202e}etaerc",
+            "resource": {"id": "a\u{2066}b\u{0}c"},
+            "outcome": "success\r",
+        }});
+        let r = row(&item);
+        assert!(!r.chars().any(crate::escape::is_dangerous), "{r:?}");
+        assert!(r.contains("svc:\\x1b[2Jevil\\nforged row"), "{r}");
+        assert!(r.contains("deploy\\u{202e}etaerc"), "{r}");
+        assert!(r.contains("a\\u{2066}b\\x00c"), "{r}");
+        assert!(r.starts_with("7 "));
+    }
+
+    #[test]
+    fn long_fields_are_cut_visibly() {
+        let long = "x".repeat(100);
+        let item = serde_json::json!({"index": 1, "event": {"action": long}});
+        let r = row(&item);
+        assert!(r.contains(&format!("{}…", "x".repeat(MAX_FIELD - 1))), "{r}");
+        assert!(!r.contains(&"x".repeat(MAX_FIELD + 1)));
+        let raw = row(&serde_json::json!({"index": 2, "entry_base64": "AAAA"}));
+        assert!(raw.contains("raw entry"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Making untrusted event text safe to show or to hand to another format.
+//!
+//! Event fields come from whoever wrote the event. Printed raw, a control character, an ANSI
+//! escape sequence or a bidirectional override can rewrite what a terminal shows (hide text,
+//! move the cursor, reverse a line so `deny` reads `yned`), and a newline can forge a whole
+//! record in a line-oriented SIEM feed. Everything here is written by hand against that.
+
+use std::borrow::Cow;
+
+/// Characters that change how text is laid out or shown rather than being shown themselves:
+/// C0 and C1 controls (ESC starts ANSI sequences), DEL, bidirectional controls (embeddings,
+/// overrides, isolates and marks), line and paragraph separators, zero-width and other
+/// invisible format characters, and the BOM.
+pub fn is_dangerous(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{61c}'                     // Arabic letter mark
+        | '\u{180e}'                    // Mongolian vowel separator
+        | '\u{200b}'..='\u{200f}'       // zero-width space/joiners, LRM, RLM
+        | '\u{2028}'..='\u{202e}'       // line/paragraph separators, LRE RLE PDF LRO RLO
+        | '\u{2060}'..='\u{206f}'       // word joiner, invisible operators, LRI RLI FSI PDI, deprecated
+        | '\u{feff}'                    // BOM / zero-width no-break space
+        | '\u{fff9}'..='\u{fffb}'       // interlinear annotation
+    )
+}
+
+/// For people: every dangerous character (and the backslash, so the output is unambiguous)
+/// becomes a visible escape: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{202e}`. Everything else,
+/// including ordinary non-ASCII text, is kept.
+pub fn for_terminal(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c == '\\' || is_dangerous(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && is_dangerous(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if is_dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A CEF header field (ArcSight CEF rev. 25): `\` and `|` escaped with a backslash; a newline
+/// cannot appear in a header, so CR and LF and every other dangerous character become U+FFFD.
+pub fn cef_header(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            c if is_dangerous(c) => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CEF extension value: `\`, `=` escaped with a backslash, newlines written as `\n` and
+/// `\r` (the spec's multi-line escapes); every other dangerous character becomes U+FFFD.
+pub fn cef_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '=' => out.push_str("\\="),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if is_dangerous(c) => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Strings an attacker would put in an event field.
+    const HOSTILE: &[&str] = &[
+        "a|b=c\\d",
+        "line1\nline2\rline3",
+        "\u{1b}[31mred\u{1b}[0m\u{1b}]0;title\u{7}",
+        "admin\u{202e}txt.exe",
+        "\u{2066}isolate\u{2069}\u{200f}",
+        "nul\u{0}byte",
+        "del\u{7f}c1\u{85}\u{9b}",
+        "sep\u{2028}\u{2029}bom\u{feff}zw\u{200b}",
+    ];
+
+    fn no_dangerous(s: &str) -> bool {
+        !s.chars().any(is_dangerous)
+    }
+
+    #[test]
+    fn terminal_escapes_are_visible_and_reversible_in_shape() {
+        assert_eq!(for_terminal("plain ünïcode ✓"), "plain ünïcode ✓");
+        assert!(matches!(for_terminal("plain"), Cow::Borrowed(_)));
+        assert_eq!(for_terminal("a\nb"), "a\\nb");
+        assert_eq!(for_terminal("\u{1b}[31m"), "\\x1b[31m");
+        assert_eq!(for_terminal("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(for_terminal("\u{2066}"), "\\u{2066}");
+        assert_eq!(for_terminal("n\u{0}"), "n\\x00");
+        assert_eq!(for_terminal("c1\u{9b}"), "c1\\x9b");
+        // A literal backslash-n in the input must not look like an escaped newline.
+        assert_eq!(for_terminal("a\\nb"), "a\\\\nb");
+        for h in HOSTILE {
+            assert!(no_dangerous(&for_terminal(h)), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn cef_header_escapes_pipes_and_backslashes_and_drops_controls() {
+        assert_eq!(cef_header("a|b\\c=d"), "a\\|b\\\\c=d");
+        assert_eq!(cef_header("x\ny\u{1b}[0m\u{202e}"), "x\u{fffd}y\u{fffd}[0m\u{fffd}");
+        for h in HOSTILE {
+            let e = cef_header(h);
+            assert!(no_dangerous(&e), "{h:?}");
+            // Every pipe left is escaped, so a parser splitting on unescaped pipes sees one field.
+            assert_eq!(split_unescaped(&e, '|').len(), 1, "{h:?} -> {e:?}");
+        }
+    }
+
+    #[test]
+    fn cef_value_escapes_equals_backslashes_and_newlines() {
+        assert_eq!(cef_value("a=b\\c|d"), "a\\=b\\\\c|d");
+        assert_eq!(cef_value("l1\nl2\r"), "l1\\nl2\\r");
+        assert_eq!(cef_value("\u{0}\u{1b}\u{202e}\u{2069}"), "\u{fffd}".repeat(4));
+        for h in HOSTILE {
+            let e = cef_value(h);
+            assert!(no_dangerous(&e), "{h:?}");
+            assert_eq!(split_unescaped(&e, '=').len(), 1, "{h:?} -> {e:?}");
+            assert_eq!(
+                unescape_cef_value(&e),
+                h.chars()
+                    .map(|c| if is_dangerous(c) && c != '\n' && c != '\r' { '\u{fffd}' } else { c })
+                    .collect::<String>()
+            );
+        }
+    }
+
+    /// Splits on `sep` not preceded by an escaping backslash (how CEF parsers read).
+    fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+        let mut parts = vec![String::new()];
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                let next = chars.next().unwrap();
+                parts.last_mut().unwrap().extend([c, next]);
+            } else if c == sep {
+                parts.push(String::new());
+            } else {
+                parts.last_mut().unwrap().push(c);
+            }
+        }
+        parts
+    }
+
+    fn unescape_cef_value(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next().unwrap() {
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    other => out.push(other),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}

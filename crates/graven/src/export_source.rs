@@ -1,0 +1,403 @@
+//! Where exported events come from, and how each is verified on the way.
+//!
+//! * A log directory is scanned linearly, bundle by bundle, with the same streaming check as
+//!   `graven verify` (every entry against its tile, the whole tree against the checkpoint).
+//! * A server is asked which indices match (`GET /v1/events`, the search index), then each
+//!   event's bytes come from the tlog-tiles read path and its inclusion proof is rebuilt from
+//!   the tiles and checked against the checkpoint before the event is used. The search answer
+//!   only selects; it is never trusted for content.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use graven_core::checkpoint::VerifiedCheckpoint;
+use graven_core::merkle::{self, HashSource as _};
+use graven_core::note::{self, VerifierKey};
+use graven_core::tile::{self, BundleId};
+use graven_core::{Hash, LeafIndex, TreeSize};
+use graven_verify::{DirFetch, Fetch, HttpFetch, VisitError, fetch_bundle, scan_log, tile_hashes};
+
+/// The search filters, with the server's semantics (see graven-index): exact, byte-equal
+/// `actor.id`, `action`, `resource.id`, `outcome`; `since` inclusive and `until` exclusive on
+/// `logged_at`, both RFC 3339.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Filters {
+    /// Only events whose actor.id is exactly this.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events whose action is exactly this.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only events whose resource.id is exactly this.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only events with this outcome (success, failure, denied).
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only events logged at or after this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events logged before this RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl Filters {
+    /// The query the search index would run, for matching entries locally.
+    pub fn query(&self) -> anyhow::Result<graven_index::Query> {
+        let bound = |s: &Option<String>, what: &str| -> anyhow::Result<Option<String>> {
+            s.as_deref()
+                .map(|t| {
+                    graven_server::event::parse_time_bound(t).with_context(|| {
+                        format!("--{what} {t:?} is not an RFC 3339 time such as 2026-11-26T17:48:20Z")
+                    })
+                })
+                .transpose()
+        };
+        Ok(graven_index::Query {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            resource: self.resource.clone(),
+            outcome: self.outcome.clone(),
+            since: bound(&self.since, "since")?,
+            until: bound(&self.until, "until")?,
+            ..Default::default()
+        })
+    }
+
+    /// `name=value` pairs for `GET /v1/events`.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("resource", &self.resource),
+            ("outcome", &self.outcome),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+}
+
+/// A Graven server's HTTP API.
+#[derive(Debug)]
+pub struct Server {
+    pub base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// Largest JSON answer read from the API.
+const MAX_API_BODY: u64 = 64 << 20;
+
+impl Server {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let base = base.trim_end_matches('/').to_owned();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .user_agent(concat!("graven/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Server { base, token, agent }
+    }
+
+    pub fn fetcher(&self) -> HttpFetch {
+        let f = HttpFetch::new(&self.base);
+        match &self.token {
+            Some(t) => f.with_bearer(t),
+            None => f,
+        }
+    }
+
+    fn request(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let req = self.agent.get(format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    fn read(
+        &self,
+        req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        what: &str,
+        limit: u64,
+    ) -> anyhow::Result<Vec<u8>> {
+        let mut resp = req.call().with_context(|| format!("{what}: cannot reach {}", self.base))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .with_context(|| format!("{what}: reading the answer"))?;
+        if status != 200 {
+            let detail = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
+            bail!("{what}: the server answered {status}: {}", crate::escape::for_terminal(&detail));
+        }
+        Ok(body)
+    }
+
+    pub fn get_json(&self, path: &str, what: &str) -> anyhow::Result<serde_json::Value> {
+        let body = self.read(self.request(path), what, MAX_API_BODY)?;
+        serde_json::from_slice(&body).with_context(|| format!("{what}: the answer is not JSON"))
+    }
+
+    /// The signed checkpoint, exactly as served.
+    pub fn checkpoint(&self) -> anyhow::Result<Vec<u8>> {
+        self.read(self.request("/checkpoint"), "GET /checkpoint", note::MAX_NOTE_SIZE as u64)
+    }
+
+    /// The log's verifier key as the server states it (`GET /v1/log`).
+    pub fn stated_key(&self) -> anyhow::Result<VerifierKey> {
+        let info = self.get_json("/v1/log", "GET /v1/log")?;
+        let k =
+            info.get("verifier_key").and_then(|v| v.as_str()).context("GET /v1/log has no verifier_key")?;
+        VerifierKey::parse(k).context("GET /v1/log: verifier_key is malformed")
+    }
+
+    /// `GET /v1/stream?from=N` (server-sent events) as a line reader, with no overall
+    /// deadline (a tail can run for days); a silent connection still fails after 60 s, four
+    /// missed keep-alives.
+    pub fn stream(&self, from: Option<u64>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(None)
+            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .user_agent(concat!("graven/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let mut req = agent.get(format!("{}/v1/stream", self.base));
+        if let Some(f) = from {
+            req = req.query("from", f.to_string());
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.call().with_context(|| format!("GET /v1/stream: cannot reach {}", self.base))?;
+        if resp.status().as_u16() != 200 {
+            bail!("GET /v1/stream: the server answered {}", resp.status().as_u16());
+        }
+        Ok(std::io::BufReader::new(resp.into_body().into_reader()))
+    }
+
+    /// One page of search results.
+    pub fn search(
+        &self,
+        filters: &Filters,
+        order: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut req = self.request("/v1/events").query("order", order).query("limit", limit.to_string());
+        for (k, v) in filters.pairs() {
+            req = req.query(k, v);
+        }
+        if let Some(c) = cursor {
+            req = req.query("cursor", c);
+        }
+        let body = self.read(req, "GET /v1/events", MAX_API_BODY)?;
+        serde_json::from_slice(&body).context("GET /v1/events: the answer is not JSON")
+    }
+}
+
+#[derive(Debug)]
+pub enum Source {
+    Dir(PathBuf),
+    Server(Server),
+}
+
+/// The trusted starting point of an export: a checkpoint verified with a key.
+#[derive(Debug)]
+pub struct Opened {
+    pub key: VerifierKey,
+    /// True when the key came from the server itself rather than from `--vkey`.
+    pub key_from_server: bool,
+    pub checkpoint: VerifiedCheckpoint,
+}
+
+impl Opened {
+    pub fn origin(&self) -> &str {
+        self.checkpoint.checkpoint().origin()
+    }
+}
+
+pub fn open(source: &Source, vkey: Option<VerifierKey>) -> anyhow::Result<Opened> {
+    match source {
+        Source::Dir(dir) => {
+            let key = vkey.context("--dir needs --vkey: the log's verifier key (or a file holding it)")?;
+            let mut f = DirFetch::new(dir);
+            let checkpoint = graven_verify::fetch_checkpoint(&mut f, &key, None)
+                .with_context(|| format!("{} does not verify", dir.display()))?;
+            Ok(Opened { key, key_from_server: false, checkpoint })
+        }
+        Source::Server(s) => {
+            let (key, key_from_server) = match vkey {
+                Some(k) => (k, false),
+                None => (s.stated_key()?, true),
+            };
+            let bytes = s.checkpoint()?;
+            let checkpoint = VerifiedCheckpoint::open(&bytes, &key, key.name())
+                .with_context(|| format!("the checkpoint of {} does not verify with {key}", s.base))?;
+            Ok(Opened { key, key_from_server, checkpoint })
+        }
+    }
+}
+
+/// What the caller is handed for each selected event.
+#[derive(Debug)]
+pub struct Selected<'a> {
+    pub index: u64,
+    pub leaf: &'a [u8],
+    /// The inclusion proof against the opened checkpoint, when asked for.
+    pub proof: Option<&'a [Hash]>,
+}
+
+/// Calls `visit` for every event that matches `filters`, in log order, each verified as
+/// described in the module docs. Returns how many were visited. With a directory, the whole
+/// log is only known to be intact when this returns `Ok`.
+pub fn select(
+    source: &Source,
+    opened: &Opened,
+    filters: &Filters,
+    want_proofs: bool,
+    mut visit: impl FnMut(&Selected<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let size = opened.checkpoint.size();
+    let root = opened.checkpoint.root();
+    let mut count = 0u64;
+    match source {
+        Source::Dir(dir) => {
+            let query = filters.query()?;
+            let mut f = DirFetch::new(dir);
+            let mut proof_fetch = DirFetch::new(dir);
+            let mut hashes = tile_hashes(&mut proof_fetch, size);
+            let mut failure: Option<anyhow::Error> = None;
+            let result = scan_log(
+                &mut f,
+                &opened.key,
+                None,
+                |_, _| {},
+                |cp, index, entry| {
+                    if cp.note_bytes() != opened.checkpoint.note_bytes() {
+                        return Err(VisitError(
+                            "the log's checkpoint changed during the export (is a writer running?); run it again"
+                                .into(),
+                        ));
+                    }
+                    if !graven_index::entry_matches(&query, entry) {
+                        return Ok(());
+                    }
+                    let proof = if want_proofs {
+                        match merkle::inclusion_proof(&mut hashes, LeafIndex(index), size) {
+                            Ok(p) => Some(p),
+                            Err(e) => return Err(VisitError(format!("building its inclusion proof: {e}"))),
+                        }
+                    } else {
+                        None
+                    };
+                    count += 1;
+                    visit(&Selected { index, leaf: entry, proof: proof.as_deref() }).map_err(|e| {
+                        let msg = format!("{e:#}");
+                        failure = Some(e);
+                        VisitError(msg)
+                    })
+                },
+            );
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            result.with_context(|| format!("{} failed verification", dir.display()))?;
+        }
+        Source::Server(s) => {
+            let mut bundles = s.fetcher();
+            let mut tiles_fetch = s.fetcher();
+            let mut hashes = tile_hashes(&mut tiles_fetch, size);
+            let mut cached: Option<(BundleId, Vec<u8>)> = None;
+            let mut cursor: Option<String> = None;
+            let mut last: Option<u64> = None;
+            loop {
+                let page = s.search(filters, "oldest", 1000, cursor.as_deref())?;
+                let events =
+                    page.get("events").and_then(|e| e.as_array()).context("GET /v1/events: no events")?;
+                for e in events {
+                    let index =
+                        e.get("index").and_then(|i| i.as_u64()).context("GET /v1/events: no index")?;
+                    if index >= size.0 {
+                        // Appended after the checkpoint this export proves against.
+                        continue;
+                    }
+                    if last.is_some_and(|l| index <= l) {
+                        bail!("GET /v1/events returned index {index} out of order");
+                    }
+                    last = Some(index);
+                    let b = tile::bundle_for_entry(index, size).context("index outside the tree")?;
+                    if cached.as_ref().map(|(id, _)| *id) != Some(b) {
+                        let (bytes, _) = fetch_bundle(&mut bundles, b, size)?;
+                        cached = Some((b, bytes));
+                    }
+                    let Some((_, bytes)) = &cached else { continue };
+                    let entries = tile::decode_bundle(bytes, 256)
+                        .or_else(|_| tile::decode_bundle(bytes, b.width))
+                        .with_context(|| format!("{}: malformed entry bundle", b.path()))?;
+                    let leaf = *entries
+                        .get((index - b.first_entry()) as usize)
+                        .with_context(|| format!("{} has no entry {index}", b.path()))?;
+                    let leaf_hash = graven_core::leaf_hash(leaf);
+                    let stored = hashes.node(0, index).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if stored != leaf_hash {
+                        bail!(
+                            "event {index}: the served entry does not match the served tile; the server is serving altered data"
+                        );
+                    }
+                    let proof = merkle::inclusion_proof(&mut hashes, LeafIndex(index), size)
+                        .map_err(|e| anyhow::anyhow!("event {index}: building its inclusion proof: {e}"))?;
+                    let raw: Vec<&[u8]> = proof.iter().map(|h| &h.0[..]).collect();
+                    merkle::verify_inclusion(&leaf_hash, LeafIndex(index), size, &raw, &root).with_context(
+                        || format!("event {index} is not included in the checkpoint the server signed"),
+                    )?;
+                    count += 1;
+                    visit(&Selected { index, leaf, proof: want_proofs.then_some(proof.as_slice()) })?;
+                }
+                match page.get("next_cursor").and_then(|c| c.as_str()) {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A consistency proof from `older` to the opened checkpoint, built from the source's tiles.
+pub fn consistency(source: &Source, opened: &Opened, older: TreeSize) -> anyhow::Result<Vec<Hash>> {
+    let size = opened.checkpoint.size();
+    let proof = match source {
+        Source::Dir(dir) => {
+            let mut f = DirFetch::new(dir);
+            let mut h = tile_hashes(&mut f, size);
+            merkle::consistency_proof(&mut h, older, size).map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        Source::Server(s) => {
+            let mut f = s.fetcher();
+            let mut h = tile_hashes(&mut f, size);
+            merkle::consistency_proof(&mut h, older, size).map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    };
+    proof.with_context(|| format!("building the consistency proof from size {older} to {size}"))
+}
+
+/// Where the files come from, for messages.
+pub fn location(source: &Source) -> String {
+    match source {
+        Source::Dir(d) => DirFetch::new(d).location(),
+        Source::Server(s) => s.base.clone(),
+    }
+}
