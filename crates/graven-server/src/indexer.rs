@@ -5,6 +5,7 @@
 //! entries, a bundle at a time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use graven_core::hash::TreeSize;
 use graven_index::Index;
@@ -40,14 +41,24 @@ pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, Str
     Ok(next)
 }
 
-pub async fn run(index: Arc<Index>, mut rx: watch::Receiver<Committed>, reader: LogReader) {
+/// Follows the committed checkpoint and indexes every new entry. `indexed` always holds the
+/// number of entries indexed so far (for the metrics endpoint).
+pub async fn run(
+    index: Arc<Index>,
+    mut rx: watch::Receiver<Committed>,
+    reader: LogReader,
+    indexed: Arc<AtomicU64>,
+) {
+    if let Ok(n) = index.indexed_size() {
+        indexed.store(n, Ordering::Relaxed);
+    }
     let reader = Arc::new(std::sync::Mutex::new(reader));
     loop {
         let size = rx.borrow_and_update().size;
         let (i, r) = (index.clone(), reader.clone());
         let work = move || catch_up(&i, &r.lock().unwrap_or_else(|p| p.into_inner()), size);
         match tokio::task::spawn_blocking(work).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => indexed.store(n, Ordering::Relaxed),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "indexing failed; search may be stale until restart or reindex")
             }

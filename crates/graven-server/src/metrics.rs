@@ -2,7 +2,7 @@
 //! HTTP responses by route and status.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,11 +26,15 @@ pub struct Metrics {
     pending_bytes: Gauge,
     tree_size: Gauge,
     poisoned: Gauge,
+    indexed: Arc<AtomicU64>,
+    index_size: Gauge,
+    index_lag: Gauge,
     pub http: Family<HttpLabels, Counter>,
 }
 
 impl Metrics {
-    pub fn new(engine: Engine) -> Arc<Self> {
+    /// `indexed` is the search index's progress: entries `0..indexed` are searchable.
+    pub fn new(engine: Engine, indexed: Arc<AtomicU64>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("graven");
         let s = engine.stats();
         registry.register("events_committed", "Events durably committed", s.events_committed.clone());
@@ -54,9 +58,28 @@ impl Metrics {
         registry.register("pending_bytes", "Bytes waiting in the pending pool", pending_bytes.clone());
         registry.register("tree_size", "Entries covered by the latest checkpoint", tree_size.clone());
         registry.register("poisoned", "1 if the log refuses writes after a storage error", poisoned.clone());
+        let index_size = Gauge::default();
+        let index_lag = Gauge::default();
+        registry.register("index_size", "Entries indexed for search", index_size.clone());
+        registry.register(
+            "index_lag_events",
+            "Committed entries not yet searchable (the search index follows the log)",
+            index_lag.clone(),
+        );
         let http = Family::<HttpLabels, Counter>::default();
         registry.register("http_responses", "HTTP responses by route and status", http.clone());
-        Arc::new(Metrics { registry, engine, pending_events, pending_bytes, tree_size, poisoned, http })
+        Arc::new(Metrics {
+            registry,
+            engine,
+            pending_events,
+            pending_bytes,
+            tree_size,
+            poisoned,
+            indexed,
+            index_size,
+            index_lag,
+            http,
+        })
     }
 
     /// The OpenMetrics text exposition.
@@ -64,7 +87,11 @@ impl Metrics {
         let s = self.engine.stats();
         self.pending_events.set(s.pending_events.load(Ordering::SeqCst) as i64);
         self.pending_bytes.set(s.pending_bytes.load(Ordering::SeqCst) as i64);
-        self.tree_size.set(self.engine.committed().size as i64);
+        let size = self.engine.committed().size;
+        let indexed = self.indexed.load(Ordering::Relaxed);
+        self.tree_size.set(size as i64);
+        self.index_size.set(indexed as i64);
+        self.index_lag.set(size.saturating_sub(indexed) as i64);
         self.poisoned.set(i64::from(self.engine.is_poisoned()));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

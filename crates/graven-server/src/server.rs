@@ -71,14 +71,19 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let log_dir = data.join("log");
     let log = LocalLog::open(&log_dir, key)?;
     let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
-    let metrics = Metrics::new(engine.clone());
+    let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let metrics = Metrics::new(engine.clone(), indexed.clone());
     let index_path = data.join("index.redb");
     let index =
         Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
             io("opening the search index", &index_path)(std::io::Error::other(e.to_string()))
         })?);
-    let indexer =
-        tokio::spawn(crate::indexer::run(index.clone(), engine.subscribe(), LogReader::new(&log_dir)));
+    let indexer = tokio::spawn(crate::indexer::run(
+        index.clone(),
+        engine.subscribe(),
+        LogReader::new(&log_dir),
+        indexed,
+    ));
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),

@@ -287,6 +287,8 @@ fn end_to_end() {
     let m = s.get("/metrics").body;
     assert!(m.contains("graven_events_committed_total 51"), "{m}");
     assert!(m.contains("graven_commit_seconds_bucket"));
+    // Search saw all 51 above, so the index has caught up.
+    assert!(m.contains("graven_index_size 51\n") && m.contains("graven_index_lag_events 0\n"), "{m}");
     let api: Value = serde_json::from_str(&s.get("/openapi.json").body).unwrap();
     assert!(api["paths"]["/v1/events"]["post"].is_object());
 }
