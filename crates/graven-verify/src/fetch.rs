@@ -2,7 +2,6 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Why a file could not be fetched (as opposed to not existing).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +61,7 @@ impl Fetch for DirFetch {
     }
 }
 
+#[cfg(feature = "http")]
 /// A log served over HTTP or HTTPS (the C2SP tlog-tiles read path).
 #[derive(Debug)]
 pub struct HttpFetch {
@@ -73,6 +73,7 @@ pub struct HttpFetch {
     pub requests: u64,
 }
 
+#[cfg(feature = "http")]
 impl HttpFetch {
     /// `base` is the log's prefix URL; a trailing slash is added if missing.
     pub fn new(base: &str) -> Self {
@@ -81,7 +82,7 @@ impl HttpFetch {
             base.push('/');
         }
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
             .http_status_as_error(false)
             .user_agent(concat!("graven-verify/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -97,6 +98,7 @@ impl HttpFetch {
     }
 }
 
+#[cfg(feature = "http")]
 impl Fetch for HttpFetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let url = format!("{}{}", self.base, path);

@@ -20,7 +20,9 @@ mod trust;
 mod walk;
 
 pub use bundle_write::{BundleWriteError, BundleWriter};
-pub use fetch::{DirFetch, Fetch, FetchError, HttpFetch};
+#[cfg(feature = "http")]
+pub use fetch::HttpFetch;
+pub use fetch::{DirFetch, Fetch, FetchError};
 pub use trust::{Remembered, TrustError, TrustStore};
 
 use graven_core::checkpoint::{OpenError, VerifiedCheckpoint};
