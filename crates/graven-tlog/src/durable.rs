@@ -32,11 +32,13 @@ pub struct Batch<'a> {
     dirs: BTreeSet<PathBuf>,
     /// Target path -> its temporary file, written but not yet synced or renamed.
     staged: BTreeMap<PathBuf, PathBuf>,
+    /// Like `staged`, but renamed only by [`Batch::publish`]; `true` once synced.
+    held: BTreeMap<PathBuf, (PathBuf, bool)>,
 }
 
 impl<'a> Batch<'a> {
     pub fn new(fs: &'a dyn Fs) -> Self {
-        Batch { fs, dirs: BTreeSet::new(), staged: BTreeMap::new() }
+        Batch { fs, dirs: BTreeSet::new(), staged: BTreeMap::new(), held: BTreeMap::new() }
     }
 
     /// Creates `dir` and any missing parents, remembering each parent whose entries changed.
@@ -59,6 +61,37 @@ impl<'a> Batch<'a> {
     /// Writes `data` to a temporary file beside `path`. [`Batch::sync`] fsyncs it and renames
     /// it over `path`. Writing the same path twice before a sync keeps the second version.
     pub fn write(&mut self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let tmp = self.write_temp(path, data)?;
+        self.staged.insert(path.to_path_buf(), tmp);
+        Ok(())
+    }
+
+    /// Writes `data` to a temporary file beside `path` that the next [`Batch::sync`] makes
+    /// durable but does not rename; [`Batch::publish`] does, later. This lets a commit point
+    /// (the checkpoint) be fsynced together with the files it covers, and still appear under
+    /// its name only after they are durable.
+    pub fn hold(&mut self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let tmp = self.write_temp(path, data)?;
+        self.held.insert(path.to_path_buf(), (tmp, false));
+        Ok(())
+    }
+
+    /// Renames every held file that a [`Batch::sync`] made durable over its target, and makes
+    /// the new names durable. Crash before the directory sync: either the old or the new file
+    /// is under the name, each complete.
+    pub fn publish(&mut self) -> io::Result<()> {
+        if self.held.values().any(|(_, synced)| !synced) {
+            return Err(io::Error::other("publish before the held files were synced"));
+        }
+        for (path, (tmp, _)) in std::mem::take(&mut self.held) {
+            self.fs.rename(&tmp, &path)?;
+            let dir = path.parent().map(current_if_empty).unwrap_or(Path::new("."));
+            self.dirs.insert(dir.to_path_buf());
+        }
+        self.sync()
+    }
+
+    fn write_temp(&mut self, path: &Path, data: &[u8]) -> io::Result<PathBuf> {
         let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
         let dir = current_if_empty(dir);
         let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
@@ -67,19 +100,22 @@ impl<'a> Batch<'a> {
         tmp_name.push(name);
         tmp_name.push(format!(".tmp{}", std::process::id()));
         let tmp = dir.join(tmp_name);
-        // Crash from here to the rename in `sync`: at most a stray temporary file, never
-        // referenced.
+        // Crash from here to the rename: at most a stray temporary file, never referenced.
         self.fs.write_file(&tmp, data)?;
-        self.staged.insert(path.to_path_buf(), tmp);
-        Ok(())
+        Ok(tmp)
     }
 
     /// Makes every staged file durable under its final name: fsyncs the temporary files,
     /// renames them, and fsyncs every directory touched since the last sync.
     pub fn sync(&mut self) -> io::Result<()> {
         let staged: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut self.staged).into_iter().collect();
-        // 1. File contents durable. Crash here: temporary files only.
-        for_each_parallel(&staged, |(_, tmp)| self.fs.sync_file(tmp))?;
+        // 1. File contents durable, held files included. Crash here: temporary files only.
+        let mut temps: Vec<&Path> = staged.iter().map(|(_, tmp)| tmp.as_path()).collect();
+        temps.extend(self.held.values().filter(|(_, synced)| !synced).map(|(tmp, _)| tmp.as_path()));
+        for_each_parallel(&temps, |tmp| self.fs.sync_file(tmp))?;
+        for (_, synced) in self.held.values_mut() {
+            *synced = true;
+        }
         // 2. Each name now points at complete, durable contents. Crash after a rename but before
         //    the directory sync: the new name may or may not survive; either way the file
         //    behind it is complete.
@@ -156,6 +192,24 @@ mod tests {
             let got = fs.read(&PathBuf::from(format!("/d/{}/f{i}", i % 3)), 100).unwrap();
             assert_eq!(got, format!("v{i}").as_bytes());
         }
+    }
+
+    #[test]
+    fn a_held_file_is_synced_with_the_batch_but_named_only_when_published() {
+        let fs = SimFs::new();
+        let mut b = Batch::new(&fs);
+        b.write(Path::new("/d/tile"), b"tile").unwrap();
+        b.hold(Path::new("/d/checkpoint"), b"cp").unwrap();
+        assert!(b.publish().is_err(), "publish before sync must be refused");
+        b.sync().unwrap();
+        assert!(fs.read(Path::new("/d/checkpoint"), 100).is_err(), "named before publish");
+        let ops = fs.ops();
+        b.publish().unwrap();
+        // One rename and one directory sync: the held file was already synced.
+        assert_eq!(fs.ops() - ops, 2);
+        fs.crash();
+        assert_eq!(fs.read(Path::new("/d/checkpoint"), 100).unwrap(), b"cp");
+        assert_eq!(fs.read(Path::new("/d/tile"), 100).unwrap(), b"tile");
     }
 
     #[test]

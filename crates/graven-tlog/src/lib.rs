@@ -9,7 +9,8 @@
 //! 1. writes every new tile and bundle to a temporary file, fsyncs them all (concurrently),
 //!    and renames each over its final name,
 //! 2. fsyncs every directory it touched,
-//! 3. signs the new checkpoint and replaces `checkpoint` the same way, then fsyncs its directory.
+//! 3. signs the new checkpoint, whose temporary file is fsynced together with the tiles in
+//!    step 1 but renamed over `checkpoint` only after step 2, then fsyncs its directory.
 //!
 //! Files for sizes beyond the checkpoint are never read as part of the committed tree, and an
 //! append never rewrites a file the committed tree refers to with different bytes (full tiles
@@ -339,15 +340,8 @@ impl LocalLog {
             batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
         }
 
-        // 4. Make every tile durable under its final name (fsyncs in parallel, then renames,
-        //    then directory fsyncs). Crash before this returns: files beyond the committed size
-        //    at most, which the committed checkpoint never refers to; the old checkpoint is
-        //    still the commit point and everything it covers is untouched.
-        batch.sync().map_err(io_err("syncing directories of", &dir))?;
-
-        // 5. Commit: sign and replace the checkpoint. A crash before the rename leaves the old
-        //    checkpoint; after the rename but before the directory sync, either one may survive,
-        //    and both are valid because every tile of the new tree is already durable.
+        // 4. Sign the new checkpoint and write it to a temporary file, held back from its name.
+        //    Crash here: stray temporary files only.
         let root = edge.root();
         let cp = Checkpoint::new(self.key.name(), new, root)
             .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
@@ -356,8 +350,20 @@ impl LocalLog {
             .sign(&cp.to_text())
             .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
         let cp_path = dir.join("checkpoint");
-        batch.write(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
-        batch.sync().map_err(io_err("syncing", &dir))?;
+        batch.hold(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
+
+        // 5. Make every tile durable under its final name, and the held checkpoint's contents
+        //    durable (fsyncs in parallel, then renames, then directory fsyncs). Crash before
+        //    this returns: files beyond the committed size at most, which the committed
+        //    checkpoint never refers to; the old checkpoint is still the commit point and
+        //    everything it covers is untouched.
+        batch.sync().map_err(io_err("syncing directories of", &dir))?;
+
+        // 6. Commit: rename the checkpoint over the old one and fsync the directory. A crash
+        //    before the rename leaves the old checkpoint; after the rename but before the
+        //    directory sync, either one may survive, and both are valid because every tile of
+        //    the new tree is already durable.
+        batch.publish().map_err(io_err("publishing", &cp_path))?;
 
         self.size = new;
         self.root = root;
