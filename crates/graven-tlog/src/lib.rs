@@ -6,16 +6,15 @@
 //!
 //! ## The commit protocol
 //! The signed `checkpoint` file is the only commit point. An append
-//! 1. writes every new tile and bundle to a temporary file, fsyncs them all (concurrently),
-//!    and renames each over its final name,
-//! 2. fsyncs every directory it touched,
-//! 3. signs the new checkpoint, whose temporary file is fsynced together with the tiles in
-//!    step 1 but renamed over `checkpoint` only after step 2, then fsyncs its directory.
+//! 1. writes every new tile and bundle directly under its final name (each such name lies
+//!    beyond the committed tree, so nothing refers to it yet),
+//! 2. signs the new checkpoint and writes it to a temporary file,
+//! 3. fsyncs all of these files and every directory it touched, concurrently,
+//! 4. renames the checkpoint's temporary file over `checkpoint`, then fsyncs its directory.
 //!
 //! Files for sizes beyond the checkpoint are never read as part of the committed tree, and an
-//! append never rewrites a file the committed tree refers to with different bytes (full tiles
-//! below the committed size are never rewritten; partial tiles are written under their new
-//! width). So a crash at any point leaves the previous checkpoint, and everything it covers,
+//! append never writes a file the committed tree refers to (full tiles below the committed
+//! size are never rewritten; partial tiles are written under their new width). So a crash at any point leaves the previous checkpoint, and everything it covers,
 //! valid. The next append simply overwrites whatever the interrupted one left behind.
 //!
 //! After any I/O error the log is poisoned: it refuses further appends until reopened, because
@@ -276,9 +275,11 @@ impl LocalLog {
         let mut dirty = vec![false; pending.len()];
         let mut bundle_len = old.0 % TILE_WIDTH;
 
-        // 2. Stage full tiles and bundles as they fill (temporary files, not yet synced or
-        //    renamed). Crash here: stray temporary files, which nothing refers to; the next
-        //    append overwrites them.
+        // 2. Write full tiles and bundles as they fill, directly under their final names: every
+        //    one lies beyond the committed size (it completes only now), so nothing refers to
+        //    it yet, and no temporary file or rename is needed. Not yet synced. Crash here:
+        //    files beyond the committed size, possibly torn, which the committed checkpoint
+        //    never refers to and readers never read; the next append overwrites them.
         let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
         for (i, e) in entries.iter().enumerate() {
             let e = e.as_ref();
@@ -289,7 +290,7 @@ impl LocalLog {
             if bundle_len == TILE_WIDTH {
                 let b = BundleId { index: index / TILE_WIDTH, width: 256 };
                 let path = dir.join(b.path());
-                batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
+                batch.write_new(&path, &bundle).map_err(io_err("writing", &path))?;
                 bundle.clear();
                 bundle_len = 0;
             }
@@ -314,14 +315,15 @@ impl LocalLog {
                 if p.len() as u64 == TILE_WIDTH {
                     let t = TileId::full(level as u8, idx / TILE_WIDTH);
                     let path = dir.join(t.path());
-                    batch.write(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
+                    batch.write_new(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
                     p.clear();
                 }
             }
         }
         let new = edge.size();
 
-        // 3. Partial tiles and bundle of the new size. Crash here: as in step 2.
+        // 3. Partial tiles and bundle of the new size, under names new to this size (the width
+        //    is part of the name). Crash here: as in step 2.
         for (level, p) in pending.iter().enumerate() {
             if p.is_empty() || !dirty[level] {
                 continue;
@@ -332,12 +334,12 @@ impl LocalLog {
                 return Err(LogError::Invariant("partial tile width out of step with the tree"));
             }
             let path = dir.join(t.path());
-            batch.write(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
+            batch.write_new(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
         }
         if bundle_len != 0 && new != old {
             let b = BundleId { index: new.0 / TILE_WIDTH, width: bundle_len as u16 };
             let path = dir.join(b.path());
-            batch.write(&path, &bundle).map_err(io_err("writing", &path))?;
+            batch.write_new(&path, &bundle).map_err(io_err("writing", &path))?;
         }
 
         // 4. Sign the new checkpoint and write it to a temporary file, held back from its name.
