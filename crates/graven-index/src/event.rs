@@ -188,13 +188,23 @@ mod fast {
                     let special = (quote.wrapping_sub(ONES) & !quote)
                         | (slash.wrapping_sub(ONES) & !slash)
                         | (w.wrapping_sub(ONES * 0x20) & !w);
-                    if special & HIGH == 0 {
+                    let special = special & HIGH;
+                    if special == 0 {
                         ascii &= w & HIGH == 0;
                         self.i += 8;
                         continue;
                     }
+                    // The lowest flagged byte is exact (borrows only flag bytes above a true one): it is
+                    // the first quote, backslash or control byte.
+                    let first = (special.trailing_zeros() / 8) as usize;
+                    ascii &= w & HIGH & ((1u64 << (8 * first)) - 1) == 0;
+                    self.i += first;
+                    if self.b[self.i] != b'"' {
+                        return None;
+                    }
+                    break;
                 }
-                // Byte by byte up to the next special byte (within the next 8).
+                // The last few bytes, one at a time.
                 let c = *self.b.get(self.i)?;
                 match CLASS[usize::from(c)] {
                     0 => self.i += 1,
