@@ -331,6 +331,16 @@ pub(crate) fn encode_posting(offsets: &[u16], out: &mut Vec<u8>) {
     }
 }
 
+/// The number of offsets in a posting; `None` if malformed.
+pub(crate) fn posting_len(b: &[u8]) -> Option<usize> {
+    let (&tag, rest) = b.split_first()?;
+    match tag {
+        TAG_LIST if rest.len() % 2 == 0 => Some(rest.len() / 2),
+        TAG_BITMAP if rest.len() == BITMAP_BYTES => Some(rest.iter().map(|b| b.count_ones() as usize).sum()),
+        _ => None,
+    }
+}
+
 /// Appends the offsets of a posting, ascending, to `out`. `None` if malformed.
 pub(crate) fn decode_posting(b: &[u8], out: &mut Vec<u16>) -> Option<()> {
     let (&tag, rest) = b.split_first()?;
@@ -494,6 +504,7 @@ mod tests {
             let mut out = Vec::new();
             decode_posting(&buf, &mut out).unwrap();
             assert_eq!(out, offsets);
+            assert_eq!(posting_len(&buf), Some(offsets.len()));
         }
         assert!(decode_posting(&[0, 1], &mut Vec::new()).is_none());
         assert!(decode_posting(&[1, 0], &mut Vec::new()).is_none());

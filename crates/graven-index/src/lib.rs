@@ -29,7 +29,9 @@
 //! * `postings: (u8, &str, u64) -> &[u8]`: per field (0 actor, 1 action, 2 resource, 3 outcome), value
 //!   key and block, the offsets of the block's entries holding that value: ascending `u16`s, or a
 //!   512-byte bitmap when that is smaller.
-//! * `counts: (u8, &str) -> u64`: how many entries hold each value key, to pick the most selective filter.
+//! * `counts: (u8, &str) -> u64`: how many entries of the complete blocks hold each value key, to pick
+//!   the most selective filter. A block is counted when it fills up, so adds that end mid-block write no
+//!   counts; searches add the value's entries in the partial last block from its posting.
 //!
 //! # Durability
 //!
@@ -463,7 +465,7 @@ struct Tables<'t> {
 
 impl Writer {
     /// Stores block `b` (record, end clock, and the postings of every value that gained entries at
-    /// offsets `new_from..`) and adds the new entries per value key to `counts`.
+    /// offsets `new_from..`) and, if the block is full, adds its entries per value key to `counts`.
     fn write_block(
         &mut self,
         b: &Builder,
@@ -490,8 +492,13 @@ impl Writer {
             for group in by_key.chunk_by(|a, b| a.0 == b.0) {
                 let entries =
                     |id: u16| &self.offsets[self.starts[usize::from(id) - 1]..self.starts[usize::from(id)]];
-                let n: usize = group.iter().map(|&(_, id)| new_in(entries(id))).sum();
-                if n == 0 {
+                let full = b.is_full();
+                if full {
+                    // A block is counted once, when it is complete (see `counts` in the crate docs).
+                    let n: usize = group.iter().map(|&(_, id)| entries(id).len()).sum();
+                    add_count(&mut counts[f], group[0].0, n);
+                }
+                if group.iter().all(|&(_, id)| new_in(entries(id)) == 0) {
                     continue;
                 }
                 let offsets = match group {
@@ -505,10 +512,8 @@ impl Writer {
                         &self.merged
                     }
                 };
-                let key = group[0].0;
                 block::encode_posting(offsets, &mut self.posting);
-                t.postings.insert((tag, key, b.block), self.posting.as_slice())?;
-                add_count(&mut counts[f], key, n);
+                t.postings.insert((tag, group[0].0, b.block), self.posting.as_slice())?;
             }
         }
         Ok(())
@@ -660,11 +665,19 @@ impl<'q> Plan<'q> {
 
         // Drive the scan with the filter whose value is held by the fewest entries.
         let counts = txn.open_table(COUNTS)?;
+        let postings = txn.open_table(POSTINGS)?;
+        // Counts cover complete blocks only; a partial last block is counted from its postings.
+        let partial = (size % len != 0).then_some(size / len);
         let mut driver: Option<(u8, &str, u64)> = None;
         for (tag, value) in (0u8..).zip(self.filters.iter()) {
             let Some(value) = value else { continue };
             let key = index_key(value);
-            let n = counts.get((tag, key))?.map_or(0, |g| g.value());
+            let mut n = counts.get((tag, key))?.map_or(0, |g| g.value());
+            if let Some(last) = partial
+                && let Some(p) = postings.get((tag, key, last))?
+            {
+                n += block::posting_len(p.value()).ok_or(IndexError::Corrupt("bad posting"))? as u64;
+            }
             if n == 0 {
                 return Ok(Self::empty());
             }
@@ -698,7 +711,6 @@ impl<'q> Plan<'q> {
         let mut stop = None;
         match driver {
             Some((tag, key, _)) => {
-                let postings = txn.open_table(POSTINGS)?;
                 let range = postings.range((tag, key, first_block)..=(tag, key, last_block))?;
                 let items: Box<dyn Iterator<Item = PostingItem<'_>>> =
                     if rev { Box::new(range.rev()) } else { Box::new(range) };
