@@ -114,6 +114,9 @@ pub const AUTO_FLUSH: Duration = Duration::from_secs(1);
 /// at most 3 bytes from `MAX_KEY_BYTES`, so truncated keys are longer than this.
 const EXACT_KEY_BYTES: usize = MAX_KEY_BYTES - 4;
 
+/// Distinct value keys whose count deltas an `add` holds in memory before writing them out.
+const MAX_PENDING_COUNTS: usize = 16 * 1024;
+
 /// Log entries per block.
 const BLOCK_LEN: u64 = block::MAX_BLOCK as u64;
 
@@ -387,6 +390,8 @@ impl Index {
             }
         };
 
+        // Count deltas, summed over the call's blocks (values repeat across blocks) and written out
+        // whenever they hold many keys, so memory stays bounded however large the call.
         let mut counts: [HashMap<String, u64>; 4] = Default::default();
         {
             let mut tables = Tables {
@@ -394,6 +399,7 @@ impl Index {
                 clocks: txn.open_table(CLOCKS)?,
                 postings: txn.open_table(POSTINGS)?,
             };
+            let mut count_table = txn.open_table(COUNTS)?;
             let mut new_from = b.len();
             while !new.is_empty() {
                 let take = (len as usize - b.len()).min(new.len());
@@ -408,12 +414,8 @@ impl Index {
                     b.reset(next, clock);
                 }
                 new_from = 0;
-            }
-            let mut count_table = txn.open_table(COUNTS)?;
-            for (tag, map) in (0u8..).zip(counts.iter()) {
-                for (key, n) in map {
-                    let old = count_table.get((tag, key.as_str()))?.map_or(0, |g| g.value());
-                    count_table.insert((tag, key.as_str()), old.saturating_add(*n))?;
+                if new.is_empty() || counts.iter().map(HashMap::len).sum::<usize>() > MAX_PENDING_COUNTS {
+                    write_counts(&mut count_table, &mut counts)?;
                 }
             }
         }
@@ -518,6 +520,20 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Adds the pending count deltas to the `counts` table and clears them.
+fn write_counts(
+    table: &mut redb::Table<'_, (u8, &'static str), u64>,
+    counts: &mut [HashMap<String, u64>; 4],
+) -> Result<(), IndexError> {
+    for (tag, map) in (0u8..).zip(counts.iter_mut()) {
+        for (key, n) in map.drain() {
+            let old = table.get((tag, key.as_str()))?.map_or(0, |g| g.value());
+            table.insert((tag, key.as_str()), old.saturating_add(n))?;
+        }
+    }
+    Ok(())
 }
 
 fn add_count(map: &mut HashMap<String, u64>, key: &str, n: usize) {

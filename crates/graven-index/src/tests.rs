@@ -393,3 +393,30 @@ fn unflushed_adds_resume_from_indexed_size() {
 }
 
 const MAX: usize = crate::MAX_LIMIT;
+
+/// A file written by format 1 (per-entry tables) is cleared on open, its old tables included.
+#[test]
+fn format_one_tables_are_dropped() {
+    use redb::{ReadableDatabase, TableDefinition, TableHandle};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TableDefinition::<&str, &[u8]>::new("state"))
+            .unwrap()
+            .insert("format", &b"graven-index/1"[..])
+            .unwrap();
+        txn.open_table(TableDefinition::<u64, &[u8]>::new("meta")).unwrap().insert(0, &b"x"[..]).unwrap();
+        txn.open_table(TableDefinition::<(&str, u64), ()>::new("by_actor"))
+            .unwrap()
+            .insert(("a", 0), ())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.indexed_size().unwrap(), 0);
+    let txn = index.db.begin_read().unwrap();
+    let names: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_owned()).collect();
+    assert!(!names.iter().any(|n| n == "meta" || n == "by_actor"), "{names:?}");
+}
