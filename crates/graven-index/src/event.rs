@@ -20,6 +20,15 @@ pub(crate) struct Extracted<'a> {
 }
 
 pub(crate) fn extract(entry: &[u8]) -> Extracted<'_> {
+    match fast::extract(entry) {
+        Some(out) => out,
+        None => extract_serde(entry),
+    }
+}
+
+/// The reference extraction: serde_json with lenient visitors. [`fast::extract`] must agree with it
+/// whenever it answers.
+fn extract_serde(entry: &[u8]) -> Extracted<'_> {
     match serde_json::from_slice::<Top<'_>>(entry) {
         Ok(top) => {
             let mut out = top.0;
@@ -38,6 +47,308 @@ pub(crate) fn is_timestamp(t: &[u8]) -> bool {
     const SHAPE: &[u8; 27] = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
     t.len() == SHAPE.len()
         && t.iter().zip(SHAPE).all(|(&c, &s)| if s == b'd' { c.is_ascii_digit() } else { c == s })
+}
+
+/// A fast path for the common case, a single pass over the bytes with no allocation.
+///
+/// It accepts a strict subset of what [`extract_serde`] accepts: JSON without escapes or control
+/// characters in strings, at most [`fast::MAX_DEPTH`] levels of nesting, and, where the extractor looks
+/// at a value's type (the indexed fields), numbers only as plain integers of at most 18 digits (which
+/// serde_json parses without any range error). On anything else it returns `None`, never a verdict,
+/// and the caller falls back to serde_json, which decides. Within that subset it applies the same rules:
+/// the last occurrence of a duplicated key wins, a field of the wrong type is absent.
+mod fast {
+    use std::borrow::Cow;
+
+    use super::{Extracted, is_timestamp};
+
+    pub(super) const MAX_DEPTH: usize = 32;
+
+    /// Byte classes inside strings: 0 ASCII, 1 `"`, 2 escape or control character (bail), 3 non-ASCII
+    /// (the string is then validated as UTF-8).
+    const CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = if i == b'"' as usize {
+                1
+            } else if i == b'\\' as usize || i < 0x20 {
+                2
+            } else if i >= 0x80 {
+                3
+            } else {
+                0
+            };
+            i += 1;
+        }
+        t
+    };
+
+    struct P<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    pub(super) fn extract(entry: &[u8]) -> Option<Extracted<'_>> {
+        let mut p = P { b: entry, i: 0 };
+        let mut out = Extracted::default();
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        if p.peek()? == b'}' {
+            p.i += 1;
+        } else {
+            loop {
+                let key = p.raw_string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                match key {
+                    b"actor" => out.fields[0] = p.id_of()?.map(Cow::Borrowed),
+                    b"action" => out.fields[1] = p.lenient(1)?.map(Cow::Borrowed),
+                    b"resource" => out.fields[2] = p.id_of()?.map(Cow::Borrowed),
+                    b"outcome" => out.fields[3] = p.lenient(1)?.map(Cow::Borrowed),
+                    b"logged_at" => out.logged_at = p.lenient(1)?.map(Cow::Borrowed),
+                    _ => p.value(1)?,
+                }
+                if p.next_member()? {
+                    if entry[p.i - 1] != b'}' {
+                        return None;
+                    }
+                    break;
+                }
+            }
+        }
+        p.ws();
+        if p.i != entry.len() {
+            return None;
+        }
+        if out.logged_at.as_deref().is_some_and(|t| !is_timestamp(t.as_bytes())) {
+            out.logged_at = None;
+        }
+        Some(out)
+    }
+
+    impl<'a> P<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+                self.i += 1;
+            }
+        }
+
+        /// After a member or element: `true` at the closing bracket (consumed), `false` after a comma
+        /// (consumed, with the whitespace around it).
+        fn next_member(&mut self) -> Option<bool> {
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                    Some(false)
+                }
+                b'}' | b']' => {
+                    self.i += 1;
+                    Some(true)
+                }
+                _ => None,
+            }
+        }
+
+        /// A string without escapes or control characters, valid UTF-8; the cursor is at its quote.
+        fn string(&mut self) -> Option<&'a str> {
+            let raw = self.raw_string()?;
+            // `raw_string` validated non-ASCII strings; this is then cheap (ASCII fast path).
+            std::str::from_utf8(raw).ok()
+        }
+
+        /// [`string`](Self::string) as bytes: the cursor is at the opening quote and ends after the
+        /// closing one. Scans 8 bytes at a time while they hold no quote, backslash or control byte.
+        fn raw_string(&mut self) -> Option<&'a [u8]> {
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            const HIGH: u64 = 0x8080_8080_8080_8080;
+            self.eat(b'"')?;
+            let start = self.i;
+            let mut ascii = true;
+            loop {
+                if let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(chunk);
+                    let w = u64::from_le_bytes(w);
+                    let quote = w ^ (ONES * u64::from(b'"'));
+                    let slash = w ^ (ONES * u64::from(b'\\'));
+                    // Exact "some byte is zero / below 0x20" tests (no false negatives).
+                    let special = (quote.wrapping_sub(ONES) & !quote)
+                        | (slash.wrapping_sub(ONES) & !slash)
+                        | (w.wrapping_sub(ONES * 0x20) & !w);
+                    let special = special & HIGH;
+                    if special == 0 {
+                        ascii &= w & HIGH == 0;
+                        self.i += 8;
+                        continue;
+                    }
+                    // The lowest flagged byte is exact (borrows only flag bytes above a true one): it is
+                    // the first quote, backslash or control byte.
+                    let first = (special.trailing_zeros() / 8) as usize;
+                    ascii &= w & HIGH & ((1u64 << (8 * first)) - 1) == 0;
+                    self.i += first;
+                    if self.b[self.i] != b'"' {
+                        return None;
+                    }
+                    break;
+                }
+                // The last few bytes, one at a time.
+                let c = *self.b.get(self.i)?;
+                match CLASS[usize::from(c)] {
+                    0 => self.i += 1,
+                    1 => break,
+                    3 => {
+                        ascii = false;
+                        self.i += 1;
+                    }
+                    _ => return None,
+                }
+            }
+            let raw = &self.b[start..self.i];
+            self.i += 1;
+            if !ascii {
+                std::str::from_utf8(raw).ok()?;
+            }
+            Some(raw)
+        }
+
+        /// Any value (the rest of the subset), ignored.
+        fn value(&mut self, depth: usize) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.raw_string().map(|_| ()),
+                b'{' => self.container(depth, true),
+                b'[' => self.container(depth, false),
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                _ => self.number(),
+            }
+        }
+
+        fn container(&mut self, depth: usize, object: bool) -> Option<()> {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            if self.peek()? == if object { b'}' } else { b']' } {
+                self.i += 1;
+                return Some(());
+            }
+            loop {
+                if object {
+                    self.raw_string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                }
+                self.value(depth + 1)?;
+                if self.next_member()? {
+                    // The bracket must match the container.
+                    let close = self.b[self.i - 1];
+                    return (close == if object { b'}' } else { b']' }).then_some(());
+                }
+            }
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            let end = self.i + word.len();
+            (self.b.get(self.i..end)? == word).then(|| self.i = end)
+        }
+
+        fn digits(&mut self) -> usize {
+            let start = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            self.i - start
+        }
+
+        /// A JSON number (grammar only; serde_json ignores such values without parsing them).
+        fn number(&mut self) -> Option<()> {
+            let _ = self.eat(b'-');
+            match self.peek()? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            if self.eat(b'.').is_some() && self.digits() == 0 {
+                return None;
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                self.i += 1;
+                if let Some(b'+' | b'-') = self.peek() {
+                    self.i += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+
+        /// A value whose type matters: `Some(s)` for a string, `None` for other values. Numbers only
+        /// as integers of at most 18 digits, which serde_json parses without a range error.
+        fn lenient(&mut self, depth: usize) -> Option<Option<&'a str>> {
+            match self.peek()? {
+                b'"' => self.string().map(Some),
+                b'-' | b'0'..=b'9' => {
+                    let _ = self.eat(b'-');
+                    let n = self.digits();
+                    if n == 0 || n > 18 || (n > 1 && self.b[self.i - n] == b'0') {
+                        return None;
+                    }
+                    if let Some(b'.' | b'e' | b'E') = self.peek() {
+                        return None;
+                    }
+                    Some(None)
+                }
+                _ => self.value(depth).map(|()| None),
+            }
+        }
+
+        /// `actor` / `resource`: the string `id` member of an object (last one wins), else `None`.
+        fn id_of(&mut self) -> Option<Option<&'a str>> {
+            if self.peek()? != b'{' {
+                return self.lenient(1).map(|_| None);
+            }
+            self.i += 1;
+            self.ws();
+            let mut id = None;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some(None);
+            }
+            loop {
+                let key = self.raw_string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                if key == b"id" {
+                    id = self.lenient(2)?;
+                } else {
+                    self.value(2)?;
+                }
+                if self.next_member()? {
+                    return (self.b[self.i - 1] == b'}').then_some(id);
+                }
+            }
+        }
+    }
 }
 
 struct Top<'a>(Extracted<'a>);
@@ -287,5 +598,217 @@ mod tests {
         assert!(!is_timestamp(b"2026-11-26T17:48:20.123456+"));
         assert!(!is_timestamp(b"2026-11-26t17:48:20.123456Z"));
         assert!(!is_timestamp(b"2026-1a-26T17:48:20.123456Z"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod fast_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn atom() -> impl Strategy<Value = Vec<u8>> {
+        let plain: Vec<&'static [u8]> = vec![
+            b"\"a\"",
+            b"\"\"",
+            b"\"svc:x\"",
+            b"\"\xc3\xa9\"",
+            b"\"\x7f\"",
+            b"\"2026-11-26T17:48:20.123456Z\"",
+            b"\"2026-11-26T17:48:20Z\"",
+            b"0",
+            b"-0",
+            b"7",
+            b"1.5",
+            b"1e5",
+            b"123456789012345678",
+            b"true",
+            b"false",
+            b"null",
+            b"[]",
+            b"{}",
+        ];
+        let tricky: Vec<&'static [u8]> = vec![
+            b"\"\xff\"",
+            b"\"\xc3\"",
+            b"\"a\\\"b\"",
+            b"\"\\u00e9\"",
+            b"\"\\ud800\"",
+            b"\"\x01\"",
+            b"01",
+            b"-",
+            b"1.",
+            b".5",
+            b"1E+5",
+            b"1e",
+            b"1e400",
+            b"-1e-400",
+            b"1234567890123456789",
+            b"99999999999999999999999999999",
+            b"tru",
+            b"nul",
+            b"[1,]",
+            b"{,}",
+            b"[}",
+            b"{]",
+        ];
+        prop_oneof![
+            20 => prop::sample::select(plain).prop_map(<[u8]>::to_vec),
+            1 => prop::sample::select(tricky).prop_map(<[u8]>::to_vec),
+        ]
+    }
+
+    /// JSON-ish byte soup built from tokens that probe every rule the fast path relies on: escapes,
+    /// control characters, invalid UTF-8, number edge cases, duplicate keys, wrong types, bad brackets.
+    fn token() -> impl Strategy<Value = Vec<u8>> {
+        let atom = atom();
+        let key = prop_oneof![
+            20 => prop::sample::select(vec![
+                &b"\"actor\""[..],
+                b"\"action\"",
+                b"\"resource\"",
+                b"\"outcome\"",
+                b"\"logged_at\"",
+                b"\"id\"",
+                b"\"x\"",
+                b"\"\xc3\xa9\"",
+            ]),
+            1 => prop::sample::select(vec![&b"\"act\\u0069on\""[..], b"\"i\\u0064\"", b"7"]),
+        ]
+        .prop_map(<[u8]>::to_vec);
+        let ws = prop_oneof![
+            40 => Just(Vec::new()),
+            8 => prop::sample::select(vec![&b" "[..], b"\n\t\r "]).prop_map(<[u8]>::to_vec),
+            1 => Just(b"\x0c".to_vec()),
+        ];
+        atom.prop_recursive(3, 16, 4, move |inner| {
+            let member = (key.clone(), ws.clone(), inner.clone(), ws.clone());
+            prop_oneof![
+                3 => prop::collection::vec(member, 0..8).prop_map(|ms| {
+                    let mut v = b"{".to_vec();
+                    for (i, (k, w1, val, w2)) in ms.into_iter().enumerate() {
+                        if i > 0 {
+                            v.push(b',');
+                        }
+                        v.extend(w1);
+                        v.extend(k);
+                        v.push(b':');
+                        v.extend(val);
+                        v.extend(w2);
+                    }
+                    v.push(b'}');
+                    v
+                }),
+                1 => prop::collection::vec(inner, 0..4).prop_map(|xs| {
+                    let mut v = b"[".to_vec();
+                    for (i, x) in xs.into_iter().enumerate() {
+                        if i > 0 {
+                            v.extend_from_slice(b" , ");
+                        }
+                        v.extend(x);
+                    }
+                    v.push(b']');
+                    v
+                }),
+            ]
+        })
+    }
+
+    /// A document, optionally mutated (truncated, a byte changed or inserted).
+    fn document() -> impl Strategy<Value = Vec<u8>> {
+        let top = prop::collection::vec(token(), 1..7).prop_map(|vals| {
+            let keys: [&[u8]; 6] =
+                [b"\"actor\"", b"\"action\"", b"\"resource\"", b"\"outcome\"", b"\"logged_at\"", b"\"z\""];
+            let mut v = b"{".to_vec();
+            for (i, val) in vals.into_iter().enumerate() {
+                if i > 0 {
+                    v.push(b',');
+                }
+                v.extend_from_slice(keys[(i * 7 + val.len()) % keys.len()]);
+                v.push(b':');
+                v.extend(val);
+            }
+            v.push(b'}');
+            v
+        });
+        // Flat, event-like objects: mostly within the fast path's subset.
+        let member = (
+            0usize..6,
+            prop_oneof![3 => atom(), 2 => (atom(), atom()).prop_map(|(a, b)| {
+                let mut v = b"{\"id\":".to_vec();
+                v.extend(a);
+                v.extend_from_slice(b",\"kind\":");
+                v.extend(b);
+                v.push(b'}');
+                v
+            })],
+        );
+        let flat = prop::collection::vec(member, 0..8).prop_map(|ms| {
+            let keys: [&[u8]; 6] =
+                [b"\"actor\"", b"\"action\"", b"\"resource\"", b"\"outcome\"", b"\"logged_at\"", b"\"z\""];
+            let mut v = b"{".to_vec();
+            for (i, (k, val)) in ms.into_iter().enumerate() {
+                if i > 0 {
+                    v.push(b',');
+                }
+                v.extend_from_slice(keys[k]);
+                v.push(b':');
+                v.extend(val);
+            }
+            v.push(b'}');
+            v
+        });
+        (
+            prop_oneof![3 => flat, 3 => top, 1 => token()],
+            prop_oneof![3 => Just(0usize), 1 => 1usize..4],
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            prop::sample::select(&b"{}[],:\" \\0e-x"[..]),
+        )
+            .prop_map(|(mut d, how, at, byte, punct)| {
+                let i = if d.is_empty() { 0 } else { at.index(d.len()) };
+                match how {
+                    0 => {}
+                    1 => d.truncate(i),
+                    2 if !d.is_empty() => d[i] = byte,
+                    _ => d.insert(i, punct),
+                }
+                d
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 8000, ..ProptestConfig::default() })]
+
+        /// Whenever the fast path answers, it agrees with serde_json.
+        #[test]
+        fn fast_path_agrees_with_serde(doc in document()) {
+            if let Some(fast) = fast::extract(&doc) {
+                prop_assert_eq!(fast, extract_serde(&doc), "{}", String::from_utf8_lossy(&doc));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_ordinary_events() {
+        let docs: [&[u8]; 4] = [
+            br#"{"action":"deployment.create","actor":{"auth":"bearer","id":"svc:payments-worker","kind":"service_account"},"details":{"n":[1,2.5,-3e7,true,null,{"k":"v/"}]},"logged_at":"2026-11-26T17:48:20.123456Z","outcome":"success","resource":{"id":"prod/payments","type":"k8s.deployment"},"v":1}"#,
+            b" { \"actor\" : { \"id\" : \"\xc3\xa9\" } , \"action\" : 5 , \"outcome\" : [ ] } ",
+            b"{}",
+            br#"{"actor":{"id":"a","id":"b"},"action":"x","action":null,"resource":7,"logged_at":"now"}"#,
+        ];
+        for d in docs {
+            let fast = fast::extract(d);
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(d));
+            assert_eq!(fast.unwrap(), extract_serde(d));
+        }
+        let e = fast::extract(docs[3]).unwrap();
+        assert_eq!(e.fields[0].as_deref(), Some("b"));
+        assert_eq!(e.fields[1], None);
+        // Outside the subset: left to serde_json.
+        for d in [&br#"{"action":"a\"b"}"#[..], br#"{"action":1e400}"#, b"[1]", b"{} x", b"{\"a\":1]"] {
+            assert!(fast::extract(d).is_none(), "{}", String::from_utf8_lossy(d));
+        }
     }
 }

@@ -15,7 +15,9 @@ use crate::engine::Committed;
 use crate::store::LogReader;
 
 /// Entries indexed per index transaction at most. Bigger chunks amortise the transaction's
-/// cost; the bound keeps memory and a single transaction's size in check.
+/// cost; the bound keeps memory and a single transaction's size in check. The index makes its
+/// commits durable about once a second ([`graven_index::AUTO_FLUSH`]), not per transaction:
+/// after a crash it reopens at its last durable size and this catches up from there.
 const CHUNK_ENTRIES: usize = 16_384;
 
 /// Indexes entries `from..size` of the log; returns the new indexed size.

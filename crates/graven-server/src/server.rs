@@ -84,6 +84,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         LogReader::new(&log_dir),
         indexed,
     ));
+    let state_index = index.clone();
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
@@ -116,6 +117,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
     engine.shutdown();
     indexer.abort();
+    // Indexing commits are made durable about once a second; make the rest durable now, so a
+    // clean restart does not re-index them. (After a crash the index resumes from its last
+    // durable size.)
+    if let Err(e) = state_index.flush() {
+        tracing::warn!(error = %e, "could not flush the search index; it will catch up on restart");
+    }
     println!("stopped; tree size {}", engine.committed().size);
     served.map_err(|source| ServeError::Listen { addr, source })
 }
