@@ -400,6 +400,21 @@ fn write_number(n: f64, out: &mut Vec<u8>) {
     } else if n == 0.0 {
         // Covers -0, which ES6 prints as "0"; made explicit rather than left to the formatter.
         out.push(b'0');
+    } else if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        // An integer below 2^53 is exact, and ES6 prints it as its plain decimal digits (no
+        // exponent below 1e21): the common case, without the general formatter.
+        let mut v = n.abs() as u64;
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        while v > 0 {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        if n < 0.0 {
+            out.push(b'-');
+        }
+        out.extend_from_slice(&digits[at..]);
     } else {
         out.extend_from_slice(ryu_js::Buffer::new().format_finite(n).as_bytes());
     }
@@ -849,6 +864,30 @@ mod tests {
         // Saturating exponents do not panic.
         let _ = dec("1e99999999999999999999999999");
         let _ = dec("1e-99999999999999999999999999");
+    }
+
+    #[test]
+    fn integers_print_as_the_general_formatter_does() {
+        let general = |n: f64| ryu_js::Buffer::new().format_finite(n).to_owned();
+        let mut values = vec![1.0, -1.0, 9.0, 10.0, -10.0, 123_456_789.0, 1e15, 1e15 + 1.0, 4_294_967_296.0];
+        values.extend([9_007_199_254_740_991.0, -9_007_199_254_740_991.0, 9_007_199_254_740_992.0, 1e20]);
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> (x % 64)) as f64;
+            values.push(v);
+            values.push(-v);
+        }
+        for n in values {
+            if n == 0.0 {
+                continue;
+            }
+            let mut out = Vec::new();
+            write_number(n, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), general(n), "{n}");
+        }
     }
 
     #[test]

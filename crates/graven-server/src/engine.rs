@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use graven_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash};
+use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::merkle::Prover;
 use graven_tlog::LocalLog;
 use prometheus_client::metrics::counter::Counter;
@@ -138,8 +138,9 @@ struct Placed {
     size: TreeSize,
     checkpoint: Arc<str>,
     logged_at: Arc<str>,
-    /// The entries as appended (with `logged_at` filled in), handed back for hashing.
+    /// The entries as appended (with `logged_at` filled in), and their leaf hashes.
     entries: Vec<Entry>,
+    leaf_hashes: Vec<Hash>,
 }
 
 /// Jobs of more entries than this build their receipts on a blocking thread, not on the async
@@ -358,6 +359,9 @@ impl Inner {
     /// Receipts for entries that are committed: leaf hashes, and inclusion proofs against the
     /// checkpoint that covers them.
     fn receipts(&self, placed: Placed) -> Result<Vec<Receipt>, SubmitError> {
+        if placed.leaf_hashes.len() != placed.entries.len() {
+            return Err(SubmitError::Storage("the commit returned the wrong number of leaf hashes".into()));
+        }
         let mut reader = {
             let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
             idle.pop().unwrap_or_else(|| self.reader_proto.lock().unwrap_or_else(|p| p.into_inner()).fresh())
@@ -365,12 +369,12 @@ impl Inner {
         let mut prover = Prover::new(placed.size);
         let mut out = Vec::with_capacity(placed.entries.len());
         let mut failed = None;
-        for (index, e) in (placed.first..).zip(&placed.entries) {
+        for ((index, e), leaf) in (placed.first..).zip(&placed.entries).zip(&placed.leaf_hashes) {
             match reader.inclusion_proof_with(&mut prover, LeafIndex(index)) {
                 Ok(proof) => out.push(Receipt {
                     index,
                     logged_at: e.stamp_at.map(|_| placed.logged_at.clone()),
-                    leaf_hash: leaf_hash(&e.bytes),
+                    leaf_hash: *leaf,
                     tree_size: placed.size.0,
                     checkpoint: placed.checkpoint.clone(),
                     inclusion_proof: proof,
@@ -483,15 +487,18 @@ impl Sequencer {
                     checkpoint: checkpoint.clone(),
                 });
                 let mut next = published.old_size.0;
+                let mut hashes = published.leaf_hashes.into_iter();
                 for job in jobs {
                     let first = next;
                     next += job.entries.len() as u64;
+                    let leaf_hashes: Vec<Hash> = hashes.by_ref().take(job.entries.len()).collect();
                     let _ = job.reply.send(Ok(Placed {
                         first,
                         size,
                         checkpoint: checkpoint.clone(),
                         logged_at: logged_at.clone(),
                         entries: job.entries,
+                        leaf_hashes,
                     }));
                 }
             }

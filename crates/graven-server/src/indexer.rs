@@ -20,6 +20,10 @@ use crate::store::LogReader;
 /// after a crash it reopens at its last durable size and this catches up from there.
 const CHUNK_ENTRIES: usize = 16_384;
 
+/// Least time between two catch-ups while the log grows: the most a search lags behind the
+/// log, besides the indexing itself.
+const PACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Indexes entries `from..size` of the log; returns the new indexed size.
 pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, String> {
     let mut next = index.indexed_size().map_err(|e| e.to_string())?;
@@ -66,6 +70,10 @@ pub async fn run(
             }
             Err(_) => return,
         }
+        // Let commits accumulate for a moment: one larger index transaction costs far less
+        // than many small ones (the index rewrites its partial block per transaction), and a
+        // search may lag the log by this much anyway.
+        tokio::time::sleep(PACE).await;
         if rx.changed().await.is_err() {
             return;
         }

@@ -80,6 +80,8 @@ pub struct Published {
     pub root: Hash,
     /// The signed checkpoint note, as written.
     pub checkpoint: String,
+    /// The leaf hash of each appended entry, in order.
+    pub leaf_hashes: Vec<Hash>,
 }
 
 /// A local tiled log open for appending. Holds an exclusive lock on the directory.
@@ -209,6 +211,7 @@ impl LocalLog {
                 new_size: self.size,
                 root: self.root,
                 checkpoint: cp.clone(),
+                leaf_hashes: Vec::new(),
             });
         }
         let result = self.commit(entries);
@@ -281,6 +284,7 @@ impl LocalLog {
         //    files beyond the committed size, possibly torn, which the committed checkpoint
         //    never refers to and readers never read; the next append overwrites them.
         let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
+        let mut leaf_hashes = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             let e = e.as_ref();
             let index = old.0 + i as u64;
@@ -295,7 +299,9 @@ impl LocalLog {
                 bundle_len = 0;
             }
             completed.clear();
-            edge.push(leaf_hash(e), |height, idx, h| {
+            let leaf = leaf_hash(e);
+            leaf_hashes.push(leaf);
+            edge.push(leaf, |height, idx, h| {
                 if height % TILE_HEIGHT == 0 {
                     completed.push((height / TILE_HEIGHT, idx, *h));
                 }
@@ -371,6 +377,6 @@ impl LocalLog {
         self.root = root;
         self.checkpoint = Some(note.clone());
         self.tail = Some(Tail { size: new, edge, pending, bundle });
-        Ok(Published { old_size: old, new_size: new, root, checkpoint: note })
+        Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes })
     }
 }

@@ -19,6 +19,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: the server allocates per request and per event,
+/// and under load glibc's malloc and free took about 14 % of its CPU (perf, single-event ingest).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "graven", version, about = "Graven: a verifiable audit log for non-human identities")]
 struct Cli {
