@@ -1,92 +1,89 @@
-//! The bootstrap credential: one admin bearer token, created on first start.
-//!
-//! The token file holds the secret; the server keeps only its SHA-256 and compares in constant
-//! time. Identities and roles arrive in a later step; until then every write needs this token.
+//! Who is asking and what they may do: the `Authorization` header, and the access each route
+//! needs by role. Keys themselves are checked by the registry ([`crate::registry`]).
 
-use std::io::Write;
-use std::path::Path;
+use crate::identity::Role;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::event::Actor;
-
-pub const TOKEN_PREFIX: &str = "gvn_";
-
-/// A verified bearer credential.
-#[derive(Debug, Clone)]
-pub struct BearerAuth {
-    digest: [u8; 32],
-    key_id: String,
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, readiness, metrics, the OpenAPI document.
+    Public,
+    /// The tiled-log read path (`/checkpoint`, `/tile/...`, `/v1/log`): auditor or admin,
+    /// or anyone when `public_read_path` is set.
+    ReadPath,
+    /// Reading events, searching, proofs, the live stream: auditor or admin.
+    Read,
+    /// Appending events as oneself: writer or admin.
+    Append,
+    /// Managing identities and keys: admin.
+    Admin,
 }
 
-impl BearerAuth {
-    /// Loads `<data>/admin.token`, creating it (mode 0600) with 256 random bits if missing.
-    /// Returns the credential and whether it was created now.
-    pub fn load_or_create(path: &Path) -> std::io::Result<(Self, bool)> {
-        let created = if path.exists() {
-            false
-        } else {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
-            let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path)?;
-            f.write_all(format!("{token}\n").as_bytes())?;
-            f.sync_all()?;
-            true
-        };
-        let text = std::fs::read_to_string(path)?;
-        let token = text.trim();
-        if token.len() < 32 || token.len() > 256 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} does not hold a token", path.display()),
-            ));
+impl Access {
+    /// Whether `role` may use a route that needs `self`.
+    pub fn permits(self, role: Role) -> bool {
+        match self {
+            Access::Public => true,
+            Access::ReadPath | Access::Read => matches!(role, Role::Auditor | Role::Admin),
+            Access::Append => matches!(role, Role::Writer | Role::Admin),
+            Access::Admin => role == Role::Admin,
         }
-        Ok((Self::from_token(token), created))
     }
 
-    pub fn from_token(token: &str) -> Self {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let key_id = graven_core::hex::encode(&digest[..4]);
-        BearerAuth { digest, key_id }
+    pub fn needs(self) -> &'static str {
+        match self {
+            Access::Public => "nothing",
+            Access::ReadPath | Access::Read => "the auditor or admin role",
+            Access::Append => "the writer or admin role",
+            Access::Admin => "the admin role",
+        }
     }
+}
 
-    /// Checks an `Authorization` header value. Constant time in the token's contents.
-    pub fn check(&self, header: Option<&str>) -> Result<Actor, AuthError> {
-        let value = header.ok_or(AuthError::Missing)?;
-        let token = value.strip_prefix("Bearer ").ok_or(AuthError::Scheme)?.trim();
-        if token.len() > 256 {
-            return Err(AuthError::Invalid);
-        }
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if bool::from(digest.ct_eq(&self.digest)) {
-            Ok(Actor {
-                id: "admin".into(),
-                kind: "bootstrap".into(),
-                credential: format!("key:{}", self.key_id),
-                auth: "api_key".into(),
-            })
-        } else {
-            Err(AuthError::Invalid)
-        }
+/// Takes the bearer token out of an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, HeaderError> {
+    let value = header.ok_or(HeaderError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(HeaderError::Scheme)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(HeaderError::Scheme);
     }
+    Ok(token.trim())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub enum HeaderError {
     #[error(
-        "this endpoint needs a credential: send `Authorization: Bearer <token>` (the bootstrap token is in <data-dir>/admin.token)"
+        "this endpoint needs a credential: send `Authorization: Bearer <API key>` (the bootstrap admin key is in <data-dir>/admin.token)"
     )]
     Missing,
-    #[error("use the Bearer scheme: `Authorization: Bearer <token>`")]
+    #[error("use the Bearer scheme: `Authorization: Bearer <API key>`")]
     Scheme,
-    #[error("the credential is not valid")]
-    Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_get_exactly_their_access() {
+        let table = [
+            (Role::Writer, [true, false, false, true, false]),
+            (Role::Auditor, [true, true, true, false, false]),
+            (Role::Admin, [true, true, true, true, true]),
+        ];
+        for (role, expect) in table {
+            let all = [Access::Public, Access::ReadPath, Access::Read, Access::Append, Access::Admin];
+            let got = all.map(|a| a.permits(role));
+            assert_eq!(got, expect, "{role:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer(None), Err(HeaderError::Missing));
+        assert_eq!(bearer(Some("Basic abc")), Err(HeaderError::Scheme));
+        assert_eq!(bearer(Some("Bearer")), Err(HeaderError::Scheme));
+    }
 }

@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub body_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
+    pub public_read_path: Option<bool>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -47,6 +48,7 @@ pub struct Overrides {
     pub max_batch_events: Option<usize>,
     pub max_batch_wait_ms: Option<u64>,
     pub max_pending_events: Option<usize>,
+    pub public_read_path: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -64,6 +66,9 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a client may take to send its request line and headers.
     pub header_timeout: Duration,
+    /// Serve `/checkpoint`, `/tile/...` and `/v1/log` to anyone (a log meant to be witnessed
+    /// openly). Default: auditors and admins only.
+    pub public_read_path: bool,
     pub engine: EngineConfig,
 }
 
@@ -153,6 +158,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
+        public_read_path: o.public_read_path.or(file.public_read_path).unwrap_or(false),
         engine,
     })
 }
@@ -179,6 +185,7 @@ mod tests {
         assert_eq!(c.engine.max_batch_events, 10);
         assert_eq!(c.origin, "file.example/log");
         assert_eq!(c.max_body_bytes, 64 << 20, "default where neither says anything");
+        assert!(!c.public_read_path, "the read path is private by default");
         let c = resolve(Overrides {
             config: Some(file),
             listen: Some("127.0.0.1:9001".into()),
@@ -194,9 +201,10 @@ mod tests {
     #[test]
     fn the_data_dir_file_is_found_and_typos_are_errors() {
         let d = tempfile::tempdir().unwrap();
-        write_file(d.path(), "max_pending_events = 7\n");
+        write_file(d.path(), "max_pending_events = 7\npublic_read_path = true\n");
         let c = resolve(Overrides { data: Some(d.path().to_path_buf()), ..Default::default() }).unwrap();
         assert_eq!(c.engine.max_pending_events, 7);
+        assert!(c.public_read_path);
         write_file(d.path(), "max_pendng_events = 7\n");
         let e = resolve(Overrides { data: Some(d.path().to_path_buf()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("max_pendng_events"), "{e}");

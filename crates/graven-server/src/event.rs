@@ -52,6 +52,8 @@ pub enum EventError {
         "unknown field `{0}`; allowed top-level fields are action, actor, details, occurred_at, outcome, request_id, resource, source"
     )]
     UnknownField(String),
+    #[error("action {0:?} is outside this identity's allowed actions")]
+    ActionNotAllowed(String),
     #[error(
         "the canonical event is {0} bytes, over the {MAX_ENTRY_SIZE}-byte limit; store large payloads elsewhere and log their digest"
     )]
@@ -82,6 +84,15 @@ fn check_timestamp(v: &Value, path: &str) -> Result<(), EventError> {
 
 /// Validates `body` (one JSON event) and builds the canonical event attributed to `actor`.
 pub fn shape(body: &[u8], actor: &Actor) -> Result<Unstamped, EventError> {
+    shape_with(body, actor, &|_| true)
+}
+
+/// [`shape`], refusing an event whose `action` `allowed` says no to.
+pub fn shape_with(
+    body: &[u8],
+    actor: &Actor,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Result<Unstamped, EventError> {
     let Value::Object(members) = jcs::parse(body)? else {
         return Err(EventError::NotAnObject);
     };
@@ -91,6 +102,11 @@ pub fn shape(body: &[u8], actor: &Actor) -> Result<Unstamped, EventError> {
         match key.as_str() {
             "action" => {
                 short_string(&value, "action")?;
+                if let Value::String(a) = &value
+                    && !allowed(a)
+                {
+                    return Err(EventError::ActionNotAllowed(a.clone()));
+                }
                 has_action = true;
             }
             "outcome" => {

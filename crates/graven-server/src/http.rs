@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,11 +19,13 @@ use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::tile::{self, TlogPath};
 use serde::Deserialize;
 
-use crate::auth::{AuthError, BearerAuth};
+use crate::audit::{self, Refusal};
+use crate::auth::{self, Access};
 use crate::engine::{Engine, Entry, Receipt, SubmitError};
 use crate::event::{self, EventError};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::problem::Problem;
+use crate::registry::{Principal, Registry};
 use crate::store::{LogReader, ReadError};
 
 /// Everything the handlers share.
@@ -30,7 +33,13 @@ use crate::store::{LogReader, ReadError};
 pub struct AppState {
     pub engine: Engine,
     pub reader: Arc<Mutex<LogReader>>,
-    pub auth: BearerAuth,
+    pub registry: Arc<Registry>,
+    /// Whether `/checkpoint`, `/tile/...` and `/v1/log` are open to anyone.
+    pub public_read_path: bool,
+    /// Bounds the `denied` records appended to the log.
+    pub denied_limiter: crate::ratelimit::Limiter,
+    /// Serialises identity and key changes (read, audit event, durable write).
+    pub admin_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<Metrics>,
     pub origin: String,
     pub verifier_key: String,
@@ -40,6 +49,179 @@ pub struct AppState {
 }
 
 type St = State<Arc<AppState>>;
+
+/// The client's address, put in each request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+/// Every route and method the API serves, and the access it needs. The guard in front of the
+/// router refuses any (route, method) not listed here, so a route added without an entry is
+/// unreachable rather than unprotected. No entry updates or deletes an event: there is no
+/// such operation.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("POST", "/v1/events", Access::Append),
+    ("GET", "/v1/events", Access::Read),
+    ("GET", "/v1/events/{index}", Access::Read),
+    ("GET", "/v1/proofs/inclusion", Access::Read),
+    ("GET", "/v1/proofs/consistency", Access::Read),
+    ("GET", "/v1/stream", Access::Read),
+    ("GET", "/v1/log", Access::ReadPath),
+    ("GET", "/checkpoint", Access::ReadPath),
+    ("GET", "/tile/{*path}", Access::ReadPath),
+    ("GET", "/healthz", Access::Public),
+    ("GET", "/readyz", Access::Public),
+    ("GET", "/metrics", Access::Public),
+    ("GET", "/openapi.json", Access::Public),
+    ("POST", "/v1/identities", Access::Admin),
+    ("GET", "/v1/identities", Access::Admin),
+    ("GET", "/v1/identities/{id}", Access::Admin),
+    ("POST", "/v1/identities/{id}/disable", Access::Admin),
+    ("POST", "/v1/identities/{id}/enable", Access::Admin),
+    ("POST", "/v1/identities/{id}/revoke", Access::Admin),
+    ("GET", "/v1/identities/{id}/keys", Access::Admin),
+    ("POST", "/v1/identities/{id}/keys", Access::Admin),
+    ("POST", "/v1/identities/{id}/keys/rotate", Access::Admin),
+    ("POST", "/v1/identities/{id}/keys/{key_id}/revoke", Access::Admin),
+];
+
+/// The `ROUTES` entry for a request, as (`METHOD /route` label, access). HEAD is GET.
+fn route_entry(method: &Method, path: &str) -> Option<(&'static str, Access)> {
+    let m = if method == Method::HEAD { "GET" } else { method.as_str() };
+    ROUTE_LABELS
+        .iter()
+        .zip(ROUTES)
+        .find(|(_, (rm, rp, _))| *rm == m && *rp == path)
+        .map(|(l, (_, _, a))| (*l, *a))
+}
+
+/// `METHOD /route` for each entry of `ROUTES`, in the same order (metrics and audit labels).
+const ROUTE_LABELS: &[&str] = &[
+    "POST /v1/events",
+    "GET /v1/events",
+    "GET /v1/events/{index}",
+    "GET /v1/proofs/inclusion",
+    "GET /v1/proofs/consistency",
+    "GET /v1/stream",
+    "GET /v1/log",
+    "GET /checkpoint",
+    "GET /tile",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /openapi.json",
+    "POST /v1/identities",
+    "GET /v1/identities",
+    "GET /v1/identities/{id}",
+    "POST /v1/identities/{id}/disable",
+    "POST /v1/identities/{id}/enable",
+    "POST /v1/identities/{id}/revoke",
+    "GET /v1/identities/{id}/keys",
+    "POST /v1/identities/{id}/keys",
+    "POST /v1/identities/{id}/keys/rotate",
+    "POST /v1/identities/{id}/keys/{key_id}/revoke",
+];
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Authenticates and authorises every request before its handler runs; a refused request is
+/// answered here (401 or 403) and recorded as a `denied` event (rate-limited). The verified
+/// [`Principal`] is handed to the handler in the request's extensions.
+async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, next: Next) -> Response {
+    let path = matched.as_ref().map_or("", |m| m.as_str());
+    let Some((route, access)) = route_entry(req.method(), path) else {
+        return Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!(
+                "{} is not served on {path}; nothing in this API updates or deletes an event; see /openapi.json",
+                req.method()
+            ),
+        )
+        .into_response();
+    };
+    if access == Access::Public || (access == Access::ReadPath && st.public_read_path) {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = match auth::bearer(header) {
+        Ok(t) => t,
+        Err(e) => {
+            // A missing header is not recorded: it is how every anonymous probe looks.
+            if e != auth::HeaderError::Missing {
+                let r = Refusal {
+                    who: None,
+                    claimed_key: None,
+                    reason: "bad-scheme",
+                    route,
+                    attempted_action: None,
+                    peer,
+                };
+                audit::denied(&st, r).await;
+            }
+            let p = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                e.to_string(),
+            );
+            return finish(&st, route, Err(p));
+        }
+    };
+    let principal = match st.registry.authenticate(token, now_ms()) {
+        Ok(p) => p,
+        Err(d) => {
+            let claimed = match &d {
+                crate::registry::Denial::Invalid { key_id } => key_id.clone(),
+                _ => None,
+            };
+            let r = Refusal {
+                who: d.principal().map(|p| &**p),
+                claimed_key: claimed.as_deref(),
+                reason: d.reason(),
+                route,
+                attempted_action: None,
+                peer,
+            };
+            audit::denied(&st, r).await;
+            let p = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                d.message(),
+            );
+            return finish(&st, route, Err(p));
+        }
+    };
+    if !access.permits(principal.role) {
+        let r = Refusal {
+            who: Some(&principal),
+            claimed_key: None,
+            reason: "role",
+            route,
+            attempted_action: None,
+            peer,
+        };
+        audit::denied(&st, r).await;
+        let p = Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not allowed for this role",
+            format!(
+                "identity {} has the {} role; {route} needs {}",
+                principal.identity,
+                principal.role.as_str(),
+                access.needs()
+            ),
+        );
+        return finish(&st, route, Err(p));
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
 
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -55,6 +237,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .merge(crate::identities::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -64,7 +248,7 @@ fn count(state: &AppState, route: &'static str, status: StatusCode) {
     state.metrics.http.get_or_create(&HttpLabels { route, status: status.as_u16() }).inc();
 }
 
-fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -> Response {
+pub(crate) fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -> Response {
     let resp = match r {
         Ok(r) => r,
         Err(p) => p.into_response(),
@@ -73,11 +257,7 @@ fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -
     resp
 }
 
-fn auth_problem(e: AuthError) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", e.to_string())
-}
-
-fn submit_problem(e: SubmitError) -> Problem {
+pub(crate) fn submit_problem(e: SubmitError) -> Problem {
     match e {
         SubmitError::Overloaded { .. } => {
             let mut p =
@@ -117,7 +297,7 @@ fn event_problem(e: EventError, line: Option<usize>) -> Problem {
     }
 }
 
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
     let limit = state.max_body_bytes;
     match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(Problem::new(
@@ -202,35 +382,91 @@ fn write_receipts<'a>(out: &mut String, receipts: impl IntoIterator<Item = &'a R
     }
 }
 
-async fn post_events(State(st): St, headers: HeaderMap, body: Body) -> Response {
-    let r = post_events_inner(&st, &headers, body).await;
+async fn post_events(
+    State(st): St,
+    axum::Extension(principal): axum::Extension<Arc<Principal>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = post_events_inner(&st, &principal, &headers, body).await;
+    let r = match r {
+        Err(Refused::Action(action, line)) => {
+            let refusal = Refusal {
+                who: Some(&principal),
+                claimed_key: None,
+                reason: "action-not-allowed",
+                route: "POST /v1/events",
+                attempted_action: Some(&action),
+                peer: peer.map(|p| p.0.0),
+            };
+            audit::denied(&st, refusal).await;
+            let at = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "action-not-allowed",
+                "Action not allowed for this identity",
+                format!(
+                    "{at}identity {} may log only actions matching {}; {action:?} does not match; nothing was appended",
+                    principal.identity,
+                    principal.allowed_actions.join(", ")
+                ),
+            ))
+        }
+        Err(Refused::Problem(p)) => Err(p),
+        Ok(r) => Ok(r),
+    };
     finish(&st, "POST /v1/events", r)
 }
 
-async fn post_events_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
-    let actor = st
-        .auth
-        .check(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
-        .map_err(auth_problem)?;
+/// Why an append was refused: a problem to answer, or an action outside the identity's
+/// patterns, which is also recorded.
+enum Refused {
+    Problem(Problem),
+    Action(String, Option<usize>),
+}
+
+impl From<Problem> for Refused {
+    fn from(p: Problem) -> Self {
+        Refused::Problem(p)
+    }
+}
+
+fn shape_refusal(e: EventError, line: Option<usize>) -> Refused {
+    match e {
+        EventError::ActionNotAllowed(a) => Refused::Action(a, line),
+        e => Refused::Problem(event_problem(e, line)),
+    }
+}
+
+async fn post_events_inner(
+    st: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
+    let actor = &principal.actor;
+    let patterns = &principal.allowed_actions;
+    let allowed = |a: &str| crate::identity::action_allowed(patterns, a);
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let ndjson = match mime.as_str() {
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => true,
         "application/json" | "" => false,
         other => {
-            return Err(Problem::new(
+            return Err(Refused::Problem(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported content type",
                 format!(
                     "{other} is not accepted: send application/json (one event) or application/x-ndjson (a batch)"
                 ),
-            ));
+            )));
         }
     };
     let body = read_body(st, body).await?;
     if !ndjson {
-        let e = event::shape(&body, &actor).map_err(|e| event_problem(e, None))?;
+        let e = event::shape_with(&body, actor, &allowed).map_err(|e| shape_refusal(e, None))?;
         let mut receipts = st
             .engine
             .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
@@ -249,24 +485,24 @@ async fn post_events_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Re
         lines.pop();
     }
     if lines.is_empty() {
-        return Err(Problem::bad_request(
+        return Err(Refused::Problem(Problem::bad_request(
             "empty-batch",
             "the batch has no events; send one JSON event per line",
-        ));
+        )));
     }
     let max = st.engine.config().max_batch_events;
     if lines.len() > max {
-        return Err(Problem::new(
+        return Err(Refused::Problem(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch-too-large",
             "The batch is too large",
             format!("{} events in one batch; at most {max}; split it; nothing was appended", lines.len()),
-        ));
+        )));
     }
     let mut entries = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let e = event::shape(line, &actor).map_err(|e| event_problem(e, Some(i + 1)))?;
+        let e = event::shape_with(line, actor, &allowed).map_err(|e| shape_refusal(e, Some(i + 1)))?;
         entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
     }
     let receipts = st.engine.submit(entries).await.map_err(submit_problem)?;
@@ -712,6 +948,33 @@ fn tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The access table, the served routes and the OpenAPI document name the same operations,
+    /// and none of them is a PUT, PATCH or DELETE.
+    #[test]
+    fn the_route_table_matches_the_openapi_document() {
+        assert_eq!(ROUTES.len(), ROUTE_LABELS.len());
+        let api: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, ops) in api["paths"].as_object().unwrap() {
+            for m in ops.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+                documented.insert((m.to_uppercase(), path.clone()));
+            }
+        }
+        let table: std::collections::BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .filter(|(_, p, _)| *p != "/openapi.json")
+            .map(|(m, p, _)| (m.to_string(), p.replace("{*path}", "{path}")))
+            .collect();
+        assert_eq!(table, documented);
+        assert!(ROUTES.iter().all(|(m, _, _)| *m == "GET" || *m == "POST"));
+        for ((m, p, _), label) in ROUTES.iter().zip(ROUTE_LABELS) {
+            assert!(
+                label.starts_with(m) && p.starts_with(&label[m.len() + 1..].replace("{*path}", "")),
+                "{label}"
+            );
+        }
+    }
 
     fn reference(r: &Receipt) -> serde_json::Value {
         serde_json::json!({

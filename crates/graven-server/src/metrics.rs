@@ -30,6 +30,10 @@ pub struct Metrics {
     index_size: Gauge,
     index_lag: Gauge,
     pub http: Family<HttpLabels, Counter>,
+    /// `denied` records appended to the log.
+    pub denied_records: Counter,
+    /// `denied` records not appended: over the rate limit (or the log refused them).
+    pub denied_dropped: Counter,
 }
 
 impl Metrics {
@@ -68,6 +72,14 @@ impl Metrics {
         );
         let http = Family::<HttpLabels, Counter>::default();
         registry.register("http_responses", "HTTP responses by route and status", http.clone());
+        let denied_records = Counter::default();
+        let denied_dropped = Counter::default();
+        registry.register("denied_records", "Refused requests recorded in the log", denied_records.clone());
+        registry.register(
+            "denied_records_dropped",
+            "Refused requests not recorded because of the rate limit",
+            denied_dropped.clone(),
+        );
         Arc::new(Metrics {
             registry,
             engine,
@@ -79,6 +91,8 @@ impl Metrics {
             index_size,
             index_lag,
             http,
+            denied_records,
+            denied_dropped,
         })
     }
 

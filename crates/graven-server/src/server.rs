@@ -8,7 +8,6 @@ use std::time::Duration;
 use graven_core::note::SignerKey;
 use graven_tlog::LocalLog;
 
-use crate::auth::BearerAuth;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::http::{AppState, app};
@@ -24,6 +23,8 @@ pub enum ServeError {
     Key { path: PathBuf, why: String },
     #[error("opening the log: {0}")]
     Log(#[from] graven_tlog::LogError),
+    #[error("identity registry: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -66,8 +67,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     let (key, new_key) = load_or_create_key(&data.join("log.key"), &config.origin)?;
     let vkey = key.verifier();
-    let token_path = data.join("admin.token");
-    let (auth, new_token) = BearerAuth::load_or_create(&token_path).map_err(io("creating", &token_path))?;
+    let token_path = data.join(crate::registry::TOKEN_FILE);
+    let (registry, bootstrap) = crate::registry::Registry::open(&data, crate::http::now_ms())?;
+    let registry = Arc::new(registry);
     let log_dir = data.join("log");
     let log = LocalLog::open(&log_dir, key)?;
     let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
@@ -88,7 +90,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
-        auth,
+        registry: registry.clone(),
+        public_read_path: config.public_read_path,
+        denied_limiter: crate::ratelimit::Limiter::new(Default::default()),
+        admin_lock: tokio::sync::Mutex::new(()),
         metrics,
         origin: vkey.name().to_owned(),
         verifier_key: vkey.to_string(),
@@ -107,12 +112,34 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     println!(
         "admin credential: {}{}",
         token_path.display(),
-        if new_token { " (new; send it as Authorization: Bearer <token>)" } else { "" }
+        match bootstrap {
+            crate::registry::Bootstrap::Created =>
+                " (new admin API key; send it as Authorization: Bearer <key>)",
+            crate::registry::Bootstrap::Migrated => " (existing token, now a key of identity admin)",
+            crate::registry::Bootstrap::Unchanged => "",
+        }
     );
+    if config.public_read_path {
+        println!("read path (/checkpoint, /tile, /v1/log) is public");
+    }
     println!("tree size: {}", engine.committed().size);
     println!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
 
+    // Last-seen times live in memory; write them now and then, not on every request.
+    let flusher = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let r = registry.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.flush()).await {
+                    eprintln!("graven: writing last-seen times: {e}");
+                }
+            }
+        })
+    };
     let served = serve_connections(listener, app(state), config.max_connections, config.header_timeout).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
     engine.shutdown();
@@ -122,6 +149,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // durable size.)
     if let Err(e) = state_index.flush() {
         tracing::warn!(error = %e, "could not flush the search index; it will catch up on restart");
+    }
+    flusher.abort();
+    if let Err(e) = registry.flush() {
+        eprintln!("graven: writing last-seen times: {e}");
     }
     println!("stopped; tree size {}", engine.committed().size);
     served.map_err(|source| ServeError::Listen { addr, source })
@@ -137,14 +168,13 @@ async fn serve_connections(
     header_timeout: Duration,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
 
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -160,7 +190,13 @@ async fn serve_connections(
         let _ = stream.set_nodelay(true);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let router = router.clone();
+        // Each request learns its client's address (for denied records and rate limits).
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::http::Peer(peer.ip()));
+            tower_service::Service::call(&mut router.clone(), req)
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

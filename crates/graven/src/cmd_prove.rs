@@ -29,6 +29,9 @@ pub struct ProveArgs {
     /// With --url: the checkpoint origin to require (default: the verifier key's name).
     #[arg(long, requires = "url")]
     origin: Option<String>,
+    /// With --url: file holding an API key (else GRAVEN_TOKEN).
+    #[arg(long, requires = "url")]
+    token_file: Option<PathBuf>,
     /// Leaf index (0-based) for an inclusion proof.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     index: Option<u64>,
@@ -47,7 +50,7 @@ pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
     match (&a.url, &a.dir, a.index) {
         (Some(url), _, Some(index)) => {
             let vkey = a.vkey.as_deref().context("--url needs --vkey")?;
-            from_server(url, vkey, a.origin.as_deref(), index, a.size)
+            from_server(url, vkey, a.origin.as_deref(), index, a.size, a.token_file.as_deref())
         }
         (_, Some(dir), _) => from_dir(dir, a.index, a.size, a.from, a.to),
         _ => bail!("give --dir <log directory>, or --url <server> --vkey <key> --index <i>"),
@@ -140,9 +143,13 @@ fn from_server(
     origin: Option<&str>,
     index: u64,
     size: Option<u64>,
+    token_file: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let vkey = load_vkey(vkey)?;
     let mut f = HttpFetch::new(url);
+    if let Some(t) = crate::input::token(token_file)? {
+        f = f.with_bearer(&t);
+    }
     let cp = match fetch_checkpoint(&mut f, &vkey, origin) {
         Ok(cp) => cp,
         Err(e) => return failed(&f, &e.to_string()),

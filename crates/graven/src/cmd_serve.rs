@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Most events waiting to be committed before requests get 503 [default: 262144].
     #[arg(long, env = "GRAVEN_MAX_PENDING_EVENTS")]
     max_pending_events: Option<usize>,
+    /// Serve /checkpoint, /tile/... and /v1/log to anyone, for a log meant to be witnessed
+    /// openly [default: auditors and admins only].
+    #[arg(long, env = "GRAVEN_PUBLIC_READ_PATH")]
+    public_read_path: Option<bool>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +48,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         max_batch_events: a.max_batch_events,
         max_batch_wait_ms: a.max_batch_wait_ms,
         max_pending_events: a.max_pending_events,
+        public_read_path: a.public_read_path,
     })?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -24,6 +24,10 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct VerifyArgs {
     /// A log directory, the log's base URL, or an evidence bundle file (.tar).
     target: String,
+    /// For a URL: file holding an API key (else GRAVEN_TOKEN), for a server whose read path
+    /// is not public.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     /// The log's verifier key (name+id+key), or a file that holds it. Optional for an evidence
     /// bundle (its own key is then used, and the output says so).
     #[arg(long)]
@@ -93,6 +97,9 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     if a.target.starts_with("http://") || a.target.starts_with("https://") {
         let mut f = HttpFetch::new(&a.target);
+        if let Some(t) = crate::input::token(a.token_file.as_deref())? {
+            f = f.with_bearer(&t);
+        }
         if a.follow { follow(&mut f, &job, a.interval, a.webhook.as_deref()) } else { once(&mut f, &job) }
     } else {
         let path = std::path::Path::new(&a.target);

@@ -30,3 +30,11 @@ pub fn read_stdin(limit: u64) -> anyhow::Result<Vec<u8>> {
     }
     Ok(buf)
 }
+
+/// The credential for a server: the file given, else `GRAVEN_TOKEN`, else none.
+pub fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    match file {
+        Some(p) => Ok(Some(read_small(p, 4096)?.trim().to_owned())),
+        None => Ok(std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty())),
+    }
+}

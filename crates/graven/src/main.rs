@@ -4,6 +4,7 @@
 mod cmd_append;
 mod cmd_bundle;
 mod cmd_export;
+mod cmd_identity;
 mod cmd_keygen;
 mod cmd_prove;
 mod cmd_search;
@@ -68,6 +69,16 @@ enum Command {
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
     /// directory, or fetch and verify an inclusion proof from a running server (--url).
     Prove(cmd_prove::ProveArgs),
+    /// Manage a running server's identities (needs an admin API key).
+    Identity {
+        #[command(subcommand)]
+        command: cmd_identity::IdentityCommand,
+    },
+    /// Manage a running server's API keys (needs an admin API key).
+    Key {
+        #[command(subcommand)]
+        command: cmd_identity::KeyCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +108,8 @@ fn main() -> ExitCode {
         Command::Search(args) => cmd_search::search(*args),
         Command::Tail(args) => cmd_search::tail(*args),
         Command::Prove(args) => cmd_prove::run(args),
+        Command::Identity { command } => cmd_identity::identity(command),
+        Command::Key { command } => cmd_identity::key(command),
     };
     match result {
         Ok(code) => code,

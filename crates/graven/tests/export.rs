@@ -17,6 +17,11 @@ fn graven(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graven")).args(args).output().unwrap()
 }
 
+/// `graven` with an API key in `GRAVEN_TOKEN` (a server's reads need the auditor or admin role).
+fn graven_as(token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graven")).args(args).env("GRAVEN_TOKEN", token).output().unwrap()
+}
+
 fn graven_stdin(args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
@@ -527,6 +532,7 @@ fn bundle_and_records_from_a_live_server() {
     loop {
         let v: Value = agent()
             .get(format!("{url}/v1/events?limit=1"))
+            .header("Authorization", &format!("Bearer {}", s.token))
             .call()
             .unwrap()
             .body_mut()
@@ -566,6 +572,7 @@ fn bundle_and_records_from_a_live_server() {
     let leaf = &files.iter().find(|(p, _, _)| p == "events/20").unwrap().1;
     let served: Value = agent()
         .get(format!("{url}/v1/events/20"))
+        .header("Authorization", &format!("Bearer {}", s.token))
         .call()
         .unwrap()
         .body_mut()
@@ -596,7 +603,7 @@ fn bundle_and_records_from_a_live_server() {
     }
     // A wrong key is refused before anything is exported.
     let other = SignerKey::from_seed("other.example/log", [9; 32]).unwrap().verifier().to_string();
-    let out = graven(&["export", "--server", &url, "--vkey", &other]);
+    let out = graven_as(&s.token, &["export", "--server", &url, "--vkey", &other]);
     assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
 }
 
@@ -635,7 +642,7 @@ fn search_and_tail_print_hostile_fields_escaped() {
     assert_eq!(t.lines().count(), 1 + 12, "{t}");
     assert!(!dangerous(&t), "{t:?}");
     assert!(t.contains("r\\x1b[2J\\u{202e}3\\nfake"), "{t}");
-    let out = graven(&["tail", "--server", &url, "--from", "10", "--json"]);
+    let out = graven_as(&s.token, &["tail", "--server", &url, "--from", "10", "--json"]);
     let idx: Vec<u64> = ok(&out)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap())
@@ -645,7 +652,7 @@ fn search_and_tail_print_hostile_fields_escaped() {
     // search: the index trails the log by a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = graven(&["search", "--server", &url, "--action", "deploy.5", "--json"]);
+        let out = graven_as(&s.token, &["search", "--server", &url, "--action", "deploy.5", "--json"]);
         let t = ok(&out);
         if !t.is_empty() {
             let v: Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
@@ -656,7 +663,7 @@ fn search_and_tail_print_hostile_fields_escaped() {
         assert!(Instant::now() < deadline, "search found nothing");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let t = ok(&graven(&["search", "--server", &url, "--limit", "3"]));
+    let t = ok(&graven_as(&s.token, &["search", "--server", &url, "--limit", "3"]));
     assert_eq!(t.lines().count(), 1 + 3, "{t}");
     assert!(t.lines().nth(1).unwrap().starts_with("11 "), "newest first: {t}");
     assert!(!dangerous(&t), "{t:?}");

@@ -87,8 +87,17 @@ impl Server {
         into_resp(&mut r)
     }
 
+    /// A GET with the bootstrap admin key (reads need the auditor or admin role).
     fn get(&self, path: &str) -> Resp {
-        let mut r = agent().get(&self.url(path)).call().unwrap();
+        self.get_as(path, Some(&self.token))
+    }
+
+    fn get_as(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = agent().get(&self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut r = req.call().unwrap();
         into_resp(&mut r)
     }
 
@@ -128,10 +137,20 @@ fn check_receipt(vkey: &str, r: &Value) -> (u64, Hash) {
 
 /// A first-use, full verification (a fresh, empty trust store each time).
 fn verify(target: &str, vkey: &str) -> Value {
+    verify_with(target, vkey, "")
+}
+
+/// [`verify`] over HTTP with the server's admin key (the read path is not public by default).
+fn verify_url(s: &Server, vkey: &str) -> Value {
+    verify_with(&s.url("/"), vkey, &s.token)
+}
+
+fn verify_with(target: &str, vkey: &str, token: &str) -> Value {
     let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", target, "--vkey", vkey, "--json"])
         .env("GRAVEN_TRUST_DIR", trust.path())
+        .env("GRAVEN_TOKEN", token)
         .output()
         .unwrap();
     assert!(out.status.success(), "verify {target}: {}", String::from_utf8_lossy(&out.stderr));
@@ -163,7 +182,12 @@ fn end_to_end() {
     // A live tail, connected before anything is appended.
     let mut sse = TcpStream::connect(&s.addr).unwrap();
     sse.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(sse, "GET /v1/stream?from=0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(
+        sse,
+        "GET /v1/stream?from=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        s.token
+    )
+    .unwrap();
 
     let single = s.post(
         "application/json",
@@ -263,7 +287,7 @@ fn end_to_end() {
     assert_eq!(s.get("/v1/events?since=yesterday").status, 400);
 
     // The tile read path verifies, over HTTP and on disk.
-    assert_eq!(verify(&s.url("/"), &s.vkey)["tree_size"], 51);
+    assert_eq!(verify_url(&s, &s.vkey)["tree_size"], 51);
     assert_eq!(verify(s.data.join("log").to_str().unwrap(), &s.vkey)["tree_size"], 51);
     let full = s.get("/tile/entries/000.p/51");
     assert_eq!(full.status, 200);
@@ -375,9 +399,15 @@ fn bad_input_is_refused_and_harms_nothing() {
     assert!(closed && started.elapsed() < Duration::from_secs(5), "slow headers kept the connection open");
 
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(s.size(), 1, "a failed request appended something");
-    let v = verify(&s.url("/"), &s.vkey);
-    assert_eq!(v["tree_size"], 1);
+    // Only the record of the refused wrong token was appended: by the server, outcome denied.
+    assert_eq!(s.size(), 2, "a failed request appended something");
+    let (denied, _) = stored_event(&s, 1);
+    let denied: Value = serde_json::from_str(&denied).unwrap();
+    assert_eq!(denied["outcome"], "denied");
+    assert_eq!(denied["action"], "graven.access.denied");
+    assert_eq!(denied["actor"]["id"], "graven:server");
+    let v = verify_url(&s, &s.vkey);
+    assert_eq!(v["tree_size"], 2);
     assert_eq!(s.post("application/json", br#"{"action":"after"}"#, t).status, 201);
 }
 
@@ -544,9 +574,10 @@ fn reindex_rebuilds_search_from_the_log() {
 }
 
 /// `graven verify` with a trust store that persists across calls, against `target`.
-fn verify_remembering(target: &str, vkey: &str, trust: &Path) -> (Option<i32>, Value, String) {
+fn verify_remembering(s: &Server, vkey: &str, trust: &Path) -> (Option<i32>, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["verify", target, "--vkey", vkey, "--json", "--trust-dir", trust.to_str().unwrap()])
+        .args(["verify", &s.url("/"), "--vkey", vkey, "--json", "--trust-dir", trust.to_str().unwrap()])
+        .env("GRAVEN_TOKEN", &s.token)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -592,7 +623,7 @@ fn verify_remembers_a_live_server() {
     let data = tmp.path().join("data");
     let s = start(&data, &[]);
     post_batch(&s, "first", 300);
-    let (code, v, _) = verify_remembering(&s.url("/"), &s.vkey, &trust);
+    let (code, v, _) = verify_remembering(&s, &s.vkey, &trust);
     assert_eq!((code, &v["tree_size"], &v["trust"]), (Some(0), &300.into(), &"first-use".into()));
     let vkey = s.vkey.clone();
     drop(s);
@@ -602,7 +633,7 @@ fn verify_remembers_a_live_server() {
     let s = start(&data, &[]);
     post_batch(&s, "second", 10);
     let (tiles, checkpoints) = (served(&s, "GET /tile"), served(&s, "GET /checkpoint"));
-    let (code, v, err) = verify_remembering(&s.url("/"), &s.vkey, &trust);
+    let (code, v, err) = verify_remembering(&s, &s.vkey, &trust);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         (&v["tree_size"], &v["previous_size"], &v["mode"]),
@@ -617,6 +648,7 @@ fn verify_remembers_a_live_server() {
     let prove = |extra: &[&str], key: &str| {
         Command::new(env!("CARGO_BIN_EXE_graven"))
             .args(["prove", "--url", &s.url("/"), "--vkey", key])
+            .env("GRAVEN_TOKEN", &s.token)
             .args(extra)
             .output()
             .unwrap()
@@ -640,7 +672,7 @@ fn verify_remembers_a_live_server() {
     // Rollback: the server restarted on an older copy of its data directory.
     let s = start(&old, &[]);
     assert_eq!(s.size(), 300);
-    let (code, v, err) = verify_remembering(&s.url("/"), &vkey, &trust);
+    let (code, v, err) = verify_remembering(&s, &vkey, &trust);
     assert_eq!((code, &v["alert"]), (Some(1), &"rollback".into()), "{err}");
     assert!(err.contains("ROLLBACK") && err.contains("size 300") && err.contains("size 310"), "{err}");
     drop(s);
@@ -652,10 +684,10 @@ fn verify_remembers_a_live_server() {
     let s = start(&fork, &[]);
     assert_eq!(s.vkey, vkey, "same key");
     post_batch(&s, "forked", 400);
-    let (code, v, err) = verify_remembering(&s.url("/"), &vkey, &trust);
+    let (code, v, err) = verify_remembering(&s, &vkey, &trust);
     assert_eq!((code, &v["alert"]), (Some(1), &"fork".into()), "{err}");
     assert!(err.contains("FORK") && err.contains("size 310") && err.contains("size 400"), "{err}");
     assert_eq!(v["presented"]["tree_size"], 400);
     // The fork is a valid log on its own.
-    assert_eq!(verify(&s.url("/"), &vkey)["tree_size"], 400);
+    assert_eq!(verify_url(&s, &vkey)["tree_size"], 400);
 }

@@ -1,0 +1,125 @@
+//! The log audits itself: identity and key changes, and refused requests, become events.
+//!
+//! A change is attributed to the admin who made it. A refused request is attributed to the
+//! identity whose key it presented when that key's secret matched (a revoked, expired or
+//! disabled credential, a wrong role, an action outside the allowed patterns); otherwise to
+//! the server itself ([`SERVER_ACTOR_ID`]), with the key id the request named, if any, under
+//! `claimed`. No event ever holds a secret: only key ids, which are public.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::engine::{Entry, Receipt};
+use crate::event::{self, Actor};
+use crate::http::AppState;
+use crate::problem::Problem;
+use crate::registry::Principal;
+
+/// The actor of a denied record whose request proved no identity. The `graven:` prefix is
+/// reserved, so no registered identity can have this id.
+pub const SERVER_ACTOR_ID: &str = "graven:server";
+
+fn server_actor() -> Actor {
+    Actor {
+        id: SERVER_ACTOR_ID.into(),
+        kind: "server".into(),
+        credential: "none".into(),
+        auth: "none".into(),
+    }
+}
+
+async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result<Receipt, Problem> {
+    let bytes = serde_json::to_vec(&body).map_err(|e| Problem::internal(e.to_string()))?;
+    let e = event::shape(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
+    let mut receipts = st
+        .engine
+        .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
+        .await
+        .map_err(crate::http::submit_problem)?;
+    receipts.pop().ok_or_else(|| Problem::internal("no receipt for the audit event"))
+}
+
+fn source(peer: Option<IpAddr>) -> serde_json::Value {
+    match peer {
+        Some(ip) => json!({"ip": ip.to_string()}),
+        None => json!({}),
+    }
+}
+
+/// Appends the record of an identity or key change (`action`, e.g. `graven.identity.create`)
+/// made by `admin` to identity `id`, and waits until it is committed.
+pub async fn change(
+    st: &AppState,
+    admin: &Principal,
+    action: &str,
+    id: &str,
+    details: serde_json::Value,
+    peer: Option<IpAddr>,
+) -> Result<Receipt, Problem> {
+    let body = json!({
+        "action": action,
+        "outcome": "success",
+        "resource": {"type": "graven.identity", "id": id},
+        "details": details,
+        "source": source(peer),
+    });
+    append(st, body, &admin.actor).await
+}
+
+/// What a denied record says about the refused request.
+#[derive(Debug, Clone)]
+pub struct Refusal<'a> {
+    /// The identity whose key matched, if one did.
+    pub who: Option<&'a Principal>,
+    /// The key id the request named, when no key matched.
+    pub claimed_key: Option<&'a str>,
+    pub reason: &'static str,
+    /// `METHOD /route`.
+    pub route: &'static str,
+    /// For an action outside the allowed patterns: that action (at most 256 bytes kept).
+    pub attempted_action: Option<&'a str>,
+    pub peer: Option<IpAddr>,
+}
+
+/// Appends an `outcome: "denied"` record unless the rate limiter says the log has had enough
+/// of them; those are only counted (`graven_denied_records_dropped_total`).
+pub async fn denied(st: &AppState, r: Refusal<'_>) {
+    if !st.denied_limiter.allow(r.peer, Instant::now()) {
+        st.metrics.denied_dropped.inc();
+        return;
+    }
+    let mut details = json!({"reason": r.reason, "route": r.route});
+    if let Some(a) = r.attempted_action {
+        let mut end = a.len().min(256);
+        while !a.is_char_boundary(end) {
+            end -= 1;
+        }
+        details["attempted_action"] = json!(&a[..end]);
+    }
+    if let Some(p) = r.who {
+        details["role"] = json!(p.role.as_str());
+    }
+    let mut body = json!({
+        "action": "graven.access.denied",
+        "outcome": "denied",
+        "resource": {"type": "graven.route", "id": r.route},
+        "details": details,
+        "source": source(r.peer),
+    });
+    let server = server_actor();
+    let actor = match r.who {
+        Some(p) => &p.actor,
+        None => {
+            if let Some(k) = r.claimed_key {
+                body["actor"] = json!({"credential": format!("key:{k}")});
+            }
+            &server
+        }
+    };
+    match append(st, body, actor).await {
+        Ok(_) => st.metrics.denied_records.inc(),
+        Err(_) => st.metrics.denied_dropped.inc(),
+    };
+}

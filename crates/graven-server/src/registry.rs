@@ -1,0 +1,564 @@
+//! The identity registry: `<data>/identities.json`, held in memory for authentication.
+//!
+//! **Durability contract.** [`Registry::install`] returns only after the new file is durable:
+//! written to a temporary file, fsynced, renamed over `identities.json`, and the directory
+//! fsynced. A crash at any point leaves either the old file or the new one, never a mix.
+//! Callers acknowledge a change only after `install` returned.
+//!
+//! **Per-request cost.** [`Registry::authenticate`] takes a read lock, does one hash-map lookup
+//! by key id, one SHA-256 (already computed while parsing) and a constant-time compare. It
+//! allocates nothing and touches no disk. "Last seen" is an atomic per identity, updated at
+//! most once a second, and written to the file lazily by [`Registry::flush`] (periodically
+//! and at shutdown) or with the next change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::apikey::{self, Malformed};
+use crate::event::Actor;
+use crate::identity::{IdentityRecord, KeyRecord, Kind, Role, Status};
+
+pub const FILE_NAME: &str = "identities.json";
+pub const TOKEN_FILE: &str = "admin.token";
+/// The identity that `<data>/admin.token` belongs to.
+pub const BOOTSTRAP_ID: &str = "admin";
+const MAX_FILE: u64 = 256 << 20;
+
+/// The identity behind a verified key, prepared once per registry change.
+#[derive(Debug)]
+pub struct Principal {
+    pub identity: String,
+    pub role: Role,
+    pub key_id: String,
+    pub allowed_actions: Vec<String>,
+    /// What events this principal appends are attributed to.
+    pub actor: Actor,
+    last_seen: Arc<AtomicI64>,
+}
+
+/// Why a credential was refused. The variants holding a principal are keys whose secret
+/// matched: the presenter holds a real key that may no longer be used.
+#[derive(Debug, Clone)]
+pub enum Denial {
+    Malformed(Malformed),
+    /// No usable key: unknown id, or the secret did not match. `key_id` only if the token
+    /// carried one in the current format (never anything derived from a secret).
+    Invalid {
+        key_id: Option<String>,
+    },
+    KeyRevoked(Arc<Principal>),
+    KeyExpired(Arc<Principal>),
+    IdentityDisabled(Arc<Principal>),
+    IdentityRevoked(Arc<Principal>),
+}
+
+impl Denial {
+    /// A stable slug for the denied record and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::Malformed(_) => "malformed-credential",
+            Denial::Invalid { .. } => "invalid-credential",
+            Denial::KeyRevoked(_) => "key-revoked",
+            Denial::KeyExpired(_) => "key-expired",
+            Denial::IdentityDisabled(_) => "identity-disabled",
+            Denial::IdentityRevoked(_) => "identity-revoked",
+        }
+    }
+
+    pub fn principal(&self) -> Option<&Arc<Principal>> {
+        match self {
+            Denial::KeyRevoked(p)
+            | Denial::KeyExpired(p)
+            | Denial::IdentityDisabled(p)
+            | Denial::IdentityRevoked(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// What to tell the client: what happened and what to do.
+    pub fn message(&self) -> String {
+        match self {
+            Denial::Malformed(m) => format!("the credential is not valid: {m}"),
+            Denial::Invalid { .. } => "the credential is not valid".into(),
+            Denial::KeyRevoked(p) => {
+                format!("API key {} was revoked; ask an admin for a new key (graven key create)", p.key_id)
+            }
+            Denial::KeyExpired(p) => format!(
+                "API key {} has expired (or was rotated and its overlap window ended); use the current key",
+                p.key_id
+            ),
+            Denial::IdentityDisabled(p) => {
+                format!(
+                    "identity {} is disabled; an admin can enable it (graven identity enable)",
+                    p.identity
+                )
+            }
+            Denial::IdentityRevoked(p) => format!("identity {} is revoked, which is final", p.identity),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct KeySlot {
+    digest: [u8; 32],
+    expires_ms: Option<i64>,
+    revoked: bool,
+    status: Status,
+    principal: Arc<Principal>,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    records: Arc<BTreeMap<String, IdentityRecord>>,
+    keys: HashMap<String, KeySlot>,
+    last_seen: HashMap<String, Arc<AtomicI64>>,
+}
+
+impl Snapshot {
+    fn build(records: BTreeMap<String, IdentityRecord>, old: &HashMap<String, Arc<AtomicI64>>) -> Self {
+        let mut keys = HashMap::new();
+        let mut last_seen = HashMap::new();
+        for r in records.values() {
+            let seen = old.get(&r.id).cloned().unwrap_or_else(|| Arc::new(AtomicI64::new(0)));
+            seen.fetch_max(r.last_seen_ms.unwrap_or(0), Ordering::Relaxed);
+            last_seen.insert(r.id.clone(), seen.clone());
+            for k in &r.keys {
+                let Some(digest) = hex32(&k.sha256) else { continue };
+                let principal = Arc::new(Principal {
+                    identity: r.id.clone(),
+                    role: r.role,
+                    key_id: k.key_id.clone(),
+                    allowed_actions: r.allowed_actions.clone(),
+                    actor: Actor {
+                        id: r.id.clone(),
+                        kind: r.kind.as_str().into(),
+                        credential: format!("key:{}", k.key_id),
+                        auth: "api_key".into(),
+                    },
+                    last_seen: seen.clone(),
+                });
+                keys.insert(
+                    k.key_id.clone(),
+                    KeySlot {
+                        digest,
+                        expires_ms: k.expires_ms,
+                        revoked: k.revoked_ms.is_some(),
+                        status: r.status,
+                        principal,
+                    },
+                );
+            }
+        }
+        Snapshot { records: Arc::new(records), keys, last_seen }
+    }
+
+    /// The records with the live last-seen times merged in.
+    fn current(&self) -> BTreeMap<String, IdentityRecord> {
+        let mut out = (*self.records).clone();
+        for (id, r) in out.iter_mut() {
+            if let Some(seen) = self.last_seen.get(id).map(|s| s.load(Ordering::Relaxed)).filter(|&s| s > 0) {
+                r.last_seen_ms = Some(seen);
+            }
+        }
+        out
+    }
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let v = graven_core::hex::decode(s)?;
+    v.try_into().ok()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: u32,
+    identities: Vec<IdentityRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{} is not a valid identity registry: {why}", path.display())]
+    Corrupt { path: PathBuf, why: String },
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RegistryError + 'a {
+    move |source| RegistryError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// What opening the registry did to the bootstrap credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// `admin.token` already belonged to a registered key.
+    Unchanged,
+    /// A token from before identities existed was registered as a key of `admin`.
+    Migrated,
+    /// A new admin key was written to `admin.token`.
+    Created,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    path: PathBuf,
+    snap: RwLock<Snapshot>,
+    /// Last-seen times changed since the file was last written.
+    dirty: AtomicBool,
+    /// Serialises file writes.
+    write: Mutex<()>,
+}
+
+impl Registry {
+    /// Opens `<data>/identities.json` (empty if absent) and makes sure `<data>/admin.token`
+    /// holds a usable key of the bootstrap admin identity: a fresh directory gets a new key;
+    /// an old directory's token is registered as it is, so it keeps working.
+    pub fn open(data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
+        let path = data.join(FILE_NAME);
+        let records = read_file(&path)?;
+        let reg = Registry {
+            path,
+            snap: RwLock::new(Snapshot::build(records, &HashMap::new())),
+            dirty: AtomicBool::new(false),
+            write: Mutex::new(()),
+        };
+        let outcome = reg.bootstrap(&data.join(TOKEN_FILE), now_ms)?;
+        Ok((reg, outcome))
+    }
+
+    fn bootstrap(&self, token_path: &Path, now_ms: i64) -> Result<Bootstrap, RegistryError> {
+        let mut records = self.records();
+        let admin = |records: &mut BTreeMap<String, IdentityRecord>| -> Result<(), RegistryError> {
+            let r = records.entry(BOOTSTRAP_ID.to_owned()).or_insert_with(|| IdentityRecord {
+                id: BOOTSTRAP_ID.into(),
+                kind: Kind::ServiceAccount,
+                owner: "whoever holds <data-dir>/admin.token".into(),
+                description: "bootstrap admin, created by graven serve".into(),
+                labels: BTreeMap::new(),
+                allowed_actions: Vec::new(),
+                role: Role::Admin,
+                status: Status::Active,
+                created_ms: now_ms,
+                status_changed_ms: None,
+                last_seen_ms: None,
+                keys: Vec::new(),
+            });
+            if r.status != Status::Active || r.role != Role::Admin {
+                return Err(RegistryError::Bootstrap(format!(
+                    "identity {BOOTSTRAP_ID} is {} with role {}; it cannot hold {TOKEN_FILE}; restore admin access with another admin key",
+                    r.status.as_str(),
+                    r.role.as_str()
+                )));
+            }
+            Ok(())
+        };
+        if token_path.exists() {
+            let text = std::fs::read_to_string(token_path).map_err(io_err("reading", token_path))?;
+            let p = apikey::parse(text.trim()).map_err(|e| RegistryError::Corrupt {
+                path: token_path.to_path_buf(),
+                why: format!("it does not hold an API key ({e})"),
+            })?;
+            if self.snap.read().unwrap_or_else(|e| e.into_inner()).keys.contains_key(&p.key_id) {
+                return Ok(Bootstrap::Unchanged);
+            }
+            admin(&mut records)?;
+            add_key(&mut records, BOOTSTRAP_ID, &p.key_id, &p.digest, now_ms, None);
+            self.install(records)?;
+            return Ok(Bootstrap::Migrated);
+        }
+        admin(&mut records)?;
+        let m = apikey::mint().map_err(io_err("making a key for", token_path))?;
+        add_key(&mut records, BOOTSTRAP_ID, &m.key_id, &m.digest, now_ms, None);
+        // The key is registered before its file exists: a crash in between leaves an unused
+        // key and no token, and the next start makes another.
+        self.install(records)?;
+        write_secret(token_path, &m.key).map_err(io_err("creating", token_path))?;
+        Ok(Bootstrap::Created)
+    }
+
+    /// Checks a bearer token at `now_ms`. O(1): no scan, no disk, no allocation.
+    pub fn authenticate(&self, token: &str, now_ms: i64) -> Result<Arc<Principal>, Denial> {
+        let presented = apikey::parse(token).map_err(Denial::Malformed)?;
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        let invalid = || Denial::Invalid { key_id: presented.embedded.then(|| presented.key_id.clone()) };
+        let Some(slot) = snap.keys.get(&presented.key_id) else { return Err(invalid()) };
+        if !bool::from(slot.digest.ct_eq(&presented.digest)) {
+            return Err(invalid());
+        }
+        let p = slot.principal.clone();
+        match slot.status {
+            Status::Revoked => return Err(Denial::IdentityRevoked(p)),
+            Status::Disabled => return Err(Denial::IdentityDisabled(p)),
+            Status::Active => {}
+        }
+        if slot.revoked {
+            return Err(Denial::KeyRevoked(p));
+        }
+        if slot.expires_ms.is_some_and(|e| now_ms >= e) {
+            return Err(Denial::KeyExpired(p));
+        }
+        if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
+            p.last_seen.store(now_ms, Ordering::Relaxed);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(p)
+    }
+
+    /// The stored identities, with live last-seen times.
+    pub fn records(&self) -> BTreeMap<String, IdentityRecord> {
+        self.snap.read().unwrap_or_else(|e| e.into_inner()).current()
+    }
+
+    pub fn get(&self, id: &str) -> Option<IdentityRecord> {
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        let mut r = snap.records.get(id)?.clone();
+        if let Some(s) = snap.last_seen.get(id).map(|s| s.load(Ordering::Relaxed)).filter(|&s| s > 0) {
+            r.last_seen_ms = Some(s);
+        }
+        Some(r)
+    }
+
+    /// Makes `records` the registry: durable first (see the module's contract), then used.
+    /// Callers serialise changes (read, modify, install) themselves.
+    pub fn install(&self, mut records: BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            // Keep last-seen times that advanced since the caller read the records.
+            let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+            for (id, r) in records.iter_mut() {
+                let live = snap.last_seen.get(id).map_or(0, |s| s.load(Ordering::Relaxed));
+                if live > r.last_seen_ms.unwrap_or(0) {
+                    r.last_seen_ms = Some(live);
+                }
+            }
+        }
+        self.dirty.store(false, Ordering::Relaxed);
+        write_file(&self.path, &records)?;
+        let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
+        let next = Snapshot::build(records, &snap.last_seen);
+        *snap = next;
+        Ok(())
+    }
+
+    /// Writes last-seen times if any changed since the last write. Returns whether it wrote.
+    pub fn flush(&self) -> Result<bool, RegistryError> {
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let records = self.records();
+        write_file(&self.path, &records)?;
+        Ok(true)
+    }
+}
+
+/// Adds a key record (no checks: callers validated the identity).
+pub fn add_key(
+    records: &mut BTreeMap<String, IdentityRecord>,
+    identity: &str,
+    key_id: &str,
+    digest: &[u8; 32],
+    now_ms: i64,
+    expires_ms: Option<i64>,
+) {
+    if let Some(r) = records.get_mut(identity) {
+        r.keys.push(KeyRecord {
+            key_id: key_id.to_owned(),
+            sha256: graven_core::hex::encode(digest),
+            created_ms: now_ms,
+            expires_ms,
+            revoked_ms: None,
+        });
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
+    use std::io::Read;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(io_err("opening", path)(e)),
+    };
+    let mut text = Vec::new();
+    f.take(MAX_FILE + 1).read_to_end(&mut text).map_err(io_err("reading", path))?;
+    let corrupt = |why: String| RegistryError::Corrupt { path: path.to_path_buf(), why };
+    if text.len() as u64 > MAX_FILE {
+        return Err(corrupt("larger than 256 MiB".into()));
+    }
+    let file: File = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+    if file.version != 1 {
+        return Err(corrupt(format!("version {} is not supported (expected 1)", file.version)));
+    }
+    let mut out = BTreeMap::new();
+    let mut key_ids = std::collections::HashSet::new();
+    for r in file.identities {
+        crate::identity::check_id(&r.id).map_err(|e| corrupt(e.to_string()))?;
+        for k in &r.keys {
+            if hex32(&k.sha256).is_none() || !key_ids.insert(k.key_id.clone()) {
+                return Err(corrupt(format!("key {} of {} is malformed or duplicated", k.key_id, r.id)));
+            }
+        }
+        let id = r.id.clone();
+        if out.insert(id.clone(), r).is_some() {
+            return Err(corrupt(format!("identity {id} appears twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Temp file, fsync, rename, fsync the directory.
+fn write_file(path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+    let file = File { version: 1, identities: records.values().cloned().collect() };
+    let mut bytes = serde_json::to_vec_pretty(&file)
+        .map_err(|e| RegistryError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
+    bytes.push(b'\n');
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).map_err(io_err("creating", &tmp))?;
+        f.write_all(&bytes).map_err(io_err("writing", &tmp))?;
+        f.sync_all().map_err(io_err("syncing", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io_err("renaming into place", path))?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> Result<(), RegistryError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing", dir))?;
+    Ok(())
+}
+
+/// Creates a secret file (mode 0600), durably; refuses to overwrite.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(format!("{secret}\n").as_bytes())?;
+    f.sync_all()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(TOKEN_FILE)).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn a_fresh_directory_gets_an_admin_key() {
+        let d = tempfile::tempdir().unwrap();
+        let (reg, b) = Registry::open(d.path(), 1000).unwrap();
+        assert_eq!(b, Bootstrap::Created);
+        let t = token(d.path());
+        assert_eq!(t.len(), apikey::KEY_LEN);
+        let p = reg.authenticate(&t, 2000).unwrap();
+        assert_eq!((p.identity.as_str(), p.role), (BOOTSTRAP_ID, Role::Admin));
+        assert_eq!(p.actor.credential, format!("key:{}", p.key_id));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d.path().join(TOKEN_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // The file never holds the key, only its digest.
+        let file = std::fs::read_to_string(d.path().join(FILE_NAME)).unwrap();
+        assert!(!file.contains(&t) && !file.contains(&t[21..]));
+        // Reopening changes nothing.
+        drop(reg);
+        let (reg, b) = Registry::open(d.path(), 3000).unwrap();
+        assert_eq!(b, Bootstrap::Unchanged);
+        assert!(reg.authenticate(&t, 4000).is_ok());
+    }
+
+    #[test]
+    fn an_old_token_keeps_working() {
+        let d = tempfile::tempdir().unwrap();
+        let old = "gvn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        std::fs::write(d.path().join(TOKEN_FILE), format!("{old}\n")).unwrap();
+        let (reg, b) = Registry::open(d.path(), 0).unwrap();
+        assert_eq!(b, Bootstrap::Migrated);
+        assert_eq!(reg.authenticate(old, 1).unwrap().identity, BOOTSTRAP_ID);
+        assert_eq!(token(d.path()), old, "the token file is left alone");
+        let (_, b) = Registry::open(d.path(), 2).unwrap();
+        assert_eq!(b, Bootstrap::Unchanged);
+    }
+
+    #[test]
+    fn keys_are_refused_for_each_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let (reg, _) = Registry::open(d.path(), 0).unwrap();
+        let t = token(d.path());
+        let kid = &t[4..20];
+        let forged = format!("gvn_{kid}_{}", "A".repeat(43));
+        assert!(matches!(reg.authenticate(&forged, 1), Err(Denial::Invalid { key_id: Some(k) }) if k == kid));
+        assert!(matches!(reg.authenticate("nonsense", 1), Err(Denial::Malformed(_))));
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().keys[0].expires_ms = Some(10);
+        reg.install(recs).unwrap();
+        assert!(reg.authenticate(&t, 9).is_ok());
+        assert!(matches!(reg.authenticate(&t, 10), Err(Denial::KeyExpired(_))));
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().keys[0].revoked_ms = Some(5);
+        reg.install(recs).unwrap();
+        assert!(matches!(reg.authenticate(&t, 6), Err(Denial::KeyRevoked(_))));
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().status = Status::Disabled;
+        reg.install(recs).unwrap();
+        assert!(matches!(reg.authenticate(&t, 6), Err(Denial::IdentityDisabled(_))));
+        // Survives a reopen (the durable file, not just memory).
+        drop(reg);
+        let reg = Registry {
+            path: d.path().join(FILE_NAME),
+            snap: RwLock::new(Snapshot::build(
+                read_file(&d.path().join(FILE_NAME)).unwrap(),
+                &HashMap::new(),
+            )),
+            dirty: AtomicBool::new(false),
+            write: Mutex::new(()),
+        };
+        assert!(matches!(reg.authenticate(&t, 6), Err(Denial::IdentityDisabled(_))));
+    }
+
+    #[test]
+    fn last_seen_is_kept_in_memory_and_flushed_lazily() {
+        let d = tempfile::tempdir().unwrap();
+        let (reg, _) = Registry::open(d.path(), 0).unwrap();
+        let t = token(d.path());
+        let before = std::fs::read(d.path().join(FILE_NAME)).unwrap();
+        reg.authenticate(&t, 5_000).unwrap();
+        assert_eq!(std::fs::read(d.path().join(FILE_NAME)).unwrap(), before, "no disk write per request");
+        assert_eq!(reg.get(BOOTSTRAP_ID).unwrap().last_seen_ms, Some(5_000));
+        assert!(reg.flush().unwrap());
+        assert!(!reg.flush().unwrap(), "nothing new to write");
+        assert_eq!(read_file(&d.path().join(FILE_NAME)).unwrap()[BOOTSTRAP_ID].last_seen_ms, Some(5_000));
+    }
+
+    #[test]
+    fn a_corrupt_registry_is_an_error_not_an_empty_one() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(FILE_NAME), "{\"version\":1,\"identities\":[{\"id\":5}]}").unwrap();
+        assert!(matches!(Registry::open(d.path(), 0), Err(RegistryError::Corrupt { .. })));
+        assert!(!d.path().join(TOKEN_FILE).exists());
+    }
+}

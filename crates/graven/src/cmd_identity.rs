@@ -1,0 +1,292 @@
+//! `graven identity ...` and `graven key ...`: the registry's admin commands, talking to a
+//! running server's `/v1/identities` with an admin API key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+#[derive(clap::Args, Debug)]
+pub struct Client {
+    /// The Graven server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    server: String,
+    /// File holding an admin API key (else the GRAVEN_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum IdentityCommand {
+    /// Register a new identity (prints it as JSON).
+    Create {
+        /// e.g. svc:payments-worker or spiffe://example.org/ns/prod/sa/deployer
+        id: String,
+        /// service_account, api_key, bot, ci_job, workload, agent or integration.
+        #[arg(long)]
+        kind: String,
+        /// The accountable human or team.
+        #[arg(long)]
+        owner: String,
+        /// writer, auditor or admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// An action pattern it may log, e.g. 'deploy.*' (repeatable; none: any action).
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A label as key=value (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// List every identity (JSON).
+    List {
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Show one identity and its keys (JSON).
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Stop an identity's keys from working until it is enabled again.
+    Disable {
+        id: String,
+        /// Why, for the audit record.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Let a disabled identity's keys work again.
+    Enable {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Revoke an identity and all its keys, for good.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Make a new API key for an identity; prints only the key, once.
+    Create {
+        identity: String,
+        /// Lifetime, e.g. 90d, 12h, 30m, 45s.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// List an identity's keys (ids and states, never the keys).
+    List {
+        identity: String,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Make a new key; the identity's other keys keep working for the overlap, then stop.
+    /// Prints only the new key.
+    Rotate {
+        identity: String,
+        /// How long the old keys keep working, e.g. 1h, 0s.
+        #[arg(long, default_value = "1h")]
+        overlap: String,
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Revoke one key now.
+    Revoke {
+        identity: String,
+        key_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+}
+
+/// `90d`, `12h`, `30m`, `45s` or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().with_context(|| format!("{s:?} is not a duration like 90d, 12h, 30m or 45s"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("{s:?}: the unit must be s, m, h or d"),
+    };
+    n.checked_mul(mult).with_context(|| format!("{s:?} is too long"))
+}
+
+/// One path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@+".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let token = crate::input::token(self.token_file.as_deref())?.ok_or_else(|| {
+            anyhow::anyhow!("no credential: give --token-file <file> or set GRAVEN_TOKEN to an admin API key")
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let auth = format!("Bearer {token}");
+        let resp = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            _ => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
+        };
+        let mut resp = resp.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let text =
+            resp.body_mut().with_config().limit(64 << 20).read_to_string().context("reading the answer")?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !(200..300).contains(&status) {
+            let detail =
+                v.get("detail").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
+            bail!("the server answered {status}: {}", crate::escape::for_terminal(&detail));
+        }
+        Ok(v)
+    }
+}
+
+fn print(v: &Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reason_body(reason: Option<String>) -> Option<Value> {
+    Some(reason.map_or_else(|| json!({}), |r| json!({"reason": r})))
+}
+
+pub fn identity(cmd: IdentityCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        IdentityCommand::Create { id, kind, owner, role, allow, description, labels, client } => {
+            let mut map = serde_json::Map::new();
+            for l in labels {
+                let (k, v) = l.split_once('=').with_context(|| format!("--label {l:?}: write key=value"))?;
+                map.insert(k.to_owned(), json!(v));
+            }
+            let body = json!({
+                "id": id, "kind": kind, "owner": owner, "role": role, "allowed_actions": allow,
+                "description": description, "labels": map,
+            });
+            print(&client.call("POST", "/v1/identities", Some(body))?)
+        }
+        IdentityCommand::List { client } => print(&client.call("GET", "/v1/identities", None)?),
+        IdentityCommand::Show { id, client } => {
+            print(&client.call("GET", &format!("/v1/identities/{}", seg(&id)), None)?)
+        }
+        IdentityCommand::Disable { id, reason, client } => print(&client.call(
+            "POST",
+            &format!("/v1/identities/{}/disable", seg(&id)),
+            reason_body(reason),
+        )?),
+        IdentityCommand::Enable { id, reason, client } => print(&client.call(
+            "POST",
+            &format!("/v1/identities/{}/enable", seg(&id)),
+            reason_body(reason),
+        )?),
+        IdentityCommand::Revoke { id, reason, client } => print(&client.call(
+            "POST",
+            &format!("/v1/identities/{}/revoke", seg(&id)),
+            reason_body(reason),
+        )?),
+    }
+}
+
+fn print_key(v: &Value) -> anyhow::Result<ExitCode> {
+    let key = v.get("key").and_then(Value::as_str).context("the server's answer holds no key")?;
+    println!("{key}");
+    if let Some(id) = v.get("key_id").and_then(Value::as_str) {
+        eprintln!("key id {id}; this key is shown only once");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeyCommand::Create { identity, expires_in, client } => {
+            let mut body = json!({});
+            if let Some(e) = expires_in {
+                body["ttl_seconds"] = json!(parse_duration(&e)?);
+            }
+            print_key(&client.call("POST", &format!("/v1/identities/{}/keys", seg(&identity)), Some(body))?)
+        }
+        KeyCommand::List { identity, client } => {
+            print(&client.call("GET", &format!("/v1/identities/{}/keys", seg(&identity)), None)?)
+        }
+        KeyCommand::Rotate { identity, overlap, expires_in, client } => {
+            let mut body = json!({"overlap_seconds": parse_duration(&overlap)?});
+            if let Some(e) = expires_in {
+                body["ttl_seconds"] = json!(parse_duration(&e)?);
+            }
+            let v =
+                client.call("POST", &format!("/v1/identities/{}/keys/rotate", seg(&identity)), Some(body))?;
+            if let Some(r) = v.get("retiring").and_then(Value::as_array) {
+                for k in r {
+                    eprintln!("old key {} works until {}", k["key_id"], k["expires_at"]);
+                }
+            }
+            print_key(&v)
+        }
+        KeyCommand::Revoke { identity, key_id, reason, client } => print(&client.call(
+            "POST",
+            &format!("/v1/identities/{}/keys/{}/revoke", seg(&identity), seg(&key_id)),
+            reason_body(reason),
+        )?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("1h").unwrap(), 3600);
+        assert_eq!(parse_duration("90d").unwrap(), 90 * 86_400);
+        assert_eq!(parse_duration("45").unwrap(), 45);
+        assert_eq!(parse_duration("0s").unwrap(), 0);
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}
