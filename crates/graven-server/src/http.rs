@@ -347,6 +347,8 @@ fn write_receipts<'a>(out: &mut String, receipts: impl IntoIterator<Item = &'a R
     /// The previous receipt's checkpoint and `logged_at`, and their JSON forms.
     type Shared = (Arc<str>, Option<Arc<str>>, String, String);
     let mut shared: Option<Shared> = None;
+    // The previous receipt's proof elements and their base64 text.
+    let mut encoded: Vec<(Hash, String)> = Vec::new();
     for r in receipts {
         let same = shared.as_ref().is_some_and(|(c, l, _, _)| {
             Arc::ptr_eq(c, &r.checkpoint)
@@ -369,8 +371,19 @@ fn write_receipts<'a>(out: &mut String, receipts: impl IntoIterator<Item = &'a R
             if i > 0 {
                 out.push(',');
             }
+            // Neighbouring leaves share most of their proof: encode each element only when it
+            // differs from the previous receipt's element at the same position.
+            if encoded.get(i).is_none_or(|(prev, _)| prev != h) {
+                let mut text = [0u8; 44];
+                let len = B64.encode_slice(h.as_bytes(), &mut text).unwrap_or(0);
+                let entry = (*h, String::from_utf8_lossy(&text[..len]).into_owned());
+                match encoded.get_mut(i) {
+                    Some(slot) => *slot = entry,
+                    None => encoded.push(entry),
+                }
+            }
             out.push('"');
-            B64.encode_string(h.as_bytes(), out);
+            out.push_str(encoded.get(i).map_or("", |(_, t)| t.as_str()));
             out.push('"');
         }
         let _ = write!(out, "],\"index\":{},\"leaf_hash\":\"", r.index);
@@ -1006,6 +1019,12 @@ mod tests {
             mk(2, &cp1, None, 1),
             mk(3, &cp2, Some(Arc::from("2026-11-26T21:00:01.000000Z")), 2),
         ];
+        let mut receipts = receipts;
+        // A proof that shares its first element with the previous one but not its second.
+        let mut odd = mk(4, &cp2, None, 3);
+        odd.inclusion_proof[1] = graven_core::leaf_hash(b"different");
+        receipts.push(odd);
+        receipts.push(mk(5, &cp2, None, 3));
         let mut out = String::new();
         write_receipts(&mut out, &receipts, "\n");
         let lines: Vec<&str> = out.lines().collect();

@@ -129,7 +129,7 @@ impl LocalLog {
 
     /// [`LocalLog::open`] on any [`Fs`], such as the crash-simulating [`sim::SimFs`].
     pub fn open_with(fs: Arc<dyn Fs>, dir: &Path, key: SignerKey) -> Result<Self, LogError> {
-        let mut batch = durable::Batch::new(fs.as_ref());
+        let mut batch = durable::Batch::new(fs.clone());
         if !fs.is_dir(dir) {
             batch.create_dirs(dir).map_err(io_err("creating", dir))?;
             batch.sync().map_err(io_err("creating", dir))?;
@@ -263,9 +263,7 @@ impl LocalLog {
     fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
         let old = self.size;
         let dir = self.dir.clone();
-        let fs = self.fs.clone();
-        let fs = fs.as_ref();
-        let mut batch = durable::Batch::new(fs);
+        let mut batch = durable::Batch::new(self.fs.clone());
 
         // 1. The committed tree's right edge, partial tiles and partial bundle: kept in memory
         //    from the previous commit, or (after open) loaded and checked against the committed
