@@ -3,7 +3,9 @@
 # (scan and verify the whole log, build and check an inclusion proof per event, write the tar)
 # and `graven verify bundle.tar` (fully offline: manifest hashes, checkpoint signature, each
 # event's leaf hash and inclusion proof). Every event is selected, so both figures are per
-# exported event. Reports each run and the median of RUNS runs, in entries/s.
+# exported event. Reports each run and the median of RUNS runs, in entries/s, and each run's
+# ratio to this machine's SHA-256 limit for one-shot hashes of the events' mean size
+# (`openssl speed -evp sha256 -bytes <mean entry size>`, measured after each run, same run).
 #
 # Usage: bench/bundle-100k.sh [RUNS]      (default 3)
 # Env:   ENTRIES=100000                   log size (all of it is exported)
@@ -60,8 +62,14 @@ du -sh "$TMP/log" | sed 's/^/log size: /'
 median() { python3 -c 'import sys, statistics; print("%.0f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 rate() { python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / float(sys.argv[2])))' "$@"; }
 
+MEAN=$(python3 -c 'import sys; n=0; t=0
+for l in open(sys.argv[1], "rb"): n += 1; t += len(l) - 1
+print(round(t / n))' "$TMP/events.ndjson")
+echo "mean event size (as given to log append; canonical bytes are about the same): $MEAN B"
+hps() { openssl speed -mr -evp sha256 -seconds 2 -bytes "$MEAN" 2>/dev/null | awk -F: -v b="$MEAN" '/^\+F:/ {printf "%.0f\n", $4 / b}'; }
 EXPORT_RATES=()
 VERIFY_RATES=()
+LIMITS=()
 for run in $(seq 1 "$RUNS"); do
   rm -f "$TMP/bundle.tar"
   t0=$(date +%s.%N)
@@ -73,10 +81,13 @@ for run in $(seq 1 "$RUNS"); do
     "$TMP/verify.json" "$ENTRIES"
   e=$(python3 -c "print($t1 - $t0)"); v=$(python3 -c "print($t2 - $t1)")
   er=$(rate "$ENTRIES" "$e"); vr=$(rate "$ENTRIES" "$v")
-  EXPORT_RATES+=("$er"); VERIFY_RATES+=("$vr")
-  printf 'run %d: export %.2fs (%s entries/s), verify %.2fs (%s entries/s)\n' "$run" "$e" "$er" "$v" "$vr"
+  lim=$(hps)
+  EXPORT_RATES+=("$er"); VERIFY_RATES+=("$vr"); LIMITS+=("$lim")
+  printf 'run %d: export %.2fs (%s entries/s), verify %.2fs (%s entries/s) | sha256 %s B: %s/s\n' "$run" "$e" "$er" "$v" "$vr" "$MEAN" "$lim"
 done
 ls -l "$TMP/bundle.tar" | awk '{printf "bundle size: %.1f MiB\n", $5/1048576}'
 echo "== median of $RUNS runs ($ENTRIES events)"
 echo "export --bundle --dir: $(median "${EXPORT_RATES[@]}") entries/s"
 echo "verify bundle.tar:     $(median "${VERIFY_RATES[@]}") entries/s"
+L=$(median "${LIMITS[@]}")
+echo "SHA-256 limit, $MEAN-byte messages: $L/s per core; ratios: export $(python3 -c "print(round($(median "${EXPORT_RATES[@]}") / $L, 3))"), verify $(python3 -c "print(round($(median "${VERIFY_RATES[@]}") / $L, 3))")"
