@@ -27,6 +27,7 @@ fn server_actor() -> Actor {
         kind: "server".into(),
         credential: "none".into(),
         auth: "none".into(),
+        extra: Vec::new(),
     }
 }
 

@@ -35,6 +35,16 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub public_read_path: Option<bool>,
+    /// HTTPS: the server's certificate chain and private key (PEM files).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// mTLS: the CA (PEM) that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: Option<crate::tls::ClientAuth>,
+    /// SPIFFE ID → identity id (see docs/identities.md).
+    pub spiffe_ids: Option<std::collections::BTreeMap<String, String>>,
+    /// OIDC/JWT federation: issuers and trust policies.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -49,6 +59,10 @@ pub struct Overrides {
     pub max_batch_wait_ms: Option<u64>,
     pub max_pending_events: Option<usize>,
     pub public_read_path: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: Option<crate::tls::ClientAuth>,
 }
 
 /// The resolved configuration.
@@ -69,6 +83,9 @@ pub struct Config {
     /// Serve `/checkpoint`, `/tile/...` and `/v1/log` to anyone (a log meant to be witnessed
     /// openly). Default: auditors and admins only.
     pub public_read_path: bool,
+    /// HTTPS (and mTLS) when set; plain HTTP otherwise.
+    pub tls: Option<crate::tls::TlsConfig>,
+    pub oidc: Option<crate::oidc::OidcConfig>,
     pub engine: EngineConfig,
 }
 
@@ -81,6 +98,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, why: String },
     #[error("{what} {value:?} is invalid: {why}")]
     Invalid { what: &'static str, value: String, why: &'static str },
+    #[error("{0}")]
+    Setting(String),
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -101,12 +120,20 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
     let explicit = o.config.clone();
     let data_hint = o.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
-    let file = match explicit {
+    let mut file = match explicit {
         Some(p) => read_file(&p)?,
         None => {
             let p = data_hint.join("graven.toml");
             if p.is_file() { read_file(&p)? } else { FileConfig::default() }
         }
+    };
+    let tls = resolve_tls(&o, &file)?;
+    let oidc = match file.oidc.take() {
+        Some(c) => {
+            c.validate().map_err(ConfigError::Setting)?;
+            Some(c)
+        }
+        None => None,
     };
     let d = EngineConfig::default();
     let listen_s = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
@@ -159,8 +186,49 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
         public_read_path: o.public_read_path.or(file.public_read_path).unwrap_or(false),
+        tls,
+        oidc,
         engine,
     })
+}
+
+fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::TlsConfig>, ConfigError> {
+    let pick = |a: &Option<PathBuf>, b: &Option<PathBuf>| a.clone().or_else(|| b.clone());
+    let cert = pick(&o.tls_cert, &file.tls_cert);
+    let key = pick(&o.tls_key, &file.tls_key);
+    let client_ca = pick(&o.client_ca, &file.client_ca);
+    let client_auth = o.client_auth.or(file.client_auth);
+    let spiffe_ids = file.spiffe_ids.clone().unwrap_or_default();
+    let setting = |s: &str| Err(ConfigError::Setting(s.to_owned()));
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            if client_ca.is_some() || client_auth.is_some() || !spiffe_ids.is_empty() {
+                return setting(
+                    "client_ca, client_auth and spiffe_ids need TLS: set tls_cert and tls_key too",
+                );
+            }
+            return Ok(None);
+        }
+        _ => return setting("set both tls_cert and tls_key, or neither (plain HTTP)"),
+    };
+    if client_ca.is_none() && client_auth == Some(crate::tls::ClientAuth::Required) {
+        return setting("client_auth = \"required\" needs client_ca, the CA client certificates chain to");
+    }
+    for (spiffe, id) in &spiffe_ids {
+        if !crate::tls::is_spiffe_id(spiffe) {
+            return Err(ConfigError::Setting(format!("spiffe_ids: {spiffe:?} is not a SPIFFE ID")));
+        }
+        crate::identity::check_id(id)
+            .map_err(|e| ConfigError::Setting(format!("spiffe_ids.{spiffe}: {e}")))?;
+    }
+    Ok(Some(crate::tls::TlsConfig {
+        cert,
+        key,
+        client_ca,
+        client_auth: client_auth.unwrap_or_default(),
+        spiffe_ids,
+    }))
 }
 
 #[cfg(test)]

@@ -22,12 +22,16 @@ const OUTCOMES: &[&str] = &["success", "failure", "denied"];
 const MAX_SHORT_STRING: usize = 1024;
 
 /// The verified identity that sent the request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Actor {
     pub id: String,
     pub kind: String,
     pub credential: String,
     pub auth: String,
+    /// More members of `actor` that a credential type records (OIDC: `issuer`, `subject`,
+    /// `jti`, `on_behalf_of`; mTLS: the certificate's serial and fingerprint). Names must not
+    /// repeat the four above.
+    pub extra: Vec<(String, Value)>,
 }
 
 /// A canonical event with a placeholder for `logged_at` at `stamp_at`.
@@ -150,15 +154,14 @@ pub fn shape_with(
     if !has_action {
         return Err(EventError::MissingAction);
     }
-    out.push((
-        "actor".into(),
-        Value::Object(vec![
-            ("auth".into(), Value::String(actor.auth.clone())),
-            ("credential".into(), Value::String(actor.credential.clone())),
-            ("id".into(), Value::String(actor.id.clone())),
-            ("kind".into(), Value::String(actor.kind.clone())),
-        ]),
-    ));
+    let mut members = vec![
+        ("auth".into(), Value::String(actor.auth.clone())),
+        ("credential".into(), Value::String(actor.credential.clone())),
+        ("id".into(), Value::String(actor.id.clone())),
+        ("kind".into(), Value::String(actor.kind.clone())),
+    ];
+    members.extend(actor.extra.iter().cloned());
+    out.push(("actor".into(), Value::Object(members)));
     out.push(("logged_at".into(), Value::String(PLACEHOLDER.into())));
     out.push(("v".into(), Value::Number(1.0)));
     // Top-level keys are all from a fixed ASCII set, so byte order is RFC 8785's UTF-16 order
@@ -230,6 +233,7 @@ mod tests {
             kind: "service_account".into(),
             credential: "key:1".into(),
             auth: "api_key".into(),
+            extra: Vec::new(),
         }
     }
 

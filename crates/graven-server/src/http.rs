@@ -46,6 +46,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub index: Arc<graven_index::Index>,
+    /// OIDC/JWT federation, when configured: bearer tokens that are JWTs go here.
+    pub oidc: Option<Arc<crate::oidc::Federation>>,
+    /// SPIFFE ID → identity id, for mTLS clients.
+    pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 type St = State<Arc<AppState>>;
@@ -147,9 +151,12 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
     }
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token = match auth::bearer(header) {
-        Ok(t) => t,
-        Err(e) => {
+    // Without an Authorization header, a verified client certificate (mTLS) is the credential.
+    let client_cert = req.extensions().get::<Arc<crate::tls::ClientCert>>().filter(|_| header.is_none());
+    let token = match (auth::bearer(header), client_cert) {
+        (_, Some(_)) => "",
+        (Ok(t), None) => t,
+        (Err(e), None) => {
             // A missing header is not recorded: it is how every anonymous probe looks.
             if e != auth::HeaderError::Missing {
                 let r = Refusal {
@@ -171,7 +178,15 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
             return finish(&st, route, Err(p));
         }
     };
-    let principal = match st.registry.authenticate(token, now_ms()) {
+    let authenticated = match (client_cert, &st.oidc) {
+        (Some(cert), _) => crate::tls::authenticate(cert, &st.spiffe_ids, &st.registry, now_ms()),
+        // API keys start with `gvn_` and have no dots; a JWT is three dot-separated parts.
+        (None, Some(oidc)) if crate::jwt::looks_like_jwt(token) => {
+            oidc.authenticate(token, &st.registry, now_ms()).await
+        }
+        (None, _) => st.registry.authenticate(token, now_ms()),
+    };
+    let principal = match authenticated {
         Ok(p) => p,
         Err(d) => {
             let claimed = match &d {

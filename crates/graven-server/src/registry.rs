@@ -56,6 +56,12 @@ pub enum Denial {
     KeyExpired(Arc<Principal>),
     IdentityDisabled(Arc<Principal>),
     IdentityRevoked(Arc<Principal>),
+    /// A federated credential (OIDC token, client certificate) that was refused before it
+    /// named a usable identity; `reason` is a stable slug ([`crate::oidc`], [`crate::tls`]).
+    Federated {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Denial {
@@ -68,6 +74,7 @@ impl Denial {
             Denial::KeyExpired(_) => "key-expired",
             Denial::IdentityDisabled(_) => "identity-disabled",
             Denial::IdentityRevoked(_) => "identity-revoked",
+            Denial::Federated { reason, .. } => reason,
         }
     }
 
@@ -100,6 +107,7 @@ impl Denial {
                 )
             }
             Denial::IdentityRevoked(p) => format!("identity {} is revoked, which is final", p.identity),
+            Denial::Federated { message, .. } => message.clone(),
         }
     }
 }
@@ -140,6 +148,7 @@ impl Snapshot {
                         kind: r.kind.as_str().into(),
                         credential: format!("key:{}", k.key_id),
                         auth: "api_key".into(),
+                        extra: Vec::new(),
                     },
                     last_seen: seen.clone(),
                 });
@@ -305,6 +314,46 @@ impl Registry {
         }
         if slot.expires_ms.is_some_and(|e| now_ms >= e) {
             return Err(Denial::KeyExpired(p));
+        }
+        if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
+            p.last_seen.store(now_ms, Ordering::Relaxed);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(p)
+    }
+
+    /// The principal for a federated credential (an OIDC token, a client certificate) that
+    /// maps to identity `id`: that identity's role and allowed actions, attributed as `actor`
+    /// builds it from the identity's kind. `credential` names the credential in messages.
+    /// Like [`Registry::authenticate`]: no disk, one map lookup.
+    pub fn federated(
+        &self,
+        id: &str,
+        credential: &str,
+        actor: impl FnOnce(crate::identity::Kind) -> Actor,
+        now_ms: i64,
+    ) -> Result<Arc<Principal>, Denial> {
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = snap.records.get(id) else {
+            return Err(Denial::Federated {
+                reason: "unknown-identity",
+                message: format!(
+                    "the credential maps to identity {id}, which is not registered; an admin can create it (graven identity create)"
+                ),
+            });
+        };
+        let p = Arc::new(Principal {
+            identity: r.id.clone(),
+            role: r.role,
+            key_id: credential.to_owned(),
+            allowed_actions: r.allowed_actions.clone(),
+            actor: actor(r.kind),
+            last_seen: snap.last_seen.get(id).cloned().unwrap_or_default(),
+        });
+        match r.status {
+            Status::Revoked => return Err(Denial::IdentityRevoked(p)),
+            Status::Disabled => return Err(Denial::IdentityDisabled(p)),
+            Status::Active => {}
         }
         if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
             p.last_seen.store(now_ms, Ordering::Relaxed);

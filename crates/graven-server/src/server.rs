@@ -25,6 +25,8 @@ pub enum ServeError {
     Log(#[from] graven_tlog::LogError),
     #[error("identity registry: {0}")]
     Registry(#[from] crate::registry::RegistryError),
+    #[error("{0}")]
+    Config(String),
     #[error("listening on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -87,6 +89,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         indexed,
     ));
     let state_index = index.clone();
+    let oidc = match &config.oidc {
+        Some(c) => Some(Arc::new(crate::oidc::Federation::new(c).map_err(ServeError::Config)?)),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some(t) => Some(crate::tls::acceptor(t).map_err(ServeError::Config)?),
+        None => None,
+    };
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
@@ -100,6 +110,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.body_timeout,
         index,
+        oidc,
+        spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -123,7 +135,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         println!("read path (/checkpoint, /tile, /v1/log) is public");
     }
     println!("tree size: {}", engine.committed().size);
-    println!("listening on http://{addr}");
+    if let Some(t) = &config.tls {
+        if let Some(ca) = &t.client_ca {
+            println!("client certificates ({:?}) checked against {}", t.client_auth, ca.display());
+        }
+        println!("listening on https://{addr}");
+    } else {
+        println!("listening on http://{addr}");
+    }
     let _ = std::io::stdout().flush();
 
     // Last-seen times live in memory; write them now and then, not on every request.
@@ -140,7 +159,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             }
         })
     };
-    let served = serve_connections(listener, app(state), config.max_connections, config.header_timeout).await;
+    let served =
+        serve_connections(listener, app(state), config.max_connections, config.header_timeout, tls).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
     engine.shutdown();
     indexer.abort();
@@ -166,9 +186,8 @@ async fn serve_connections(
     router: axum::Router,
     max_connections: usize,
     header_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
@@ -188,18 +207,28 @@ async fn serve_connections(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
         let router = router.clone();
-        // Each request learns its client's address (for denied records and rate limits).
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(crate::http::Peer(peer.ip()));
-            tower_service::Service::call(&mut router.clone(), req)
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let Some(tls) = tls.clone() else {
+            tokio::spawn(async move {
+                serve_one(stream, peer, None, router, header_timeout, watcher).await;
+                drop(permit);
+            });
+            continue;
+        };
         tokio::spawn(async move {
-            let _ = conn.await;
+            // The handshake shares the header deadline: a client that stalls it holds nothing.
+            let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, tls.accept(stream)).await else {
+                return;
+            };
+            // The chain was verified in the handshake; read who it names once per connection.
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(crate::tls::client_cert(c)));
+            serve_one(stream, peer, cert, router, header_timeout, watcher).await;
             drop(permit);
         });
     }
@@ -210,6 +239,32 @@ async fn serve_connections(
         _ = tokio::time::sleep(Duration::from_secs(60)) => {}
     }
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it closes or the server drains.
+async fn serve_one<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    cert: Option<Arc<crate::tls::ClientCert>>,
+    router: axum::Router,
+    header_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    // Each request learns its client's address (for denied records and rate limits) and the
+    // client certificate the handshake verified, if any.
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(crate::http::Peer(peer.ip()));
+        if let Some(c) = &cert {
+            req.extensions_mut().insert(c.clone());
+        }
+        tower_service::Service::call(&mut router.clone(), req)
+    });
+    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
 }
 
 async fn shutdown_signal() {

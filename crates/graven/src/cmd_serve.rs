@@ -36,6 +36,18 @@ pub struct ServeArgs {
     /// openly [default: auditors and admins only].
     #[arg(long, env = "GRAVEN_PUBLIC_READ_PATH")]
     public_read_path: Option<bool>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "GRAVEN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "GRAVEN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates (mTLS, SPIFFE IDs) that chain to this CA (PEM).
+    #[arg(long, env = "GRAVEN_CLIENT_CA")]
+    client_ca: Option<PathBuf>,
+    /// Whether a client certificate is optional or required [default: optional].
+    #[arg(long, env = "GRAVEN_CLIENT_AUTH")]
+    client_auth: Option<graven_server::tls::ClientAuth>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -49,6 +61,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         max_batch_wait_ms: a.max_batch_wait_ms,
         max_pending_events: a.max_pending_events,
         public_read_path: a.public_read_path,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        client_ca: a.client_ca,
+        client_auth: a.client_auth,
     })?;
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
