@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub public_read_path: Option<bool>,
+    /// RFC 9421 signatures: how far `created` may be from now, each way, in seconds.
+    pub signature_window_seconds: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -69,6 +71,8 @@ pub struct Config {
     /// Serve `/checkpoint`, `/tile/...` and `/v1/log` to anyone (a log meant to be witnessed
     /// openly). Default: auditors and admins only.
     pub public_read_path: bool,
+    /// RFC 9421 signatures are refused when `created` is further than this from now.
+    pub signature_window: Duration,
     pub engine: EngineConfig,
 }
 
@@ -159,6 +163,9 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
         public_read_path: o.public_read_path.or(file.public_read_path).unwrap_or(false),
+        signature_window: Duration::from_secs(
+            file.signature_window_seconds.unwrap_or(crate::sigauth::DEFAULT_WINDOW_SECONDS),
+        ),
         engine,
     })
 }

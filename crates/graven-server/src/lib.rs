@@ -2,6 +2,7 @@
 pub mod apikey;
 pub mod audit;
 pub mod auth;
+pub mod client_sig;
 pub mod config;
 pub mod engine;
 pub mod event;
@@ -11,7 +12,9 @@ pub mod identity;
 pub mod indexer;
 pub mod metrics;
 pub mod problem;
+pub mod pubkey;
 pub mod ratelimit;
 pub mod registry;
 pub mod server;
+pub mod sigauth;
 pub mod store;

@@ -100,6 +100,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.body_timeout,
         index,
+        http_sig: crate::sigauth::SigAuth::new(config.signature_window.as_secs()),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
