@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub spiffe_ids: Option<std::collections::BTreeMap<String, String>>,
     /// OIDC/JWT federation: issuers and trust policies.
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// RFC 9421 signatures: how far `created` may be from now, each way, in seconds.
+    pub signature_window_seconds: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -86,6 +88,8 @@ pub struct Config {
     /// HTTPS (and mTLS) when set; plain HTTP otherwise.
     pub tls: Option<crate::tls::TlsConfig>,
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// RFC 9421 signatures are refused when `created` is further than this from now.
+    pub signature_window: Duration,
     pub engine: EngineConfig,
 }
 
@@ -188,6 +192,9 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         public_read_path: o.public_read_path.or(file.public_read_path).unwrap_or(false),
         tls,
         oidc,
+        signature_window: Duration::from_secs(
+            file.signature_window_seconds.unwrap_or(crate::sigauth::DEFAULT_WINDOW_SECONDS),
+        ),
         engine,
     })
 }

@@ -9,6 +9,7 @@
 //! overwrites those 27 bytes, which keeps the canonical form canonical.
 
 use graven_core::event::MAX_ENTRY_SIZE;
+use graven_core::event_sig;
 use graven_core::jcs::{self, JcsError, Value};
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so text order is time order.
@@ -39,6 +40,16 @@ pub struct Actor {
 pub struct Unstamped {
     pub bytes: Vec<u8>,
     pub stamp_at: usize,
+    /// The client's own signature, still to be checked ([`crate::client_sig`]) before the
+    /// event may be sequenced.
+    pub client_sig: Option<ClientSigned>,
+}
+
+/// A `client_signature` and the exact bytes it must verify over.
+#[derive(Debug, Clone)]
+pub struct ClientSigned {
+    pub sig: graven_core::event_sig::ClientSignature,
+    pub message: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,9 +64,11 @@ pub enum EventError {
     #[error("field `{path}` {why}")]
     Field { path: String, why: String },
     #[error(
-        "unknown field `{0}`; allowed top-level fields are action, actor, details, occurred_at, outcome, request_id, resource, source"
+        "unknown field `{0}`; allowed top-level fields are action, actor, client_signature, details, occurred_at, outcome, request_id, resource, source"
     )]
     UnknownField(String),
+    #[error("{0}")]
+    ClientSignature(#[from] graven_core::event_sig::EventSigError),
     #[error("action {0:?} is outside this identity's allowed actions")]
     ActionNotAllowed(String),
     #[error(
@@ -102,6 +115,10 @@ pub fn shape_with(
     };
     let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len() + 3);
     let mut has_action = false;
+    // Computed before the members are taken apart: the client signed its own object.
+    let mut signed_message =
+        members.iter().any(|(k, _)| k == event_sig::FIELD).then(|| event_sig::message(&members));
+    let mut client_sig = None;
     for (key, value) in members {
         match key.as_str() {
             "action" => {
@@ -141,6 +158,10 @@ pub fn shape_with(
                 }
             }
             "details" => {}
+            event_sig::FIELD => {
+                let sig = event_sig::parse_client_signature(&value)?;
+                client_sig = Some(ClientSigned { sig, message: signed_message.take().unwrap_or_default() });
+            }
             "actor" => {
                 // What the client says about itself: kept, labelled as claimed.
                 out.push(("claimed".into(), Value::Object(vec![("actor".into(), value)])));
@@ -188,7 +209,7 @@ pub fn shape_with(
         return Err(EventError::TooLarge(bytes.len()));
     }
     let stamp_at = stamp_at.ok_or(EventError::NotAnObject)?;
-    Ok(Unstamped { bytes, stamp_at })
+    Ok(Unstamped { bytes, stamp_at, client_sig })
 }
 
 /// Writes `logged_at` into an unstamped event in place.

@@ -50,6 +50,8 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Federation>>,
     /// SPIFFE ID → identity id, for mTLS clients.
     pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
+    /// RFC 9421 request signatures: time window and replay cache.
+    pub http_sig: crate::sigauth::SigAuth,
 }
 
 type St = State<Arc<AppState>>;
@@ -86,6 +88,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/identities/{id}/keys", Access::Admin),
     ("POST", "/v1/identities/{id}/keys/rotate", Access::Admin),
     ("POST", "/v1/identities/{id}/keys/{key_id}/revoke", Access::Admin),
+    ("GET", "/v1/identities/{id}/public-keys", Access::Admin),
+    ("POST", "/v1/identities/{id}/public-keys", Access::Admin),
+    ("POST", "/v1/identities/{id}/public-keys/{key_id}/revoke", Access::Admin),
 ];
 
 /// The `ROUTES` entry for a request, as (`METHOD /route` label, access). HEAD is GET.
@@ -123,6 +128,9 @@ const ROUTE_LABELS: &[&str] = &[
     "POST /v1/identities/{id}/keys",
     "POST /v1/identities/{id}/keys/rotate",
     "POST /v1/identities/{id}/keys/{key_id}/revoke",
+    "GET /v1/identities/{id}/public-keys",
+    "POST /v1/identities/{id}/public-keys",
+    "POST /v1/identities/{id}/public-keys/{key_id}/revoke",
 ];
 
 pub(crate) fn now_ms() -> i64 {
@@ -150,6 +158,17 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
         return next.run(req).await;
     }
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    if crate::sigauth::is_signed(req.headers()) {
+        let (principal, mut req) = match crate::sigauth::authenticate(&st, req, route, peer).await {
+            Ok(ok) => ok,
+            Err(resp) => return resp,
+        };
+        if let Err(resp) = check_role(&st, &principal, access, route, peer).await {
+            return resp;
+        }
+        req.extensions_mut().insert(principal);
+        return next.run(req).await;
+    }
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     // Without an Authorization header, a verified client certificate (mTLS) is the credential.
     let client_cert = req.extensions().get::<Arc<crate::tls::ClientCert>>().filter(|_| header.is_none());
@@ -211,16 +230,31 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
             return finish(&st, route, Err(p));
         }
     };
+    if let Err(resp) = check_role(&st, &principal, access, route, peer).await {
+        return resp;
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// Refuses (403, and a denied record) a principal whose role does not give `access`.
+async fn check_role(
+    st: &AppState,
+    principal: &Principal,
+    access: Access,
+    route: &'static str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(), Response> {
     if !access.permits(principal.role) {
         let r = Refusal {
-            who: Some(&principal),
+            who: Some(principal),
             claimed_key: None,
             reason: "role",
             route,
             attempted_action: None,
             peer,
         };
-        audit::denied(&st, r).await;
+        audit::denied(st, r).await;
         let p = Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -232,10 +266,9 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
                 access.needs()
             ),
         );
-        return finish(&st, route, Err(p));
+        return Err(finish(st, route, Err(p)));
     }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    Ok(())
 }
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -253,6 +286,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(crate::identities::routes())
+        .merge(crate::pubkey::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -442,6 +476,18 @@ async fn post_events(
             ))
         }
         Err(Refused::Problem(p)) => Err(p),
+        Err(Refused::ClientSig(c)) => {
+            let refusal = Refusal {
+                who: Some(&principal),
+                claimed_key: None,
+                reason: c.reason,
+                route: "POST /v1/events",
+                attempted_action: None,
+                peer: peer.map(|p| p.0.0),
+            };
+            audit::denied(&st, refusal).await;
+            Err(c.problem)
+        }
         Ok(r) => Ok(r),
     };
     finish(&st, "POST /v1/events", r)
@@ -452,6 +498,8 @@ async fn post_events(
 enum Refused {
     Problem(Problem),
     Action(String, Option<usize>),
+    /// A client-signed event whose signature or key was refused (also recorded).
+    ClientSig(crate::client_sig::Refusal),
 }
 
 impl From<Problem> for Refused {
@@ -495,6 +543,10 @@ async fn post_events_inner(
     let body = read_body(st, body).await?;
     if !ndjson {
         let e = event::shape_with(&body, actor, &allowed).map_err(|e| shape_refusal(e, None))?;
+        if let Some(c) = &e.client_sig {
+            crate::client_sig::check(&st.registry, principal, &[(None, c)], now_ms())
+                .map_err(Refused::ClientSig)?;
+        }
         let mut receipts = st
             .engine
             .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
@@ -528,10 +580,18 @@ async fn post_events_inner(
         )));
     }
     let mut entries = Vec::with_capacity(lines.len());
+    let mut signed = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let e = event::shape_with(line, actor, &allowed).map_err(|e| shape_refusal(e, Some(i + 1)))?;
+        if let Some(c) = e.client_sig {
+            signed.push((Some(i + 1), c));
+        }
         entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
+    }
+    if !signed.is_empty() {
+        let items: Vec<(Option<usize>, &event::ClientSigned)> = signed.iter().map(|(l, c)| (*l, c)).collect();
+        crate::client_sig::check(&st.registry, principal, &items, now_ms()).map_err(Refused::ClientSig)?;
     }
     let receipts = st.engine.submit(entries).await.map_err(submit_problem)?;
     // Streamed in chunks rather than built as one string: a 10,000-event batch answers about

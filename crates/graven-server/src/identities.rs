@@ -55,7 +55,7 @@ fn ip(peer: MaybePeer) -> Option<IpAddr> {
     peer.map(|p| p.0.0)
 }
 
-fn fmt_ms(ms: i64) -> String {
+pub(crate) fn fmt_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map(format_timestamp)
         .unwrap_or_default()
@@ -95,24 +95,24 @@ fn view(r: &IdentityRecord, now: i64) -> Value {
     })
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut resp = (status, v.to_string()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
-fn conflict(detail: impl Into<String>) -> Problem {
+pub(crate) fn conflict(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::CONFLICT, "conflict", "The change conflicts with the identity's state", detail)
 }
 
-fn no_identity(id: &str) -> Problem {
+pub(crate) fn no_identity(id: &str) -> Problem {
     Problem::not_found(format!(
         "no identity {id:?}; list them with GET /v1/identities (graven identity list)"
     ))
 }
 
 /// Reads a small JSON body strictly (unknown fields refused). An empty body is `{}`.
-async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
+pub(crate) async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,7 +127,7 @@ async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
 }
 
 /// Makes the records durable (on a blocking thread), after `receipt`'s audit event.
-async fn install(
+pub(crate) async fn install(
     st: &AppState,
     records: BTreeMap<String, IdentityRecord>,
     audit_index: u64,
@@ -222,13 +222,13 @@ fn pct(s: &str) -> String {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangeBody {
+pub(crate) struct ChangeBody {
     /// Why, for the audit event (at most 1024 bytes).
     #[serde(default)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
-fn reason_ok(reason: &Option<String>) -> Result<(), Problem> {
+pub(crate) fn reason_ok(reason: &Option<String>) -> Result<(), Problem> {
     match reason {
         Some(r) if r.len() > 1024 || r.chars().any(char::is_control) => Err(Problem::bad_request(
             "invalid-request",
@@ -295,6 +295,9 @@ async fn status_change(
         rec.status_changed_ms = Some(now);
         if rec.status == Status::Revoked {
             for k in rec.keys.iter_mut().filter(|k| k.revoked_ms.is_none()) {
+                k.revoked_ms = Some(now);
+            }
+            for k in rec.public_keys.iter_mut().filter(|k| k.revoked_ms.is_none()) {
                 k.revoked_ms = Some(now);
             }
         }

@@ -131,6 +131,9 @@ pub struct IdentityRecord {
     pub last_seen_ms: Option<i64>,
     #[serde(default)]
     pub keys: Vec<KeyRecord>,
+    /// Ed25519 public keys for request signatures and client-signed events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<crate::pubkey::PublicKeyRecord>,
 }
 
 /// A field that breaks a rule: `field` names it, `why` says how to fix it.
@@ -252,6 +255,7 @@ impl NewIdentity {
             status_changed_ms: None,
             last_seen_ms: None,
             keys: Vec::new(),
+            public_keys: Vec::new(),
         })
     }
 }

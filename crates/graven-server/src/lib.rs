@@ -2,6 +2,7 @@
 pub mod apikey;
 pub mod audit;
 pub mod auth;
+pub mod client_sig;
 pub mod config;
 pub mod engine;
 pub mod event;
@@ -13,8 +14,10 @@ pub mod jwt;
 pub mod metrics;
 pub mod oidc;
 pub mod problem;
+pub mod pubkey;
 pub mod ratelimit;
 pub mod registry;
 pub mod server;
+pub mod sigauth;
 pub mod store;
 pub mod tls;

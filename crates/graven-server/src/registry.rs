@@ -39,7 +39,7 @@ pub struct Principal {
     pub allowed_actions: Vec<String>,
     /// What events this principal appends are attributed to.
     pub actor: Actor,
-    last_seen: Arc<AtomicI64>,
+    pub(crate) last_seen: Arc<AtomicI64>,
 }
 
 /// Why a credential was refused. The variants holding a principal are keys whose secret
@@ -93,6 +93,9 @@ impl Denial {
         match self {
             Denial::Malformed(m) => format!("the credential is not valid: {m}"),
             Denial::Invalid { .. } => "the credential is not valid".into(),
+            Denial::KeyRevoked(p) if p.actor.auth == "http_signature" => {
+                format!("public key {} was revoked; ask an admin to register a new one", p.key_id)
+            }
             Denial::KeyRevoked(p) => {
                 format!("API key {} was revoked; ask an admin for a new key (graven key create)", p.key_id)
             }
@@ -125,6 +128,7 @@ struct KeySlot {
 struct Snapshot {
     records: Arc<BTreeMap<String, IdentityRecord>>,
     keys: HashMap<String, KeySlot>,
+    pubkeys: HashMap<String, crate::pubkey::Slot>,
     last_seen: HashMap<String, Arc<AtomicI64>>,
 }
 
@@ -164,7 +168,8 @@ impl Snapshot {
                 );
             }
         }
-        Snapshot { records: Arc::new(records), keys, last_seen }
+        let pubkeys = crate::pubkey::slots(&records, &last_seen);
+        Snapshot { records: Arc::new(records), keys, pubkeys, last_seen }
     }
 
     /// The records with the live last-seen times merged in.
@@ -260,6 +265,7 @@ impl Registry {
                 status_changed_ms: None,
                 last_seen_ms: None,
                 keys: Vec::new(),
+                public_keys: Vec::new(),
             });
             if r.status != Status::Active || r.role != Role::Admin {
                 return Err(RegistryError::Bootstrap(format!(
@@ -360,6 +366,36 @@ impl Registry {
             self.dirty.store(true, Ordering::Relaxed);
         }
         Ok(p)
+    }
+
+    /// Looks up a registered Ed25519 public key by its key id (an RFC 9421 `keyid` or a client
+    /// signature's `key_id`). O(1), like [`Registry::authenticate`]; the caller verifies the
+    /// signature with the returned key.
+    pub fn public_key(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+    ) -> Result<(Arc<Principal>, ed25519_dalek::VerifyingKey), Denial> {
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = snap.pubkeys.get(key_id) else {
+            // Only a well-formed id is quoted back in a denied record.
+            let quotable = key_id.len() == 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
+            return Err(Denial::Invalid { key_id: quotable.then(|| key_id.to_owned()) });
+        };
+        let p = slot.principal.clone();
+        match slot.status {
+            Status::Revoked => return Err(Denial::IdentityRevoked(p)),
+            Status::Disabled => return Err(Denial::IdentityDisabled(p)),
+            Status::Active => {}
+        }
+        if slot.revoked {
+            return Err(Denial::KeyRevoked(p));
+        }
+        if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
+            p.last_seen.store(now_ms, Ordering::Relaxed);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok((p, slot.key))
     }
 
     /// The stored identities, with live last-seen times.

@@ -112,6 +112,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         index,
         oidc,
         spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
+        http_sig: crate::sigauth::SigAuth::new(config.signature_window.as_secs()),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -15,6 +15,7 @@
 
 pub mod bundle;
 mod bundle_write;
+pub mod client_sigs;
 mod fetch;
 mod trust;
 mod walk;
@@ -308,9 +309,24 @@ pub fn verify_log_since<F: Fetch>(
     mode: Mode,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifiedLog, VerifyError> {
+    verify_log_since_visiting(f, vkey, origin, trusted, mode, progress, |_, _| Ok(()))
+}
+
+/// [`verify_log_since`] that also hands each entry it reads to `visit(index, entry)` (only
+/// the entries from the remembered size on, in incremental mode), e.g. a
+/// [`client_sigs::ClientSigChecker`]. A visitor error fails the verification.
+pub fn verify_log_since_visiting<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
+    trusted: Option<&VerifiedCheckpoint>,
+    mode: Mode,
+    progress: impl FnMut(u64, u64),
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), VisitError>,
+) -> Result<VerifiedLog, VerifyError> {
     let origin = origin.unwrap_or(vkey.name());
     let cp = fetch_checkpoint(f, vkey, Some(origin))?;
-    let report = walk::check(f, &cp, trusted, mode, progress, &mut |_, _, _| Ok(()))?;
+    let report = walk::check(f, &cp, trusted, mode, progress, &mut |_, i, e| visit(i, e))?;
     Ok(VerifiedLog { checkpoint: cp, key: vkey.clone(), report })
 }
 

@@ -120,6 +120,37 @@ pub enum KeyCommand {
         #[command(flatten)]
         client: Client,
     },
+    /// Register an Ed25519 public key (for RFC 9421 request signatures and client-signed
+    /// events); prints its key id.
+    AddPublic {
+        identity: String,
+        /// The key: base64 of its 32 bytes, PEM, or a file holding either.
+        #[arg(long)]
+        public_key: String,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// List an identity's Ed25519 public keys (JSON).
+    ListPublic {
+        identity: String,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Revoke one Ed25519 public key now.
+    RevokePublic {
+        identity: String,
+        key_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Make a new Ed25519 signing key (secret file, mode 0600); prints its public key.
+    NewSigning {
+        /// Where to write the secret key. Refuses to overwrite.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `90d`, `12h`, `30m`, `45s` or plain seconds.
@@ -272,6 +303,30 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             &format!("/v1/identities/{}/keys/{}/revoke", seg(&identity), seg(&key_id)),
             reason_body(reason),
         )?),
+        KeyCommand::AddPublic { identity, public_key, client } => {
+            let path = std::path::Path::new(&public_key);
+            let text = if path.is_file() {
+                crate::input::read_small(path, crate::input::MAX_KEY_FILE)?
+            } else {
+                public_key
+            };
+            let v = client.call(
+                "POST",
+                &format!("/v1/identities/{}/public-keys", seg(&identity)),
+                Some(json!({"public_key": text.trim()})),
+            )?;
+            println!("{}", v["key_id"].as_str().unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::ListPublic { identity, client } => {
+            print(&client.call("GET", &format!("/v1/identities/{}/public-keys", seg(&identity)), None)?)
+        }
+        KeyCommand::RevokePublic { identity, key_id, reason, client } => print(&client.call(
+            "POST",
+            &format!("/v1/identities/{}/public-keys/{}/revoke", seg(&identity), seg(&key_id)),
+            reason_body(reason),
+        )?),
+        KeyCommand::NewSigning { out } => crate::cmd_sign::new_signing_key(&out),
     }
 }
 

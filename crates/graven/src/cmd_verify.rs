@@ -8,7 +8,7 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_verify::{
     DirFetch, Fetch, HttpFetch, Mode, Remembered, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
-    verify_log_since,
+    VisitError, verify_log_since_visiting,
 };
 use serde_json::{Value, json};
 
@@ -138,21 +138,34 @@ impl Failure {
 struct Outcome {
     trusted: Option<VerifiedCheckpoint>,
     result: Result<(VerifiedLog, Remembered), Failure>,
+    /// Client signatures verified, and those whose key was registered before this run's scan.
+    client_sigs: (u64, u64),
 }
 
 /// Loads the remembered checkpoint, verifies, and remembers the result. A trust store that
 /// cannot be read or written is an error (exit 2), not a verification failure.
 fn verify_once<F: Fetch>(f: &mut F, job: &Job, progress: impl FnMut(u64, u64)) -> anyhow::Result<Outcome> {
     let trusted = job.store.load(&job.vkey, &job.origin)?;
-    let verified =
-        match verify_log_since(f, &job.vkey, Some(&job.origin), trusted.as_ref(), job.mode, progress) {
-            Ok(v) => v,
-            Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)) }),
-        };
+    // Client signatures are checked against keys registered earlier in the log itself.
+    let mut sigs =
+        graven_verify::client_sigs::ClientSigChecker::new(trusted.is_none() || job.mode == Mode::Full);
+    let verified = match verify_log_since_visiting(
+        f,
+        &job.vkey,
+        Some(&job.origin),
+        trusted.as_ref(),
+        job.mode,
+        progress,
+        |i, e| sigs.visit(i, e).map_err(VisitError),
+    ) {
+        Ok(v) => v,
+        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), client_sigs: (0, 0) }),
+    };
+    let client_sigs = (sigs.verified, sigs.unchecked);
     match job.store.remember(&verified) {
-        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)) }),
+        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)), client_sigs }),
         Err(e @ TrustError::ConflictingUpdate { .. }) => {
-            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)) })
+            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), client_sigs })
         }
         Err(e) => Err(e.into()),
     }
@@ -179,14 +192,30 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let Outcome { trusted, result } = outcome?;
+    let Outcome { trusted, result, client_sigs } = outcome?;
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok((v, remembered)) => {
             if job.json {
-                println!("{}", success_json(f, &v, &remembered, secs));
+                let mut j = success_json(f, &v, &remembered, secs);
+                j["client_signatures"] = json!({"verified": client_sigs.0, "not_checked": client_sigs.1});
+                println!("{j}");
             } else {
                 println!("{}", success_text(&v, &remembered, secs));
+                if client_sigs != (0, 0) {
+                    println!(
+                        "client signatures: {} verified{}",
+                        client_sigs.0,
+                        if client_sigs.1 > 0 {
+                            format!(
+                                ", {} not checked (their keys were registered before the remembered checkpoint; use --full)",
+                                client_sigs.1
+                            )
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -208,7 +237,7 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
     let mut fetch_failures = 0u32;
     loop {
         let start = Instant::now();
-        let Outcome { trusted, result } = verify_once(f, job, |_, _| {})?;
+        let Outcome { trusted, result, .. } = verify_once(f, job, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         match result {
             Ok((v, remembered)) => {

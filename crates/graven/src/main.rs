@@ -9,6 +9,7 @@ mod cmd_keygen;
 mod cmd_prove;
 mod cmd_search;
 mod cmd_serve;
+mod cmd_sign;
 mod cmd_verify;
 mod escape;
 mod export_format;
@@ -74,7 +75,13 @@ enum Command {
         #[command(subcommand)]
         command: cmd_identity::IdentityCommand,
     },
-    /// Manage a running server's API keys (needs an admin API key).
+    /// Sign an event (JSON on stdin) with an identity's Ed25519 key; print the signed event.
+    SignEvent {
+        /// The secret key file (from `graven key new-signing`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Manage a running server's API keys and public keys (needs an admin API key).
     Key {
         #[command(subcommand)]
         command: cmd_identity::KeyCommand,
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
         Command::Prove(args) => cmd_prove::run(args),
         Command::Identity { command } => cmd_identity::identity(command),
         Command::Key { command } => cmd_identity::key(command),
+        Command::SignEvent { key } => cmd_sign::sign_event(&key),
     };
     match result {
         Ok(code) => code,

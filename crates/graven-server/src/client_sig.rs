@@ -1,0 +1,100 @@
+//! Checking client-signed events before they are sequenced.
+//!
+//! Each `client_signature` must name a usable public key of the identity that is appending
+//! (an identity submits only events it signed itself), and verify over the event as the client
+//! sent it (`graven_core::event_sig`). A batch is checked with one Ed25519 batch verification;
+//! if that fails, the events are checked one by one to name the first bad line. One bad
+//! signature refuses the whole request: nothing is appended.
+//!
+//! Batch verification (ed25519-dalek `verify_batch`) checks the cofactored equation and
+//! single verification here and in `graven verify` is strict (`verify_strict`), so a signer
+//! that crafts a signature with small-order components could pass the batch yet fail strict
+//! verification; `graven verify` then flags that event, which is the safe direction. Keys are
+//! checked for small order when they are registered.
+
+use axum::http::StatusCode;
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::event::ClientSigned;
+use crate::problem::Problem;
+use crate::registry::{Principal, Registry};
+
+/// Why a client-signed event was refused: the problem to answer and the denied-record reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub problem: Problem,
+    pub reason: &'static str,
+}
+
+fn at(line: Option<usize>) -> String {
+    line.map(|n| format!("line {n}: ")).unwrap_or_default()
+}
+
+fn forbidden(reason: &'static str, detail: String) -> Refusal {
+    Refusal {
+        problem: Problem::new(StatusCode::FORBIDDEN, reason, "Client signature refused", detail),
+        reason,
+    }
+}
+
+/// Checks every `(line, signed event)` of one request appended by `principal`.
+pub fn check(
+    registry: &Registry,
+    principal: &Principal,
+    items: &[(Option<usize>, &ClientSigned)],
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<VerifyingKey> = Vec::with_capacity(items.len());
+    for (line, c) in items {
+        let kid = &c.sig.key_id;
+        let (owner, key) = registry.public_key(kid, now_ms).map_err(|d| {
+            forbidden(
+                "client-signature-key",
+                format!(
+                    "{}the event is signed with key {kid}, which cannot be used ({}); nothing was appended",
+                    at(*line),
+                    d.reason()
+                ),
+            )
+        })?;
+        if owner.identity != principal.identity {
+            return Err(forbidden(
+                "client-signature-key",
+                format!(
+                    "{}the event is signed with key {kid} of identity {}, but the request comes from {}; an identity submits only events it signed itself; nothing was appended",
+                    at(*line),
+                    owner.identity,
+                    principal.identity
+                ),
+            ));
+        }
+        keys.push(key);
+    }
+    let sigs: Vec<Signature> = items.iter().map(|(_, c)| Signature::from_bytes(&c.sig.sig)).collect();
+    let ok = if items.len() == 1 {
+        keys[0].verify_strict(&items[0].1.message, &sigs[0]).is_ok()
+    } else {
+        let msgs: Vec<&[u8]> = items.iter().map(|(_, c)| c.message.as_slice()).collect();
+        ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+    };
+    if ok {
+        return Ok(());
+    }
+    let bad = items
+        .iter()
+        .zip(&keys)
+        .zip(&sigs)
+        .find(|(((_, c), k), s)| k.verify_strict(&c.message, s).is_err())
+        .map(|(((line, c), _), _)| (*line, c.sig.key_id.clone()));
+    let (line, kid) = bad.unwrap_or((None, String::new()));
+    Err(forbidden(
+        "client-signature-invalid",
+        format!(
+            "{}the client signature (key {kid}) does not verify over this event: it was signed over different content, or with another key; nothing was appended",
+            at(line)
+        ),
+    ))
+}

@@ -1,0 +1,49 @@
+//! `graven key new-signing` and `graven sign-event`: an identity's own Ed25519 key, and
+//! client-signed events (format: `graven_core::event_sig`, docs/identities.md).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::SigningKey;
+
+use crate::input;
+
+/// Reads a secret key file: the standard base64 of the 32-byte Ed25519 seed.
+pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = input::read_small(path, input::MAX_KEY_FILE)?;
+    let seed: [u8; 32] = B64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).with_context(|| {
+        format!("{} does not hold an Ed25519 secret key (base64 of 32 bytes)", path.display())
+    })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+pub fn new_signing_key(out: &Path) -> anyhow::Result<ExitCode> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(out).with_context(|| format!("creating {}", out.display()))?;
+    f.write_all(format!("{}\n", B64.encode(seed)).as_bytes())?;
+    f.sync_all()?;
+    let public = key.verifying_key();
+    eprintln!("key id: {}", graven_core::event_sig::key_id(public.as_bytes()));
+    println!("{}", B64.encode(public.as_bytes()));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sign_event(key: &Path) -> anyhow::Result<ExitCode> {
+    let key = load_signing_key(key)?;
+    let event = input::read_stdin(1 << 20)?;
+    let signed = graven_core::event_sig::sign_event(&key, &event).context("the event on stdin")?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&signed)?;
+    out.write_all(b"\n")?;
+    Ok(ExitCode::SUCCESS)
+}
