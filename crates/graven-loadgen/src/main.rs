@@ -11,11 +11,26 @@
 //! `--server-pid`, the server's CPU time, peak RSS and disk writes over the measured window
 //! are read from `/proc`, and `/metrics` is read before and after for commit counts.
 //!
+//! Credentials (`--auth`, for both modes; the output's `"auth"` field says which):
+//! - `bearer` (default): an API key from `--token-file`, sent as `Authorization: Bearer`.
+//! - `jwt`: a pre-minted JWT from `--jwt-file`, sent as `Authorization: Bearer` (OIDC federation).
+//! - `httpsig`: every request is signed (RFC 9421, `graven_core::httpsig::sign_request`, with
+//!   `Content-Digest`) by the Ed25519 key in `--signing-key` (the file `graven key new-signing`
+//!   writes), with a fresh `created` and a unique `nonce` per request so the replay cache takes
+//!   each one. The signing happens before the request's latency clock starts.
+//! - `mtls`: HTTPS (`https://` URL, server CA in `--ca`) with the client certificate
+//!   `--client-cert`/`--client-key`; no `Authorization` header.
+//!
+//! `--client-signed --signing-key <file>` signs every generated event
+//! (`graven_core::event_sig::sign_event`) before the run, so the server checks client
+//! signatures (one batch verification per NDJSON request).
+//!
 //! Prints one JSON line of results on stdout. Refuses any target that is not a loopback
 //! address.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use clap::Parser;
+use ed25519_dalek::SigningKey;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -51,9 +67,35 @@ struct Common {
     /// Server base URL, e.g. http://127.0.0.1:7878 (loopback only).
     #[arg(long)]
     url: String,
-    /// File holding the bearer token (the server's <data>/admin.token).
+    /// How requests are authenticated.
+    #[arg(long, value_enum, default_value_t = AuthKind::Bearer)]
+    auth: AuthKind,
+    /// --auth bearer: file holding the API key (e.g. the server's <data>/admin.token).
     #[arg(long)]
-    token_file: std::path::PathBuf,
+    token_file: Option<PathBuf>,
+    /// --auth jwt: file holding a JWT, sent as a bearer token.
+    #[arg(long)]
+    jwt_file: Option<PathBuf>,
+    /// --auth httpsig and --client-signed: file holding the Ed25519 secret key (standard
+    /// base64 of the 32-byte seed, as `graven key new-signing` writes it).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// The registered public key's id; derived from --signing-key when absent (and checked
+    /// against it when given).
+    #[arg(long)]
+    key_id: Option<String>,
+    /// --auth mtls: the client certificate chain (PEM).
+    #[arg(long)]
+    client_cert: Option<PathBuf>,
+    /// --auth mtls: the client certificate's private key (PEM).
+    #[arg(long)]
+    client_key: Option<PathBuf>,
+    /// https:// URLs: the CA certificate(s) that sign the server's certificate (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Sign every event with --signing-key (client-signed events).
+    #[arg(long)]
+    client_signed: bool,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 8)]
     connections: usize,
@@ -66,6 +108,29 @@ struct Common {
     /// Seed for the generated events.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    /// API key (`Authorization: Bearer gvn_...`) from --token-file.
+    Bearer,
+    /// A JWT from --jwt-file as the bearer token (OIDC federation).
+    Jwt,
+    /// RFC 9421 signature over every request, with --signing-key.
+    Httpsig,
+    /// A client certificate over HTTPS.
+    Mtls,
+}
+
+impl AuthKind {
+    fn name(self) -> &'static str {
+        match self {
+            AuthKind::Bearer => "bearer",
+            AuthKind::Jwt => "jwt",
+            AuthKind::Httpsig => "httpsig",
+            AuthKind::Mtls => "mtls",
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -205,32 +270,187 @@ struct BatchBody {
     line_ends: Vec<usize>,
 }
 
-fn make_batch(first_seq: u64, n: usize, rng: &mut Rng) -> BatchBody {
-    let mut buf = Vec::with_capacity(n * 480);
+/// [`make_event`], client-signed with `signer` when given.
+fn make_event_signed(seq: u64, rng: &mut Rng, signer: Option<&SigningKey>) -> anyhow::Result<Vec<u8>> {
+    let ev = make_event(seq, rng);
+    match signer {
+        Some(k) => graven_core::event_sig::sign_event(k, &ev).context("signing an event"),
+        None => Ok(ev),
+    }
+}
+
+fn make_batch(
+    first_seq: u64,
+    n: usize,
+    rng: &mut Rng,
+    signer: Option<&SigningKey>,
+) -> anyhow::Result<BatchBody> {
+    let mut buf = Vec::with_capacity(n * if signer.is_some() { 640 } else { 480 });
     let mut line_ends = Vec::with_capacity(n);
     for i in 0..n {
-        buf.extend_from_slice(&make_event(first_seq + i as u64, rng));
+        buf.extend_from_slice(&make_event_signed(first_seq + i as u64, rng, signer)?);
         buf.push(b'\n');
         line_ends.push(buf.len());
     }
-    BatchBody { bytes: Bytes::from(buf), line_ends }
+    Ok(BatchBody { bytes: Bytes::from(buf), line_ends })
 }
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
+/// How each request proves who sends it.
+enum Auth {
+    /// `Authorization` as is (API key or JWT as a bearer token).
+    Header(HeaderValue),
+    /// RFC 9421: sign each request; nonces are `<prefix>-<counter>`.
+    HttpSig { key: Box<SigningKey>, key_id: String, nonce_prefix: String, counter: AtomicU64 },
+    /// The TLS client certificate does it.
+    None,
+}
+
 struct Target {
     addr: SocketAddr,
     authority: String,
     base_path: String,
-    auth: HeaderValue,
+    auth: Auth,
+    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+}
+
+/// Checks that the credential options fit `--auth` (and nothing unused is given, which is
+/// usually a mistake in a benchmark script).
+fn validate(c: &Common) -> anyhow::Result<()> {
+    let only = |given: bool, flag: &str, for_what: &str| -> anyhow::Result<()> {
+        if given {
+            bail!("{flag} is only used with {for_what} (--auth is {})", c.auth.name());
+        }
+        Ok(())
+    };
+    let need = |given: bool, flag: &str| -> anyhow::Result<()> {
+        if !given {
+            bail!("--auth {} needs {flag}", c.auth.name());
+        }
+        Ok(())
+    };
+    let https = c.url.starts_with("https://");
+    if !https && !c.url.starts_with("http://") {
+        bail!("--url must start with http:// or https:// (got {})", c.url);
+    }
+    match c.auth {
+        AuthKind::Bearer => need(c.token_file.is_some(), "--token-file")?,
+        AuthKind::Jwt => need(c.jwt_file.is_some(), "--jwt-file")?,
+        AuthKind::Httpsig => need(c.signing_key.is_some(), "--signing-key")?,
+        AuthKind::Mtls => {
+            need(c.client_cert.is_some() && c.client_key.is_some(), "--client-cert and --client-key")?;
+            need(https, "an https:// --url")?;
+        }
+    }
+    only(c.auth != AuthKind::Bearer && c.token_file.is_some(), "--token-file", "--auth bearer")?;
+    only(c.auth != AuthKind::Jwt && c.jwt_file.is_some(), "--jwt-file", "--auth jwt")?;
+    only(
+        c.auth != AuthKind::Mtls && (c.client_cert.is_some() || c.client_key.is_some()),
+        "--client-cert/--client-key",
+        "--auth mtls",
+    )?;
+    let signs = c.auth == AuthKind::Httpsig || c.client_signed;
+    only(!signs && c.signing_key.is_some(), "--signing-key", "--auth httpsig or --client-signed")?;
+    only(c.signing_key.is_none() && c.key_id.is_some(), "--key-id", "--signing-key")?;
+    if c.client_signed && c.signing_key.is_none() {
+        bail!("--client-signed needs --signing-key");
+    }
+    if https && c.ca.is_none() {
+        bail!("an https:// --url needs --ca (the CA that signs the server's certificate)");
+    }
+    only(!https && c.ca.is_some(), "--ca", "an https:// --url")?;
+    Ok(())
+}
+
+/// Reads a secret key file as `graven key new-signing` writes it, and the key id of its public
+/// key, which must equal `expected` when given.
+fn load_signing_key(path: &std::path::Path, expected: Option<&str>) -> anyhow::Result<(SigningKey, String)> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .with_context(|| format!("{}: not base64", path.display()))?;
+    let seed: [u8; 32] =
+        seed.try_into().map_err(|_| anyhow!("{}: an Ed25519 secret key is 32 bytes", path.display()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let id = graven_core::event_sig::key_id(key.verifying_key().as_bytes());
+    if let Some(e) = expected
+        && e != id
+    {
+        bail!("--key-id {e} is not the id of --signing-key's public key ({id})");
+    }
+    Ok((key, id))
+}
+
+fn tls_connector(c: &Common) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let ca = c.ca.as_ref().ok_or_else(|| anyhow!("--ca is required for https://"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))? {
+        roots.add(cert.with_context(|| format!("{}: bad PEM", ca.display()))?)?;
+    }
+    let builder =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+    let cfg = match (&c.client_cert, &c.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .with_context(|| format!("reading {}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("{}: bad PEM", cert.display()))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+}
+
+/// A nonce prefix that differs between processes (time and pid), so two loadgen runs against
+/// one server do not collide in its replay cache.
+fn nonce_prefix() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}{:x}", t.as_nanos() as u64, std::process::id())
+}
+
+fn make_auth(c: &Common) -> anyhow::Result<Auth> {
+    let read = |p: &PathBuf| -> anyhow::Result<HeaderValue> {
+        let token = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        HeaderValue::from_str(&format!("Bearer {}", token.trim())).context("the token is not a header value")
+    };
+    Ok(match (c.auth, &c.token_file, &c.jwt_file, &c.signing_key) {
+        (AuthKind::Bearer, Some(p), _, _) | (AuthKind::Jwt, _, Some(p), _) => Auth::Header(read(p)?),
+        (AuthKind::Httpsig, _, _, Some(p)) => {
+            let (key, key_id) = load_signing_key(p, c.key_id.as_deref())?;
+            Auth::HttpSig {
+                key: Box::new(key),
+                key_id,
+                nonce_prefix: nonce_prefix(),
+                counter: AtomicU64::new(0),
+            }
+        }
+        (AuthKind::Mtls, ..) => Auth::None,
+        _ => bail!("--auth {} is missing its credential", c.auth.name()),
+    })
+}
+
+/// The key that signs events with --client-signed.
+fn event_signer(c: &Common) -> anyhow::Result<Option<SigningKey>> {
+    match (&c.signing_key, c.client_signed) {
+        (Some(p), true) => Ok(Some(load_signing_key(p, c.key_id.as_deref())?.0)),
+        _ => Ok(None),
+    }
 }
 
 async fn target(common: &Common) -> anyhow::Result<Arc<Target>> {
-    let rest = common
-        .url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("--url must start with http:// (got {})", common.url))?;
+    validate(common)?;
+    let https = common.url.starts_with("https://");
+    let rest = common.url.split_once("://").map_or("", |(_, r)| r);
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -240,11 +460,22 @@ async fn target(common: &Common) -> anyhow::Result<Arc<Target>> {
     let addr = addrs.iter().copied().find(|a| a.ip().is_loopback()).ok_or_else(|| {
         anyhow!("{authority} is not a loopback address; this tool only targets this machine")
     })?;
-    let token = std::fs::read_to_string(&common.token_file)
-        .with_context(|| format!("reading {}", common.token_file.display()))?;
-    let auth =
-        HeaderValue::from_str(&format!("Bearer {}", token.trim())).context("token is not a header value")?;
-    Ok(Arc::new(Target { addr, authority: authority.to_owned(), base_path: path.to_owned(), auth }))
+    let tls = if https {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| anyhow!("{host} is not a TLS server name: {e}"))?;
+        Some((tls_connector(common)?, name))
+    } else {
+        None
+    };
+    Ok(Arc::new(Target {
+        addr,
+        authority: authority.to_owned(),
+        base_path: path.to_owned(),
+        auth: make_auth(common)?,
+        tls,
+    }))
 }
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -253,30 +484,71 @@ async fn connect(t: &Target) -> anyhow::Result<Sender> {
     let stream =
         tokio::net::TcpStream::connect(t.addr).await.with_context(|| format!("connecting to {}", t.addr))?;
     stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let sender = match &t.tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+        }
+        Some((connector, name)) => {
+            let tls = connector.connect(name.clone(), stream).await.context("TLS handshake")?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+        }
+    };
     Ok(sender)
 }
 
-async fn send(
-    sender: &mut Sender,
+/// Builds a request; with `authed`, adds the credential (for --auth httpsig, signs it).
+fn build(
     t: &Target,
     method: Method,
     path: &str,
     ctype: Option<&'static str>,
     body: Bytes,
-) -> anyhow::Result<(StatusCode, Bytes)> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", t.base_path))
-        .header(HOST, t.authority.as_str())
-        .header(AUTHORIZATION, t.auth.clone());
+    authed: bool,
+) -> anyhow::Result<Request<Full<Bytes>>> {
+    let full_path = format!("{}{path}", t.base_path);
+    let mut req =
+        Request::builder().method(method.clone()).uri(&full_path).header(HOST, t.authority.as_str());
     if let Some(c) = ctype {
         req = req.header(CONTENT_TYPE, c);
     }
-    let req = req.body(Full::new(body))?;
+    if authed {
+        match &t.auth {
+            Auth::Header(h) => req = req.header(AUTHORIZATION, h.clone()),
+            Auth::HttpSig { key, key_id, nonce_prefix, counter } => {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let nonce = format!("{nonce_prefix}-{n}");
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let (p, q) =
+                    full_path.split_once('?').map_or((full_path.as_str(), None), |(p, q)| (p, Some(q)));
+                let parts = graven_core::httpsig::RequestParts {
+                    method: method.as_str(),
+                    path: p,
+                    query: q,
+                    ..Default::default()
+                };
+                let h = graven_core::httpsig::sign_request(key, key_id, &parts, &body, created, Some(&nonce));
+                req = req
+                    .header("content-digest", h.content_digest)
+                    .header("signature-input", h.signature_input)
+                    .header("signature", h.signature);
+            }
+            Auth::None => {}
+        }
+    }
+    Ok(req.body(Full::new(body))?)
+}
+
+async fn exchange(sender: &mut Sender, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
     sender.ready().await?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
@@ -460,8 +732,10 @@ async fn probe(t: &Target, pid: Option<u32>, tck: f64) -> Probe {
         p.server_rss_kb = proc_status_kb(pid, "VmRSS:");
         p.server_write_bytes = proc_write_bytes(pid);
     }
+    // /metrics is public: no credential (and no signature to spend a nonce on).
     if let Ok(mut s) = connect(t).await
-        && let Ok((st, body)) = send(&mut s, t, Method::GET, "/metrics", None, Bytes::new()).await
+        && let Ok(req) = build(t, Method::GET, "/metrics", None, Bytes::new(), false)
+        && let Ok((st, body)) = exchange(&mut s, req).await
         && st.is_success()
     {
         p.metrics = parse_metrics(&String::from_utf8_lossy(&body));
@@ -510,13 +784,16 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
         bail!("--batch, --events and --connections must be at least 1");
     }
     let t = target(&a.common).await?;
+    let signer = event_signer(&a.common)?;
     let tck = clk_tck();
     let mut rng = Rng(a.common.seed);
     let pool_n = a.pool.max(1).min(a.events.div_ceil(a.batch as u64) as usize);
     let pool: Arc<Vec<BatchBody>> = Arc::new(
         (0..pool_n)
-            .map(|k| make_batch((k * a.batch) as u64, a.batch.min(a.events as usize), &mut rng))
-            .collect(),
+            .map(|k| {
+                make_batch((k * a.batch) as u64, a.batch.min(a.events as usize), &mut rng, signer.as_ref())
+            })
+            .collect::<anyhow::Result<_>>()?,
     );
     let (ev_bytes, ev_n) =
         pool.iter().fold((0usize, 0usize), |(b, n), p| (b + p.bytes.len(), n + p.line_ends.len()));
@@ -553,8 +830,9 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
                     }
                 }
                 let Some(s) = sender.as_mut() else { continue };
+                let req = build(&t, Method::POST, "/v1/events", Some("application/x-ndjson"), body, true)?;
                 let t0 = Instant::now();
-                match send(s, &t, Method::POST, "/v1/events", Some("application/x-ndjson"), body).await {
+                match exchange(s, req).await {
                     Ok((status, resp)) => {
                         st.record(status, t0.elapsed(), len, &resp);
                         if status == StatusCode::CREATED {
@@ -615,6 +893,8 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
     };
     Ok(json!({
         "mode": "bulk",
+        "auth": a.common.auth.name(),
+        "client_signed": a.common.client_signed,
         "connections": a.common.connections,
         "batch": a.batch,
         "events_requested": a.events,
@@ -646,10 +926,14 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
         bail!("--connections and --duration-secs must be positive");
     }
     let t = target(&a.common).await?;
+    let signer = event_signer(&a.common)?;
     let tck = clk_tck();
     let mut rng = Rng(a.common.seed);
-    let pool: Arc<Vec<Bytes>> =
-        Arc::new((0..a.pool.max(1)).map(|i| Bytes::from(make_event(i as u64, &mut rng))).collect());
+    let pool: Arc<Vec<Bytes>> = Arc::new(
+        (0..a.pool.max(1))
+            .map(|i| make_event_signed(i as u64, &mut rng, signer.as_ref()).map(Bytes::from))
+            .collect::<anyhow::Result<_>>()?,
+    );
     let mean_event_bytes = pool.iter().map(Bytes::len).sum::<usize>() as f64 / pool.len() as f64;
     let start = Instant::now();
     let warm = start + Duration::from_secs_f64(a.warmup_secs.max(0.0));
@@ -689,8 +973,9 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
                 let body = pool[i % pool.len()].clone();
                 i += 1;
                 let len = body.len();
+                let req = build(&t, Method::POST, "/v1/events", Some("application/json"), body, true)?;
                 let t0 = Instant::now();
-                let r = send(s, &t, Method::POST, "/v1/events", Some("application/json"), body).await;
+                let r = exchange(s, req).await;
                 let done = Instant::now();
                 let counted = done >= warm && done <= end;
                 match r {
@@ -728,6 +1013,8 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
     let window = a.duration_secs;
     Ok(json!({
         "mode": "single",
+        "auth": a.common.auth.name(),
+        "client_signed": a.common.client_signed,
         "connections": a.common.connections,
         "duration_s": window,
         "warmup_s": a.warmup_secs,
@@ -775,9 +1062,192 @@ mod tests {
     #[test]
     fn batch_slices_end_on_line_boundaries() {
         let mut rng = Rng(1);
-        let b = make_batch(0, 10, &mut rng);
+        let b = make_batch(0, 10, &mut rng, None).unwrap();
         let s = b.bytes.slice(..b.line_ends[3]);
         assert_eq!(count_lines(&s), 4);
         assert!(s.ends_with(b"\n"));
+    }
+
+    fn common(args: &[&str]) -> anyhow::Result<Common> {
+        let mut v = vec!["graven-loadgen", "single"];
+        v.extend_from_slice(args);
+        let cli = Cli::try_parse_from(v)?;
+        let Mode::Single(a) = cli.mode else { unreachable!() };
+        validate(&a.common)?;
+        Ok(a.common)
+    }
+
+    fn err(args: &[&str]) -> String {
+        format!("{:#}", common(args).unwrap_err())
+    }
+
+    const URL: &str = "http://127.0.0.1:1";
+
+    #[test]
+    fn credential_options_are_validated() {
+        let c = common(&["--url", URL, "--token-file", "t"]).unwrap();
+        assert_eq!(c.auth, AuthKind::Bearer);
+        assert!(err(&["--url", URL]).contains("--token-file"));
+        assert!(err(&["--url", URL, "--auth", "jwt", "--token-file", "t"]).contains("--jwt-file"));
+        common(&["--url", URL, "--auth", "jwt", "--jwt-file", "j"]).unwrap();
+        assert!(
+            err(&["--url", URL, "--auth", "jwt", "--jwt-file", "j", "--token-file", "t"])
+                .contains("--token-file is only used with --auth bearer")
+        );
+        assert!(err(&["--url", URL, "--auth", "httpsig"]).contains("--signing-key"));
+        common(&["--url", URL, "--auth", "httpsig", "--signing-key", "k", "--key-id", "00"]).unwrap();
+        assert!(err(&["--url", URL, "--token-file", "t", "--signing-key", "k"]).contains("--client-signed"));
+        common(&["--url", URL, "--token-file", "t", "--signing-key", "k", "--client-signed"]).unwrap();
+        assert!(err(&["--url", URL, "--token-file", "t", "--client-signed"]).contains("--signing-key"));
+        assert!(err(&["--url", URL, "--auth", "nope", "--token-file", "t"]).contains("nope"));
+        let mtls = ["--auth", "mtls", "--client-cert", "c", "--client-key", "k"];
+        let mut https = vec!["--url", "https://127.0.0.1:1", "--ca", "ca"];
+        https.extend_from_slice(&mtls);
+        common(&https).unwrap();
+        let mut plain = vec!["--url", URL];
+        plain.extend_from_slice(&mtls);
+        assert!(err(&plain).contains("https://"));
+        assert!(err(&["--url", "https://127.0.0.1:1", "--token-file", "t"]).contains("--ca"));
+        assert!(err(&["--url", "ftp://x", "--token-file", "t"]).contains("--url"));
+    }
+
+    fn key_file(dir: &std::path::Path) -> (PathBuf, SigningKey) {
+        use base64::Engine as _;
+        let key = SigningKey::from_bytes(&[42u8; 32]);
+        let p = dir.join("signing.key");
+        std::fs::write(&p, format!("{}\n", base64::engine::general_purpose::STANDARD.encode([42u8; 32])))
+            .unwrap();
+        (p, key)
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "graven-loadgen-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_key_id_is_derived_and_checked() {
+        let d = tempdir();
+        let (p, key) = key_file(&d);
+        let id = graven_core::event_sig::key_id(key.verifying_key().as_bytes());
+        assert_eq!(load_signing_key(&p, None).unwrap().1, id);
+        assert_eq!(load_signing_key(&p, Some(&id)).unwrap().1, id);
+        assert!(
+            format!("{:#}", load_signing_key(&p, Some("0011223344556677")).unwrap_err()).contains("--key-id")
+        );
+        std::fs::write(&p, "bm90IDMyIGJ5dGVz").unwrap();
+        assert!(format!("{:#}", load_signing_key(&p, None).unwrap_err()).contains("32 bytes"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// What the server does with a signed request (sigauth.rs), with graven_core's parser,
+    /// signature base and digest.
+    fn server_verifies(req: &Request<Full<Bytes>>, body: &[u8], key: &SigningKey) -> (String, String) {
+        use graven_core::httpsig;
+        let h = |n: &str| req.headers().get(n).unwrap().to_str().unwrap().to_owned();
+        assert!(req.headers().get(AUTHORIZATION).is_none());
+        let params = httpsig::parse_signature_input(&h("signature-input")).unwrap();
+        let p = &params[0];
+        for c in ["@method", "@path", "content-digest"] {
+            assert!(p.covers(c), "{c}");
+        }
+        let sigs = httpsig::parse_signatures(&h("signature")).unwrap();
+        let (label, sig) = &sigs[0];
+        assert_eq!(*label, p.label);
+        let digest = httpsig::parse_content_digest(&h("content-digest")).unwrap().unwrap();
+        assert_eq!(h("content-digest"), httpsig::content_digest(body));
+        assert_eq!(digest.len(), 32);
+        let headers: Vec<(&str, &str)> =
+            req.headers().iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+        let rp = httpsig::RequestParts {
+            method: req.method().as_str(),
+            authority: Some("127.0.0.1:1"),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers,
+            ..Default::default()
+        };
+        let base = httpsig::signature_base(p, &rp).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(sig).unwrap();
+        key.verifying_key().verify_strict(base.as_bytes(), &sig).unwrap();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!((p.created.unwrap() - now).abs() <= 5);
+        assert_eq!(
+            p.keyid.as_deref(),
+            Some(graven_core::event_sig::key_id(key.verifying_key().as_bytes()).as_str())
+        );
+        (p.nonce.clone().unwrap(), h("signature"))
+    }
+
+    #[test]
+    fn httpsig_requests_verify_and_each_has_its_own_nonce() {
+        let d = tempdir();
+        let (p, key) = key_file(&d);
+        let key_s = p.to_str().unwrap();
+        let c = common(&["--url", "http://127.0.0.1:1/base/", "--auth", "httpsig", "--signing-key", key_s])
+            .unwrap();
+        let (signing, key_id) = load_signing_key(&p, None).unwrap();
+        let t = Target {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            authority: "127.0.0.1:1".into(),
+            base_path: "/base".into(),
+            auth: make_auth(&c).unwrap(),
+            tls: None,
+        };
+        assert!(matches!(&t.auth, Auth::HttpSig { key_id: k, .. } if *k == key_id));
+        assert_eq!(signing.to_bytes(), key.to_bytes());
+        let body = Bytes::from_static(b"{\"action\":\"x\"}\n");
+        let r1 =
+            build(&t, Method::POST, "/v1/events", Some("application/x-ndjson"), body.clone(), true).unwrap();
+        assert_eq!(r1.uri().path(), "/base/v1/events");
+        let r2 =
+            build(&t, Method::POST, "/v1/events", Some("application/x-ndjson"), body.clone(), true).unwrap();
+        let (n1, s1) = server_verifies(&r1, &body, &key);
+        let (n2, s2) = server_verifies(&r2, &body, &key);
+        assert_ne!(n1, n2, "nonces repeat");
+        assert_ne!(s1, s2, "signatures repeat");
+        // A different body does not match the first request's digest.
+        assert_ne!(
+            graven_core::httpsig::content_digest(b"other"),
+            r1.headers()["content-digest"].to_str().unwrap()
+        );
+        // Unauthenticated probes carry nothing.
+        let g = build(&t, Method::GET, "/metrics", None, Bytes::new(), false).unwrap();
+        assert!(g.headers().get("signature-input").is_none() && g.headers().get(AUTHORIZATION).is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn bearer_and_jwt_send_the_file_as_a_bearer_token() {
+        let d = tempdir();
+        let f = d.join("jwt");
+        std::fs::write(&f, "aaa.bbb.ccc\n").unwrap();
+        let c = common(&["--url", URL, "--auth", "jwt", "--jwt-file", f.to_str().unwrap()]).unwrap();
+        let Auth::Header(h) = make_auth(&c).unwrap() else { panic!("not a header") };
+        assert_eq!(h, "Bearer aaa.bbb.ccc");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn client_signed_events_verify() {
+        use graven_core::jcs::{self, Value};
+        let key = SigningKey::from_bytes(&[3u8; 32]);
+        let mut rng = Rng(5);
+        let b = make_batch(0, 3, &mut rng, Some(&key)).unwrap();
+        assert_eq!(count_lines(&b.bytes), 3);
+        for line in b.bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            let Value::Object(mut m) = jcs::parse(line).unwrap() else { panic!("not an object") };
+            let i = m.iter().position(|(k, _)| k == "client_signature").unwrap();
+            let (_, sig) = m.remove(i);
+            let sig = graven_core::event_sig::parse_client_signature(&sig).unwrap();
+            let msg = graven_core::event_sig::message(&m);
+            graven_core::event_sig::verify(&key.verifying_key(), &sig, &msg).unwrap();
+        }
     }
 }
