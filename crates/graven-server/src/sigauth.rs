@@ -9,10 +9,11 @@
 //! 3. `keyid` names a usable public key of an active identity (else 401);
 //! 4. `created` is within the window of now (default ±60 s) and `expires`, if given, is
 //!    still ahead (else 401);
-//! 5. `Content-Digest` has a `sha-256` equal to the SHA-256 of the body received (else 401);
-//! 6. the Ed25519 signature verifies over the RFC 9421 §2.5 signature base (else 401);
-//! 7. its `nonce` (or, without one, the signature itself) was not seen within the window
-//!    (else 401).
+//! 5. the Ed25519 signature verifies over the RFC 9421 §2.5 signature base (else 401), which
+//!    covers the `Content-Digest` header: no byte of the body is read before this;
+//! 6. its `nonce` (or, without one, the signature itself) was not seen within the window
+//!    (else 401);
+//! 7. `Content-Digest` has a `sha-256` equal to the SHA-256 of the body received (else 401).
 //!
 //! **Replays.** A replay is the same signed request sent again, so one key per request is
 //! enough: the nonce when there is one (a replay carries the same nonce, inside the signed
@@ -278,18 +279,19 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
         None => None,
     }
     .ok_or_else(|| bad("send Content-Digest: sha-256=:<base64 of the body's SHA-256>: (RFC 9530)".into()))?;
+    // The signature covers the Content-Digest header, not the body itself, so it is checked
+    // before a single byte of the body is read: an unauthenticated client cannot make the
+    // server buffer bodies by naming somebody else's key id.
     let (parts, body) = req.into_parts();
-    let bytes = read_body(st, body).await.map_err(|p| refuse(p.status, "body-unreadable", p.detail))?;
-    if <[u8; 32]>::from(Sha256::digest(&bytes)) != claimed_digest {
-        return Err(found(
-            "digest-mismatch",
-            "the body does not match its Content-Digest; nothing was appended".into(),
-        ));
-    }
     let mut field_lines: Vec<(&str, &str)> = Vec::new();
     for (n, v) in parts.headers.iter() {
-        if let Ok(v) = v.to_str() {
-            field_lines.push((n.as_str(), v));
+        match v.to_str() {
+            Ok(v) => field_lines.push((n.as_str(), v)),
+            // A covered header must be in the signature base whole; refuse rather than drop it.
+            Err(_) if p.covers(n.as_str()) => {
+                return Err(bad(format!("header {n} is covered by the signature but is not visible ASCII")));
+            }
+            Err(_) => {}
         }
     }
     let rp = RequestParts {
@@ -333,6 +335,13 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
                 claimed_key: None,
             });
         }
+    }
+    let bytes = read_body(st, body).await.map_err(|p| refuse(p.status, "body-unreadable", p.detail))?;
+    if <[u8; 32]>::from(Sha256::digest(&bytes)) != claimed_digest {
+        return Err(found(
+            "digest-mismatch",
+            "the body does not match its Content-Digest; nothing was appended".into(),
+        ));
     }
     Ok((principal, Request::from_parts(parts, Body::from(bytes))))
 }

@@ -508,3 +508,37 @@ fn verify_names_the_entry_whose_client_signature_fails() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("entry 0:"));
 }
+
+/// A signature is checked before any of the body is read: a client that names somebody's key id
+/// with a signature that does not verify gets 401 at once, even if it announces a large body and
+/// never sends it (so it cannot make the server hold bodies in memory).
+#[test]
+fn a_bad_signature_is_refused_before_the_body_is_read() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    s.identity("svc:signer", "writer", &[]);
+    let k = SigningKey::from_bytes(&[21u8; 32]);
+    s.add_public("svc:signer", &k);
+    // Signed by another key, but naming k's key id.
+    let forger = SigningKey::from_bytes(&[22u8; 32]);
+    let t = RequestParts { method: "POST", path: "/v1/events", ..Default::default() };
+    let h = sign_request(&forger, &kid(&k), &t, b"{}", now_s(), Some("n-1"));
+    let before = s.size();
+    let mut conn = std::net::TcpStream::connect(&s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        conn,
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nContent-Digest: {}\r\nSignature-Input: {}\r\nSignature: {}\r\n\r\n",
+        s.addr, h.content_digest, h.signature_input, h.signature
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut head = [0u8; 64];
+    let n = conn.read(&mut head).unwrap();
+    let text = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered only after {:?}", started.elapsed());
+    // Only the denied record may have been appended.
+    assert!(s.size() <= before + 1);
+}
