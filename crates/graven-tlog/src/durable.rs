@@ -33,11 +33,37 @@ pub struct Batch {
     held: BTreeMap<PathBuf, (PathBuf, bool)>,
     /// Files written directly under their final names, not yet synced.
     fresh: Vec<PathBuf>,
+    /// With a root, every directory from a written file's up to the root is synced too.
+    root: Option<PathBuf>,
 }
 
 impl Batch {
     pub fn new(fs: Arc<dyn Fs>) -> Self {
-        Batch { fs, dirs: BTreeSet::new(), held: BTreeMap::new(), fresh: Vec::new() }
+        Batch { fs, dirs: BTreeSet::new(), held: BTreeMap::new(), fresh: Vec::new(), root: None }
+    }
+
+    /// A batch whose syncs also cover every directory between a written file and `root`.
+    ///
+    /// A directory can exist without its entry in its parent being durable: a process that
+    /// created it and then died (the machine staying up) leaves it in the page cache only, and
+    /// the next process, finding it, would not know to sync the parent. Syncing the whole chain
+    /// on every commit closes that gap; the extra directory fsyncs run in the same concurrent
+    /// round and cost little when nothing in them changed.
+    pub fn within(fs: Arc<dyn Fs>, root: &Path) -> Self {
+        Batch { root: Some(root.to_path_buf()), ..Self::new(fs) }
+    }
+
+    /// Remembers `dir` and, under a root, every directory above it up to the root.
+    fn touch(&mut self, dir: &Path) {
+        self.dirs.insert(dir.to_path_buf());
+        if let Some(root) = &self.root {
+            for a in dir.ancestors().skip(1) {
+                if !a.starts_with(root) {
+                    break;
+                }
+                self.dirs.insert(a.to_path_buf());
+            }
+        }
     }
 
     /// Creates `dir` and any missing parents, remembering each parent whose entries changed.
@@ -68,7 +94,7 @@ impl Batch {
         let dir = current_if_empty(dir);
         self.create_dirs(dir)?;
         self.fs.write_file(path, data)?;
-        self.dirs.insert(dir.to_path_buf());
+        self.touch(dir);
         if !self.fresh.iter().any(|p| p == path) {
             self.fresh.push(path.to_path_buf());
         }
@@ -95,7 +121,7 @@ impl Batch {
         for (path, (tmp, _)) in std::mem::take(&mut self.held) {
             self.fs.rename(&tmp, &path)?;
             let dir = path.parent().map(current_if_empty).unwrap_or(Path::new("."));
-            self.dirs.insert(dir.to_path_buf());
+            self.touch(dir);
         }
         self.sync()
     }
@@ -183,25 +209,33 @@ fn sync_all(fs: &Arc<dyn Fs>, round: Vec<(bool, PathBuf)>) -> io::Result<()> {
     let mut round = round.into_iter();
     let Some(mine) = round.next() else { return Ok(()) };
     let (done, results) = mpsc::channel();
+    let mut expected = 1usize;
     {
         let jobs = pool().jobs.lock().unwrap_or_else(|p| p.into_inner());
         for (dir, path) in round {
+            expected += 1;
             let job = SyncJob { fs: fs.clone(), dir, path, done: done.clone() };
-            match jobs.send(job) {
-                Ok(()) => {}
+            if let Err(mpsc::SendError(job)) = jobs.send(job) {
                 // No pool (it could not start): run it here.
-                Err(mpsc::SendError(job)) => job.run(),
+                job.run();
             }
         }
     }
     SyncJob { fs: fs.clone(), dir: mine.0, path: mine.1, done }.run();
     // One answer per job, including the ones run here; wait for all before returning, so no
-    // sync of this batch outlives it.
+    // sync of this batch outlives it. The channel closes when every job is done or dropped, so
+    // a job that never answered (a worker that panicked) shows up as a missing answer.
     let mut first_err = None;
+    let mut answers = 0usize;
     for r in results.iter() {
+        answers += 1;
         if let Err(e) = r {
             first_err.get_or_insert(e);
         }
+    }
+    if answers != expected && first_err.is_none() {
+        first_err =
+            Some(io::Error::other(format!("{} of {expected} fsyncs never answered", expected - answers)));
     }
     match first_err {
         Some(e) => Err(e),
@@ -266,6 +300,28 @@ mod tests {
         for i in 0..10 {
             let got = fs.read(&PathBuf::from(format!("/t/{}/n{i}", i % 4)), 100).unwrap();
             assert_eq!(got, format!("n{i}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_directory_left_by_a_dead_process_is_made_durable_with_its_parents() {
+        for within in [false, true] {
+            let fs = Arc::new(SimFs::new());
+            // A first process made /log durable, then created /log/tile/x and died before
+            // syncing /log/tile (the machine stayed up, so the directories still exist).
+            let mut b = Batch::new(fs.clone());
+            b.create_dirs(Path::new("/log")).unwrap();
+            b.sync().unwrap();
+            fs.create_dir(Path::new("/log/tile")).unwrap();
+            fs.create_dir(Path::new("/log/tile/x")).unwrap();
+            // The next process writes into the existing directory and syncs.
+            let mut b =
+                if within { Batch::within(fs.clone(), Path::new("/log")) } else { Batch::new(fs.clone()) };
+            b.write_new(Path::new("/log/tile/x/f"), b"data").unwrap();
+            b.sync().unwrap();
+            fs.crash();
+            let survived = fs.read(Path::new("/log/tile/x/f"), 100).is_ok();
+            assert_eq!(survived, within, "within the root: {within}");
         }
     }
 

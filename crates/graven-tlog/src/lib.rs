@@ -263,7 +263,7 @@ impl LocalLog {
     fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
         let old = self.size;
         let dir = self.dir.clone();
-        let mut batch = durable::Batch::new(self.fs.clone());
+        let mut batch = durable::Batch::within(self.fs.clone(), &self.dir);
 
         // 1. The committed tree's right edge, partial tiles and partial bundle: kept in memory
         //    from the previous commit, or (after open) loaded and checked against the committed
