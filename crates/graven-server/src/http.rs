@@ -975,7 +975,11 @@ struct StreamQuery {
 }
 
 /// Server-sent events: every entry from `from` (default: the current size), then live.
-async fn stream(State(st): St, Query(q): Query<StreamQuery>) -> Response {
+async fn stream(
+    State(st): St,
+    axum::Extension(principal): axum::Extension<Arc<Principal>>,
+    Query(q): Query<StreamQuery>,
+) -> Response {
     let start = match q.from.as_deref().map(|s| parse_index(s, "from")).transpose() {
         Ok(v) => v.unwrap_or(st.engine.committed().size),
         Err(p) => return finish(&st, "GET /v1/stream", Err(p)),
@@ -983,23 +987,33 @@ async fn stream(State(st): St, Query(q): Query<StreamQuery>) -> Response {
     count(&st, "GET /v1/stream", StatusCode::OK);
     let rx = st.engine.subscribe();
     let reader = st.reader.clone();
-    Sse::new(tail(start, rx, reader))
+    let registry = st.registry.clone();
+    // The credential was checked when the stream opened; it is checked again before each read
+    // of newly committed entries and every `RECHECK` while idle, so a revoked, disabled or
+    // expired credential stops receiving events (and its stream is closed).
+    let allowed = move || registry.still_valid(&principal, now_ms());
+    Sse::new(tail(start, rx, reader, allowed))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-fn tail(
+/// How often an idle stream re-checks its credential.
+const RECHECK: Duration = Duration::from_secs(5);
+
+fn tail<A: Fn() -> bool + Send + 'static>(
     start: u64,
     rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
     reader: Arc<Mutex<LogReader>>,
+    allowed: A,
 ) -> impl Stream<Item = Result<SseEvent, std::convert::Infallible>> {
-    struct S {
+    struct S<A> {
         next: u64,
         buf: std::collections::VecDeque<(u64, Vec<u8>)>,
         rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
         reader: Arc<Mutex<LogReader>>,
+        allowed: A,
     }
-    let s = S { next: start, buf: Default::default(), rx, reader };
+    let s = S { next: start, buf: Default::default(), rx, reader, allowed };
     futures_util::stream::unfold(s, |mut s| async move {
         loop {
             if let Some((i, entry)) = s.buf.pop_front() {
@@ -1009,6 +1023,10 @@ fn tail(
             }
             let size = s.rx.borrow_and_update().size;
             if s.next < size {
+                // Before reading more of the log for this client.
+                if !(s.allowed)() {
+                    return None;
+                }
                 let reader = s.reader.clone();
                 let next = s.next;
                 let got = tokio::task::spawn_blocking(move || {
@@ -1026,8 +1044,15 @@ fn tail(
                 s.next = s.buf.back().map_or(size, |(i, _)| i + 1);
                 continue;
             }
-            if s.rx.changed().await.is_err() {
-                return None;
+            match tokio::time::timeout(RECHECK, s.rx.changed()).await {
+                Ok(Err(_)) => return None,
+                Ok(Ok(())) => {}
+                // Idle: re-check the credential, so a revoked one does not hold the stream.
+                Err(_) => {
+                    if !(s.allowed)() {
+                        return None;
+                    }
+                }
             }
         }
     })

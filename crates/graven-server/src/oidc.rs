@@ -270,6 +270,7 @@ impl Federation {
                 auth: "oidc".into(),
                 extra,
             },
+            claims.claims().get("exp").and_then(Value::as_i64).map(|s| s.saturating_mul(1000)),
             now_ms,
         )
     }

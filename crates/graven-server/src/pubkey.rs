@@ -112,6 +112,7 @@ pub(crate) fn slots(
                     extra: Vec::new(),
                 },
                 last_seen: seen.clone(),
+                expires_ms: None,
             });
             out.insert(
                 k.key_id.clone(),

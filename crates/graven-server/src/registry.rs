@@ -40,6 +40,9 @@ pub struct Principal {
     /// What events this principal appends are attributed to.
     pub actor: Actor,
     pub(crate) last_seen: Arc<AtomicI64>,
+    /// When the credential itself stops being valid, if it says so (a JWT's `exp`). Key expiry
+    /// and revocation are looked up afresh by [`Registry::still_valid`].
+    pub expires_ms: Option<i64>,
 }
 
 /// Why a credential was refused. The variants holding a principal are keys whose secret
@@ -155,6 +158,7 @@ impl Snapshot {
                         extra: Vec::new(),
                     },
                     last_seen: seen.clone(),
+                    expires_ms: None,
                 });
                 keys.insert(
                     k.key_id.clone(),
@@ -300,6 +304,29 @@ impl Registry {
         Ok(Bootstrap::Created)
     }
 
+    /// Whether a principal authenticated earlier may still act at `now_ms`, with the role it had
+    /// then: its identity is still active with that role, its API key or public key is neither
+    /// revoked nor expired, and its credential (a JWT) has not expired. For long-lived requests
+    /// such as `/v1/stream`, which must not outlive a revocation.
+    pub fn still_valid(&self, p: &Principal, now_ms: i64) -> bool {
+        if p.expires_ms.is_some_and(|e| now_ms >= e) {
+            return false;
+        }
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = snap.records.get(&p.identity) else { return false };
+        if r.status != Status::Active || r.role != p.role {
+            return false;
+        }
+        match p.actor.auth.as_str() {
+            "api_key" => snap
+                .keys
+                .get(&p.key_id)
+                .is_some_and(|k| !k.revoked && k.expires_ms.is_none_or(|e| now_ms < e)),
+            "http_signature" => snap.pubkeys.get(&p.key_id).is_some_and(|k| !k.revoked),
+            _ => true,
+        }
+    }
+
     /// Checks a bearer token at `now_ms`. O(1): no scan, no disk, no allocation.
     pub fn authenticate(&self, token: &str, now_ms: i64) -> Result<Arc<Principal>, Denial> {
         let presented = apikey::parse(token).map_err(Denial::Malformed)?;
@@ -337,6 +364,7 @@ impl Registry {
         id: &str,
         credential: &str,
         actor: impl FnOnce(crate::identity::Kind) -> Actor,
+        expires_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<Arc<Principal>, Denial> {
         let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
@@ -355,6 +383,7 @@ impl Registry {
             allowed_actions: r.allowed_actions.clone(),
             actor: actor(r.kind),
             last_seen: snap.last_seen.get(id).cloned().unwrap_or_default(),
+            expires_ms,
         });
         match r.status {
             Status::Revoked => return Err(Denial::IdentityRevoked(p)),

@@ -154,6 +154,7 @@ pub fn authenticate(
                 ("cert_sha256".into(), J::String(cert.sha256.clone())),
             ],
         },
+        None,
         now_ms,
     )
 }

@@ -620,3 +620,53 @@ fn no_route_alters_or_deletes_an_event() {
         assert_eq!(v["actor"]["id"], "admin");
     }
 }
+
+/// A live tail does not outlive its credential: once the auditor's key is revoked, the stream
+/// delivers no further event and is closed.
+#[test]
+fn a_stream_ends_when_its_credential_is_revoked() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    let auditor = s.identity("svc:watcher", "auditor", &[]);
+    assert_eq!(s.post_event(&s.token, r#"{"action":"before.revoke"}"#).status, 201);
+    let mut conn = std::net::TcpStream::connect(&s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        conn,
+        "GET /v1/stream?from={} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {auditor}\r\n\r\n",
+        s.size() - 1,
+        s.addr
+    )
+    .unwrap();
+    // Read until the first event has arrived.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("before.revoke") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    // Revoke the key, then append an event the stream must not deliver.
+    let r = s.admin("POST", &format!("/v1/identities/svc:watcher/keys/{}/revoke", key_id(&auditor)), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.post_event(&s.token, r#"{"action":"after.revoke"}"#).status, 201);
+    // The server closes the stream (end of the chunked body, then EOF) without sending it.
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("stream still open after {:?}: {e}", started.elapsed()),
+        }
+        if String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n") {
+            break;
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    assert!(!rest.contains("after.revoke"), "a revoked key still received: {rest}");
+    // The event itself was appended.
+    assert_eq!(s.event(s.size() - 1)["action"], "after.revoke");
+}
