@@ -668,3 +668,24 @@ fn search_and_tail_print_hostile_fields_escaped() {
     assert!(t.lines().nth(1).unwrap().starts_with("11 "), "newest first: {t}");
     assert!(!dangerous(&t), "{t:?}");
 }
+
+/// `graven export | head`: when the reader goes away, the export stops quietly with the
+/// SIGPIPE status (141) instead of an error message.
+#[test]
+fn a_closed_pipe_ends_the_export_quietly() {
+    use std::io::Read;
+    let fx = Fixture::new(3000);
+    let dir = fx.dir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["export", "--dir", dir.to_str().unwrap(), "--vkey", &fx.vkey])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
