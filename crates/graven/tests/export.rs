@@ -3,11 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{agent, start};
 use graven_core::note::SignerKey;
 use graven_core::{Hash, leaf_hash};
 use serde_json::Value;
@@ -459,60 +462,10 @@ fn a_tampered_log_directory_exports_nothing_to_a_file() {
 
 // ---- a live server ----
 
-struct Server {
-    child: Child,
-    addr: String,
-    vkey: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut vkey) = (String::new(), String::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "server did not start");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited before listening");
-        }
-        if let Some(v) = line.strip_prefix("verifier key: ") {
-            vkey = v.trim().to_owned();
-        }
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.trim().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
-    Server { child, addr, vkey, token }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .new_agent()
-}
-
 #[test]
 fn bundle_and_records_from_a_live_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data"));
+    let s = start(&tmp.path().join("data"), &[]);
     let url = format!("http://{}", s.addr);
     let mut batch = String::new();
     for i in 0..300 {
@@ -610,7 +563,7 @@ fn bundle_and_records_from_a_live_server() {
 #[test]
 fn search_and_tail_print_hostile_fields_escaped() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data"));
+    let s = start(&tmp.path().join("data"), &[]);
     let url = format!("http://{}", s.addr);
     let mut batch = String::new();
     for i in 0..12 {

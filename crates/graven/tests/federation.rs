@@ -4,76 +4,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64URL};
+use common::{Resp, Server};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------- the server under test
 
-struct Server {
-    child: Child,
-    addr: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data: &Path, config: &str) -> Server {
     std::fs::create_dir_all(data).unwrap();
     let cfg = data.join("test.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "server did not start");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited before listening");
-        }
-        if let Some(a) =
-            line.strip_prefix("listening on http://").or(line.strip_prefix("listening on https://"))
-        {
-            addr = a.trim().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
-    Server { child, addr, token }
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
+    common::start(data, &["--config", cfg.to_str().unwrap()])
 }
 
 /// Plain-HTTP requests through ureq.

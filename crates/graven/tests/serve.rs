@@ -2,69 +2,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Server, agent, start};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, merkle};
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    addr: String,
-    vkey: String,
-    token: String,
-    data: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut vkey) = (String::new(), String::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "server did not start");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited before listening");
-        }
-        if let Some(v) = line.strip_prefix("verifier key: ") {
-            vkey = v.trim().to_owned();
-        }
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.trim().to_owned();
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
-    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
-    Server { child, addr, vkey, token, data: data.to_path_buf() }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .new_agent()
-}
 
 struct Resp {
     status: u16,
@@ -74,10 +24,6 @@ struct Resp {
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
     fn post(&self, ctype: &str, body: &[u8], token: Option<&str>) -> Resp {
         let mut req = agent().post(&self.url("/v1/events")).header("Content-Type", ctype);
         if let Some(t) = token {
@@ -99,11 +45,6 @@ impl Server {
         }
         let mut r = req.call().unwrap();
         into_resp(&mut r)
-    }
-
-    fn size(&self) -> u64 {
-        let v: Value = serde_json::from_str(&self.get("/v1/log").body).unwrap();
-        v["tree_size"].as_u64().unwrap()
     }
 }
 

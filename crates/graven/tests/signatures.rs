@@ -2,201 +2,20 @@
 //! loopback port; `graven verify` checks client signatures offline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
-#![allow(dead_code)] // the harness is shared in shape with tests/identities.rs
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::{Resp, Server, agent, enc, graven_as as graven, refused, start};
 use ed25519_dalek::SigningKey;
 use graven_core::httpsig::{RequestParts, SignedHeaders, sign_request};
 use serde_json::{Value, json};
-
-struct Server {
-    child: Child,
-    addr: String,
-    token: String,
-    data: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "server did not start");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited before listening");
-        }
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.trim().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
-    Server { child, addr, token, data: data.to_path_buf() }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .new_agent()
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
-        let url = self.url(path);
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let a = agent();
-        macro_rules! with_auth {
-            ($r:expr) => {
-                match &auth {
-                    Some(v) => $r.header("Authorization", v),
-                    None => $r,
-                }
-            };
-        }
-        let b = body.unwrap_or("{}").as_bytes();
-        let result = match method {
-            "GET" => with_auth!(a.get(&url)).call(),
-            "HEAD" => with_auth!(a.head(&url)).call(),
-            "OPTIONS" => with_auth!(a.options(&url)).call(),
-            "DELETE" => with_auth!(a.delete(&url)).call(),
-            "POST" => with_auth!(a.post(&url)).header("Content-Type", "application/json").send(b),
-            "PUT" => with_auth!(a.put(&url)).header("Content-Type", "application/json").send(b),
-            "PATCH" => with_auth!(a.patch(&url)).header("Content-Type", "application/json").send(b),
-            m => panic!("{m}"),
-        };
-        let mut r = result.unwrap();
-        let status = r.status().as_u16();
-        let body = r.body_mut().read_to_string().unwrap_or_default();
-        Resp { status, body }
-    }
-
-    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let b = body.map(|b| b.to_string());
-        self.req(method, path, Some(&self.token), b.as_deref())
-    }
-
-    fn post_event(&self, token: &str, body: &str) -> Resp {
-        self.req("POST", "/v1/events", Some(token), Some(body))
-    }
-
-    fn size(&self) -> u64 {
-        self.admin("GET", "/v1/log", None).json()["tree_size"].as_u64().unwrap()
-    }
-
-    fn event(&self, i: u64) -> Value {
-        let r = self.admin("GET", &format!("/v1/events/{i}"), None);
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()["event"].clone()
-    }
-
-    /// The raw stored bytes of every event.
-    fn all_events(&self) -> Vec<String> {
-        (0..self.size())
-            .map(|i| {
-                let r = self.admin("GET", &format!("/v1/events/{i}"), None);
-                #[derive(serde::Deserialize)]
-                struct Stored<'a> {
-                    #[serde(borrow)]
-                    event: &'a serde_json::value::RawValue,
-                }
-                serde_json::from_str::<Stored>(&r.body).unwrap().event.get().to_owned()
-            })
-            .collect()
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let m = self.req("GET", "/metrics", None, None).body;
-        m.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-            .map_or(0, |v| v.trim().parse().unwrap())
-    }
-
-    /// Creates an identity and one key for it; returns the key.
-    fn identity(&self, id: &str, role: &str, allow: &[&str]) -> String {
-        let r = self.admin(
-            "POST",
-            "/v1/identities",
-            Some(json!({"id": id, "kind": "service_account", "owner": "team-payments", "role": role, "allowed_actions": allow})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        self.new_key(id, json!({}))
-    }
-
-    fn new_key(&self, id: &str, body: Value) -> String {
-        let r = self.admin("POST", &format!("/v1/identities/{}/keys", enc(id)), Some(body));
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.json()["key"].as_str().unwrap().to_owned()
-    }
-}
-
-fn enc(id: &str) -> String {
-    id.replace('/', "%2F")
-}
-
-fn key_id(key: &str) -> &str {
-    &key[4..20]
-}
-
-fn graven(args: &[&str], token: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graven")).args(args).env("GRAVEN_TOKEN", token).output().unwrap()
-}
-
-/// Runs a request that must be refused with `status`, and checks that it appended nothing but
-/// (perhaps, rate limits allowing) one `denied` record, which it returns.
-fn refused(s: &Server, status: u16, f: impl FnOnce() -> Resp) -> Option<Value> {
-    let before = s.size();
-    let r = f();
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.json()["status"], status, "a problem document");
-    // The denied record is committed before the answer is sent.
-    let after = s.size();
-    assert!(after <= before + 1, "a refused request appended {} events", after - before);
-    (after == before + 1).then(|| {
-        let e = s.event(before);
-        assert_eq!(e["outcome"], "denied", "{e}");
-        assert_eq!(e["action"], "graven.access.denied", "{e}");
-        e
-    })
-}
 
 /// The denied record's reason, when the rate limiter let one be written (2/s per address).
 fn reason(d: Option<Value>, expected: &str) {

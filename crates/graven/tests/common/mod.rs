@@ -135,3 +135,204 @@ pub fn serve(dir: PathBuf) -> (String, Arc<Mutex<Vec<String>>>) {
     });
     (format!("http://{addr}/"), requests)
 }
+
+/// A `graven serve` child on a free loopback port, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `host:port` it listens on (over http, or https when TLS is configured).
+    pub addr: String,
+    pub vkey: String,
+    /// The bootstrap admin key from `<data>/admin.token`.
+    pub token: String,
+    pub data: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `graven serve --data <data> --listen 127.0.0.1:0 <extra>` and waits until it listens.
+pub fn start(data: &std::path::Path, extra: &[&str]) -> Server {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut addr, mut vkey) = (String::new(), String::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while addr.is_empty() {
+        assert!(Instant::now() < deadline, "server did not start");
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("server exited before listening");
+        }
+        if let Some(v) = line.strip_prefix("verifier key: ") {
+            vkey = v.trim().to_owned();
+        }
+        if let Some(a) =
+            line.strip_prefix("listening on http://").or(line.strip_prefix("listening on https://"))
+        {
+            addr = a.trim().to_owned();
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    Server { child, addr, vkey, token, data: data.to_path_buf() }
+}
+
+/// An HTTP client that returns every status as a response, with a 30 s deadline.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .new_agent()
+}
+
+/// A response's status and body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+// ---- requests to a running server, as the admin or with a given key ----
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
+        let url = self.url(path);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let a = agent();
+        macro_rules! with_auth {
+            ($r:expr) => {
+                match &auth {
+                    Some(v) => $r.header("Authorization", v),
+                    None => $r,
+                }
+            };
+        }
+        let b = body.unwrap_or("{}").as_bytes();
+        let result = match method {
+            "GET" => with_auth!(a.get(&url)).call(),
+            "HEAD" => with_auth!(a.head(&url)).call(),
+            "OPTIONS" => with_auth!(a.options(&url)).call(),
+            "DELETE" => with_auth!(a.delete(&url)).call(),
+            "POST" => with_auth!(a.post(&url)).header("Content-Type", "application/json").send(b),
+            "PUT" => with_auth!(a.put(&url)).header("Content-Type", "application/json").send(b),
+            "PATCH" => with_auth!(a.patch(&url)).header("Content-Type", "application/json").send(b),
+            m => panic!("{m}"),
+        };
+        let mut r = result.unwrap();
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_string().unwrap_or_default();
+        Resp { status, body }
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Resp {
+        let b = body.map(|b| b.to_string());
+        self.req(method, path, Some(&self.token), b.as_deref())
+    }
+
+    pub fn post_event(&self, token: &str, body: &str) -> Resp {
+        self.req("POST", "/v1/events", Some(token), Some(body))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.admin("GET", "/v1/log", None).json()["tree_size"].as_u64().unwrap()
+    }
+
+    pub fn event(&self, i: u64) -> serde_json::Value {
+        let r = self.admin("GET", &format!("/v1/events/{i}"), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["event"].clone()
+    }
+
+    /// The raw stored bytes of every event.
+    pub fn all_events(&self) -> Vec<String> {
+        (0..self.size())
+            .map(|i| {
+                let r = self.admin("GET", &format!("/v1/events/{i}"), None);
+                #[derive(serde::Deserialize)]
+                struct Stored<'a> {
+                    #[serde(borrow)]
+                    event: &'a serde_json::value::RawValue,
+                }
+                serde_json::from_str::<Stored>(&r.body).unwrap().event.get().to_owned()
+            })
+            .collect()
+    }
+
+    pub fn metric(&self, name: &str) -> u64 {
+        let m = self.req("GET", "/metrics", None, None).body;
+        m.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Creates an identity and one key for it; returns the key.
+    pub fn identity(&self, id: &str, role: &str, allow: &[&str]) -> String {
+        let r = self.admin(
+            "POST",
+            "/v1/identities",
+            Some(serde_json::json!({"id": id, "kind": "service_account", "owner": "team-payments", "role": role, "allowed_actions": allow})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        self.new_key(id, serde_json::json!({}))
+    }
+
+    pub fn new_key(&self, id: &str, body: serde_json::Value) -> String {
+        let r = self.admin("POST", &format!("/v1/identities/{}/keys", enc(id)), Some(body));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["key"].as_str().unwrap().to_owned()
+    }
+}
+
+pub fn enc(id: &str) -> String {
+    id.replace('/', "%2F")
+}
+
+pub fn key_id(key: &str) -> &str {
+    &key[4..20]
+}
+
+/// Runs the binary with `GRAVEN_TOKEN` set.
+pub fn graven_as(args: &[&str], token: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graven")).args(args).env("GRAVEN_TOKEN", token).output().unwrap()
+}
+
+/// Runs a request that must be refused with `status`, and checks that it appended nothing but
+/// (perhaps, rate limits allowing) one `denied` record, which it returns.
+pub fn refused(s: &Server, status: u16, f: impl FnOnce() -> Resp) -> Option<serde_json::Value> {
+    let before = s.size();
+    let r = f();
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.json()["status"], status, "a problem document");
+    // The denied record is committed before the answer is sent.
+    let after = s.size();
+    assert!(after <= before + 1, "a refused request appended {} events", after - before);
+    (after == before + 1).then(|| {
+        let e = s.event(before);
+        assert_eq!(e["outcome"], "denied", "{e}");
+        assert_eq!(e["action"], "graven.access.denied", "{e}");
+        e
+    })
+}
