@@ -177,24 +177,15 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
         (Ok(t), None) => t,
         (Err(e), None) => {
             // A missing header is not recorded: it is how every anonymous probe looks.
-            if e != auth::HeaderError::Missing {
-                let r = Refusal {
-                    who: None,
-                    claimed_key: None,
-                    reason: "bad-scheme",
-                    route,
-                    attempted_action: None,
-                    peer,
-                };
-                audit::denied(&st, r).await;
-            }
-            let p = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                e.to_string(),
-            );
-            return finish(&st, route, Err(p));
+            let record = (e != auth::HeaderError::Missing).then_some(Refusal {
+                who: None,
+                claimed_key: None,
+                reason: "bad-scheme",
+                route,
+                attempted_action: None,
+                peer,
+            });
+            return unauthorized(&st, route, record, e.to_string()).await;
         }
     };
     let authenticated = match (client_cert, &st.oidc) {
@@ -220,14 +211,7 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
                 attempted_action: None,
                 peer,
             };
-            audit::denied(&st, r).await;
-            let p = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                d.message(),
-            );
-            return finish(&st, route, Err(p));
+            return unauthorized(&st, route, Some(r), d.message()).await;
         }
     };
     if let Err(resp) = check_role(&st, &principal, access, route, peer).await {
@@ -235,6 +219,20 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// Answers 401, after recording the refusal when there is one to record.
+async fn unauthorized(
+    st: &AppState,
+    route: &'static str,
+    record: Option<Refusal<'_>>,
+    detail: String,
+) -> Response {
+    if let Some(r) = record {
+        audit::denied(st, r).await;
+    }
+    let p = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail);
+    finish(st, route, Err(p))
 }
 
 /// Refuses (403, and a denied record) a principal whose role does not give `access`.
@@ -391,7 +389,11 @@ const RECEIPTS_PER_CHUNK: usize = 256;
 /// Writes receipts as JSON objects, each followed by `sep`. Written directly rather than
 /// through `serde_json::Value`: a bulk request answers thousands of receipts, and the strings
 /// shared by a commit (checkpoint, `logged_at`) are escaped once, not once per receipt.
-fn write_receipts<'a>(out: &mut String, receipts: impl IntoIterator<Item = &'a Receipt>, sep: &str) {
+fn write_receipts<R: std::borrow::Borrow<Receipt>>(
+    out: &mut String,
+    receipts: impl IntoIterator<Item = R>,
+    sep: &str,
+) {
     use std::fmt::Write as _;
     /// The previous receipt's checkpoint and `logged_at`, and their JSON forms.
     type Shared = (Arc<str>, Option<Arc<str>>, String, String);
@@ -399,6 +401,7 @@ fn write_receipts<'a>(out: &mut String, receipts: impl IntoIterator<Item = &'a R
     // The previous receipt's proof elements and their base64 text.
     let mut encoded: Vec<(Hash, String)> = Vec::new();
     for r in receipts {
+        let r = r.borrow();
         let same = shared.as_ref().is_some_and(|(c, l, _, _)| {
             Arc::ptr_eq(c, &r.checkpoint)
                 && match (l, &r.logged_at) {
@@ -599,7 +602,7 @@ async fn post_events_inner(
     let mut rest = receipts.into_iter();
     let chunks = std::iter::from_fn(move || {
         let mut chunk = String::with_capacity(RECEIPTS_PER_CHUNK * 1200);
-        write_receipts(&mut chunk, rest.by_ref().take(RECEIPTS_PER_CHUNK).collect::<Vec<_>>().iter(), "\n");
+        write_receipts(&mut chunk, rest.by_ref().take(RECEIPTS_PER_CHUNK), "\n");
         (!chunk.is_empty()).then(|| Ok::<_, std::convert::Infallible>(Bytes::from(chunk)))
     });
     let mut resp =
