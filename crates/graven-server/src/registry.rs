@@ -336,16 +336,29 @@ impl Registry {
         if !bool::from(slot.digest.ct_eq(&presented.digest)) {
             return Err(invalid());
         }
-        let p = slot.principal.clone();
-        match slot.status {
+        self.admit(slot.principal.clone(), slot.status, slot.revoked, slot.expires_ms, now_ms)
+    }
+
+    /// What every credential must pass once its key or mapping is found: the identity is
+    /// active, and the key (if there is one) is neither revoked nor expired. Then notes the
+    /// identity as seen (in memory; written out lazily).
+    fn admit(
+        &self,
+        p: Arc<Principal>,
+        status: Status,
+        key_revoked: bool,
+        key_expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Arc<Principal>, Denial> {
+        match status {
             Status::Revoked => return Err(Denial::IdentityRevoked(p)),
             Status::Disabled => return Err(Denial::IdentityDisabled(p)),
             Status::Active => {}
         }
-        if slot.revoked {
+        if key_revoked {
             return Err(Denial::KeyRevoked(p));
         }
-        if slot.expires_ms.is_some_and(|e| now_ms >= e) {
+        if key_expires_ms.is_some_and(|e| now_ms >= e) {
             return Err(Denial::KeyExpired(p));
         }
         if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
@@ -385,16 +398,7 @@ impl Registry {
             last_seen: snap.last_seen.get(id).cloned().unwrap_or_default(),
             expires_ms,
         });
-        match r.status {
-            Status::Revoked => return Err(Denial::IdentityRevoked(p)),
-            Status::Disabled => return Err(Denial::IdentityDisabled(p)),
-            Status::Active => {}
-        }
-        if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
-            p.last_seen.store(now_ms, Ordering::Relaxed);
-            self.dirty.store(true, Ordering::Relaxed);
-        }
-        Ok(p)
+        self.admit(p, r.status, false, None, now_ms)
     }
 
     /// Looks up a registered Ed25519 public key by its key id (an RFC 9421 `keyid` or a client
@@ -411,19 +415,7 @@ impl Registry {
             let quotable = key_id.len() == 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
             return Err(Denial::Invalid { key_id: quotable.then(|| key_id.to_owned()) });
         };
-        let p = slot.principal.clone();
-        match slot.status {
-            Status::Revoked => return Err(Denial::IdentityRevoked(p)),
-            Status::Disabled => return Err(Denial::IdentityDisabled(p)),
-            Status::Active => {}
-        }
-        if slot.revoked {
-            return Err(Denial::KeyRevoked(p));
-        }
-        if now_ms - p.last_seen.load(Ordering::Relaxed) >= 1000 {
-            p.last_seen.store(now_ms, Ordering::Relaxed);
-            self.dirty.store(true, Ordering::Relaxed);
-        }
+        let p = self.admit(slot.principal.clone(), slot.status, slot.revoked, None, now_ms)?;
         Ok((p, slot.key))
     }
 
