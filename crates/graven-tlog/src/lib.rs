@@ -22,6 +22,7 @@
 
 mod durable;
 pub mod fs;
+pub mod objstore;
 pub mod sim;
 
 use std::io;
@@ -36,6 +37,7 @@ use graven_core::tile::{self, BundleId, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH,
 use graven_core::tile_source::{TileHashes, TileSourceError};
 
 pub use fs::{Fs, LOCK_FILE, RealFs};
+pub use objstore::{Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
 
 /// Largest hash tile: 256 hashes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;

@@ -1,0 +1,212 @@
+//! Object storage for a tiled log: the few operations the object-store writer ([`crate::ObjectLog`])
+//! and the readers need, behind a trait, so the same protocol runs on S3 (crate `graven-s3`)
+//! and, in tests, on [`MemStore`], which can also fail on demand.
+//!
+//! Contract, for every implementation:
+//! - Keys are relative paths with `/` separators (`checkpoint`, `tile/0/x001/234`,
+//!   `graven/head`); the store adds its own prefix.
+//! - `put` is atomic: a reader sees the old object or the new one, never a mix. When it returns
+//!   `Ok`, the object is durable (for S3: acknowledged by the service).
+//! - [`Cond::IfAbsent`] and [`Cond::IfMatch`] are checked atomically with the write; of two
+//!   racing writers with the same condition, at most one succeeds. This is what makes the log's
+//!   single commit point a compare-and-swap.
+//! - `retain` asks for the object to be written under the store's retention (S3 Object Lock),
+//!   so that no credential can delete or replace that version before the period ends.
+//! - An ETag identifies one version of one object's bytes; `put` returns the new one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One stored object: its bytes and its version tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+/// The condition a `put` must meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond<'a> {
+    /// Write whatever is there.
+    Any,
+    /// Write only if no object has this key (`If-None-Match: *`).
+    IfAbsent,
+    /// Write only if the object's current ETag is this one (`If-Match`).
+    IfMatch(&'a str),
+}
+
+/// Why an object operation failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The write's condition did not hold: another writer got there first.
+    #[error("{key} was changed by another writer (the write's condition did not hold)")]
+    Precondition { key: String },
+    /// An immutable object already exists with other bytes.
+    #[error(
+        "{key} already holds different bytes; tiles, bundles and archived checkpoints are never replaced. The store was altered, or two logs share this prefix"
+    )]
+    Conflict { key: String },
+    #[error("{key} is larger than the {limit}-byte limit for that kind of object")]
+    TooLarge { key: String, limit: u64 },
+    /// Anything else: the network, the service, permissions. Whether the write happened is
+    /// unknown.
+    #[error("{op} {key}: {msg}")]
+    Io { op: &'static str, key: String, msg: String },
+}
+
+/// The operations the log needs of an object store. See the module documentation for the
+/// contract.
+pub trait ObjectStore: fmt::Debug + Send + Sync {
+    /// The object's bytes and ETag, or `None` if there is no such object. Objects over `limit`
+    /// bytes are refused with [`StoreError::TooLarge`] without being read whole.
+    fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError>;
+
+    /// Writes `data` under `key` if `cond` holds, and returns the new ETag.
+    fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError>;
+
+    /// Writes every object create-only and retained ([`put_immutable`]), as concurrently as
+    /// the store allows. Stops at the first error, which is returned.
+    fn put_immutable_all(&self, objects: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        for (key, data) in objects {
+            put_immutable(self, key, data)?;
+        }
+        Ok(())
+    }
+
+    /// Where the objects live, for messages (`s3://bucket/prefix`).
+    fn location(&self) -> String;
+
+    /// Requests made so far, by operation, for metrics and benchmarks.
+    fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+}
+
+/// Writes an object that must never change: create-only, under retention. If the key already
+/// holds the same bytes (an earlier attempt, or another node integrating the same batch), that
+/// is success; different bytes are [`StoreError::Conflict`].
+pub fn put_immutable<S: ObjectStore + ?Sized>(store: &S, key: &str, data: &[u8]) -> Result<(), StoreError> {
+    match store.put(key, data, Cond::IfAbsent, true) {
+        Ok(_) => Ok(()),
+        Err(StoreError::Precondition { .. }) => match store.get(key, data.len() as u64)? {
+            Some(o) if o.bytes == data => Ok(()),
+            // Absent again (removed between the two requests, or a delete marker) or other bytes.
+            _ => Err(StoreError::Conflict { key: key.to_owned() }),
+        },
+        Err(StoreError::TooLarge { .. }) => Err(StoreError::Conflict { key: key.to_owned() }),
+        Err(e) => Err(e),
+    }
+}
+
+/// A store in memory, for tests of the protocol: it keeps each key's current version and
+/// counts requests, and can be told to fail. Not a stand-in for S3 in tests of S3 behaviour.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    objects: Mutex<HashMap<String, (Vec<u8>, u64, bool)>>,
+    version: AtomicU64,
+    /// Puts left before every later put fails with [`StoreError::Io`]; `u64::MAX` means never.
+    puts_left: AtomicU64,
+    /// Whether a put that "fails" still lands (the reply was lost, not the request).
+    land_failed_puts: std::sync::atomic::AtomicBool,
+    gets: AtomicU64,
+    puts: AtomicU64,
+}
+
+impl MemStore {
+    pub fn new() -> Self {
+        MemStore { puts_left: AtomicU64::new(u64::MAX), ..Default::default() }
+    }
+
+    /// After `n` more successful puts, every put fails. With `land`, the failing puts are
+    /// still applied, as when the service wrote the object but its answer was lost.
+    pub fn fail_after(&self, n: u64, land: bool) {
+        self.land_failed_puts.store(land, Ordering::SeqCst);
+        self.puts_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Lets puts succeed again.
+    pub fn heal(&self) {
+        self.puts_left.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Replaces an object outright, ignoring retention: what an attacker with the store's
+    /// credentials does on an unlocked store.
+    pub fn tamper(&self, key: &str, data: Option<&[u8]>) {
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let v = self.version.fetch_add(1, Ordering::SeqCst);
+        match data {
+            Some(d) => {
+                objects.insert(key.to_owned(), (d.to_vec(), v, false));
+            }
+            None => {
+                objects.remove(key);
+            }
+        }
+    }
+
+    /// Every key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.objects.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// Whether `key` was written under retention.
+    pub fn retained(&self, key: &str) -> bool {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner()).get(key).is_some_and(|o| o.2)
+    }
+}
+
+impl ObjectStore for MemStore {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        match objects.get(key) {
+            None => Ok(None),
+            Some((b, _, _)) if b.len() as u64 > limit => Err(StoreError::TooLarge { key: key.to_owned(), limit }),
+            Some((b, v, _)) => Ok(Some(Object { bytes: b.clone(), etag: format!("\"{v}\"") })),
+        }
+    }
+
+    fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        let fail = self
+            .puts_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                u64::MAX => Some(n),
+                0 => None,
+                n => Some(n - 1),
+            })
+            .is_err();
+        let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let current = objects.get(key);
+        let holds = match cond {
+            Cond::Any => current.is_none_or(|o| !o.2),
+            Cond::IfAbsent => current.is_none(),
+            Cond::IfMatch(tag) => current.is_some_and(|o| !o.2 && format!("\"{}\"", o.1) == tag),
+        };
+        if fail && !self.land_failed_puts.load(Ordering::SeqCst) {
+            return Err(StoreError::Io { op: "writing", key: key.to_owned(), msg: "injected failure".into() });
+        }
+        if !holds {
+            return Err(StoreError::Precondition { key: key.to_owned() });
+        }
+        let v = self.version.fetch_add(1, Ordering::SeqCst);
+        objects.insert(key.to_owned(), (data.to_vec(), v, retain));
+        if fail {
+            return Err(StoreError::Io { op: "writing", key: key.to_owned(), msg: "injected lost reply".into() });
+        }
+        Ok(format!("\"{v}\""))
+    }
+
+    fn location(&self) -> String {
+        "memory".into()
+    }
+
+    fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        vec![("get", self.gets.load(Ordering::Relaxed)), ("put", self.puts.load(Ordering::Relaxed))]
+    }
+}
