@@ -21,6 +21,7 @@
 //! after a failed fsync the state of the page cache can no longer be trusted.
 
 mod durable;
+mod tail;
 pub mod fs;
 pub mod objstore;
 pub mod sim;
@@ -30,13 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use graven_core::checkpoint::{Checkpoint, OpenError, VerifiedCheckpoint};
-use graven_core::hash::{Hash, TreeSize, leaf_hash};
-use graven_core::merkle::RightEdge;
+use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, SignerKey, VerifierKey};
-use graven_core::tile::{self, BundleId, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, TileId};
-use graven_core::tile_source::{TileHashes, TileSourceError};
+use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
 
 pub use fs::{Fs, LOCK_FILE, RealFs};
+use tail::Tail;
 pub use objstore::{Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
 
 /// Largest hash tile: 256 hashes.
@@ -99,16 +99,6 @@ pub struct LocalLog {
     /// commit so the next one need not read and re-check them. `None` after open.
     tail: Option<Tail>,
     _lock: Box<dyn std::any::Any + Send + Sync>,
-}
-
-/// What an append needs of the committed tree besides full tiles: everything at its right edge.
-struct Tail {
-    size: TreeSize,
-    edge: RightEdge,
-    /// Per level, the hashes of the partial tile (empty when the level's tiles are all full).
-    pending: Vec<Vec<Hash>>,
-    /// The partial bundle's bytes.
-    bundle: Vec<u8>,
 }
 
 impl std::fmt::Debug for LocalLog {
@@ -226,39 +216,8 @@ impl LocalLog {
     /// Reads the committed tree's right edge, partial tiles and partial bundle from disk, and
     /// checks that they reproduce the committed root.
     fn load_tail(&self) -> Result<Tail, LogError> {
-        let old = self.size;
         let (fs, dir) = (self.fs.as_ref(), &self.dir);
-        let mut src = TileHashes::new(old, |t: TileId| fs.read(&dir.join(t.path()), MAX_TILE_BYTES));
-        let tiles_err = |e: TileSourceError<io::Error>| LogError::Tiles(e.to_string());
-        let edge = RightEdge::from_source(&mut src, old).map_err(tiles_err)?;
-        if edge.root() != self.root {
-            return Err(LogError::RootMismatch);
-        }
-        let mut pending: Vec<Vec<Hash>> = Vec::new();
-        for level in 0..=tile::MAX_LEVEL {
-            let n = tile::hashes_at_level(old, level);
-            if n == 0 {
-                break;
-            }
-            let width = n % TILE_WIDTH;
-            let hashes = if width == 0 {
-                Vec::new()
-            } else {
-                let t = TileId { level, index: n / TILE_WIDTH, width: width as u16 };
-                src.tile(t).map_err(tiles_err)?.to_vec()
-            };
-            pending.push(hashes);
-        }
-        let mut bundle = Vec::new();
-        let bundle_len = old.0 % TILE_WIDTH;
-        if bundle_len != 0 {
-            let b = BundleId { index: old.0 / TILE_WIDTH, width: bundle_len as u16 };
-            bundle = fs
-                .read(&dir.join(b.path()), MAX_BUNDLE_BYTES)
-                .map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
-            tile::decode_bundle(&bundle, b.width).map_err(|e| LogError::Tiles(format!("{b}: {e}")))?;
-        }
-        Ok(Tail { size: old, edge, pending, bundle })
+        Tail::load(self.size, self.root, &|rel: &str, limit| fs.read(&dir.join(rel), limit))
     }
 
     /// The commit path. Each step says what a crash at that point leaves behind.
@@ -274,83 +233,22 @@ impl LocalLog {
             Some(t) if t.size == old => t,
             _ => self.load_tail()?,
         };
-        let Tail { mut edge, mut pending, mut bundle, .. } = tail;
-        let mut dirty = vec![false; pending.len()];
-        let mut bundle_len = old.0 % TILE_WIDTH;
-
-        // 2. Write full tiles and bundles as they fill, directly under their final names: every
-        //    one lies beyond the committed size (it completes only now), so nothing refers to
-        //    it yet, and no temporary file or rename is needed. Not yet synced. Crash here:
-        //    files beyond the committed size, possibly torn, which the committed checkpoint
-        //    never refers to and readers never read; the next append overwrites them.
-        let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
-        let mut leaf_hashes = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let e = e.as_ref();
-            let index = old.0 + i as u64;
-            tile::push_bundle_entry(&mut bundle, e)
-                .map_err(|_| LogError::EntryTooLarge { index: i, len: e.len() })?;
-            bundle_len += 1;
-            if bundle_len == TILE_WIDTH {
-                let b = BundleId { index: index / TILE_WIDTH, width: 256 };
-                let path = dir.join(b.path());
-                batch.write_new(&path, &bundle).map_err(io_err("writing", &path))?;
-                bundle.clear();
-                bundle_len = 0;
-            }
-            completed.clear();
-            let leaf = leaf_hash(e);
-            leaf_hashes.push(leaf);
-            edge.push(leaf, |height, idx, h| {
-                if height % TILE_HEIGHT == 0 {
-                    completed.push((height / TILE_HEIGHT, idx, *h));
-                }
-            });
-            for &(level, idx, h) in &completed {
-                let level = usize::from(level);
-                while pending.len() <= level {
-                    pending.push(Vec::new());
-                    dirty.push(false);
-                }
-                let p = &mut pending[level];
-                if idx % TILE_WIDTH != p.len() as u64 {
-                    return Err(LogError::Invariant("tile position out of step with the tree"));
-                }
-                p.push(h);
-                dirty[level] = true;
-                if p.len() as u64 == TILE_WIDTH {
-                    let t = TileId::full(level as u8, idx / TILE_WIDTH);
-                    let path = dir.join(t.path());
-                    batch.write_new(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
-                    p.clear();
-                }
-            }
+        // 2. Write every new tile and bundle directly under its final name: each lies beyond
+        //    the committed size (it completes only now, or is a partial tile or bundle under a
+        //    width new to the new size), so nothing refers to it yet, and no temporary file or
+        //    rename is needed. Not yet synced. Crash here: files beyond the committed size,
+        //    possibly torn, which the committed checkpoint never refers to and readers never
+        //    read; the next append overwrites them.
+        let ext = tail.extend(entries)?;
+        for (rel, bytes) in &ext.writes {
+            let path = dir.join(rel);
+            batch.write_new(&path, bytes).map_err(io_err("writing", &path))?;
         }
-        let new = edge.size();
+        let new = ext.tail.size;
 
-        // 3. Partial tiles and bundle of the new size, under names new to this size (the width
-        //    is part of the name). Crash here: as in step 2.
-        for (level, p) in pending.iter().enumerate() {
-            if p.is_empty() || !dirty[level] {
-                continue;
-            }
-            let n = tile::hashes_at_level(new, level as u8);
-            let t = TileId { level: level as u8, index: n / TILE_WIDTH, width: (n % TILE_WIDTH) as u16 };
-            if usize::from(t.width) != p.len() {
-                return Err(LogError::Invariant("partial tile width out of step with the tree"));
-            }
-            let path = dir.join(t.path());
-            batch.write_new(&path, &tile::encode_hash_tile(p)).map_err(io_err("writing", &path))?;
-        }
-        if bundle_len != 0 && new != old {
-            let b = BundleId { index: new.0 / TILE_WIDTH, width: bundle_len as u16 };
-            let path = dir.join(b.path());
-            batch.write_new(&path, &bundle).map_err(io_err("writing", &path))?;
-        }
-
-        // 4. Sign the new checkpoint and write it to a temporary file, held back from its name.
+        // 3. Sign the new checkpoint and write it to a temporary file, held back from its name.
         //    Crash here: stray temporary files only.
-        let root = edge.root();
+        let root = ext.root;
         let cp = Checkpoint::new(self.key.name(), new, root)
             .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
         let note = self
@@ -360,14 +258,14 @@ impl LocalLog {
         let cp_path = dir.join("checkpoint");
         batch.hold(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
 
-        // 5. Make every tile durable under its final name, and the held checkpoint's contents
+        // 4. Make every tile durable under its final name, and the held checkpoint's contents
         //    durable (fsyncs in parallel, then renames, then directory fsyncs). Crash before
         //    this returns: files beyond the committed size at most, which the committed
         //    checkpoint never refers to; the old checkpoint is still the commit point and
         //    everything it covers is untouched.
         batch.sync().map_err(io_err("syncing directories of", &dir))?;
 
-        // 6. Commit: rename the checkpoint over the old one and fsync the directory. A crash
+        // 5. Commit: rename the checkpoint over the old one and fsync the directory. A crash
         //    before the rename leaves the old checkpoint; after the rename but before the
         //    directory sync, either one may survive, and both are valid because every tile of
         //    the new tree is already durable.
@@ -376,7 +274,7 @@ impl LocalLog {
         self.size = new;
         self.root = root;
         self.checkpoint = Some(note.clone());
-        self.tail = Some(Tail { size: new, edge, pending, bundle });
-        Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes })
+        self.tail = Some(ext.tail);
+        Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes: ext.leaf_hashes })
     }
 }
