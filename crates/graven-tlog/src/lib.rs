@@ -21,10 +21,11 @@
 //! after a failed fsync the state of the page cache can no longer be trusted.
 
 mod durable;
-mod tail;
 pub mod fs;
+pub mod objlog;
 pub mod objstore;
 pub mod sim;
+mod tail;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,8 +37,9 @@ use graven_core::note::{self, SignerKey, VerifierKey};
 use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
 
 pub use fs::{Fs, LOCK_FILE, RealFs};
-use tail::Tail;
+pub use objlog::{ObjectLog, read_object, read_published};
 pub use objstore::{Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
+use tail::Tail;
 
 /// Largest hash tile: 256 hashes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
@@ -66,6 +68,20 @@ pub enum LogError {
     EntryTooLarge { index: usize, len: usize },
     #[error("the log hit a write error earlier and refuses further writes until it is reopened")]
     Poisoned,
+    #[error("object store: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "another node has become the log's writer and moved the log on; this node stopped writing, and acknowledged nothing it had not committed"
+    )]
+    Fenced,
+    #[error("the log's head object (graven/head) is unusable: {0}")]
+    Head(String),
+    #[error(
+        "{0} holds a checkpoint but no graven/head, so it is not a Graven object-store log (or its head was deleted); use an empty prefix"
+    )]
+    NotAnObjectLog(String),
+    #[error("a batch of {bytes} bytes is larger than one object-store commit can hold ({max} bytes)")]
+    BatchTooLarge { bytes: usize, max: usize },
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),
 }
@@ -276,5 +292,45 @@ impl LocalLog {
         self.checkpoint = Some(note.clone());
         self.tail = Some(ext.tail);
         Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes: ext.leaf_hashes })
+    }
+}
+
+/// What a sequencer needs of a log, on a local disk or on an object store.
+pub trait LogWriter: Send + std::fmt::Debug {
+    /// Appends `entries` and publishes one checkpoint covering them; see [`LocalLog::append`]
+    /// and [`ObjectLog::append`] for what an error means on each.
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError>;
+    fn size(&self) -> TreeSize;
+    fn root(&self) -> Hash;
+    fn checkpoint(&self) -> Option<&str>;
+}
+
+impl LogWriter for LocalLog {
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError> {
+        self.append(entries)
+    }
+    fn size(&self) -> TreeSize {
+        self.size
+    }
+    fn root(&self) -> Hash {
+        self.root
+    }
+    fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+}
+
+impl LogWriter for ObjectLog {
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError> {
+        self.append(entries)
+    }
+    fn size(&self) -> TreeSize {
+        ObjectLog::size(self)
+    }
+    fn root(&self) -> Hash {
+        ObjectLog::root(self)
+    }
+    fn checkpoint(&self) -> Option<&str> {
+        ObjectLog::checkpoint(self)
     }
 }

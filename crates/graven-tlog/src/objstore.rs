@@ -149,7 +149,8 @@ impl MemStore {
 
     /// Every key, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut k: Vec<String> = self.objects.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut k: Vec<String> =
+            self.objects.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         k.sort();
         k
     }
@@ -166,7 +167,9 @@ impl ObjectStore for MemStore {
         let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
         match objects.get(key) {
             None => Ok(None),
-            Some((b, _, _)) if b.len() as u64 > limit => Err(StoreError::TooLarge { key: key.to_owned(), limit }),
+            Some((b, _, _)) if b.len() as u64 > limit => {
+                Err(StoreError::TooLarge { key: key.to_owned(), limit })
+            }
             Some((b, v, _)) => Ok(Some(Object { bytes: b.clone(), etag: format!("\"{v}\"") })),
         }
     }
@@ -189,7 +192,11 @@ impl ObjectStore for MemStore {
             Cond::IfMatch(tag) => current.is_some_and(|o| !o.2 && format!("\"{}\"", o.1) == tag),
         };
         if fail && !self.land_failed_puts.load(Ordering::SeqCst) {
-            return Err(StoreError::Io { op: "writing", key: key.to_owned(), msg: "injected failure".into() });
+            return Err(StoreError::Io {
+                op: "writing",
+                key: key.to_owned(),
+                msg: "injected failure".into(),
+            });
         }
         if !holds {
             return Err(StoreError::Precondition { key: key.to_owned() });
@@ -197,7 +204,11 @@ impl ObjectStore for MemStore {
         let v = self.version.fetch_add(1, Ordering::SeqCst);
         objects.insert(key.to_owned(), (data.to_vec(), v, retain));
         if fail {
-            return Err(StoreError::Io { op: "writing", key: key.to_owned(), msg: "injected lost reply".into() });
+            return Err(StoreError::Io {
+                op: "writing",
+                key: key.to_owned(),
+                msg: "injected lost reply".into(),
+            });
         }
         Ok(format!("\"{v}\""))
     }

@@ -1,0 +1,500 @@
+//! A C2SP tiled log on an object store (S3 and compatibles), with one commit point that
+//! advances only by compare-and-swap, so two writers can never publish diverging trees.
+//!
+//! ## Objects
+//! - `checkpoint`, `tile/...`, `tile/entries/...`: the C2SP tlog-tiles layout, exactly as the
+//!   local log writes it, so any tlog client can read the bucket directly.
+//! - `graven/head`: the commit point. It holds the latest batch itself: the size and root the
+//!   batch starts from, its entries, and the signed checkpoint of the tree that ends with them.
+//!   Written with `If-Match` on the ETag the writer last saw (`If-None-Match: *` for the first).
+//! - `graven/checkpoint/<size, 20 digits>`: every published checkpoint, archived.
+//!
+//! Tiles, bundles and archived checkpoints are written create-only and under retention (Object
+//! Lock), so no one can replace or delete them; `checkpoint` and `graven/head` are the only
+//! objects that change.
+//!
+//! ## An append
+//! 1. compute every new tile and bundle, and sign the new checkpoint (no I/O);
+//! 2. **commit**: replace `graven/head` with the batch, `If-Match` the previous head's ETag.
+//!    If another writer moved the head, the condition fails and this writer is *fenced*: it
+//!    acknowledges nothing and stops. Once this write succeeds the batch is durable in the
+//!    store and is part of the log, whatever happens to this process;
+//! 3. write the tiles and bundles (create-only: bytes identical to an existing object are
+//!    fine, other bytes are an error), and archive the checkpoint;
+//! 4. replace `checkpoint`, `If-Match` the ETag of the one this writer published last;
+//! 5. acknowledge.
+//!
+//! Every object of step 3 is a function of the head alone, so whoever opens the log next
+//! (this node after a restart, or a standby taking over) reads the head and finishes steps 3
+//! and 4 with identical bytes. A writer that dies anywhere leaves a log that the next writer
+//! completes, and nothing is ever written under a name the published tree refers to with
+//! different bytes: a create-only write can never be blocked by debris.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use graven_core::checkpoint::{Checkpoint, VerifiedCheckpoint};
+use graven_core::hash::{Hash, TreeSize};
+use graven_core::note::{self, SignerKey, VerifierKey};
+use graven_core::tile::MAX_ENTRY_SIZE;
+
+use crate::objstore::{Cond, ObjectStore, StoreError, put_immutable};
+use crate::tail::Tail;
+use crate::{LogError, Published};
+
+/// The public, current checkpoint (C2SP tlog-tiles).
+pub const CHECKPOINT_KEY: &str = "checkpoint";
+/// The commit point.
+pub const HEAD_KEY: &str = "graven/head";
+/// Where every published checkpoint is archived.
+pub const ARCHIVE_PREFIX: &str = "graven/checkpoint/";
+/// Largest head: a batch of at most this many bytes of entries, plus its framing.
+pub const MAX_HEAD_BYTES: u64 = 96 << 20;
+/// Largest batch of entries one append may write to an object store.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
+const HEAD_MAGIC: &str = "graven-head v1";
+/// Attempts of one request on an I/O error (the answer may have been lost, not the request).
+const ATTEMPTS: u32 = 4;
+
+/// The archive key of the checkpoint of `size`.
+pub fn archive_key(size: u64) -> String {
+    format!("{ARCHIVE_PREFIX}{size:020}")
+}
+
+/// One committed batch, as stored in `graven/head`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub from: TreeSize,
+    pub from_root: Hash,
+    pub to: TreeSize,
+    /// The signed checkpoint of size `to`.
+    pub checkpoint: String,
+    pub entries: Vec<Vec<u8>>,
+}
+
+impl Head {
+    /// `graven-head v1\n<from> <from root hex>\n<to> <checkpoint bytes>\n<checkpoint><entries>`,
+    /// each entry as a 2-byte big-endian length and its bytes.
+    pub fn encode<E: AsRef<[u8]>>(
+        from: TreeSize,
+        from_root: Hash,
+        to: TreeSize,
+        checkpoint: &str,
+        entries: &[E],
+    ) -> Vec<u8> {
+        let body: usize = entries.iter().map(|e| e.as_ref().len() + 2).sum();
+        let mut out = Vec::with_capacity(128 + checkpoint.len() + body);
+        out.extend_from_slice(
+            format!("{HEAD_MAGIC}\n{} {}\n{} {}\n", from.0, from_root.to_hex(), to.0, checkpoint.len())
+                .as_bytes(),
+        );
+        out.extend_from_slice(checkpoint.as_bytes());
+        for e in entries {
+            let e = e.as_ref();
+            // Entries were checked against MAX_ENTRY_SIZE (which fits in 2 bytes) before this.
+            out.extend_from_slice(&(e.len().min(MAX_ENTRY_SIZE) as u16).to_be_bytes());
+            out.extend_from_slice(e);
+        }
+        out
+    }
+
+    /// Parses a head, refusing anything malformed with a reason.
+    pub fn parse(bytes: &[u8]) -> Result<Head, String> {
+        let mut rest = bytes;
+        let mut line = |what: &str| -> Result<&str, String> {
+            let end = rest
+                .iter()
+                .take(128)
+                .position(|&b| b == b'\n')
+                .ok_or_else(|| format!("the {what} line is missing or too long"))?;
+            let l = std::str::from_utf8(&rest[..end]).map_err(|_| format!("the {what} line is not UTF-8"))?;
+            rest = &rest[end + 1..];
+            Ok(l)
+        };
+        if line("version")? != HEAD_MAGIC {
+            return Err(format!("it does not start with {HEAD_MAGIC:?}"));
+        }
+        let num = |s: Option<&str>, what: &str| -> Result<u64, String> {
+            s.filter(|s| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("its {what} is not a decimal number"))
+        };
+        let l = line("from")?;
+        let mut it = l.split(' ');
+        let from = num(it.next(), "start size")?;
+        let from_root = it
+            .next()
+            .and_then(graven_core::hex::decode)
+            .and_then(|b| Hash::from_slice(&b).ok())
+            .ok_or("its start root is not 64 hex digits")?;
+        let l = line("to")?;
+        let mut it = l.split(' ');
+        let to = num(it.next(), "end size")?;
+        let cp_len = num(it.next(), "checkpoint length")?;
+        if cp_len > note::MAX_NOTE_SIZE as u64 || cp_len > rest.len() as u64 {
+            return Err("its checkpoint length is out of range".into());
+        }
+        if to < from {
+            return Err("it ends before it starts".into());
+        }
+        let (cp, mut body) = rest.split_at(cp_len as usize);
+        let checkpoint = std::str::from_utf8(cp).map_err(|_| "its checkpoint is not UTF-8")?.to_owned();
+        let count = to - from;
+        // Each entry takes at least its 2-byte length, which bounds the count by the bytes.
+        if count > body.len() as u64 / 2 {
+            return Err(format!("it announces {count} entries but holds fewer"));
+        }
+        let mut entries = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            if body.len() < 2 {
+                return Err(format!("entry {} is cut short", from + i));
+            }
+            let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+            if body.len() < 2 + len {
+                return Err(format!("entry {} is cut short", from + i));
+            }
+            entries.push(body[2..2 + len].to_vec());
+            body = &body[2 + len..];
+        }
+        if !body.is_empty() {
+            return Err(format!("{} bytes follow the last entry", body.len()));
+        }
+        Ok(Head { from: TreeSize(from), from_root, to: TreeSize(to), checkpoint, entries })
+    }
+}
+
+/// Reads `key` for a tile source: a missing object is `NotFound`.
+pub fn read_object(store: &dyn ObjectStore, key: &str, limit: u64) -> io::Result<Vec<u8>> {
+    match store.get(key, limit) {
+        Ok(Some(o)) => Ok(o.bytes),
+        Ok(None) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{key} does not exist"))),
+        Err(e @ StoreError::TooLarge { .. }) => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        }
+        Err(e) => Err(io::Error::other(e.to_string())),
+    }
+}
+
+/// The published checkpoint of an object-store log, checked against the log's key and
+/// against the stored tiles (which must reproduce its root). `None` if nothing is published.
+/// This is what a read replica serves.
+pub fn read_published(
+    store: &dyn ObjectStore,
+    key: &VerifierKey,
+) -> Result<Option<(String, VerifiedCheckpoint)>, LogError> {
+    let Some(o) = store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)? else {
+        return Ok(None);
+    };
+    let cp = VerifiedCheckpoint::open(&o.bytes, key, key.name())?;
+    Tail::load(cp.size(), cp.root(), &|rel, limit| read_object(store, rel, limit))?;
+    Ok(Some((String::from_utf8_lossy(&o.bytes).into_owned(), cp)))
+}
+
+/// How a request that failed with an I/O error is retried: `attempts` in all, waiting
+/// `first_wait`, then four times longer each time.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: ATTEMPTS, first_wait: Duration::from_millis(50) }
+    }
+}
+
+/// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers.
+fn retry_with<T>(policy: Retry, mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut wait = policy.first_wait;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(StoreError::Io { .. }) if attempt < policy.attempts => {
+                std::thread::sleep(wait);
+                wait *= 4;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A store error left this node's view uncertain; reopen to go on.
+    Poisoned,
+    /// Another writer moved the log on; this node must not write again.
+    Fenced,
+}
+
+/// A tiled log on an object store, open for appending. Safe against any number of other
+/// writers on the same store: at most one of them can move the head at a time, and the others
+/// are fenced (see the module documentation).
+pub struct ObjectLog {
+    store: Arc<dyn ObjectStore>,
+    key: SignerKey,
+    size: TreeSize,
+    root: Hash,
+    checkpoint: Option<String>,
+    head_etag: Option<String>,
+    /// ETag of the `checkpoint` object this writer last published or found.
+    public_etag: Option<String>,
+    tail: Option<Tail>,
+    state: State,
+    retry: Retry,
+}
+
+impl std::fmt::Debug for ObjectLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectLog")
+            .field("store", &self.store.location())
+            .field("size", &self.size)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectLog {
+    /// Opens the log in `store`, creating it if the store holds none. If the last writer
+    /// committed a batch but did not finish writing its tiles or publishing its checkpoint,
+    /// this finishes both, with the same bytes. An existing log must be signed by `key`.
+    pub fn open(store: Arc<dyn ObjectStore>, key: SignerKey) -> Result<Self, LogError> {
+        Self::open_with(store, key, Retry::default())
+    }
+
+    /// [`ObjectLog::open`] with its own retry policy.
+    pub fn open_with(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+        let mut log = ObjectLog {
+            store,
+            key,
+            size: TreeSize(0),
+            root: graven_core::empty_root(),
+            checkpoint: None,
+            head_etag: None,
+            public_etag: None,
+            tail: None,
+            state: State::Open,
+            retry,
+        };
+        let Some(obj) = retry_with(log.retry, || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))? else {
+            if retry_with(log.retry, || log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))?.is_some()
+            {
+                return Err(LogError::NotAnObjectLog(log.store.location()));
+            }
+            log.tail = Some(Tail::empty());
+            return Ok(log);
+        };
+        let head = Head::parse(&obj.bytes).map_err(LogError::Head)?;
+        let vkey = log.key.verifier();
+        let cp = VerifiedCheckpoint::open(head.checkpoint.as_bytes(), &vkey, vkey.name())?;
+        if cp.size() != head.to {
+            return Err(LogError::Head(format!(
+                "it ends at size {} but its checkpoint is for size {}",
+                head.to.0,
+                cp.size().0
+            )));
+        }
+        let store = log.store.clone();
+        let tail =
+            Tail::load(head.from, head.from_root, &|rel, limit| read_object(store.as_ref(), rel, limit))?;
+        let ext = tail.extend(&head.entries)?;
+        if ext.root != cp.root() {
+            return Err(LogError::Head("its entries do not reproduce its checkpoint's root".into()));
+        }
+        log.size = head.to;
+        log.root = ext.root;
+        log.checkpoint = Some(head.checkpoint.clone());
+        log.head_etag = Some(obj.etag);
+        log.finish(&ext.writes, &head.checkpoint, head.to)?;
+        log.tail = Some(ext.tail);
+        Ok(log)
+    }
+
+    pub fn size(&self) -> TreeSize {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    pub fn verifier(&self) -> VerifierKey {
+        self.key.verifier()
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The current signed checkpoint, if the log has published one.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// Whether another writer has taken over; a fenced log never writes again.
+    pub fn is_fenced(&self) -> bool {
+        self.state == State::Fenced
+    }
+
+    /// Appends `entries` and publishes one new checkpoint covering them. `Ok` means every
+    /// entry is committed in the store and the new checkpoint is published. An error means
+    /// nothing may be acknowledged: [`LogError::Fenced`] if another writer moved the log on
+    /// (the entries are not in it), otherwise the entries may or may not have been committed.
+    pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        match self.state {
+            State::Open => {}
+            State::Poisoned => return Err(LogError::Poisoned),
+            State::Fenced => return Err(LogError::Fenced),
+        }
+        let bytes: usize = entries.iter().map(|e| e.as_ref().len() + 2).sum();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(LogError::BatchTooLarge { bytes, max: MAX_BATCH_BYTES });
+        }
+        if let (true, Some(cp)) = (entries.is_empty(), &self.checkpoint) {
+            return Ok(Published {
+                old_size: self.size,
+                new_size: self.size,
+                root: self.root,
+                checkpoint: cp.clone(),
+                leaf_hashes: Vec::new(),
+            });
+        }
+        let result = self.commit(entries);
+        match &result {
+            Err(LogError::Fenced) => self.state = State::Fenced,
+            Err(LogError::Store(_) | LogError::Tiles(_) | LogError::RootMismatch) => {
+                self.state = State::Poisoned
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        let (old, old_root) = (self.size, self.root);
+        // 1. Everything this append writes, computed from the right edge (no I/O once the
+        //    tail is in memory).
+        let tail = match self.tail.take() {
+            Some(t) if t.size == old => t,
+            _ => {
+                let store = self.store.clone();
+                Tail::load(old, old_root, &|rel, limit| read_object(store.as_ref(), rel, limit))?
+            }
+        };
+        let ext = tail.extend(entries)?;
+        let new = ext.tail.size;
+        let cp = Checkpoint::new(self.key.name(), new, ext.root)
+            .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
+        let note = self
+            .key
+            .sign(&cp.to_text())
+            .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
+
+        // 2. The commit point. Crash before it lands: nothing changed. After: the batch is in
+        //    the log, and whoever opens it next finishes steps 3 and 4.
+        let head = Head::encode(old, old_root, new, &note, entries);
+        self.swap_head(&head)?;
+        self.size = new;
+        self.root = ext.root;
+        self.checkpoint = Some(note.clone());
+
+        // 3 and 4. Tiles, bundles, archive, then the public checkpoint.
+        self.finish(&ext.writes, &note, new)?;
+        self.tail = Some(ext.tail);
+        Ok(Published {
+            old_size: old,
+            new_size: new,
+            root: ext.root,
+            checkpoint: note,
+            leaf_hashes: ext.leaf_hashes,
+        })
+    }
+
+    /// Moves the head from the ETag this writer knows to `bytes`.
+    fn swap_head(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+        let store = self.store.clone();
+        let expected = self.head_etag.clone();
+        let cond = match &expected {
+            Some(tag) => Cond::IfMatch(tag),
+            None => Cond::IfAbsent,
+        };
+        match retry_with(self.retry, || store.put(HEAD_KEY, bytes, cond, false)) {
+            Ok(tag) => {
+                self.head_etag = Some(tag);
+                Ok(())
+            }
+            Err(StoreError::Precondition { .. }) => {
+                // Either another writer moved the head, or this very write landed and its
+                // answer was lost (a retry then fails its own condition). Only the bytes tell.
+                match retry_with(self.retry, || store.get(HEAD_KEY, MAX_HEAD_BYTES))? {
+                    Some(o) if o.bytes == bytes => {
+                        self.head_etag = Some(o.etag);
+                        Ok(())
+                    }
+                    _ => Err(LogError::Fenced),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Steps 3 and 4 of a committed batch: its objects, the archived checkpoint, then the
+    /// public checkpoint. Idempotent: anyone may run it again for the same head.
+    fn finish(&mut self, writes: &[(String, Vec<u8>)], note: &str, size: TreeSize) -> Result<(), LogError> {
+        let store = self.store.clone();
+        retry_with(self.retry, || store.put_immutable_all(writes))?;
+        retry_with(self.retry, || put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes()))?;
+        self.publish(note, size)
+    }
+
+    /// Replaces the public checkpoint with `note`, `If-Match` the one this writer knows.
+    fn publish(&mut self, note: &str, size: TreeSize) -> Result<(), LogError> {
+        let store = self.store.clone();
+        if self.public_etag.is_none() {
+            // First publication by this writer: learn what is there.
+            match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+                Some(o) if o.bytes == note.as_bytes() => {
+                    self.public_etag = Some(o.etag);
+                    return Ok(());
+                }
+                Some(o) => {
+                    let vkey = self.key.verifier();
+                    let current = VerifiedCheckpoint::open(&o.bytes, &vkey, vkey.name())?;
+                    if current.size() >= size {
+                        return Err(LogError::Head(format!(
+                            "the public checkpoint is for size {}, not behind the head's {}; the store was altered",
+                            current.size().0,
+                            size.0
+                        )));
+                    }
+                    self.public_etag = Some(o.etag);
+                }
+                None => {}
+            }
+        }
+        let cond = match &self.public_etag {
+            Some(tag) => Cond::IfMatch(tag),
+            None => Cond::IfAbsent,
+        };
+        match retry_with(self.retry, || store.put(CHECKPOINT_KEY, note.as_bytes(), cond, false)) {
+            Ok(tag) => {
+                self.public_etag = Some(tag);
+                Ok(())
+            }
+            Err(StoreError::Precondition { .. }) => {
+                match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+                    Some(o) if o.bytes == note.as_bytes() => {
+                        self.public_etag = Some(o.etag);
+                        Ok(())
+                    }
+                    _ => Err(LogError::Fenced),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
