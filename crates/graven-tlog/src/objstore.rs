@@ -101,11 +101,14 @@ pub fn put_immutable<S: ObjectStore + ?Sized>(store: &S, key: &str, data: &[u8])
     }
 }
 
+/// One object in a [`MemStore`]: its bytes, its version number, and whether it is retained.
+type MemObject = (Vec<u8>, u64, bool);
+
 /// A store in memory, for tests of the protocol: it keeps each key's current version and
 /// counts requests, and can be told to fail. Not a stand-in for S3 in tests of S3 behaviour.
 #[derive(Debug, Default)]
 pub struct MemStore {
-    objects: Mutex<HashMap<String, (Vec<u8>, u64, bool)>>,
+    objects: Mutex<HashMap<String, MemObject>>,
     version: AtomicU64,
     /// Puts left before every later put fails with [`StoreError::Io`]; `u64::MAX` means never.
     puts_left: AtomicU64,
