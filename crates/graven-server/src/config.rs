@@ -47,6 +47,28 @@ pub struct FileConfig {
     pub oidc: Option<crate::oidc::OidcConfig>,
     /// RFC 9421 signatures: how far `created` may be from now, each way, in seconds.
     pub signature_window_seconds: Option<u64>,
+    /// `s3://bucket/prefix`: keep the log in object storage, shared by every node started on
+    /// the same prefix (one writer, the rest read replicas). Default: `<data>/log`.
+    pub storage: Option<String>,
+    /// The log's signer key file. Default: `<data>/log.key`, created on first start. Every
+    /// node of a shared log must be given the same key.
+    pub key: Option<PathBuf>,
+    /// Where this node takes writes, as other nodes should redirect to it
+    /// (default: `http(s)://<listen address>`).
+    pub advertise_url: Option<String>,
+    /// A shared log's writer lease: a standby takes over this long after the writer stops
+    /// renewing it.
+    pub lease_ttl_ms: Option<u64>,
+    /// S3 endpoint and region; the AWS environment variables are used when these are unset.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    /// Object Lock retention of tiles, bundles and archived checkpoints: `compliance` or
+    /// `governance`, for `retention_days`.
+    pub retention_mode: Option<String>,
+    pub retention_days: Option<u64>,
+    /// Start even if the bucket has no Object Lock (history is then deletable by anyone
+    /// holding the bucket's credentials).
+    pub allow_no_object_lock: Option<bool>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -65,7 +87,41 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub client_auth: Option<crate::tls::ClientAuth>,
+    pub storage: Option<String>,
+    pub key: Option<PathBuf>,
+    pub advertise_url: Option<String>,
+    pub allow_no_object_lock: Option<bool>,
+    pub retention_mode: Option<String>,
+    pub retention_days: Option<u64>,
 }
+
+/// Object Lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionMode {
+    Compliance,
+    Governance,
+}
+
+/// A log kept in object storage and shared by several nodes.
+#[derive(Debug, Clone)]
+pub struct SharedStorage {
+    /// `s3://bucket/prefix`.
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub retention_mode: RetentionMode,
+    pub retention: Duration,
+    pub require_object_lock: bool,
+    pub advertise_url: Option<String>,
+    pub lease_ttl: Duration,
+}
+
+/// Default Object Lock retention: one year, in governance mode (compliance mode cannot be
+/// undone, so it is a choice to make on purpose).
+pub const DEFAULT_RETENTION_DAYS: u64 = 365;
+/// Longest retention accepted: 100 years.
+const MAX_RETENTION_DAYS: u64 = 36_500;
+pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -91,6 +147,10 @@ pub struct Config {
     /// RFC 9421 signatures are refused when `created` is further than this from now.
     pub signature_window: Duration,
     pub engine: EngineConfig,
+    /// The signer key file, if not `<data>/log.key`.
+    pub key: Option<PathBuf>,
+    /// Object storage, if the log is not in `<data>/log`.
+    pub storage: Option<SharedStorage>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +192,8 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         }
     };
     let tls = resolve_tls(&o, &file)?;
+    let storage = resolve_storage(&o, &file)?;
+    let key = o.key.clone().or(file.key.clone());
     let oidc = match file.oidc.take() {
         Some(c) => {
             c.validate().map_err(ConfigError::Setting)?;
@@ -178,7 +240,14 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         )?,
         clock: d.clock,
     };
+    let mut engine = engine;
+    if storage.is_some() {
+        // One head object holds a whole batch.
+        engine.max_batch_bytes = engine.max_batch_bytes.min(graven_tlog::objlog::MAX_BATCH_BYTES / 2);
+    }
     Ok(Config {
+        key,
+        storage,
         listen,
         data: o.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
         origin,
@@ -197,6 +266,67 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         ),
         engine,
     })
+}
+
+fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStorage>, ConfigError> {
+    let Some(url) = o.storage.clone().or(file.storage.clone()) else {
+        return Ok(None);
+    };
+    if !url.starts_with("s3://") || url.len() > 1024 {
+        return Err(ConfigError::Invalid {
+            what: "storage",
+            value: url,
+            why: "expected s3://bucket/prefix (the local log needs no --storage)",
+        });
+    }
+    let mode_s = o.retention_mode.clone().or(file.retention_mode.clone()).unwrap_or_else(|| "governance".into());
+    let retention_mode = match mode_s.as_str() {
+        "compliance" => RetentionMode::Compliance,
+        "governance" => RetentionMode::Governance,
+        _ => {
+            return Err(ConfigError::Invalid {
+                what: "retention_mode",
+                value: mode_s,
+                why: "expected compliance or governance",
+            });
+        }
+    };
+    let days = o.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS);
+    if days == 0 || days > MAX_RETENTION_DAYS {
+        return Err(ConfigError::Invalid {
+            what: "retention_days",
+            value: days.to_string(),
+            why: "must be between 1 and 36500",
+        });
+    }
+    let ttl = file.lease_ttl_ms.unwrap_or(DEFAULT_LEASE_TTL_MS);
+    if !(500..=600_000).contains(&ttl) {
+        return Err(ConfigError::Invalid {
+            what: "lease_ttl_ms",
+            value: ttl.to_string(),
+            why: "must be between 500 and 600000",
+        });
+    }
+    let advertise_url = o.advertise_url.clone().or(file.advertise_url.clone());
+    if let Some(u) = &advertise_url
+        && (!(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 || u.contains(char::is_whitespace))
+    {
+        return Err(ConfigError::Invalid {
+            what: "advertise_url",
+            value: u.clone(),
+            why: "expected http(s)://host:port, with no spaces",
+        });
+    }
+    Ok(Some(SharedStorage {
+        url,
+        endpoint: file.s3_endpoint.clone(),
+        region: file.s3_region.clone(),
+        retention_mode,
+        retention: Duration::from_secs(days * 86_400),
+        require_object_lock: !o.allow_no_object_lock.or(file.allow_no_object_lock).unwrap_or(false),
+        advertise_url,
+        lease_ttl: Duration::from_millis(ttl),
+    }))
 }
 
 fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::TlsConfig>, ConfigError> {

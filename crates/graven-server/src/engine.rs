@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::merkle::Prover;
-use graven_tlog::LocalLog;
+use graven_core::note::SignerKey;
+use graven_tlog::{LogError, LogWriter, ObjectLog, ObjectStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{oneshot, watch};
@@ -112,6 +113,10 @@ pub enum SubmitError {
     Storage(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// This node is a read replica of a shared log; `writer` is where the writer takes writes,
+    /// if it is known.
+    #[error("this node is a read replica; send writes to the log's writer{}", writer.as_deref().map(|w| format!(" at {w}")).unwrap_or_else(|| " (none is known right now; retry shortly)".into()))]
+    NotWriter { writer: Option<String> },
     #[error(
         "a batch of {events} events and {bytes} bytes is larger than one commit can hold ({max_events} events, {max_bytes} bytes)"
     )]
@@ -124,6 +129,17 @@ pub struct Committed {
     pub size: u64,
     pub root: Hash,
     pub checkpoint: Arc<str>,
+}
+
+/// A log shared by several nodes on an object store: the writer is whichever node holds the
+/// lease; the others follow the published checkpoint as read replicas.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub store: Arc<dyn ObjectStore>,
+    pub key: SignerKey,
+    pub lease: Arc<crate::lease::Lease>,
+    /// How often a replica looks for a new checkpoint.
+    pub poll: Duration,
 }
 
 struct Job {
@@ -199,24 +215,39 @@ struct Inner {
     committed: watch::Receiver<Committed>,
     stats: Arc<EngineStats>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Option<Shared>,
 }
 
 impl Engine {
     /// Starts the sequencer on an open log. Commits an empty log's first checkpoint at once, so
     /// that a fresh server always has a checkpoint to serve.
-    pub fn start(
-        mut log: LocalLog,
-        reader: LogReader,
-        config: EngineConfig,
-    ) -> Result<Self, graven_tlog::LogError> {
+    pub fn start(mut log: Box<dyn LogWriter>, reader: LogReader, config: EngineConfig) -> Result<Self, LogError> {
         if log.checkpoint().is_none() {
-            log.append::<Vec<u8>>(&[])?;
+            log.append_batch(&[])?;
         }
         let first = Committed {
             size: log.size().0,
             root: log.root(),
             checkpoint: Arc::from(log.checkpoint().unwrap_or_default()),
         };
+        Self::spawn(Some(log), None, first, reader, config)
+    }
+
+    /// Starts a node of a shared log: the writer while it holds the lease, a read replica
+    /// (following the published checkpoint) otherwise. Its committed checkpoint is empty
+    /// until it has found or written one.
+    pub fn start_shared(shared: Shared, reader: LogReader, config: EngineConfig) -> Result<Self, LogError> {
+        let first = Committed { size: 0, root: graven_core::empty_root(), checkpoint: Arc::from("") };
+        Self::spawn(None, Some(shared), first, reader, config)
+    }
+
+    fn spawn(
+        log: Option<Box<dyn LogWriter>>,
+        shared: Option<Shared>,
+        first: Committed,
+        reader: LogReader,
+        config: EngineConfig,
+    ) -> Result<Self, LogError> {
         let (committed_tx, committed) = watch::channel(first);
         // The queue holds submissions; the pool limits are enforced on events and bytes.
         let (tx, rx) = mpsc::sync_channel::<Job>(config.max_pending_events.max(1));
@@ -225,6 +256,8 @@ impl Engine {
         let seq = Sequencer {
             last_stamp: String::new(),
             log,
+            shared: shared.clone(),
+            last_poll: None,
             config: config.clone(),
             poisoned: poisoned.clone(),
             committed: committed_tx,
@@ -244,6 +277,7 @@ impl Engine {
                 committed,
                 stats,
                 thread: Mutex::new(Some(thread)),
+                shared,
             }),
         })
     }
@@ -258,6 +292,17 @@ impl Engine {
 
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// The shared log's lease, if this node is one of several on an object store.
+    pub fn lease(&self) -> Option<&Arc<crate::lease::Lease>> {
+        self.inner.shared.as_ref().map(|s| &s.lease)
+    }
+
+    /// Whether this node takes writes: always for a local log; for a shared one, while it
+    /// holds the lease.
+    pub fn is_writer(&self) -> bool {
+        self.lease().is_none_or(|l| l.is_mine())
     }
 
     /// The latest committed checkpoint.
@@ -275,6 +320,9 @@ impl Engine {
     pub async fn submit(&self, entries: Vec<Entry>) -> Result<Vec<Receipt>, SubmitError> {
         if self.is_poisoned() {
             return Err(SubmitError::Storage("an earlier commit failed".into()));
+        }
+        if let Some(lease) = self.lease().filter(|l| !l.is_mine()) {
+            return Err(SubmitError::NotWriter { writer: lease.writer_url() });
         }
         let events = entries.len();
         let bytes: usize = entries.iter().map(|e| e.bytes.len()).sum();
@@ -396,7 +444,11 @@ impl Inner {
 struct Sequencer {
     /// The last `logged_at` stamped; never goes back, even if the clock does.
     last_stamp: String,
-    log: LocalLog,
+    /// The log, while this node is its writer.
+    log: Option<Box<dyn LogWriter>>,
+    shared: Option<Shared>,
+    /// When a replica last looked for a new checkpoint.
+    last_poll: Option<Instant>,
     config: EngineConfig,
     poisoned: Arc<AtomicBool>,
     committed: watch::Sender<Committed>,
@@ -406,7 +458,7 @@ struct Sequencer {
 impl Sequencer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         // Ends when every sender is gone (shutdown) and the queue is drained.
-        while let Ok(first) = rx.recv() {
+        while let Some(first) = self.next_job(&rx) {
             let mut jobs = vec![first];
             let mut events = jobs[0].entries.len();
             let mut bytes = jobs[0].bytes;
@@ -433,6 +485,133 @@ impl Sequencer {
             }
             self.commit(jobs);
         }
+        if let Some(shared) = &self.shared {
+            shared.lease.release();
+        }
+    }
+
+    /// The next submission to commit. On a shared log, this is also where the node acts on
+    /// its role: it opens the log (finishing whatever the last writer left) when it becomes
+    /// the writer, and while it is a replica it refuses submissions and follows the
+    /// published checkpoint.
+    fn next_job(&mut self, rx: &mpsc::Receiver<Job>) -> Option<Job> {
+        let Some(shared) = self.shared.clone() else { return rx.recv().ok() };
+        loop {
+            if shared.lease.is_mine() {
+                if self.log.is_none() && !self.open_shared(&shared) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(job) => return Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                }
+            }
+            if self.log.take().is_some() {
+                tracing::warn!("this node no longer holds the writer lease; it is now a read replica");
+            }
+            if self.last_poll.is_none_or(|t| t.elapsed() >= shared.poll) {
+                self.last_poll = Some(Instant::now());
+                self.follow(&shared);
+            }
+            match rx.recv_timeout(shared.poll.min(Duration::from_millis(100))) {
+                Ok(job) => self.refuse(vec![job], SubmitError::NotWriter { writer: shared.lease.writer_url() }),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Opens the shared log as its writer. Returns whether it is open.
+    fn open_shared(&mut self, shared: &Shared) -> bool {
+        let opened = ObjectLog::open(shared.store.clone(), shared.key.clone()).and_then(|mut log| {
+            if log.checkpoint().is_none() {
+                log.append::<Vec<u8>>(&[])?;
+            }
+            Ok(log)
+        });
+        match opened {
+            Ok(log) => {
+                tracing::info!(size = log.size().0, "this node is now the log's writer");
+                self.committed.send_replace(Committed {
+                    size: log.size().0,
+                    root: log.root(),
+                    checkpoint: Arc::from(log.checkpoint().unwrap_or_default()),
+                });
+                self.log = Some(Box::new(log));
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not open the shared log as its writer; giving up the lease");
+                self.stats.commit_errors.inc();
+                shared.lease.lost();
+                false
+            }
+        }
+    }
+
+    /// As a replica: takes up the published checkpoint if it moved on, after checking it is
+    /// signed by the log's key and that the stored tiles reproduce its root.
+    fn follow(&mut self, shared: &Shared) {
+        let vkey = shared.key.verifier();
+        let current = self.committed.borrow().clone();
+        match shared.store.get(graven_tlog::objlog::CHECKPOINT_KEY, graven_core::note::MAX_NOTE_SIZE as u64) {
+            Ok(Some(o)) if o.bytes == current.checkpoint.as_bytes() => return,
+            Ok(None) => return,
+            Ok(Some(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the published checkpoint failed");
+                return;
+            }
+        }
+        match graven_tlog::read_published(shared.store.as_ref(), &vkey) {
+            Ok(Some((note, cp))) => {
+                let size = cp.size().0;
+                if size < current.size || (size == current.size && cp.root() != current.root) {
+                    tracing::error!(
+                        size,
+                        known = current.size,
+                        "the published checkpoint is behind or conflicts with one this node already served; ignored"
+                    );
+                    return;
+                }
+                self.committed.send_replace(Committed { size, root: cp.root(), checkpoint: Arc::from(note) });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the published checkpoint could not be checked; not followed"),
+        }
+    }
+
+    /// Answers `jobs` with `e` and releases their pool reservation.
+    fn refuse(&mut self, jobs: Vec<Job>, e: SubmitError) {
+        let events: usize = jobs.iter().map(|j| j.entries.len()).sum();
+        let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
+        for job in jobs {
+            let _ = job.reply.send(Err(e.clone()));
+        }
+        self.stats.pending_events.fetch_sub(events, Ordering::SeqCst);
+        self.stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    /// What a failed commit means. A local log is poisoned until restart. A shared log's node
+    /// drops its writer: when fenced it is a replica now; otherwise it reopens the log
+    /// (finishing the batch if it was committed) before the next commit.
+    fn commit_failed(&mut self, e: LogError) -> SubmitError {
+        self.stats.commit_errors.inc();
+        let Some(shared) = &self.shared else {
+            self.poisoned.store(true, Ordering::SeqCst);
+            tracing::error!(error = %e, "commit failed; the log is poisoned until restart");
+            return SubmitError::Storage(e.to_string());
+        };
+        self.log = None;
+        if matches!(e, LogError::Fenced) {
+            tracing::warn!("another node moved the log on; this node is now a read replica");
+            shared.lease.lost();
+            return SubmitError::NotWriter { writer: None };
+        }
+        tracing::error!(error = %e, "commit failed; the log will be reopened before the next commit");
+        SubmitError::Storage(e.to_string())
     }
 
     /// One group commit, then the answers.
@@ -453,19 +632,16 @@ impl Sequencer {
         let events: usize = jobs.iter().map(|j| j.entries.len()).sum();
         let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
         let started = Instant::now();
-        let result = if self.poisoned.load(Ordering::SeqCst) {
-            Err(SubmitError::Storage("an earlier commit failed".into()))
-        } else {
-            let entries: Vec<&[u8]> =
-                jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.bytes.as_slice())).collect();
-            // The commit point: after this returns Ok, every entry is durable and covered by
-            // the new signed checkpoint. On error the log is poisoned (LocalLog refuses more).
-            self.log.append(&entries).map_err(|e| {
-                self.poisoned.store(true, Ordering::SeqCst);
-                self.stats.commit_errors.inc();
-                tracing::error!(error = %e, "commit failed; the log is poisoned until restart");
-                SubmitError::Storage(e.to_string())
-            })
+        let result = match self.log.as_mut() {
+            _ if self.poisoned.load(Ordering::SeqCst) => Err(SubmitError::Storage("an earlier commit failed".into())),
+            None => Err(SubmitError::NotWriter { writer: None }),
+            Some(log) => {
+                let entries: Vec<&[u8]> =
+                    jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.bytes.as_slice())).collect();
+                // The commit point: after this returns Ok, every entry is durable and covered
+                // by the new signed checkpoint.
+                log.append_batch(&entries).map_err(|e| self.commit_failed(e))
+            }
         };
         let elapsed = started.elapsed();
         match result {

@@ -154,6 +154,12 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
         )
         .into_response();
     };
+    // Every POST writes (an event, or an identity change with its audit event): on a read
+    // replica of a shared log it goes to the writer, before any credential is looked at (the
+    // writer checks it).
+    if req.method() == Method::POST && !st.engine.is_writer() {
+        return not_writer(&st, route, &req);
+    }
     if access == Access::Public || (access == Access::ReadPath && st.public_read_path) {
         return next.run(req).await;
     }
@@ -219,6 +225,38 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// A write sent to a read replica: 307 to the writer (same method and body), or 503 while no
+/// writer is known (during a takeover).
+fn not_writer(st: &AppState, route: &'static str, req: &Request) -> Response {
+    let writer = st.engine.lease().and_then(|l| l.writer_url());
+    let Some(base) = writer else {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-writer",
+            "This node is a read replica",
+            "this node is a read replica of a shared log and no writer is known right now (one is taking over); retry in a second",
+        );
+        p.retry_after = Some(1);
+        return finish(st, route, Err(p));
+    };
+    let target = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        req.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let p = Problem::new(
+        StatusCode::TEMPORARY_REDIRECT,
+        "not-writer",
+        "This node is a read replica",
+        format!("writes go to the log's writer at {base}; send this request there (same method and body)"),
+    );
+    let mut resp = p.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    finish(st, route, Ok(resp))
 }
 
 /// Answers 401, after recording the refusal when there is one to record.
@@ -318,6 +356,16 @@ pub(crate) fn submit_problem(e: SubmitError) -> Problem {
             "The batch is too large",
             e.to_string(),
         ),
+        SubmitError::NotWriter { .. } => {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-writer",
+                "This node is not the log's writer",
+                e.to_string(),
+            );
+            p.retry_after = Some(1);
+            p
+        }
         SubmitError::Storage(_) | SubmitError::ShuttingDown => {
             let mut p = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ pub mod identities;
 pub mod identity;
 pub mod indexer;
 pub mod jwt;
+pub mod lease;
 pub mod metrics;
 pub mod oidc;
 pub mod problem;

@@ -1,4 +1,7 @@
-//! The identity registry: `<data>/identities.json`, held in memory for authentication.
+//! The identity registry: `<data>/identities.json`, held in memory for authentication. On a
+//! log shared by several nodes it is the object `graven/identities.json` beside the log, which
+//! every node reads (and re-reads when it changes) and the writer changes by
+//! compare-and-swap, so all nodes accept the same credentials.
 //!
 //! **Durability contract.** [`Registry::install`] returns only after the new file is durable:
 //! written to a temporary file, fsynced, renamed over `identities.json`, and the directory
@@ -25,6 +28,8 @@ use crate::event::Actor;
 use crate::identity::{IdentityRecord, KeyRecord, Kind, Role, Status};
 
 pub const FILE_NAME: &str = "identities.json";
+/// The registry's key in a shared log's object store.
+pub const OBJECT_KEY: &str = "graven/identities.json";
 pub const TOKEN_FILE: &str = "admin.token";
 /// The identity that `<data>/admin.token` belongs to.
 pub const BOOTSTRAP_ID: &str = "admin";
@@ -209,6 +214,10 @@ pub enum RegistryError {
     Corrupt { path: PathBuf, why: String },
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    #[error(
+        "another node changed the identity registry at the same time; nothing was changed, retry the request"
+    )]
+    Conflict,
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RegistryError + 'a {
@@ -224,11 +233,68 @@ pub enum Bootstrap {
     Migrated,
     /// A new admin key was written to `admin.token`.
     Created,
+    /// This node joined a shared log whose registry already has admin keys; the `admin.token`
+    /// is with the node that created the log.
+    Shared,
+}
+
+/// Where the registry is kept.
+#[derive(Debug)]
+enum Backing {
+    File(PathBuf),
+    /// In a shared log's store, with the ETag of the version this node last read or wrote.
+    Object { store: Arc<dyn graven_tlog::ObjectStore>, etag: Mutex<Option<String>> },
+}
+
+impl Backing {
+    fn name(&self) -> PathBuf {
+        match self {
+            Backing::File(p) => p.clone(),
+            Backing::Object { store, .. } => PathBuf::from(format!("{}/{OBJECT_KEY}", store.location())),
+        }
+    }
+
+    fn load(&self) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
+        match self {
+            Backing::File(path) => read_file(path),
+            Backing::Object { store, etag } => {
+                let got = store.get(OBJECT_KEY, MAX_FILE).map_err(|e| self.store_err("reading", e))?;
+                let Some(o) = got else { return Ok(BTreeMap::new()) };
+                let records = parse(&o.bytes, &self.name())?;
+                *etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.etag);
+                Ok(records)
+            }
+        }
+    }
+
+    fn save(&self, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+        match self {
+            Backing::File(path) => write_file(path, records),
+            Backing::Object { store, etag } => {
+                let bytes = encode(records, &self.name())?;
+                let mut tag = etag.lock().unwrap_or_else(|p| p.into_inner());
+                let cond = match tag.as_deref() {
+                    Some(t) => graven_tlog::Cond::IfMatch(t),
+                    None => graven_tlog::Cond::IfAbsent,
+                };
+                let new = store.put(OBJECT_KEY, &bytes, cond, false).map_err(|e| self.store_err("writing", e))?;
+                *tag = Some(new);
+                Ok(())
+            }
+        }
+    }
+
+    fn store_err(&self, what: &'static str, e: graven_tlog::StoreError) -> RegistryError {
+        if let graven_tlog::StoreError::Precondition { .. } = e {
+            return RegistryError::Conflict;
+        }
+        RegistryError::Io { what, path: self.name(), source: std::io::Error::other(e.to_string()) }
+    }
 }
 
 #[derive(Debug)]
 pub struct Registry {
-    path: PathBuf,
+    backing: Backing,
     snap: RwLock<Snapshot>,
     /// Last-seen times changed since the file was last written.
     dirty: AtomicBool,
@@ -241,16 +307,63 @@ impl Registry {
     /// holds a usable key of the bootstrap admin identity: a fresh directory gets a new key;
     /// an old directory's token is registered as it is, so it keeps working.
     pub fn open(data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
-        let path = data.join(FILE_NAME);
-        let records = read_file(&path)?;
+        Self::open_on(Backing::File(data.join(FILE_NAME)), data, now_ms)
+    }
+
+    /// The registry of a shared log, kept in its object store. `<data>/admin.token` is created
+    /// only if the registry has no admin key yet (the first node of a new log); a node that
+    /// joins an existing log accepts the keys the registry holds, including that token.
+    pub fn open_shared(
+        store: Arc<dyn graven_tlog::ObjectStore>,
+        data: &Path,
+        now_ms: i64,
+    ) -> Result<(Self, Bootstrap), RegistryError> {
+        let backing = Backing::Object { store: store.clone(), etag: Mutex::new(None) };
+        match Self::open_on(backing, data, now_ms) {
+            // Two nodes bootstrapping one new log at once: the other one won; use its registry.
+            Err(RegistryError::Conflict) => {
+                Self::open_on(Backing::Object { store, etag: Mutex::new(None) }, data, now_ms)
+            }
+            r => r,
+        }
+    }
+
+    fn open_on(backing: Backing, data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
+        let records = backing.load()?;
+        let shared = matches!(backing, Backing::Object { .. });
         let reg = Registry {
-            path,
+            backing,
             snap: RwLock::new(Snapshot::build(records, &HashMap::new())),
             dirty: AtomicBool::new(false),
             write: Mutex::new(()),
         };
-        let outcome = reg.bootstrap(&data.join(TOKEN_FILE), now_ms)?;
+        let token = data.join(TOKEN_FILE);
+        let joined = shared
+            && !token.exists()
+            && reg.records().get(BOOTSTRAP_ID).is_some_and(|r| r.keys.iter().any(|k| k.revoked_ms.is_none()));
+        if joined {
+            return Ok((reg, Bootstrap::Shared));
+        }
+        let outcome = reg.bootstrap(&token, now_ms)?;
         Ok((reg, outcome))
+    }
+
+    /// Re-reads a shared registry if another node changed it. Returns whether it changed.
+    pub fn refresh(&self) -> Result<bool, RegistryError> {
+        let Backing::Object { store, etag } = &self.backing else { return Ok(false) };
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let known = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let got = store.get(OBJECT_KEY, MAX_FILE).map_err(|e| self.backing.store_err("reading", e))?;
+        let Some(o) = got else { return Ok(false) };
+        if known.as_deref() == Some(o.etag.as_str()) {
+            return Ok(false);
+        }
+        let records = parse(&o.bytes, &self.backing.name())?;
+        *etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.etag);
+        let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
+        let next = Snapshot::build(records, &snap.last_seen);
+        *snap = next;
+        Ok(true)
     }
 
     fn bootstrap(&self, token_path: &Path, now_ms: i64) -> Result<Bootstrap, RegistryError> {
@@ -448,7 +561,7 @@ impl Registry {
             }
         }
         self.dirty.store(false, Ordering::Relaxed);
-        write_file(&self.path, &records)?;
+        self.backing.save(&records)?;
         let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
         let next = Snapshot::build(records, &snap.last_seen);
         *snap = next;
@@ -462,8 +575,15 @@ impl Registry {
         }
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let records = self.records();
-        write_file(&self.path, &records)?;
-        Ok(true)
+        match self.backing.save(&records) {
+            Ok(()) => Ok(true),
+            // Another node wrote first; its times are as good. Take its version.
+            Err(RegistryError::Conflict) => {
+                drop(_w);
+                self.refresh().map(|_| false)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -496,11 +616,15 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryEr
     };
     let mut text = Vec::new();
     f.take(MAX_FILE + 1).read_to_end(&mut text).map_err(io_err("reading", path))?;
+    parse(&text, path)
+}
+
+fn parse(text: &[u8], path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
     let corrupt = |why: String| RegistryError::Corrupt { path: path.to_path_buf(), why };
     if text.len() as u64 > MAX_FILE {
         return Err(corrupt("larger than 256 MiB".into()));
     }
-    let file: File = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+    let file: File = serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
     if file.version != 1 {
         return Err(corrupt(format!("version {} is not supported (expected 1)", file.version)));
     }
@@ -522,11 +646,16 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryEr
 }
 
 /// Temp file, fsync, rename, fsync the directory.
-fn write_file(path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec<u8>, RegistryError> {
     let file = File { version: 1, identities: records.values().cloned().collect() };
     let mut bytes = serde_json::to_vec_pretty(&file)
         .map_err(|e| RegistryError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
     bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn write_file(path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+    let bytes = encode(records, path)?;
     let tmp = path.with_extension("json.tmp");
     {
         let mut opts = std::fs::OpenOptions::new();

@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::store::LogReader;
+use crate::store::{LogReader, Source};
+use graven_tlog::ObjectStore;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,9 +58,24 @@ fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), Se
     Ok((key, false))
 }
 
+/// Loads the signer key from a file the operator named (never created here).
+fn load_key(path: &Path) -> Result<SignerKey, ServeError> {
+    let meta = std::fs::metadata(path).map_err(io("reading the signer key", path))?;
+    if meta.len() > 4096 {
+        return Err(ServeError::Key { path: path.into(), why: "the file is larger than 4 KiB".into() });
+    }
+    let text = std::fs::read_to_string(path).map_err(io("reading", path))?;
+    SignerKey::parse(text.trim()).map_err(|e| ServeError::Key { path: path.into(), why: e.to_string() })
+}
+
 /// Runs the server until SIGTERM or SIGINT, then commits and acknowledges everything already
 /// accepted before returning.
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    run_with(config, None).await
+}
+
+/// [`run`], on a log kept in `store` (object storage shared by several nodes) when given.
+pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Result<(), ServeError> {
     let data = config.data.clone();
     std::fs::create_dir_all(&data).map_err(io("creating", &data))?;
     #[cfg(unix)]
@@ -67,14 +83,64 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
     }
-    let (key, new_key) = load_or_create_key(&data.join("log.key"), &config.origin)?;
+    let (key, new_key) = match (&config.key, &store) {
+        (Some(path), _) => (load_key(path)?, false),
+        (None, Some(_)) => {
+            return Err(ServeError::Config(
+                "a log in object storage needs --key <signer key file>, the same file on every node (make one with `graven keygen`)".into(),
+            ));
+        }
+        (None, None) => load_or_create_key(&data.join("log.key"), &config.origin)?,
+    };
     let vkey = key.verifier();
     let token_path = data.join(crate::registry::TOKEN_FILE);
-    let (registry, bootstrap) = crate::registry::Registry::open(&data, crate::http::now_ms())?;
+    let (registry, bootstrap) = match &store {
+        Some(s) => crate::registry::Registry::open_shared(s.clone(), &data, crate::http::now_ms())?,
+        None => crate::registry::Registry::open(&data, crate::http::now_ms())?,
+    };
     let registry = Arc::new(registry);
+    // Bound first: a shared log's node advertises its address to the others.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let log_dir = data.join("log");
-    let log = LocalLog::open(&log_dir, key)?;
-    let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
+    let (engine, source) = match &store {
+        None => {
+            let log = LocalLog::open(&log_dir, key)?;
+            let engine = Engine::start(Box::new(log), LogReader::new(&log_dir), config.engine.clone())?;
+            (engine, Source::Dir { fs: Arc::new(graven_tlog::RealFs), dir: log_dir.clone() })
+        }
+        Some(store) => {
+            let shared_cfg = config.storage.clone().ok_or_else(|| ServeError::Config("no storage settings".into()))?;
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
+            let lease = crate::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
+            // One round now, so the first node of a new log starts as its writer at once.
+            lease.tick();
+            lease.spawn().map_err(io("starting the lease thread", Path::new("graven/lease")))?;
+            let shared = crate::engine::Shared {
+                store: store.clone(),
+                key,
+                lease: lease.clone(),
+                poll: Duration::from_millis(250),
+            };
+            let engine = Engine::start_shared(shared, LogReader::objects(store.clone()), config.engine.clone())?;
+            // Serve nothing until there is a checkpoint to serve: written by this node as the
+            // writer, or published by another.
+            let mut watch = engine.subscribe();
+            let deadline = shared_cfg.lease_ttl * 4 + Duration::from_secs(10);
+            let found = tokio::time::timeout(deadline, watch.wait_for(|c| !c.checkpoint.is_empty())).await;
+            if !matches!(found, Ok(Ok(_))) {
+                lease.release();
+                return Err(ServeError::Config(format!(
+                    "no checkpoint in {} after {deadline:?}: no writer is running and this node could not become one (see the errors above)",
+                    store.location()
+                )));
+            }
+            (engine, Source::Objects(store.clone()))
+        }
+    };
     let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let metrics = Metrics::new(engine.clone(), indexed.clone());
     let index_path = data.join("index.redb");
@@ -85,7 +151,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let indexer = tokio::spawn(crate::indexer::run(
         index.clone(),
         engine.subscribe(),
-        LogReader::new(&log_dir),
+        LogReader::on(source.clone()),
         indexed,
     ));
     let state_index = index.clone();
@@ -99,7 +165,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     };
     let state = Arc::new(AppState {
         engine: engine.clone(),
-        reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
+        reader: Arc::new(Mutex::new(LogReader::on(source.clone()))),
         registry: registry.clone(),
         public_read_path: config.public_read_path,
         denied_limiter: crate::ratelimit::Limiter::new(Default::default()),
@@ -114,10 +180,6 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
         http_sig: crate::sigauth::SigAuth::new(config.signature_window.as_secs()),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     if new_key {
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
     }
@@ -130,8 +192,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
                 " (new admin API key; send it as Authorization: Bearer <key>)",
             crate::registry::Bootstrap::Migrated => " (existing token, now a key of identity admin)",
             crate::registry::Bootstrap::Unchanged => "",
+            crate::registry::Bootstrap::Shared =>
+                " (not on this node: this node joined a shared log whose registry already has admin keys)",
         }
     );
+    if let Some(store) = &store {
+        let role = if engine.is_writer() { "writer" } else { "read replica" };
+        println!("storage: {} (this node: {role})", store.location());
+    }
     if config.public_read_path {
         println!("read path (/checkpoint, /tile, /v1/log) is public");
     }
@@ -160,6 +228,20 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             }
         })
     };
+    // A shared registry changes on other nodes too; pick up their changes.
+    let refresher = store.as_ref().map(|_| {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let r = registry.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.refresh()).await {
+                    tracing::warn!(error = %e, "re-reading the shared identity registry failed");
+                }
+            }
+        })
+    });
     let served =
         serve_connections(listener, app(state), config.max_connections, config.header_timeout, tls).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops.
@@ -172,6 +254,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::warn!(error = %e, "could not flush the search index; it will catch up on restart");
     }
     flusher.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
     if let Err(e) = registry.flush() {
         eprintln!("graven: writing last-seen times: {e}");
     }

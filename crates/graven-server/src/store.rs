@@ -10,7 +10,7 @@ use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::merkle::{self, ProofError};
 use graven_core::tile::{self, BundleId, TileId, TlogPath};
 use graven_core::tile_source::{TileHashes, TileSourceError};
-use graven_tlog::{Fs, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, RealFs};
+use graven_tlog::{Fs, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, ObjectStore, RealFs};
 
 type Fetch = Box<dyn FnMut(TileId) -> io::Result<Vec<u8>> + Send>;
 
@@ -31,16 +31,32 @@ fn proof_err(e: ProofError<TileSourceError<io::Error>>) -> ReadError {
     ReadError::Proof(e.to_string())
 }
 
-/// Reads a log directory. Keeps a bounded cache of decoded tiles for proofs.
+/// Where a log's files are: a directory, or an object store (S3).
+#[derive(Debug, Clone)]
+pub enum Source {
+    Dir { fs: Arc<dyn Fs>, dir: PathBuf },
+    Objects(Arc<dyn ObjectStore>),
+}
+
+impl Source {
+    /// The file at `rel` (`tile/0/001`), refused over `limit` bytes; `NotFound` if absent.
+    pub fn read(&self, rel: &str, limit: u64) -> io::Result<Vec<u8>> {
+        match self {
+            Source::Dir { fs, dir } => fs.read(&dir.join(rel), limit),
+            Source::Objects(store) => graven_tlog::read_object(store.as_ref(), rel, limit),
+        }
+    }
+}
+
+/// Reads a log. Keeps a bounded cache of decoded tiles for proofs.
 pub struct LogReader {
-    fs: Arc<dyn Fs>,
-    dir: PathBuf,
+    src: Source,
     hashes: TileHashes<Fetch>,
 }
 
 impl std::fmt::Debug for LogReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogReader").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("LogReader").field("src", &self.src).finish_non_exhaustive()
     }
 }
 
@@ -51,15 +67,23 @@ impl LogReader {
 
     /// A reader on any [`Fs`], such as the simulated disk of the crash tests.
     pub fn with_fs(fs: Arc<dyn Fs>, dir: &Path) -> Self {
-        let d = dir.to_path_buf();
-        let f = fs.clone();
-        let fetch: Fetch = Box::new(move |t: TileId| f.read(&d.join(t.path()), MAX_TILE_BYTES));
-        LogReader { fs, dir: dir.to_path_buf(), hashes: TileHashes::new(TreeSize(0), fetch) }
+        Self::on(Source::Dir { fs, dir: dir.to_path_buf() })
+    }
+
+    /// A reader of a log in an object store.
+    pub fn objects(store: Arc<dyn ObjectStore>) -> Self {
+        Self::on(Source::Objects(store))
+    }
+
+    pub fn on(src: Source) -> Self {
+        let s = src.clone();
+        let fetch: Fetch = Box::new(move |t: TileId| s.read(&t.path(), MAX_TILE_BYTES));
+        LogReader { src, hashes: TileHashes::new(TreeSize(0), fetch) }
     }
 
     /// A reader of the same log with an empty cache.
     pub fn fresh(&self) -> Self {
-        Self::with_fs(self.fs.clone(), &self.dir)
+        Self::on(self.src.clone())
     }
 
     /// One of many inclusion proofs in the tree of `prover.size()` (see [`merkle::Prover`]).
@@ -108,15 +132,14 @@ impl LogReader {
     }
 
     fn read_bundle(&self, b: BundleId) -> Result<Vec<u8>, ReadError> {
-        let path = self.dir.join(b.path());
-        match self.fs.read(&path, MAX_BUNDLE_BYTES) {
+        match self.src.read(&b.path(), MAX_BUNDLE_BYTES) {
             Ok(bytes) => Ok(bytes),
             // A partial bundle may have been superseded by the full one in a later commit.
             Err(e) if e.kind() == io::ErrorKind::NotFound && !b.is_full() => {
                 let full = b.as_full();
                 let bytes = self
-                    .fs
-                    .read(&self.dir.join(full.path()), MAX_BUNDLE_BYTES)
+                    .src
+                    .read(&full.path(), MAX_BUNDLE_BYTES)
                     .map_err(|source| ReadError::Io { path: full.path(), source })?;
                 let mut entries = tile::decode_bundle(&bytes, 256)
                     .map_err(|e| ReadError::Corrupt { path: full.path(), why: e.to_string() })?;
@@ -154,7 +177,7 @@ impl LogReader {
         if !ok {
             return Ok(None);
         }
-        match self.fs.read(&self.dir.join(&rel), limit) {
+        match self.src.read(&rel, limit) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ReadError::Io { path: rel, source }),

@@ -1,0 +1,220 @@
+//! Which node of a shared (object-store) log is its writer: a lease object, `graven/lease`,
+//! taken and renewed by compare-and-swap.
+//!
+//! The writer rewrites the lease every `ttl / 5` with a counter that changes its bytes (and so
+//! its ETag). A standby polls it at the same pace; when it has seen the same ETag for a whole
+//! `ttl` on its own monotonic clock, the writer is presumed dead and the standby swaps the
+//! lease to itself (`If-Match` the stale ETag, so of several standbys one wins). No clock is
+//! compared across machines.
+//!
+//! The writer stops writing when it has not renewed for `ttl * 4 / 5`, before any standby
+//! can take over. The lease is only about liveness, though: safety does not depend on it.
+//! Every commit is a compare-and-swap of the log's head, so a writer that still believes it
+//! holds the lease after losing it is fenced by its next commit (see `graven_tlog::objlog`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use graven_tlog::{Cond, ObjectStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// The lease object's key.
+pub const LEASE_KEY: &str = "graven/lease";
+const MAX_LEASE_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Record {
+    /// The holder's node id; `None` once released.
+    holder: Option<String>,
+    /// Where the holder takes writes, for redirects.
+    url: Option<String>,
+    /// Bumped by every write, so every renewal has a new ETag.
+    renewals: u64,
+    /// The holder's wall clock at the write, for people reading the object.
+    written_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The ETag of the lease as this node last wrote or saw it.
+    etag: Option<String>,
+    renewals: u64,
+    /// This node holds the lease until then.
+    mine_until: Option<Instant>,
+    /// The other holder's last seen ETag and when it was first seen.
+    seen: Option<(String, Instant)>,
+    writer_url: Option<String>,
+}
+
+/// This node's view of the lease. Shared between the lease thread, the sequencer and the HTTP
+/// handlers.
+#[derive(Debug)]
+pub struct Lease {
+    store: Arc<dyn ObjectStore>,
+    node: String,
+    url: Option<String>,
+    ttl: Duration,
+    state: Mutex<State>,
+    stopped: AtomicBool,
+}
+
+impl Lease {
+    /// `url` is where this node takes writes, advertised to the others for redirects.
+    pub fn new(store: Arc<dyn ObjectStore>, url: Option<String>, ttl: Duration) -> Arc<Self> {
+        let mut id = [0u8; 8];
+        let _ = getrandom::fill(&mut id);
+        Arc::new(Lease {
+            store,
+            node: graven_core::hex::encode(&id),
+            url,
+            ttl,
+            state: Mutex::new(State::default()),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Whether this node may write now.
+    pub fn is_mine(&self) -> bool {
+        self.state().mine_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Where the current writer takes writes, if it is another node and said so.
+    pub fn writer_url(&self) -> Option<String> {
+        if self.is_mine() { None } else { self.state().writer_url.clone() }
+    }
+
+    /// The sequencer found itself fenced: another node moved the log on.
+    pub fn lost(&self) {
+        let mut s = self.state();
+        s.mine_until = None;
+        s.etag = None;
+    }
+
+    fn record(&self, renewals: u64, holder: bool) -> Vec<u8> {
+        let r = Record {
+            holder: holder.then(|| self.node.clone()),
+            url: if holder { self.url.clone() } else { None },
+            renewals,
+            written_ms: crate::http::now_ms(),
+        };
+        serde_json::to_vec(&r).unwrap_or_default()
+    }
+
+    /// One round: renew if this node holds the lease, else watch it and take it when free or
+    /// stale. Returns whether this node holds it afterwards.
+    pub fn tick(&self) -> bool {
+        if self.stopped.load(Ordering::SeqCst) {
+            return false;
+        }
+        let started = Instant::now();
+        let (holding, etag, renewals) = {
+            let s = self.state();
+            (s.mine_until.is_some(), s.etag.clone(), s.renewals)
+        };
+        if let (true, Some(etag)) = (holding, etag) {
+            let bytes = self.record(renewals + 1, true);
+            return match self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&etag), false) {
+                Ok(tag) => self.hold(tag, renewals + 1, started),
+                Err(StoreError::Precondition { .. }) => {
+                    tracing::warn!("the lease was taken by another node; this node stops writing");
+                    self.lost();
+                    false
+                }
+                // Unknown outcome: keep the current deadline; the next round tries again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing the lease failed");
+                    self.is_mine()
+                }
+            };
+        }
+        let current = match self.store.get(LEASE_KEY, MAX_LEASE_BYTES) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lease failed");
+                return false;
+            }
+        };
+        let Some(obj) = current else {
+            return match self.store.put(LEASE_KEY, &self.record(1, true), Cond::IfAbsent, false) {
+                Ok(tag) => self.hold(tag, 1, started),
+                Err(_) => false,
+            };
+        };
+        let rec: Option<Record> = serde_json::from_slice(&obj.bytes).ok();
+        let renewals = rec.as_ref().map_or(0, |r| r.renewals);
+        let free = rec.as_ref().is_some_and(|r| r.holder.is_none());
+        let stale = {
+            let mut s = self.state();
+            s.writer_url = rec.as_ref().and_then(|r| r.url.clone());
+            match &s.seen {
+                Some((tag, since)) if *tag == obj.etag => since.elapsed() >= self.ttl,
+                _ => {
+                    s.seen = Some((obj.etag.clone(), Instant::now()));
+                    false
+                }
+            }
+        };
+        if !(free || stale) {
+            return false;
+        }
+        let bytes = self.record(renewals + 1, true);
+        match self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&obj.etag), false) {
+            Ok(tag) => {
+                tracing::info!(node = %self.node, "took the writer lease");
+                self.hold(tag, renewals + 1, started)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn hold(&self, etag: String, renewals: u64, started: Instant) -> bool {
+        let mut s = self.state();
+        s.etag = Some(etag);
+        s.renewals = renewals;
+        s.mine_until = Some(started + self.ttl * 4 / 5);
+        s.seen = None;
+        s.writer_url = None;
+        true
+    }
+
+    /// Gives the lease up (on shutdown), so a standby takes over at once instead of after a
+    /// `ttl`. Best effort: if it fails, the lease simply expires.
+    pub fn release(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let (etag, renewals) = {
+            let mut s = self.state();
+            let e = s.etag.take();
+            s.mine_until = None;
+            (e, s.renewals)
+        };
+        if let Some(etag) = etag {
+            let _ = self.store.put(LEASE_KEY, &self.record(renewals + 1, false), Cond::IfMatch(&etag), false);
+        }
+    }
+
+    /// Runs [`Lease::tick`] every `ttl / 5` on a thread of its own until [`Lease::release`].
+    pub fn spawn(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let lease = self.clone();
+        std::thread::Builder::new().name("graven-lease".into()).spawn(move || {
+            let period = lease.ttl / 5;
+            while !lease.stopped.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                lease.tick();
+                std::thread::sleep(period.saturating_sub(started.elapsed()));
+            }
+        })
+    }
+}
