@@ -279,7 +279,8 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
             why: "expected s3://bucket/prefix (the local log needs no --storage)",
         });
     }
-    let mode_s = o.retention_mode.clone().or(file.retention_mode.clone()).unwrap_or_else(|| "governance".into());
+    let mode_s =
+        o.retention_mode.clone().or(file.retention_mode.clone()).unwrap_or_else(|| "governance".into());
     let retention_mode = match mode_s.as_str() {
         "compliance" => RetentionMode::Compliance,
         "governance" => RetentionMode::Governance,
@@ -309,7 +310,9 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
     }
     let advertise_url = o.advertise_url.clone().or(file.advertise_url.clone());
     if let Some(u) = &advertise_url
-        && (!(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 || u.contains(char::is_whitespace))
+        && (!(u.starts_with("http://") || u.starts_with("https://"))
+            || u.len() > 2048
+            || u.contains(char::is_whitespace))
     {
         return Err(ConfigError::Invalid {
             what: "advertise_url",

@@ -221,7 +221,11 @@ struct Inner {
 impl Engine {
     /// Starts the sequencer on an open log. Commits an empty log's first checkpoint at once, so
     /// that a fresh server always has a checkpoint to serve.
-    pub fn start(mut log: Box<dyn LogWriter>, reader: LogReader, config: EngineConfig) -> Result<Self, LogError> {
+    pub fn start(
+        mut log: Box<dyn LogWriter>,
+        reader: LogReader,
+        config: EngineConfig,
+    ) -> Result<Self, LogError> {
         if log.checkpoint().is_none() {
             log.append_batch(&[])?;
         }
@@ -516,7 +520,9 @@ impl Sequencer {
                 self.follow(&shared);
             }
             match rx.recv_timeout(shared.poll.min(Duration::from_millis(100))) {
-                Ok(job) => self.refuse(vec![job], SubmitError::NotWriter { writer: shared.lease.writer_url() }),
+                Ok(job) => {
+                    self.refuse(vec![job], SubmitError::NotWriter { writer: shared.lease.writer_url() })
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
             }
@@ -579,7 +585,9 @@ impl Sequencer {
                 self.committed.send_replace(Committed { size, root: cp.root(), checkpoint: Arc::from(note) });
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the published checkpoint could not be checked; not followed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the published checkpoint could not be checked; not followed")
+            }
         }
     }
 
@@ -633,7 +641,9 @@ impl Sequencer {
         let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
         let started = Instant::now();
         let result = match self.log.as_mut() {
-            _ if self.poisoned.load(Ordering::SeqCst) => Err(SubmitError::Storage("an earlier commit failed".into())),
+            _ if self.poisoned.load(Ordering::SeqCst) => {
+                Err(SubmitError::Storage("an earlier commit failed".into()))
+            }
             None => Err(SubmitError::NotWriter { writer: None }),
             Some(log) => {
                 let entries: Vec<&[u8]> =

@@ -241,11 +241,8 @@ fn not_writer(st: &AppState, route: &'static str, req: &Request) -> Response {
         p.retry_after = Some(1);
         return finish(st, route, Err(p));
     };
-    let target = format!(
-        "{}{}",
-        base.trim_end_matches('/'),
-        req.uri().path_and_query().map_or("/", |p| p.as_str())
-    );
+    let target =
+        format!("{}{}", base.trim_end_matches('/'), req.uri().path_and_query().map_or("/", |p| p.as_str()));
     let p = Problem::new(
         StatusCode::TEMPORARY_REDIRECT,
         "not-writer",

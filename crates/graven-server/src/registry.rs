@@ -243,7 +243,10 @@ pub enum Bootstrap {
 enum Backing {
     File(PathBuf),
     /// In a shared log's store, with the ETag of the version this node last read or wrote.
-    Object { store: Arc<dyn graven_tlog::ObjectStore>, etag: Mutex<Option<String>> },
+    Object {
+        store: Arc<dyn graven_tlog::ObjectStore>,
+        etag: Mutex<Option<String>>,
+    },
 }
 
 impl Backing {
@@ -277,7 +280,8 @@ impl Backing {
                     Some(t) => graven_tlog::Cond::IfMatch(t),
                     None => graven_tlog::Cond::IfAbsent,
                 };
-                let new = store.put(OBJECT_KEY, &bytes, cond, false).map_err(|e| self.store_err("writing", e))?;
+                let new =
+                    store.put(OBJECT_KEY, &bytes, cond, false).map_err(|e| self.store_err("writing", e))?;
                 *tag = Some(new);
                 Ok(())
             }
@@ -764,7 +768,7 @@ mod tests {
         // Survives a reopen (the durable file, not just memory).
         drop(reg);
         let reg = Registry {
-            path: d.path().join(FILE_NAME),
+            backing: Backing::File(d.path().join(FILE_NAME)),
             snap: RwLock::new(Snapshot::build(
                 read_file(&d.path().join(FILE_NAME)).unwrap(),
                 &HashMap::new(),

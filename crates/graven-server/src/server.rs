@@ -112,7 +112,8 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             (engine, Source::Dir { fs: Arc::new(graven_tlog::RealFs), dir: log_dir.clone() })
         }
         Some(store) => {
-            let shared_cfg = config.storage.clone().ok_or_else(|| ServeError::Config("no storage settings".into()))?;
+            let shared_cfg =
+                config.storage.clone().ok_or_else(|| ServeError::Config("no storage settings".into()))?;
             let scheme = if config.tls.is_some() { "https" } else { "http" };
             let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
             let lease = crate::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
@@ -125,7 +126,8 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
                 lease: lease.clone(),
                 poll: Duration::from_millis(250),
             };
-            let engine = Engine::start_shared(shared, LogReader::objects(store.clone()), config.engine.clone())?;
+            let engine =
+                Engine::start_shared(shared, LogReader::objects(store.clone()), config.engine.clone())?;
             // Serve nothing until there is a checkpoint to serve: written by this node as the
             // writer, or published by another.
             let mut watch = engine.subscribe();

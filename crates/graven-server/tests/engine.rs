@@ -37,7 +37,7 @@ fn batch(tag: &str, n: usize) -> Vec<Entry> {
 
 fn start(fs: &Arc<SimFs>, dir: &Path) -> Engine {
     let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
-    Engine::start(log, LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap()
+    Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap()
 }
 
 fn check_receipt(r: &Receipt) {
@@ -118,7 +118,8 @@ async fn no_acknowledgement_after_a_storage_error_and_recovery_succeeds() {
                     .unwrap();
             assert_eq!(report.size, size);
             let engine =
-                Engine::start(log, LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap();
+                Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), EngineConfig::default())
+                    .unwrap();
             let r = engine.submit(batch("after", 10)).await.unwrap();
             assert_eq!(r[0].index, size.0);
             check_receipt(&r[9]);
@@ -133,7 +134,7 @@ async fn a_full_pool_pushes_back() {
     let dir = Path::new("/data/log");
     let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
     let config = EngineConfig { max_pending_events: 10, ..EngineConfig::default() };
-    let engine = Engine::start(log, LogReader::with_fs(fs.clone(), dir), config).unwrap();
+    let engine = Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), config).unwrap();
     match engine.submit(batch("big", 11)).await {
         Err(SubmitError::Overloaded { .. }) => {}
         other => panic!("expected Overloaded, got {other:?}"),
