@@ -303,6 +303,11 @@ impl Engine {
         self.inner.shared.as_ref().map(|s| &s.lease)
     }
 
+    /// The object store of a shared log.
+    pub fn store(&self) -> Option<&Arc<dyn ObjectStore>> {
+        self.inner.shared.as_ref().map(|s| &s.store)
+    }
+
     /// Whether this node takes writes: always for a local log; for a shared one, while it
     /// holds the lease.
     pub fn is_writer(&self) -> bool {

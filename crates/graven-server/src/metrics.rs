@@ -18,6 +18,11 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct OpLabels {
+    op: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +35,8 @@ pub struct Metrics {
     index_size: Gauge,
     index_lag: Gauge,
     pub http: Family<HttpLabels, Counter>,
+    writer: Gauge,
+    store_requests: Family<OpLabels, Gauge>,
     /// `denied` records appended to the log.
     pub denied_records: Counter,
     /// `denied` records not appended: over the rate limit (or the log refused them).
@@ -70,6 +77,14 @@ impl Metrics {
             "Committed entries not yet searchable (the search index follows the log)",
             index_lag.clone(),
         );
+        let writer = Gauge::default();
+        registry.register("writer", "1 if this node takes writes (always, for a local log)", writer.clone());
+        let store_requests = Family::<OpLabels, Gauge>::default();
+        registry.register(
+            "store_requests",
+            "Requests made to the object store since start, by operation (shared logs only)",
+            store_requests.clone(),
+        );
         let http = Family::<HttpLabels, Counter>::default();
         registry.register("http_responses", "HTTP responses by route and status", http.clone());
         let denied_records = Counter::default();
@@ -91,6 +106,8 @@ impl Metrics {
             index_size,
             index_lag,
             http,
+            writer,
+            store_requests,
             denied_records,
             denied_dropped,
         })
@@ -107,6 +124,12 @@ impl Metrics {
         self.index_size.set(indexed as i64);
         self.index_lag.set(size.saturating_sub(indexed) as i64);
         self.poisoned.set(i64::from(self.engine.is_poisoned()));
+        self.writer.set(i64::from(self.engine.is_writer()));
+        if let Some(store) = self.engine.store() {
+            for (op, n) in store.request_counts() {
+                self.store_requests.get_or_create(&OpLabels { op }).set(n as i64);
+            }
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
