@@ -133,7 +133,8 @@ impl S3Config {
                 Some(e)
             }
         };
-        let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let region =
+            var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
         let access_key_id = var("AWS_ACCESS_KEY_ID");
         let secret_access_key = var("AWS_SECRET_ACCESS_KEY");
         match (&access_key_id, &secret_access_key) {
@@ -203,7 +204,9 @@ pub fn parse_url(url: &str) -> Result<(String, String), UrlError> {
             if segment == "." || segment == ".." {
                 return Err(UrlError::DotSegment { url: url.to_owned() });
             }
-            if let Some(ch) = segment.chars().find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()=+".contains(*c))) {
+            if let Some(ch) =
+                segment.chars().find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()=+".contains(*c)))
+            {
                 return Err(UrlError::PrefixChar { url: url.to_owned(), ch });
             }
         }
@@ -218,7 +221,8 @@ pub fn validate_bucket(bucket: &str) -> Result<(), UrlError> {
     if !(3..=63).contains(&len) {
         return Err(UrlError::BucketLength { bucket: b(), len });
     }
-    if let Some(ch) = bucket.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    if let Some(ch) =
+        bucket.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
     {
         return Err(UrlError::BucketChar { bucket: b(), ch });
     }

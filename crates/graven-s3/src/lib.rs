@@ -319,11 +319,9 @@ impl Inner {
         let mut body = resp.body;
         let cap = usize::try_from(u64::try_from(announced).unwrap_or(0).min(limit)).unwrap_or(0);
         let mut bytes = Vec::with_capacity(cap);
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| io(format!("{}: reading the body: {}", self.s3_url(&full), DisplayErrorContext(e))))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            io(format!("{}: reading the body: {}", self.s3_url(&full), DisplayErrorContext(e)))
+        })? {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
@@ -332,7 +330,13 @@ impl Inner {
         Ok(Some(Object { bytes, etag }))
     }
 
-    async fn put(&self, key: &str, data: Vec<u8>, cond: OwnedCond, retain: bool) -> Result<String, StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        cond: OwnedCond,
+        retain: bool,
+    ) -> Result<String, StoreError> {
         self.count(&self.puts);
         let full = self.cfg.full_key(key);
         let mut req = self
@@ -352,7 +356,9 @@ impl Inner {
                 RetentionMode::Compliance => ObjectLockMode::Compliance,
                 RetentionMode::Governance => ObjectLockMode::Governance,
             };
-            req = req.object_lock_mode(mode).object_lock_retain_until_date(DateTime::from(SystemTime::now() + r.period));
+            req = req
+                .object_lock_mode(mode)
+                .object_lock_retain_until_date(DateTime::from(SystemTime::now() + r.period));
         }
         match req.send().await {
             Ok(out) => out.e_tag().map(str::to_owned).ok_or_else(|| StoreError::Io {
@@ -416,11 +422,7 @@ impl Inner {
                 _ => Versioning::Off,
             },
             Err(e) => {
-                return Err(S3Error::Service {
-                    op: "reading the versioning of",
-                    bucket,
-                    msg: describe(&e),
-                });
+                return Err(S3Error::Service { op: "reading the versioning of", bucket, msg: describe(&e) });
             }
         };
         self.count(&self.bucket_ops);
@@ -482,8 +484,13 @@ impl Inner {
         if !existed {
             self.count(&self.bucket_ops);
             let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-            if let Err(e) =
-                self.client.put_bucket_versioning().bucket(&bucket).versioning_configuration(enabled).send().await
+            if let Err(e) = self
+                .client
+                .put_bucket_versioning()
+                .bucket(&bucket)
+                .versioning_configuration(enabled)
+                .send()
+                .await
             {
                 return Err(S3Error::Service { op: "enabling versioning on", bucket, msg: describe(&e) });
             }

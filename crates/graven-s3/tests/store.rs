@@ -32,7 +32,10 @@ fn put_get_round_trip_under_the_prefix() {
     assert_eq!(s.location(), format!("s3://{}/logs/one", cfg.bucket));
     let etag = s.put("tile/0/000", b"hashes", Cond::Any, false).unwrap();
     assert!(!etag.is_empty());
-    assert_eq!(s.get("tile/0/000", 6).unwrap(), Some(Object { bytes: b"hashes".to_vec(), etag: etag.clone() }));
+    assert_eq!(
+        s.get("tile/0/000", 6).unwrap(),
+        Some(Object { bytes: b"hashes".to_vec(), etag: etag.clone() })
+    );
     // The object is at <prefix>/<key>, and nowhere else.
     let (c, b) = (s.client().clone(), cfg.bucket.clone());
     let listed = s
@@ -81,14 +84,21 @@ fn if_match_needs_the_current_etag() {
 
     let e1 = s.put("head", b"one", Cond::IfAbsent, false).unwrap();
     let e2 = s.put("head", b"two", Cond::IfMatch(&e1), false).unwrap();
-    assert_eq!(s.put("head", b"three", Cond::IfMatch(&e1), false), Err(StoreError::Precondition { key: "head".into() }));
+    assert_eq!(
+        s.put("head", b"three", Cond::IfMatch(&e1), false),
+        Err(StoreError::Precondition { key: "head".into() })
+    );
     let e3 = s.put("head", b"three", Cond::IfMatch(&e2), false).unwrap();
     assert_eq!(s.get("head", 10).unwrap(), Some(Object { bytes: b"three".to_vec(), etag: e3 }));
 }
 
 /// Runs `writers` racing attempts; returns which ones succeeded. Each must either succeed or
 /// fail its condition.
-fn race(s: &S3Store, writers: usize, attempt: impl Fn(usize) -> Result<String, StoreError> + Sync) -> Vec<usize> {
+fn race(
+    s: &S3Store,
+    writers: usize,
+    attempt: impl Fn(usize) -> Result<String, StoreError> + Sync,
+) -> Vec<usize> {
     let barrier = Barrier::new(writers);
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
@@ -145,8 +155,14 @@ fn put_immutable_accepts_the_same_bytes_only() {
     let s = store("immutable", true);
     put_immutable(&s, "tile/0/000", b"abc").unwrap();
     put_immutable(&s, "tile/0/000", b"abc").unwrap();
-    assert_eq!(put_immutable(&s, "tile/0/000", b"abd"), Err(StoreError::Conflict { key: "tile/0/000".into() }));
-    assert_eq!(put_immutable(&s, "tile/0/000", b"abcd"), Err(StoreError::Conflict { key: "tile/0/000".into() }));
+    assert_eq!(
+        put_immutable(&s, "tile/0/000", b"abd"),
+        Err(StoreError::Conflict { key: "tile/0/000".into() })
+    );
+    assert_eq!(
+        put_immutable(&s, "tile/0/000", b"abcd"),
+        Err(StoreError::Conflict { key: "tile/0/000".into() })
+    );
     assert_eq!(s.get("tile/0/000", 3).unwrap().unwrap().bytes, b"abc");
 }
 
@@ -198,8 +214,9 @@ fn put_immutable_all_writes_concurrently() {
     let relay = relay(&sw.endpoint);
     cfg.endpoint = Some(relay.endpoint.clone());
     let s = S3Store::connect(cfg).unwrap();
-    let objects: Vec<(String, Vec<u8>)> =
-        (0..300).map(|i| (format!("tile/entries/x{i:03}"), format!("bundle {i}").repeat(i % 7 + 1).into_bytes())).collect();
+    let objects: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| (format!("tile/entries/x{i:03}"), format!("bundle {i}").repeat(i % 7 + 1).into_bytes()))
+        .collect();
     let start = Instant::now();
     s.put_immutable_all(&objects).unwrap();
     let took = start.elapsed();
@@ -256,7 +273,10 @@ fn lock_check(mode: RetentionMode) {
     assert_eq!(retention.mode(), Some(&expected_mode));
     let until = std::time::SystemTime::try_from(*retention.retain_until_date().unwrap()).unwrap();
     let period = until.duration_since(before).unwrap();
-    assert!(period > Duration::from_secs(24 * 3600 - 60) && period < Duration::from_secs(24 * 3600 + 60), "{period:?}");
+    assert!(
+        period > Duration::from_secs(24 * 3600 - 60) && period < Duration::from_secs(24 * 3600 + 60),
+        "{period:?}"
+    );
     assert!(delete_version.is_err(), "a locked version was deleted");
     assert_eq!(marker, Some(true));
     assert_eq!(old, b"locked bytes");

@@ -26,7 +26,8 @@ fn good_urls() {
         assert!(!cfg.path_style);
         assert_eq!(cfg.region, "us-east-1");
         assert_eq!(cfg.retention, None);
-        let expected = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        let expected =
+            if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
         assert_eq!(cfg.url(), expected);
     }
 }
@@ -64,7 +65,8 @@ fn bad_urls() {
         (&long_prefix, |e| matches!(e, UrlError::PrefixLength { len: 513, .. })),
     ];
     for (url, expected) in table {
-        let err = S3Config::from_url_with_env(url, no_env).err().unwrap_or_else(|| panic!("{url} was accepted"));
+        let err =
+            S3Config::from_url_with_env(url, no_env).err().unwrap_or_else(|| panic!("{url} was accepted"));
         assert!(expected(&err), "{url}: {err:?}");
         // Every message says what the rule is.
         assert!(err.to_string().len() > 30, "{url}: {err}");
@@ -118,7 +120,10 @@ fn environment_variables() {
     let bad = S3Config::from_url_with_env("s3://abc", env(&[("AWS_ENDPOINT_URL", "localhost:9000")]));
     assert!(matches!(bad, Err(UrlError::Endpoint { var: "AWS_ENDPOINT_URL", .. })), "{bad:?}");
     let half = S3Config::from_url_with_env("s3://abc", env(&[("AWS_ACCESS_KEY_ID", "AKID")]));
-    assert!(matches!(half, Err(UrlError::HalfCredentials { missing: "AWS_SECRET_ACCESS_KEY", .. })), "{half:?}");
+    assert!(
+        matches!(half, Err(UrlError::HalfCredentials { missing: "AWS_SECRET_ACCESS_KEY", .. })),
+        "{half:?}"
+    );
 }
 
 #[test]
