@@ -32,11 +32,14 @@ fn good_urls() {
     }
 }
 
+/// Whether an error is the one expected.
+type Expect = fn(&UrlError) -> bool;
+
 #[test]
 fn bad_urls() {
     let long_bucket = format!("s3://{}", "a".repeat(64));
     let long_prefix = format!("s3://abc/{}", "p".repeat(513));
-    let table: Vec<(&str, fn(&UrlError) -> bool)> = vec![
+    let table: Vec<(&str, Expect)> = vec![
         ("my-bucket", |e| matches!(e, UrlError::NotS3 { .. })),
         ("S3://my-bucket", |e| matches!(e, UrlError::NotS3 { .. })),
         ("https://my-bucket.s3.amazonaws.com/x", |e| matches!(e, UrlError::NotS3 { .. })),
