@@ -94,11 +94,7 @@ fn if_match_needs_the_current_etag() {
 
 /// Runs `writers` racing attempts; returns which ones succeeded. Each must either succeed or
 /// fail its condition.
-fn race(
-    s: &S3Store,
-    writers: usize,
-    attempt: impl Fn(usize) -> Result<String, StoreError> + Sync,
-) -> Vec<usize> {
+fn race(writers: usize, attempt: impl Fn(usize) -> Result<String, StoreError> + Sync) -> Vec<usize> {
     let barrier = Barrier::new(writers);
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
@@ -112,7 +108,6 @@ fn race(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let _ = s;
     results
         .into_iter()
         .enumerate()
@@ -130,7 +125,7 @@ fn racing_if_match_writers_have_one_winner_per_round() {
     let mut etag = s.put("head", b"start", Cond::IfAbsent, false).unwrap();
     for round in 0..50 {
         let body = |i: usize| format!("round {round} writer {i}").into_bytes();
-        let winners = race(&s, 8, |i| s.put("head", &body(i), Cond::IfMatch(&etag), false));
+        let winners = race(8, |i| s.put("head", &body(i), Cond::IfMatch(&etag), false));
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let now = s.get("head", 100).unwrap().unwrap();
         assert_eq!(now.bytes, body(winners[0]), "round {round}");
@@ -144,7 +139,7 @@ fn racing_if_absent_writers_have_one_winner_per_key() {
     for round in 0..50 {
         let key = format!("tile/0/{round:03}");
         let body = |i: usize| format!("round {round} writer {i}").into_bytes();
-        let winners = race(&s, 8, |i| s.put(&key, &body(i), Cond::IfAbsent, false));
+        let winners = race(8, |i| s.put(&key, &body(i), Cond::IfAbsent, false));
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         assert_eq!(s.get(&key, 100).unwrap().unwrap().bytes, body(winners[0]), "round {round}");
     }
@@ -281,8 +276,10 @@ fn lock_check(mode: RetentionMode) {
     assert_eq!(marker, Some(true));
     assert_eq!(old, b"locked bytes");
     // The current version is the delete marker: the store sees no object, and a create-only
-    // write of other bytes succeeds as a new version (the old one stays).
+    // write succeeds as a new version.
     assert_eq!(s.get("tile/0/000", 100).unwrap(), None);
+    s.put("tile/0/000", b"new bytes", Cond::IfAbsent, true).unwrap();
+    assert_eq!(s.get("tile/0/000", 100).unwrap().unwrap().bytes, b"new bytes");
 }
 
 #[test]
