@@ -48,6 +48,31 @@ pub struct ServeArgs {
     /// Whether a client certificate is optional or required [default: optional].
     #[arg(long, env = "GRAVEN_CLIENT_AUTH")]
     client_auth: Option<graven_server::tls::ClientAuth>,
+    /// Keep the log in object storage: s3://bucket/prefix. Every node started on the same
+    /// prefix (with the same --key) serves the log; one is the writer, the others read
+    /// replicas that take over when it dies. Endpoint, region and credentials come from the
+    /// config file or AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "GRAVEN_STORAGE")]
+    storage: Option<String>,
+    /// The log's signer key file [default: <data>/log.key, created on first start; required
+    /// with --storage].
+    #[arg(long, env = "GRAVEN_KEY")]
+    key: Option<PathBuf>,
+    /// Where this node takes writes, for the other nodes' redirects [default:
+    /// http(s)://<listen address>].
+    #[arg(long, env = "GRAVEN_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Object Lock retention mode for tiles, bundles and archived checkpoints: governance or
+    /// compliance [default: governance].
+    #[arg(long, env = "GRAVEN_RETENTION_MODE")]
+    retention_mode: Option<String>,
+    /// Object Lock retention period in days [default: 365].
+    #[arg(long, env = "GRAVEN_RETENTION_DAYS")]
+    retention_days: Option<u64>,
+    /// Start even when the bucket has no Object Lock. History can then be deleted by anyone
+    /// holding the bucket's credentials (deletion is still detected by `graven verify`).
+    #[arg(long, env = "GRAVEN_ALLOW_NO_OBJECT_LOCK")]
+    allow_no_object_lock: bool,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -65,11 +90,55 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tls_key: a.tls_key,
         client_ca: a.client_ca,
         client_auth: a.client_auth,
+        storage: a.storage,
+        key: a.key,
+        advertise_url: a.advertise_url,
+        allow_no_object_lock: a.allow_no_object_lock.then_some(true),
+        retention_mode: a.retention_mode,
+        retention_days: a.retention_days,
     })?;
+    let store = match &config.storage {
+        Some(s) => Some(open_store(s)?),
+        None => None,
+    };
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(graven_server::server::run(config))?;
+    rt.block_on(graven_server::server::run_with(config, store))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the bucket and checks it can hold the log: versioning on, and Object Lock
+/// unless explicitly waived. Immutable objects get the configured retention when the bucket
+/// has Object Lock.
+fn open_store(
+    s: &graven_server::config::SharedStorage,
+) -> anyhow::Result<std::sync::Arc<dyn graven_tlog::ObjectStore>> {
+    let mut cfg = graven_s3::S3Config::from_url(&s.url)?;
+    if let Some(e) = &s.endpoint {
+        cfg.endpoint = Some(e.clone());
+        cfg.path_style = true;
+    }
+    if let Some(r) = &s.region {
+        cfg.region = r.clone();
+    }
+    let probe = graven_s3::S3Store::connect(cfg.clone())?;
+    let report = probe.check_bucket()?;
+    report.require(s.require_object_lock)?;
+    if !report.object_lock {
+        eprintln!(
+            "graven: warning: bucket {} has no Object Lock; history in it can be deleted by anyone holding its credentials (graven verify would notice)",
+            report.bucket
+        );
+    }
+    drop(probe);
+    cfg.retention = report.object_lock.then_some(graven_s3::Retention {
+        mode: match s.retention_mode {
+            graven_server::config::RetentionMode::Compliance => graven_s3::RetentionMode::Compliance,
+            graven_server::config::RetentionMode::Governance => graven_s3::RetentionMode::Governance,
+        },
+        period: s.retention,
+    });
+    Ok(std::sync::Arc::new(graven_s3::S3Store::connect(cfg)?))
 }
 
 /// Rebuilds `<data>/index.redb` from `<data>/log`. The index is derived data; the log is the

@@ -22,7 +22,8 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// A log directory, the log's base URL, or an evidence bundle file (.tar).
+    /// A log directory, the log's base URL, s3://bucket/prefix (credentials and endpoint from
+    /// the AWS environment variables), or an evidence bundle file (.tar).
     target: String,
     /// For a URL: file holding an API key (else GRAVEN_TOKEN), for a server whose read path
     /// is not public.
@@ -94,6 +95,16 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         Job { vkey, origin, store, mode: if a.full { Mode::Full } else { Mode::Incremental }, json: a.json };
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
+    }
+    if a.target.starts_with("s3://") {
+        let cfg = graven_s3::S3Config::from_url(&a.target)?;
+        let store = graven_s3::S3Store::connect(cfg)?;
+        let mut f = graven_verify::StoreFetch::new(std::sync::Arc::new(store));
+        return if a.follow {
+            follow(&mut f, &job, a.interval, a.webhook.as_deref())
+        } else {
+            once(&mut f, &job)
+        };
     }
     if a.target.starts_with("http://") || a.target.starts_with("https://") {
         let mut f = HttpFetch::new(&a.target);
