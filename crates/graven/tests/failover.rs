@@ -208,7 +208,7 @@ fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost
         let killed = Instant::now();
         nodes[w].as_mut().unwrap().child.wait().unwrap();
         wait_until(TAKEOVER_LIMIT + Duration::from_secs(5), "an acknowledgement after the kill", || {
-            acks.lock().unwrap().iter().rev().next().is_some_and(|a| a.at > killed)
+            acks.lock().unwrap().last().is_some_and(|a| a.at > killed)
         });
         let first = acks.lock().unwrap().iter().find(|a| a.at > killed).map(|a| a.at).unwrap();
         let took = first - killed;
