@@ -224,3 +224,34 @@ impl ObjectStore for MemStore {
         vec![("get", self.gets.load(Ordering::Relaxed)), ("put", self.puts.load(Ordering::Relaxed))]
     }
 }
+
+/// The verifier's view of a log in an object store: `graven_verify`'s [`Fetch`] over any
+/// [`ObjectStore`], so `graven verify` reads S3 with the store's own credentials.
+///
+/// [`Fetch`]: graven_verify::Fetch
+#[derive(Debug, Clone)]
+pub struct StoreFetch {
+    store: std::sync::Arc<dyn ObjectStore>,
+}
+
+impl StoreFetch {
+    pub fn new(store: std::sync::Arc<dyn ObjectStore>) -> Self {
+        StoreFetch { store }
+    }
+}
+
+impl graven_verify::Fetch for StoreFetch {
+    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, graven_verify::FetchError> {
+        match self.store.get(path, limit) {
+            Ok(o) => Ok(o.map(|o| o.bytes)),
+            Err(StoreError::TooLarge { .. }) => {
+                Err(graven_verify::FetchError::TooLarge { path: path.to_owned(), limit })
+            }
+            Err(e) => Err(graven_verify::FetchError::Other(e.to_string())),
+        }
+    }
+
+    fn location(&self) -> String {
+        self.store.location()
+    }
+}

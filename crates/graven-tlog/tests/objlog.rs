@@ -11,8 +11,8 @@ use std::sync::Arc;
 use graven_core::note::SignerKey;
 use graven_core::{Hash, TreeSize};
 use graven_tlog::objlog::{ARCHIVE_PREFIX, CHECKPOINT_KEY, HEAD_KEY, Head, Retry, archive_key};
-use graven_tlog::{LocalLog, LogError, MemStore, ObjectLog, ObjectStore, read_published};
-use graven_verify::{StoreFetch, verify_log};
+use graven_tlog::{LocalLog, LogError, MemStore, ObjectLog, ObjectStore, StoreFetch, read_published};
+use graven_verify::verify_log;
 use proptest::prelude::*;
 
 fn key() -> SignerKey {

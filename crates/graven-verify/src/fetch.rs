@@ -13,8 +13,9 @@ pub enum FetchError {
     TooLarge { path: String, limit: u64 },
     #[error("HTTP: {0}")]
     Http(String),
-    #[error("object store: {0}")]
-    Store(String),
+    /// A source other than the ones here (an object store) failed.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// A source of a tiled log's files, by path relative to the log's root (`checkpoint`,
@@ -60,34 +61,6 @@ impl Fetch for DirFetch {
 
     fn location(&self) -> String {
         self.root.display().to_string()
-    }
-}
-
-/// A log in an object store (S3 and compatibles), read with the store's own credentials.
-#[derive(Debug, Clone)]
-pub struct StoreFetch {
-    store: std::sync::Arc<dyn graven_tlog::ObjectStore>,
-}
-
-impl StoreFetch {
-    pub fn new(store: std::sync::Arc<dyn graven_tlog::ObjectStore>) -> Self {
-        StoreFetch { store }
-    }
-}
-
-impl Fetch for StoreFetch {
-    fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
-        match self.store.get(path, limit) {
-            Ok(o) => Ok(o.map(|o| o.bytes)),
-            Err(graven_tlog::StoreError::TooLarge { .. }) => {
-                Err(FetchError::TooLarge { path: path.to_owned(), limit })
-            }
-            Err(e) => Err(FetchError::Store(e.to_string())),
-        }
-    }
-
-    fn location(&self) -> String {
-        self.store.location()
     }
 }
 

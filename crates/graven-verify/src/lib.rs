@@ -23,7 +23,7 @@ mod walk;
 pub use bundle_write::{BundleWriteError, BundleWriter};
 #[cfg(feature = "http")]
 pub use fetch::HttpFetch;
-pub use fetch::{DirFetch, Fetch, FetchError, StoreFetch};
+pub use fetch::{DirFetch, Fetch, FetchError};
 pub use trust::{Remembered, TrustError, TrustStore};
 
 use graven_core::checkpoint::{OpenError, VerifiedCheckpoint};

@@ -99,7 +99,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.target.starts_with("s3://") {
         let cfg = graven_s3::S3Config::from_url(&a.target)?;
         let store = graven_s3::S3Store::connect(cfg)?;
-        let mut f = graven_verify::StoreFetch::new(std::sync::Arc::new(store));
+        let mut f = graven_tlog::StoreFetch::new(std::sync::Arc::new(store));
         return if a.follow {
             follow(&mut f, &job, a.interval, a.webhook.as_deref())
         } else {
