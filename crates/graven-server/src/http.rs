@@ -831,6 +831,10 @@ async fn log_info(State(st): St) -> Response {
         "tree_size": c.size,
         "root": c.root.to_base64(),
         "checkpoint": &*c.checkpoint,
+        // A shared log's node: whether it takes writes, and where the writer is otherwise.
+        "writer": st.engine.is_writer(),
+        "writer_url": st.engine.lease().and_then(|l| l.writer_url()),
+        "storage": st.engine.store().map(|s| s.location()),
     }))
     .into_response());
     finish(&st, "GET /v1/log", r)
