@@ -216,13 +216,19 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     }
     let _ = std::io::stdout().flush();
 
-    // Last-seen times live in memory; write them now and then, not on every request.
+    // Last-seen times live in memory; write them now and then, not on every request. On a
+    // shared log only the writer writes them, so that a replica's write never makes an admin's
+    // change on the writer fail its compare-and-swap.
     let flusher = {
         let registry = registry.clone();
+        let engine = engine.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                if !engine.is_writer() {
+                    continue;
+                }
                 let r = registry.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.flush()).await {
                     eprintln!("graven: writing last-seen times: {e}");
