@@ -57,6 +57,8 @@ pub const MAX_BATCH_BYTES: usize = 64 << 20;
 const HEAD_MAGIC: &str = "graven-head v1";
 /// Attempts of one request on an I/O error (the answer may have been lost, not the request).
 const ATTEMPTS: u32 = 4;
+/// Attempts of [`ObjectLog::open`] while other writers keep moving the log on under it.
+pub const OPEN_ATTEMPTS: u32 = 8;
 
 /// The archive key of the checkpoint of `size`.
 pub fn archive_key(size: u64) -> String {
@@ -267,7 +269,22 @@ impl ObjectLog {
     }
 
     /// [`ObjectLog::open`] with its own retry policy.
+    ///
+    /// Another writer may move the log on while this one opens it (a standby taking over
+    /// from a live writer, or a fenced writer reopening); opening then starts over from the
+    /// newer head, up to [`OPEN_ATTEMPTS`] times, and after that fails with
+    /// [`LogError::Fenced`].
     pub fn open_with(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+        let mut attempt = 1;
+        loop {
+            match Self::open_once(store.clone(), key.clone(), retry) {
+                Err(LogError::Fenced) if attempt < OPEN_ATTEMPTS => attempt += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
         let mut log = ObjectLog {
             store,
             key,
@@ -341,7 +358,9 @@ impl ObjectLog {
     }
 
     /// Appends `entries` and publishes one new checkpoint covering them. `Ok` means every
-    /// entry is committed in the store and the new checkpoint is published. An error means
+    /// entry is committed in the store and the new checkpoint is published (archived; if
+    /// another writer took over right after the commit, the public checkpoint may already be
+    /// a later one that includes it, and this writer is fenced from then on). An error means
     /// nothing may be acknowledged: [`LogError::Fenced`] if another writer moved the log on
     /// (the entries are not in it), otherwise the entries may or may not have been committed.
     pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
@@ -403,7 +422,14 @@ impl ObjectLog {
         self.checkpoint = Some(note.clone());
 
         // 3 and 4. Tiles, bundles, archive, then the public checkpoint.
-        self.finish(&ext.writes, &note, new)?;
+        match self.finish(&ext.writes, &note, new) {
+            Ok(()) => {}
+            // The batch is committed, its objects and archived checkpoint written, but another
+            // writer has taken over and published past it (every later head extends this
+            // one): the entries are in the log, so acknowledge them, and write no more.
+            Err(LogError::Fenced) => self.state = State::Fenced,
+            Err(e) => return Err(e),
+        }
         self.tail = Some(ext.tail);
         Ok(Published {
             old_size: old,
@@ -451,6 +477,16 @@ impl ObjectLog {
         self.publish(note, size)
     }
 
+    /// [`LogError::Fenced`] if the head is no longer the one this writer committed or read,
+    /// otherwise `other`.
+    fn fenced_or(&self, other: LogError) -> LogError {
+        match retry_with(self.retry, || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
+            Ok(Some(o)) if Some(&o.etag) != self.head_etag.as_ref() => LogError::Fenced,
+            Ok(_) => other,
+            Err(e) => e.into(),
+        }
+    }
+
     /// Replaces the public checkpoint with `note`, `If-Match` the one this writer knows.
     fn publish(&mut self, note: &str, size: TreeSize) -> Result<(), LogError> {
         let store = self.store.clone();
@@ -465,11 +501,13 @@ impl ObjectLog {
                     let vkey = self.key.verifier();
                     let current = VerifiedCheckpoint::open(&o.bytes, &vkey, vkey.name())?;
                     if current.size() >= size {
-                        return Err(LogError::Head(format!(
+                        // Another writer moved the log on since this one read the head, or
+                        // the store was altered; only the head tells.
+                        return Err(self.fenced_or(LogError::Head(format!(
                             "the public checkpoint is for size {}, not behind the head's {}; the store was altered",
                             current.size().0,
                             size.0
-                        )));
+                        ))));
                     }
                     self.public_etag = Some(o.etag);
                 }

@@ -6,12 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use graven_core::note::SignerKey;
 use graven_core::{Hash, TreeSize};
 use graven_tlog::objlog::{ARCHIVE_PREFIX, CHECKPOINT_KEY, HEAD_KEY, Head, Retry, archive_key};
-use graven_tlog::{LocalLog, LogError, MemStore, ObjectLog, ObjectStore, StoreFetch, read_published};
+use graven_tlog::{
+    Cond, LocalLog, LogError, MemStore, Object, ObjectLog, ObjectStore, StoreError, StoreFetch,
+    read_published,
+};
 use graven_verify::verify_log;
 use proptest::prelude::*;
 
@@ -265,4 +268,97 @@ fn racing_writers_never_fork() {
         .unwrap();
     }
     assert!(store.get(HEAD_KEY, 1 << 30).unwrap().is_some());
+}
+
+/// A store that runs a hook once, just before its first read (or, with `on_put`, write) of
+/// one key: another writer acting between two requests of this one.
+struct Hooked {
+    inner: Arc<MemStore>,
+    key: &'static str,
+    on_put: bool,
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Hooked {
+    fn run_hook(&self, key: &str, put: bool) {
+        if key == self.key && put == self.on_put {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooked").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl ObjectStore for Hooked {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
+        self.run_hook(key, false);
+        self.inner.get(key, limit)
+    }
+
+    fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
+        self.run_hook(key, true);
+        self.inner.put(key, data, cond, retain)
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
+
+/// A writer that opens the log while another appends to it (a standby taking over, or a
+/// fenced writer reopening) may find the public checkpoint ahead of the head it read: the
+/// log moved on, which is no sign of tampering. It opens at the newer head.
+#[test]
+fn opening_while_another_writer_appends_is_no_alarm() {
+    let store = Arc::new(MemStore::new());
+    let mut a = ObjectLog::open(store.clone(), key()).unwrap();
+    a.append(&entries(0..10)).unwrap();
+    // B reads the head (size 10) and its tiles; before B reads the public checkpoint, A
+    // appends and publishes size 20.
+    let hooked = Arc::new(Hooked {
+        inner: store.clone(),
+        key: CHECKPOINT_KEY,
+        on_put: false,
+        hook: Mutex::new(Some(Box::new(move || {
+            a.append(&entries(10..20)).unwrap();
+        }))),
+    });
+    let mut b = ObjectLog::open(hooked, key()).unwrap();
+    assert_eq!(b.size(), TreeSize(20));
+    b.append(&entries(20..25)).unwrap();
+    assert_eq!(verify(&store), 25);
+}
+
+/// A writer whose batch is committed, but which another writer overtakes before it publishes
+/// its checkpoint: the other writer finishes the batch and publishes past it. The batch is in
+/// the log, so the append is acknowledged (never answered `Fenced`, which says the entries
+/// are not in the log); the overtaken writer is fenced from then on.
+#[test]
+fn a_committed_batch_overtaken_before_publication_is_acknowledged() {
+    let store = Arc::new(MemStore::new());
+    let hooked =
+        Arc::new(Hooked { inner: store.clone(), key: CHECKPOINT_KEY, on_put: true, hook: Mutex::new(None) });
+    let mut a = ObjectLog::open(hooked.clone(), key()).unwrap();
+    a.append(&entries(0..10)).unwrap();
+    // After A commits 10..20, before it replaces the public checkpoint: B opens (finishing
+    // A's batch) and appends 20..25.
+    let inner = store.clone();
+    *hooked.hook.lock().unwrap() = Some(Box::new(move || {
+        let mut b = ObjectLog::open(inner, key()).unwrap();
+        assert_eq!(b.size(), TreeSize(20));
+        b.append(&entries(20..25)).unwrap();
+    }));
+    let p = a.append(&entries(10..20)).unwrap();
+    assert_eq!((p.old_size, p.new_size), (TreeSize(10), TreeSize(20)));
+    assert_eq!(store.get(&archive_key(20), 1 << 20).unwrap().unwrap().bytes, p.checkpoint.as_bytes());
+    assert!(a.is_fenced());
+    assert!(matches!(a.append(&entries(25..26)), Err(LogError::Fenced)));
+    assert_eq!(verify(&store), 25);
 }
