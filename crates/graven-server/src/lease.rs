@@ -57,6 +57,11 @@ pub struct Lease {
     ttl: Duration,
     state: Mutex<State>,
     stopped: AtomicBool,
+    /// Held for a whole round and by [`Lease::release`]: a renewal in flight when the node
+    /// releases the lease would otherwise land after the release (or a round that began
+    /// before it would take the freed lease again), leaving the lease held by a stopped node
+    /// until it expires.
+    round: Mutex<()>,
 }
 
 impl Lease {
@@ -71,6 +76,7 @@ impl Lease {
             ttl,
             state: Mutex::new(State::default()),
             stopped: AtomicBool::new(false),
+            round: Mutex::new(()),
         })
     }
 
@@ -116,6 +122,7 @@ impl Lease {
     /// One round: renew if this node holds the lease, else watch it and take it when free or
     /// stale. Returns whether this node holds it afterwards.
     pub fn tick(&self) -> bool {
+        let _round = self.round.lock().unwrap_or_else(|p| p.into_inner());
         if self.stopped.load(Ordering::SeqCst) {
             return false;
         }
@@ -194,6 +201,8 @@ impl Lease {
     /// `ttl`. Best effort: if it fails, the lease simply expires.
     pub fn release(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        // Waits for a round in flight, so the release is written last, with its ETag.
+        let _round = self.round.lock().unwrap_or_else(|p| p.into_inner());
         let (etag, renewals) = {
             let mut s = self.state();
             let e = s.etag.take();
@@ -216,5 +225,87 @@ impl Lease {
                 std::thread::sleep(period.saturating_sub(started.elapsed()));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use graven_tlog::{MemStore, Object};
+
+    use super::*;
+
+    /// A [`MemStore`] whose next `If-Match` write of the lease, once armed, lands and then
+    /// waits (as a slow reply would) until told to return.
+    #[derive(Debug, Default)]
+    struct Gated {
+        inner: MemStore,
+        gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+    }
+
+    impl ObjectStore for Gated {
+        fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
+            self.inner.get(key, limit)
+        }
+        fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
+            let landed = self.inner.put(key, data, cond, retain);
+            if matches!(cond, Cond::IfMatch(_))
+                && let Some((landed_tx, go)) = self.gate.lock().unwrap().take()
+            {
+                landed_tx.send(()).unwrap();
+                go.recv().unwrap();
+            }
+            landed
+        }
+        fn location(&self) -> String {
+            "gated".into()
+        }
+    }
+
+    fn holder(store: &dyn ObjectStore) -> Option<String> {
+        let obj = store.get(LEASE_KEY, MAX_LEASE_BYTES).unwrap().unwrap();
+        serde_json::from_slice::<Record>(&obj.bytes).unwrap().holder
+    }
+
+    #[test]
+    fn release_during_a_renewal_still_frees_the_lease() {
+        let store = Arc::new(Gated { inner: MemStore::new(), ..Default::default() });
+        let lease = Lease::new(store.clone(), Some("http://a".into()), Duration::from_secs(5));
+        assert!(lease.tick(), "takes the free lease");
+        // A renewal is in flight: it has landed, its reply has not come back yet.
+        let (landed_tx, landed) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        *store.gate.lock().unwrap() = Some((landed_tx, go_rx));
+        let renewing = std::thread::spawn({
+            let lease = lease.clone();
+            move || lease.tick()
+        });
+        landed.recv().unwrap();
+        // Shutdown releases the lease meanwhile.
+        let releasing = std::thread::spawn({
+            let lease = lease.clone();
+            move || lease.release()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        go.send(()).unwrap();
+        renewing.join().unwrap();
+        releasing.join().unwrap();
+        assert_eq!(holder(store.as_ref()), None, "a released lease is free for the next writer at once");
+        assert!(!lease.is_mine());
+        // And no round after the release takes it again.
+        assert!(!lease.tick());
+        assert_eq!(holder(store.as_ref()), None);
+    }
+
+    #[test]
+    fn no_round_takes_the_lease_after_release() {
+        let store = Arc::new(MemStore::new());
+        let lease = Lease::new(store.clone(), None, Duration::from_secs(5));
+        assert!(lease.tick());
+        lease.release();
+        assert_eq!(holder(store.as_ref()), None);
+        assert!(!lease.tick());
+        assert_eq!(holder(store.as_ref()), None);
     }
 }

@@ -145,6 +145,8 @@ pub struct Server {
     /// The bootstrap admin key from `<data>/admin.token`.
     pub token: String,
     pub data: PathBuf,
+    /// What it printed on stdout up to and including its "listening on" line.
+    pub banner: Vec<String>,
 }
 
 impl Drop for Server {
@@ -156,17 +158,29 @@ impl Drop for Server {
 
 /// Starts `graven serve --data <data> --listen 127.0.0.1:0 <extra>` and waits until it listens.
 pub fn start(data: &std::path::Path, extra: &[&str]) -> Server {
+    launch(data, extra, &[], true)
+}
+
+/// [`start`] with extra environment variables, for a node that may not hold the admin key:
+/// a node joining a shared log writes no `admin.token`, and its `token` is then empty.
+pub fn start_env(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    launch(data, extra, env, false)
+}
+
+fn launch(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)], need_token: bool) -> Server {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let (mut addr, mut vkey) = (String::new(), String::new());
+    let mut banner = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while addr.is_empty() {
         assert!(Instant::now() < deadline, "server did not start");
@@ -174,6 +188,7 @@ pub fn start(data: &std::path::Path, extra: &[&str]) -> Server {
         if out.read_line(&mut line).unwrap() == 0 {
             panic!("server exited before listening");
         }
+        banner.push(line.trim_end().to_owned());
         if let Some(v) = line.strip_prefix("verifier key: ") {
             vkey = v.trim().to_owned();
         }
@@ -185,8 +200,12 @@ pub fn start(data: &std::path::Path, extra: &[&str]) -> Server {
     }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
-    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
-    Server { child, addr, vkey, token, data: data.to_path_buf() }
+    let token = match std::fs::read_to_string(data.join("admin.token")) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) if need_token => panic!("{}: {e}", data.join("admin.token").display()),
+        Err(_) => String::new(),
+    };
+    Server { child, addr, vkey, token, data: data.to_path_buf(), banner }
 }
 
 /// An HTTP client that returns every status as a response, with a 30 s deadline.
