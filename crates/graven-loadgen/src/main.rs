@@ -1,10 +1,16 @@
-//! Load generator for the ingest path of `graven serve` (`POST /v1/events`).
+//! Load generator for `graven serve`: the ingest path (`POST /v1/events`) and proof serving
+//! (`GET /v1/proofs/inclusion`).
 //!
-//! Two modes:
+//! Three modes:
 //! - `bulk`: N keep-alive connections send NDJSON batches of B events until TOTAL events have
 //!   been sent; every response must be 201 with one receipt line per event.
 //! - `single`: N keep-alive connections each send one JSON event per request in a closed loop
 //!   for S seconds (after a warm-up that is not counted).
+//! - `proofs`: N keep-alive connections each ask for inclusion proofs of uniformly random
+//!   indices in a closed loop for S seconds (after a warm-up). The tree size and root come
+//!   from `GET /v1/log` at the start (its checkpoint must verify with the log's verifier key),
+//!   every request is pinned to that tree size, and the first `--verify` proofs (then one in
+//!   `--verify-every`) are checked against the root with `merkle::verify_inclusion`.
 //!
 //! Every response status is checked (non-201s are counted by status), receipts are counted,
 //! and each request's latency (send to last response byte) goes into an HdrHistogram. With
@@ -48,7 +54,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 #[derive(Parser, Debug)]
-#[command(name = "graven-loadgen", about = "Load generator for graven serve's ingest path")]
+#[command(name = "graven-loadgen", about = "Load generator for graven serve's ingest and proof paths")]
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
@@ -60,6 +66,8 @@ enum Mode {
     Bulk(BulkArgs),
     /// One event per request, closed loop, for --duration-secs.
     Single(SingleArgs),
+    /// Inclusion proofs of random indices, closed loop, for --duration-secs.
+    Proofs(ProofsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -96,9 +104,9 @@ struct Common {
     /// Sign every event with --signing-key (client-signed events).
     #[arg(long)]
     client_signed: bool,
-    /// Concurrent keep-alive connections.
-    #[arg(long, default_value_t = 8)]
-    connections: usize,
+    /// Concurrent keep-alive connections [default: 8; proofs: 64].
+    #[arg(long)]
+    connections: Option<usize>,
     /// Client runtime threads (1 = current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -120,6 +128,12 @@ enum AuthKind {
     Httpsig,
     /// A client certificate over HTTPS.
     Mtls,
+}
+
+impl Common {
+    fn connections(&self, default: usize) -> usize {
+        self.connections.unwrap_or(default)
+    }
 }
 
 impl AuthKind {
@@ -167,11 +181,30 @@ struct SingleArgs {
     pool: usize,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+struct ProofsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Warm-up before measuring, in seconds (requests run but are not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup_secs: f64,
+    /// Verify the first this many proofs (warm-up included) against the checkpoint's root.
+    #[arg(long, default_value_t = 100)]
+    verify: u64,
+    /// After the first --verify, verify one proof in this many (0: no more).
+    #[arg(long, default_value_t = 100)]
+    verify_every: u64,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let threads = match &cli.mode {
         Mode::Bulk(a) => a.common.threads,
         Mode::Single(a) => a.common.threads,
+        Mode::Proofs(a) => a.common.threads,
     };
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
@@ -182,6 +215,7 @@ fn main() -> anyhow::Result<()> {
         match cli.mode {
             Mode::Bulk(a) => bulk(a).await,
             Mode::Single(a) => single(a).await,
+            Mode::Proofs(a) => proofs(a).await,
         }
     })?;
     println!("{out}");
@@ -618,12 +652,24 @@ impl Stats {
     }
 
     fn record(&mut self, status: StatusCode, lat: Duration, body_sent: usize, body: &Bytes) {
+        self.record_expecting(StatusCode::CREATED, status, lat, body_sent, body);
+    }
+
+    /// [`Stats::record`] for a request whose success is `expected`.
+    fn record_expecting(
+        &mut self,
+        expected: StatusCode,
+        status: StatusCode,
+        lat: Duration,
+        body_sent: usize,
+        body: &Bytes,
+    ) {
         self.requests += 1;
         self.bytes_sent += body_sent as u64;
         self.bytes_received += body.len() as u64;
         *self.statuses.entry(status.as_u16()).or_default() += 1;
         let _ = self.hist.record((lat.as_micros() as u64).max(1));
-        if status != StatusCode::CREATED && self.first_error.is_none() {
+        if status != expected && self.first_error.is_none() {
             self.first_error =
                 Some(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));
         }
@@ -638,7 +684,11 @@ impl Stats {
     }
 
     fn non_201(&self) -> u64 {
-        self.statuses.iter().filter(|(k, _)| **k != 201).map(|(_, v)| v).sum()
+        self.non(201)
+    }
+
+    fn non(&self, ok: u16) -> u64 {
+        self.statuses.iter().filter(|(k, _)| **k != ok).map(|(_, v)| v).sum()
     }
 }
 
@@ -703,10 +753,11 @@ fn machine_jiffies() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// Unlabelled samples, and the object store's request counts (`graven_store_requests{op="get"}`).
 fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
-        if line.starts_with('#') || line.contains('{') {
+        if line.starts_with('#') || (line.contains('{') && !line.starts_with("graven_store_requests{")) {
             continue;
         }
         let mut it = line.split_whitespace();
@@ -756,6 +807,14 @@ fn delta(a: &Probe, b: &Probe) -> serde_json::Value {
         if t1 > t0 { (b1 - b0) as f64 / (t1 - t0) as f64 * 100.0 * cores } else { 0.0 }
     });
     let m = |k: &str| -> Option<f64> { Some(b.metrics.get(k)? - a.metrics.get(k)?) };
+    let store_requests: serde_json::Map<String, serde_json::Value> = b
+        .metrics
+        .iter()
+        .filter_map(|(k, v)| {
+            let op = k.strip_prefix("graven_store_requests{op=\"")?.strip_suffix("\"}")?;
+            Some((op.to_owned(), json!(v - a.metrics.get(k).copied().unwrap_or(0.0))))
+        })
+        .collect();
     let commits = m("graven_batch_events_count");
     let committed = m("graven_batch_events_sum");
     let commit_s = m("graven_commit_seconds_sum");
@@ -773,6 +832,8 @@ fn delta(a: &Probe, b: &Probe) -> serde_json::Value {
         "commit_seconds_mean_ms": commits.zip(commit_s).map(|(c, s)| if c > 0.0 { s / c * 1000.0 } else { 0.0 }),
         "commit_busy_pct": commit_s.map(|s| if secs > 0.0 { s / secs * 100.0 } else { 0.0 }),
         "tree_size": b.metrics.get("graven_tree_size"),
+        "events_committed": m("graven_events_committed_total"),
+        "store_requests": if store_requests.is_empty() { serde_json::Value::Null } else { store_requests.into() },
     })
 }
 
@@ -780,7 +841,8 @@ fn delta(a: &Probe, b: &Probe) -> serde_json::Value {
 // bulk
 
 async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
-    if a.batch == 0 || a.events == 0 || a.common.connections == 0 {
+    let connections = a.common.connections(8);
+    if a.batch == 0 || a.events == 0 || connections == 0 {
         bail!("--batch, --events and --connections must be at least 1");
     }
     let t = target(&a.common).await?;
@@ -804,7 +866,7 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
     let before = probe(&t, a.common.server_pid, tck).await;
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..a.common.connections {
+    for _ in 0..connections {
         let (t, pool, next) = (t.clone(), pool.clone(), next.clone());
         let (batch, total) = (a.batch as u64, a.events);
         tasks.push(tokio::spawn(async move {
@@ -895,7 +957,7 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
         "mode": "bulk",
         "auth": a.common.auth.name(),
         "client_signed": a.common.client_signed,
-        "connections": a.common.connections,
+        "connections": connections,
         "batch": a.batch,
         "events_requested": a.events,
         "events_sent": total.events_sent,
@@ -922,7 +984,8 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
 // single
 
 async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
-    if a.common.connections == 0 || a.duration_secs <= 0.0 {
+    let connections = a.common.connections(8);
+    if connections == 0 || a.duration_secs <= 0.0 {
         bail!("--connections and --duration-secs must be positive");
     }
     let t = target(&a.common).await?;
@@ -952,7 +1015,7 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
     };
 
     let mut tasks = Vec::new();
-    for c in 0..a.common.connections {
+    for c in 0..connections {
         let (t, pool) = (t.clone(), pool.clone());
         tasks.push(tokio::spawn(async move {
             let mut st = Stats::new()?;
@@ -1015,7 +1078,7 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
         "mode": "single",
         "auth": a.common.auth.name(),
         "client_signed": a.common.client_signed,
-        "connections": a.common.connections,
+        "connections": connections,
         "duration_s": window,
         "warmup_s": a.warmup_secs,
         "mean_client_event_bytes": mean_event_bytes,
@@ -1031,6 +1094,225 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
         "first_error": total.first_error,
         "latency_ms": total.latency_ms(),
         "server": delta(&before, &after),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// proofs
+
+/// The log as `GET /v1/log` describes it, its checkpoint verified with its verifier key.
+struct LogHead {
+    size: u64,
+    root: graven_core::Hash,
+}
+
+async fn log_head(t: &Target) -> anyhow::Result<LogHead> {
+    let mut s = connect(t).await?;
+    let req = build(t, Method::GET, "/v1/log", None, Bytes::new(), true)?;
+    let (status, body) = exchange(&mut s, req).await?;
+    if status != StatusCode::OK {
+        bail!("GET /v1/log: HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).context("GET /v1/log: not JSON")?;
+    let field = |k: &str| v.get(k).ok_or_else(|| anyhow!("GET /v1/log: no {k}"));
+    let str_field = |k: &str| -> anyhow::Result<&str> {
+        field(k)?.as_str().ok_or_else(|| anyhow!("GET /v1/log: {k} is not a string"))
+    };
+    let size = field("tree_size")?.as_u64().ok_or_else(|| anyhow!("GET /v1/log: bad tree_size"))?;
+    let root = graven_core::Hash::from_base64(str_field("root")?).map_err(|e| anyhow!("bad root: {e:?}"))?;
+    let vkey = graven_core::note::VerifierKey::parse(str_field("verifier_key")?)
+        .map_err(|e| anyhow!("GET /v1/log: bad verifier_key: {e:?}"))?;
+    let cp = graven_core::checkpoint::VerifiedCheckpoint::open(
+        str_field("checkpoint")?.as_bytes(),
+        &vkey,
+        str_field("origin")?,
+    )
+    .map_err(|e| anyhow!("GET /v1/log: the checkpoint does not verify: {e:?}"))?;
+    if cp.size().0 != size || cp.root() != root {
+        bail!("GET /v1/log: tree_size/root differ from the signed checkpoint's");
+    }
+    Ok(LogHead { size, root })
+}
+
+/// Checks an inclusion proof response for leaf `index` in the tree of `head`.
+fn check_proof(body: &[u8], index: u64, head: &LogHead) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let hash = |x: Option<&serde_json::Value>, what: &str| -> Result<graven_core::Hash, String> {
+        let s = x.and_then(serde_json::Value::as_str).ok_or_else(|| format!("no {what}"))?;
+        graven_core::Hash::from_base64(s).map_err(|e| format!("bad {what}: {e:?}"))
+    };
+    if v.get("index").and_then(serde_json::Value::as_u64) != Some(index) {
+        return Err(format!("asked for index {index}, got {:?}", v.get("index")));
+    }
+    if v.get("tree_size").and_then(serde_json::Value::as_u64) != Some(head.size) {
+        return Err(format!("asked for tree size {}, got {:?}", head.size, v.get("tree_size")));
+    }
+    if hash(v.get("root"), "root")? != head.root {
+        return Err("the root is not the checkpoint's".into());
+    }
+    let leaf = hash(v.get("leaf_hash"), "leaf_hash")?;
+    let proof = v
+        .get("proof")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("no proof")?
+        .iter()
+        .map(|p| hash(Some(p), "proof element").map(|h| *h.as_bytes()))
+        .collect::<Result<Vec<[u8; 32]>, String>>()?;
+    graven_core::merkle::verify_inclusion(
+        &leaf,
+        graven_core::LeafIndex(index),
+        graven_core::TreeSize(head.size),
+        &proof,
+        &head.root,
+    )
+    .map_err(|e| format!("does not verify: {e:?}"))?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Checked {
+    verified: u64,
+    failures: u64,
+    first_failure: Option<String>,
+}
+
+async fn proofs(a: ProofsArgs) -> anyhow::Result<serde_json::Value> {
+    let connections = a.common.connections(64);
+    if connections == 0 || a.duration_secs <= 0.0 {
+        bail!("--connections and --duration-secs must be positive");
+    }
+    if a.common.client_signed {
+        bail!("--client-signed is for the ingest modes");
+    }
+    let t = target(&a.common).await?;
+    let tck = clk_tck();
+    let head = Arc::new(log_head(&t).await?);
+    if head.size == 0 {
+        bail!("the log is empty: there is nothing to prove");
+    }
+    let seen = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let warm = start + Duration::from_secs_f64(a.warmup_secs.max(0.0));
+    let end = warm + Duration::from_secs_f64(a.duration_secs);
+
+    let probe_task = {
+        let (t, pid) = (t.clone(), a.common.server_pid);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(warm.into()).await;
+            let b = probe(&t, pid, tck).await;
+            tokio::time::sleep_until(end.into()).await;
+            let e = probe(&t, pid, tck).await;
+            (b, e)
+        })
+    };
+
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (t, head, seen) = (t.clone(), head.clone(), seen.clone());
+        let (verify_first, verify_every) = (a.verify, a.verify_every);
+        let mut rng = Rng(a.common.seed ^ (c as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
+        tasks.push(tokio::spawn(async move {
+            let mut st = Stats::new()?;
+            let mut ck = Checked::default();
+            let mut sender: Option<Sender> = None;
+            while Instant::now() < end {
+                if sender.is_none() {
+                    match connect(&t).await {
+                        Ok(s) => sender = Some(s),
+                        Err(e) => {
+                            st.error(format!("{e:#}"));
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    }
+                }
+                let Some(s) = sender.as_mut() else { continue };
+                let index = rng.below(head.size);
+                let path = format!("/v1/proofs/inclusion?index={index}&tree_size={}", head.size);
+                let req = build(&t, Method::GET, &path, None, Bytes::new(), true)?;
+                let t0 = Instant::now();
+                let r = exchange(s, req).await;
+                let done = Instant::now();
+                let counted = done >= warm && done <= end;
+                match r {
+                    Ok((status, resp)) => {
+                        if status == StatusCode::OK {
+                            let k = seen.fetch_add(1, Ordering::Relaxed);
+                            if k < verify_first || (verify_every > 0 && k % verify_every == 0) {
+                                match check_proof(&resp, index, &head) {
+                                    Ok(()) => ck.verified += 1,
+                                    Err(e) => {
+                                        ck.failures += 1;
+                                        ck.first_failure.get_or_insert_with(|| format!("index {index}: {e}"));
+                                    }
+                                }
+                            }
+                        }
+                        if counted {
+                            st.record_expecting(StatusCode::OK, status, done - t0, 0, &resp);
+                            if status == StatusCode::OK {
+                                st.ok_requests += 1;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if counted {
+                            st.error(format!("{e:#}"));
+                        }
+                        sender = None;
+                    }
+                }
+            }
+            anyhow::Ok((st, ck))
+        }));
+    }
+    let mut total = Stats::new()?;
+    let mut checked = Checked::default();
+    for task in tasks {
+        let (st, ck) = task.await??;
+        total.merge(st)?;
+        checked.verified += ck.verified;
+        checked.failures += ck.failures;
+        if checked.first_failure.is_none() {
+            checked.first_failure = ck.first_failure;
+        }
+    }
+    let (before, after) = probe_task.await?;
+    let window = a.duration_secs;
+    let server = delta(&before, &after);
+    let per_1000 = |v: Option<&serde_json::Value>| -> serde_json::Value {
+        match v.and_then(serde_json::Value::as_object) {
+            Some(m) if total.ok_requests > 0 => m
+                .iter()
+                .map(|(k, n)| {
+                    (k.clone(), json!(n.as_f64().unwrap_or(0.0) * 1000.0 / total.ok_requests as f64))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            _ => serde_json::Value::Null,
+        }
+    };
+    Ok(json!({
+        "mode": "proofs",
+        "auth": a.common.auth.name(),
+        "connections": connections,
+        "duration_s": window,
+        "warmup_s": a.warmup_secs,
+        "tree_size": head.size,
+        "proofs_ok": total.ok_requests,
+        "proofs_per_s": total.ok_requests as f64 / window,
+        "requests": total.requests,
+        "response_mb_per_s": total.bytes_received as f64 / window / 1e6,
+        "non_200": total.non(200),
+        "statuses": total.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "verified": checked.verified,
+        "verify_failures": checked.failures,
+        "first_verify_failure": checked.first_failure,
+        "transport_errors": total.transport_errors,
+        "first_error": total.first_error,
+        "latency_ms": total.latency_ms(),
+        "store_requests_per_1000_proofs": per_1000(server.get("store_requests")),
+        "server": server,
     }))
 }
 
@@ -1050,6 +1332,47 @@ mod tests {
         }
         let mean = total / 1000;
         assert!((400..=500).contains(&mean), "mean event size {mean}");
+    }
+
+    #[test]
+    fn proofs_are_checked_against_the_checkpoint_root() {
+        use graven_core::merkle::{self, MemoryTree};
+        use graven_core::{LeafIndex, TreeSize};
+        let mut tree = MemoryTree::new();
+        for i in 0..13u8 {
+            tree.push(graven_core::leaf_hash(&[i]));
+        }
+        let size = TreeSize(13);
+        let head = LogHead { size: 13, root: merkle::root(&mut tree, size).unwrap() };
+        let body = |index: u64, leaf: u8, root: graven_core::Hash| {
+            let proof = merkle::inclusion_proof(&mut tree.clone(), LeafIndex(index), size).unwrap();
+            serde_json::to_vec(&json!({
+                "index": index, "tree_size": 13, "leaf_hash": graven_core::leaf_hash(&[leaf]).to_base64(),
+                "root": root.to_base64(), "proof": proof.iter().map(|h| h.to_base64()).collect::<Vec<_>>(),
+            }))
+            .unwrap()
+        };
+        for i in 0..13 {
+            check_proof(&body(i, i as u8, head.root), i, &head).unwrap();
+        }
+        assert!(check_proof(&body(5, 6, head.root), 5, &head).unwrap_err().contains("does not verify"));
+        assert!(check_proof(&body(5, 5, head.root), 4, &head).unwrap_err().contains("index"));
+        let other = graven_core::leaf_hash(b"x");
+        assert!(check_proof(&body(5, 5, other), 5, &head).unwrap_err().contains("root"));
+        assert!(check_proof(b"garbage", 5, &head).is_err());
+        let mut v: serde_json::Value = serde_json::from_slice(&body(5, 5, head.root)).unwrap();
+        v["proof"].as_array_mut().unwrap().pop();
+        assert!(check_proof(&serde_json::to_vec(&v).unwrap(), 5, &head).is_err());
+    }
+
+    #[test]
+    fn store_request_counts_are_kept_from_metrics() {
+        let text = "# HELP x\ngraven_events_committed_total 10\ngraven_store_requests{op=\"get\"} 3\n\
+                    graven_http_responses_total{route=\"x\",status=\"200\"} 4\n";
+        let m = parse_metrics(text);
+        assert_eq!(m.get("graven_events_committed_total"), Some(&10.0));
+        assert_eq!(m.get("graven_store_requests{op=\"get\"}"), Some(&3.0));
+        assert_eq!(m.len(), 2);
     }
 
     #[test]
