@@ -58,6 +58,9 @@ fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), Se
     Ok((key, false))
 }
 
+/// Bytes of tiles and bundles a node on an object store keeps in memory.
+const TILE_CACHE_BYTES: usize = 128 << 20;
+
 /// Loads the signer key from a file the operator named (never created here).
 fn load_key(path: &Path) -> Result<SignerKey, ServeError> {
     let meta = std::fs::metadata(path).map_err(io("reading the signer key", path))?;
@@ -76,6 +79,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
 /// [`run`], on a log kept in `store` (object storage shared by several nodes) when given.
 pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Result<(), ServeError> {
+    // Tiles and bundles never change once written: keep the recent ones in memory, so proofs,
+    // entries and receipts do not each cost a request to the store.
+    let store = store
+        .map(|s| -> Arc<dyn ObjectStore> { Arc::new(graven_tlog::CachedStore::new(s, TILE_CACHE_BYTES)) });
     let data = config.data.clone();
     std::fs::create_dir_all(&data).map_err(io("creating", &data))?;
     #[cfg(unix)]

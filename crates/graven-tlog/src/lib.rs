@@ -38,7 +38,7 @@ use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
 
 pub use fs::{Fs, LOCK_FILE, RealFs};
 pub use objlog::{ObjectLog, read_object, read_published};
-pub use objstore::{Cond, MemStore, Object, ObjectStore, StoreError, StoreFetch, put_immutable};
+pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, StoreFetch, put_immutable};
 use tail::Tail;
 
 /// Largest hash tile: 256 hashes.

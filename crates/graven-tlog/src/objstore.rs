@@ -255,3 +255,115 @@ impl graven_verify::Fetch for StoreFetch {
         self.store.location()
     }
 }
+
+/// A bounded in-memory cache in front of a store, for the objects that never change once
+/// written: everything under `tile/` (hash tiles and entry bundles, full and partial, are all
+/// create-only under names that say what they hold). Reads of other keys, and writes, go to
+/// the store; objects this node writes are cached as they are written, so the receipts and
+/// proofs that follow a commit read nothing back from the store.
+///
+/// Serving a cached copy after someone replaced the object in the store is not a hazard: the
+/// cached bytes are the ones that were written first, the ones every checkpoint covers.
+#[derive(Debug)]
+pub struct CachedStore {
+    inner: std::sync::Arc<dyn ObjectStore>,
+    max_bytes: usize,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    objects: HashMap<String, Object>,
+    /// Keys in insertion order, for eviction (oldest first).
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+    hits: u64,
+}
+
+impl CachedStore {
+    pub fn new(inner: std::sync::Arc<dyn ObjectStore>, max_bytes: usize) -> Self {
+        CachedStore { inner, max_bytes, cache: Mutex::new(Cache::default()) }
+    }
+
+    fn cacheable(key: &str) -> bool {
+        key.starts_with("tile/")
+    }
+
+    fn insert(&self, key: &str, object: Object) {
+        if object.bytes.len() > self.max_bytes / 4 {
+            return;
+        }
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.objects.contains_key(key) {
+            return;
+        }
+        c.bytes += object.bytes.len();
+        c.objects.insert(key.to_owned(), object);
+        c.order.push_back(key.to_owned());
+        while c.bytes > self.max_bytes {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(o) = c.objects.remove(&old) {
+                c.bytes -= o.bytes.len();
+            }
+        }
+    }
+}
+
+impl ObjectStore for CachedStore {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
+        if Self::cacheable(key) {
+            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(o) = c.objects.get(key) {
+                if o.bytes.len() as u64 > limit {
+                    return Err(StoreError::TooLarge { key: key.to_owned(), limit });
+                }
+                let o = o.clone();
+                c.hits += 1;
+                return Ok(Some(o));
+            }
+        }
+        let got = self.inner.get(key, limit)?;
+        if let (true, Some(o)) = (Self::cacheable(key), &got) {
+            self.insert(key, o.clone());
+        }
+        Ok(got)
+    }
+
+    fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
+        let etag = self.inner.put(key, data, cond, retain)?;
+        if Self::cacheable(key) && cond == Cond::IfAbsent {
+            self.insert(key, Object { bytes: data.to_vec(), etag: etag.clone() });
+        }
+        Ok(etag)
+    }
+
+    fn put_immutable_all(&self, objects: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.inner.put_immutable_all(objects)?;
+        for (key, data) in objects.iter().filter(|(k, _)| Self::cacheable(k)) {
+            // The ETag of a cached copy is never used for a condition (these objects are only
+            // ever written create-only), so it is left empty rather than fetched.
+            self.insert(key, Object { bytes: data.clone(), etag: String::new() });
+        }
+        Ok(())
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        self.inner.request_counts()
+    }
+}
+
+impl CachedStore {
+    /// Reads answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).hits
+    }
+
+    /// Bytes cached now.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}

@@ -362,3 +362,37 @@ fn a_committed_batch_overtaken_before_publication_is_acknowledged() {
     assert!(matches!(a.append(&entries(25..26)), Err(LogError::Fenced)));
     assert_eq!(verify(&store), 25);
 }
+
+/// The cache in front of a store answers repeated reads of tiles and bundles itself, serves
+/// what this node wrote without reading it back, never caches the objects that change, and
+/// stays within its bound.
+#[test]
+fn the_cache_serves_immutable_objects_and_nothing_else() {
+    let inner = Arc::new(MemStore::new());
+    let cached = Arc::new(graven_tlog::CachedStore::new(inner.clone(), 64 * 1024));
+    let gets = |s: &MemStore| s.request_counts().iter().find(|(op, _)| *op == "get").unwrap().1;
+    let mut log = ObjectLog::open(cached.clone(), key()).unwrap();
+    log.append(&entries(0..600)).unwrap();
+    let before = gets(&inner);
+    for _ in 0..3 {
+        assert_eq!(
+            cached.get("tile/entries/001", 1 << 20).unwrap().unwrap().bytes,
+            inner.get("tile/entries/001", 1 << 20).unwrap().unwrap().bytes
+        );
+    }
+    assert_eq!(gets(&inner), before + 3, "only the comparison reads reach the store");
+    assert!(cached.hits() >= 3);
+    // The checkpoint and the head change: always read from the store.
+    let g = gets(&inner);
+    cached.get(CHECKPOINT_KEY, 1 << 20).unwrap().unwrap();
+    cached.get(HEAD_KEY, 1 << 30).unwrap().unwrap();
+    assert_eq!(gets(&inner), g + 2);
+    // A size limit still holds for a cached object.
+    assert!(matches!(cached.get("tile/entries/001", 10), Err(StoreError::TooLarge { .. })));
+    // Bounded: a log many times the cache's size never holds more than the bound.
+    log.append(&entries(600..20_000)).unwrap();
+    assert!(cached.cached_bytes() <= 64 * 1024, "{}", cached.cached_bytes());
+    assert_eq!(verify(&inner), 20_000);
+    let mut f = StoreFetch::new(cached.clone());
+    assert_eq!(verify_log(&mut f, &key().verifier(), None, |_, _| {}).unwrap().size.0, 20_000);
+}
