@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, agent, start};
+use common::{Server, agent, start, start_env};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, merkle};
@@ -87,15 +87,78 @@ fn verify_url(s: &Server, vkey: &str) -> Value {
 }
 
 fn verify_with(target: &str, vkey: &str, token: &str) -> Value {
+    verify_env(target, vkey, token, &[])
+}
+
+fn verify_env(target: &str, vkey: &str, token: &str, env: &[(&str, String)]) -> Value {
     let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
         .args(["verify", target, "--vkey", vkey, "--json"])
         .env("GRAVEN_TRUST_DIR", trust.path())
         .env("GRAVEN_TOKEN", token)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
     assert!(out.status.success(), "verify {target}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Where a test server keeps its log: the local disk (`<data>/log`), or a bucket with Object
+/// Lock on the shared SeaweedFS (`--storage s3://...`, with a signer key made for it). The
+/// storage conformance tests below run on both.
+enum Backend {
+    Local,
+    S3 { cfg: graven_s3::S3Config, key: std::path::PathBuf, _tmp: tempfile::TempDir },
+}
+
+impl Backend {
+    fn s3(hint: &str) -> Self {
+        let mut cfg = graven_s3::testing::Seaweed::shared().bucket(hint, true);
+        cfg.prefix = "audit/log".into();
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("signer.key");
+        let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+            .args(["keygen", "--origin", "localhost/graven", "--out", key.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        Backend::S3 { cfg, key, _tmp: tmp }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Backend::Local => Vec::new(),
+            Backend::S3 { cfg, .. } => vec![
+                ("AWS_ENDPOINT_URL", cfg.endpoint.clone().unwrap()),
+                ("AWS_ACCESS_KEY_ID", cfg.access_key_id.clone().unwrap()),
+                ("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key.clone().unwrap()),
+                ("AWS_REGION", cfg.region.clone()),
+            ],
+        }
+    }
+
+    /// Starts a server with its data directory at `data`, and waits until it takes writes.
+    fn start(&self, data: &Path) -> Server {
+        let Backend::S3 { cfg, key, .. } = self else { return start(data, &[]) };
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let s = start_env(data, &["--storage", &cfg.url(), "--key", key.to_str().unwrap()], &env);
+        // A restarted node waits for the lease its killed predecessor held to expire.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while s.metric("graven_writer") != 1 {
+            assert!(Instant::now() < deadline, "the node did not become the writer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// `graven verify` of the stored log itself (the directory, or the bucket through S3).
+    fn verify_stored(&self, s: &Server) -> Value {
+        match self {
+            Backend::Local => verify(s.data.join("log").to_str().unwrap(), &s.vkey),
+            Backend::S3 { cfg, .. } => verify_env(&cfg.url(), &s.vkey, "", &self.env()),
+        }
+    }
 }
 
 /// The bytes of event `index` as stored, and its leaf hash.
@@ -117,8 +180,17 @@ fn stored_event(s: &Server, index: u64) -> (String, Hash) {
 
 #[test]
 fn end_to_end() {
+    end_to_end_on(&Backend::Local);
+}
+
+#[test]
+fn end_to_end_on_s3() {
+    end_to_end_on(&Backend::s3("e2e"));
+}
+
+fn end_to_end_on(backend: &Backend) {
     let tmp = tempfile::tempdir().unwrap();
-    let s = start(&tmp.path().join("data"), &[]);
+    let s = backend.start(&tmp.path().join("data"));
 
     // A live tail, connected before anything is appended.
     let mut sse = TcpStream::connect(&s.addr).unwrap();
@@ -229,7 +301,7 @@ fn end_to_end() {
 
     // The tile read path verifies, over HTTP and on disk.
     assert_eq!(verify_url(&s, &s.vkey)["tree_size"], 51);
-    assert_eq!(verify(s.data.join("log").to_str().unwrap(), &s.vkey)["tree_size"], 51);
+    assert_eq!(backend.verify_stored(&s)["tree_size"], 51);
     let full = s.get("/tile/entries/000.p/51");
     assert_eq!(full.status, 200);
     assert_eq!(s.get("/tile/entries/000.p/52").status, 404, "beyond the checkpoint is never served");
@@ -357,13 +429,24 @@ fn bad_input_is_refused_and_harms_nothing() {
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_event() {
     let cycles: usize = std::env::var("GRAVEN_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    kill_9_cycles(&Backend::Local, cycles);
+}
+
+/// The same on S3. Each restart waits out the killed process's writer lease (5 s), so fewer
+/// cycles; the failover test (tests/failover.rs) kills the writer 20 more times, with a standby.
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_event_on_s3() {
+    kill_9_cycles(&Backend::s3("kill9"), 6);
+}
+
+fn kill_9_cycles(backend: &Backend, cycles: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut acked: Vec<(u64, Hash)> = Vec::new();
     let mut last_size = 0u64;
     let mut seed = 0x9E3779B97F4A7C15u64;
     for cycle in 0..cycles {
-        let s = start(&data, &[]);
+        let s = backend.start(&data);
         // Everything acknowledged before is still there, byte for byte; the log never shrank.
         let size = s.size();
         assert!(size >= last_size, "cycle {cycle}: the checkpoint went back from {last_size} to {size}");
@@ -372,7 +455,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
             assert_eq!(stored_event(&s, i).1, leaf, "cycle {cycle}: event {i} changed");
         }
         if cycle % 10 == 0 {
-            verify(s.data.join("log").to_str().unwrap(), &s.vkey);
+            backend.verify_stored(&s);
         }
         last_size = size;
 
@@ -420,7 +503,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
         drop(s);
     }
     // Final check of everything ever acknowledged.
-    let s = start(&data, &[]);
+    let s = backend.start(&data);
     let size = s.size();
     acked.sort_unstable_by_key(|a| a.0);
     for w in acked.windows(2) {
@@ -430,7 +513,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
         assert!(i < size);
         assert_eq!(stored_event(&s, i).1, leaf, "event {i} changed");
     }
-    verify(s.data.join("log").to_str().unwrap(), &s.vkey);
+    backend.verify_stored(&s);
     assert!(acked.len() > cycles, "too few acknowledged events ({}) to mean anything", acked.len());
     eprintln!("{cycles} kill -9 cycles, {} acknowledged events checked, final size {size}", acked.len());
 }
