@@ -108,7 +108,7 @@ fn verify_env(target: &str, vkey: &str, token: &str, env: &[(&str, String)]) -> 
 /// storage conformance tests below run on both.
 enum Backend {
     Local,
-    S3 { cfg: graven_s3::S3Config, key: std::path::PathBuf, _tmp: tempfile::TempDir },
+    S3 { cfg: Box<graven_s3::S3Config>, key: std::path::PathBuf, _tmp: tempfile::TempDir },
 }
 
 impl Backend {
@@ -122,7 +122,7 @@ impl Backend {
             .output()
             .unwrap();
         assert!(out.status.success());
-        Backend::S3 { cfg, key, _tmp: tmp }
+        Backend::S3 { cfg: Box::new(cfg), key, _tmp: tmp }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
