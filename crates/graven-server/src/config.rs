@@ -69,6 +69,8 @@ pub struct FileConfig {
     /// Start even if the bucket has no Object Lock (history is then deletable by anyone
     /// holding the bucket's credentials).
     pub allow_no_object_lock: Option<bool>,
+    /// MiB of tiles and bundles a node on S3 keeps in memory (default 128).
+    pub tile_cache_mb: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -114,6 +116,8 @@ pub struct SharedStorage {
     pub require_object_lock: bool,
     pub advertise_url: Option<String>,
     pub lease_ttl: Duration,
+    /// Bytes of tiles and bundles kept in memory.
+    pub tile_cache_bytes: usize,
 }
 
 /// Default Object Lock retention: one year, in governance mode (compliance mode cannot be
@@ -320,7 +324,16 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
             why: "expected http(s)://host:port, with no spaces",
         });
     }
+    let cache_mb = file.tile_cache_mb.unwrap_or(128);
+    if cache_mb > 1 << 20 {
+        return Err(ConfigError::Invalid {
+            what: "tile_cache_mb",
+            value: cache_mb.to_string(),
+            why: "must be at most 1048576 (1 TiB)",
+        });
+    }
     Ok(Some(SharedStorage {
+        tile_cache_bytes: (cache_mb as usize) << 20,
         url,
         endpoint: file.s3_endpoint.clone(),
         region: file.s3_region.clone(),

@@ -58,8 +58,8 @@ fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), Se
     Ok((key, false))
 }
 
-/// Bytes of tiles and bundles a node on an object store keeps in memory.
-const TILE_CACHE_BYTES: usize = 128 << 20;
+/// Bytes of tiles and bundles a node on an object store keeps in memory, unless configured.
+const DEFAULT_TILE_CACHE_BYTES: usize = 128 << 20;
 
 /// Loads the signer key from a file the operator named (never created here).
 fn load_key(path: &Path) -> Result<SignerKey, ServeError> {
