@@ -81,8 +81,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Result<(), ServeError> {
     // Tiles and bundles never change once written: keep the recent ones in memory, so proofs,
     // entries and receipts do not each cost a request to the store.
-    let store = store
-        .map(|s| -> Arc<dyn ObjectStore> { Arc::new(graven_tlog::CachedStore::new(s, TILE_CACHE_BYTES)) });
+    let cache = config.storage.as_ref().map_or(DEFAULT_TILE_CACHE_BYTES, |s| s.tile_cache_bytes);
+    let store = store.map(|s| -> Arc<dyn ObjectStore> { Arc::new(graven_tlog::CachedStore::new(s, cache)) });
     let data = config.data.clone();
     std::fs::create_dir_all(&data).map_err(io("creating", &data))?;
     #[cfg(unix)]
