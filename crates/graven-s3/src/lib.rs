@@ -141,6 +141,7 @@ struct Inner {
     gets: AtomicU64,
     puts: AtomicU64,
     bucket_ops: AtomicU64,
+    lists: AtomicU64,
 }
 
 impl fmt::Debug for S3Store {
@@ -212,6 +213,7 @@ impl S3Store {
                 gets: AtomicU64::new(0),
                 puts: AtomicU64::new(0),
                 bucket_ops: AtomicU64::new(0),
+                lists: AtomicU64::new(0),
             }),
             runtime: Some(runtime),
         })
@@ -386,6 +388,29 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// [`ObjectStore::first_key_after`]: one ListObjectVersions call, which sees versions and
+    /// delete markers alike.
+    async fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        self.count(&self.lists);
+        let full_prefix = self.cfg.full_key(prefix);
+        let mut req =
+            self.client.list_object_versions().bucket(&self.cfg.bucket).prefix(&full_prefix).max_keys(1);
+        if !after.is_empty() {
+            req = req.key_marker(self.cfg.full_key(after));
+        }
+        let resp = req.send().await.map_err(|e| StoreError::Io {
+            op: "listing",
+            key: prefix.to_owned(),
+            msg: format!("{}: {}", self.s3_url(&full_prefix), describe(&e)),
+        })?;
+        let versions = resp.versions().iter().filter_map(|v| v.key());
+        let markers = resp.delete_markers().iter().filter_map(|m| m.key());
+        let first = versions.chain(markers).min().map(str::to_owned);
+        // Back to a key relative to the store's prefix.
+        let strip = self.cfg.full_key("");
+        Ok(first.map(|k| k.strip_prefix(&strip).map(str::to_owned).unwrap_or(k)))
     }
 
     /// [`graven_tlog::put_immutable`], asynchronously.
@@ -565,6 +590,12 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        let inner = self.inner.clone();
+        let (p, a) = (prefix.to_owned(), after.to_owned());
+        self.run_store("listing", prefix, async move { inner.first_key_after(&p, &a).await })
+    }
+
     fn location(&self) -> String {
         self.inner.cfg.url()
     }
@@ -574,6 +605,7 @@ impl ObjectStore for S3Store {
             ("get", self.inner.gets.load(Ordering::Relaxed)),
             ("put", self.inner.puts.load(Ordering::Relaxed)),
             ("bucket", self.inner.bucket_ops.load(Ordering::Relaxed)),
+            ("list", self.inner.lists.load(Ordering::Relaxed)),
         ]
     }
 }

@@ -416,6 +416,10 @@ impl ObjectStore for FailingStore {
 
     // The trait's sequential put_immutable_all, through `put`, so every put is counted.
 
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

@@ -542,6 +542,24 @@ impl Sequencer {
             }
             Ok(log)
         });
+        // Never serve a tree that does not extend the one this node already served (as a
+        // replica or an earlier writer): a head put back from an old version, say.
+        let served = self.committed.borrow().clone();
+        let opened = opened.and_then(|log| {
+            let ok = served.checkpoint.is_empty()
+                || (log.size().0 >= served.size
+                    && graven_tlog::objlog::root_at(shared.store.as_ref(), log.size(), TreeSize(served.size))?
+                        == served.root);
+            if ok {
+                Ok(log)
+            } else {
+                Err(LogError::Head(format!(
+                    "the log in the store (size {}) does not extend the tree of size {} this node already served; refusing to write on a fork",
+                    log.size().0,
+                    served.size
+                )))
+            }
+        });
         match opened {
             Ok(log) => {
                 tracing::info!(size = log.size().0, "this node is now the log's writer");
@@ -556,7 +574,7 @@ impl Sequencer {
             Err(e) => {
                 tracing::error!(error = %e, "could not open the shared log as its writer; giving up the lease");
                 self.stats.commit_errors.inc();
-                shared.lease.lost();
+                shared.lease.give_up();
                 false
             }
         }
@@ -579,7 +597,16 @@ impl Sequencer {
         match graven_tlog::read_published(shared.store.as_ref(), &vkey) {
             Ok(Some((note, cp))) => {
                 let size = cp.size().0;
-                if size < current.size || (size == current.size && cp.root() != current.root) {
+                // It must extend what this node served: the same root at the old size.
+                let extends = current.checkpoint.is_empty()
+                    || (size >= current.size
+                        && graven_tlog::objlog::root_at(
+                            shared.store.as_ref(),
+                            cp.size(),
+                            TreeSize(current.size),
+                        )
+                        .is_ok_and(|r| r == current.root));
+                if !extends {
                     tracing::error!(
                         size,
                         known = current.size,
@@ -619,8 +646,15 @@ impl Sequencer {
         };
         self.log = None;
         if matches!(e, LogError::Fenced) {
-            tracing::warn!("another node moved the log on; this node is now a read replica");
-            shared.lease.lost();
+            // Another writer moved the head: a stale one finishing its last commit after this
+            // node took the lease, or the other way round. If this node still holds the lease
+            // it reopens the log at the next submission (taking in the other's commit);
+            // otherwise it is a replica now. Either way this batch was not committed.
+            if shared.lease.is_mine() {
+                tracing::warn!("another writer moved the log on; reopening it");
+            } else {
+                tracing::warn!("another node moved the log on; this node is now a read replica");
+            }
             return SubmitError::NotWriter { writer: None };
         }
         tracing::error!(error = %e, "commit failed; the log will be reopened before the next commit");

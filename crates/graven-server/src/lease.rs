@@ -136,6 +136,13 @@ impl Lease {
             return match self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&etag), false) {
                 Ok(tag) => self.hold(tag, renewals + 1, started),
                 Err(StoreError::Precondition { .. }) => {
+                    // A renewal whose reply was lost and that was retried fails its own
+                    // condition: if the lease holds exactly what this node wrote, it is still ours.
+                    if let Ok(Some(o)) = self.store.get(LEASE_KEY, MAX_LEASE_BYTES)
+                        && o.bytes == bytes
+                    {
+                        return self.hold(o.etag, renewals + 1, started);
+                    }
                     tracing::warn!("the lease was taken by another node; this node stops writing");
                     self.lost();
                     false
@@ -195,6 +202,22 @@ impl Lease {
         s.seen = None;
         s.writer_url = None;
         true
+    }
+
+    /// Gives the lease up at once, without stopping: this node cannot write (its log would not
+    /// open), so another node should not have to wait a whole `ttl` to try. This node may take
+    /// the lease again later, like any standby.
+    pub fn give_up(&self) {
+        let _round = self.round.lock().unwrap_or_else(|p| p.into_inner());
+        let (etag, renewals) = {
+            let mut s = self.state();
+            let e = s.etag.take();
+            s.mine_until = None;
+            (e, s.renewals)
+        };
+        if let Some(etag) = etag {
+            let _ = self.store.put(LEASE_KEY, &self.record(renewals + 1, false), Cond::IfMatch(&etag), false);
+        }
     }
 
     /// Gives the lease up (on shutdown), so a standby takes over at once instead of after a
@@ -258,6 +281,10 @@ mod tests {
             }
             landed
         }
+        fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+            self.inner.first_key_after(prefix, after)
+        }
+
         fn location(&self) -> String {
             "gated".into()
         }

@@ -148,7 +148,9 @@ impl Head {
         if count > body.len() as u64 / 2 {
             return Err(format!("it announces {count} entries but holds fewer"));
         }
-        let mut entries = Vec::with_capacity(count as usize);
+        // The count is bounded by the bytes, but each entry costs a 24-byte Vec header: do not
+        // reserve more than the bytes themselves could justify.
+        let mut entries = Vec::with_capacity((count as usize).min(body.len() / 64 + 1));
         for i in 0..count {
             if body.len() < 2 {
                 return Err(format!("entry {} is cut short", from + i));
@@ -206,6 +208,15 @@ impl Default for Retry {
     fn default() -> Self {
         Retry { attempts: ATTEMPTS, first_wait: Duration::from_millis(50) }
     }
+}
+
+/// The root of the tree of `size`, computed from the stored tiles of the published tree of
+/// `published` (for checking that a new checkpoint extends one served before).
+pub fn root_at(store: &dyn ObjectStore, published: TreeSize, size: TreeSize) -> Result<Hash, LogError> {
+    let mut src = graven_core::tile_source::TileHashes::new(published, |t: graven_core::tile::TileId| {
+        read_object(store, &t.path(), crate::MAX_TILE_BYTES)
+    });
+    graven_core::merkle::root(&mut src, size).map_err(|e| LogError::Tiles(e.to_string()))
 }
 
 /// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers.
@@ -302,10 +313,27 @@ impl ObjectLog {
             {
                 return Err(LogError::NotAnObjectLog(log.store.location()));
             }
+            // Archived checkpoints are create-only and locked; a delete marker can hide one from
+            // a read, not from a listing of versions. Any of them means a log lived here, and
+            // starting a new one would sign a fork with the log's own key.
+            if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, ""))? {
+                return Err(LogError::Head(format!(
+                    "it is missing, but {k} shows that this log exists: the head was deleted. Restore the latest version of graven/head (and of checkpoint) from the bucket's versions; a new log is not started over an old one"
+                )));
+            }
             log.tail = Some(Tail::empty());
             return Ok(log);
         };
         let head = Head::parse(&obj.bytes).map_err(LogError::Head)?;
+        // The archive is the high-water mark: a checkpoint archived beyond the head means the
+        // head was rolled back to an older version, and writing on from it would fork.
+        let mark = archive_key(head.to.0);
+        if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, &mark))? {
+            return Err(LogError::Head(format!(
+                "it ends at size {}, but {k} was archived beyond it: the head was rolled back to an old version. Restore its latest version from the bucket's versions",
+                head.to.0
+            )));
+        }
         let vkey = log.key.verifier();
         let cp = VerifiedCheckpoint::open(head.checkpoint.as_bytes(), &vkey, vkey.name())?;
         if cp.size() != head.to {
@@ -448,7 +476,14 @@ impl ObjectLog {
             Some(tag) => Cond::IfMatch(tag),
             None => Cond::IfAbsent,
         };
-        match retry_with(self.retry, || store.put(HEAD_KEY, bytes, cond, false)) {
+        // Whether an attempt failed with its outcome unknown (it may have landed).
+        let mut unknown = false;
+        let put = retry_with(self.retry, || {
+            let r = store.put(HEAD_KEY, bytes, cond, false);
+            unknown |= matches!(r, Err(StoreError::Io { .. }));
+            r
+        });
+        match put {
             Ok(tag) => {
                 self.head_etag = Some(tag);
                 Ok(())
@@ -461,6 +496,13 @@ impl ObjectLog {
                         self.head_etag = Some(o.etag);
                         Ok(())
                     }
+                    // An earlier attempt may have landed and been overtaken since: the batch
+                    // may be in the log. That is not "fenced" (which promises it is not).
+                    _ if unknown => Err(LogError::Store(StoreError::Io {
+                        op: "writing",
+                        key: HEAD_KEY.into(),
+                        msg: "the commit's outcome is unknown: a write whose answer was lost may have landed before another writer moved the head on".into(),
+                    })),
                     _ => Err(LogError::Fenced),
                 }
             }

@@ -76,6 +76,11 @@ pub trait ObjectStore: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// The first key under `prefix` that sorts after `after` and has, or ever had, a version:
+    /// deleted keys count (on S3: versions and delete markers both), so a delete marker
+    /// cannot hide that an object existed. `None` if there is none.
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError>;
+
     /// Where the objects live, for messages (`s3://bucket/prefix`).
     fn location(&self) -> String;
 
@@ -109,6 +114,8 @@ type MemObject = (Vec<u8>, u64, bool);
 #[derive(Debug, Default)]
 pub struct MemStore {
     objects: Mutex<HashMap<String, MemObject>>,
+    /// Every key ever written, deleted ones included (a versioned bucket keeps them).
+    ever: Mutex<std::collections::BTreeSet<String>>,
     version: AtomicU64,
     /// Puts left before every later put fails with [`StoreError::Io`]; `u64::MAX` means never.
     puts_left: AtomicU64,
@@ -140,6 +147,7 @@ impl MemStore {
     pub fn tamper(&self, key: &str, data: Option<&[u8]>) {
         let mut objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
         let v = self.version.fetch_add(1, Ordering::SeqCst);
+        self.ever.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned());
         match data {
             Some(d) => {
                 objects.insert(key.to_owned(), (d.to_vec(), v, false));
@@ -206,6 +214,7 @@ impl ObjectStore for MemStore {
         }
         let v = self.version.fetch_add(1, Ordering::SeqCst);
         objects.insert(key.to_owned(), (data.to_vec(), v, retain));
+        self.ever.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned());
         if fail {
             return Err(StoreError::Io {
                 op: "writing",
@@ -214,6 +223,14 @@ impl ObjectStore for MemStore {
             });
         }
         Ok(format!("\"{v}\""))
+    }
+
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        let ever = self.ever.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(ever
+            .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .find(|k| k.starts_with(prefix))
+            .cloned())
     }
 
     fn location(&self) -> String {
@@ -345,6 +362,10 @@ impl ObjectStore for CachedStore {
             self.insert(key, Object { bytes: data.clone(), etag: String::new() });
         }
         Ok(())
+    }
+
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        self.inner.first_key_after(prefix, after)
     }
 
     fn location(&self) -> String {

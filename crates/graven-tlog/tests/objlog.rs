@@ -307,6 +307,10 @@ impl ObjectStore for Hooked {
         self.inner.put(key, data, cond, retain)
     }
 
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -395,4 +399,35 @@ fn the_cache_serves_immutable_objects_and_nothing_else() {
     assert_eq!(verify(&inner), 20_000);
     let mut f = StoreFetch::new(cached.clone());
     assert_eq!(verify_log(&mut f, &key().verifier(), None, |_, _| {}).unwrap().size.0, 20_000);
+}
+
+/// The two objects that change are not locked, so someone holding the store's credentials can
+/// delete them (a delete marker) or put old versions back. Neither may make the log's own key
+/// sign a fork: a writer refuses to start a new log where archived checkpoints exist, and to
+/// continue from a head older than the newest archived checkpoint.
+#[test]
+fn a_deleted_or_rolled_back_head_is_refused_not_forked() {
+    let store = Arc::new(MemStore::new());
+    let mut log = ObjectLog::open(store.clone(), key()).unwrap();
+    log.append(&entries(0..100)).unwrap();
+    let old_head = store.get(HEAD_KEY, 1 << 30).unwrap().unwrap().bytes;
+    let old_cp = store.get(CHECKPOINT_KEY, 1 << 20).unwrap().unwrap().bytes;
+    log.append(&entries(100..200)).unwrap();
+    drop(log);
+
+    // Deleted: no head, no checkpoint.
+    let deleted = Arc::new(MemStore::new());
+    for k in store.keys() {
+        deleted.tamper(&k, Some(&store.get(&k, 1 << 30).unwrap().unwrap().bytes));
+    }
+    deleted.tamper(HEAD_KEY, None);
+    deleted.tamper(CHECKPOINT_KEY, None);
+    let e = ObjectLog::open(deleted.clone(), key()).unwrap_err();
+    assert!(e.to_string().contains("head was deleted"), "{e}");
+
+    // Rolled back: the old head and checkpoint put back.
+    store.tamper(HEAD_KEY, Some(&old_head));
+    store.tamper(CHECKPOINT_KEY, Some(&old_cp));
+    let e = ObjectLog::open(store.clone(), key()).unwrap_err();
+    assert!(e.to_string().contains("rolled back"), "{e}");
 }
