@@ -23,6 +23,13 @@ use serde::{Deserialize, Serialize};
 pub const LEASE_KEY: &str = "graven/lease";
 const MAX_LEASE_BYTES: u64 = 64 * 1024;
 
+/// Whether `u` is an http(s) URL with no spaces or control characters, of sane length.
+pub fn plausible_url(u: &str) -> bool {
+    (u.starts_with("http://") || u.starts_with("https://"))
+        && u.len() <= 2048
+        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct Record {
     /// The holder's node id; `None` once released.
@@ -172,7 +179,9 @@ impl Lease {
         let free = rec.as_ref().is_some_and(|r| r.holder.is_none());
         let stale = {
             let mut s = self.state();
-            s.writer_url = rec.as_ref().and_then(|r| r.url.clone());
+            // The URL comes from an object anyone with the bucket's credentials can write;
+            // redirect only to something that is plainly an http(s) base URL.
+            s.writer_url = rec.as_ref().and_then(|r| r.url.clone()).filter(|u| plausible_url(u));
             match &s.seen {
                 Some((tag, since)) if *tag == obj.etag => since.elapsed() >= self.ttl,
                 _ => {

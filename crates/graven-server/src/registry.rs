@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use graven_core::note::SignerKey;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::apikey::{self, Malformed};
@@ -243,10 +245,48 @@ pub enum Bootstrap {
 enum Backing {
     File(PathBuf),
     /// In a shared log's store, with the ETag of the version this node last read or wrote.
+    /// Signed with the log's key: the object is not locked (it changes), so anyone holding the
+    /// bucket's credentials could write it, and an unsigned registry would hand them every
+    /// node's admin API.
     Object {
         store: Arc<dyn graven_tlog::ObjectStore>,
         etag: Mutex<Option<String>>,
+        key: Box<SignerKey>,
     },
+}
+
+const SHARED_MAGIC: &str = "graven-registry v1";
+
+/// `graven-registry v1\n<note length>\n<note><registry JSON>`, where the note is the log key's
+/// signature over `graven-registry v1\n<SHA-256 of the JSON, hex>\n`.
+fn seal(json: &[u8], key: &SignerKey) -> Result<Vec<u8>, String> {
+    let text = format!("{SHARED_MAGIC}\n{}\n", graven_core::hex::encode(&Sha256::digest(json)));
+    let note = key.sign(&text).map_err(|e| e.to_string())?;
+    let mut out = format!("{SHARED_MAGIC}\n{}\n", note.len()).into_bytes();
+    out.extend_from_slice(note.as_bytes());
+    out.extend_from_slice(json);
+    Ok(out)
+}
+
+/// The registry JSON of a sealed object, if the log's key signed it.
+fn unseal<'a>(bytes: &'a [u8], key: &SignerKey) -> Result<&'a [u8], String> {
+    let bad = || {
+        "it is not signed by the log's key: it was written or changed outside Graven; restore a version Graven wrote (the bucket keeps every version)".to_owned()
+    };
+    let rest = bytes.strip_prefix(format!("{SHARED_MAGIC}\n").as_bytes()).ok_or_else(bad)?;
+    let nl = rest.iter().take(8).position(|&b| b == b'\n').ok_or_else(bad)?;
+    let len: usize = std::str::from_utf8(&rest[..nl]).ok().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    let rest = &rest[nl + 1..];
+    if len > 4096 || len > rest.len() {
+        return Err(bad());
+    }
+    let (note, json) = rest.split_at(len);
+    let opened = graven_core::note::open(note, std::slice::from_ref(&key.verifier())).map_err(|_| bad())?;
+    let expected = format!("{SHARED_MAGIC}\n{}\n", graven_core::hex::encode(&Sha256::digest(json)));
+    if opened.text() != expected {
+        return Err(bad());
+    }
+    Ok(json)
 }
 
 impl Backing {
@@ -260,10 +300,10 @@ impl Backing {
     fn load(&self) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
         match self {
             Backing::File(path) => read_file(path),
-            Backing::Object { store, etag } => {
+            Backing::Object { store, etag, .. } => {
                 let got = store.get(OBJECT_KEY, MAX_FILE).map_err(|e| self.store_err("reading", e))?;
                 let Some(o) = got else { return Ok(BTreeMap::new()) };
-                let records = parse(&o.bytes, &self.name())?;
+                let records = self.parse_object(&o.bytes)?;
                 *etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.etag);
                 Ok(records)
             }
@@ -273,8 +313,10 @@ impl Backing {
     fn save(&self, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
         match self {
             Backing::File(path) => write_file(path, records),
-            Backing::Object { store, etag } => {
-                let bytes = encode(records, &self.name())?;
+            Backing::Object { store, etag, key } => {
+                let json = encode(records, &self.name())?;
+                let bytes =
+                    seal(&json, key).map_err(|why| RegistryError::Corrupt { path: self.name(), why })?;
                 let mut tag = etag.lock().unwrap_or_else(|p| p.into_inner());
                 let cond = match tag.as_deref() {
                     Some(t) => graven_tlog::Cond::IfMatch(t),
@@ -286,6 +328,13 @@ impl Backing {
                 Ok(())
             }
         }
+    }
+
+    /// The records of a shared registry object, after checking the log key's signature.
+    fn parse_object(&self, bytes: &[u8]) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
+        let Backing::Object { key, .. } = self else { return parse(bytes, &self.name()) };
+        let json = unseal(bytes, key).map_err(|why| RegistryError::Corrupt { path: self.name(), why })?;
+        parse(json, &self.name())
     }
 
     fn store_err(&self, what: &'static str, e: graven_tlog::StoreError) -> RegistryError {
@@ -319,15 +368,19 @@ impl Registry {
     /// joins an existing log accepts the keys the registry holds, including that token.
     pub fn open_shared(
         store: Arc<dyn graven_tlog::ObjectStore>,
+        key: SignerKey,
         data: &Path,
         now_ms: i64,
     ) -> Result<(Self, Bootstrap), RegistryError> {
-        let backing = Backing::Object { store: store.clone(), etag: Mutex::new(None) };
+        let backing =
+            Backing::Object { store: store.clone(), etag: Mutex::new(None), key: Box::new(key.clone()) };
         match Self::open_on(backing, data, now_ms) {
             // Two nodes bootstrapping one new log at once: the other one won; use its registry.
-            Err(RegistryError::Conflict) => {
-                Self::open_on(Backing::Object { store, etag: Mutex::new(None) }, data, now_ms)
-            }
+            Err(RegistryError::Conflict) => Self::open_on(
+                Backing::Object { store, etag: Mutex::new(None), key: Box::new(key) },
+                data,
+                now_ms,
+            ),
             r => r,
         }
     }
@@ -342,11 +395,12 @@ impl Registry {
             write: Mutex::new(()),
         };
         let token = data.join(TOKEN_FILE);
-        let joined = shared
-            && !token.exists()
-            && reg.records().get(BOOTSTRAP_ID).is_some_and(|r| r.keys.iter().any(|k| k.revoked_ms.is_none()));
-        if joined {
-            return Ok((reg, Bootstrap::Shared));
+        // A shared registry is bootstrapped once, by the node that creates it. After that no
+        // node changes it on its own at start (no token is migrated, and no admin key is minted
+        // because the admins' keys were revoked): every change goes through the audited API.
+        if shared && !reg.records().is_empty() {
+            let outcome = if token.exists() { Bootstrap::Unchanged } else { Bootstrap::Shared };
+            return Ok((reg, outcome));
         }
         let outcome = reg.bootstrap(&token, now_ms)?;
         Ok((reg, outcome))
@@ -354,7 +408,7 @@ impl Registry {
 
     /// Re-reads a shared registry if another node changed it. Returns whether it changed.
     pub fn refresh(&self) -> Result<bool, RegistryError> {
-        let Backing::Object { store, etag } = &self.backing else { return Ok(false) };
+        let Backing::Object { store, etag, .. } = &self.backing else { return Ok(false) };
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let known = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let got = store.get(OBJECT_KEY, MAX_FILE).map_err(|e| self.backing.store_err("reading", e))?;
@@ -362,7 +416,7 @@ impl Registry {
         if known.as_deref() == Some(o.etag.as_str()) {
             return Ok(false);
         }
-        let records = parse(&o.bytes, &self.backing.name())?;
+        let records = self.backing.parse_object(&o.bytes)?;
         *etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.etag);
         let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
         let next = Snapshot::build(records, &snap.last_seen);
@@ -799,5 +853,50 @@ mod tests {
         std::fs::write(d.path().join(FILE_NAME), "{\"version\":1,\"identities\":[{\"id\":5}]}").unwrap();
         assert!(matches!(Registry::open(d.path(), 0), Err(RegistryError::Corrupt { .. })));
         assert!(!d.path().join(TOKEN_FILE).exists());
+    }
+
+    /// A shared registry lives in an object that anyone with the bucket's credentials can
+    /// write. Only versions signed by the log's key are used: a forged one (an attacker adding
+    /// their own admin key) is refused at start and ignored by a running node, which keeps the
+    /// registry it had. A second node joins without changing anything.
+    #[test]
+    fn a_shared_registry_is_signed_and_a_forged_one_is_refused() {
+        use graven_tlog::{Cond, MemStore, ObjectStore};
+        let store = Arc::new(MemStore::new());
+        let key = SignerKey::from_seed("test.example/log", [9; 32]).unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, outcome) = Registry::open_shared(store.clone(), key.clone(), a.path(), 1000).unwrap();
+        assert_eq!(outcome, Bootstrap::Created);
+        let admin = token(a.path());
+        let written = store.get(OBJECT_KEY, MAX_FILE).unwrap().unwrap();
+        let (second, outcome) = Registry::open_shared(store.clone(), key.clone(), b.path(), 1000).unwrap();
+        assert_eq!(outcome, Bootstrap::Shared);
+        assert!(!b.path().join(TOKEN_FILE).exists());
+        assert!(second.authenticate(&admin, 2000).is_ok(), "the first node's admin key works on the second");
+        assert_eq!(
+            store.get(OBJECT_KEY, MAX_FILE).unwrap().unwrap().etag,
+            written.etag,
+            "joining wrote nothing"
+        );
+
+        // Forged: the same registry with one more admin key, unsigned, or signed by another key.
+        let m = apikey::mint().unwrap();
+        let mut records = first.records();
+        add_key(&mut records, BOOTSTRAP_ID, &m.key_id, &m.digest, 3000, None);
+        let json = encode(&records, Path::new("x")).unwrap();
+        let other = SignerKey::from_seed("test.example/log", [10; 32]).unwrap();
+        for forged in [json.clone(), seal(&json, &other).unwrap()] {
+            store.put(OBJECT_KEY, &forged, Cond::Any, false).unwrap();
+            assert!(matches!(second.refresh(), Err(RegistryError::Corrupt { .. })));
+            assert!(second.authenticate(&m.key, 4000).is_err(), "the forged key is not accepted");
+            assert!(second.authenticate(&admin, 4000).is_ok(), "the registry it had is kept");
+            let c = tempfile::tempdir().unwrap();
+            let e = Registry::open_shared(store.clone(), key.clone(), c.path(), 1000).unwrap_err();
+            assert!(e.to_string().contains("not signed by the log's key"), "{e}");
+        }
+        // A version Graven wrote, put back, is accepted again.
+        store.put(OBJECT_KEY, &written.bytes, Cond::Any, false).unwrap();
+        assert!(second.refresh().unwrap());
+        assert!(second.authenticate(&admin, 5000).is_ok());
     }
 }

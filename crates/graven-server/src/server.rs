@@ -102,7 +102,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     let vkey = key.verifier();
     let token_path = data.join(crate::registry::TOKEN_FILE);
     let (registry, bootstrap) = match &store {
-        Some(s) => crate::registry::Registry::open_shared(s.clone(), &data, crate::http::now_ms())?,
+        Some(s) => {
+            crate::registry::Registry::open_shared(s.clone(), key.clone(), &data, crate::http::now_ms())?
+        }
         None => crate::registry::Registry::open(&data, crate::http::now_ms())?,
     };
     let registry = Arc::new(registry);
@@ -122,6 +124,12 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             let shared_cfg =
                 config.storage.clone().ok_or_else(|| ServeError::Config("no storage settings".into()))?;
             let scheme = if config.tls.is_some() { "https" } else { "http" };
+            if shared_cfg.advertise_url.is_none() && addr.ip().is_unspecified() {
+                return Err(ServeError::Config(format!(
+                    "listening on {addr}, other nodes cannot tell where to send writes: pass --advertise-url http(s)://<this host>:{}",
+                    addr.port()
+                )));
+            }
             let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
             let lease = crate::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
             // One round now, so the first node of a new log starts as its writer at once.
