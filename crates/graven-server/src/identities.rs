@@ -130,16 +130,20 @@ pub(crate) async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem>
 pub(crate) async fn install(
     st: &AppState,
     records: BTreeMap<String, IdentityRecord>,
+    base: u64,
     audit_index: u64,
 ) -> Result<(), Problem> {
     let reg = st.registry.clone();
-    tokio::task::spawn_blocking(move || reg.install(records))
+    tokio::task::spawn_blocking(move || reg.install_over(records, base))
         .await
         .map_err(|e| Problem::internal(e.to_string()))?
-        .map_err(|e| {
-            Problem::internal(format!(
+        .map_err(|e| match e {
+            crate::registry::RegistryError::Conflict => conflict(format!(
+                "another node changed the identity registry while this change was made; the attempt is recorded in the log (event {audit_index}) but it did not take effect. Read the identity again and retry"
+            )),
+            e => Problem::internal(format!(
                 "the change was recorded in the log (event {audit_index}) but saving the registry failed, so it did not take effect: {e}"
-            ))
+            )),
         })
 }
 
@@ -176,7 +180,7 @@ async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: B
             .into_record(now)
             .map_err(|e| Problem::bad_request("invalid-identity", format!("{e}; nothing changed")))?;
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         if records.contains_key(&rec.id) {
             return Err(conflict(format!("identity {} already exists; IDs are never reused", rec.id)));
         }
@@ -193,7 +197,7 @@ async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: B
         let receipt =
             audit::change(&st, &admin, "graven.identity.create", &rec.id, details, ip(peer)).await?;
         records.insert(rec.id.clone(), rec.clone());
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         let mut v = view(&rec, now);
         v["audit_index"] = json!(receipt.index);
         let mut resp = json_response(StatusCode::CREATED, &v);
@@ -275,7 +279,7 @@ async fn status_change(
         reason_ok(&b.reason)?;
         let now = now_ms();
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
         if rec.status == Status::Revoked {
             return Err(conflict(format!("identity {id} is revoked, which is final")));
@@ -304,7 +308,7 @@ async fn status_change(
         let after = rec.clone();
         let details = json!({"from": from.as_str(), "to": after.status.as_str(), "reason": b.reason});
         let receipt = audit::change(&st, &admin, action, &id, details, ip(peer)).await?;
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         let mut v = view(&after, now);
         v["audit_index"] = json!(receipt.index);
         Ok(json_response(StatusCode::OK, &v))
@@ -419,7 +423,7 @@ async fn new_key(
             (_, o) => o.unwrap_or(3600),
         };
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
         if rec.status == Status::Revoked {
             return Err(conflict(format!("identity {id} is revoked, which is final; it gets no new keys")));
@@ -440,7 +444,7 @@ async fn new_key(
             details["retiring"] = json!(retiring);
         }
         let receipt = audit::change(&st, &admin, action, &id, details.clone(), ip(peer)).await?;
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         details["identity"] = json!(id);
         details["key"] = json!(m.key);
         details["audit_index"] = json!(receipt.index);
@@ -464,7 +468,7 @@ async fn revoke_key(
         reason_ok(&b.reason)?;
         let now = now_ms();
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
         let key = rec.keys.iter_mut().find(|k| k.key_id == key_id).ok_or_else(|| {
             Problem::not_found(format!(
@@ -483,7 +487,7 @@ async fn revoke_key(
         let view_after = key_view(key, now);
         let details = json!({"key_id": key_id, "reason": b.reason});
         let receipt = audit::change(&st, &admin, "graven.key.revoke", &id, details, ip(peer)).await?;
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         let mut v = view_after;
         v["identity"] = json!(id);
         v["audit_index"] = json!(receipt.index);

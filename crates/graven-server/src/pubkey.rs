@@ -176,7 +176,7 @@ async fn add(
         let key_id = graven_core::event_sig::key_id(key.as_bytes());
         let now = now_ms();
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         if let Some(owner) = records.values().find(|r| r.public_keys.iter().any(|k| k.key_id == key_id)) {
             return Err(conflict(format!(
                 "this public key (key id {key_id}) is already registered to {}; a key belongs to one identity",
@@ -204,7 +204,7 @@ async fn add(
         let details = json!({"key_id": key_id, "alg": "ed25519", "public_key": record.public_key});
         let receipt =
             crate::audit::change(&st, &admin, "graven.key.add_public", &id, details, peer.map(|p| p.0.0)).await?;
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         let mut v = view(&record);
         v["identity"] = json!(id);
         v["audit_index"] = json!(receipt.index);
@@ -226,7 +226,7 @@ async fn revoke(
         reason_ok(&b.reason)?;
         let now = now_ms();
         let _g = st.admin_lock.lock().await;
-        let mut records = st.registry.records();
+        let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
         let key = rec.public_keys.iter_mut().find(|k| k.key_id == key_id).ok_or_else(|| {
             Problem::not_found(format!(
@@ -247,7 +247,7 @@ async fn revoke(
         let receipt =
             crate::audit::change(&st, &admin, "graven.key.revoke_public", &id, details, peer.map(|p| p.0.0))
                 .await?;
-        install(&st, records, receipt.index).await?;
+        install(&st, records, base, receipt.index).await?;
         let mut v = after;
         v["identity"] = json!(id);
         v["audit_index"] = json!(receipt.index);

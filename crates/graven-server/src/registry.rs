@@ -353,6 +353,8 @@ pub struct Registry {
     dirty: AtomicBool,
     /// Serialises file writes.
     write: Mutex<()>,
+    /// Bumped whenever another node's version is taken up by [`Registry::refresh`].
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -393,6 +395,7 @@ impl Registry {
             snap: RwLock::new(Snapshot::build(records, &HashMap::new())),
             dirty: AtomicBool::new(false),
             write: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         let token = data.join(TOKEN_FILE);
         // A shared registry is bootstrapped once, by the node that creates it. After that no
@@ -418,6 +421,7 @@ impl Registry {
         }
         let records = self.backing.parse_object(&o.bytes)?;
         *etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(o.etag);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
         let next = Snapshot::build(records, &snap.last_seen);
         *snap = next;
@@ -604,10 +608,37 @@ impl Registry {
         Some(r)
     }
 
+    /// The records with live last-seen times, and the generation they belong to (see
+    /// [`Registry::install_over`]).
+    pub fn records_at(&self) -> (BTreeMap<String, IdentityRecord>, u64) {
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        (snap.current(), self.generation.load(Ordering::SeqCst))
+    }
+
+    /// [`Registry::install`] of records derived from generation `base`, refused with
+    /// [`RegistryError::Conflict`] if the registry changed since (another node's change picked
+    /// up by [`Registry::refresh`]): installing them would undo that change, such as a
+    /// revocation.
+    pub fn install_over(
+        &self,
+        records: BTreeMap<String, IdentityRecord>,
+        base: u64,
+    ) -> Result<(), RegistryError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::SeqCst) != base {
+            return Err(RegistryError::Conflict);
+        }
+        self.install_locked(records)
+    }
+
     /// Makes `records` the registry: durable first (see the module's contract), then used.
     /// Callers serialise changes (read, modify, install) themselves.
-    pub fn install(&self, mut records: BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+    pub fn install(&self, records: BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.install_locked(records)
+    }
+
+    fn install_locked(&self, mut records: BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
         {
             // Keep last-seen times that advanced since the caller read the records.
             let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
@@ -829,6 +860,7 @@ mod tests {
             )),
             dirty: AtomicBool::new(false),
             write: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         assert!(matches!(reg.authenticate(&t, 6), Err(Denial::IdentityDisabled(_))));
     }
@@ -895,8 +927,14 @@ mod tests {
             assert!(e.to_string().contains("not signed by the log's key"), "{e}");
         }
         // A version Graven wrote, put back, is accepted again.
+        let (stale, base) = second.records_at();
         store.put(OBJECT_KEY, &written.bytes, Cond::Any, false).unwrap();
         assert!(second.refresh().unwrap());
         assert!(second.authenticate(&admin, 5000).is_ok());
+        // A change computed from the registry as it was before another node's change was
+        // taken up is refused, not written over it (it could undo a revocation).
+        assert!(matches!(second.install_over(stale, base), Err(RegistryError::Conflict)));
+        let (fresh, base) = second.records_at();
+        second.install_over(fresh, base).unwrap();
     }
 }
