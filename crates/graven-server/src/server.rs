@@ -100,6 +100,17 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         (None, None) => load_or_create_key(&data.join("log.key"), &config.origin)?,
     };
     let vkey = key.verifier();
+    // A node given another log's key would take the lease and fail to open, over and over
+    // (and could not read the shared registry): say so now.
+    if let Some(store) = &store
+        && let Err(e @ graven_tlog::LogError::Checkpoint(_)) =
+            graven_tlog::read_published(store.as_ref(), &vkey)
+    {
+        return Err(ServeError::Config(format!(
+            "the log in {} is not signed by the key given with --key ({e}); every node of a log needs the same signer key",
+            store.location()
+        )));
+    }
     let token_path = data.join(crate::registry::TOKEN_FILE);
     let (registry, bootstrap) = match &store {
         Some(s) => {
@@ -267,7 +278,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     });
     let served =
         serve_connections(listener, app(state), config.max_connections, config.header_timeout, tls).await;
-    // No new requests now; the sequencer commits and answers what was accepted, then stops.
+    // No new requests now; the sequencer commits and answers what was accepted, then stops
+    // (and a shared log's writer gives up its lease).
+    let was_writer = engine.is_writer();
     engine.shutdown();
     indexer.abort();
     // Indexing commits are made durable about once a second; make the rest durable now, so a
@@ -280,7 +293,8 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     if let Some(r) = refresher {
         r.abort();
     }
-    if let Err(e) = registry.flush() {
+    // On a shared log only the writer writes the registry back.
+    if was_writer && let Err(e) = registry.flush() {
         eprintln!("graven: writing last-seen times: {e}");
     }
     println!("stopped; tree size {}", engine.committed().size);

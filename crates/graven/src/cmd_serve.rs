@@ -97,6 +97,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         retention_mode: a.retention_mode,
         retention_days: a.retention_days,
     })?;
+    if config.storage.is_some() && config.key.is_none() {
+        // Checked here too, before the store is touched: a refused start writes nothing.
+        anyhow::bail!(
+            "a log in object storage needs --key <signer key file>, the same file on every node (make one with `graven keygen`)"
+        );
+    }
     let store = match &config.storage {
         Some(s) => Some(open_store(s)?),
         None => None,
@@ -105,6 +111,31 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(graven_server::server::run_with(config, store))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The log's safety rests on the store refusing a conditional write whose condition fails
+/// (`If-Match` with another ETag, `If-None-Match: *` on an existing key). Some S3-compatible
+/// stores ignore these headers and write anyway; refuse to start on one.
+fn check_conditional_writes(store: &dyn graven_tlog::ObjectStore) -> anyhow::Result<()> {
+    use graven_tlog::{Cond, StoreError};
+    const PROBE: &str = "graven/conditional-write-probe";
+    store.put(PROBE, b"probe", Cond::Any, false)?;
+    let ignored = |what: &str| {
+        anyhow::anyhow!(
+            "{} ignored {what}: it wrote anyway. Graven needs conditional writes (If-Match, If-None-Match) to keep two writers from forking the log; use a store that supports them",
+            store.location()
+        )
+    };
+    match store.put(PROBE, b"probe", Cond::IfMatch("\"graven-not-an-etag\""), false) {
+        Err(StoreError::Precondition { .. }) => {}
+        Ok(_) => return Err(ignored("If-Match with a wrong ETag")),
+        Err(e) => return Err(e.into()),
+    }
+    match store.put(PROBE, b"probe", Cond::IfAbsent, false) {
+        Err(StoreError::Precondition { .. }) => Ok(()),
+        Ok(_) => Err(ignored("If-None-Match: * on an existing object")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Connects to the bucket and checks it can hold the log: versioning on, and Object Lock
@@ -130,6 +161,7 @@ fn open_store(
             report.bucket
         );
     }
+    check_conditional_writes(&probe)?;
     drop(probe);
     cfg.retention = report.object_lock.then_some(graven_s3::Retention {
         mode: match s.retention_mode {

@@ -451,6 +451,23 @@ fn refuses_to_start_without_object_lock_or_with_bad_settings() {
     assert!(a.banner.contains(&format!("storage: {} (this node: writer)", p.url)), "{:?}", a.banner);
     append(&a, "nolock.test", 0..5);
     p.verify_ok(5);
+
+    // A node given another signer key is refused at start, before it can take the lease.
+    let other = p.data("other.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["keygen", "--origin", "other.example/log", "--out", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = p.serve_exits(
+        "n5",
+        &["--storage", &p.url, "--key", other.to_str().unwrap(), "--allow-no-object-lock"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not signed by the key given with --key"), "{err}");
+    append(&a, "nolock.test", 5..6);
+    p.verify_ok(6);
     done("refuses_to_start_without_object_lock_or_with_bad_settings", t0);
 }
 
