@@ -279,3 +279,88 @@ fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost
         takeovers.last().unwrap()
     );
 }
+
+/// A writer that is paused (SIGSTOP, as a long GC pause or a frozen VM would) loses the lease to
+/// the standby, and when it wakes up, with requests of its own in flight, it is fenced: it
+/// publishes nothing that diverges, acknowledges nothing twice, and becomes a replica.
+#[test]
+fn a_paused_writer_wakes_up_fenced() {
+    let seaweed = Seaweed::shared();
+    let mut cfg = seaweed.bucket("paused", true);
+    cfg.prefix = "log".into();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("signer.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["keygen", "--origin", "paused.example/log", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let a = start(&tmp.path().join("a"), &key, &cfg);
+    wait_until(Duration::from_secs(10), "the first node to write", || is_writer(&a.addr));
+    let b = start(&tmp.path().join("b"), &key, &cfg);
+    let token = std::fs::read_to_string(tmp.path().join("a/admin.token")).unwrap().trim().to_owned();
+    let addrs = Arc::new(Mutex::new(vec![a.addr.clone(), b.addr.clone()]));
+    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (addrs, acks, stop, token) = (addrs.clone(), acks.clone(), stop.clone(), token.clone());
+        std::thread::spawn(move || client(addrs, token, acks, stop))
+    };
+    wait_until(Duration::from_secs(15), "events to be acknowledged", || acks.lock().unwrap().len() > 200);
+    let signal = |sig: &str| {
+        assert!(Command::new("kill").args([sig, &a.child.id().to_string()]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let paused = Instant::now();
+    // The client's request to the frozen node hangs until its own timeout, so the takeover is
+    // timed from the standby's side: when it reports itself the writer.
+    wait_until(TAKEOVER_LIMIT + Duration::from_secs(5), "the standby to take over", || is_writer(&b.addr));
+    let took = paused.elapsed();
+    assert!(took <= TAKEOVER_LIMIT, "the standby took {took:?}");
+    wait_until(Duration::from_secs(15), "writes to resume on the standby", || {
+        acks.lock().unwrap().last().is_some_and(|x| x.at > paused)
+    });
+    // Wake the old writer while the client is still writing, and let both run a while.
+    signal("-CONT");
+    let before = acks.lock().unwrap().len();
+    wait_until(Duration::from_secs(15), "more events after the wake-up", || {
+        acks.lock().unwrap().len() > before + 200
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(is_writer(&b.addr) && !is_writer(&a.addr), "the woken writer must have stepped down");
+
+    let acks = acks.lock().unwrap().clone();
+    let mut by_index = std::collections::HashMap::new();
+    for x in &acks {
+        assert!(by_index.insert(x.index, x.n).is_none(), "index {} acknowledged twice", x.index);
+    }
+    let store = graven_s3::S3Store::connect(cfg.clone()).unwrap();
+    let text = String::from_utf8(graven_tlog::read_object(&store, "checkpoint", 1 << 20).unwrap()).unwrap();
+    let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
+    for x in &acks {
+        assert!(x.index < size);
+        let id = graven_core::tile::bundle_for_entry(x.index, graven_core::TreeSize(size)).unwrap();
+        let bytes = graven_tlog::read_object(&store, &id.path(), 1 << 25).unwrap();
+        let entries = graven_core::tile::decode_bundle(&bytes, id.width).unwrap();
+        let entry = entries[(x.index % 256) as usize];
+        let leaf = base64::engine::general_purpose::STANDARD.encode(graven_core::leaf_hash(entry).as_bytes());
+        assert_eq!(leaf, x.leaf, "index {}", x.index);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args([
+            "verify",
+            &cfg.url(),
+            "--vkey",
+            &vkey,
+            "--trust-dir",
+            tmp.path().join("trust").to_str().unwrap(),
+        ])
+        .envs(env(&cfg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("paused writer: takeover {took:?}, {} acknowledged events, size {size}", acks.len());
+}
