@@ -770,6 +770,23 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     m
 }
 
+/// Probes at the start and the end of a measured window, `warm` to `end`.
+fn probes_at(
+    t: Arc<Target>,
+    pid: Option<u32>,
+    tck: f64,
+    warm: Instant,
+    end: Instant,
+) -> tokio::task::JoinHandle<(Probe, Probe)> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(warm.into()).await;
+        let b = probe(&t, pid, tck).await;
+        tokio::time::sleep_until(end.into()).await;
+        let e = probe(&t, pid, tck).await;
+        (b, e)
+    })
+}
+
 async fn probe(t: &Target, pid: Option<u32>, tck: f64) -> Probe {
     let mut p = Probe {
         at: Some(Instant::now()),
@@ -1003,16 +1020,7 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
     let end = warm + Duration::from_secs_f64(a.duration_secs);
 
     // Probes at the start and end of the measured window.
-    let probe_task = {
-        let (t, pid) = (t.clone(), a.common.server_pid);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(warm.into()).await;
-            let b = probe(&t, pid, tck).await;
-            tokio::time::sleep_until(end.into()).await;
-            let e = probe(&t, pid, tck).await;
-            (b, e)
-        })
-    };
+    let probe_task = probes_at(t.clone(), a.common.server_pid, tck, warm, end);
 
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -1195,16 +1203,7 @@ async fn proofs(a: ProofsArgs) -> anyhow::Result<serde_json::Value> {
     let warm = start + Duration::from_secs_f64(a.warmup_secs.max(0.0));
     let end = warm + Duration::from_secs_f64(a.duration_secs);
 
-    let probe_task = {
-        let (t, pid) = (t.clone(), a.common.server_pid);
-        tokio::spawn(async move {
-            tokio::time::sleep_until(warm.into()).await;
-            let b = probe(&t, pid, tck).await;
-            tokio::time::sleep_until(end.into()).await;
-            let e = probe(&t, pid, tck).await;
-            (b, e)
-        })
-    };
+    let probe_task = probes_at(t.clone(), a.common.server_pid, tck, warm, end);
 
     let mut tasks = Vec::new();
     for c in 0..connections {

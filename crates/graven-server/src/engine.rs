@@ -585,38 +585,40 @@ impl Sequencer {
     fn follow(&mut self, shared: &Shared) {
         let vkey = shared.key.verifier();
         let current = self.committed.borrow().clone();
-        match shared.store.get(graven_tlog::objlog::CHECKPOINT_KEY, graven_core::note::MAX_NOTE_SIZE as u64) {
-            Ok(Some(o)) if o.bytes == current.checkpoint.as_bytes() => return,
-            Ok(None) => return,
-            Ok(Some(_)) => {}
+        let note = match shared
+            .store
+            .get(graven_tlog::objlog::CHECKPOINT_KEY, graven_core::note::MAX_NOTE_SIZE as u64)
+        {
+            Ok(Some(o)) if o.bytes != current.checkpoint.as_bytes() => o.bytes,
+            Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the published checkpoint failed");
                 return;
             }
-        }
-        match graven_tlog::read_published(shared.store.as_ref(), &vkey) {
-            Ok(Some((note, cp))) => {
-                let size = cp.size().0;
+        };
+        let checked =
+            graven_tlog::objlog::check_published(shared.store.as_ref(), &vkey, &note).and_then(|cp| {
                 // It must extend what this node served: the same root at the old size.
-                let extends = current.checkpoint.is_empty()
-                    || (size >= current.size
-                        && graven_tlog::objlog::root_at(
-                            shared.store.as_ref(),
-                            cp.size(),
-                            TreeSize(current.size),
-                        )
-                        .is_ok_and(|r| r == current.root));
-                if !extends {
-                    tracing::error!(
-                        size,
-                        known = current.size,
-                        "the published checkpoint is behind or conflicts with one this node already served; ignored"
-                    );
-                    return;
+                if current.checkpoint.is_empty() {
+                    return Ok((cp, true));
                 }
-                self.committed.send_replace(Committed { size, root: cp.root(), checkpoint: Arc::from(note) });
+                if cp.size().0 < current.size {
+                    return Ok((cp, false));
+                }
+                let old =
+                    graven_tlog::objlog::root_at(shared.store.as_ref(), cp.size(), TreeSize(current.size))?;
+                Ok((cp, old == current.root))
+            });
+        match checked {
+            Ok((cp, true)) => {
+                let checkpoint = Arc::from(String::from_utf8_lossy(&note).as_ref());
+                self.committed.send_replace(Committed { size: cp.size().0, root: cp.root(), checkpoint });
             }
-            Ok(None) => {}
+            Ok((cp, false)) => tracing::error!(
+                size = cp.size().0,
+                known = current.size,
+                "the published checkpoint is behind or conflicts with one this node already served; ignored"
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "the published checkpoint could not be checked; not followed")
             }

@@ -91,14 +91,6 @@ impl Lease {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn node_id(&self) -> &str {
-        &self.node
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Whether this node may write now.
     pub fn is_mine(&self) -> bool {
         self.state().mine_until.is_some_and(|t| Instant::now() < t)
@@ -233,17 +225,9 @@ impl Lease {
     /// `ttl`. Best effort: if it fails, the lease simply expires.
     pub fn release(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        // Waits for a round in flight, so the release is written last, with its ETag.
-        let _round = self.round.lock().unwrap_or_else(|p| p.into_inner());
-        let (etag, renewals) = {
-            let mut s = self.state();
-            let e = s.etag.take();
-            s.mine_until = None;
-            (e, s.renewals)
-        };
-        if let Some(etag) = etag {
-            let _ = self.store.put(LEASE_KEY, &self.record(renewals + 1, false), Cond::IfMatch(&etag), false);
-        }
+        // Waits for a round in flight (give_up takes the round lock), so the release is written
+        // last, with its ETag, and no round after it takes the lease again.
+        self.give_up();
     }
 
     /// Runs [`Lease::tick`] every `ttl / 5` on a thread of its own until [`Lease::release`].

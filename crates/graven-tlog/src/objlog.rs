@@ -191,9 +191,19 @@ pub fn read_published(
     let Some(o) = store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)? else {
         return Ok(None);
     };
-    let cp = VerifiedCheckpoint::open(&o.bytes, key, key.name())?;
-    Tail::load(cp.size(), cp.root(), &|rel, limit| read_object(store, rel, limit))?;
+    let cp = check_published(store, key, &o.bytes)?;
     Ok(Some((String::from_utf8_lossy(&o.bytes).into_owned(), cp)))
+}
+
+/// [`read_published`]'s checks, of checkpoint bytes already read.
+pub fn check_published(
+    store: &dyn ObjectStore,
+    key: &VerifierKey,
+    note: &[u8],
+) -> Result<VerifiedCheckpoint, LogError> {
+    let cp = VerifiedCheckpoint::open(note, key, key.name())?;
+    Tail::load(cp.size(), cp.root(), &|rel, limit| read_object(store, rel, limit))?;
+    Ok(cp)
 }
 
 /// How a request that failed with an I/O error is retried: `attempts` in all, waiting
@@ -365,14 +375,6 @@ impl ObjectLog {
 
     pub fn root(&self) -> Hash {
         self.root
-    }
-
-    pub fn verifier(&self) -> VerifierKey {
-        self.key.verifier()
-    }
-
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
     }
 
     /// The current signed checkpoint, if the log has published one.

@@ -168,19 +168,64 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost() {
-    let seaweed = Seaweed::shared();
-    let mut cfg = seaweed.bucket("failover", true);
+/// A fresh Object-Locked bucket (prefix `log`), a temp dir, a signer key in it, and its
+/// verifier key.
+fn setup(hint: &str, origin: &str) -> (S3Config, tempfile::TempDir, PathBuf, String) {
+    let mut cfg = Seaweed::shared().bucket(hint, true);
     cfg.prefix = "log".into();
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("signer.key");
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["keygen", "--origin", "failover.example/log", "--out", key.to_str().unwrap()])
+        .args(["keygen", "--origin", origin, "--out", key.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success());
     let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    (cfg, tmp, key, vkey)
+}
+
+/// Checks every acknowledgement against the log in S3: no index acknowledged twice, each below
+/// the published size, each entry the acknowledged one (leaf hash and event number); then
+/// `graven verify` of the bucket. Returns the published size.
+fn check_acknowledged(cfg: &S3Config, acks: &[Ack], vkey: &str, trust: &Path) -> u64 {
+    let mut by_index = std::collections::HashMap::new();
+    for a in acks {
+        assert!(by_index.insert(a.index, a.n).is_none(), "index {} acknowledged twice", a.index);
+    }
+    let store = graven_s3::S3Store::connect(cfg.clone()).unwrap();
+    let text = String::from_utf8(graven_tlog::read_object(&store, "checkpoint", 1 << 20).unwrap()).unwrap();
+    let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
+    let mut bundles: std::collections::HashMap<u64, Vec<Vec<u8>>> = std::collections::HashMap::new();
+    for a in acks {
+        assert!(a.index < size, "acknowledged index {} beyond the published size {size}", a.index);
+        let entries = bundles.entry(a.index / 256).or_insert_with(|| {
+            let id = graven_core::tile::bundle_for_entry(a.index, graven_core::TreeSize(size)).unwrap();
+            let bytes = graven_tlog::read_object(&store, &id.path(), 1 << 25).unwrap();
+            graven_core::tile::decode_bundle(&bytes, id.width)
+                .unwrap()
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect()
+        });
+        let entry = &entries[(a.index % 256) as usize];
+        let leaf = base64::engine::general_purpose::STANDARD.encode(graven_core::leaf_hash(entry).as_bytes());
+        assert_eq!(leaf, a.leaf, "index {}: the stored entry is not the acknowledged one", a.index);
+        let ev: serde_json::Value = serde_json::from_slice(entry).unwrap();
+        assert_eq!(ev["resource"]["id"], format!("n{}", a.n), "index {}", a.index);
+    }
+    // The log verifies from S3 with the standard verifier.
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["verify", &cfg.url(), "--vkey", vkey, "--trust-dir", trust.to_str().unwrap()])
+        .envs(env(cfg))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+    size
+}
+
+#[test]
+fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost() {
+    let (cfg, tmp, key, vkey) = setup("failover", "failover.example/log");
     let data: [PathBuf; 2] = [tmp.path().join("a"), tmp.path().join("b")];
 
     let mut nodes: [Option<Node>; 2] = [Some(start(&data[0], &key, &cfg)), None];
@@ -230,52 +275,10 @@ fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
 
-    // Every acknowledged event is at its receipt's index, and no index was acknowledged twice.
+    // Every acknowledged event is at its receipt's index, no index was acknowledged twice, and
+    // the log verifies.
     let acks = acks.lock().unwrap().clone();
-    let mut by_index = std::collections::HashMap::new();
-    for a in &acks {
-        assert!(by_index.insert(a.index, a.n).is_none(), "index {} acknowledged twice", a.index);
-    }
-    let store = graven_s3::S3Store::connect(cfg.clone()).unwrap();
-    let mut bundles: std::collections::HashMap<u64, Vec<Vec<u8>>> = std::collections::HashMap::new();
-    let size = {
-        let cp = graven_tlog::read_object(&store, "checkpoint", 1 << 20).unwrap();
-        let text = String::from_utf8(cp).unwrap();
-        text.lines().nth(1).unwrap().parse::<u64>().unwrap()
-    };
-    for a in &acks {
-        assert!(a.index < size, "acknowledged index {} beyond the published size {size}", a.index);
-        let b = a.index / 256;
-        let entries = bundles.entry(b).or_insert_with(|| {
-            let id = graven_core::tile::bundle_for_entry(b * 256, graven_core::TreeSize(size)).unwrap();
-            let bytes = graven_tlog::read_object(&store, &id.path(), 1 << 25).unwrap();
-            graven_core::tile::decode_bundle(&bytes, id.width)
-                .unwrap()
-                .into_iter()
-                .map(<[u8]>::to_vec)
-                .collect()
-        });
-        let entry = &entries[(a.index % 256) as usize];
-        let leaf = base64::engine::general_purpose::STANDARD.encode(graven_core::leaf_hash(entry).as_bytes());
-        assert_eq!(leaf, a.leaf, "index {}: the stored entry is not the acknowledged one", a.index);
-        let ev: serde_json::Value = serde_json::from_slice(entry).unwrap();
-        assert_eq!(ev["resource"]["id"], format!("n{}", a.n), "index {}", a.index);
-    }
-
-    // The log verifies from S3 with the standard verifier.
-    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args([
-            "verify",
-            &cfg.url(),
-            "--vkey",
-            &vkey,
-            "--trust-dir",
-            tmp.path().join("trust").to_str().unwrap(),
-        ])
-        .envs(env(&cfg))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+    let size = check_acknowledged(&cfg, &acks, &vkey, &tmp.path().join("trust"));
 
     takeovers.sort();
     eprintln!(
@@ -291,17 +294,7 @@ fn the_standby_takes_over_within_10s_of_a_kill_and_no_acknowledged_event_is_lost
 /// publishes nothing that diverges, acknowledges nothing twice, and becomes a replica.
 #[test]
 fn a_paused_writer_wakes_up_fenced() {
-    let seaweed = Seaweed::shared();
-    let mut cfg = seaweed.bucket("paused", true);
-    cfg.prefix = "log".into();
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("signer.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["keygen", "--origin", "paused.example/log", "--out", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (cfg, tmp, key, vkey) = setup("paused", "paused.example/log");
     let a = start(&tmp.path().join("a"), &key, &cfg);
     wait_until(Duration::from_secs(10), "the first node to write", || is_writer(&a.addr));
     let b = start(&tmp.path().join("b"), &key, &cfg);
@@ -339,34 +332,6 @@ fn a_paused_writer_wakes_up_fenced() {
     assert!(is_writer(&b.addr) && !is_writer(&a.addr), "the woken writer must have stepped down");
 
     let acks = acks.lock().unwrap().clone();
-    let mut by_index = std::collections::HashMap::new();
-    for x in &acks {
-        assert!(by_index.insert(x.index, x.n).is_none(), "index {} acknowledged twice", x.index);
-    }
-    let store = graven_s3::S3Store::connect(cfg.clone()).unwrap();
-    let text = String::from_utf8(graven_tlog::read_object(&store, "checkpoint", 1 << 20).unwrap()).unwrap();
-    let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
-    for x in &acks {
-        assert!(x.index < size);
-        let id = graven_core::tile::bundle_for_entry(x.index, graven_core::TreeSize(size)).unwrap();
-        let bytes = graven_tlog::read_object(&store, &id.path(), 1 << 25).unwrap();
-        let entries = graven_core::tile::decode_bundle(&bytes, id.width).unwrap();
-        let entry = entries[(x.index % 256) as usize];
-        let leaf = base64::engine::general_purpose::STANDARD.encode(graven_core::leaf_hash(entry).as_bytes());
-        assert_eq!(leaf, x.leaf, "index {}", x.index);
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args([
-            "verify",
-            &cfg.url(),
-            "--vkey",
-            &vkey,
-            "--trust-dir",
-            tmp.path().join("trust").to_str().unwrap(),
-        ])
-        .envs(env(&cfg))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+    let size = check_acknowledged(&cfg, &acks, &vkey, &tmp.path().join("trust"));
     eprintln!("paused writer: takeover {took:?}, {} acknowledged events, size {size}", acks.len());
 }
