@@ -316,6 +316,28 @@ pub fn parse(input: &[u8]) -> Result<Value, JcsError> {
 }
 
 impl Value {
+    /// How deeply arrays and objects nest in this value, counted as [`parse`] counts them: a
+    /// scalar is 0, `[]` and `{}` are 1, `[[1]]` is 2. Walks with an explicit stack, so a
+    /// hand-built value of any depth is measured without recursion.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack: Vec<(&Value, usize)> = vec![(self, 0)];
+        while let Some((v, above)) = stack.pop() {
+            match v {
+                Value::Array(items) => {
+                    deepest = deepest.max(above + 1);
+                    stack.extend(items.iter().map(|i| (i, above + 1)));
+                }
+                Value::Object(members) => {
+                    deepest = deepest.max(above + 1);
+                    stack.extend(members.iter().map(|(_, m)| (m, above + 1)));
+                }
+                _ => {}
+            }
+        }
+        deepest
+    }
+
     /// Appends the RFC 8785 canonical form of this value to `out`.
     ///
     /// The walk uses an explicit stack rather than recursion, so even a hand-built tree deeper
@@ -847,6 +869,15 @@ mod tests {
     fn dec(s: &str) -> (bool, String, i64) {
         let d = Decimal::from_literal(s);
         (d.negative, String::from_utf8(d.digits).unwrap(), d.exponent)
+    }
+
+    #[test]
+    fn depth_counts_as_the_parser_does() {
+        for (doc, d) in [("1", 0), ("{}", 1), ("[]", 1), ("[[1],{}]", 2), (r#"{"a":{"b":[[]]}}"#, 4)] {
+            assert_eq!(parse(doc.as_bytes()).unwrap().depth(), d, "{doc}");
+        }
+        let deepest = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert_eq!(parse(deepest.as_bytes()).unwrap().depth(), MAX_DEPTH);
     }
 
     #[test]

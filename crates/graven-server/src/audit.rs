@@ -33,7 +33,8 @@ fn server_actor() -> Actor {
 
 async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result<Receipt, Problem> {
     let bytes = serde_json::to_vec(&body).map_err(|e| Problem::internal(e.to_string()))?;
-    let e = event::shape(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
+    let e =
+        event::shape_self_audit(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
     let mut receipts = st
         .engine
         .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])

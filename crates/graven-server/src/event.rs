@@ -22,6 +22,26 @@ const CLIENT_FIELDS: &[&str] =
 const OUTCOMES: &[&str] = &["success", "failure", "denied"];
 const MAX_SHORT_STRING: usize = 1024;
 
+/// Actions that only the server itself writes: identity and key changes, refused requests. The
+/// offline verifier rebuilds each identity's keys from these events, so no credential may
+/// append one (matched without regard to case, so `Graven.key.add_public` is refused too).
+pub const RESERVED_ACTION_PREFIX: &str = "graven.";
+
+/// Whether `action` is in the reserved `graven.` namespace.
+pub fn is_reserved_action(action: &str) -> bool {
+    action.len() >= RESERVED_ACTION_PREFIX.len()
+        && action.as_bytes()[..RESERVED_ACTION_PREFIX.len()]
+            .eq_ignore_ascii_case(RESERVED_ACTION_PREFIX.as_bytes())
+}
+
+/// Who is writing the event: a client through the API, or the server recording its own
+/// changes. Only the server may use the reserved `graven.` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    Client,
+    Server,
+}
+
 /// The verified identity that sent the request.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
@@ -72,6 +92,14 @@ pub enum EventError {
     #[error("action {0:?} is outside this identity's allowed actions")]
     ActionNotAllowed(String),
     #[error(
+        "action {0:?} is in the reserved `graven.` namespace, which only the server itself writes (identity and key changes, refused requests); name your action without that prefix"
+    )]
+    ReservedAction(String),
+    #[error(
+        "field `{path}` nests {depth} levels deep; the server stores it one level deeper, and events may nest at most {max} levels: flatten it"
+    )]
+    TooDeep { path: &'static str, depth: usize, max: usize },
+    #[error(
         "the canonical event is {0} bytes, over the {MAX_ENTRY_SIZE}-byte limit; store large payloads elsewhere and log their digest"
     )]
     TooLarge(usize),
@@ -99,13 +127,33 @@ fn check_timestamp(v: &Value, path: &str) -> Result<(), EventError> {
     Ok(())
 }
 
-/// Validates `body` (one JSON event) and builds the canonical event attributed to `actor`.
+/// Validates `body` (one JSON event from a client) and builds the canonical event attributed
+/// to `actor`. A reserved `graven.` action is refused.
 pub fn shape(body: &[u8], actor: &Actor) -> Result<Unstamped, EventError> {
     shape_with(body, actor, &|_| true)
 }
 
 /// [`shape`], refusing an event whose `action` `allowed` says no to.
 pub fn shape_with(
+    body: &[u8],
+    actor: &Actor,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Result<Unstamped, EventError> {
+    shape_as(Writer::Client, body, actor, allowed)
+}
+
+/// Builds one of the server's own events (self-audit: identity and key changes, refused
+/// requests), which may use the reserved `graven.` actions.
+pub fn shape_self_audit(body: &[u8], actor: &Actor) -> Result<Unstamped, EventError> {
+    shape_as(Writer::Server, body, actor, &|_| true)
+}
+
+/// Most levels a stored member may nest (the leaf itself is one more) so that every leaf the
+/// server writes is one its own verifier, with the same [`jcs::MAX_DEPTH`], can parse.
+const MAX_MEMBER_DEPTH: usize = jcs::MAX_DEPTH - 1;
+
+fn shape_as(
+    writer: Writer,
     body: &[u8],
     actor: &Actor,
     allowed: &dyn Fn(&str) -> bool,
@@ -123,10 +171,13 @@ pub fn shape_with(
         match key.as_str() {
             "action" => {
                 short_string(&value, "action")?;
-                if let Value::String(a) = &value
-                    && !allowed(a)
-                {
-                    return Err(EventError::ActionNotAllowed(a.clone()));
+                if let Value::String(a) = &value {
+                    if writer == Writer::Client && is_reserved_action(a) {
+                        return Err(EventError::ReservedAction(a.clone()));
+                    }
+                    if !allowed(a) {
+                        return Err(EventError::ActionNotAllowed(a.clone()));
+                    }
                 }
                 has_action = true;
             }
@@ -163,7 +214,12 @@ pub fn shape_with(
                 client_sig = Some(ClientSigned { sig, message: signed_message.take().unwrap_or_default() });
             }
             "actor" => {
-                // What the client says about itself: kept, labelled as claimed.
+                // What the client says about itself: kept, labelled as claimed, which puts it
+                // one level deeper than the client sent it.
+                let depth = value.depth() + 1;
+                if depth > MAX_MEMBER_DEPTH {
+                    return Err(EventError::TooDeep { path: "actor", depth, max: jcs::MAX_DEPTH });
+                }
                 out.push(("claimed".into(), Value::Object(vec![("actor".into(), value)])));
                 continue;
             }
@@ -182,7 +238,14 @@ pub fn shape_with(
         ("kind".into(), Value::String(actor.kind.clone())),
     ];
     members.extend(actor.extra.iter().cloned());
-    out.push(("actor".into(), Value::Object(members)));
+    let verified_actor = Value::Object(members);
+    // What a credential records (an OIDC `act` chain, say) is bounded by its own parser, but the
+    // rule is checked here, where the leaf is made.
+    let depth = verified_actor.depth();
+    if depth > MAX_MEMBER_DEPTH {
+        return Err(EventError::TooDeep { path: "actor (from the credential)", depth, max: jcs::MAX_DEPTH });
+    }
+    out.push(("actor".into(), verified_actor));
     out.push(("logged_at".into(), Value::String(PLACEHOLDER.into())));
     out.push(("v".into(), Value::Number(1.0)));
     // Top-level keys are all from a fixed ASCII set, so byte order is RFC 8785's UTF-16 order
@@ -295,6 +358,84 @@ mod tests {
         for (body, needle) in cases {
             let err = shape(body, &actor()).unwrap_err().to_string();
             assert!(err.contains(needle), "{} -> {err}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn clients_cannot_write_the_reserved_namespace() {
+        for action in
+            ["graven.key.add_public", "graven.identity.revoke", "Graven.key.revoke_public", "GRAVEN.x"]
+        {
+            let body = format!(
+                r#"{{"action":"{action}","outcome":"success","resource":{{"type":"graven.identity","id":"x"}}}}"#
+            );
+            let err = shape(body.as_bytes(), &actor()).unwrap_err();
+            assert_eq!(err, EventError::ReservedAction(action.into()), "{action}");
+            assert!(err.to_string().contains("reserved"), "{err}");
+            // Even an identity allowed every action.
+            assert!(matches!(
+                shape_with(body.as_bytes(), &actor(), &|_| true),
+                Err(EventError::ReservedAction(_))
+            ));
+            // The server's own records may.
+            shape_self_audit(body.as_bytes(), &actor()).unwrap();
+        }
+        for action in ["graven", "gravenx.key", "my.graven.key", "deploy.graven."] {
+            let body = format!(r#"{{"action":"{action}"}}"#);
+            shape(body.as_bytes(), &actor()).unwrap_or_else(|e| panic!("{action}: {e}"));
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        "[".repeat(depth) + &"]".repeat(depth)
+    }
+
+    #[test]
+    fn a_claimed_actor_never_nests_past_what_the_verifier_reads() {
+        // The body itself may nest 64 levels; `actor` moves one level down under `claimed`.
+        let max_ok = jcs::MAX_DEPTH - 2;
+        let ok = format!(r#"{{"action":"x","actor":{}}}"#, nested(max_ok));
+        let e = shape(ok.as_bytes(), &actor()).unwrap();
+        assert_eq!(jcs::parse(&e.bytes).unwrap().depth(), jcs::MAX_DEPTH);
+        let too_deep = format!(r#"{{"action":"x","actor":{}}}"#, nested(max_ok + 1));
+        assert!(jcs::parse(too_deep.as_bytes()).is_ok(), "the body itself is within the parser's limit");
+        let err = shape(too_deep.as_bytes(), &actor()).unwrap_err();
+        assert!(matches!(err, EventError::TooDeep { path: "actor", .. }), "{err}");
+        // Other members keep their depth, so the parser's own limit is enough for them.
+        let details = format!(r#"{{"action":"x","details":{}}}"#, nested(jcs::MAX_DEPTH - 1));
+        let e = shape(details.as_bytes(), &actor()).unwrap();
+        assert!(jcs::parse(&e.bytes).is_ok());
+        // A credential's own members are held to the same rule.
+        let mut deep = actor();
+        deep.extra.push(("on_behalf_of".into(), jcs::parse(nested(jcs::MAX_DEPTH - 1).as_bytes()).unwrap()));
+        assert!(matches!(shape(br#"{"action":"x"}"#, &deep), Err(EventError::TooDeep { .. })));
+    }
+
+    proptest::proptest! {
+        /// Whatever the server accepts, it stores as a leaf its own strict parser reads back
+        /// (so the verifier never has to skip one), stamped or not.
+        #[test]
+        fn every_accepted_event_is_a_leaf_the_verifier_reads(
+            depth_actor in 0usize..70,
+            depth_details in 0usize..70,
+            signed in proptest::bool::ANY,
+            action in "[a-zA-Z.]{1,12}",
+        ) {
+            let mut body = format!(r#"{{"action":"{action}","actor":{},"details":{}"#, nested(depth_actor), nested(depth_details));
+            if signed {
+                body.push_str(r#","client_signature":{"alg":"ed25519","key_id":"0123456789abcdef","sig":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="}"#);
+            }
+            body.push('}');
+            if let Ok(mut e) = shape(body.as_bytes(), &actor()) {
+                proptest::prop_assert!(!is_reserved_action(&action));
+                proptest::prop_assert!(stamp(&mut e.bytes, e.stamp_at, "2026-11-26T17:48:20.123456Z"));
+                let v = jcs::parse(&e.bytes);
+                proptest::prop_assert!(v.is_ok(), "{:?}", v);
+                proptest::prop_assert_eq!(jcs::canonicalize(&e.bytes).unwrap(), e.bytes.clone());
+                if signed {
+                    proptest::prop_assert!(event_sig::signed_message_from_leaf(&e.bytes).is_ok());
+                }
+            }
         }
     }
 

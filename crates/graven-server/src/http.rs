@@ -385,6 +385,7 @@ fn event_problem(e: EventError, line: Option<usize>) -> Problem {
         EventError::TooLarge(_) => {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "event-too-large", "The event is too large", detail)
         }
+        EventError::ReservedAction(_) => Problem::bad_request("reserved-action", detail),
         _ => Problem::bad_request("invalid-event", detail),
     }
 }

@@ -1,0 +1,97 @@
+//! The attacks of the adversarial review (docs/security.md), each against the real binary on
+//! a free loopback port. Every test here failed on the code before its fix.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+mod common;
+
+use common::{Server, start};
+use serde_json::{Value, json};
+
+/// Every stored leaf parses with the strict parser the verifier uses.
+fn every_leaf_is_strict_json(s: &Server) {
+    for (i, e) in s.all_events().iter().enumerate() {
+        graven_core::jcs::parse(e.as_bytes()).unwrap_or_else(|err| panic!("leaf {i} does not parse: {err}"));
+    }
+}
+
+fn verify_ok(s: &Server) -> String {
+    let log = s.data.join("log");
+    let trust = s.data.join("trust-test");
+    let args = ["verify", log.to_str().unwrap(), "--vkey", &s.vkey, "--trust-dir", trust.to_str().unwrap()];
+    let out = common::graven_as(&args, "");
+    assert!(
+        out.status.success(),
+        "graven verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn post_ndjson(s: &Server, token: &str, body: &str) -> common::Resp {
+    let mut r = common::agent()
+        .post(&s.url("/v1/events"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/x-ndjson")
+        .send(body.as_bytes())
+        .unwrap();
+    common::Resp { status: r.status().as_u16(), body: r.body_mut().read_to_string().unwrap_or_default() }
+}
+
+/// Review item 1: a writer posting a `graven.key.add_public` with a garbage key made the log
+/// fail verification forever. The `graven.` namespace is the server's own.
+#[test]
+fn a_writer_cannot_forge_registry_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    let writer = s.identity("svc:writer", "writer", &[]);
+    let forged = [
+        json!({"action":"graven.key.add_public","outcome":"success","resource":{"type":"graven.identity","id":"x"},"details":{"key_id":"x","public_key":"garbage"}}),
+        json!({"action":"graven.key.revoke_public","outcome":"success","resource":{"type":"graven.identity","id":"svc:victim"},"details":{"key_id":"0123456789abcdef"}}),
+        json!({"action":"graven.identity.revoke","outcome":"success","resource":{"type":"graven.identity","id":"admin"}}),
+        json!({"action":"Graven.Key.Add_Public","outcome":"success","resource":{"type":"graven.identity","id":"x"}}),
+    ];
+    let before = s.size();
+    for f in &forged {
+        for token in [&writer, &s.token] {
+            let r = s.post_event(token, &f.to_string());
+            assert_eq!(r.status, 400, "{f}: {}", r.body);
+            let p = r.json();
+            assert_eq!(p["type"].as_str().unwrap().rsplit('/').next(), Some("reserved-action"), "{p}");
+            assert!(p["detail"].as_str().unwrap().contains("nothing was appended"), "{p}");
+        }
+    }
+    // In a batch: the whole batch is refused, naming the line.
+    let ok = json!({"action":"deploy.start"}).to_string();
+    let r = post_ndjson(&s, &writer, &format!("{ok}\n{}\n{ok}\n", forged[0]));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["detail"].as_str().unwrap().starts_with("line 2:"), "{}", r.body);
+    assert_eq!(s.size(), before, "nothing was appended");
+    // The log still verifies, and a writer's own actions still go in.
+    assert_eq!(s.post_event(&writer, &ok).status, 201);
+    verify_ok(&s);
+}
+
+/// Review item 2: a body whose `actor` nests 63 levels was accepted, stored 64 deep under
+/// `claimed` (one past the parser's limit) and then skipped by the verifier.
+#[test]
+fn the_server_never_writes_a_leaf_its_verifier_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    let writer = s.identity("svc:writer", "writer", &[]);
+    let nested = |d: usize| "[".repeat(d) + &"]".repeat(d);
+    let before = s.size();
+    let deep = format!(r#"{{"action":"deploy","actor":{}}}"#, nested(63));
+    let r = s.post_event(&writer, &deep);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["detail"].as_str().unwrap().contains("`actor`"), "{}", r.body);
+    assert_eq!(s.size(), before);
+    // One level less is stored, and reads back.
+    let fits = format!(r#"{{"action":"deploy","actor":{}}}"#, nested(62));
+    assert_eq!(s.post_event(&writer, &fits).status, 201);
+    let stored: Value = serde_json::from_str(&s.all_events()[before as usize]).unwrap();
+    assert_eq!(stored["action"], "deploy");
+    every_leaf_is_strict_json(&s);
+    verify_ok(&s);
+}
