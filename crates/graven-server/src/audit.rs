@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::engine::{Entry, Receipt};
+use crate::engine::{Entry, Receipt, SubmitError};
 use crate::event::{self, Actor};
 use crate::http::AppState;
 use crate::problem::Problem;
@@ -41,6 +41,24 @@ async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result
         .await
         .map_err(crate::http::submit_problem)?;
     receipts.pop().ok_or_else(|| Problem::internal("no receipt for the audit event"))
+}
+
+/// Appends the records of start-up changes to the registry (the bootstrap admin and its key),
+/// attributed to the server, all in one commit, and waits until they are durable.
+pub async fn record_startup(
+    engine: &crate::engine::Engine,
+    events: &[serde_json::Value],
+) -> Result<(), SubmitError> {
+    let actor = server_actor();
+    let mut entries = Vec::with_capacity(events.len());
+    for body in events {
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
+        let e = event::shape_self_audit(&bytes, &actor)
+            .map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
+        entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
+    }
+    engine.submit(entries).await.map(|_| ())
 }
 
 fn source(peer: Option<IpAddr>) -> serde_json::Value {

@@ -359,17 +359,22 @@ fn expiry(b: &KeyBody, now: i64) -> Result<Option<i64>, Problem> {
     }
 }
 
-/// Adds a new key to `rec`, making room by forgetting its oldest unusable keys if needed.
+/// Adds a new key to `rec`. Keys that stopped working are never forgotten: their records keep
+/// their ids dead (a key id that was revoked or expired can never become usable again).
 fn add_new_key(rec: &mut IdentityRecord, now: i64, expires: Option<i64>) -> Result<apikey::Minted, Problem> {
-    while rec.keys.len() >= identity::MAX_KEYS_PER_IDENTITY {
-        let Some(pos) = rec.keys.iter().position(|k| !k.usable(now)) else {
-            return Err(conflict(format!(
-                "identity {} has {} usable keys, the maximum; revoke one first",
-                rec.id,
-                rec.keys.len()
-            )));
-        };
-        rec.keys.remove(pos);
+    let usable = rec.keys.iter().filter(|k| k.usable(now)).count();
+    if usable >= identity::MAX_KEYS_PER_IDENTITY {
+        return Err(conflict(format!(
+            "identity {} has {usable} usable keys, the maximum; revoke one first",
+            rec.id
+        )));
+    }
+    if rec.keys.len() >= identity::MAX_KEY_RECORDS_PER_IDENTITY {
+        return Err(conflict(format!(
+            "identity {} has had {} keys, the most one identity may ever have (revoked and expired keys are kept for good); create a new identity",
+            rec.id,
+            rec.keys.len()
+        )));
     }
     let m = apikey::mint().map_err(|e| Problem::internal(format!("no randomness for a key: {e}")))?;
     rec.keys.push(KeyRecord {

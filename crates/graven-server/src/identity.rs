@@ -15,8 +15,12 @@ pub const MAX_LABEL_KEY_LEN: usize = 63;
 pub const MAX_LABEL_VALUE_LEN: usize = 256;
 pub const MAX_PATTERNS: usize = 32;
 pub const MAX_PATTERN_LEN: usize = 128;
-/// Key records kept per identity (active, retiring, revoked and expired together).
+/// Usable API keys (active or retiring) one identity may hold at once.
 pub const MAX_KEYS_PER_IDENTITY: usize = 32;
+/// API key records one identity may ever have, usable or not. Revoked and expired keys are
+/// kept for good (a key id that stopped working must never work again), so this bounds what an
+/// identity's record can grow to; past it, the identity gets no more keys.
+pub const MAX_KEY_RECORDS_PER_IDENTITY: usize = 4096;
 /// Identities in one registry.
 pub const MAX_IDENTITIES: usize = 100_000;
 

@@ -226,10 +226,14 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
     move |source| RegistryError::Io { what, path: path.to_path_buf(), source }
 }
 
-/// What opening the registry did to the bootstrap credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What start-up did about the bootstrap credential, `<data>/admin.token`.
+///
+/// The token is registered only while the registry has never had an admin key: a fresh log,
+/// or a directory from before identities existed. After that no file can bring an admin key
+/// into the registry; every key comes through the audited API.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootstrap {
-    /// `admin.token` already belonged to a registered key.
+    /// `admin.token` already belonged to a registered, usable key.
     Unchanged,
     /// A token from before identities existed was registered as a key of `admin`.
     Migrated,
@@ -238,6 +242,46 @@ pub enum Bootstrap {
     /// This node joined a shared log whose registry already has admin keys; the `admin.token`
     /// is with the node that created the log.
     Shared,
+    /// The registry has had admin keys and there is no `admin.token`: nothing to do.
+    NoToken,
+    /// `admin.token` holds a key that no longer works (revoked or expired: never revived) or one
+    /// this registry never had (never registered from a file once admins exist).
+    Stale { key_id: String, why: &'static str },
+}
+
+impl Bootstrap {
+    /// What to print after `admin credential: <path>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Bootstrap::Created => " (new admin API key; send it as Authorization: Bearer <key>)".into(),
+            Bootstrap::Migrated => " (existing token, now a key of identity admin)".into(),
+            Bootstrap::Unchanged => String::new(),
+            Bootstrap::Shared => {
+                " (not on this node: this node joined a shared log whose registry already has admin keys)"
+                    .into()
+            }
+            Bootstrap::NoToken => {
+                " (absent; the registry already has admin keys, so none is made: use an admin's own key)"
+                    .into()
+            }
+            Bootstrap::Stale { key_id, why } => format!(
+                " holds key {key_id}, which {why}; it does not work and is not registered again: use another admin's key"
+            ),
+        }
+    }
+}
+
+/// A start-up change to the registry, planned but not yet made: the records it installs, the
+/// secret for `admin.token`, and the self-audit events (attributed to the server) that must be
+/// in the log before the change takes effect.
+#[derive(Debug)]
+pub struct BootstrapPlan {
+    pub outcome: Bootstrap,
+    /// The events to append first, as request bodies for [`crate::event::shape_self_audit`].
+    pub events: Vec<serde_json::Value>,
+    records: Option<BTreeMap<String, IdentityRecord>>,
+    /// A newly minted key, written to `admin.token` once the registry holds it.
+    secret: Option<String>,
 }
 
 /// Where the registry is kept.
@@ -358,55 +402,175 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens `<data>/identities.json` (empty if absent) and makes sure `<data>/admin.token`
-    /// holds a usable key of the bootstrap admin identity: a fresh directory gets a new key;
-    /// an old directory's token is registered as it is, so it keeps working.
-    pub fn open(data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
-        Self::open_on(Backing::File(data.join(FILE_NAME)), data, now_ms)
+    /// Opens `<data>/identities.json` (empty if absent). The bootstrap credential is seen to
+    /// afterwards, once the log can record it: [`Registry::plan_bootstrap`].
+    pub fn open(data: &Path) -> Result<Self, RegistryError> {
+        Self::open_on(Backing::File(data.join(FILE_NAME)))
     }
 
-    /// The registry of a shared log, kept in its object store. `<data>/admin.token` is created
-    /// only if the registry has no admin key yet (the first node of a new log); a node that
-    /// joins an existing log accepts the keys the registry holds, including that token.
+    /// The registry of a shared log, kept in its object store (empty if absent).
     pub fn open_shared(
         store: Arc<dyn graven_tlog::ObjectStore>,
         key: SignerKey,
-        data: &Path,
-        now_ms: i64,
-    ) -> Result<(Self, Bootstrap), RegistryError> {
-        let backing =
-            Backing::Object { store: store.clone(), etag: Mutex::new(None), key: Box::new(key.clone()) };
-        match Self::open_on(backing, data, now_ms) {
-            // Two nodes bootstrapping one new log at once: the other one won; use its registry.
-            Err(RegistryError::Conflict) => Self::open_on(
-                Backing::Object { store, etag: Mutex::new(None), key: Box::new(key) },
-                data,
-                now_ms,
-            ),
-            r => r,
-        }
+    ) -> Result<Self, RegistryError> {
+        Self::open_on(Backing::Object { store, etag: Mutex::new(None), key: Box::new(key) })
     }
 
-    fn open_on(backing: Backing, data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
+    fn open_on(backing: Backing) -> Result<Self, RegistryError> {
         let records = backing.load()?;
-        let shared = matches!(backing, Backing::Object { .. });
-        let reg = Registry {
+        Ok(Registry {
             backing,
             snap: RwLock::new(Snapshot::build(records, &HashMap::new())),
             dirty: AtomicBool::new(false),
             write: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
-        };
-        let token = data.join(TOKEN_FILE);
-        // A shared registry is bootstrapped once, by the node that creates it. After that no
-        // node changes it on its own at start (no token is migrated, and no admin key is minted
-        // because the admins' keys were revoked): every change goes through the audited API.
-        if shared && !reg.records().is_empty() {
-            let outcome = if token.exists() { Bootstrap::Unchanged } else { Bootstrap::Shared };
-            return Ok((reg, outcome));
-        }
-        let outcome = reg.bootstrap(&token, now_ms)?;
+        })
+    }
+
+    /// Opens and bootstraps without recording anything in a log: for tests of the registry
+    /// alone. The server records every start-up change ([`Registry::plan_bootstrap`]).
+    #[cfg(test)]
+    fn open_unlogged(data: &Path, now_ms: i64) -> Result<(Self, Bootstrap), RegistryError> {
+        let reg = Self::open(data)?;
+        let plan = reg.plan_bootstrap(data, now_ms)?;
+        let outcome = reg.apply_bootstrap(plan, data)?;
         Ok((reg, outcome))
+    }
+
+    /// Whether any admin identity has ever had a key (API or public, usable or not). Key records
+    /// are never removed, so once true this stays true.
+    pub fn has_had_admin_key(&self) -> bool {
+        let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+        snap.records
+            .values()
+            .any(|r| r.role == Role::Admin && (!r.keys.is_empty() || !r.public_keys.is_empty()))
+    }
+
+    /// Works out what start-up must do about `<data>/admin.token`, changing nothing. The token
+    /// is registered (or a new one minted) only while the registry has never had an admin key,
+    /// so neither a deleted token file nor a revoked key's file brings an admin key back.
+    pub fn plan_bootstrap(&self, data: &Path, now_ms: i64) -> Result<BootstrapPlan, RegistryError> {
+        let token_path = data.join(TOKEN_FILE);
+        let shared = matches!(self.backing, Backing::Object { .. });
+        let none = |outcome| BootstrapPlan { outcome, events: Vec::new(), records: None, secret: None };
+        let presented = if token_path.exists() {
+            let text = read_small(&token_path)?;
+            let p = apikey::parse(text.trim()).map_err(|e| RegistryError::Corrupt {
+                path: token_path.clone(),
+                why: format!("it does not hold an API key ({e})"),
+            })?;
+            Some(p)
+        } else {
+            None
+        };
+        if let Some(p) = &presented {
+            let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = snap.keys.get(&p.key_id) {
+                let why = if slot.revoked {
+                    Some("was revoked")
+                } else if slot.expires_ms.is_some_and(|e| now_ms >= e) {
+                    Some("has expired")
+                } else if !bool::from(slot.digest.ct_eq(&p.digest)) {
+                    Some("is registered with another secret")
+                } else {
+                    None
+                };
+                return Ok(none(match why {
+                    Some(why) => Bootstrap::Stale { key_id: p.key_id.clone(), why },
+                    None => Bootstrap::Unchanged,
+                }));
+            }
+        }
+        // A shared registry is bootstrapped once, by the node that creates it.
+        if shared && !self.records().is_empty() {
+            return Ok(none(if presented.is_some() { Bootstrap::Unchanged } else { Bootstrap::Shared }));
+        }
+        if self.has_had_admin_key() {
+            return Ok(none(match presented {
+                Some(p) => Bootstrap::Stale { key_id: p.key_id, why: "this registry never had" },
+                None => Bootstrap::NoToken,
+            }));
+        }
+        let mut records = self.records();
+        let mut events = Vec::new();
+        let admin = match records.get(BOOTSTRAP_ID) {
+            Some(r) => r.clone(),
+            None => {
+                let r = IdentityRecord {
+                    id: BOOTSTRAP_ID.into(),
+                    kind: Kind::ServiceAccount,
+                    owner: "whoever holds <data-dir>/admin.token".into(),
+                    description: "bootstrap admin, created by graven serve".into(),
+                    labels: BTreeMap::new(),
+                    allowed_actions: Vec::new(),
+                    role: Role::Admin,
+                    status: Status::Active,
+                    created_ms: now_ms,
+                    status_changed_ms: None,
+                    last_seen_ms: None,
+                    keys: Vec::new(),
+                    public_keys: Vec::new(),
+                };
+                events.push(serde_json::json!({
+                    "action": "graven.identity.create",
+                    "outcome": "success",
+                    "resource": {"type": "graven.identity", "id": BOOTSTRAP_ID},
+                    "details": {
+                        "kind": r.kind, "owner": r.owner, "role": r.role, "description": r.description,
+                        "labels": r.labels, "allowed_actions": r.allowed_actions, "bootstrap": true,
+                    },
+                }));
+                records.insert(BOOTSTRAP_ID.into(), r.clone());
+                r
+            }
+        };
+        if admin.status != Status::Active || admin.role != Role::Admin {
+            return Err(RegistryError::Bootstrap(format!(
+                "identity {BOOTSTRAP_ID} is {} with role {}; it cannot hold {TOKEN_FILE}; restore admin access with another admin key",
+                admin.status.as_str(),
+                admin.role.as_str()
+            )));
+        }
+        let (key_id, digest, secret, outcome) = match presented {
+            Some(p) => (p.key_id, p.digest, None, Bootstrap::Migrated),
+            None => {
+                let m = apikey::mint().map_err(io_err("making a key for", &token_path))?;
+                (m.key_id, m.digest, Some(m.key), Bootstrap::Created)
+            }
+        };
+        add_key(&mut records, BOOTSTRAP_ID, &key_id, &digest, now_ms, None);
+        events.push(serde_json::json!({
+            "action": "graven.key.create",
+            "outcome": "success",
+            "resource": {"type": "graven.identity", "id": BOOTSTRAP_ID},
+            "details": {
+                "key_id": key_id, "expires_at": null, "bootstrap": true,
+                "held_in": TOKEN_FILE, "migrated": outcome == Bootstrap::Migrated,
+            },
+        }));
+        Ok(BootstrapPlan { outcome, events, records: Some(records), secret })
+    }
+
+    /// Makes a planned start-up change, after its events are in the log: installs the records
+    /// (durably), then writes a new key's `admin.token`. A crash in between leaves a registered
+    /// key with no file, and the next start makes nothing (the registry has had an admin key):
+    /// restore admin access with another admin's key, or start over on a fresh directory.
+    pub fn apply_bootstrap(&self, plan: BootstrapPlan, data: &Path) -> Result<Bootstrap, RegistryError> {
+        let Some(records) = plan.records else { return Ok(plan.outcome) };
+        match self.install(records) {
+            Ok(()) => {}
+            // Another node bootstrapped the shared registry first: use its registry.
+            Err(RegistryError::Conflict) if matches!(self.backing, Backing::Object { .. }) => {
+                self.refresh()?;
+                return Ok(Bootstrap::Shared);
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(secret) = plan.secret {
+            let token_path = data.join(TOKEN_FILE);
+            write_secret(&token_path, &secret).map_err(io_err("creating", &token_path))?;
+        }
+        Ok(plan.outcome)
     }
 
     /// Re-reads a shared registry if another node changed it. Returns whether it changed.
@@ -426,57 +590,6 @@ impl Registry {
         let next = Snapshot::build(records, &snap.last_seen);
         *snap = next;
         Ok(true)
-    }
-
-    fn bootstrap(&self, token_path: &Path, now_ms: i64) -> Result<Bootstrap, RegistryError> {
-        let mut records = self.records();
-        let admin = |records: &mut BTreeMap<String, IdentityRecord>| -> Result<(), RegistryError> {
-            let r = records.entry(BOOTSTRAP_ID.to_owned()).or_insert_with(|| IdentityRecord {
-                id: BOOTSTRAP_ID.into(),
-                kind: Kind::ServiceAccount,
-                owner: "whoever holds <data-dir>/admin.token".into(),
-                description: "bootstrap admin, created by graven serve".into(),
-                labels: BTreeMap::new(),
-                allowed_actions: Vec::new(),
-                role: Role::Admin,
-                status: Status::Active,
-                created_ms: now_ms,
-                status_changed_ms: None,
-                last_seen_ms: None,
-                keys: Vec::new(),
-                public_keys: Vec::new(),
-            });
-            if r.status != Status::Active || r.role != Role::Admin {
-                return Err(RegistryError::Bootstrap(format!(
-                    "identity {BOOTSTRAP_ID} is {} with role {}; it cannot hold {TOKEN_FILE}; restore admin access with another admin key",
-                    r.status.as_str(),
-                    r.role.as_str()
-                )));
-            }
-            Ok(())
-        };
-        if token_path.exists() {
-            let text = std::fs::read_to_string(token_path).map_err(io_err("reading", token_path))?;
-            let p = apikey::parse(text.trim()).map_err(|e| RegistryError::Corrupt {
-                path: token_path.to_path_buf(),
-                why: format!("it does not hold an API key ({e})"),
-            })?;
-            if self.snap.read().unwrap_or_else(|e| e.into_inner()).keys.contains_key(&p.key_id) {
-                return Ok(Bootstrap::Unchanged);
-            }
-            admin(&mut records)?;
-            add_key(&mut records, BOOTSTRAP_ID, &p.key_id, &p.digest, now_ms, None);
-            self.install(records)?;
-            return Ok(Bootstrap::Migrated);
-        }
-        admin(&mut records)?;
-        let m = apikey::mint().map_err(io_err("making a key for", token_path))?;
-        add_key(&mut records, BOOTSTRAP_ID, &m.key_id, &m.digest, now_ms, None);
-        // The key is registered before its file exists: a crash in between leaves an unused
-        // key and no token, and the next start makes another.
-        self.install(records)?;
-        write_secret(token_path, &m.key).map_err(io_err("creating", token_path))?;
-        Ok(Bootstrap::Created)
     }
 
     /// Whether a principal authenticated earlier may still act at `now_ms`, with the role it had
@@ -766,6 +879,21 @@ fn sync_dir(path: &Path) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// Reads a small file (a token): at most 4 KiB.
+fn read_small(path: &Path) -> Result<String, RegistryError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(io_err("opening", path))?;
+    let mut text = String::new();
+    f.take(4097).read_to_string(&mut text).map_err(io_err("reading", path))?;
+    if text.len() > 4096 {
+        return Err(RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            why: "it is larger than 4 KiB".into(),
+        });
+    }
+    Ok(text)
+}
+
 /// Creates a secret file (mode 0600), durably; refuses to overwrite.
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
@@ -792,7 +920,7 @@ mod tests {
     #[test]
     fn a_fresh_directory_gets_an_admin_key() {
         let d = tempfile::tempdir().unwrap();
-        let (reg, b) = Registry::open(d.path(), 1000).unwrap();
+        let (reg, b) = Registry::open_unlogged(d.path(), 1000).unwrap();
         assert_eq!(b, Bootstrap::Created);
         let t = token(d.path());
         assert_eq!(t.len(), apikey::KEY_LEN);
@@ -810,7 +938,7 @@ mod tests {
         assert!(!file.contains(&t) && !file.contains(&t[21..]));
         // Reopening changes nothing.
         drop(reg);
-        let (reg, b) = Registry::open(d.path(), 3000).unwrap();
+        let (reg, b) = Registry::open_unlogged(d.path(), 3000).unwrap();
         assert_eq!(b, Bootstrap::Unchanged);
         assert!(reg.authenticate(&t, 4000).is_ok());
     }
@@ -820,18 +948,81 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let old = "gvn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         std::fs::write(d.path().join(TOKEN_FILE), format!("{old}\n")).unwrap();
-        let (reg, b) = Registry::open(d.path(), 0).unwrap();
+        let (reg, b) = Registry::open_unlogged(d.path(), 0).unwrap();
         assert_eq!(b, Bootstrap::Migrated);
         assert_eq!(reg.authenticate(old, 1).unwrap().identity, BOOTSTRAP_ID);
         assert_eq!(token(d.path()), old, "the token file is left alone");
-        let (_, b) = Registry::open(d.path(), 2).unwrap();
+        let (_, b) = Registry::open_unlogged(d.path(), 2).unwrap();
         assert_eq!(b, Bootstrap::Unchanged);
+    }
+
+    /// Review item 3: revoking the bootstrap key and then making 32 more keys pruned the revoked
+    /// record, and the next start registered `admin.token` again as an active admin key, with
+    /// no event in the log. Key records are never pruned, and a registry that has had an admin
+    /// key never takes one from a file.
+    #[test]
+    fn a_revoked_bootstrap_key_never_comes_back() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = Registry::open(d.path()).unwrap();
+        let plan = reg.plan_bootstrap(d.path(), 1000).unwrap();
+        // A fresh registry: the admin identity and its key, both recorded first.
+        let actions: Vec<_> = plan.events.iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(actions, ["graven.identity.create", "graven.key.create"]);
+        assert_eq!(plan.events[0]["details"]["role"], "admin");
+        assert_eq!(reg.apply_bootstrap(plan, d.path()).unwrap(), Bootstrap::Created);
+        let t = token(d.path());
+        let kid = t[4..20].to_owned();
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().keys[0].revoked_ms = Some(1500);
+        for n in 0..40 {
+            let m = apikey::mint().unwrap();
+            add_key(&mut recs, BOOTSTRAP_ID, &m.key_id, &m.digest, 2000 + n, None);
+        }
+        reg.install(recs).unwrap();
+        drop(reg);
+        let reg = Registry::open(d.path()).unwrap();
+        let plan = reg.plan_bootstrap(d.path(), 3000).unwrap();
+        assert!(plan.events.is_empty());
+        assert_eq!(
+            reg.apply_bootstrap(plan, d.path()).unwrap(),
+            Bootstrap::Stale { key_id: kid.clone(), why: "was revoked" }
+        );
+        assert!(matches!(reg.authenticate(&t, 3000), Err(Denial::KeyRevoked(_))));
+        // With the revoked record gone (a registry written by an older version that pruned it),
+        // the file still does not bring the key back: the registry has had admin keys.
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().keys.retain(|k| k.key_id != kid);
+        reg.install(recs).unwrap();
+        let plan = reg.plan_bootstrap(d.path(), 4000).unwrap();
+        assert!(plan.events.is_empty());
+        assert!(matches!(reg.apply_bootstrap(plan, d.path()).unwrap(), Bootstrap::Stale { .. }));
+        assert!(reg.authenticate(&t, 4000).is_err());
+        // Nor does deleting the token file mint a new one.
+        std::fs::remove_file(d.path().join(TOKEN_FILE)).unwrap();
+        let before = reg.records();
+        let plan = reg.plan_bootstrap(d.path(), 5000).unwrap();
+        assert_eq!(reg.apply_bootstrap(plan, d.path()).unwrap(), Bootstrap::NoToken);
+        assert!(!d.path().join(TOKEN_FILE).exists());
+        assert_eq!(reg.records(), before);
+    }
+
+    #[test]
+    fn an_expired_bootstrap_key_stays_expired() {
+        let d = tempfile::tempdir().unwrap();
+        let (reg, _) = Registry::open_unlogged(d.path(), 0).unwrap();
+        let mut recs = reg.records();
+        recs.get_mut(BOOTSTRAP_ID).unwrap().keys[0].expires_ms = Some(10);
+        reg.install(recs).unwrap();
+        drop(reg);
+        let (reg, b) = Registry::open_unlogged(d.path(), 20).unwrap();
+        assert!(matches!(b, Bootstrap::Stale { why: "has expired", .. }), "{b:?}");
+        assert!(matches!(reg.authenticate(&token(d.path()), 20), Err(Denial::KeyExpired(_))));
     }
 
     #[test]
     fn keys_are_refused_for_each_reason() {
         let d = tempfile::tempdir().unwrap();
-        let (reg, _) = Registry::open(d.path(), 0).unwrap();
+        let (reg, _) = Registry::open_unlogged(d.path(), 0).unwrap();
         let t = token(d.path());
         let kid = &t[4..20];
         let forged = format!("gvn_{kid}_{}", "A".repeat(43));
@@ -868,7 +1059,7 @@ mod tests {
     #[test]
     fn last_seen_is_kept_in_memory_and_flushed_lazily() {
         let d = tempfile::tempdir().unwrap();
-        let (reg, _) = Registry::open(d.path(), 0).unwrap();
+        let (reg, _) = Registry::open_unlogged(d.path(), 0).unwrap();
         let t = token(d.path());
         let before = std::fs::read(d.path().join(FILE_NAME)).unwrap();
         reg.authenticate(&t, 5_000).unwrap();
@@ -883,7 +1074,7 @@ mod tests {
     fn a_corrupt_registry_is_an_error_not_an_empty_one() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(FILE_NAME), "{\"version\":1,\"identities\":[{\"id\":5}]}").unwrap();
-        assert!(matches!(Registry::open(d.path(), 0), Err(RegistryError::Corrupt { .. })));
+        assert!(matches!(Registry::open_unlogged(d.path(), 0), Err(RegistryError::Corrupt { .. })));
         assert!(!d.path().join(TOKEN_FILE).exists());
     }
 
@@ -897,11 +1088,17 @@ mod tests {
         let store = Arc::new(MemStore::new());
         let key = SignerKey::from_seed("test.example/log", [9; 32]).unwrap();
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (first, outcome) = Registry::open_shared(store.clone(), key.clone(), a.path(), 1000).unwrap();
+        let shared = |dir: &Path| -> Result<(Registry, Bootstrap), RegistryError> {
+            let reg = Registry::open_shared(store.clone(), key.clone())?;
+            let plan = reg.plan_bootstrap(dir, 1000)?;
+            let outcome = reg.apply_bootstrap(plan, dir)?;
+            Ok((reg, outcome))
+        };
+        let (first, outcome) = shared(a.path()).unwrap();
         assert_eq!(outcome, Bootstrap::Created);
         let admin = token(a.path());
         let written = store.get(OBJECT_KEY, MAX_FILE).unwrap().unwrap();
-        let (second, outcome) = Registry::open_shared(store.clone(), key.clone(), b.path(), 1000).unwrap();
+        let (second, outcome) = shared(b.path()).unwrap();
         assert_eq!(outcome, Bootstrap::Shared);
         assert!(!b.path().join(TOKEN_FILE).exists());
         assert!(second.authenticate(&admin, 2000).is_ok(), "the first node's admin key works on the second");
@@ -923,7 +1120,7 @@ mod tests {
             assert!(second.authenticate(&m.key, 4000).is_err(), "the forged key is not accepted");
             assert!(second.authenticate(&admin, 4000).is_ok(), "the registry it had is kept");
             let c = tempfile::tempdir().unwrap();
-            let e = Registry::open_shared(store.clone(), key.clone(), c.path(), 1000).unwrap_err();
+            let e = shared(c.path()).unwrap_err();
             assert!(e.to_string().contains("not signed by the log's key"), "{e}");
         }
         // A version Graven wrote, put back, is accepted again.

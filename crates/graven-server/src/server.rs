@@ -71,6 +71,38 @@ fn load_key(path: &Path) -> Result<SignerKey, ServeError> {
     SignerKey::parse(text.trim()).map_err(|e| ServeError::Key { path: path.into(), why: e.to_string() })
 }
 
+/// Sees to the bootstrap admin credential once the log can record it: every start-up change
+/// to the registry is appended (attributed to the server) before it takes effect. On a shared
+/// log only the writer can append; another node waits for the writer's registry instead.
+async fn bootstrap(
+    registry: &crate::registry::Registry,
+    engine: &Engine,
+    data: &Path,
+    shared: bool,
+) -> Result<crate::registry::Bootstrap, ServeError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let plan = registry.plan_bootstrap(data, crate::http::now_ms())?;
+        if plan.events.is_empty() {
+            return Ok(registry.apply_bootstrap(plan, data)?);
+        }
+        match crate::audit::record_startup(engine, &plan.events).await {
+            Ok(()) => return Ok(registry.apply_bootstrap(plan, data)?),
+            Err(crate::engine::SubmitError::NotWriter { .. })
+                if shared && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                registry.refresh()?;
+            }
+            Err(e) => {
+                return Err(ServeError::Config(format!(
+                    "could not record the bootstrap admin credential in the log, so it was not registered: {e}"
+                )));
+            }
+        }
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT, then commits and acknowledges everything already
 /// accepted before returning.
 pub async fn run(config: Config) -> Result<(), ServeError> {
@@ -112,11 +144,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         )));
     }
     let token_path = data.join(crate::registry::TOKEN_FILE);
-    let (registry, bootstrap) = match &store {
-        Some(s) => {
-            crate::registry::Registry::open_shared(s.clone(), key.clone(), &data, crate::http::now_ms())?
-        }
-        None => crate::registry::Registry::open(&data, crate::http::now_ms())?,
+    let registry = match &store {
+        Some(s) => crate::registry::Registry::open_shared(s.clone(), key.clone())?,
+        None => crate::registry::Registry::open(&data)?,
     };
     let registry = Arc::new(registry);
     // Bound first: a shared log's node advertises its address to the others.
@@ -169,6 +199,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             (engine, Source::Objects(store.clone()))
         }
     };
+    let bootstrap = bootstrap(&registry, &engine, &data, store.is_some()).await?;
     let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let metrics = Metrics::new(engine.clone(), indexed.clone());
     let index_path = data.join("index.redb");
@@ -212,18 +243,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
     }
     println!("verifier key: {vkey}");
-    println!(
-        "admin credential: {}{}",
-        token_path.display(),
-        match bootstrap {
-            crate::registry::Bootstrap::Created =>
-                " (new admin API key; send it as Authorization: Bearer <key>)",
-            crate::registry::Bootstrap::Migrated => " (existing token, now a key of identity admin)",
-            crate::registry::Bootstrap::Unchanged => "",
-            crate::registry::Bootstrap::Shared =>
-                " (not on this node: this node joined a shared log whose registry already has admin keys)",
-        }
-    );
+    println!("admin credential: {}{}", token_path.display(), bootstrap.describe());
     if let Some(store) = &store {
         let role = if engine.is_writer() { "writer" } else { "read replica" };
         println!("storage: {} (this node: {role})", store.location());

@@ -95,3 +95,72 @@ fn the_server_never_writes_a_leaf_its_verifier_cannot_read() {
     every_leaf_is_strict_json(&s);
     verify_ok(&s);
 }
+
+/// Review item 3: a revoked (or rotated-out) bootstrap key came back as an active admin key on
+/// restart, once 32 newer keys had pushed its record out, with no event in the log.
+#[test]
+fn a_revoked_or_rotated_out_bootstrap_key_never_comes_back() {
+    for rotate in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let s = start(&data, &[]);
+        let ops = s.identity("ops", "admin", &[]);
+        let bootstrap = s.token.clone();
+        if rotate {
+            // Rotations with no overlap: each one ends the previous key at once.
+            for _ in 0..33 {
+                let r = s.req(
+                    "POST",
+                    "/v1/identities/admin/keys/rotate",
+                    Some(&ops),
+                    Some(r#"{"overlap_seconds":0}"#),
+                );
+                assert_eq!(r.status, 201, "{}", r.body);
+            }
+        } else {
+            let kid = common::key_id(&bootstrap);
+            let r = s.req("POST", &format!("/v1/identities/admin/keys/{kid}/revoke"), Some(&ops), Some("{}"));
+            assert_eq!(r.status, 200, "{}", r.body);
+            for _ in 0..32 {
+                let r = s.req("POST", "/v1/identities/admin/keys", Some(&ops), Some(r#"{"ttl_seconds":1}"#));
+                assert_eq!(r.status, 201, "{}", r.body);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        assert_eq!(s.req("GET", "/v1/log", Some(&bootstrap), None).status, 401);
+        let size = s.req("GET", "/v1/log", Some(&ops), None).json()["tree_size"].clone();
+        drop(s);
+        let s = start(&data, &[]);
+        assert_eq!(
+            s.req("GET", "/v1/log", Some(&ops), None).json()["tree_size"],
+            size,
+            "start-up changed nothing"
+        );
+        assert_eq!(s.req("GET", "/v1/log", Some(&bootstrap), None).status, 401, "the old key stays dead");
+        assert!(
+            s.banner.iter().any(|l| l.contains("admin.token") && l.contains("does not work")),
+            "{:?}",
+            s.banner
+        );
+        // Start-up's own registry change is in the log, attributed to the server.
+        let first: Vec<Value> = (0..2)
+            .map(|i| s.req("GET", &format!("/v1/events/{i}"), Some(&ops), None).json()["event"].clone())
+            .collect();
+        assert_eq!(first[0]["action"], "graven.identity.create", "{}", first[0]);
+        assert_eq!(first[0]["resource"]["id"], "admin");
+        assert_eq!(first[0]["details"]["role"], "admin");
+        assert_eq!(first[1]["action"], "graven.key.create", "{}", first[1]);
+        assert_eq!(first[1]["details"]["key_id"], common::key_id(&bootstrap));
+        for e in &first {
+            assert_eq!(e["actor"]["id"], "graven:server", "{e}");
+        }
+
+        // Deleting the token file does not mint a new admin key either.
+        let size = s.req("GET", "/v1/log", Some(&ops), None).json()["tree_size"].clone();
+        drop(s);
+        std::fs::remove_file(data.join("admin.token")).unwrap();
+        let s = common::start_env(&data, &[], &[]);
+        assert!(!data.join("admin.token").exists());
+        assert_eq!(s.req("GET", "/v1/log", Some(&ops), None).json()["tree_size"], size);
+    }
+}
