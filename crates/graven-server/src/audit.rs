@@ -1,10 +1,12 @@
 //! The log audits itself: identity and key changes, and refused requests, become events.
 //!
 //! A change is attributed to the admin who made it. A refused request is attributed to the
-//! identity whose key it presented when that key's secret matched (a revoked, expired or
-//! disabled credential, a wrong role, an action outside the allowed patterns); otherwise to
-//! the server itself ([`SERVER_ACTOR_ID`]), with the key id the request named, if any, under
-//! `claimed`. No event ever holds a secret: only key ids, which are public.
+//! identity whose credential it presented only when that credential was verified (an API key
+//! whose secret matched but that is revoked, expired or disabled; a wrong role; an action
+//! outside the allowed patterns). Until a credential is verified, the refusal is attributed to
+//! the server itself ([`SERVER_ACTOR_ID`]), with the key id and identity the request named, if
+//! any, under `claimed`: naming somebody's public key id proves nothing. No event ever holds a
+//! secret: only key ids, which are public.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -93,8 +95,12 @@ pub async fn change(
 pub struct Refusal<'a> {
     /// The identity whose key matched, if one did.
     pub who: Option<&'a Principal>,
-    /// The key id the request named, when no key matched.
+    /// The key id the request named, when no key matched or the credential was not verified.
     pub claimed_key: Option<&'a str>,
+    /// The identity that key belongs to, when the request named a registered key but did not
+    /// prove it holds it (an RFC 9421 signature that was not verified): kept under `claimed`,
+    /// never as the actor.
+    pub claimed_identity: Option<&'a str>,
     pub reason: &'static str,
     /// `METHOD /route`.
     pub route: &'static str,
@@ -132,8 +138,15 @@ pub async fn denied(st: &AppState, r: Refusal<'_>) {
     let actor = match r.who {
         Some(p) => &p.actor,
         None => {
+            let mut claimed = serde_json::Map::new();
             if let Some(k) = r.claimed_key {
-                body["actor"] = json!({"credential": format!("key:{k}")});
+                claimed.insert("credential".into(), json!(format!("key:{k}")));
+            }
+            if let Some(id) = r.claimed_identity {
+                claimed.insert("id".into(), json!(id));
+            }
+            if !claimed.is_empty() {
+                body["actor"] = serde_json::Value::Object(claimed);
             }
             &server
         }

@@ -186,6 +186,7 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
             let record = (e != auth::HeaderError::Missing).then_some(Refusal {
                 who: None,
                 claimed_key: None,
+                claimed_identity: None,
                 reason: "bad-scheme",
                 route,
                 attempted_action: None,
@@ -212,6 +213,7 @@ async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, ne
             let r = Refusal {
                 who: d.principal().map(|p| &**p),
                 claimed_key: claimed.as_deref(),
+                claimed_identity: None,
                 reason: d.reason(),
                 route,
                 attempted_action: None,
@@ -282,6 +284,7 @@ async fn check_role(
         let r = Refusal {
             who: Some(principal),
             claimed_key: None,
+            claimed_identity: None,
             reason: "role",
             route,
             attempted_action: None,
@@ -506,6 +509,7 @@ async fn post_events(
             let refusal = Refusal {
                 who: Some(&principal),
                 claimed_key: None,
+                claimed_identity: None,
                 reason: "action-not-allowed",
                 route: "POST /v1/events",
                 attempted_action: Some(&action),
@@ -529,6 +533,7 @@ async fn post_events(
             let refusal = Refusal {
                 who: Some(&principal),
                 claimed_key: None,
+                claimed_identity: None,
                 reason: c.reason,
                 route: "POST /v1/events",
                 attempted_action: None,

@@ -129,18 +129,21 @@ pub fn is_signed(headers: &HeaderMap) -> bool {
     headers.contains_key("signature-input") || headers.contains_key("signature")
 }
 
-/// A refusal: the status, the denied-record reason, what to tell the client, and the key's
-/// principal when the key was found.
+/// A refusal: the status, the denied-record reason, what to tell the client, and the key id
+/// and identity the request named. A refused signed request is never attributed to that
+/// identity: either the signature was not verified, or it was and the request is still not
+/// the identity's act (a replay, a body that is not the one signed), so the denied record's
+/// actor is the server and what the request named goes under `claimed`.
 struct Refused {
     status: StatusCode,
     reason: &'static str,
     detail: String,
-    who: Option<Arc<Principal>>,
+    claimed_identity: Option<String>,
     claimed_key: Option<String>,
 }
 
 fn refuse(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Refused {
-    Refused { status, reason, detail: detail.into(), who: None, claimed_key: None }
+    Refused { status, reason, detail: detail.into(), claimed_identity: None, claimed_key: None }
 }
 
 /// Every field line of `name`, combined with ", " (RFC 9110 §5.3). `None` if absent.
@@ -181,8 +184,9 @@ pub async fn authenticate(
         Ok(ok) => Ok(ok),
         Err(r) => {
             let refusal = Refusal {
-                who: r.who.as_deref(),
+                who: None,
                 claimed_key: r.claimed_key.as_deref(),
+                claimed_identity: r.claimed_identity.as_deref(),
                 reason: r.reason,
                 route,
                 attempted_action: None,
@@ -248,18 +252,18 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
             }
             d => d.message(),
         },
-        who: d.principal().cloned(),
+        claimed_identity: d.principal().map(|p| p.identity.clone()),
         claimed_key: match &d {
             crate::registry::Denial::Invalid { key_id } => key_id.clone(),
-            _ => None,
+            d => d.principal().map(|p| p.key_id.clone()),
         },
     })?;
     let found = |reason, detail: String| Refused {
         status: StatusCode::UNAUTHORIZED,
         reason,
         detail,
-        who: Some(principal.clone()),
-        claimed_key: None,
+        claimed_identity: Some(principal.identity.clone()),
+        claimed_key: Some(principal.key_id.clone()),
     };
     let now_s = now.div_euclid(1000);
     let window = st.http_sig.window;
@@ -331,8 +335,8 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 reason: "replay-cache-full",
                 detail: "too many signed requests in the time window; retry shortly".into(),
-                who: Some(principal.clone()),
-                claimed_key: None,
+                claimed_identity: Some(principal.identity.clone()),
+                claimed_key: Some(principal.key_id.clone()),
             });
         }
     }

@@ -5,8 +5,47 @@
 
 mod common;
 
-use common::{Server, start};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{Resp, Server, start};
+use ed25519_dalek::SigningKey;
+use graven_core::httpsig::{RequestParts, SignedHeaders, sign_request};
 use serde_json::{Value, json};
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn kid(k: &SigningKey) -> String {
+    graven_core::event_sig::key_id(k.verifying_key().as_bytes())
+}
+
+/// RFC 9421 headers for `POST /v1/events` signed by `k`, naming `keyid`.
+fn http_sign(k: &SigningKey, keyid: &str, body: &[u8], created: i64) -> SignedHeaders {
+    let t = RequestParts { method: "POST", path: "/v1/events", ..Default::default() };
+    sign_request(k, keyid, &t, body, created, None)
+}
+
+fn post_signed(s: &Server, digest: &str, h: &SignedHeaders, body: &str) -> Resp {
+    let mut r = common::agent()
+        .post(&s.url("/v1/events"))
+        .header("Content-Type", "application/json")
+        .header("Content-Digest", digest)
+        .header("Signature-Input", &h.signature_input)
+        .header("Signature", &h.signature)
+        .send(body.as_bytes())
+        .unwrap();
+    Resp { status: r.status().as_u16(), body: r.body_mut().read_to_string().unwrap_or_default() }
+}
+
+fn add_public(s: &Server, id: &str, k: &SigningKey) {
+    let r = s.admin(
+        "POST",
+        &format!("/v1/identities/{}/public-keys", common::enc(id)),
+        Some(json!({"public_key": B64.encode(k.verifying_key().as_bytes())})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
 
 /// Every stored leaf parses with the strict parser the verifier uses.
 fn every_leaf_is_strict_json(s: &Server) {
@@ -163,4 +202,57 @@ fn a_revoked_or_rotated_out_bootstrap_key_never_comes_back() {
         assert!(!data.join("admin.token").exists());
         assert_eq!(s.req("GET", "/v1/log", Some(&ops), None).json()["tree_size"], size);
     }
+}
+
+/// Review item 4: a signed request naming a real identity's public key id, with a bad
+/// signature, an expired `created` or a body that is not the one signed, left a denied record
+/// whose actor was that identity. Until a credential is verified, the actor is the server.
+#[test]
+fn a_refused_signed_request_is_never_attributed_to_the_key_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    s.identity("svc:victim", "writer", &[]);
+    let victim = SigningKey::from_bytes(&[31u8; 32]);
+    let attacker = SigningKey::from_bytes(&[32u8; 32]);
+    add_public(&s, "svc:victim", &victim);
+    let body = r#"{"action":"deploy.delete"}"#;
+    let vk = kid(&victim);
+    let cases: Vec<(&str, Box<dyn Fn() -> Resp>)> = vec![
+        (
+            "bad-signature",
+            Box::new(|| {
+                let h = http_sign(&attacker, &vk, body.as_bytes(), now_s());
+                post_signed(&s, &h.content_digest, &h, body)
+            }),
+        ),
+        (
+            "signature-expired",
+            Box::new(|| {
+                let h = http_sign(&attacker, &vk, body.as_bytes(), now_s() - 3600);
+                post_signed(&s, &h.content_digest, &h, body)
+            }),
+        ),
+        (
+            "digest-mismatch",
+            Box::new(|| {
+                // Genuinely signed by the victim, over another body's digest header.
+                let h = http_sign(&victim, &vk, br#"{"action":"deploy.read"}"#, now_s());
+                post_signed(&s, &h.content_digest, &h, body)
+            }),
+        ),
+    ];
+    for (reason, send) in cases {
+        // One second apart: the per-address limit on denied records is 2/s.
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        let d = common::refused(&s, 401, send).unwrap_or_else(|| panic!("{reason}: no denied record"));
+        assert_eq!(d["details"]["reason"], reason, "{d}");
+        assert_eq!(d["actor"]["id"], "graven:server", "{reason}: {d}");
+        assert_eq!(d["claimed"]["actor"]["id"], "svc:victim", "{reason}: {d}");
+        assert_eq!(d["claimed"]["actor"]["credential"], format!("key:{vk}"), "{reason}: {d}");
+    }
+    // The victim's genuine request is still the victim's.
+    let h = http_sign(&victim, &vk, body.as_bytes(), now_s());
+    let r = post_signed(&s, &h.content_digest, &h, body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(s.event(r.json()["index"].as_u64().unwrap())["actor"]["id"], "svc:victim");
 }
