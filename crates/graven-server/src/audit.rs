@@ -110,9 +110,10 @@ pub struct Refusal<'a> {
 }
 
 /// Appends an `outcome: "denied"` record unless the rate limiter says the log has had enough
-/// of them; those are only counted (`graven_denied_records_dropped_total`).
+/// of them; those are counted (`graven_denied_records_dropped_total`) and tallied for the next
+/// [`summarize_dropped`].
 pub async fn denied(st: &AppState, r: Refusal<'_>) {
-    if !st.denied_limiter.allow(r.peer, Instant::now()) {
+    if !st.denied_limiter.allow(r.peer, r.reason, Instant::now(), crate::http::now_ms()) {
         st.metrics.denied_dropped.inc();
         return;
     }
@@ -155,4 +156,46 @@ pub async fn denied(st: &AppState, r: Refusal<'_>) {
         Ok(_) => st.metrics.denied_records.inc(),
         Err(_) => st.metrics.denied_dropped.inc(),
     };
+}
+
+/// Sources named in one summary; the rest are counted together.
+const SUMMARY_SOURCES: usize = 32;
+
+/// Appends one `graven.access.denied_summary` event for the denied records the rate limiter
+/// dropped since the last summary, if it dropped any: how many, why, and from which addresses
+/// (the busiest [`SUMMARY_SOURCES`] by name). Called periodically, so a flood that crowded out
+/// a brute force's records still leaves the brute force's address and count in the log.
+pub async fn summarize_dropped(st: &AppState) -> Result<Option<Receipt>, Problem> {
+    let Some(d) = st.denied_limiter.take_dropped() else { return Ok(None) };
+    let top = d.top(SUMMARY_SOURCES);
+    let named: u64 = top.iter().map(|(_, s)| s.dropped).sum();
+    let sources: Vec<serde_json::Value> = top
+        .iter()
+        .map(|(ip, s)| {
+            json!({
+                "ip": ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+                "dropped": s.dropped,
+                "reasons": s.reasons,
+            })
+        })
+        .collect();
+    let body = json!({
+        "action": "graven.access.denied_summary",
+        "outcome": "denied",
+        "resource": {"type": "graven.route", "id": "*"},
+        "details": {
+            "dropped": d.total,
+            "from": crate::event::format_timestamp(ms_to_time(d.first_ms)),
+            "until": crate::event::format_timestamp(ms_to_time(d.last_ms)),
+            "reasons": d.reasons,
+            "sources": sources,
+            "other_sources_dropped": d.total - named,
+        },
+    });
+    append(st, body, &server_actor()).await.map(Some)
+}
+
+fn ms_to_time(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

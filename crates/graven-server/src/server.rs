@@ -58,6 +58,9 @@ fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), Se
     Ok((key, false))
 }
 
+/// How often the denied records the rate limiter dropped are summed up in one event.
+const DENIED_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Bytes of tiles and bundles a node on an object store keeps in memory, unless configured.
 const DEFAULT_TILE_CACHE_BYTES: usize = 128 << 20;
 
@@ -282,6 +285,20 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             }
         })
     };
+    // Denied records the rate limiter dropped are summed up in the log every few seconds.
+    let summary_state = state.clone();
+    let summarizer = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DENIED_SUMMARY_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::audit::summarize_dropped(&state).await {
+                    tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
+                }
+            }
+        })
+    };
     // A shared registry changes on other nodes too; pick up their changes.
     let refresher = store.as_ref().map(|_| {
         let registry = registry.clone();
@@ -300,6 +317,10 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         serve_connections(listener, app(state), config.max_connections, config.header_timeout, tls).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops
     // (and a shared log's writer gives up its lease).
+    summarizer.abort();
+    if let Err(e) = crate::audit::summarize_dropped(&summary_state).await {
+        tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
+    }
     let was_writer = engine.is_writer();
     engine.shutdown();
     indexer.abort();

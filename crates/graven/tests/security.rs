@@ -217,7 +217,8 @@ fn a_refused_signed_request_is_never_attributed_to_the_key_it_names() {
     add_public(&s, "svc:victim", &victim);
     let body = r#"{"action":"deploy.delete"}"#;
     let vk = kid(&victim);
-    let cases: Vec<(&str, Box<dyn Fn() -> Resp>)> = vec![
+    type Attempt<'a> = Box<dyn Fn() -> Resp + 'a>;
+    let cases: Vec<(&str, Attempt)> = vec![
         (
             "bad-signature",
             Box::new(|| {
@@ -255,4 +256,82 @@ fn a_refused_signed_request_is_never_attributed_to_the_key_it_names() {
     let r = post_signed(&s, &h.content_digest, &h, body);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(s.event(r.json()["index"].as_u64().unwrap())["actor"]["id"], "svc:victim");
+}
+
+/// Sends `GET /v1/log` with a made-up API key from the loopback address `from` (any address in
+/// 127.0.0.0/8 is local on Linux), and returns the status code.
+fn bad_key_from(s: &Server, from: std::net::Ipv4Addr) -> u16 {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&std::net::SocketAddr::from((from, 0)).into()).unwrap();
+    let server: std::net::SocketAddr = s.addr.parse().unwrap();
+    sock.connect(&server.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    let key = format!("gvn_{}_{}", "0123456789abcdef", "A".repeat(43));
+    write!(
+        stream,
+        "GET /v1/log HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
+        s.addr
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Review item 7: a flood of bad credentials from many addresses used up the one budget for
+/// denied records, so a real brute force from one address left no trace. What the limiter drops
+/// is summed up in the log, by address and reason, and the brute force tops that summary.
+#[test]
+fn a_brute_force_hidden_in_a_flood_still_shows_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = start(&data, &[]);
+    let size = s.size();
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 200);
+    for round in 0..6u8 {
+        for n in 1..=60u8 {
+            assert_eq!(bad_key_from(&s, std::net::Ipv4Addr::new(127, 0, 1 + round % 2, n)), 401);
+            if n % 3 == 0 {
+                assert_eq!(bad_key_from(&s, attacker), 401);
+            }
+        }
+    }
+    // A clean stop writes the summary of what was dropped since the last one.
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut s = s;
+    s.child.wait().unwrap();
+    drop(s);
+    let s = start(&data, &[]);
+    let summaries: Vec<Value> = (size..s.size())
+        .map(|i| s.event(i))
+        .filter(|e| e["action"] == "graven.access.denied_summary")
+        .collect();
+    assert!(!summaries.is_empty(), "no summary of dropped denied records");
+    let mut dropped = 0;
+    let mut by_source = std::collections::BTreeMap::<String, u64>::new();
+    for sum in &summaries {
+        assert_eq!(sum["actor"]["id"], "graven:server", "{sum}");
+        dropped += sum["details"]["dropped"].as_u64().unwrap();
+        for x in sum["details"]["sources"].as_array().unwrap() {
+            assert_eq!(x["reasons"]["invalid-credential"], x["dropped"], "{sum}");
+            *by_source.entry(x["ip"].as_str().unwrap().to_owned()).or_default() +=
+                x["dropped"].as_u64().unwrap();
+        }
+    }
+    let attacker_drops = by_source["127.0.0.200"];
+    let recorded =
+        (size..s.size()).filter(|&i| s.event(i)["action"] == "graven.access.denied").count() as u64;
+    // 480 refusals: each one either has its own record or is counted in a summary.
+    assert_eq!(recorded + dropped, 480, "records {recorded}, dropped {dropped}");
+    assert!(
+        attacker_drops >= 100,
+        "the brute force's 120 refusals are accounted for: {attacker_drops} dropped"
+    );
+    let last = summaries.last().unwrap();
+    assert_eq!(
+        last["details"]["sources"][0]["ip"], "127.0.0.200",
+        "the brute force tops the summary: {last}"
+    );
 }
