@@ -1,20 +1,29 @@
 //! Client-signed events: an identity signs its own event with its Ed25519 key.
 //!
-//! **What is signed.** The client's event object (the JSON it sends to `POST /v1/events`)
-//! without its `client_signature` member, in RFC 8785 canonical form, after a
-//! domain-separation prefix:
+//! **What is signed (version 2).** The client's event object (the JSON it sends to
+//! `POST /v1/events`) with its `client_signature` member minus `sig`, in RFC 8785 canonical
+//! form, after a domain-separation prefix:
 //!
 //! ```text
-//! message = "graven-event-signature/v1\n" || JCS(event without "client_signature")
+//! client_signature = {"alg": "ed25519", "id": "<unique id>", "key_id": "<16 hex>",
+//!                     "sig": "<base64, 64 bytes>", "signed_at": <Unix seconds>}
+//! message = "graven-event-signature/v2\n" || JCS(event, with client_signature minus "sig")
 //! ```
 //!
+//! `id` (1 to 128 bytes of `A-Z a-z 0-9 . _ : -`, e.g. a UUID) and `signed_at` make each
+//! signature one-time: the server refuses an `(key_id, id)` it has already logged, and a
+//! `signed_at` outside its time window, so a signed event cannot be replayed (docs/security.md).
+//!
+//! **Version 1** (`{"alg", "key_id", "sig"}`, prefix `graven-event-signature/v1\n`, signed over
+//! the event without `client_signature`) carries neither: logs written before version 2 hold
+//! such events and verifiers still check them, but the server no longer accepts new ones.
+//!
 //! **What the leaf holds.** The server keeps the client's fields, moves the client's `actor`
-//! to `claimed.actor`, adds `actor`, `logged_at` and `v`, and stores the signature as is:
-//! `"client_signature": {"alg": "ed25519", "key_id": "<16 hex>", "sig": "<base64, 64 bytes>"}`.
-//! [`signed_message_from_leaf`] undoes exactly that (drops `actor`, `logged_at`, `v` and
-//! `client_signature`, turns `claimed.actor` back into `actor`), so a verifier recomputes the
-//! signed bytes from the leaf alone. It needs the public key: see [`key_id`] and the
-//! `graven.key.add_public` self-audit events (docs/identities.md).
+//! to `claimed.actor`, adds `actor`, `logged_at` and `v`, and stores the signature as is.
+//! [`signed_message_from_leaf`] undoes exactly that (drops `actor`, `logged_at` and `v`, turns
+//! `claimed.actor` back into `actor`), so a verifier recomputes the signed bytes from the leaf
+//! alone. It needs the public key: see [`key_id`] and the `graven.key.add_public` self-audit
+//! events (docs/identities.md).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -23,9 +32,15 @@ use sha2::{Digest, Sha256};
 
 use crate::jcs::{self, Value};
 
-/// Prepended to the canonical event before signing, so an event signature can never be taken
-/// for a signature over anything else (a note, an HTTP request).
+/// Prepended to the canonical event before signing (version 1), so an event signature can never
+/// be taken for a signature over anything else (a note, an HTTP request).
 pub const DOMAIN: &[u8] = b"graven-event-signature/v1\n";
+/// The version 2 prefix: a version 1 signature can never be taken for a version 2 one.
+pub const DOMAIN_V2: &[u8] = b"graven-event-signature/v2\n";
+/// Longest signature `id`.
+pub const MAX_ID_LEN: usize = 128;
+/// Latest `signed_at` accepted: 9999-12-31T23:59:59Z.
+const MAX_SIGNED_AT: i64 = 253_402_300_799;
 pub const FIELD: &str = "client_signature";
 pub const ALG: &str = "ed25519";
 
@@ -40,6 +55,28 @@ pub fn key_id(public_key: &[u8; 32]) -> String {
 pub struct ClientSignature {
     pub key_id: String,
     pub sig: [u8; 64],
+    /// Version 2's one-time id and signing time; `None` for a version 1 signature.
+    pub once: Option<Once>,
+}
+
+/// What makes a version 2 signature one-time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    pub id: String,
+    /// Unix seconds.
+    pub signed_at: i64,
+}
+
+impl ClientSignature {
+    pub fn version(&self) -> u8 {
+        if self.once.is_some() { 2 } else { 1 }
+    }
+}
+
+/// Whether `id` is a valid signature id: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 . _ : -`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,17 +94,19 @@ pub enum EventSigError {
     BadSignature(String),
 }
 
-/// Reads a `client_signature` value: exactly `alg`, `key_id` and `sig`.
+/// Reads a `client_signature` value: exactly `alg`, `key_id` and `sig` (version 1), or those
+/// and `id` and `signed_at` (version 2).
 pub fn parse_client_signature(v: &Value) -> Result<ClientSignature, EventSigError> {
     let Value::Object(members) = v else { return Err(EventSigError::Shape("not an object")) };
-    if members.len() != 3 {
-        return Err(EventSigError::Shape("exactly the members alg, key_id and sig"));
-    }
-    let get = |k: &str| {
-        members.iter().find(|(n, _)| n == k).and_then(|(_, v)| match v {
-            Value::String(s) => Some(s.as_str()),
-            _ => None,
-        })
+    let v2 = match members.len() {
+        3 => false,
+        5 => true,
+        _ => return Err(EventSigError::Shape("exactly the members alg, id, key_id, sig and signed_at")),
+    };
+    let member = |k: &str| members.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    let get = |k: &str| match member(k) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
     };
     if get("alg") != Some(ALG) {
         return Err(EventSigError::Shape("alg must be \"ed25519\""));
@@ -82,16 +121,56 @@ pub fn parse_client_signature(v: &Value) -> Result<ClientSignature, EventSigErro
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or(EventSigError::Shape("sig is the standard base64 of 64 bytes"))?;
-    Ok(ClientSignature { key_id: key_id.to_owned(), sig })
+    let once = if v2 {
+        let id = get("id").ok_or(EventSigError::Shape("id must be a string"))?;
+        if !valid_id(id) {
+            return Err(EventSigError::Shape("id is 1 to 128 bytes of letters, digits and . _ : -"));
+        }
+        let signed_at = match member("signed_at") {
+            Some(Value::Number(n)) if n.fract() == 0.0 && (0.0..=MAX_SIGNED_AT as f64).contains(n) => {
+                *n as i64
+            }
+            _ => return Err(EventSigError::Shape("signed_at is the signing time in whole Unix seconds")),
+        };
+        Some(Once { id: id.to_owned(), signed_at })
+    } else {
+        None
+    };
+    Ok(ClientSignature { key_id: key_id.to_owned(), sig, once })
 }
 
-/// The bytes signed for a client event whose members (without `client_signature`) are
-/// `members`: [`DOMAIN`] followed by their canonical JSON.
+/// The bytes signed for a version 1 client event whose members (without `client_signature`)
+/// are `members`: [`DOMAIN`] followed by their canonical JSON.
 pub fn message<'a>(members: impl IntoIterator<Item = &'a (String, Value)>) -> Vec<u8> {
     let obj = Value::Object(members.into_iter().filter(|(k, _)| k != FIELD).cloned().collect());
     let mut out = DOMAIN.to_vec();
     obj.write_canonical(&mut out);
     out
+}
+
+/// The bytes `sig` must verify over, for a client event whose members are `members` (any
+/// `client_signature` among them is ignored): [`message`] for version 1; for version 2,
+/// [`DOMAIN_V2`] followed by the canonical event with `client_signature` minus `sig`.
+pub fn signed_message<'a>(
+    members: impl IntoIterator<Item = &'a (String, Value)>,
+    sig: &ClientSignature,
+) -> Vec<u8> {
+    let Some(once) = &sig.once else { return message(members) };
+    let mut m: Vec<(String, Value)> = members.into_iter().filter(|(k, _)| k != FIELD).cloned().collect();
+    m.push((FIELD.into(), unsigned_member(&sig.key_id, once)));
+    let mut out = DOMAIN_V2.to_vec();
+    Value::Object(m).write_canonical(&mut out);
+    out
+}
+
+/// Version 2's `client_signature` without `sig`.
+fn unsigned_member(key_id: &str, once: &Once) -> Value {
+    Value::Object(vec![
+        ("alg".into(), Value::String(ALG.into())),
+        ("id".into(), Value::String(once.id.clone())),
+        ("key_id".into(), Value::String(key_id.into())),
+        ("signed_at".into(), Value::Number(once.signed_at as f64)),
+    ])
 }
 
 /// Verifies `sig` over `message` with `key` (strict: no small-order keys, canonical `S`).
@@ -106,6 +185,7 @@ pub fn signed_message_from_leaf(leaf: &[u8]) -> Result<Option<(ClientSignature, 
     let Value::Object(members) = jcs::parse(leaf)? else { return Err(EventSigError::NotAnObject) };
     let Some((_, sv)) = members.iter().find(|(k, _)| k == FIELD) else { return Ok(None) };
     let sig = parse_client_signature(sv)?;
+    let signed = |client: &[(String, Value)]| signed_message(client, &sig);
     let mut client: Vec<(String, Value)> = Vec::with_capacity(members.len());
     for (k, v) in &members {
         match k.as_str() {
@@ -124,11 +204,13 @@ pub fn signed_message_from_leaf(leaf: &[u8]) -> Result<Option<(ClientSignature, 
             _ => client.push((k.clone(), v.clone())),
         }
     }
-    Ok(Some((sig, message(&client))))
+    let message = signed(&client);
+    Ok(Some((sig, message)))
 }
 
-/// Signs a client event: returns the event's canonical JSON with `client_signature` added.
-/// An existing `client_signature` is replaced.
+/// Signs a client event with a version 1 signature: returns the event's canonical JSON with
+/// `client_signature` added (an existing one is replaced). Version 1 carries no id or signing
+/// time, so the server refuses it now; it remains for building and checking older logs.
 pub fn sign_event(key: &SigningKey, event: &[u8]) -> Result<Vec<u8>, EventSigError> {
     let Value::Object(mut members) = jcs::parse(event)? else { return Err(EventSigError::NotAnObject) };
     members.retain(|(k, _)| k != FIELD);
@@ -143,6 +225,37 @@ pub fn sign_event(key: &SigningKey, event: &[u8]) -> Result<Vec<u8>, EventSigErr
         ]),
     ));
     let mut out = Vec::with_capacity(event.len() + 160);
+    Value::Object(members).write_canonical(&mut out);
+    Ok(out)
+}
+
+/// Signs a client event with a version 2 signature, one-time `id` and signing time
+/// `signed_at` (Unix seconds; the caller reads the clock): returns the event's canonical JSON
+/// with `client_signature` added (an existing one is replaced).
+pub fn sign_event_v2(
+    key: &SigningKey,
+    event: &[u8],
+    id: &str,
+    signed_at: i64,
+) -> Result<Vec<u8>, EventSigError> {
+    if !valid_id(id) {
+        return Err(EventSigError::Shape("id is 1 to 128 bytes of letters, digits and . _ : -"));
+    }
+    if !(0..=MAX_SIGNED_AT).contains(&signed_at) {
+        return Err(EventSigError::Shape("signed_at is the signing time in whole Unix seconds"));
+    }
+    let Value::Object(mut members) = jcs::parse(event)? else { return Err(EventSigError::NotAnObject) };
+    members.retain(|(k, _)| k != FIELD);
+    let kid = key_id(key.verifying_key().as_bytes());
+    let once = Once { id: id.to_owned(), signed_at };
+    let unsigned = ClientSignature { key_id: kid.clone(), sig: [0; 64], once: Some(once.clone()) };
+    let sig = key.sign(&signed_message(&members, &unsigned));
+    let Value::Object(mut member) = unsigned_member(&kid, &once) else {
+        return Err(EventSigError::Shape("internal: the signature member is not an object"));
+    };
+    member.push(("sig".into(), Value::String(B64.encode(sig.to_bytes()))));
+    members.push((FIELD.into(), Value::Object(member)));
+    let mut out = Vec::with_capacity(event.len() + 240);
     Value::Object(members).write_canonical(&mut out);
     Ok(out)
 }
@@ -191,6 +304,71 @@ mod tests {
         let (sig, msg) = signed_message_from_leaf(tampered.as_bytes()).unwrap().unwrap();
         assert_eq!(verify(&key().verifying_key(), &sig, &msg), Err(EventSigError::BadSignature(sig.key_id)));
         assert_eq!(signed_message_from_leaf(br#"{"action":"a"}"#).unwrap(), None);
+    }
+
+    /// What the server makes of a client event: `actor` moved under `claimed`, its own fields
+    /// added.
+    fn seal(signed: &[u8]) -> Vec<u8> {
+        let Value::Object(mut m) = jcs::parse(signed).unwrap() else { panic!() };
+        if let Some(pos) = m.iter().position(|(k, _)| k == "actor") {
+            let (_, a) = m.remove(pos);
+            m.push(("claimed".into(), Value::Object(vec![("actor".into(), a)])));
+        }
+        m.push(("actor".into(), Value::String("server's".into())));
+        m.push(("logged_at".into(), Value::String("2026-01-01T00:00:00.000000Z".into())));
+        m.push(("v".into(), Value::Number(1.0)));
+        let mut leaf = Vec::new();
+        Value::Object(m).write_canonical(&mut leaf);
+        leaf
+    }
+
+    #[test]
+    fn a_version_2_signature_binds_its_id_and_time() {
+        let event = br#"{"action":"deploy","actor":{"id":"me"},"details":{"n":1}}"#;
+        let signed = sign_event_v2(&key(), event, "01J8Z3-a.b:c_d", 1_765_000_000).unwrap();
+        let text = String::from_utf8(signed.clone()).unwrap();
+        assert!(
+            text.contains(r#""id":"01J8Z3-a.b:c_d""#) && text.contains(r#""signed_at":1765000000"#),
+            "{text}"
+        );
+        let leaf = seal(&signed);
+        let (sig, msg) = signed_message_from_leaf(&leaf).unwrap().unwrap();
+        assert_eq!(sig.version(), 2);
+        assert_eq!(sig.once, Some(Once { id: "01J8Z3-a.b:c_d".into(), signed_at: 1_765_000_000 }));
+        assert!(msg.starts_with(DOMAIN_V2));
+        verify(&key().verifying_key(), &sig, &msg).unwrap();
+        // A new id or time on the same signature (to slip past replay detection) breaks it.
+        for (from, to) in
+            [(r#""id":"01J8Z3-a.b:c_d""#, r#""id":"01J8Z3-a.b:c_e""#), ("1765000000", "1765000001")]
+        {
+            let t = String::from_utf8(leaf.clone()).unwrap().replace(from, to);
+            let (sig, msg) = signed_message_from_leaf(t.as_bytes()).unwrap().unwrap();
+            assert!(verify(&key().verifying_key(), &sig, &msg).is_err(), "{to}");
+        }
+        // A version 1 signature dressed up with an id and a time does not verify as version 2.
+        let v1 = String::from_utf8(sign_event(&key(), event).unwrap()).unwrap();
+        let dressed = v1
+            .replace(r#""alg":"ed25519","#, r#""alg":"ed25519","id":"x","#)
+            .replace(r#""sig":"#, r#""signed_at":1765000000,"sig":"#);
+        let (sig, msg) = signed_message_from_leaf(&seal(dressed.as_bytes())).unwrap().unwrap();
+        assert_eq!(sig.version(), 2);
+        assert!(verify(&key().verifying_key(), &sig, &msg).is_err());
+        // Bad ids and times are refused when signing and when parsing.
+        for id in ["", "a b", "é", &"x".repeat(129)] {
+            assert!(sign_event_v2(&key(), event, id, 1).is_err(), "{id:?}");
+        }
+        for t in [-1, MAX_SIGNED_AT + 1] {
+            assert!(sign_event_v2(&key(), event, "x", t).is_err(), "{t}");
+        }
+        for bad in [
+            r#"{"alg":"ed25519","id":"x","key_id":"0123456789abcdef","sig":"AA==","signed_at":1}"#,
+            r#"{"alg":"ed25519","id":"","key_id":"0123456789abcdef","sig":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","signed_at":1}"#,
+            r#"{"alg":"ed25519","id":"x","key_id":"0123456789abcdef","sig":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","signed_at":1.5}"#,
+            r#"{"alg":"ed25519","id":"x","key_id":"0123456789abcdef","sig":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","signed_at":"1"}"#,
+            r#"{"alg":"ed25519","nonce":"x","key_id":"0123456789abcdef","sig":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","signed_at":1}"#,
+        ] {
+            assert!(parse_client_signature(&jcs::parse(bad.as_bytes()).unwrap()).is_err(), "{bad}");
+        }
     }
 
     #[test]

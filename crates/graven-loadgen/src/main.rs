@@ -27,9 +27,10 @@
 //! - `mtls`: HTTPS (`https://` URL, server CA in `--ca`) with the client certificate
 //!   `--client-cert`/`--client-key`; no `Authorization` header.
 //!
-//! `--client-signed --signing-key <file>` signs every generated event
-//! (`graven_core::event_sig::sign_event`) before the run, so the server checks client
-//! signatures (one batch verification per NDJSON request).
+//! `--client-signed --signing-key <file>` signs every generated event (version 2,
+//! `graven_core::event_sig::sign_event_v2`, a unique id each), so the server checks client
+//! signatures (one batch verification per NDJSON request): bulk signs every batch before the
+//! run; single signs each request's event just before sending it, outside the latency clock.
 //!
 //! Prints one JSON line of results on stdout. Refuses any target that is not a loopback
 //! address.
@@ -308,9 +309,19 @@ struct BatchBody {
 fn make_event_signed(seq: u64, rng: &mut Rng, signer: Option<&SigningKey>) -> anyhow::Result<Vec<u8>> {
     let ev = make_event(seq, rng);
     match signer {
-        Some(k) => graven_core::event_sig::sign_event(k, &ev).context("signing an event"),
+        Some(k) => sign_now(k, &ev, seq),
         None => Ok(ev),
     }
+}
+
+/// Signs `ev` (version 2) with an id unique to this run and `seq`, and the current time: the
+/// server accepts each signed event once, within its time window.
+fn sign_now(k: &SigningKey, ev: &[u8], seq: u64) -> anyhow::Result<Vec<u8>> {
+    static RUN: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let run = RUN.get_or_init(|| now.as_nanos());
+    let id = format!("lg-{run:x}-{seq}");
+    graven_core::event_sig::sign_event_v2(k, ev, &id, now.as_secs() as i64).context("signing an event")
 }
 
 fn make_batch(
@@ -866,7 +877,12 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
     let signer = event_signer(&a.common)?;
     let tck = clk_tck();
     let mut rng = Rng(a.common.seed);
-    let pool_n = a.pool.max(1).min(a.events.div_ceil(a.batch as u64) as usize);
+    // Signed events are accepted once each: then every request needs its own batch.
+    let pool_n = if signer.is_some() {
+        a.events.div_ceil(a.batch as u64) as usize
+    } else {
+        a.pool.max(1).min(a.events.div_ceil(a.batch as u64) as usize)
+    };
     let pool: Arc<Vec<BatchBody>> = Arc::new(
         (0..pool_n)
             .map(|k| {
@@ -1009,11 +1025,11 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
     let signer = event_signer(&a.common)?;
     let tck = clk_tck();
     let mut rng = Rng(a.common.seed);
-    let pool: Arc<Vec<Bytes>> = Arc::new(
-        (0..a.pool.max(1))
-            .map(|i| make_event_signed(i as u64, &mut rng, signer.as_ref()).map(Bytes::from))
-            .collect::<anyhow::Result<_>>()?,
-    );
+    // Unsigned here; with a signer, each request signs its event afresh (outside the latency
+    // clock), since a signed event is accepted once.
+    let pool: Arc<Vec<Bytes>> =
+        Arc::new((0..a.pool.max(1)).map(|i| Bytes::from(make_event(i as u64, &mut rng))).collect());
+    let signer = signer.map(Arc::new);
     let mean_event_bytes = pool.iter().map(Bytes::len).sum::<usize>() as f64 / pool.len() as f64;
     let start = Instant::now();
     let warm = start + Duration::from_secs_f64(a.warmup_secs.max(0.0));
@@ -1024,11 +1040,12 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
 
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (t, pool) = (t.clone(), pool.clone());
+        let (t, pool, signer) = (t.clone(), pool.clone(), signer.clone());
         tasks.push(tokio::spawn(async move {
             let mut st = Stats::new()?;
             let mut sender: Option<Sender> = None;
             let mut i = c * 7919;
+            let mut sent = 0u64;
             while Instant::now() < end {
                 if sender.is_none() {
                     match connect(&t).await {
@@ -1041,8 +1058,12 @@ async fn single(a: SingleArgs) -> anyhow::Result<serde_json::Value> {
                     }
                 }
                 let Some(s) = sender.as_mut() else { continue };
-                let body = pool[i % pool.len()].clone();
+                let mut body = pool[i % pool.len()].clone();
                 i += 1;
+                if let Some(k) = &signer {
+                    sent += 1;
+                    body = Bytes::from(sign_now(k, &body, (c as u64) << 40 | sent)?);
+                }
                 let len = body.len();
                 let req = build(&t, Method::POST, "/v1/events", Some("application/json"), body, true)?;
                 let t0 = Instant::now();
@@ -1568,7 +1589,8 @@ mod tests {
             let i = m.iter().position(|(k, _)| k == "client_signature").unwrap();
             let (_, sig) = m.remove(i);
             let sig = graven_core::event_sig::parse_client_signature(&sig).unwrap();
-            let msg = graven_core::event_sig::message(&m);
+            assert_eq!(sig.version(), 2);
+            let msg = graven_core::event_sig::signed_message(&m, &sig);
             graven_core::event_sig::verify(&key.verifying_key(), &sig, &msg).unwrap();
         }
     }

@@ -39,7 +39,7 @@ async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result
         event::shape_self_audit(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
     let mut receipts = st
         .engine
-        .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
+        .submit(vec![Entry::event(e.bytes, e.stamp_at)])
         .await
         .map_err(crate::http::submit_problem)?;
     receipts.pop().ok_or_else(|| Problem::internal("no receipt for the audit event"))
@@ -58,7 +58,7 @@ pub async fn record_startup(
             serde_json::to_vec(body).map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
         let e = event::shape_self_audit(&bytes, &actor)
             .map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
-        entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
+        entries.push(Entry::event(e.bytes, e.stamp_at));
     }
     engine.submit(entries).await.map(|_| ())
 }

@@ -37,15 +37,44 @@ fn forbidden(reason: &'static str, detail: String) -> Refusal {
     }
 }
 
-/// Checks every `(line, signed event)` of one request appended by `principal`.
+/// Checks every `(line, signed event)` of one request appended by `principal`: version 2
+/// signatures only, `signed_at` within `window_s` seconds of now, keys and signatures as below.
+/// Whether an id was used before is the sequencer's to check ([`crate::engine::OnceKey`]), so
+/// that two requests racing with the same signed event cannot both pass.
 pub fn check(
     registry: &Registry,
     principal: &Principal,
     items: &[(Option<usize>, &ClientSigned)],
     now_ms: i64,
+    window_s: i64,
 ) -> Result<(), Refusal> {
     if items.is_empty() {
         return Ok(());
+    }
+    let now_s = now_ms.div_euclid(1000);
+    for (line, c) in items {
+        let Some(once) = &c.sig.once else {
+            return Err(Refusal {
+                problem: Problem::bad_request(
+                    "client-signature-version",
+                    format!(
+                        "{}the event carries a version 1 client signature, which has no id or signing time and so could be replayed; sign it with version 2 (`graven sign-event`, or add \"id\" and \"signed_at\": docs/identities.md); nothing was appended",
+                        at(*line)
+                    ),
+                ),
+                reason: "client-signature-version",
+            });
+        };
+        if (once.signed_at - now_s).abs() > window_s {
+            return Err(forbidden(
+                "client-signature-stale",
+                format!(
+                    "{}the event was signed at {} (Unix seconds), more than {window_s} s from the server's time {now_s}; a signed event is accepted only within that window, so it cannot be replayed later: sign it again now; nothing was appended",
+                    at(*line),
+                    once.signed_at
+                ),
+            ));
+        }
     }
     let mut keys: Vec<VerifyingKey> = Vec::with_capacity(items.len());
     for (line, c) in items {

@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub oidc: Option<crate::oidc::OidcConfig>,
     /// RFC 9421 signatures: how far `created` may be from now, each way, in seconds.
     pub signature_window_seconds: Option<u64>,
+    /// Client-signed events: how far `signed_at` may be from now, each way, in seconds.
+    pub client_signature_window_seconds: Option<u64>,
     /// `s3://bucket/prefix`: keep the log in object storage, shared by every node started on
     /// the same prefix (one writer, the rest read replicas). Default: `<data>/log`.
     pub storage: Option<String>,
@@ -242,6 +244,10 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
             "max_pending_bytes",
             file.max_pending_bytes.unwrap_or(d.max_pending_bytes),
         )?,
+        client_signature_window: match file.client_signature_window_seconds {
+            Some(s) => Duration::from_secs(positive("client_signature_window_seconds", s as usize)? as u64),
+            None => d.client_signature_window,
+        },
         clock: d.clock,
     };
     let mut engine = engine;

@@ -163,10 +163,16 @@ fn shape_as(
     };
     let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len() + 3);
     let mut has_action = false;
-    // Computed before the members are taken apart: the client signed its own object.
-    let mut signed_message =
-        members.iter().any(|(k, _)| k == event_sig::FIELD).then(|| event_sig::message(&members));
-    let mut client_sig = None;
+    // Checked and computed before the members are taken apart: the client signed its own
+    // object.
+    let client_sig = match members.iter().find(|(k, _)| k == event_sig::FIELD) {
+        Some((_, v)) => {
+            let sig = event_sig::parse_client_signature(v)?;
+            let message = event_sig::signed_message(&members, &sig);
+            Some(ClientSigned { sig, message })
+        }
+        None => None,
+    };
     for (key, value) in members {
         match key.as_str() {
             "action" => {
@@ -209,10 +215,7 @@ fn shape_as(
                 }
             }
             "details" => {}
-            event_sig::FIELD => {
-                let sig = event_sig::parse_client_signature(&value)?;
-                client_sig = Some(ClientSigned { sig, message: signed_message.take().unwrap_or_default() });
-            }
+            event_sig::FIELD => {}
             "actor" => {
                 // What the client says about itself: kept, labelled as claimed, which puts it
                 // one level deeper than the client sent it.

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::audit::{self, Refusal};
 use crate::auth::{self, Access};
-use crate::engine::{Engine, Entry, Receipt, SubmitError};
+use crate::engine::{Engine, Entry, OnceKey, Receipt, SubmitError};
 use crate::event::{self, EventError};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::problem::Problem;
@@ -366,6 +366,12 @@ pub(crate) fn submit_problem(e: SubmitError) -> Problem {
             p.retry_after = Some(1);
             p
         }
+        SubmitError::Replayed { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "client-signature-replayed",
+            "Client signature already used",
+            e.to_string(),
+        ),
         SubmitError::Storage(_) | SubmitError::ShuttingDown => {
             let mut p = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -569,12 +575,42 @@ fn shape_refusal(e: EventError, line: Option<usize>) -> Refused {
     }
 }
 
+/// Why a submission failed: a replayed client signature is the request's doing (refused and
+/// recorded, naming the line and the signature); anything else is the log's state.
+/// `signed(entry)` gives the line and signature of the submission's `entry` (0-based).
+fn submit_refusal<'a>(
+    e: SubmitError,
+    signed: impl Fn(usize) -> Option<(Option<usize>, &'a graven_core::event_sig::ClientSignature)>,
+) -> Refused {
+    let SubmitError::Replayed { entry } = e else { return Refused::Problem(submit_problem(e)) };
+    let (line, what) = match signed(entry) {
+        Some((line, sig)) => {
+            let id = sig.once.as_ref().map_or("", |o| o.id.as_str());
+            (line, format!("the event signed with key {} and id {id:?}", sig.key_id))
+        }
+        None => (Some(entry + 1), "this signed event".to_owned()),
+    };
+    let at = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+    Refused::ClientSig(crate::client_sig::Refusal {
+        problem: Problem::new(
+            StatusCode::CONFLICT,
+            "client-signature-replayed",
+            "Client signature already used",
+            format!(
+                "{at}{what} is already in the log, and a signed event is accepted once; if this is a retry of a request that got no answer, look the event up (GET /v1/events?actor=...) before signing it again under a new id; nothing was appended"
+            ),
+        ),
+        reason: "client-signature-replayed",
+    })
+}
+
 async fn post_events_inner(
     st: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
+    let window = i64::try_from(st.engine.config().client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
     let actor = &principal.actor;
     let patterns = &principal.allowed_actions;
     let allowed = |a: &str| crate::identity::action_allowed(patterns, a);
@@ -597,15 +633,18 @@ async fn post_events_inner(
     let body = read_body(st, body).await?;
     if !ndjson {
         let e = event::shape_with(&body, actor, &allowed).map_err(|e| shape_refusal(e, None))?;
-        if let Some(c) = &e.client_sig {
-            crate::client_sig::check(&st.registry, principal, &[(None, c)], now_ms())
+        let signed = e.client_sig;
+        let mut entry = Entry::event(e.bytes, e.stamp_at);
+        if let Some(c) = &signed {
+            crate::client_sig::check(&st.registry, principal, &[(None, c)], now_ms(), window)
                 .map_err(Refused::ClientSig)?;
+            entry.once = OnceKey::of(&c.sig, window);
         }
         let mut receipts = st
             .engine
-            .submit(vec![Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) }])
+            .submit(vec![entry])
             .await
-            .map_err(submit_problem)?;
+            .map_err(|e| submit_refusal(e, |_| signed.as_ref().map(|c| (None, &c.sig))))?;
         let r = receipts.pop().ok_or_else(|| Problem::internal("no receipt"))?;
         let mut out = String::with_capacity(1200);
         write_receipts(&mut out, std::slice::from_ref(&r), "");
@@ -638,16 +677,23 @@ async fn post_events_inner(
     for (i, line) in lines.iter().enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let e = event::shape_with(line, actor, &allowed).map_err(|e| shape_refusal(e, Some(i + 1)))?;
+        let mut entry = Entry::event(e.bytes, e.stamp_at);
         if let Some(c) = e.client_sig {
+            entry.once = OnceKey::of(&c.sig, window);
             signed.push((Some(i + 1), c));
         }
-        entries.push(Entry { bytes: e.bytes, stamp_at: Some(e.stamp_at) });
+        entries.push(entry);
     }
     if !signed.is_empty() {
         let items: Vec<(Option<usize>, &event::ClientSigned)> = signed.iter().map(|(l, c)| (*l, c)).collect();
-        crate::client_sig::check(&st.registry, principal, &items, now_ms()).map_err(Refused::ClientSig)?;
+        crate::client_sig::check(&st.registry, principal, &items, now_ms(), window)
+            .map_err(Refused::ClientSig)?;
     }
-    let receipts = st.engine.submit(entries).await.map_err(submit_problem)?;
+    let receipts = st.engine.submit(entries).await.map_err(|e| {
+        submit_refusal(e, |entry| {
+            signed.iter().find(|(l, _)| *l == Some(entry + 1)).map(|(l, c)| (*l, &c.sig))
+        })
+    })?;
     // Streamed in chunks rather than built as one string: a 10,000-event batch answers about
     // 11 MB, and one allocation that size costs fresh, kernel-zeroed pages on every request.
     let mut rest = receipts.into_iter();

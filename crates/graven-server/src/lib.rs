@@ -18,6 +18,7 @@ pub mod problem;
 pub mod pubkey;
 pub mod ratelimit;
 pub mod registry;
+pub mod replay;
 pub mod server;
 pub mod sigauth;
 pub mod store;

@@ -29,7 +29,6 @@
 //! Ed25519 is deterministic, two identical requests signed in the same second have the same
 //! signature: send a `nonce` to make them distinct.
 
-use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +43,7 @@ use crate::audit::{self, Refusal};
 use crate::http::{AppState, finish, now_ms, read_body};
 use crate::problem::Problem;
 use crate::registry::Principal;
+use crate::replay::{ReplayCache, Seen};
 
 /// Live nonces or signatures remembered for replay detection.
 pub const REPLAY_CAPACITY: usize = 2 << 20;
@@ -69,58 +69,6 @@ impl SigAuth {
 impl Default for SigAuth {
     fn default() -> Self {
         Self::new(DEFAULT_WINDOW_SECONDS)
-    }
-}
-
-/// Seen digests, each with the second after which it is forgotten. Bounded; expired entries
-/// are dropped a whole second at a time as time passes.
-#[derive(Debug)]
-pub struct ReplayCache {
-    capacity: usize,
-    seen: HashSet<u128>,
-    by_expiry: BTreeMap<i64, Vec<u128>>,
-}
-
-/// What [`ReplayCache::insert`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
-    New,
-    Replay,
-    Full,
-}
-
-impl ReplayCache {
-    pub fn new(capacity: usize) -> Self {
-        ReplayCache { capacity, seen: HashSet::new(), by_expiry: BTreeMap::new() }
-    }
-
-    /// Remembers `key` until `until` (Unix seconds), unless it was already seen.
-    pub fn insert(&mut self, key: u128, until: i64, now: i64) -> Seen {
-        while let Some(entry) = self.by_expiry.first_entry() {
-            if *entry.key() >= now {
-                break;
-            }
-            for k in entry.remove() {
-                self.seen.remove(&k);
-            }
-        }
-        if self.seen.contains(&key) {
-            return Seen::Replay;
-        }
-        if self.seen.len() >= self.capacity {
-            return Seen::Full;
-        }
-        self.seen.insert(key);
-        self.by_expiry.entry(until).or_default().push(key);
-        Seen::New
-    }
-
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
     }
 }
 

@@ -38,10 +38,20 @@ pub fn new_signing_key(out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Signs the event on stdin (signature version 2): a fresh random id and the current time, so
+/// the server accepts it once, within its time window (docs/identities.md).
 pub fn sign_event(key: &Path) -> anyhow::Result<ExitCode> {
     let key = load_signing_key(key)?;
     let event = input::read_stdin(1 << 20)?;
-    let signed = graven_core::event_sig::sign_event(&key, &event).context("the event on stdin")?;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let id = graven_core::hex::encode(&nonce);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let signed =
+        graven_core::event_sig::sign_event_v2(&key, &event, &id, now as i64).context("the event on stdin")?;
     let mut out = std::io::stdout().lock();
     out.write_all(&signed)?;
     out.write_all(b"\n")?;

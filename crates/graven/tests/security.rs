@@ -335,3 +335,92 @@ fn a_brute_force_hidden_in_a_flood_still_shows_in_the_log() {
         "the brute force tops the summary: {last}"
     );
 }
+
+fn client_sign_v2(k: &SigningKey, event: &str, id: &str, signed_at: i64) -> String {
+    String::from_utf8(graven_core::event_sig::sign_event_v2(k, event.as_bytes(), id, signed_at).unwrap())
+        .unwrap()
+}
+
+/// Review item 5: a client-signed event could be sent again (by its signer, or by whoever got a
+/// key for its identity) and was logged again. A signature now carries a one-time id and a
+/// signing time; the server logs each (key, id) once, refuses a signing time outside its
+/// window, and remembers the ids across restarts (it rebuilds them from the log itself).
+#[test]
+fn a_client_signed_event_is_accepted_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = start(&data, &[]);
+    let writer = s.identity("svc:signer", "writer", &[]);
+    let k = SigningKey::from_bytes(&[41u8; 32]);
+    add_public(&s, "svc:signer", &k);
+    let event = r#"{"action":"payment.refund","resource":{"type":"order","id":"o-7"}}"#;
+    let signed = client_sign_v2(&k, event, "refund-o-7-1", now_s());
+    let r = s.post_event(&writer, &signed);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let logged = s.event(r.json()["index"].as_u64().unwrap());
+    assert_eq!(logged["client_signature"]["id"], "refund-o-7-1");
+
+    // The same signed event again: refused, nothing appended but (perhaps) the denied record.
+    let d = common::refused(&s, 409, || s.post_event(&writer, &signed));
+    if let Some(d) = d {
+        assert_eq!(d["details"]["reason"], "client-signature-replayed", "{d}");
+    }
+    // The same id on another event is the same one-time id.
+    let other = client_sign_v2(
+        &k,
+        r#"{"action":"payment.refund","resource":{"type":"order","id":"o-8"}}"#,
+        "refund-o-7-1",
+        now_s(),
+    );
+    assert_eq!(s.post_event(&writer, &other).status, 409);
+    // Twice in one batch: the whole batch is refused, naming the line.
+    let a = client_sign_v2(&k, event, "batch-a", now_s());
+    let r = post_ndjson(&s, &writer, &format!("{a}\n{a}\n"));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.json()["detail"].as_str().unwrap().starts_with("line 2:"), "{}", r.body);
+    // Racing copies: exactly one is logged.
+    let racing = client_sign_v2(&k, event, "race-1", now_s());
+    let statuses: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8).map(|_| sc.spawn(|| s.post_event(&writer, &racing).status)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|&&c| c == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|&c| c == 201 || c == 409), "{statuses:?}");
+    // Outside the window (±300 s by default): refused, so an old signed event cannot be
+    // replayed once its id is forgotten.
+    for t in [now_s() - 3600, now_s() + 3600] {
+        let stale = client_sign_v2(&k, event, &format!("stale-{t}"), t);
+        let r = s.post_event(&writer, &stale);
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("client-signature-stale"), "{}", r.body);
+    }
+    // After a crash and a restart, the ids are still known.
+    let mut s = s;
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    drop(s);
+    let s = start(&data, &[]);
+    assert_eq!(s.post_event(&writer, &signed).status, 409, "a replay after a restart");
+    assert_eq!(s.post_event(&writer, &racing).status, 409);
+    let fresh = client_sign_v2(&k, event, "refund-o-7-2", now_s());
+    assert_eq!(s.post_event(&writer, &fresh).status, 201);
+    verify_ok(&s);
+}
+
+/// A version 1 signature has no id and no signing time, so it could be replayed at will: the
+/// server no longer takes one (verifiers still check those already in a log).
+#[test]
+fn a_version_1_client_signature_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    let writer = s.identity("svc:signer", "writer", &[]);
+    let k = SigningKey::from_bytes(&[42u8; 32]);
+    add_public(&s, "svc:signer", &k);
+    let v1 = String::from_utf8(graven_core::event_sig::sign_event(&k, br#"{"action":"deploy"}"#).unwrap())
+        .unwrap();
+    let before = s.size();
+    let r = s.post_event(&writer, &v1);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("client-signature-version") && r.body.contains("version 2"), "{}", r.body);
+    assert!(s.size() <= before + 1, "nothing but a denied record");
+}
