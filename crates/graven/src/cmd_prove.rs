@@ -211,17 +211,21 @@ fn from_server(
         return failed(&f, &format!("the inclusion proof of entry {index} does not verify: {e}"));
     }
     out["verified"] = json!(true);
-    println!("{out}");
+    println!("{}", crate::escape::json_line(&out));
     eprintln!(
         "OK: entry {index} is in {} at tree size {n} (root {root}), under the checkpoint of size {current} signed by {}",
-        cp.checkpoint().origin(),
-        vkey.name()
+        crate::escape::message(cp.checkpoint().origin()),
+        crate::escape::message(vkey.name())
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn failed(f: &HttpFetch, why: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("graven: proof FAILED for {}: {why}", f.location());
+    eprintln!(
+        "graven: proof FAILED for {}: {}",
+        crate::escape::message(&f.location()),
+        crate::escape::message(why)
+    );
     Ok(ExitCode::FAILURE)
 }
 
