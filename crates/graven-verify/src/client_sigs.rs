@@ -222,6 +222,44 @@ impl ClientSigChecker {
             return Ok(());
         };
         let ClientSignature { key_id: kid, sig: bytes, .. } = &sig;
+        let actor = str_at(get(m, "actor"), "id").unwrap_or_default();
+        match self.keys.get(kid) {
+            None if self.complete => {
+                return Err(format!(
+                    "client signature by key {}, which no graven.key.add_public event by an admin before it registers",
+                    quote(kid)
+                ));
+            }
+            None => self.unchecked += 1,
+            Some(k) => {
+                if k.identity != actor {
+                    return Err(format!(
+                        "client signature by key {} of {}, but the event's actor is {}",
+                        quote(kid),
+                        quote(&k.identity),
+                        quote(actor)
+                    ));
+                }
+                if let Some(r) = k.revoked_at {
+                    return Err(format!(
+                        "client signature by key {}, which was revoked at entry {r}",
+                        quote(kid)
+                    ));
+                }
+                event_sig::verify(&k.key, &sig, &message).map_err(|_| {
+                    format!(
+                        "the client signature (key {} of {}) does not verify: this is not the event {} signed",
+                        quote(kid),
+                        quote(actor),
+                        quote(actor)
+                    )
+                })?;
+                self.verified += 1;
+            }
+        }
+        // Checked after the signature itself, so that a signature copied onto another event
+        // is reported as not verifying; one that verifies twice is a replay. Signatures whose
+        // key this scan cannot know are remembered too.
         let digest = Sha256::digest(bytes);
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest[..16]);
@@ -230,37 +268,6 @@ impl ClientSigChecker {
                 "its client signature is the very one of entry {earlier}: a replay (a signature is made for one event, once)"
             ));
         }
-        let actor = str_at(get(m, "actor"), "id").unwrap_or_default();
-        let Some(k) = self.keys.get(kid) else {
-            if self.complete {
-                return Err(format!(
-                    "client signature by key {}, which no graven.key.add_public event by an admin before it registers",
-                    quote(kid)
-                ));
-            }
-            self.unchecked += 1;
-            return Ok(());
-        };
-        if k.identity != actor {
-            return Err(format!(
-                "client signature by key {} of {}, but the event's actor is {}",
-                quote(kid),
-                quote(&k.identity),
-                quote(actor)
-            ));
-        }
-        if let Some(r) = k.revoked_at {
-            return Err(format!("client signature by key {}, which was revoked at entry {r}", quote(kid)));
-        }
-        event_sig::verify(&k.key, &sig, &message).map_err(|_| {
-            format!(
-                "the client signature (key {} of {}) does not verify: this is not the event {} signed",
-                quote(kid),
-                quote(actor),
-                quote(actor)
-            )
-        })?;
-        self.verified += 1;
         Ok(())
     }
 }

@@ -152,6 +152,7 @@ fn from_server(
     }
     let cp = match fetch_checkpoint(&mut f, &vkey, origin) {
         Ok(cp) => cp,
+        Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &e.to_string()),
     };
     let current = cp.size();
@@ -172,6 +173,7 @@ fn from_server(
     }
     let entry = match fetch_entry(&mut f, LeafIndex(index), current) {
         Ok(e) => e,
+        Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &format!("reading entry {index}: {e}")),
     };
     if leaf_hash(&entry) != leaf {
@@ -227,6 +229,14 @@ fn failed(f: &HttpFetch, why: &str) -> anyhow::Result<ExitCode> {
         crate::escape::message(why)
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// The server could not be read: an error (exit 2), not a failed proof.
+fn unreachable(f: &HttpFetch, e: &graven_verify::VerifyError) -> anyhow::Result<ExitCode> {
+    bail!(
+        "could not read the log at {}: {e}; the log could not be read, this is not evidence of tampering",
+        f.location()
+    )
 }
 
 fn get_json(f: &mut HttpFetch, path: &str) -> anyhow::Result<Value> {
