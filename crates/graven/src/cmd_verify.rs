@@ -257,7 +257,7 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
             if job.json {
                 println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
             } else {
-                println!("{}", escape::message(&success_text(&v, &remembered, secs)));
+                print_lines(&success_text(&v, &remembered, secs));
                 for line in sig_lines(&sigs) {
                     println!("{}", escape::message(&line));
                 }
@@ -342,12 +342,18 @@ fn sig_lines(s: &Sigs) -> Vec<String> {
     }
     if let (n @ 1.., Some(first)) = (s.non_events.count, s.non_events.first) {
         lines.push(format!(
-            "{n} {} not Graven event{} (first at entry {first}): not JSON objects the strict RFC 8785 parser accepts (lines appended with --raw, for example); none of them carries a client signature",
-            plural(n, "entry is", "entries are"),
-            plural(n, "", "s"),
+            "{n} {} (first at entry {first}): not a JSON object the strict RFC 8785 parser accepts (a line appended with --raw, for example) and carrying no client signature",
+            plural(n, "entry is not a Graven event", "entries are not Graven events"),
         ));
     }
     lines
+}
+
+/// Prints our own multi-line text, each line escaped on its own.
+fn print_lines(text: &str) {
+    for line in text.lines() {
+        println!("{}", escape::message(line));
+    }
 }
 
 fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
@@ -374,7 +380,7 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
                     if job.json {
                         println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
                     } else {
-                        println!("{}", escape::message(&success_text(&v, &remembered, secs)));
+                        print_lines(&success_text(&v, &remembered, secs));
                         for line in sig_lines(&sigs) {
                             println!("{}", escape::message(&line));
                         }
