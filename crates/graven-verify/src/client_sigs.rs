@@ -198,10 +198,9 @@ impl ClientSigChecker {
                     k.revoked_at.get_or_insert(index);
                 }
             }
-            "graven.identity.create" => {
-                if str_at(details, "role") == Some("admin") {
-                    self.admins.insert(identity);
-                }
+            // Roles are fixed at creation: only an admin's creation of an admin adds one.
+            "graven.identity.create" if str_at(details, "role") == Some("admin") => {
+                self.admins.insert(identity);
             }
             "graven.identity.revoke" => {
                 for k in self.keys.values_mut().filter(|k| k.identity == identity) {

@@ -117,7 +117,9 @@ impl Reader<'_> {
     /// An unquoted key: everything up to a colon, a space, a comma or a brace.
     fn bare(&mut self) -> Vec<u8> {
         let start = self.i;
-        while self.peek().is_some_and(|c| !matches!(c, b':' | b',' | b'{' | b'}' | b'[' | b']') && !c.is_ascii_whitespace()) {
+        while self.peek().is_some_and(|c| {
+            !matches!(c, b':' | b',' | b'{' | b'}' | b'[' | b']') && !c.is_ascii_whitespace()
+        }) {
             self.i += 1;
         }
         if self.i == start {
@@ -170,6 +172,20 @@ mod tests {
             r#"{"a":"\"","client_signature":1"#,
         ] {
             assert!(has(yes.as_bytes(), f), "{yes}");
+        }
+        // Any bytes at all: an answer, never a panic or a hang.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let alphabet = b"{}[]\"',:\\u0dD8c_ \n\tclient_signature\xef\xbb\xbf";
+        for len in 0..2000 {
+            let bytes: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let _ = has(&bytes, f);
         }
         for no in [
             "",

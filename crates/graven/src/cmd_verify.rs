@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
+use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
     DirFetch, Fetch, HttpFetch, Mode, Remembered, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
     VisitError, verify_log_since_visiting,
 };
-use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use serde_json::{Value, json};
 
 use crate::{escape, input};
@@ -217,7 +217,9 @@ fn verify_once<F: Fetch>(
     };
     let verified = match result {
         Ok(v) => v,
-        Err(e) if e.is_outage() => return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs }),
+        Err(e) if e.is_outage() => {
+            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs });
+        }
         Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs }),
     };
     match job.store.remember(&verified) {
@@ -448,7 +450,11 @@ fn deliver(url: &str, report: &mut Value) {
         Err(e) => json!(format!("failed: {e}")),
     };
     if let Err(e) = sent {
-        eprintln!("graven: could not deliver the report to {}: {}", escape::message(url), escape::message(&format!("{e:#}")));
+        eprintln!(
+            "graven: could not deliver the report to {}: {}",
+            escape::message(url),
+            escape::message(&format!("{e:#}"))
+        );
     }
 }
 

@@ -440,7 +440,12 @@ mod tests {
             let v: Value = serde_json::from_str(&jsonl(&rec(leaf))).unwrap();
             assert!(v.get("event").is_none(), "{v}");
             use base64::Engine as _;
-            assert_eq!(base64::engine::general_purpose::STANDARD.decode(v["entry_base64"].as_str().unwrap()).unwrap(), leaf);
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD
+                    .decode(v["entry_base64"].as_str().unwrap())
+                    .unwrap(),
+                leaf
+            );
         }
         let raw_line = jsonl(&rec(b"\xffraw"));
         let v: Value = serde_json::from_str(&raw_line).unwrap();

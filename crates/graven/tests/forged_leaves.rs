@@ -91,12 +91,8 @@ fn registry_events_are_honoured_only_from_admins() {
     let honest2 = signed(&k, "svc:x", r#"{"action":"deploy","details":{"n":2}}"#);
 
     // A writer registers garbage as a key: before, `graven verify` failed on it forever.
-    let garbage = registry(
-        "svc:evil",
-        "graven.key.add_public",
-        "x",
-        json!({"key_id": "x", "public_key": "garbage"}),
-    );
+    let garbage =
+        registry("svc:evil", "graven.key.add_public", "x", json!({"key_id": "x", "public_key": "garbage"}));
     let v = verified(&[reg.clone(), honest.clone(), garbage.clone()]);
     assert_eq!(v["client_signatures"]["verified"], 1, "{v}");
     assert_eq!(v["registry_events_ignored"], json!({"count": 1, "first_index": 2}), "{v}");
@@ -108,12 +104,14 @@ fn registry_events_are_honoured_only_from_admins() {
     assert_eq!(v["client_signatures"]["verified"], 2, "{v}");
     assert_eq!(v["registry_events_ignored"], json!({"count": 2, "first_index": 2}), "{v}");
     // The start-up events of the server itself are not honoured either.
-    let by_server = registry("graven:server", "graven.key.revoke_public", "svc:x", json!({"key_id": kid(&k)}));
+    let by_server =
+        registry("graven:server", "graven.key.revoke_public", "svc:x", json!({"key_id": kid(&k)}));
     let v = verified(&[reg.clone(), by_server, honest2.clone()]);
     assert_eq!(v["registry_events_ignored"]["count"], 1, "{v}");
     // A writer's key registration does not let it sign in anyone's name.
     let mine = key(32);
-    let v = verify_lines(&[add_public("svc:evil", "svc:y", &mine), signed(&mine, "svc:y", r#"{"action":"a"}"#)]);
+    let v =
+        verify_lines(&[add_public("svc:evil", "svc:y", &mine), signed(&mine, "svc:y", r#"{"action":"a"}"#)]);
     assert_eq!(v.0.status.code(), Some(1), "{}", stderr(&v.0));
     assert!(stderr(&v.0).contains("entry 1:") && stderr(&v.0).contains("registers"), "{}", stderr(&v.0));
 
@@ -123,8 +121,9 @@ fn registry_events_are_honoured_only_from_admins() {
 
     // Admins created by an admin count; one created by a writer does not; a revoked one no longer.
     let k2 = key(33);
-    let make_admin =
-        |by: &str, id: &str| registry(by, "graven.identity.create", id, json!({"role": "admin", "kind": "bot"}));
+    let make_admin = |by: &str, id: &str| {
+        registry(by, "graven.identity.create", id, json!({"role": "admin", "kind": "bot"}))
+    };
     let by_ops = add_public("ops", "svc:z", &k2);
     let z = signed(&k2, "svc:z", r#"{"action":"z"}"#);
     let v = verified(&[make_admin("admin", "ops"), by_ops.clone(), z.clone()]);
@@ -137,7 +136,8 @@ fn registry_events_are_honoured_only_from_admins() {
     refused(&[make_admin("admin", "ops"), fired, by_ops, z], &["entry 3:"]);
 
     // A malformed registration that an admin really wrote is still a verification failure.
-    let bad = registry("admin", "graven.key.add_public", "x", json!({"key_id": "x", "public_key": "garbage"}));
+    let bad =
+        registry("admin", "graven.key.add_public", "x", json!({"key_id": "x", "public_key": "garbage"}));
     refused(&[bad], &["entry 0:", "Ed25519 public key"]);
 
     // The text output reports the ignored events too.
@@ -175,7 +175,8 @@ fn a_client_signed_leaf_the_strict_parser_refuses_fails_verification() {
     refused(&[reg.clone(), canonical(&bad)], &["entry 1:", "client_signature"]);
 
     // Raw lines are legitimate: counted, reported, no failure.
-    let v = verified(&["plain text".into(), reg.clone(), "[1,2]".into(), honest.clone(), "{\"n\":1e400}".into()]);
+    let v =
+        verified(&["plain text".into(), reg.clone(), "[1,2]".into(), honest.clone(), "{\"n\":1e400}".into()]);
     assert_eq!(v["non_events"], json!({"count": 3, "first_index": 0}), "{v}");
     assert_eq!(v["client_signatures"]["verified"], 1, "{v}");
     let log = TestLog::new("forged.example/raw");
@@ -206,7 +207,12 @@ fn verify_messages_quote_leaf_strings_escaped() {
     let k = key(61);
     let cases = [
         // An admin's registration with a hostile key id.
-        vec![registry("admin", "graven.key.add_public", hostile, json!({"key_id": hostile, "public_key": "x"}))],
+        vec![registry(
+            "admin",
+            "graven.key.add_public",
+            hostile,
+            json!({"key_id": hostile, "public_key": "x"}),
+        )],
         // A key registered to one identity by an admin, and to a hostile one.
         vec![add_public("admin", "svc:x", &k), add_public("admin", hostile, &k)],
         // A signature whose event names a hostile actor.

@@ -305,7 +305,10 @@ fn a_copy_of_a_verified_directory_with_an_altered_old_entry_is_refused() {
     assert_eq!(v["ok"], false);
     // The honest directory: a full check by default, still held to the remembered checkpoint.
     let v = json(&verify(&d, &log, &["--json"]));
-    assert_eq!((&v["mode"], &v["trust"], &v["entries_hashed"]), (&"full".into(), &"consistent".into(), &600.into()));
+    assert_eq!(
+        (&v["mode"], &v["trust"], &v["entries_hashed"]),
+        (&"full".into(), &"consistent".into(), &600.into())
+    );
     let text = ok(&verify(&d, &log, &[]));
     assert!(text.contains("fully re-verified"), "{text}");
 }
@@ -346,14 +349,21 @@ fn an_unreachable_log_exits_2_and_is_not_reported_as_tampering() {
     let out = verify(&dead, &log, &["--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let v = json(&out);
-    assert_eq!((&v["ok"], &v["error_kind"], &v["alert"]), (&false.into(), &"unreachable".into(), &Value::Null));
+    assert_eq!(
+        (&v["ok"], &v["error_kind"], &v["alert"]),
+        (&false.into(), &"unreachable".into(), &Value::Null)
+    );
 
     // A real server that refuses the read path without a credential: 401.
     let tmp = tempfile::tempdir().unwrap();
     let s = common::start(&tmp.path().join("data"), &[]);
     let out = verify(&s.url("/"), &log, &["--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("401") && stderr(&out).contains("not evidence of tampering"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("401") && stderr(&out).contains("not evidence of tampering"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(json(&out)["error_kind"], "unreachable");
 
     // --follow tolerates failed polls, and its final give-up is an outage too.
