@@ -157,7 +157,8 @@ impl Failure {
         match self {
             Failure::Verify(VerifyError::Rollback(_)) => "rollback",
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
-            Failure::Verify(_) | Failure::Unreachable(_) => "verification-failed",
+            Failure::Verify(_) => "verification-failed",
+            Failure::Unreachable(_) => "unreachable",
         }
     }
     fn message(&self) -> String {
