@@ -8,17 +8,52 @@
 //! client sent it. So even the operator cannot put an event in an identity's name without a
 //! forged registration being there for every auditor to see.
 //!
+//! **Only admins change the key set.** A registry event (`graven.key.add_public`,
+//! `graven.key.revoke_public`, `graven.identity.create`, `graven.identity.revoke`) is honoured
+//! only if its `actor.id` is an admin *as recorded in the log itself*: the set starts as the
+//! server's bootstrap identity [`BOOTSTRAP_ADMIN`]; an admin's `graven.identity.create` with
+//! `details.role == "admin"` adds its `resource.id`; an admin's `graven.identity.revoke`
+//! removes it (roles cannot change after creation, and ids are never reused). Any other
+//! registry event (a writer's, or `graven:server`'s) changes nothing; it is counted in
+//! [`ClientSigChecker::registry_ignored`], never silently dropped.
+//!
+//! **Every leaf is accounted for.** A leaf that is not a JSON object the strict RFC 8785
+//! parser accepts is not a Graven event (a `graven log append --raw` line, say): it is counted
+//! in [`ClientSigChecker::non_events`]. But if a lenient reader could still find a top-level
+//! `client_signature` in it, verification fails: such a leaf would be shown in the signer's
+//! name while no verifier can check it.
+//!
+//! **A signature is used once.** Two entries with the same client signature are a replay and
+//! fail verification, naming both. Signatures are remembered by a 128-bit digest, so memory
+//! grows with the number of signed events in the scanned range, and a scan that starts in the
+//! middle of the log only sees duplicates within what it scans.
+//!
 //! A scan that starts in the middle of the log (an incremental `graven verify`) may meet a key
-//! registered before its start: such signatures are counted as not checked, not as failures;
-//! `graven verify --full` checks them all.
+//! registered before its start, or an admin created before it: such signatures are counted as
+//! not checked, not as failures, and such admins' registry events as ignored; `graven verify
+//! --full` checks them all.
+//!
+//! Every string a message quotes from a leaf goes through [`crate::text::quote`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::VerifyingKey;
-use graven_core::event_sig;
+use graven_core::event_sig::{self, ClientSignature};
 use graven_core::jcs::{self, Value};
+use sha2::{Digest, Sha256};
+
+use crate::lenient;
+use crate::text::quote;
+
+/// The identity the server creates at bootstrap, with role admin. The server sets `actor`
+/// from the verified credential and never reuses an id, so no one else is ever attributed it.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// The actions that change identities or their public keys.
+pub const REGISTRY_ACTIONS: [&str; 4] =
+    ["graven.key.add_public", "graven.key.revoke_public", "graven.identity.create", "graven.identity.revoke"];
 
 #[derive(Debug)]
 struct Key {
@@ -27,14 +62,36 @@ struct Key {
     revoked_at: Option<u64>,
 }
 
+/// How many entries of one kind a scan met, and the index of the first.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub count: u64,
+    pub first: Option<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, index: u64) {
+        self.count += 1;
+        self.first.get_or_insert(index);
+    }
+}
+
 /// Builds the key set from the log as it is scanned and checks every client signature.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientSigChecker {
     keys: HashMap<String, Key>,
+    admins: HashSet<String>,
+    /// Every client signature met so far (a digest of its 64 bytes) and where.
+    seen: HashMap<u128, u64>,
     /// Whether the scan started at entry 0 (so every registration has been seen).
     complete: bool,
     pub verified: u64,
     pub unchecked: u64,
+    /// Registry events not honoured because their actor is not an admin (or, for an admin's,
+    /// because it does not record a success on an identity).
+    pub registry_ignored: Tally,
+    /// Entries that are not a JSON object the strict parser accepts.
+    pub non_events: Tally,
 }
 
 fn get<'a>(members: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
@@ -54,89 +111,162 @@ fn str_at<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
 impl ClientSigChecker {
     /// `complete`: the scan starts at the first entry of the log.
     pub fn new(complete: bool) -> Self {
-        ClientSigChecker { complete, ..Default::default() }
+        ClientSigChecker {
+            keys: HashMap::new(),
+            admins: HashSet::from([BOOTSTRAP_ADMIN.to_owned()]),
+            seen: HashMap::new(),
+            complete,
+            verified: 0,
+            unchecked: 0,
+            registry_ignored: Tally::default(),
+            non_events: Tally::default(),
+        }
     }
 
     /// Looks at entry `index`. An error message says what is wrong with it.
     pub fn visit(&mut self, index: u64, entry: &[u8]) -> Result<(), String> {
-        // Not every log entry is a Graven event (raw `graven log append --raw` lines).
-        let Ok(Value::Object(m)) = jcs::parse(entry) else { return Ok(()) };
-        let action = match get(&m, "action") {
-            Some(Value::String(a)) => a.as_str(),
-            _ => "",
-        };
-        let audited = matches!(get(&m, "outcome"), Some(Value::String(o)) if o == "success")
-            && str_at(get(&m, "resource"), "type") == Some("graven.identity");
-        if audited {
-            let identity = str_at(get(&m, "resource"), "id").unwrap_or_default().to_owned();
-            let details = get(&m, "details");
-            match action {
-                "graven.key.add_public" => {
-                    let kid = str_at(details, "key_id").unwrap_or_default();
-                    let key = str_at(details, "public_key")
-                        .and_then(|k| B64.decode(k).ok())
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-                        .ok_or_else(|| {
-                            format!("key registration {kid:?} does not carry a valid Ed25519 public key")
-                        })?;
-                    let derived = event_sig::key_id(key.as_bytes());
-                    if derived != kid {
-                        return Err(format!(
-                            "key registration names key id {kid:?}, but its public key's id is {derived}"
-                        ));
-                    }
-                    if let Some(old) = self.keys.get(kid)
-                        && old.identity != identity
-                    {
-                        return Err(format!(
-                            "key {kid} is registered to {identity}, but already belongs to {}",
-                            old.identity
-                        ));
-                    }
-                    self.keys.insert(kid.to_owned(), Key { identity, key, revoked_at: None });
-                }
-                "graven.key.revoke_public" => {
-                    if let Some(k) = str_at(details, "key_id").and_then(|kid| self.keys.get_mut(kid)) {
-                        k.revoked_at.get_or_insert(index);
-                    }
-                }
-                "graven.identity.revoke" => {
-                    for k in self.keys.values_mut().filter(|k| k.identity == identity) {
-                        k.revoked_at.get_or_insert(index);
-                    }
-                }
-                _ => {}
+        let members = match jcs::parse(entry) {
+            Ok(Value::Object(m)) => m,
+            // A strictly parsed array, string or number has no members at all.
+            Ok(_) => {
+                self.non_events.add(index);
+                return Ok(());
             }
+            Err(e) => {
+                self.non_events.add(index);
+                if lenient::has_top_level_member(entry, event_sig::FIELD) {
+                    return Err(format!(
+                        "this entry carries a client signature, but it is not an event the strict RFC 8785 parser accepts (it stops at byte {}): other readers may show it in the signer's name, yet no verifier can check it",
+                        e.offset()
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        self.registry(index, &members)?;
+        self.signature(index, entry, &members)
+    }
+
+    /// Applies a registry event to the admins and keys, if an admin made it.
+    fn registry(&mut self, index: u64, m: &[(String, Value)]) -> Result<(), String> {
+        let Some(Value::String(action)) = get(m, "action") else { return Ok(()) };
+        if !REGISTRY_ACTIONS.contains(&action.as_str()) {
+            return Ok(());
         }
-        let Some((sig, message)) = event_sig::signed_message_from_leaf(entry).map_err(|e| e.to_string())?
+        let by_admin = str_at(get(m, "actor"), "id").is_some_and(|a| self.admins.contains(a));
+        let succeeded = matches!(get(m, "outcome"), Some(Value::String(o)) if o == "success")
+            && str_at(get(m, "resource"), "type") == Some("graven.identity");
+        if !(by_admin && succeeded) {
+            self.registry_ignored.add(index);
+            return Ok(());
+        }
+        let identity = str_at(get(m, "resource"), "id")
+            .ok_or_else(|| format!("{action} by an admin names no identity (resource.id)"))?
+            .to_owned();
+        let details = get(m, "details");
+        match action.as_str() {
+            "graven.key.add_public" => {
+                let kid = str_at(details, "key_id").unwrap_or_default();
+                let key = str_at(details, "public_key")
+                    .and_then(|k| B64.decode(k).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+                    .ok_or_else(|| {
+                        format!("key registration {} does not carry a valid Ed25519 public key", quote(kid))
+                    })?;
+                let derived = event_sig::key_id(key.as_bytes());
+                if derived != kid {
+                    return Err(format!(
+                        "key registration names key id {}, but its public key's id is {derived}",
+                        quote(kid)
+                    ));
+                }
+                if let Some(old) = self.keys.get(kid)
+                    && old.identity != identity
+                {
+                    return Err(format!(
+                        "key {} is registered to {}, but already belongs to {}",
+                        quote(kid),
+                        quote(&identity),
+                        quote(&old.identity)
+                    ));
+                }
+                self.keys.insert(kid.to_owned(), Key { identity, key, revoked_at: None });
+            }
+            "graven.key.revoke_public" => {
+                if let Some(k) = str_at(details, "key_id").and_then(|kid| self.keys.get_mut(kid)) {
+                    k.revoked_at.get_or_insert(index);
+                }
+            }
+            // Roles are fixed at creation: only an admin's creation of an admin adds one.
+            "graven.identity.create" if str_at(details, "role") == Some("admin") => {
+                self.admins.insert(identity);
+            }
+            "graven.identity.revoke" => {
+                for k in self.keys.values_mut().filter(|k| k.identity == identity) {
+                    k.revoked_at.get_or_insert(index);
+                }
+                self.admins.remove(&identity);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks the entry's client signature, if it has one.
+    fn signature(&mut self, index: u64, entry: &[u8], m: &[(String, Value)]) -> Result<(), String> {
+        let Some((sig, message)) = event_sig::signed_message_from_leaf(entry)
+            .map_err(|e| format!("its client_signature cannot be checked: {e}"))?
         else {
             return Ok(());
         };
-        let actor = str_at(get(&m, "actor"), "id").unwrap_or_default();
-        let kid = &sig.key_id;
-        let Some(k) = self.keys.get(kid) else {
-            if self.complete {
+        let ClientSignature { key_id: kid, sig: bytes, .. } = &sig;
+        let actor = str_at(get(m, "actor"), "id").unwrap_or_default();
+        match self.keys.get(kid) {
+            None if self.complete => {
                 return Err(format!(
-                    "client signature by key {kid}, which no graven.key.add_public event before it registers"
+                    "client signature by key {}, which no graven.key.add_public event by an admin before it registers",
+                    quote(kid)
                 ));
             }
-            self.unchecked += 1;
-            return Ok(());
-        };
-        if k.identity != actor {
+            None => self.unchecked += 1,
+            Some(k) => {
+                if k.identity != actor {
+                    return Err(format!(
+                        "client signature by key {} of {}, but the event's actor is {}",
+                        quote(kid),
+                        quote(&k.identity),
+                        quote(actor)
+                    ));
+                }
+                if let Some(r) = k.revoked_at {
+                    return Err(format!(
+                        "client signature by key {}, which was revoked at entry {r}",
+                        quote(kid)
+                    ));
+                }
+                event_sig::verify(&k.key, &sig, &message).map_err(|_| {
+                    format!(
+                        "the client signature (key {} of {}) does not verify: this is not the event {} signed",
+                        quote(kid),
+                        quote(actor),
+                        quote(actor)
+                    )
+                })?;
+                self.verified += 1;
+            }
+        }
+        // Checked after the signature itself, so that a signature copied onto another event
+        // is reported as not verifying; one that verifies twice is a replay. Signatures whose
+        // key this scan cannot know are remembered too.
+        let digest = Sha256::digest(bytes);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        if let Some(earlier) = self.seen.insert(u128::from_be_bytes(first), index) {
             return Err(format!(
-                "client signature by key {kid} of {}, but the event's actor is {actor}",
-                k.identity
+                "its client signature is the very one of entry {earlier}: a replay (a signature is made for one event, once)"
             ));
         }
-        if let Some(r) = k.revoked_at {
-            return Err(format!("client signature by key {kid}, which was revoked at entry {r}"));
-        }
-        event_sig::verify(&k.key, &sig, &message).map_err(|_| {
-            format!("the client signature (key {kid} of {actor}) does not verify: this is not the event {actor} signed")
-        })?;
-        self.verified += 1;
         Ok(())
     }
 }

@@ -4,6 +4,9 @@ use std::io;
 use std::path::PathBuf;
 
 /// Why a file could not be fetched (as opposed to not existing).
+///
+/// [`FetchError::TooLarge`] says the file is there but cannot be what the log should hold;
+/// every other variant says the file could not be read at all (see [`FetchError::is_outage`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
@@ -11,11 +14,33 @@ pub enum FetchError {
     Io(#[from] io::Error),
     #[error("{path} is larger than the {limit}-byte limit for that kind of file")]
     TooLarge { path: String, limit: u64 },
+    /// The request or the transfer failed (connection refused, timeout, TLS, a cut body).
     #[error("HTTP: {0}")]
     Http(String),
+    /// The server answered, but with neither the file (200) nor "no such file" (404, 410):
+    /// 401 or 403 (a credential is needed), 429, 5xx, ...
+    #[error("GET {url}: HTTP status {status}{}", status_hint(*.status))]
+    Status { url: String, status: u16 },
     /// A source other than the ones here (an object store) failed.
     #[error("{0}")]
     Other(String),
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => " (the server refuses to serve the log without a valid credential)",
+        429 | 503 => " (the server is overloaded or down)",
+        500..=599 => " (the server failed)",
+        _ => "",
+    }
+}
+
+impl FetchError {
+    /// Whether this only says the file could not be read (the network, the server, a
+    /// credential, the disk), as opposed to saying something about its contents.
+    pub fn is_outage(&self) -> bool {
+        !matches!(self, FetchError::TooLarge { .. })
+    }
 }
 
 /// A source of a tiled log's files, by path relative to the log's root (`checkpoint`,
@@ -114,7 +139,7 @@ impl Fetch for HttpFetch {
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),
-            s => return Err(FetchError::Http(format!("GET {url}: status {s}"))),
+            status => return Err(FetchError::Status { url, status }),
         }
         let body = resp.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
             ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { path: path.to_owned(), limit },

@@ -17,6 +17,8 @@ pub mod bundle;
 mod bundle_write;
 pub mod client_sigs;
 mod fetch;
+mod lenient;
+pub mod text;
 mod trust;
 mod walk;
 
@@ -32,6 +34,8 @@ use graven_core::note::{self, VerifierKey};
 use graven_core::tile::{self, BundleId, TILE_WIDTH, TileDataError, TileId};
 use graven_core::tile_source::{TileHashes, TileSourceError};
 
+/// The path of the log's checkpoint (C2SP tlog-tiles).
+const CHECKPOINT: &str = "checkpoint";
 /// Largest hash tile: 256 hashes of 32 bytes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
 /// Largest entry bundle: 256 entries of at most 65,535 bytes, each with a 2-byte length.
@@ -82,6 +86,19 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// Whether this only says that the log could not be read, which is no evidence about the
+    /// log at all: a file that could not be fetched (network, server error, HTTP 401/403, a
+    /// disk error), or no checkpoint where the log was looked for (a wrong address, or nothing
+    /// published there). Everything else is something that was read and found wrong, including
+    /// a file that the signed checkpoint commits to and a reachable log does not have.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            VerifyError::Fetch { source, .. } => source.is_outage(),
+            VerifyError::Missing { path, .. } => path == CHECKPOINT,
+            _ => false,
+        }
+    }
+
     /// The two conflicting checkpoints, if this is a rollback or a fork.
     pub fn divergence(&self) -> Option<&Divergence> {
         match self {
@@ -241,7 +258,7 @@ pub fn fetch_checkpoint<F: Fetch>(
     vkey: &VerifierKey,
     origin: Option<&str>,
 ) -> Result<VerifiedCheckpoint, VerifyError> {
-    let path = "checkpoint";
+    let path = CHECKPOINT;
     let bytes = match f.fetch(path, note::MAX_NOTE_SIZE as u64) {
         Ok(Some(b)) => b,
         Ok(None) => return Err(VerifyError::Missing { path: path.into(), size: 0 }),

@@ -1,4 +1,5 @@
-//! `graven verify <bundle.tar>`: an evidence bundle checked fully offline.
+//! `graven verify <bundle.tar>`: an evidence bundle checked fully offline. A bundle is always
+//! checked in full (every file, every proof); nothing of it is remembered between runs.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,6 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use graven_core::note::VerifierKey;
 use graven_verify::bundle::{self, KeySource};
+
+use crate::escape;
 
 /// Whether `target` names an evidence bundle rather than a log.
 pub fn is_bundle(target: &str) -> bool {
@@ -37,7 +40,7 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({
+                    escape::json_line(&serde_json::json!({
                         "ok": true,
                         "bundle": target,
                         "origin": r.origin,
@@ -50,7 +53,8 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
                         "files": r.files,
                         "seconds": secs,
                         "entries_per_second": if secs > 0.0 { r.events.len() as f64 / secs } else { 0.0 },
-                    })
+                        "mode": "full",
+                    }))
                 );
             }
             let range = match (r.events.first(), r.events.last()) {
@@ -72,10 +76,12 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
                 r.files,
                 describe(&r.key, r.key_source)
             );
+            // Each line escaped on its own: the bundle's origin and key are its own words.
+            let out: Vec<String> = out.lines().map(|l| escape::message(l).into_owned()).collect();
             if json {
-                eprintln!("{out}");
+                eprintln!("{}", out.join("\n"));
             } else {
-                println!("{out}");
+                println!("{}", out.join("\n"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -83,23 +89,27 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({
+                    escape::json_line(&serde_json::json!({
                         "ok": false,
+                        "error_kind": "alert",
+                        "alert": "verification-failed",
                         "bundle": target,
                         "problems": f.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                         "trusted_key": f.key.as_ref().map(|(k, _)| k.to_string()),
-                    })
+                    }))
                 );
             }
-            eprintln!("graven: evidence bundle {target} FAILED verification:");
+            eprintln!("graven: evidence bundle {} FAILED verification:", escape::message(target));
             for p in &f.problems {
-                eprintln!("  - {}", crate::escape::for_terminal(&p.to_string()));
+                eprintln!("  - {}", escape::for_terminal(&p.to_string()));
             }
             if f.stopped_early {
                 eprintln!("  (stopped reading the bundle here)");
             }
             if let Some((k, s)) = &f.key {
-                eprintln!("{}", describe(k, *s));
+                for l in describe(k, *s).lines() {
+                    eprintln!("{}", escape::message(l));
+                }
             }
             Ok(ExitCode::FAILURE)
         }

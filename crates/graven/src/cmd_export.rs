@@ -11,7 +11,7 @@ use graven_verify::BundleWriter;
 
 use crate::export_format::{self, Format, Record};
 use crate::export_source::{self, Filters, Opened, Server, Source};
-use crate::{cmd_verify, input};
+use crate::{cmd_verify, escape, input};
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -74,7 +74,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if opened.key_from_server {
         eprintln!(
             "graven: warning: no --vkey given; trusting the key the server states ({}). Pass --vkey to check it is the log you mean.",
-            opened.key
+            escape::message(&opened.key.to_string())
         );
     }
     match &args.bundle {
@@ -165,8 +165,8 @@ fn records(args: &ExportArgs, src: &Source, opened: &Opened) -> anyhow::Result<E
     };
     eprintln!(
         "graven: exported {n} events from {} ({}, tree size {}), each verified against its checkpoint",
-        export_source::location(src),
-        origin,
+        escape::message(&export_source::location(src)),
+        escape::message(&origin),
         opened.checkpoint.size()
     );
     Ok(ExitCode::SUCCESS)
@@ -225,7 +225,7 @@ fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyh
             eprintln!(
                 "graven: wrote {}: {n} events with inclusion proofs against {} size {}, {} older checkpoints",
                 path.display(),
-                opened.origin(),
+                escape::message(opened.origin()),
                 opened.checkpoint.size(),
                 older.len()
             );

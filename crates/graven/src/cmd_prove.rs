@@ -152,6 +152,7 @@ fn from_server(
     }
     let cp = match fetch_checkpoint(&mut f, &vkey, origin) {
         Ok(cp) => cp,
+        Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &e.to_string()),
     };
     let current = cp.size();
@@ -172,6 +173,7 @@ fn from_server(
     }
     let entry = match fetch_entry(&mut f, LeafIndex(index), current) {
         Ok(e) => e,
+        Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &format!("reading entry {index}: {e}")),
     };
     if leaf_hash(&entry) != leaf {
@@ -211,18 +213,30 @@ fn from_server(
         return failed(&f, &format!("the inclusion proof of entry {index} does not verify: {e}"));
     }
     out["verified"] = json!(true);
-    println!("{out}");
+    println!("{}", crate::escape::json_line(&out));
     eprintln!(
         "OK: entry {index} is in {} at tree size {n} (root {root}), under the checkpoint of size {current} signed by {}",
-        cp.checkpoint().origin(),
-        vkey.name()
+        crate::escape::message(cp.checkpoint().origin()),
+        crate::escape::message(vkey.name())
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn failed(f: &HttpFetch, why: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("graven: proof FAILED for {}: {why}", f.location());
+    eprintln!(
+        "graven: proof FAILED for {}: {}",
+        crate::escape::message(&f.location()),
+        crate::escape::message(why)
+    );
     Ok(ExitCode::FAILURE)
+}
+
+/// The server could not be read: an error (exit 2), not a failed proof.
+fn unreachable(f: &HttpFetch, e: &graven_verify::VerifyError) -> anyhow::Result<ExitCode> {
+    bail!(
+        "could not read the log at {}: {e}; the log could not be read, this is not evidence of tampering",
+        f.location()
+    )
 }
 
 fn get_json(f: &mut HttpFetch, path: &str) -> anyhow::Result<Value> {

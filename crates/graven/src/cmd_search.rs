@@ -1,6 +1,6 @@
 //! `graven search` and `graven tail`: reading a server's events as a person (a table whose
 //! every field is escaped) or as a program (`--json`, one object per line as the server sent
-//! it).
+//! it, with the characters a terminal would act on written as `\uXXXX` escapes).
 
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
@@ -102,7 +102,7 @@ pub fn row(item: &Value) -> String {
 
 fn print_item(out: &mut impl Write, item: &Value, json: bool) -> anyhow::Result<()> {
     if json {
-        writeln!(out, "{item}")?;
+        writeln!(out, "{}", crate::escape::json_line(item))?;
     } else {
         writeln!(out, "{}", row(item))?;
     }

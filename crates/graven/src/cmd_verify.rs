@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
+use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
     DirFetch, Fetch, HttpFetch, Mode, Remembered, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
     VisitError, verify_log_since_visiting,
 };
 use serde_json::{Value, json};
 
-use crate::input;
+use crate::{escape, input};
 
 /// Polls in a row that may fail to fetch (network down, server restarting) before `--follow`
 /// gives up and alerts.
@@ -44,8 +45,15 @@ pub struct VerifyArgs {
     #[arg(long, env = "GRAVEN_TRUST_DIR")]
     trust_dir: Option<PathBuf>,
     /// Re-verify every bundle and tile, not only what is new since the remembered checkpoint.
-    #[arg(long)]
+    /// The default for a directory and an evidence bundle; for a URL or s3:// it re-reads
+    /// the whole log instead of only what is new.
+    #[arg(long, conflicts_with = "incremental")]
     full: bool,
+    /// Read only what is new since the remembered checkpoint, trusting that the entries it
+    /// covered have not changed since (the default for a URL or s3://, and for every poll of
+    /// --follow after the first).
+    #[arg(long)]
+    incremental: bool,
     /// Keep watching: poll the log, verify each new checkpoint, stop and alert on any failure.
     #[arg(long)]
     follow: bool,
@@ -79,7 +87,10 @@ struct Job {
     vkey: VerifierKey,
     origin: String,
     store: TrustStore,
+    /// For a one-shot run and the first poll of `--follow`.
     mode: Mode,
+    /// For the later polls of `--follow`.
+    follow_mode: Mode,
     json: bool,
 }
 
@@ -91,8 +102,18 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         load_vkey(a.vkey.as_deref().ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
     let store = TrustStore::locate(a.trust_dir.clone(), |k| std::env::var_os(k))?;
     let origin = a.origin.clone().unwrap_or_else(|| vkey.name().to_owned());
-    let job =
-        Job { vkey, origin, store, mode: if a.full { Mode::Full } else { Mode::Incremental }, json: a.json };
+    // A local directory (or bundle) is cheap to re-read, and its trust-store entry is keyed
+    // by origin and key, not by location: a copy of a verified log with an altered old entry
+    // must not pass as "nothing new". Remote logs stay incremental, and say so.
+    let remote = ["s3://", "http://", "https://"].iter().any(|p| a.target.starts_with(p));
+    let mode = match (a.full, a.incremental) {
+        (true, _) => Mode::Full,
+        (_, true) => Mode::Incremental,
+        _ if remote => Mode::Incremental,
+        _ => Mode::Full,
+    };
+    let follow_mode = if a.full { Mode::Full } else { Mode::Incremental };
+    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json };
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
     }
@@ -124,6 +145,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// Why a run did not end with a remembered checkpoint.
 enum Failure {
+    /// The log could not be read: no evidence about it either way (exit 2).
+    Unreachable(VerifyError),
     Verify(VerifyError),
     /// Another run stored a conflicting checkpoint of the same size meanwhile: a fork too.
     Conflict(TrustError),
@@ -135,48 +158,75 @@ impl Failure {
             Failure::Verify(VerifyError::Rollback(_)) => "rollback",
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
             Failure::Verify(_) => "verification-failed",
+            Failure::Unreachable(_) => "unreachable",
         }
     }
     fn message(&self) -> String {
         match self {
-            Failure::Verify(e) => e.to_string(),
+            Failure::Verify(e) | Failure::Unreachable(e) => e.to_string(),
             Failure::Conflict(e) => e.to_string(),
         }
     }
+}
+
+/// What the client-signature check of one run found.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sigs {
+    verified: u64,
+    /// Signatures whose key was registered before this run's scan.
+    unchecked: u64,
+    registry_ignored: Tally,
+    non_events: Tally,
+    /// Whether the scan started at entry 0.
+    complete: bool,
 }
 
 /// One run: the checkpoint remembered before it (if any), and how it ended.
 struct Outcome {
     trusted: Option<VerifiedCheckpoint>,
     result: Result<(VerifiedLog, Remembered), Failure>,
-    /// Client signatures verified, and those whose key was registered before this run's scan.
-    client_sigs: (u64, u64),
+    sigs: Sigs,
 }
 
 /// Loads the remembered checkpoint, verifies, and remembers the result. A trust store that
 /// cannot be read or written is an error (exit 2), not a verification failure.
-fn verify_once<F: Fetch>(f: &mut F, job: &Job, progress: impl FnMut(u64, u64)) -> anyhow::Result<Outcome> {
+fn verify_once<F: Fetch>(
+    f: &mut F,
+    job: &Job,
+    mode: Mode,
+    progress: impl FnMut(u64, u64),
+) -> anyhow::Result<Outcome> {
     let trusted = job.store.load(&job.vkey, &job.origin)?;
     // Client signatures are checked against keys registered earlier in the log itself.
-    let mut sigs =
-        graven_verify::client_sigs::ClientSigChecker::new(trusted.is_none() || job.mode == Mode::Full);
-    let verified = match verify_log_since_visiting(
+    let complete = trusted.is_none() || mode == Mode::Full;
+    let mut checker = ClientSigChecker::new(complete);
+    let result = verify_log_since_visiting(
         f,
         &job.vkey,
         Some(&job.origin),
         trusted.as_ref(),
-        job.mode,
+        mode,
         progress,
-        |i, e| sigs.visit(i, e).map_err(VisitError),
-    ) {
-        Ok(v) => v,
-        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), client_sigs: (0, 0) }),
+        |i, e| checker.visit(i, e).map_err(VisitError),
+    );
+    let sigs = Sigs {
+        verified: checker.verified,
+        unchecked: checker.unchecked,
+        registry_ignored: checker.registry_ignored,
+        non_events: checker.non_events,
+        complete,
     };
-    let client_sigs = (sigs.verified, sigs.unchecked);
+    let verified = match result {
+        Ok(v) => v,
+        Err(e) if e.is_outage() => {
+            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs });
+        }
+        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs }),
+    };
     match job.store.remember(&verified) {
-        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)), client_sigs }),
+        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)), sigs }),
         Err(e @ TrustError::ConflictingUpdate { .. }) => {
-            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), client_sigs })
+            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), sigs })
         }
         Err(e) => Err(e.into()),
     }
@@ -194,7 +244,7 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
         bar
     });
     let start = Instant::now();
-    let outcome = verify_once(f, job, |done, total| {
+    let outcome = verify_once(f, job, job.mode, |done, total| {
         if let Some(bar) = &bar {
             bar.set_length(total);
             bar.set_position(done);
@@ -203,44 +253,118 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let Outcome { trusted, result, client_sigs } = outcome?;
+    let Outcome { trusted, result, sigs } = outcome?;
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok((v, remembered)) => {
             if job.json {
-                let mut j = success_json(f, &v, &remembered, secs);
-                j["client_signatures"] = json!({"verified": client_sigs.0, "not_checked": client_sigs.1});
-                println!("{j}");
+                println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
             } else {
-                println!("{}", success_text(&v, &remembered, secs));
-                if client_sigs != (0, 0) {
-                    println!(
-                        "client signatures: {} verified{}",
-                        client_sigs.0,
-                        if client_sigs.1 > 0 {
-                            format!(
-                                ", {} not checked (their keys were registered before the remembered checkpoint; use --full)",
-                                client_sigs.1
-                            )
-                        } else {
-                            String::new()
-                        }
-                    )
+                print_lines(&success_text(&v, &remembered, secs));
+                for line in sig_lines(&sigs) {
+                    println!("{}", escape::message(&line));
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
+        Err(Failure::Unreachable(e)) => {
+            if job.json {
+                println!("{}", escape::json_line(&unreachable_json(f, job, &e)));
+            }
+            eprintln!("{}", unreachable_text(f, &e));
+            Ok(ExitCode::from(2))
+        }
         Err(failure) => {
             if job.json {
-                println!("{}", failure_json(f, job, trusted.as_ref(), &failure));
+                println!("{}", escape::json_line(&failure_json(f, job, trusted.as_ref(), &failure)));
             }
-            eprintln!("graven: verification FAILED for {}: {}", f.location(), failure.message());
+            eprintln!(
+                "graven: verification FAILED for {}: {}",
+                escape::message(&f.location()),
+                escape::message(&failure.message())
+            );
             if let Some(t) = &trusted {
-                eprintln!("{}", remembered_hint(job, t));
+                eprintln!("{}", escape::message(&remembered_hint(job, t)));
             }
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The log could not be read: say what failed, and that it proves nothing about the log.
+fn unreachable_text<F: Fetch>(f: &F, e: &VerifyError) -> String {
+    let what = escape::message(&e.to_string()).into_owned();
+    let hint = if matches!(e, VerifyError::Missing { .. }) {
+        "Is this the log's address? Nothing was verified."
+    } else {
+        "Check the address, the network and, for a server, the credential (--token-file or GRAVEN_TOKEN), then run again. Nothing was verified."
+    };
+    format!(
+        "graven: could not read the log at {}: {what}\n  The log could not be read; this is not evidence of tampering. {hint}",
+        escape::message(&f.location())
+    )
+}
+
+fn unreachable_json<F: Fetch>(f: &F, job: &Job, e: &VerifyError) -> Value {
+    json!({
+        "ok": false,
+        "error_kind": "unreachable",
+        "location": f.location(),
+        "origin": job.origin,
+        "error": e.to_string(),
+        "note": "the log could not be read; this is not evidence of tampering",
+    })
+}
+
+/// What the client-signature check found besides failures, one line each.
+fn sig_lines(s: &Sigs) -> Vec<String> {
+    let mut lines = Vec::new();
+    if s.verified + s.unchecked > 0 {
+        let unchecked = if s.unchecked > 0 {
+            format!(
+                ", {} not checked (their keys were registered before the remembered checkpoint; use --full)",
+                s.unchecked
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!("client signatures: {} verified{unchecked}", s.verified));
+    }
+    if let (n @ 1.., Some(first)) = (s.registry_ignored.count, s.registry_ignored.first) {
+        let partial = if s.complete {
+            ""
+        } else {
+            "; this run did not scan the log from its start, so admins created before it are not known (--full judges them all)"
+        };
+        lines.push(format!(
+            "{n} registry event{} ignored (first at entry {first}): {} actor is not an admin recorded in the log, so {} registered or revoked no key{partial}",
+            plural(n, "", "s"),
+            plural(n, "its", "their"),
+            plural(n, "it", "they"),
+        ));
+    }
+    if let (n @ 1.., Some(first)) = (s.non_events.count, s.non_events.first) {
+        lines.push(format!(
+            "{n} {} (first at entry {first}): not a JSON object the strict RFC 8785 parser accepts (a line appended with --raw, for example) and carrying no client signature",
+            plural(n, "entry is not a Graven event", "entries are not Graven events"),
+        ));
+    }
+    lines
+}
+
+/// Prints our own multi-line text, each line escaped on its own.
+fn print_lines(text: &str) {
+    for line in text.lines() {
+        println!("{}", escape::message(line));
+    }
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+fn tally_json(t: Tally) -> Value {
+    json!({"count": t.count, "first_index": t.first})
 }
 
 fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -248,7 +372,8 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
     let mut fetch_failures = 0u32;
     loop {
         let start = Instant::now();
-        let Outcome { trusted, result, .. } = verify_once(f, job, |_, _| {})?;
+        let mode = if last_printed.is_none() { job.mode } else { job.follow_mode };
+        let Outcome { trusted, result, sigs } = verify_once(f, job, mode, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         match result {
             Ok((v, remembered)) => {
@@ -256,53 +381,81 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
                 let now = (v.report().size.0, v.report().root);
                 if last_printed != Some(now) {
                     if job.json {
-                        println!("{}", success_json(f, &v, &remembered, secs));
+                        println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
                     } else {
-                        println!("{}", success_text(&v, &remembered, secs));
+                        print_lines(&success_text(&v, &remembered, secs));
+                        for line in sig_lines(&sigs) {
+                            println!("{}", escape::message(&line));
+                        }
                     }
                     last_printed = Some(now);
                 }
             }
-            Err(Failure::Verify(e @ VerifyError::Fetch { .. }))
-                if fetch_failures + 1 < MAX_FETCH_FAILURES_IN_A_ROW =>
-            {
-                // The log could not be reached; that is not evidence of anything yet.
+            Err(Failure::Unreachable(e)) if fetch_failures + 1 < MAX_FETCH_FAILURES_IN_A_ROW => {
+                // The log could not be reached; that is not evidence of anything.
                 fetch_failures += 1;
                 if job.json {
-                    println!(
-                        "{}",
-                        json!({"ok": false, "transient": true, "location": f.location(), "error": e.to_string()})
-                    );
+                    let mut j = unreachable_json(f, job, &e);
+                    j["transient"] = json!(true);
+                    println!("{}", escape::json_line(&j));
                 } else {
                     println!(
-                        "warning: could not read {} ({fetch_failures} of {MAX_FETCH_FAILURES_IN_A_ROW} tries): {e}",
-                        f.location()
+                        "warning: could not read {} ({fetch_failures} of {MAX_FETCH_FAILURES_IN_A_ROW} tries): {}",
+                        escape::message(&f.location()),
+                        escape::message(&e.to_string())
                     );
                 }
+            }
+            Err(Failure::Unreachable(e)) => {
+                // Giving up is an outage too: the monitor stops, but nothing was found wrong.
+                let mut report = unreachable_json(f, job, &e);
+                report["tries"] = json!(MAX_FETCH_FAILURES_IN_A_ROW);
+                if let Some(url) = webhook {
+                    deliver(url, &mut report);
+                }
+                if job.json {
+                    println!("{}", escape::json_line(&report));
+                }
+                eprintln!("{}", unreachable_text(f, &e));
+                eprintln!("graven: gave up after {MAX_FETCH_FAILURES_IN_A_ROW} failed polls in a row");
+                return Ok(ExitCode::from(2));
             }
             Err(failure) => {
                 let mut alert = failure_json(f, job, trusted.as_ref(), &failure);
                 if let Some(url) = webhook {
-                    let sent = post_alert(url, &alert);
-                    alert["webhook"] = match &sent {
-                        Ok(()) => json!("sent"),
-                        Err(e) => json!(format!("failed: {e}")),
-                    };
-                    if let Err(e) = sent {
-                        eprintln!("graven: could not deliver the alert to {url}: {e}");
-                    }
+                    deliver(url, &mut alert);
                 }
                 if job.json {
-                    println!("{alert}");
+                    println!("{}", escape::json_line(&alert));
                 }
-                eprintln!("graven: verification FAILED for {}: {}", f.location(), failure.message());
+                eprintln!(
+                    "graven: verification FAILED for {}: {}",
+                    escape::message(&f.location()),
+                    escape::message(&failure.message())
+                );
                 if let Some(t) = &trusted {
-                    eprintln!("{}", remembered_hint(job, t));
+                    eprintln!("{}", escape::message(&remembered_hint(job, t)));
                 }
                 return Ok(ExitCode::FAILURE);
             }
         }
         std::thread::sleep(Duration::from_secs_f64(interval));
+    }
+}
+
+/// POSTs `report` to the webhook and records in it whether that worked.
+fn deliver(url: &str, report: &mut Value) {
+    let sent = post_alert(url, report);
+    report["webhook"] = match &sent {
+        Ok(()) => json!("sent"),
+        Err(e) => json!(format!("failed: {e}")),
+    };
+    if let Err(e) = sent {
+        eprintln!(
+            "graven: could not deliver the report to {}: {}",
+            escape::message(url),
+            escape::message(&format!("{e:#}"))
+        );
     }
 }
 
@@ -320,7 +473,7 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs: f64) -> Value {
+fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs: f64, sigs: &Sigs) -> Value {
     let r = v.report();
     json!({
         "ok": true,
@@ -335,10 +488,23 @@ fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs:
         "bundles": r.bundles,
         "tiles": r.tiles,
         "entries_hashed": r.entries_hashed,
+        "entries_not_reread": not_reread(r),
         "entry_bytes": r.entry_bytes,
         "seconds": secs,
         "entries_per_second": if secs > 0.0 { r.entries_hashed as f64 / secs } else { 0.0 },
+        "client_signatures": {"verified": sigs.verified, "not_checked": sigs.unchecked},
+        "registry_events_ignored": tally_json(sigs.registry_ignored),
+        "non_events": tally_json(sigs.non_events),
     })
+}
+
+/// Entries of the log that this run did not read (an incremental run trusts the ones the
+/// remembered checkpoint covered).
+fn not_reread(r: &graven_verify::Report) -> u64 {
+    match r.mode {
+        Mode::Incremental => r.size.0.saturating_sub(r.entries_hashed),
+        Mode::Full => 0,
+    }
 }
 
 fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
@@ -353,8 +519,9 @@ fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
             remembered.path().display()
         ),
         (Trust::Consistent, Some(m), Mode::Incremental) => format!(
-            "consistent with the remembered checkpoint of size {m}; {} entries hashed incrementally (--full re-checks everything)",
-            r.entries_hashed
+            "consistent with the remembered checkpoint of size {m}; {} entries hashed; {} stored entries were not re-read: this run trusts that they are unchanged since they were verified (run with --full to re-read everything)",
+            r.entries_hashed,
+            not_reread(r)
         ),
         (Trust::Consistent, Some(m), Mode::Full) => {
             format!("consistent with the remembered checkpoint of size {m}; fully re-verified")
@@ -379,11 +546,12 @@ fn failure_json<F: Fetch>(
     failure: &Failure,
 ) -> Value {
     let presented = match failure {
-        Failure::Verify(e) => e.divergence().map(|d| checkpoint_json(&d.presented)),
+        Failure::Verify(e) | Failure::Unreachable(e) => e.divergence().map(|d| checkpoint_json(&d.presented)),
         Failure::Conflict(_) => None,
     };
     json!({
         "ok": false,
+        "error_kind": "alert",
         "alert": failure.kind(),
         "location": f.location(),
         "origin": job.origin,

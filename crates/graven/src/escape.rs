@@ -10,19 +10,8 @@ use std::borrow::Cow;
 /// Characters that change how text is laid out or shown rather than being shown themselves:
 /// C0 and C1 controls (ESC starts ANSI sequences), DEL, bidirectional controls (embeddings,
 /// overrides, isolates and marks), line and paragraph separators, zero-width and other
-/// invisible format characters, and the BOM.
-pub fn is_dangerous(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
-        | '\u{61c}'                     // Arabic letter mark
-        | '\u{180e}'                    // Mongolian vowel separator
-        | '\u{200b}'..='\u{200f}'       // zero-width space/joiners, LRM, RLM
-        | '\u{2028}'..='\u{202e}'       // line/paragraph separators, LRE RLE PDF LRO RLO
-        | '\u{2060}'..='\u{206f}'       // word joiner, invisible operators, LRI RLI FSI PDI, deprecated
-        | '\u{feff}'                    // BOM / zero-width no-break space
-        | '\u{fff9}'..='\u{fffb}'       // interlinear annotation
-    )
-}
+/// invisible format characters, and the BOM. One list, shared with the verifier library.
+pub use graven_verify::text::is_dangerous;
 
 /// For people: every dangerous character (and the backslash, so the output is unambiguous)
 /// becomes a visible escape: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{202e}`. Everything else,
@@ -44,6 +33,73 @@ pub fn for_terminal(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// For a whole message whose untrusted parts were already quoted (the verifier's messages quote
+/// leaf strings with [`graven_verify::text::quote`]): every dangerous character left becomes a
+/// visible escape as in [`for_terminal`], and backslashes are kept as they are, so quoted text
+/// is not escaped twice. The last line of defence before a terminal.
+pub fn message(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_dangerous) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && is_dangerous(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if is_dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON text made safe for a terminal without changing what it means: inside strings, every
+/// dangerous character becomes a `\uXXXX` escape (they are all in the Basic Multilingual
+/// Plane, so one escape each; JSON already escapes C0 controls, but not DEL, C1 controls,
+/// bidirectional controls or U+2028/U+2029); outside strings, where valid JSON can only have
+/// whitespace, tab, CR and LF become spaces. The result is valid JSON with the same value, and
+/// re-canonicalising it (RFC 8785 writes these characters literally) gives the input's
+/// canonical bytes back.
+pub fn json(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_dangerous) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in s.chars() {
+        if in_string && is_dangerous(c) {
+            // (After a backslash this was not valid JSON to begin with; it stays invalid.)
+            out.push_str(&format!("\\u{:04x}", c as u32));
+            escaped = false;
+            continue;
+        }
+        if !in_string && is_dangerous(c) {
+            out.push(' ');
+            continue;
+        }
+        out.push(c);
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A JSON value as one terminal-safe line ([`json`] over its compact form).
+pub fn json_line(v: &serde_json::Value) -> String {
+    json(&v.to_string()).into_owned()
 }
 
 /// A CEF header field (ArcSight CEF rev. 25): `\` and `|` escaped with a backslash; a newline
@@ -114,6 +170,34 @@ mod tests {
         for h in HOSTILE {
             assert!(no_dangerous(&for_terminal(h)), "{h:?}");
         }
+    }
+
+    #[test]
+    fn messages_lose_every_dangerous_character_but_keep_their_quoting() {
+        assert_eq!(message("key \"a\\u{202e}b\""), "key \"a\\u{202e}b\"");
+        assert_eq!(message("x\u{1b}[2J\u{202e}\n"), "x\\x1b[2J\\u{202e}\\n");
+        for h in HOSTILE {
+            assert!(no_dangerous(&message(h)), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_and_loses_every_dangerous_character() {
+        for h in HOSTILE {
+            let v = serde_json::json!({"k": h, h.to_string(): [h, 1, {"n": h}]});
+            let line = json_line(&v);
+            assert!(no_dangerous(&line), "{line:?}");
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap(), v);
+            // Re-canonicalising gives the canonical bytes of the original back.
+            let canonical = graven_core::jcs::canonicalize(v.to_string().as_bytes()).unwrap();
+            let again = graven_core::jcs::canonicalize(line.as_bytes()).unwrap();
+            assert_eq!(again, canonical);
+        }
+        // Escaped quotes and backslashes inside strings do not end them.
+        let tricky = "{\"a\":\"\\\\\",\"b\":\"\\\"\u{202e}\"}";
+        assert_eq!(json(tricky), "{\"a\":\"\\\\\",\"b\":\"\\\"\\u202e\"}");
+        assert_eq!(json("{\"a\":\t1}"), "{\"a\": 1}");
+        assert!(matches!(json("{\"plain\":\"ünï\"}"), Cow::Borrowed(_)));
     }
 
     #[test]

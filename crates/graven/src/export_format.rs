@@ -36,11 +36,12 @@ pub struct Record<'a> {
     pub leaf_hash: Hash,
 }
 
-/// The record as one line, without the final newline.
+/// The record as one line, without the final newline. No format lets a character that
+/// changes how a terminal shows text through (see [`escape::is_dangerous`]).
 pub fn render(format: Format, r: &Record<'_>) -> String {
     match format {
         Format::Jsonl => jsonl(r),
-        Format::Ocsf => ocsf(r).to_string(),
+        Format::Ocsf => escape::json_line(&ocsf(r)),
         Format::Cef => cef(r),
     }
 }
@@ -49,13 +50,28 @@ fn provenance(r: &Record<'_>) -> Value {
     json!({"origin": r.origin, "index": r.index, "leaf_hash": r.leaf_hash.to_base64()})
 }
 
-/// `{"event":<leaf bytes verbatim>,"graven":{...}}`; a leaf that is not JSON (a raw entry) is
-/// carried as `entry_base64` instead of `event`.
+/// `{"event":<the leaf>,"graven":{...}}`, where `event` is the leaf's bytes verbatim, except
+/// that characters a terminal would act on are written as `\uXXXX` escapes; that is only done
+/// for a canonical (RFC 8785) leaf, so that re-canonicalising `event` always gives the leaf's
+/// bytes back. A leaf that is not JSON (a raw entry), or not canonical JSON and holding such
+/// characters, is carried as `entry_base64` instead of `event`.
 pub fn jsonl(r: &Record<'_>) -> String {
-    let graven = provenance(r).to_string();
-    match serde_json::from_slice::<&serde_json::value::RawValue>(r.leaf) {
-        Ok(raw) => format!("{{\"event\":{},\"graven\":{graven}}}", raw.get()),
-        Err(_) => {
+    let graven = escape::json_line(&provenance(r));
+    let event = serde_json::from_slice::<&serde_json::value::RawValue>(r.leaf)
+        .ok()
+        .map(|raw| raw.get())
+        // Whitespace around the value would not survive in the line: keep the exact bytes.
+        .filter(|text| text.as_bytes() == r.leaf)
+        .and_then(|text| match escape::json(text) {
+            std::borrow::Cow::Borrowed(t) => Some(t.to_owned()),
+            std::borrow::Cow::Owned(escaped) => {
+                let canonical = graven_core::jcs::canonicalize(r.leaf).is_ok_and(|c| c == r.leaf);
+                canonical.then_some(escaped)
+            }
+        });
+    match event {
+        Some(e) => format!("{{\"event\":{e},\"graven\":{graven}}}"),
+        None => {
             use base64::Engine as _;
             let b64 = base64::engine::general_purpose::STANDARD.encode(r.leaf);
             format!("{{\"entry_base64\":\"{b64}\",\"graven\":{graven}}}")
@@ -409,6 +425,28 @@ mod tests {
             Hash::from_base64(v["graven"]["leaf_hash"].as_str().unwrap()).unwrap(),
             leaf_hash(raw.get().as_bytes())
         );
+        // Characters a terminal acts on: escaped, and JCS(event) is still the leaf.
+        let hostile = graven_core::jcs::canonicalize(
+            json!({"a": "x\u{1b}[2J\u{202e}\u{9b}\u{2028}\u{7f}", "b": "\\u202e"}).to_string().as_bytes(),
+        )
+        .unwrap();
+        let line = jsonl(&rec(&hostile));
+        assert!(!line.chars().any(escape::is_dangerous), "{line:?}");
+        let m: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+            serde_json::from_str(&line).unwrap();
+        assert_eq!(graven_core::jcs::canonicalize(m["event"].get().as_bytes()).unwrap(), hostile);
+        // Not canonical, or padded with whitespace: the exact bytes, in base64.
+        for leaf in [&b"{\"b\":\"\xe2\x80\xae\",\"a\":1}"[..], b" {\"a\":1}"] {
+            let v: Value = serde_json::from_str(&jsonl(&rec(leaf))).unwrap();
+            assert!(v.get("event").is_none(), "{v}");
+            use base64::Engine as _;
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD
+                    .decode(v["entry_base64"].as_str().unwrap())
+                    .unwrap(),
+                leaf
+            );
+        }
         let raw_line = jsonl(&rec(b"\xffraw"));
         let v: Value = serde_json::from_str(&raw_line).unwrap();
         assert_eq!(v["entry_base64"], "/3Jhdw==");

@@ -125,7 +125,8 @@ fn main() -> ExitCode {
         // status a shell gives a process killed by SIGPIPE, as other Unix tools do.
         Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
-            eprintln!("graven: error: {e:#}");
+            // An error may quote what a server or a log said: escaped like every message.
+            eprintln!("graven: error: {}", escape::message(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

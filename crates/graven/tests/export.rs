@@ -414,11 +414,11 @@ fn jsonl_from_a_directory_follows_the_search_semantics_and_carries_provable_hash
         let raw: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
             serde_json::from_str(l).unwrap();
         let claimed = Hash::from_base64(v["graven"]["leaf_hash"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            claimed,
-            leaf_hash(raw["event"].get().as_bytes()),
-            "leaf hash must be of the exact leaf bytes"
-        );
+        // The fixture's leaves hold U+202E, which the line writes as an escape: re-canonicalising
+        // the event gives the exact leaf bytes back.
+        let leaf = graven_core::jcs::canonicalize(raw["event"].get().as_bytes()).unwrap();
+        assert_eq!(claimed, leaf_hash(&leaf), "leaf hash must be of the exact leaf bytes");
+        common::assert_terminal_safe("export jsonl", l.as_bytes());
         // And those bytes are what the log holds at that index.
         let proof: Value = serde_json::from_str(&ok(&graven(&[
             "prove",
@@ -641,4 +641,78 @@ fn a_closed_pipe_ends_the_export_quietly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(141), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `--json` output is for programs, but it is read on terminals too: characters that change how
+/// a terminal shows text (ESC, C1 controls, bidi overrides, line separators, ...) are written
+/// as `\uXXXX` escapes, so every line stays valid JSON meaning the same document, and a JSON
+/// Lines export still gives back the exact leaf bytes by re-canonicalising its `event`.
+#[test]
+fn json_output_escapes_every_layout_character() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(&tmp.path().join("data"), &[]);
+    let url = format!("http://{}", s.addr);
+    let hostile = "r\u{1b}[2J\u{202e}x\u{9b}31m\u{2028}y\u{2066}\u{7f}\u{feff}\u{85}\\u202e";
+    let mut batch = String::new();
+    for i in 0..3 {
+        let ev = serde_json::json!({"action": format!("hostile.{i}"), "outcome": "success",
+            "resource": {"type": "t", "id": hostile}, "details": {"note": hostile, "i": i}});
+        batch.push_str(&ev.to_string());
+        batch.push('\n');
+    }
+    let resp = agent()
+        .post(format!("{url}/v1/events"))
+        .header("Authorization", &format!("Bearer {}", s.token))
+        .header("Content-Type", "application/x-ndjson")
+        .send(batch.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let leaves = s.all_events();
+    let stored: Vec<Value> = leaves.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(leaves.iter().all(|l| l.contains('\u{202e}')), "the leaves hold the characters raw");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let t = ok(&graven_as(&s.token, &["search", "--server", &url, "--resource", hostile, "--json"]));
+        if t.lines().count() == 3 {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "search found {t:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    common::assert_terminal_safe("search --json", lines.as_bytes());
+    for l in lines.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let i = v["index"].as_u64().unwrap() as usize;
+        assert_eq!(v["event"], stored[i], "the same document");
+        assert_eq!(v["event"]["resource"]["id"], hostile);
+    }
+    let t = ok(&graven_as(&s.token, &["tail", "--server", &url, "--from", "0", "--json"]));
+    common::assert_terminal_safe("tail --json", t.as_bytes());
+    assert_eq!(t.lines().count(), leaves.len());
+
+    let log_dir = s.data.join("log");
+    for source in [&["--server", &url][..], &["--dir", log_dir.to_str().unwrap()][..]] {
+        let mut args = vec!["export", "--vkey", &s.vkey, "--resource", hostile];
+        args.extend_from_slice(source);
+        let t = ok(&graven_as(&s.token, &args));
+        common::assert_terminal_safe("export jsonl", t.as_bytes());
+        assert_eq!(t.lines().count(), 3, "{t}");
+        for l in t.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let i = v["graven"]["index"].as_u64().unwrap() as usize;
+            let raw: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+                serde_json::from_str(l).unwrap();
+            let leaf = graven_core::jcs::canonicalize(raw["event"].get().as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(leaf.clone()).unwrap(), leaves[i], "JCS(event) is the leaf");
+            assert_eq!(v["graven"]["leaf_hash"], leaf_hash(&leaf).to_base64());
+        }
+        args.extend_from_slice(&["--format", "ocsf"]);
+        let t = ok(&graven_as(&s.token, &args));
+        common::assert_terminal_safe("export ocsf", t.as_bytes());
+        for l in t.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["resources"][0]["uid"], hostile);
+        }
+    }
 }

@@ -70,7 +70,8 @@ fn a_directory_rolled_back_or_forked_is_refused() {
     copy_dir(&log.dir, &old);
 
     ok(&log.append_raw(&numbered("e", 600..900)));
-    let v = json(&verify(&d, &log, &["--json"]));
+    // A directory is re-read in full by default; --incremental asks for only what is new.
+    let v = json(&verify(&d, &log, &["--json", "--incremental"]));
     assert_eq!(
         (&v["tree_size"], &v["previous_size"], &v["trust"], &v["mode"]),
         (&Value::from(900), &Value::from(600), &Value::from("consistent"), &Value::from("incremental"))
@@ -100,7 +101,7 @@ fn a_directory_rolled_back_or_forked_is_refused() {
     assert_eq!(std::fs::read(&trust_file).unwrap(), remembered, "a failed run changed the trust store");
 
     // The honest log still verifies, with nothing new to check.
-    let v = json(&verify(&d, &log, &["--json"]));
+    let v = json(&verify(&d, &log, &["--json", "--incremental"]));
     assert_eq!((&v["entries_hashed"], &v["bundles"]), (&0.into(), &0.into()));
 
     // A damaged trust store is an error that says what to do, not a silent first use.
@@ -281,4 +282,104 @@ fn the_default_trust_store_is_under_the_config_directory() {
     assert!(Path::new(v["trust_file"].as_str().unwrap()).starts_with(xdg.path().join("graven/trust")), "{v}");
     assert_eq!(v["trust"], "first-use", "a different store remembers nothing");
     assert_eq!(run(None)["trust"], "consistent", "the HOME store remembered the first run");
+}
+
+/// The trust store is keyed by origin and key, not by location: a copy of a verified log with an
+/// altered old entry must not pass as "nothing new". A directory is re-read in full by default.
+#[test]
+fn a_copy_of_a_verified_directory_with_an_altered_old_entry_is_refused() {
+    let log = TestLog::new("copy.example/log");
+    ok(&log.append_raw(&numbered("e", 0..600)));
+    let d = log.dir.to_str().unwrap().to_owned();
+    ok(&verify(&d, &log, &[]));
+    let copy = log.dir.with_file_name("copy");
+    copy_dir(&log.dir, &copy);
+    // Entry 5 ("e5") of the first bundle: skip 5 entries of (2 + 2) bytes and the length prefix.
+    let bundle = copy.join("tile/entries/000");
+    let mut b = std::fs::read(&bundle).unwrap();
+    assert_eq!(&b[5 * 4 + 2..5 * 4 + 4], b"e5");
+    b[5 * 4 + 2] = b'x';
+    std::fs::write(&bundle, b).unwrap();
+    let out = verify(copy.to_str().unwrap(), &log, &["--json"]);
+    let v = expect_refused(&out, "verification-failed", &["leaf 5", "tile/entries/000"]);
+    assert_eq!(v["ok"], false);
+    // The honest directory: a full check by default, still held to the remembered checkpoint.
+    let v = json(&verify(&d, &log, &["--json"]));
+    assert_eq!(
+        (&v["mode"], &v["trust"], &v["entries_hashed"]),
+        (&"full".into(), &"consistent".into(), &600.into())
+    );
+    let text = ok(&verify(&d, &log, &[]));
+    assert!(text.contains("fully re-verified"), "{text}");
+}
+
+/// Over HTTP a run stays incremental, and says plainly what it did not re-read.
+#[test]
+fn an_incremental_remote_run_says_that_stored_entries_were_not_reread() {
+    let log = TestLog::new("remote.example/log");
+    ok(&log.append_raw(&numbered("r", 0..300)));
+    let (url, _) = serve(log.dir.clone());
+    ok(&verify(&url, &log, &[]));
+    ok(&log.append_raw(&numbered("r", 300..310)));
+    let text = ok(&verify(&url, &log, &[]));
+    // The walk re-reads the bundle that was partial at 300 (entries 256..310), nothing before.
+    assert!(text.contains("256 stored entries were not re-read") && text.contains("--full"), "{text}");
+    let v = json(&verify(&url, &log, &["--json"]));
+    assert_eq!((&v["mode"], &v["entries_not_reread"]), (&"incremental".into(), &310.into()), "{v}");
+    let v = json(&verify(&url, &log, &["--json", "--full"]));
+    assert_eq!((&v["mode"], &v["entries_not_reread"]), (&"full".into(), &0.into()), "{v}");
+}
+
+/// A log that cannot be read is an outage, not evidence of tampering: exit 2, a message that says
+/// what failed and that it is not tampering, and in `--json` an `error_kind` that is not an alert.
+#[test]
+fn an_unreachable_log_exits_2_and_is_not_reported_as_tampering() {
+    let log = TestLog::new("down.example/log");
+    ok(&log.append_raw(&numbered("d", 0..10)));
+    // A loopback port nobody listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", l.local_addr().unwrap())
+    };
+    let out = verify(&dead, &log, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&dead) && err.contains("not evidence of tampering"), "{err}");
+    assert!(!err.contains("FAILED"), "{err}");
+    let out = verify(&dead, &log, &["--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        (&v["ok"], &v["error_kind"], &v["alert"]),
+        (&false.into(), &"unreachable".into(), &Value::Null)
+    );
+
+    // A real server that refuses the read path without a credential: 401.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = common::start(&tmp.path().join("data"), &[]);
+    let out = verify(&s.url("/"), &log, &["--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("401") && stderr(&out).contains("not evidence of tampering"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json(&out)["error_kind"], "unreachable");
+
+    // --follow tolerates failed polls, and its final give-up is an outage too.
+    let started = Instant::now();
+    let out = verify(&dead, &log, &["--follow", "--interval", "0.05", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!((&v["error_kind"], &v["alert"]), (&"unreachable".into(), &Value::Null), "{v}");
+    assert!(stderr(&out).contains("not evidence of tampering"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // A file present but wrong, on a reachable server, is still a verification failure.
+    let (url, _) = serve(log.dir.clone());
+    let mut b = std::fs::read(log.dir.join("tile/entries/000.p/10")).unwrap();
+    b[3] ^= 1;
+    std::fs::write(log.dir.join("tile/entries/000.p/10"), b).unwrap();
+    let out = verify(&url, &log, &["--json"]);
+    expect_refused(&out, "verification-failed", &["tile/entries/000.p/10"]);
 }

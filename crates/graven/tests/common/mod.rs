@@ -355,3 +355,16 @@ pub fn refused(s: &Server, status: u16, f: impl FnOnce() -> Resp) -> Option<serd
         e
     })
 }
+
+/// The characters that must never reach a terminal raw: C0 (but newline) and C1 controls, DEL,
+/// bidirectional controls, line and paragraph separators, invisible format characters.
+pub fn assert_terminal_safe(what: &str, bytes: &[u8]) {
+    let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
+    for c in text.chars() {
+        let bad = matches!(c,
+            '\u{0}'..='\u{9}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{61c}' | '\u{180e}'
+            | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}');
+        assert!(!bad, "{what} holds U+{:04X}: {text:?}", c as u32);
+    }
+}
