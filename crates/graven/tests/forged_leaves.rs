@@ -232,3 +232,24 @@ fn verify_messages_quote_leaf_strings_escaped() {
         }
     }
 }
+
+/// Version 2 signatures carry a one-time id: two different events signed with the same key and
+/// id (which the server refuses) fail verification when they are in the log anyway.
+#[test]
+fn a_reused_signature_id_fails_naming_both_entries() {
+    let k = key(52);
+    let reg = add_public("admin", "svc:x", &k);
+    let seal = |client: &str, id: &str| {
+        let signed = graven_core::event_sig::sign_event_v2(&k, client.as_bytes(), id, 1_767_225_600).unwrap();
+        let mut v: Value = serde_json::from_slice(&signed).unwrap();
+        v["actor"] = json!({"id": "svc:x", "kind": "bot", "auth": "api_key", "credential": "key:2"});
+        v["logged_at"] = json!("2026-01-01T00:00:01.000000Z");
+        v["v"] = json!(1);
+        canonical(&v)
+    };
+    let a = seal(r#"{"action":"payment.send","details":{"amount":100}}"#, "pay-1");
+    let b = seal(r#"{"action":"payment.send","details":{"amount":5}}"#, "pay-2");
+    let c = seal(r#"{"action":"payment.send","details":{"amount":9}}"#, "pay-1");
+    verified(&[reg.clone(), a.clone(), b.clone()]);
+    refused(&[reg, a, b, c], &["entry 3:", "entry 1", "pay-1"]);
+}

@@ -71,14 +71,15 @@ fn attribution_is_committed_into_the_leaf_and_changes_are_audited() {
     );
 
     // The identity and key changes are events too, by the admin, with no secret in them.
+    // (After the server's own records of its bootstrap admin, at 0 and 1.)
     let admin_kid = key_id(&s.token).to_owned();
-    let create = s.event(0);
+    let create = s.event(2);
     assert_eq!(create["action"], "graven.identity.create");
     assert_eq!(create["resource"], json!({"type": "graven.identity", "id": "svc:payments-worker"}));
     assert_eq!(create["actor"]["id"], "admin");
     assert_eq!(create["actor"]["credential"], format!("key:{admin_kid}"));
     assert_eq!(create["details"]["allowed_actions"], json!(["payment.*"]));
-    let kc = s.event(1);
+    let kc = s.event(3);
     assert_eq!(kc["action"], "graven.key.create");
     assert_eq!(kc["details"]["key_id"], key_id(&key));
     let all = s.all_events().join("\n");
@@ -277,7 +278,8 @@ fn denied_records_are_rate_limited() {
     assert!(recorded >= 10, "{recorded}");
     assert!(recorded as f64 <= 10.0 + 2.0 * elapsed + 1.0, "{recorded} recorded in {elapsed:.1} s");
     assert!(dropped > 0);
-    assert_eq!(s.size(), recorded, "only the recorded denials are in the log");
+    // Besides the server's two records of its bootstrap admin.
+    assert_eq!(s.size(), 2 + recorded, "only the recorded denials are in the log");
 }
 
 #[test]
@@ -293,7 +295,8 @@ fn the_read_path_is_private_unless_configured_public() {
     for p in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert_eq!(s.req("GET", p, None, None).status, 200, "{p}");
     }
-    assert_eq!(s.size(), 1, "anonymous probes without a credential are not recorded");
+    // The server's two records of its bootstrap admin, and the event.
+    assert_eq!(s.size(), 3, "anonymous probes without a credential are not recorded");
     drop(s);
     let s = start(&tmp.path().join("data"), &["--public-read-path", "true"]);
     for p in ["/checkpoint", "/tile/entries/000.p/1", "/v1/log"] {
@@ -321,9 +324,12 @@ fn a_pre_identity_token_keeps_working() {
     std::fs::write(data.join("admin.token"), format!("{old}\n")).unwrap();
     let s = start(&data, &[]);
     assert_eq!(s.token, old);
+    // Registered as a key of admin, recorded first (attributed to the server).
+    let k = s.event(1);
+    assert_eq!((&k["action"], &k["details"]["migrated"]), (&json!("graven.key.create"), &json!(true)));
     let r = s.post_event(old, r#"{"action":"x"}"#);
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(s.event(0)["actor"]["id"], "admin");
+    assert_eq!(s.event(r.json()["index"].as_u64().unwrap())["actor"]["id"], "admin");
     assert_eq!(s.admin("GET", "/v1/identities", None).status, 200);
 }
 
@@ -359,13 +365,14 @@ fn identity_changes_survive_kill_9() {
     let s = start(&data, &[]);
     let list = s.admin("GET", "/v1/identities", None).json();
     assert_eq!(list["identities"].as_array().unwrap().len(), 1 + made.len());
-    // Every change is in the log too: create, key create ×2, key revoke per cycle.
+    // Every change is in the log too: create, key create ×2, key revoke per cycle, after the
+    // server's two records of its bootstrap admin.
     let changes = s
         .all_events()
         .iter()
         .filter(|e| e.contains("\"action\":\"graven.") && !e.contains("graven.access.denied"))
         .count();
-    assert_eq!(changes, 4 * made.len());
+    assert_eq!(changes, 2 + 4 * made.len());
     let file = std::fs::read_to_string(s.data.join("identities.json")).unwrap();
     for (_, key) in &made {
         assert!(!file.contains(&key[21..]), "the registry holds no secret");

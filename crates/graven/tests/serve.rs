@@ -191,6 +191,9 @@ fn end_to_end_on_s3() {
 fn end_to_end_on(backend: &Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let s = backend.start(&tmp.path().join("data"));
+    // The log starts with the server's own records of its bootstrap admin.
+    let b0 = s.size();
+    assert_eq!(b0, 2);
 
     // A live tail, connected before anything is appended.
     let mut sse = TcpStream::connect(&s.addr).unwrap();
@@ -210,7 +213,7 @@ fn end_to_end_on(backend: &Backend) {
     assert_eq!(single.status, 201, "{}", single.body);
     let receipt: Value = serde_json::from_str(&single.body).unwrap();
     let (i0, leaf0) = check_receipt(&s.vkey, &receipt);
-    assert_eq!(i0, 0);
+    assert_eq!(i0, b0);
 
     let batch: String = (0..50)
         .map(|i| {
@@ -224,12 +227,12 @@ fn end_to_end_on(backend: &Backend) {
     assert_eq!(receipts.len(), 50);
     for (k, r) in receipts.iter().enumerate() {
         let (i, leaf) = check_receipt(&s.vkey, r);
-        assert_eq!(i, 1 + k as u64, "receipts come back in line order");
+        assert_eq!(i, b0 + 1 + k as u64, "receipts come back in line order");
         assert_eq!(stored_event(&s, i).1, leaf);
     }
 
     // The stored event: attributed to the verified credential, the client's claim kept apart.
-    let (text, leaf) = stored_event(&s, 0);
+    let (text, leaf) = stored_event(&s, b0);
     assert_eq!(leaf, leaf0);
     let ev: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(ev["actor"]["id"], "admin");
@@ -245,8 +248,9 @@ fn end_to_end_on(backend: &Backend) {
 
     // Proof endpoints agree with the checkpoint.
     let p: Value = serde_json::from_str(&s.get("/v1/proofs/inclusion?index=7").body).unwrap();
-    assert_eq!(p["tree_size"], 51);
-    let c: Value = serde_json::from_str(&s.get("/v1/proofs/consistency?from=1&to=51").body).unwrap();
+    assert_eq!(p["tree_size"], b0 + 51);
+    let c: Value =
+        serde_json::from_str(&s.get(&format!("/v1/proofs/consistency?from=1&to={}", b0 + 51)).body).unwrap();
     let proof: Vec<[u8; 32]> = c["proof"]
         .as_array()
         .unwrap()
@@ -255,7 +259,7 @@ fn end_to_end_on(backend: &Backend) {
         .collect();
     merkle::verify_consistency(
         graven_core::TreeSize(1),
-        graven_core::TreeSize(51),
+        graven_core::TreeSize(b0 + 51),
         &Hash::from_base64(c["root_from"].as_str().unwrap()).unwrap(),
         &Hash::from_base64(c["root_to"].as_str().unwrap()).unwrap(),
         &proof,
@@ -266,7 +270,7 @@ fn end_to_end_on(backend: &Backend) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v: Value = serde_json::from_str(&s.get("/v1/events?limit=1").body).unwrap();
-        if v["indexed_size"] == 51 {
+        if v["indexed_size"] == b0 + 51 {
             break;
         }
         assert!(Instant::now() < deadline, "the index never caught up: {v}");
@@ -276,16 +280,16 @@ fn end_to_end_on(backend: &Backend) {
         serde_json::from_str(&s.get("/v1/events?action=secret.read&limit=20&order=oldest").body).unwrap();
     let got: Vec<u64> =
         page["events"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
-    assert_eq!(got, (1..21).collect::<Vec<u64>>());
+    assert_eq!(got, (b0 + 1..b0 + 21).collect::<Vec<u64>>());
     let cursor = page["next_cursor"].as_str().unwrap();
     let page2: Value = serde_json::from_str(
         &s.get(&format!("/v1/events?action=secret.read&limit=20&order=oldest&cursor={cursor}")).body,
     )
     .unwrap();
-    assert_eq!(page2["events"][0]["index"], 21);
+    assert_eq!(page2["events"][0]["index"], b0 + 21);
     let by_actor: Value = serde_json::from_str(&s.get("/v1/events?actor=admin&limit=1000").body).unwrap();
     assert_eq!(by_actor["events"].as_array().unwrap().len(), 51);
-    assert_eq!(by_actor["events"][0]["index"], 50, "newest first by default");
+    assert_eq!(by_actor["events"][0]["index"], b0 + 50, "newest first by default");
     let nobody: Value = serde_json::from_str(&s.get("/v1/events?actor=svc:nobody").body).unwrap();
     assert!(nobody["events"].as_array().unwrap().is_empty());
     let t0 = receipt["logged_at"].as_str().unwrap();
@@ -295,22 +299,26 @@ fn end_to_end_on(backend: &Backend) {
         serde_json::from_str(&s.get(&format!("/v1/events?since={t0}&until={t1}")).body).unwrap();
     let got: Vec<u64> =
         window["events"].as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
-    assert_eq!(got, vec![0], "until is exclusive");
+    assert_eq!(got, vec![b0], "until is exclusive");
     assert_eq!(s.get("/v1/events?cursor=garbage").status, 400);
     assert_eq!(s.get("/v1/events?since=yesterday").status, 400);
 
     // The tile read path verifies, over HTTP and on disk.
-    assert_eq!(verify_url(&s, &s.vkey)["tree_size"], 51);
-    assert_eq!(backend.verify_stored(&s)["tree_size"], 51);
-    let full = s.get("/tile/entries/000.p/51");
+    assert_eq!(verify_url(&s, &s.vkey)["tree_size"], b0 + 51);
+    assert_eq!(backend.verify_stored(&s)["tree_size"], b0 + 51);
+    let full = s.get(&format!("/tile/entries/000.p/{}", b0 + 51));
     assert_eq!(full.status, 200);
-    assert_eq!(s.get("/tile/entries/000.p/52").status, 404, "beyond the checkpoint is never served");
+    assert_eq!(
+        s.get(&format!("/tile/entries/000.p/{}", b0 + 52)).status,
+        404,
+        "beyond the checkpoint is never served"
+    );
     assert_eq!(s.get("/tile/0/../../admin.token").status, 404);
 
     // The tail delivered the events appended after it connected.
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
-    while !seen.contains("\"index\":50,") {
+    while !seen.contains(&format!("\"index\":{},", b0 + 50)) {
         let n = sse.read(&mut buf).expect("the SSE tail stalled");
         assert!(n > 0, "SSE stream closed: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -322,10 +330,13 @@ fn end_to_end_on(backend: &Backend) {
     assert_eq!(s.get("/healthz").status, 200);
     assert_eq!(s.get("/readyz").status, 200);
     let m = s.get("/metrics").body;
-    assert!(m.contains("graven_events_committed_total 51"), "{m}");
+    assert!(m.contains(&format!("graven_events_committed_total {}", b0 + 51)), "{m}");
     assert!(m.contains("graven_commit_seconds_bucket"));
-    // Search saw all 51 above, so the index has caught up.
-    assert!(m.contains("graven_index_size 51\n") && m.contains("graven_index_lag_events 0\n"), "{m}");
+    // Search saw all of them above, so the index has caught up.
+    assert!(
+        m.contains(&format!("graven_index_size {}\n", b0 + 51)) && m.contains("graven_index_lag_events 0\n"),
+        "{m}"
+    );
     let api: Value = serde_json::from_str(&s.get("/openapi.json").body).unwrap();
     assert!(api["paths"]["/v1/events"]["post"].is_object());
 }
@@ -413,14 +424,15 @@ fn bad_input_is_refused_and_harms_nothing() {
 
     std::thread::sleep(Duration::from_millis(300));
     // Only the record of the refused wrong token was appended: by the server, outcome denied.
-    assert_eq!(s.size(), 2, "a failed request appended something");
-    let (denied, _) = stored_event(&s, 1);
+    // (After the server's two records of its bootstrap admin, and "first".)
+    assert_eq!(s.size(), 4, "a failed request appended something");
+    let (denied, _) = stored_event(&s, 3);
     let denied: Value = serde_json::from_str(&denied).unwrap();
     assert_eq!(denied["outcome"], "denied");
     assert_eq!(denied["action"], "graven.access.denied");
     assert_eq!(denied["actor"]["id"], "graven:server");
     let v = verify_url(&s, &s.vkey);
-    assert_eq!(v["tree_size"], 2);
+    assert_eq!(v["tree_size"], 4);
     assert_eq!(s.post("application/json", br#"{"action":"after"}"#, t).status, 201);
 }
 
@@ -570,7 +582,8 @@ fn reindex_rebuilds_search_from_the_log() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let v: Value = serde_json::from_str(&s.get("/v1/events?action=job.1&limit=1000").body).unwrap();
-            if v["indexed_size"] == 300 {
+            // 300 after the server's two records of its bootstrap admin.
+            if v["indexed_size"] == 302 {
                 return v["events"]
                     .as_array()
                     .unwrap()
@@ -592,7 +605,7 @@ fn reindex_rebuilds_search_from_the_log() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["indexed"], 300);
+    assert_eq!(v["indexed"], 302);
     let s = start(&data, &[]);
     assert_eq!(search(&s), before);
 }
@@ -646,7 +659,8 @@ fn verify_remembers_a_live_server() {
     let trust = tmp.path().join("trust");
     let data = tmp.path().join("data");
     let s = start(&data, &[]);
-    post_batch(&s, "first", 300);
+    // 298 after the server's two records of its bootstrap admin: 300 in all.
+    post_batch(&s, "first", 298);
     let (code, v, _) = verify_remembering(&s, &s.vkey, &trust);
     assert_eq!((code, &v["tree_size"], &v["trust"]), (Some(0), &300.into(), &"first-use".into()));
     let vkey = s.vkey.clone();
@@ -707,7 +721,7 @@ fn verify_remembers_a_live_server() {
     std::fs::copy(data.join("log.key"), fork.join("log.key")).unwrap();
     let s = start(&fork, &[]);
     assert_eq!(s.vkey, vkey, "same key");
-    post_batch(&s, "forked", 400);
+    post_batch(&s, "forked", 398);
     let (code, v, err) = verify_remembering(&s, &vkey, &trust);
     assert_eq!((code, &v["alert"]), (Some(1), &"fork".into()), "{err}");
     assert!(err.contains("FORK") && err.contains("size 310") && err.contains("size 400"), "{err}");

@@ -67,8 +67,12 @@ impl Server {
     }
 }
 
+/// Signs `event` as a client does (version 2: a fresh id, signed now).
 fn client_sign(k: &SigningKey, event: &str) -> String {
-    String::from_utf8(graven_core::event_sig::sign_event(k, event.as_bytes()).unwrap()).unwrap()
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!("t-{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    String::from_utf8(graven_core::event_sig::sign_event_v2(k, event.as_bytes(), &id, now_s()).unwrap())
+        .unwrap()
 }
 
 #[test]
