@@ -29,6 +29,7 @@
 //! environment variables); instance profiles, SSO and `~/.aws` files are not consulted.
 
 mod config;
+mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -53,7 +54,8 @@ use aws_smithy_http_client::tls;
 use futures_util::{StreamExt, TryStreamExt};
 use graven_tlog::{Cond, Object, ObjectStore, StoreError};
 
-pub use config::{MAX_PREFIX_LEN, Retention, RetentionMode, S3Config, UrlError, parse_url, validate_bucket};
+pub use config::{MAX_PREFIX_LEN, S3Config, UrlError, parse_url, validate_bucket};
+pub use retention::{DefaultRetention, Retention, RetentionMode, RetentionPeriod};
 
 /// How long connecting to the endpoint may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
