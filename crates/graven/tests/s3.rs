@@ -556,7 +556,7 @@ fn refuses_retention_weaker_than_the_bucket_default() {
     let t0 = Instant::now();
     let p = Place::new("weaker", Lock::Default(RetentionMode::Compliance, RetentionPeriod::Days(30)));
     let mode_fix =
-        ["--retention-mode governance", "weaker than", "COMPLIANCE for 30 days", "remove --retention-mode"];
+        ["--retention-mode governance", "weaker than", "COMPLIANCE for 30 days", "Remove --retention-mode"];
     refused(&p, "n1", &["--retention-mode", "governance"], &mode_fix);
     refused(&p, "n2", &["--retention-mode", "governance", "--retention-days", "3650"], &mode_fix);
     let days_fix = ["--retention-days 29", "shorter than", "COMPLIANCE for 30 days", "at least 30"];
@@ -609,11 +609,11 @@ fn refuses_a_bucket_without_default_retention_until_mode_and_period_are_chosen()
     let p = Place::new("no-default", Lock::NoDefault);
     let fix = ["has Object Lock but no default retention", "put-object-lock-configuration"];
     let err = refused(&p, "n1", &[], &fix);
-    assert!(err.contains("set neither --retention-mode nor --retention-days"), "{err}");
+    assert!(err.contains("neither --retention-mode nor --retention-days is set"), "{err}");
     let err = refused(&p, "n2", &["--retention-mode", "compliance"], &fix);
-    assert!(err.contains("set --retention-days"), "{err}");
+    assert!(err.contains("--retention-days is not set"), "{err}");
     let err = refused(&p, "n3", &["--retention-days", "30"], &fix);
-    assert!(err.contains("set --retention-mode"), "{err}");
+    assert!(err.contains("--retention-mode is not set"), "{err}");
     // --allow-no-object-lock is about buckets without Object Lock; it does not choose retention.
     refused(&p, "n4", &["--allow-no-object-lock"], &fix);
     assert_eq!(p.list(""), Vec::<String>::new(), "a refused start writes nothing");
