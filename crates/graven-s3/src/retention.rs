@@ -4,10 +4,10 @@
 //!
 //! The rule [`RetentionPlan::choose`] keeps: the log never weakens the bucket's own lock. With
 //! no retention settings, the objects get the bucket's default rule (Graven sends no retention
-//! headers, and S3 applies the rule to every new version: Amazon S3 User Guide, "Configuring
-//! S3 Object Lock", default retention). Settings weaker than that rule are refused, since
-//! headers on a write override the bucket's default. A bucket with Object Lock and no default
-//! rule needs both a mode and a period: there is no silent default.
+//! headers, and S3 applies the rule to every new version: Amazon S3 User Guide, "How S3
+//! Object Lock works", bucket configuration). Settings weaker than that rule are refused,
+//! since headers on a write override the bucket's default. A bucket with Object Lock and no
+//! default rule needs both a mode and a period: there is no silent default.
 
 use std::fmt;
 use std::time::Duration;
