@@ -146,7 +146,10 @@ start_server() {
     NSTART=$((NSTART + 1))
     out=$data.$NSTART.out
     err=$data.$NSTART.err
-    [ -n "$prefix" ] && storage=(--storage "s3://$BUCKET/$prefix" --key "$KEY")
+    # The bucket has no default retention, so the retention is chosen here: the one the
+    # published figures were measured with.
+    [ -n "$prefix" ] && storage=(--storage "s3://$BUCKET/$prefix" --key "$KEY"
+                                 --retention-mode governance --retention-days 365)
     # shellcheck disable=SC2086
     "$GRAVEN" serve --data "$data" --listen 127.0.0.1:0 "${storage[@]}" $SERVER_ARGS >"$out" 2>"$err" &
     SPID=$!

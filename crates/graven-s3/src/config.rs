@@ -2,7 +2,8 @@
 //! variables, validated before any request is made.
 
 use std::fmt;
-use std::time::Duration;
+
+use crate::Retention;
 
 /// Longest prefix accepted. S3 keys are at most 1,024 bytes and the log's own keys need room.
 pub const MAX_PREFIX_LEN: usize = 512;
@@ -24,27 +25,10 @@ pub struct S3Config {
     /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted
     /// (`bucket.endpoint/key`); what most S3-compatible services need.
     pub path_style: bool,
-    /// The Object Lock retention that `retain`-ed writes get; `None` writes them unretained.
+    /// The explicit Object Lock retention that `retain`-ed writes carry. `None` sends no
+    /// retention headers: the objects get the bucket's default retention, if it has one, and
+    /// none otherwise.
     pub retention: Option<Retention>,
-}
-
-/// Object Lock retention for the log's immutable objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub mode: RetentionMode,
-    /// How long after its write a version stays locked.
-    pub period: Duration,
-}
-
-/// S3 Object Lock retention modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetentionMode {
-    /// No one, not even the account's root user, can delete or shorten the lock of a version
-    /// before it expires.
-    Compliance,
-    /// Users with `s3:BypassGovernanceRetention` can still delete a locked version; everyone
-    /// else cannot.
-    Governance,
 }
 
 // Credentials stay out of logs and panic messages.

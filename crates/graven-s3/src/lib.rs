@@ -4,8 +4,10 @@
 //! - Conditional writes use `If-None-Match: *` ([`Cond::IfAbsent`]) and `If-Match: <etag>`
 //!   ([`Cond::IfMatch`]); a `412 Precondition Failed`, a `409 ConditionalRequestConflict`, or a
 //!   `404` on an `If-Match` write is [`StoreError::Precondition`].
-//! - Retained writes carry an Object Lock mode and retain-until date (now + period) and a
-//!   SHA-256 checksum, which S3 requires for writes with Object Lock headers.
+//! - Retained writes carry the configured Object Lock mode and retain-until date (now +
+//!   period), if any ([`S3Config::retention`]); without one they carry no retention headers,
+//!   and S3 applies the bucket's default retention rule. Every write carries a SHA-256
+//!   checksum, which S3 requires for writes under Object Lock.
 //!
 //! ## Threads
 //! [`ObjectStore`] is synchronous, and is called both from plain threads and from inside the
@@ -29,6 +31,7 @@
 //! environment variables); instance profiles, SSO and `~/.aws` files are not consulted.
 
 mod config;
+mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -53,7 +56,11 @@ use aws_smithy_http_client::tls;
 use futures_util::{StreamExt, TryStreamExt};
 use graven_tlog::{Cond, Object, ObjectStore, StoreError};
 
-pub use config::{MAX_PREFIX_LEN, Retention, RetentionMode, S3Config, UrlError, parse_url, validate_bucket};
+pub use config::{MAX_PREFIX_LEN, S3Config, UrlError, parse_url, validate_bucket};
+pub use retention::{
+    DefaultRetention, Retention, RetentionAsk, RetentionMode, RetentionPeriod, RetentionPlan,
+    RetentionProblem,
+};
 
 /// How long connecting to the endpoint may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,6 +101,10 @@ pub enum BucketProblem {
         "retention is required but bucket {bucket} has no Object Lock; create the bucket with Object Lock or pass --allow-no-object-lock"
     )]
     NoObjectLock { bucket: String },
+    #[error(
+        "bucket {bucket} has a default retention rule that cannot be used ({why}); set one mode and one period, e.g. aws s3api put-object-lock-configuration --bucket {bucket} --object-lock-configuration '{{\"ObjectLockEnabled\":\"Enabled\",\"Rule\":{{\"DefaultRetention\":{{\"Mode\":\"COMPLIANCE\",\"Days\":365}}}}}}'"
+    )]
+    BadDefaultRetention { bucket: String, why: String },
 }
 
 /// A bucket's versioning state.
@@ -112,6 +123,9 @@ pub struct BucketReport {
     pub bucket: String,
     pub versioning: Versioning,
     pub object_lock: bool,
+    /// The bucket's default retention rule, which S3 applies to every new version written
+    /// without retention headers; only read when the bucket has Object Lock.
+    pub default_retention: Option<DefaultRetention>,
 }
 
 impl BucketReport {
@@ -451,15 +465,21 @@ impl Inner {
             }
         };
         self.count(&self.bucket_ops);
-        let object_lock = match self.client.get_object_lock_configuration().bucket(&bucket).send().await {
-            Ok(o) => o
-                .object_lock_configuration()
-                .and_then(|c| c.object_lock_enabled())
-                .is_some_and(|e| *e == ObjectLockEnabled::Enabled),
+        let lock = self.client.get_object_lock_configuration().bucket(&bucket).send().await;
+        let (object_lock, default_retention) = match lock {
+            Ok(o) => {
+                let conf = o.object_lock_configuration();
+                let enabled = conf
+                    .and_then(|c| c.object_lock_enabled())
+                    .is_some_and(|e| *e == ObjectLockEnabled::Enabled);
+                let rule = conf.and_then(|c| c.rule()).and_then(|r| r.default_retention());
+                let default = if enabled { retention::read_default_retention(&bucket, rule)? } else { None };
+                (enabled, default)
+            }
             Err(e) => {
                 let (status, code) = status_code(&e);
                 if code.as_deref() == Some("ObjectLockConfigurationNotFoundError") || status == Some(404) {
-                    false
+                    (false, None)
                 } else {
                     return Err(S3Error::Service {
                         op: "reading the Object Lock configuration of",
@@ -469,7 +489,7 @@ impl Inner {
                 }
             }
         };
-        Ok(BucketReport { bucket, versioning, object_lock })
+        Ok(BucketReport { bucket, versioning, object_lock, default_retention })
     }
 
     fn at(&self) -> String {

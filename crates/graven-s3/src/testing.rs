@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{Retention, RetentionMode, S3Config, S3Error, S3Store};
+use crate::{DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store};
 
 /// The access key SeaweedFS is started with.
 pub const ACCESS_KEY_ID: &str = "graven-test";
@@ -247,6 +247,42 @@ impl Seaweed {
         }
         let store = S3Store::connect(cfg.clone()).unwrap_or_else(|e| panic!("connecting to {name}: {e}"));
         store.create_bucket(object_lock).unwrap_or_else(|e| panic!("creating bucket {name}: {e}"));
+        cfg
+    }
+
+    /// Creates a new bucket like [`Self::bucket`] with Object Lock, and gives it the default
+    /// retention rule `rule` (`PutObjectLockConfiguration`). The configuration it returns has
+    /// no retention of its own: its writes get the bucket's default.
+    pub fn bucket_with_default_retention(&self, hint: &str, rule: DefaultRetention) -> S3Config {
+        use aws_sdk_s3::types::{
+            DefaultRetention as Rule, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+            ObjectLockRule,
+        };
+        let mut cfg = self.bucket(hint, true);
+        cfg.retention = None;
+        let mode = match rule.mode {
+            RetentionMode::Compliance => ObjectLockRetentionMode::Compliance,
+            RetentionMode::Governance => ObjectLockRetentionMode::Governance,
+        };
+        let count = |n: u32| i32::try_from(n).expect("a period S3 can hold");
+        let r = Rule::builder().mode(mode);
+        let r = match rule.period {
+            RetentionPeriod::Days(d) => r.days(count(d)),
+            RetentionPeriod::Years(y) => r.years(count(y)),
+        };
+        let lock = ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(ObjectLockRule::builder().default_retention(r.build()).build())
+            .build();
+        let store =
+            S3Store::connect(cfg.clone()).unwrap_or_else(|e| panic!("connecting to {}: {e}", cfg.bucket));
+        let (c, b) = (store.client().clone(), cfg.bucket.clone());
+        store
+            .run(async move {
+                c.put_object_lock_configuration().bucket(b).object_lock_configuration(lock).send().await
+            })
+            .expect("the store's runtime")
+            .unwrap_or_else(|e| panic!("setting the default retention of {}: {e:?}", cfg.bucket));
         cfg
     }
 

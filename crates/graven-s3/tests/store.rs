@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ObjectLockRetentionMode;
 use graven_s3::testing::Seaweed;
-use graven_s3::{BucketProblem, Retention, RetentionMode, S3Config, S3Error, S3Store, Versioning};
+use graven_s3::{
+    BucketProblem, DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store,
+    Versioning,
+};
 use graven_tlog::{Cond, Object, ObjectStore, StoreError, put_immutable};
 
 fn store(hint: &str, object_lock: bool) -> S3Store {
@@ -307,9 +310,12 @@ fn check_bucket_reports_lock_and_versioning() {
     assert!(matches!(err, BucketProblem::NoObjectLock { .. }));
     assert!(err.to_string().contains("--allow-no-object-lock"), "{err}");
 
+    assert_eq!(r.default_retention, None);
+
     let locked = S3Store::connect(sw.bucket("check-locked", true)).unwrap();
     let r = locked.check_bucket().unwrap();
     assert_eq!((r.versioning, r.object_lock), (Versioning::Enabled, true));
+    assert_eq!(r.default_retention, None, "a bucket with Object Lock and no rule");
 
     let missing = S3Store::connect(sw.config("gt-no-such-bucket")).unwrap();
     assert!(matches!(missing.check_bucket(), Err(S3Error::NoSuchBucket { .. })));
@@ -405,4 +411,43 @@ async fn works_in_a_tokio_test() {
     let s = store("tokio-test", false);
     s.put("a", b"b", Cond::Any, false).unwrap();
     assert_eq!(s.get("a", 1).unwrap().unwrap().bytes, b"b");
+}
+
+/// A bucket's default retention rule, in days or years, is what `check_bucket` reports, and a
+/// retained write with no retention of its own gets it from S3.
+#[test]
+fn the_bucket_default_retention_is_reported_and_applied() {
+    let sw = Seaweed::shared();
+    for rule in [
+        DefaultRetention { mode: RetentionMode::Compliance, period: RetentionPeriod::Days(2) },
+        DefaultRetention { mode: RetentionMode::Governance, period: RetentionPeriod::Years(1) },
+    ] {
+        let cfg = sw.bucket_with_default_retention(&format!("default-{:?}", rule.period), rule);
+        assert_eq!(cfg.retention, None);
+        let s = S3Store::connect(cfg.clone()).unwrap();
+        let r = s.check_bucket().unwrap();
+        assert_eq!((r.object_lock, r.default_retention), (true, Some(rule)));
+
+        let before = std::time::SystemTime::now();
+        put_immutable(&s, "tile/0/000", b"locked by the bucket").unwrap();
+        let (c, b, k) = (s.client().clone(), cfg.bucket.clone(), cfg.full_key("tile/0/000"));
+        let retention = s
+            .run(async move {
+                let r = c.get_object_retention().bucket(&b).key(&k).send().await.unwrap();
+                r.retention().unwrap().clone()
+            })
+            .unwrap();
+        let expected_mode = match rule.mode {
+            RetentionMode::Compliance => ObjectLockRetentionMode::Compliance,
+            RetentionMode::Governance => ObjectLockRetentionMode::Governance,
+        };
+        assert_eq!(retention.mode(), Some(&expected_mode), "{rule}");
+        let until = std::time::SystemTime::try_from(*retention.retain_until_date().unwrap()).unwrap();
+        let days = until.duration_since(before).unwrap().as_secs_f64() / 86_400.0;
+        let (lo, hi) = match rule.period {
+            RetentionPeriod::Days(d) => (f64::from(d) - 0.01, f64::from(d) + 0.01),
+            RetentionPeriod::Years(y) => (365.0 * f64::from(y) - 0.01, 366.0 * f64::from(y) + 0.01),
+        };
+        assert!(days > lo && days < hi, "{rule}: locked for {days} days");
+    }
 }

@@ -65,7 +65,8 @@ pub struct FileConfig {
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     /// Object Lock retention of tiles, bundles and archived checkpoints: `compliance` or
-    /// `governance`, for `retention_days`.
+    /// `governance`, for `retention_days`. Unset: the bucket's default retention (a bucket
+    /// without one needs both); never weaker than that default.
     pub retention_mode: Option<String>,
     pub retention_days: Option<u64>,
     /// Start even if the bucket has no Object Lock (history is then deletable by anyone
@@ -113,8 +114,9 @@ pub struct SharedStorage {
     pub url: String,
     pub endpoint: Option<String>,
     pub region: Option<String>,
-    pub retention_mode: RetentionMode,
-    pub retention: Duration,
+    /// The retention asked for; `None` where unset (no default: see [`FileConfig`]).
+    pub retention_mode: Option<RetentionMode>,
+    pub retention_days: Option<u64>,
     pub require_object_lock: bool,
     pub advertise_url: Option<String>,
     pub lease_ttl: Duration,
@@ -122,9 +124,6 @@ pub struct SharedStorage {
     pub tile_cache_bytes: usize,
 }
 
-/// Default Object Lock retention: one year, in governance mode (compliance mode cannot be
-/// undone, so it is a choice to make on purpose).
-pub const DEFAULT_RETENTION_DAYS: u64 = 365;
 /// Longest retention accepted: 100 years.
 const MAX_RETENTION_DAYS: u64 = 36_500;
 pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
@@ -289,21 +288,23 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
             why: "expected s3://bucket/prefix (the local log needs no --storage)",
         });
     }
-    let mode_s =
-        o.retention_mode.clone().or(file.retention_mode.clone()).unwrap_or_else(|| "governance".into());
-    let retention_mode = match mode_s.as_str() {
-        "compliance" => RetentionMode::Compliance,
-        "governance" => RetentionMode::Governance,
-        _ => {
+    // No defaults: what a bucket's objects get is settled against its own retention at start.
+    let retention_mode = match o.retention_mode.clone().or(file.retention_mode.clone()) {
+        None => None,
+        Some(m) if m == "compliance" => Some(RetentionMode::Compliance),
+        Some(m) if m == "governance" => Some(RetentionMode::Governance),
+        Some(m) => {
             return Err(ConfigError::Invalid {
                 what: "retention_mode",
-                value: mode_s,
+                value: m,
                 why: "expected compliance or governance",
             });
         }
     };
-    let days = o.retention_days.or(file.retention_days).unwrap_or(DEFAULT_RETENTION_DAYS);
-    if days == 0 || days > MAX_RETENTION_DAYS {
+    let retention_days = o.retention_days.or(file.retention_days);
+    if let Some(days) = retention_days
+        && (days == 0 || days > MAX_RETENTION_DAYS)
+    {
         return Err(ConfigError::Invalid {
             what: "retention_days",
             value: days.to_string(),
@@ -344,7 +345,7 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
         endpoint: file.s3_endpoint.clone(),
         region: file.s3_region.clone(),
         retention_mode,
-        retention: Duration::from_secs(days * 86_400),
+        retention_days,
         require_object_lock: !o.allow_no_object_lock.or(file.allow_no_object_lock).unwrap_or(false),
         advertise_url,
         lease_ttl: Duration::from_millis(ttl),

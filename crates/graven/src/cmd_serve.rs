@@ -62,15 +62,19 @@ pub struct ServeArgs {
     /// http(s)://<listen address>].
     #[arg(long, env = "GRAVEN_ADVERTISE_URL")]
     advertise_url: Option<String>,
-    /// Object Lock retention mode for tiles, bundles and archived checkpoints: governance or
-    /// compliance [default: governance].
+    /// Object Lock retention mode for tiles, bundles and archived checkpoints: compliance or
+    /// governance [default: the bucket's default retention; a bucket without one needs this
+    /// and --retention-days]. Never weaker than the bucket's default.
     #[arg(long, env = "GRAVEN_RETENTION_MODE")]
     retention_mode: Option<String>,
-    /// Object Lock retention period in days [default: 365].
+    /// Object Lock retention period in days [default: the bucket's default retention; a
+    /// bucket without one needs this and --retention-mode]. Never shorter than the bucket's
+    /// default.
     #[arg(long, env = "GRAVEN_RETENTION_DAYS")]
     retention_days: Option<u64>,
     /// Start even when the bucket has no Object Lock. History can then be deleted by anyone
-    /// holding the bucket's credentials (deletion is still detected by `graven verify`).
+    /// holding the bucket's credentials (deletion is still detected by `graven verify`). It
+    /// does not choose a retention for a bucket that has Object Lock.
     #[arg(long, env = "GRAVEN_ALLOW_NO_OBJECT_LOCK")]
     allow_no_object_lock: bool,
 }
@@ -139,8 +143,9 @@ fn check_conditional_writes(store: &dyn graven_tlog::ObjectStore) -> anyhow::Res
 }
 
 /// Connects to the bucket and checks it can hold the log: versioning on, and Object Lock
-/// unless explicitly waived. Immutable objects get the configured retention when the bucket
-/// has Object Lock.
+/// unless explicitly waived. Then settles what the immutable objects are locked with (the
+/// bucket's default retention, or the settings, never weaker: [`graven_s3::RetentionPlan`]),
+/// and says so in one line. A refused start writes nothing to the bucket.
 fn open_store(
     s: &graven_server::config::SharedStorage,
 ) -> anyhow::Result<std::sync::Arc<dyn graven_tlog::ObjectStore>> {
@@ -155,7 +160,15 @@ fn open_store(
     let probe = graven_s3::S3Store::connect(cfg.clone())?;
     let report = probe.check_bucket()?;
     report.require(s.require_object_lock)?;
-    if !report.object_lock {
+    let ask = graven_s3::RetentionAsk {
+        mode: s.retention_mode.map(|m| match m {
+            graven_server::config::RetentionMode::Compliance => graven_s3::RetentionMode::Compliance,
+            graven_server::config::RetentionMode::Governance => graven_s3::RetentionMode::Governance,
+        }),
+        days: s.retention_days,
+    };
+    let plan = graven_s3::RetentionPlan::choose(&report, ask, !s.require_object_lock)?;
+    if plan == graven_s3::RetentionPlan::Unlocked {
         eprintln!(
             "graven: warning: bucket {} has no Object Lock; history in it can be deleted by anyone holding its credentials (graven verify would notice)",
             report.bucket
@@ -163,13 +176,8 @@ fn open_store(
     }
     check_conditional_writes(&probe)?;
     drop(probe);
-    cfg.retention = report.object_lock.then_some(graven_s3::Retention {
-        mode: match s.retention_mode {
-            graven_server::config::RetentionMode::Compliance => graven_s3::RetentionMode::Compliance,
-            graven_server::config::RetentionMode::Governance => graven_s3::RetentionMode::Governance,
-        },
-        period: s.retention,
-    });
+    println!("{}", plan.summary());
+    cfg.retention = plan.retention();
     Ok(std::sync::Arc::new(graven_s3::S3Store::connect(cfg)?))
 }
 

@@ -22,8 +22,19 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, merkle};
 use graven_s3::testing::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Seaweed};
-use graven_s3::{S3Config, S3Store};
+use graven_s3::{DefaultRetention, RetentionMode, RetentionPeriod, S3Config, S3Store};
 use serde_json::Value;
+
+/// How a test's bucket locks the objects written to it.
+#[derive(Debug, Clone, Copy)]
+enum Lock {
+    /// No Object Lock.
+    Off,
+    /// Object Lock, with no default retention rule.
+    NoDefault,
+    /// Object Lock, with this default retention rule.
+    Default(RetentionMode, RetentionPeriod),
+}
 
 /// A log's place in SeaweedFS (a fresh bucket, prefix `audit/main`), its signer key, and a raw
 /// S3 client with the same credentials the nodes use.
@@ -39,9 +50,15 @@ struct Place {
 }
 
 impl Place {
-    fn new(hint: &str, object_lock: bool) -> Place {
+    fn new(hint: &str, lock: Lock) -> Place {
         let sw = Seaweed::shared();
-        let mut cfg = sw.bucket(hint, object_lock);
+        let mut cfg = match lock {
+            Lock::Off => sw.bucket(hint, false),
+            Lock::NoDefault => sw.bucket(hint, true),
+            Lock::Default(mode, period) => {
+                sw.bucket_with_default_retention(hint, DefaultRetention { mode, period })
+            }
+        };
         cfg.prefix = "audit/main".into();
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("signer.key");
@@ -153,6 +170,35 @@ impl Place {
         })
     }
 
+    /// Every version (not delete markers) of every key under the log's prefix, as
+    /// `(full key, version id)`, in the order S3 lists them.
+    fn all_versions(&self) -> Vec<(String, String)> {
+        let prefix = self.full("");
+        self.s3(|c, b| async move {
+            let mut all = Vec::new();
+            let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+            loop {
+                let out = c
+                    .list_object_versions()
+                    .bucket(&b)
+                    .prefix(&prefix)
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(version_marker.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                for v in out.versions() {
+                    all.push((v.key().unwrap().to_owned(), v.version_id().unwrap().to_owned()));
+                }
+                if out.is_truncated() != Some(true) {
+                    return all;
+                }
+                key_marker = out.next_key_marker().map(str::to_owned);
+                version_marker = out.next_version_id_marker().map(str::to_owned);
+            }
+        })
+    }
+
     /// The current version of a full key: its version id and bytes.
     fn current(&self, full: &str) -> (String, Vec<u8>) {
         let k = full.to_owned();
@@ -203,12 +249,32 @@ impl Place {
 
     /// DeleteObject of one version: `Err((HTTP status, S3 error code))` if refused.
     fn delete_version(&self, full: &str, version: &str) -> Result<(), (Option<u16>, Option<String>)> {
+        self.delete_version_as(full, version, false)
+    }
+
+    /// DeleteObject of one version with `x-amz-bypass-governance-retention: true`, as the
+    /// bucket owner (the only principal SeaweedFS has here, allowed everything) would send it.
+    fn delete_version_bypassing(
+        &self,
+        full: &str,
+        version: &str,
+    ) -> Result<(), (Option<u16>, Option<String>)> {
+        self.delete_version_as(full, version, true)
+    }
+
+    fn delete_version_as(
+        &self,
+        full: &str,
+        version: &str,
+        bypass: bool,
+    ) -> Result<(), (Option<u16>, Option<String>)> {
         let (k, v) = (full.to_owned(), version.to_owned());
-        self.s3(|c, b| async move {
+        self.s3(move |c, b| async move {
             c.delete_object()
                 .bucket(b)
                 .key(k)
                 .version_id(v)
+                .set_bypass_governance_retention(bypass.then_some(true))
                 .send()
                 .await
                 .map(|_| ())
@@ -317,9 +383,11 @@ fn done(name: &str, t0: Instant) {
 #[test]
 fn object_lock_holds_and_verify_catches_what_s3_allows() {
     let t0 = Instant::now();
-    let p = Place::new("lock", true);
-    let a = p.node("a", &[]);
+    let p = Place::new("lock", Lock::NoDefault);
+    let a = p.node("a", &["--retention-mode", "governance", "--retention-days", "365"]);
     assert!(a.banner.contains(&format!("storage: {} (this node: writer)", p.url)), "{:?}", a.banner);
+    let objects = "objects: GOVERNANCE retention for 365 days (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket has no default retention); principals with s3:BypassGovernanceRetention (the bucket owner's keys among them) can delete a locked version before it expires; nobody else can";
+    assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
     append(&a, "lock.test", 0..400);
     append(&a, "lock.test", 400..700);
     assert_eq!(a.size(), 700);
@@ -333,8 +401,8 @@ fn object_lock_holds_and_verify_catches_what_s3_allows() {
     for k in [&tile, &bundle, &archived] {
         let (version, bytes) = p.current(k);
         let (mode, until) = p.retention(k, &version);
-        assert_eq!(mode, ObjectLockRetentionMode::Governance, "{k}: the default mode");
-        assert!(until > year, "{k}: retained for 365 days by default");
+        assert_eq!(mode, ObjectLockRetentionMode::Governance, "{k}: the mode asked for");
+        assert!(until > year, "{k}: retained for the 365 days asked for");
         // (a), and (c) for governance mode: deleting the version itself, without the
         // governance-bypass header, is refused.
         let (status, code) = p.delete_version(k, &version).unwrap_err();
@@ -386,8 +454,10 @@ fn object_lock_holds_and_verify_catches_what_s3_allows() {
 #[test]
 fn compliance_mode_is_what_the_objects_get() {
     let t0 = Instant::now();
-    let p = Place::new("compliance", true);
+    let p = Place::new("compliance", Lock::NoDefault);
     let a = p.node("a", &["--retention-mode", "compliance", "--retention-days", "1"]);
+    let objects = "objects: COMPLIANCE retention for 1 day (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket has no default retention); nobody, not even the bucket owner, can delete a locked version before it expires";
+    assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
     append(&a, "compliance.test", 0..300);
     let (lo, hi) = (
         SystemTime::now() + Duration::from_secs(86_400 - 600),
@@ -413,12 +483,149 @@ fn compliance_mode_is_what_the_objects_get() {
     done("compliance_mode_is_what_the_objects_get", t0);
 }
 
+/// The bucket's default retention is COMPLIANCE. Started with no retention settings, Graven must
+/// write no retention of its own: every version of every object it writes is then under the
+/// bucket's rule, and not even the bucket owner's keys, asking to bypass governance retention,
+/// can delete one.
+#[test]
+fn a_compliance_bucket_default_is_inherited_and_no_version_can_be_deleted() {
+    let t0 = Instant::now();
+    let p =
+        Place::new("default-compliance", Lock::Default(RetentionMode::Compliance, RetentionPeriod::Days(2)));
+    let started = SystemTime::now();
+    let a = p.node("a", &[]);
+    let objects = "objects: COMPLIANCE retention for 2 days (bucket default); nobody, not even the bucket owner, can delete a locked version before it expires";
+    assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
+    append(&a, "default.test", 0..300);
+    append(&a, "default.test", 300..310);
+    p.verify_ok(310);
+
+    let two_days = Duration::from_secs(2 * 86_400);
+    let margin = Duration::from_secs(600);
+    let (lo, hi) = (started + two_days - margin, SystemTime::now() + two_days + margin);
+    let versions = p.all_versions();
+    let keys: Vec<&str> = versions.iter().map(|(k, _)| k.as_str()).collect();
+    for k in [
+        "tile/0/000",
+        "tile/0/001.p/54",
+        "tile/entries/000",
+        "tile/entries/001.p/54",
+        "graven/checkpoint/00000000000000000310",
+        "checkpoint",
+        "graven/head",
+    ] {
+        assert!(keys.contains(&p.full(k).as_str()), "{k} not in {keys:?}");
+    }
+    for (k, v) in &versions {
+        let deleted = p.delete_version_bypassing(k, v);
+        assert!(
+            deleted.is_err(),
+            "the bucket owner deleted {k} version {v}, under the bucket's COMPLIANCE default"
+        );
+        let (status, code) = deleted.unwrap_err();
+        assert_eq!((status, code.as_deref()), (Some(403), Some("AccessDenied")), "{k} {v}");
+        let (mode, until) = p.retention(k, v);
+        assert_eq!(mode, ObjectLockRetentionMode::Compliance, "{k} {v}: the bucket's default mode");
+        assert!(until > lo && until < hi, "{k} {v}: locked for the bucket's two days");
+    }
+    let after = p.all_versions();
+    for kv in &versions {
+        assert!(after.contains(kv), "{kv:?} is gone");
+    }
+    append(&a, "default.test", 310..311);
+    p.verify_ok(311);
+    done("a_compliance_bucket_default_is_inherited_and_no_version_can_be_deleted", t0);
+}
+
+/// `graven serve` on `p` with `flags` must exit with status 2, saying each of `says`; returns
+/// its stderr.
+fn refused(p: &Place, node: &str, flags: &[&str], says: &[&str]) -> String {
+    let mut args = vec!["--storage", &p.url, "--key", p.key.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let out = p.serve_exits(node, &args);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{flags:?}: does not say {s:?}: {err}");
+    }
+    err
+}
+
+#[test]
+fn refuses_retention_weaker_than_the_bucket_default() {
+    let t0 = Instant::now();
+    let p = Place::new("weaker", Lock::Default(RetentionMode::Compliance, RetentionPeriod::Days(30)));
+    let mode_fix =
+        ["--retention-mode governance", "weaker than", "COMPLIANCE for 30 days", "Remove --retention-mode"];
+    refused(&p, "n1", &["--retention-mode", "governance"], &mode_fix);
+    refused(&p, "n2", &["--retention-mode", "governance", "--retention-days", "3650"], &mode_fix);
+    let days_fix = ["--retention-days 29", "shorter than", "COMPLIANCE for 30 days", "at least 30"];
+    refused(&p, "n3", &["--retention-days", "29"], &days_fix);
+    refused(&p, "n4", &["--retention-mode", "compliance", "--retention-days", "29"], &days_fix);
+    // The same settings from graven.toml, and from the environment.
+    std::fs::create_dir_all(p.data("n5")).unwrap();
+    std::fs::write(
+        p.data("n5").join("graven.toml"),
+        "retention_mode = \"governance\"\nretention_days = 30\n",
+    )
+    .unwrap();
+    refused(&p, "n5", &[], &mode_fix);
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["serve", "--data", p.data("n6").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--storage", &p.url, "--key", p.key.to_str().unwrap()])
+        .envs(p.env())
+        .env("GRAVEN_RETENTION_DAYS", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("--retention-days 7"), "{}", common::stderr(&out));
+    assert_eq!(p.list(""), Vec::<String>::new(), "a refused start writes nothing");
+
+    // A default of one year can be 366 days long: 365 days is shorter.
+    let y = Place::new("weaker-years", Lock::Default(RetentionMode::Governance, RetentionPeriod::Years(1)));
+    refused(
+        &y,
+        "n1",
+        &["--retention-days", "365"],
+        &["--retention-days 365", "GOVERNANCE for 1 year", "at least 366"],
+    );
+    // Stronger settings than the default are taken, and are what the objects get.
+    let a = y.node("a", &["--retention-mode", "compliance", "--retention-days", "366"]);
+    let objects = "objects: COMPLIANCE retention for 366 days (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket's default is GOVERNANCE for 1 year); nobody, not even the bucket owner, can delete a locked version before it expires";
+    assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
+    append(&a, "weaker.test", 0..10);
+    let tile = y.full("tile/0/000.p/10");
+    let (version, _) = y.current(&tile);
+    let (mode, until) = y.retention(&tile, &version);
+    assert_eq!(mode, ObjectLockRetentionMode::Compliance);
+    assert!(until > SystemTime::now() + Duration::from_secs(365 * 86_400), "{tile}: 366 days");
+    assert!(y.delete_version_bypassing(&tile, &version).is_err());
+    done("refuses_retention_weaker_than_the_bucket_default", t0);
+}
+
+#[test]
+fn refuses_a_bucket_without_default_retention_until_mode_and_period_are_chosen() {
+    let t0 = Instant::now();
+    let p = Place::new("no-default", Lock::NoDefault);
+    let fix = ["has Object Lock but no default retention", "put-object-lock-configuration"];
+    let err = refused(&p, "n1", &[], &fix);
+    assert!(err.contains("neither --retention-mode nor --retention-days is set"), "{err}");
+    let err = refused(&p, "n2", &["--retention-mode", "compliance"], &fix);
+    assert!(err.contains("--retention-days is not set"), "{err}");
+    let err = refused(&p, "n3", &["--retention-days", "30"], &fix);
+    assert!(err.contains("--retention-mode is not set"), "{err}");
+    // --allow-no-object-lock is about buckets without Object Lock; it does not choose retention.
+    refused(&p, "n4", &["--allow-no-object-lock"], &fix);
+    assert_eq!(p.list(""), Vec::<String>::new(), "a refused start writes nothing");
+    done("refuses_a_bucket_without_default_retention_until_mode_and_period_are_chosen", t0);
+}
+
 // ------------------------------------------------------------------------ refusing to start
 
 #[test]
 fn refuses_to_start_without_object_lock_or_with_bad_settings() {
     let t0 = Instant::now();
-    let p = Place::new("no-lock", false);
+    let p = Place::new("no-lock", Lock::Off);
     let key = p.key.to_str().unwrap();
     let out = p.serve_exits("n1", &["--storage", &p.url, "--key", key]);
     let err = common::stderr(&out);
@@ -446,9 +653,21 @@ fn refuses_to_start_without_object_lock_or_with_bad_settings() {
     }
     assert_eq!(p.list(""), Vec::<String>::new());
 
+    // Retention asked for on a bucket that cannot hold it is refused, waiver or not.
+    let err = refused(
+        &p,
+        "n6",
+        &["--allow-no-object-lock", "--retention-mode", "compliance", "--retention-days", "30"],
+        &["has no Object Lock", "cannot be honoured"],
+    );
+    assert!(err.contains("--retention-mode"), "{err}");
+    assert_eq!(p.list(""), Vec::<String>::new());
+
     // Waived, it starts (warning about it), and appends.
     let a = p.node("n4", &["--allow-no-object-lock"]);
     assert!(a.banner.contains(&format!("storage: {} (this node: writer)", p.url)), "{:?}", a.banner);
+    let objects = "objects: no Object Lock (--allow-no-object-lock); anyone holding the bucket's credentials can delete any version (graven verify would notice)";
+    assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
     append(&a, "nolock.test", 0..5);
     p.verify_ok(5);
 
@@ -497,7 +716,7 @@ fn proven(s: &Server, vkey: &str, token: &str, index: u64) -> (Hash, String) {
 #[test]
 fn a_read_replica_serves_the_log_and_sends_writes_to_the_writer() {
     let t0 = Instant::now();
-    let p = Place::new("replicas", true);
+    let p = Place::new("replicas", Lock::Default(RetentionMode::Governance, RetentionPeriod::Days(1)));
     let a = p.node("a", &[]);
     let mut b = p.node("b", &[]);
     let token = a.token.clone();
@@ -582,7 +801,7 @@ fn a_read_replica_serves_the_log_and_sends_writes_to_the_writer() {
 #[test]
 fn sigterm_hands_the_log_over_to_a_replica() {
     let t0 = Instant::now();
-    let p = Place::new("handover", true);
+    let p = Place::new("handover", Lock::Default(RetentionMode::Governance, RetentionPeriod::Days(1)));
     let mut a = p.node("a", &[]);
     let mut b = p.node("b", &[]);
     let token = a.token.clone();

@@ -133,6 +133,9 @@ impl Backend {
                 ("AWS_ACCESS_KEY_ID", cfg.access_key_id.clone().unwrap()),
                 ("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key.clone().unwrap()),
                 ("AWS_REGION", cfg.region.clone()),
+                // The test bucket has no default retention: choose one (graven serve refuses otherwise).
+                ("GRAVEN_RETENTION_MODE", "governance".into()),
+                ("GRAVEN_RETENTION_DAYS", "1".into()),
             ],
         }
     }
