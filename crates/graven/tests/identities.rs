@@ -288,7 +288,7 @@ fn the_read_path_is_private_unless_configured_public() {
     let s = start(&tmp.path().join("data"), &[]);
     assert_eq!(s.post_event(&s.token, r#"{"action":"x"}"#).status, 201);
     for p in
-        ["/checkpoint", "/tile/entries/000.p/1", "/v1/log", "/v1/events/0", "/v1/events", "/v1/identities"]
+        ["/checkpoint", "/tile/entries/000.p/3", "/v1/log", "/v1/events/0", "/v1/events", "/v1/identities"]
     {
         assert_eq!(s.req("GET", p, None, None).status, 401, "{p}");
     }
@@ -299,7 +299,7 @@ fn the_read_path_is_private_unless_configured_public() {
     assert_eq!(s.size(), 3, "anonymous probes without a credential are not recorded");
     drop(s);
     let s = start(&tmp.path().join("data"), &["--public-read-path", "true"]);
-    for p in ["/checkpoint", "/tile/entries/000.p/1", "/v1/log"] {
+    for p in ["/checkpoint", "/tile/entries/000.p/3", "/v1/log"] {
         assert_eq!(s.req("GET", p, None, None).status, 200, "{p}");
     }
     assert_eq!(s.req("GET", "/v1/events/0", None, None).status, 401, "events stay private");

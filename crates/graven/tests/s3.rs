@@ -388,7 +388,8 @@ fn object_lock_holds_and_verify_catches_what_s3_allows() {
     assert!(a.banner.contains(&format!("storage: {} (this node: writer)", p.url)), "{:?}", a.banner);
     let objects = "objects: GOVERNANCE retention for 365 days (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket has no default retention); principals with s3:BypassGovernanceRetention (the bucket owner's keys among them) can delete a locked version before it expires; nobody else can";
     assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
-    append(&a, "lock.test", 0..400);
+    // 0 and 1 are the server's own records of its bootstrap admin.
+    append(&a, "lock.test", 2..400);
     append(&a, "lock.test", 400..700);
     assert_eq!(a.size(), 700);
     p.verify_ok(700);
@@ -458,7 +459,8 @@ fn compliance_mode_is_what_the_objects_get() {
     let a = p.node("a", &["--retention-mode", "compliance", "--retention-days", "1"]);
     let objects = "objects: COMPLIANCE retention for 1 day (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket has no default retention); nobody, not even the bucket owner, can delete a locked version before it expires";
     assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
-    append(&a, "compliance.test", 0..300);
+    // 0 and 1 are the server's own records of its bootstrap admin.
+    append(&a, "compliance.test", 2..300);
     let (lo, hi) = (
         SystemTime::now() + Duration::from_secs(86_400 - 600),
         SystemTime::now() + Duration::from_secs(86_400 + 600),
@@ -496,7 +498,8 @@ fn a_compliance_bucket_default_is_inherited_and_no_version_can_be_deleted() {
     let a = p.node("a", &[]);
     let objects = "objects: COMPLIANCE retention for 2 days (bucket default); nobody, not even the bucket owner, can delete a locked version before it expires";
     assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
-    append(&a, "default.test", 0..300);
+    // 0 and 1 are the server's own records of its bootstrap admin.
+    append(&a, "default.test", 2..300);
     append(&a, "default.test", 300..310);
     p.verify_ok(310);
 
@@ -593,7 +596,8 @@ fn refuses_retention_weaker_than_the_bucket_default() {
     let a = y.node("a", &["--retention-mode", "compliance", "--retention-days", "366"]);
     let objects = "objects: COMPLIANCE retention for 366 days (chosen with --retention-mode/--retention-days, counted from this node's clock; the bucket's default is GOVERNANCE for 1 year); nobody, not even the bucket owner, can delete a locked version before it expires";
     assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
-    append(&a, "weaker.test", 0..10);
+    // 0 and 1 are the server's own records of its bootstrap admin.
+    append(&a, "weaker.test", 2..10);
     let tile = y.full("tile/0/000.p/10");
     let (version, _) = y.current(&tile);
     let (mode, until) = y.retention(&tile, &version);
@@ -668,7 +672,8 @@ fn refuses_to_start_without_object_lock_or_with_bad_settings() {
     assert!(a.banner.contains(&format!("storage: {} (this node: writer)", p.url)), "{:?}", a.banner);
     let objects = "objects: no Object Lock (--allow-no-object-lock); anyone holding the bucket's credentials can delete any version (graven verify would notice)";
     assert!(a.banner.iter().any(|l| l == objects), "{:?}", a.banner);
-    append(&a, "nolock.test", 0..5);
+    // 0 and 1 are the server's own records of its bootstrap admin.
+    append(&a, "nolock.test", 2..5);
     p.verify_ok(5);
 
     // A node given another signer key is refused at start, before it can take the lease.
