@@ -793,3 +793,135 @@ fn mtls_clients_are_attributed_by_spiffe_id() {
     let r = https(&s.addr, &pki, Some(&direct), "GET", "/healthz", None, "").unwrap();
     assert_eq!(r.status, 200);
 }
+
+/// The server certificate (from `pki`) and its key, written to `dir`.
+fn server_files(dir: &Path, pki: &Pki) -> (PathBuf, PathBuf) {
+    let server = pki.leaf(&["localhost"], &[], false, 1);
+    (
+        write_pem(dir, "server.pem", &server.cert.pem()),
+        write_pem(dir, "server.key", &server.key.serialize_pem()),
+    )
+}
+
+/// SPIFFE X.509-SVID section 2: "An X.509 SVID MUST contain exactly one URI SAN". A
+/// certificate with a SPIFFE ID and another URI is not an SVID and maps to no one (401 and a
+/// denied record), whichever order its URIs are in.
+#[test]
+fn mtls_a_certificate_with_two_uri_sans_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = ca("graven test CA");
+    let (cert, key) = server_files(dir, &pki);
+    let ca_pem = write_pem(dir, "ca.pem", &pki.ca.pem());
+    let s = start(
+        &dir.join("data"),
+        &format!("tls_cert = {cert:?}\ntls_key = {key:?}\nclient_ca = {ca_pem:?}\n"),
+    );
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &pki, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    let id = "spiffe://prod.example/ns/prod/sa/payments";
+    create_identity(&|p, b| admin("POST", p, b), id, "workload", &[]);
+    let one = pki.leaf(&[], &[id], true, 2);
+    let r = req(Some(&one), "POST", "/v1/events", None, r#"{"action":"payment.refund"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    for (serial, uris) in [(3, [id, "https://prod.example/other"]), (4, ["https://prod.example/other", id])] {
+        let two = pki.leaf(&[], &uris, true, serial);
+        let d = refused(&size, &event, 401, &|| {
+            req(Some(&two), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+        });
+        assert_eq!(d["details"]["reason"], "no-spiffe-id", "{uris:?}: {d}");
+    }
+}
+
+/// Each client CA vouches only for the SPIFFE trust domains listed with it: a certificate
+/// that chains to the staging CA and names a production SPIFFE ID is refused (401 and a
+/// denied record), though its chain is valid and the identity exists.
+#[test]
+fn mtls_each_client_ca_vouches_only_for_its_trust_domains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (prod, staging) = (ca("prod CA"), ca("staging CA"));
+    let (cert, key) = server_files(dir, &prod);
+    let prod_pem = write_pem(dir, "prod-ca.pem", &prod.ca.pem());
+    let staging_pem = write_pem(dir, "staging-ca.pem", &staging.ca.pem());
+    let config = format!(
+        "tls_cert = {cert:?}\ntls_key = {key:?}\n\n[[client_ca]]\nfile = {prod_pem:?}\ntrust_domains = [\"prod.example\"]\n\n[[client_ca]]\nfile = {staging_pem:?}\ntrust_domains = [\"staging.example\", \"qa.example\"]\n"
+    );
+    let s = start(&dir.join("data"), &config);
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &prod, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    let (prod_id, staging_id) =
+        ("spiffe://prod.example/ns/prod/sa/payments", "spiffe://staging.example/sa/ci");
+    create_identity(&|p, b| admin("POST", p, b), prod_id, "workload", &[]);
+    create_identity(&|p, b| admin("POST", p, b), staging_id, "workload", &[]);
+
+    // Each CA for its own domain.
+    for (client, id) in [
+        (prod.leaf(&[], &[prod_id], true, 2), prod_id),
+        (staging.leaf(&[], &[staging_id], true, 3), staging_id),
+    ] {
+        let r = req(Some(&client), "POST", "/v1/events", None, r#"{"action":"deploy.create"}"#);
+        assert_eq!(r.status, 201, "{id}: {}", r.body);
+        assert_eq!(event(r.json()["index"].as_u64().unwrap())["actor"]["id"], id);
+    }
+    // The staging CA naming a production identity, and the production CA a staging one.
+    for client in [staging.leaf(&[], &[prod_id], true, 4), prod.leaf(&[], &[staging_id], true, 5)] {
+        let d = refused(&size, &event, 401, &|| {
+            req(Some(&client), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+        });
+        assert_eq!(d["details"]["reason"], "trust-domain-not-vouched", "{d}");
+        assert_eq!(d["actor"]["id"], "graven:server", "{d}");
+    }
+    let n = size();
+    assert!((0..n).all(|i| event(i)["action"] != "mtls.attempt"));
+    drop(s);
+
+    // One CA given by flag, bound by --client-ca-trust-domain: its certificate for another
+    // domain is refused, for its own domain accepted.
+    let data = dir.join("data2");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = write_pem(&data, "test.toml", &format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"));
+    let s = common::start(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--client-ca",
+            prod_pem.to_str().unwrap(),
+            "--client-ca-trust-domain",
+            "prod.example",
+        ],
+    );
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &prod, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    create_identity(&|p, b| admin("POST", p, b), prod_id, "workload", &[]);
+    create_identity(&|p, b| admin("POST", p, b), staging_id, "workload", &[]);
+    let r = req(
+        Some(&prod.leaf(&[], &[prod_id], true, 6)),
+        "POST",
+        "/v1/events",
+        None,
+        r#"{"action":"deploy.create"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let other = prod.leaf(&[], &[staging_id], true, 7);
+    let d = refused(&size, &event, 401, &|| {
+        req(Some(&other), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+    });
+    assert_eq!(d["details"]["reason"], "trust-domain-not-vouched", "{d}");
+}
