@@ -8,6 +8,11 @@
 //! else), so an HS256 token "signed" with an RSA public key as the HMAC secret cannot pass.
 //! Header parameters that point at keys (`jku`, `x5u`, `jwk`) are ignored: keys come only from
 //! the issuer's configured JWKS.
+//!
+//! Kept self-contained (no `crate::` paths, only the dependencies named in fuzz/Cargo.toml):
+//! the fuzz targets compile this file on its own.
+
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -18,6 +23,8 @@ use serde_json::{Map, Value};
 pub const MAX_TOKEN_LEN: usize = 8 << 10;
 /// Longest `kid` kept.
 const MAX_KID_LEN: usize = 256;
+/// Members of one JWKS looked at; later ones are ignored.
+pub const MAX_KEYS: usize = 64;
 /// Latest time claim accepted: 9999-12-31T23:59:59Z, in Unix seconds.
 pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
@@ -178,6 +185,26 @@ impl Jwk {
             _ => false,
         }
     }
+}
+
+/// Why a JWKS document gave no key set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    #[error("it is not a JSON object with a `keys` array (RFC 7517 section 5)")]
+    NoKeys,
+}
+
+/// The usable keys of a JWKS document (RFC 7517 section 5), by `kid`: the first [`MAX_KEYS`]
+/// members of its `keys` array, each read by [`Jwk::from_json`]. Members this server cannot
+/// use are skipped; of two usable members with one `kid`, the first is kept.
+pub fn key_set(doc: &Value) -> Result<HashMap<String, Jwk>, JwksError> {
+    let members = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeys)?;
+    let mut keys = HashMap::new();
+    for k in members.iter().take(MAX_KEYS).filter_map(Jwk::from_json) {
+        keys.entry(k.kid.clone()).or_insert(k);
+    }
+    Ok(keys)
 }
 
 fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
@@ -511,6 +538,28 @@ mod tests {
         parse(&t).unwrap().verify(&jwk, now, 60).unwrap();
         let t = token(json!({"alg": "ES256"}), json!({"exp": now + 3600, "iat": now + 200}), sign);
         parse(&t).unwrap().verify(&jwk, now, 300).unwrap();
+    }
+
+    #[test]
+    fn a_key_set_keeps_the_first_usable_member_of_each_kid_among_the_first_64() {
+        let rsa = |kid: &str, alg: &str| json!({"kty": "RSA", "kid": kid, "alg": alg, "n": b64(&[0xff; 256]), "e": "AQAB"});
+        let doc = json!({"keys": [
+            {"kty": "oct", "kid": "a", "k": "c2VjcmV0"},
+            rsa("a", "RS384"),
+            rsa("a", "RS256"),
+            rsa("b", "PS256"),
+        ]});
+        let set = key_set(&doc).unwrap();
+        assert_eq!(set.len(), 2);
+        assert!(set["a"].allows(Alg::Rs384) && !set["a"].allows(Alg::Rs256), "the first usable `a`");
+        assert!(set["b"].allows(Alg::Ps256));
+        let many: Vec<Value> = (0..70).map(|i| rsa(&format!("k{i}"), "RS256")).collect();
+        let set = key_set(&json!({ "keys": many })).unwrap();
+        assert_eq!(set.len(), MAX_KEYS);
+        assert!(set.contains_key("k63") && !set.contains_key("k64"));
+        for bad in [json!({}), json!({"keys": {}}), json!([]), json!("keys")] {
+            assert_eq!(key_set(&bad).unwrap_err(), JwksError::NoKeys, "{bad}");
+        }
     }
 
     #[test]

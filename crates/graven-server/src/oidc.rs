@@ -40,8 +40,6 @@ use crate::registry::{Denial, Principal, Registry};
 
 /// Largest discovery document or JWKS read.
 const MAX_DOCUMENT: u64 = 64 << 10;
-/// Keys taken from one JWKS.
-const MAX_KEYS: usize = 64;
 const MAX_ISSUERS: usize = 64;
 const MAX_POLICIES: usize = 1024;
 /// Nesting of `act` claims recorded; deeper delegation chains are refused.
@@ -528,12 +526,8 @@ fn fetch_keys(
         }
     };
     let doc = get_json(agent, &uri, deadline)?;
-    let members = doc.get("keys").and_then(Value::as_array).ok_or(format!("{uri} has no `keys` array"))?;
-    let mut keys = HashMap::new();
-    for k in members.iter().take(MAX_KEYS).filter_map(Jwk::from_json) {
-        keys.entry(k.kid.clone()).or_insert_with(|| Arc::new(k));
-    }
-    Ok((uri, keys))
+    let keys = jwt::key_set(&doc).map_err(|e| format!("{uri}: {e}"))?;
+    Ok((uri, keys.into_iter().map(|(kid, k)| (kid, Arc::new(k))).collect()))
 }
 
 #[cfg(test)]
