@@ -7,6 +7,9 @@
 //! The server stores only the SHA-256 of the whole key string and compares digests in
 //! constant time. Tokens from before identities existed (`gvn_` + 43 base64url characters,
 //! the old `admin.token`) are still accepted: their key id is derived from their digest.
+//!
+//! Kept self-contained (no `crate::` paths, only the dependencies named in fuzz/Cargo.toml):
+//! the fuzz targets compile this file on its own.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -86,13 +89,18 @@ pub struct Minted {
     pub digest: [u8; 32],
 }
 
+/// The key string for a key id and secret: `gvn_` + hex(id) + `_` + base64url(secret).
+pub fn encode(id: &[u8; 8], secret: &[u8; 32]) -> String {
+    format!("{PREFIX}{}_{}", graven_core::hex::encode(id), URL_SAFE_NO_PAD.encode(secret))
+}
+
 pub fn mint() -> std::io::Result<Minted> {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
     getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let key = encode(&id, &secret);
     let key_id = graven_core::hex::encode(&id);
-    let key = format!("{PREFIX}{key_id}_{}", URL_SAFE_NO_PAD.encode(secret));
     let digest = digest(&key);
     Ok(Minted { key, key_id, digest })
 }

@@ -38,8 +38,9 @@ pub struct FileConfig {
     /// HTTPS: the server's certificate chain and private key (PEM files).
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// mTLS: the CA (PEM) that client certificates must chain to.
-    pub client_ca: Option<PathBuf>,
+    /// mTLS: the CAs (PEM) that client certificates must chain to, and the SPIFFE trust
+    /// domains each vouches for.
+    pub client_ca: Option<ClientCaSetting>,
     pub client_auth: Option<crate::tls::ClientAuth>,
     /// SPIFFE ID → identity id (see docs/identities.md).
     pub spiffe_ids: Option<std::collections::BTreeMap<String, String>>,
@@ -90,7 +91,10 @@ pub struct Overrides {
     pub public_read_path: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// One client CA (`--client-ca`); it replaces the file's `client_ca` setting.
     pub client_ca: Option<PathBuf>,
+    /// The trust domains `--client-ca` vouches for (`--client-ca-trust-domain`); none: any.
+    pub client_ca_trust_domains: Vec<String>,
     pub client_auth: Option<crate::tls::ClientAuth>,
     pub storage: Option<String>,
     pub key: Option<PathBuf>,
@@ -98,6 +102,122 @@ pub struct Overrides {
     pub allow_no_object_lock: Option<bool>,
     pub retention_mode: Option<String>,
     pub retention_days: Option<u64>,
+}
+
+/// `client_ca` in the config file: one PEM file (`client_ca = "ca.pem"`, vouching for any
+/// SPIFFE trust domain, as before trust domains could be named), or client CA tables, each
+/// bound to the trust domains it vouches for:
+///
+/// ```toml
+/// [[client_ca]]
+/// file = "/etc/graven/prod-ca.pem"
+/// trust_domains = ["prod.example"]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCaSetting {
+    File(PathBuf),
+    Bound(Vec<ClientCaTable>),
+}
+
+/// One `[[client_ca]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCaTable {
+    pub file: PathBuf,
+    pub trust_domains: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for ClientCaSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = ClientCaSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a PEM file (client_ca = \"ca.pem\") or [[client_ca]] tables with file and trust_domains",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ClientCaSetting, E> {
+                Ok(ClientCaSetting::File(PathBuf::from(s)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<ClientCaSetting, A::Error> {
+                let tables =
+                    Vec::<ClientCaTable>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ClientCaSetting::Bound(tables))
+            }
+        }
+        d.deserialize_any(Either)
+    }
+}
+
+/// The trust domains of one client CA, checked.
+fn trust_domains(file: &Path, names: &[String]) -> Result<crate::tls::TrustDomains, ConfigError> {
+    let at = || format!("client CA {}", file.display());
+    if names.is_empty() {
+        return Err(ConfigError::Setting(format!(
+            "{}: list the SPIFFE trust domains it vouches for, e.g. trust_domains = [\"prod.example\"]",
+            at()
+        )));
+    }
+    if names.len() > crate::tls::MAX_TRUST_DOMAINS {
+        return Err(ConfigError::Setting(format!(
+            "{}: at most {} trust domains",
+            at(),
+            crate::tls::MAX_TRUST_DOMAINS
+        )));
+    }
+    for n in names {
+        if !crate::tls::is_trust_domain(n) {
+            return Err(ConfigError::Setting(format!(
+                "{}: {n:?} is not a trust domain name (lowercase letters, digits, '.', '-', '_'; no spiffe:// and no path)",
+                at()
+            )));
+        }
+    }
+    Ok(crate::tls::TrustDomains::Only(names.iter().cloned().collect()))
+}
+
+/// The client CAs: `--client-ca` (with its `--client-ca-trust-domain`s) if given, else the
+/// file's `client_ca`.
+fn client_cas(o: &Overrides, file: &FileConfig) -> Result<Vec<crate::tls::ClientCa>, ConfigError> {
+    use crate::tls::{ClientCa, TrustDomains};
+    if let Some(path) = &o.client_ca {
+        let trust_domains = if o.client_ca_trust_domains.is_empty() {
+            TrustDomains::Any
+        } else {
+            trust_domains(path, &o.client_ca_trust_domains)?
+        };
+        return Ok(vec![ClientCa { file: path.clone(), trust_domains }]);
+    }
+    if !o.client_ca_trust_domains.is_empty() {
+        return Err(ConfigError::Setting(
+            "--client-ca-trust-domain needs --client-ca (or use [[client_ca]] tables in the config file)"
+                .into(),
+        ));
+    }
+    match &file.client_ca {
+        None => Ok(Vec::new()),
+        Some(ClientCaSetting::File(path)) => {
+            Ok(vec![ClientCa { file: path.clone(), trust_domains: TrustDomains::Any }])
+        }
+        Some(ClientCaSetting::Bound(tables)) => {
+            if tables.is_empty() || tables.len() > crate::tls::MAX_CLIENT_CAS {
+                return Err(ConfigError::Setting(format!(
+                    "give 1 to {} [[client_ca]] tables",
+                    crate::tls::MAX_CLIENT_CAS
+                )));
+            }
+            tables
+                .iter()
+                .map(|t| {
+                    Ok(ClientCa {
+                        file: t.file.clone(),
+                        trust_domains: trust_domains(&t.file, &t.trust_domains)?,
+                    })
+                })
+                .collect()
+        }
+    }
 }
 
 /// Object Lock retention mode.
@@ -356,14 +476,14 @@ fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::Tl
     let pick = |a: &Option<PathBuf>, b: &Option<PathBuf>| a.clone().or_else(|| b.clone());
     let cert = pick(&o.tls_cert, &file.tls_cert);
     let key = pick(&o.tls_key, &file.tls_key);
-    let client_ca = pick(&o.client_ca, &file.client_ca);
+    let client_cas = client_cas(o, file)?;
     let client_auth = o.client_auth.or(file.client_auth);
     let spiffe_ids = file.spiffe_ids.clone().unwrap_or_default();
     let setting = |s: &str| Err(ConfigError::Setting(s.to_owned()));
     let (cert, key) = match (cert, key) {
         (Some(c), Some(k)) => (c, k),
         (None, None) => {
-            if client_ca.is_some() || client_auth.is_some() || !spiffe_ids.is_empty() {
+            if !client_cas.is_empty() || client_auth.is_some() || !spiffe_ids.is_empty() {
                 return setting(
                     "client_ca, client_auth and spiffe_ids need TLS: set tls_cert and tls_key too",
                 );
@@ -372,7 +492,7 @@ fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::Tl
         }
         _ => return setting("set both tls_cert and tls_key, or neither (plain HTTP)"),
     };
-    if client_ca.is_none() && client_auth == Some(crate::tls::ClientAuth::Required) {
+    if client_cas.is_empty() && client_auth == Some(crate::tls::ClientAuth::Required) {
         return setting("client_auth = \"required\" needs client_ca, the CA client certificates chain to");
     }
     for (spiffe, id) in &spiffe_ids {
@@ -385,7 +505,7 @@ fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::Tl
     Ok(Some(crate::tls::TlsConfig {
         cert,
         key,
-        client_ca,
+        client_cas,
         client_auth: client_auth.unwrap_or_default(),
         spiffe_ids,
     }))
@@ -424,6 +544,82 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
         assert_eq!(c.engine.max_batch_events, 20);
         assert_eq!(c.origin, "file.example/log");
+    }
+
+    #[test]
+    fn client_cas_are_bound_to_trust_domains() {
+        use crate::tls::{ClientCa, TrustDomains};
+        let d = tempfile::tempdir().unwrap();
+        let tls = "tls_cert = \"s.pem\"\ntls_key = \"s.key\"\n";
+        let resolve_text = |text: &str, o: Overrides| {
+            let file = write_file(d.path(), &format!("{tls}{text}"));
+            resolve(Overrides { config: Some(file), ..o }).map(|c| c.tls.unwrap().client_cas)
+        };
+        // The single file keeps its old meaning: one CA, any trust domain.
+        let cas = resolve_text("client_ca = \"ca.pem\"\n", Overrides::default()).unwrap();
+        assert_eq!(cas, vec![ClientCa { file: "ca.pem".into(), trust_domains: TrustDomains::Any }]);
+        let cas = resolve_text(
+            "[[client_ca]]\nfile = \"a.pem\"\ntrust_domains = [\"prod.example\"]\n[[client_ca]]\nfile = \"b.pem\"\ntrust_domains = [\"qa.example\", \"staging.example\"]\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(cas.len(), 2);
+        assert!(cas[0].trust_domains.vouches_for("prod.example"));
+        assert!(!cas[0].trust_domains.vouches_for("staging.example"));
+        assert!(
+            cas[1].trust_domains.vouches_for("staging.example")
+                && cas[1].trust_domains.vouches_for("qa.example")
+        );
+        // The flag replaces the file's setting, bound or not.
+        let flag = Overrides {
+            client_ca: Some("flag.pem".into()),
+            client_ca_trust_domains: vec!["prod.example".into()],
+            ..Default::default()
+        };
+        let cas = resolve_text("client_ca = \"ca.pem\"\n", flag).unwrap();
+        assert_eq!(cas[0].file, PathBuf::from("flag.pem"));
+        assert_eq!(cas[0].trust_domains, TrustDomains::Only(["prod.example".to_owned()].into()));
+        for (text, o, needle) in [
+            (
+                "[[client_ca]]\nfile = \"a.pem\"\ntrust_domains = []\n",
+                Overrides::default(),
+                "trust_domains = [",
+            ),
+            ("[[client_ca]]\nfile = \"a.pem\"\n", Overrides::default(), "trust_domains"),
+            (
+                "[[client_ca]]\nfile = \"a.pem\"\ntrust_domains = [\"spiffe://prod.example\"]\n",
+                Overrides::default(),
+                "not a trust domain",
+            ),
+            (
+                "[[client_ca]]\nfile = \"a.pem\"\ntrust_domains = [\"Prod.example\"]\n",
+                Overrides::default(),
+                "not a trust domain",
+            ),
+            (
+                "[[client_ca]]\nfile = \"a.pem\"\ntrust_domain = [\"prod.example\"]\n",
+                Overrides::default(),
+                "trust_domain",
+            ),
+            ("client_ca = 7\n", Overrides::default(), "[[client_ca]] tables"),
+            (
+                "",
+                Overrides { client_ca_trust_domains: vec!["prod.example".into()], ..Default::default() },
+                "needs --client-ca",
+            ),
+            (
+                "",
+                Overrides {
+                    client_ca: Some("ca.pem".into()),
+                    client_ca_trust_domains: vec!["prod example".into()],
+                    ..Default::default()
+                },
+                "not a trust domain",
+            ),
+        ] {
+            let e = resolve_text(text, o).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

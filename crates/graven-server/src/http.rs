@@ -901,9 +901,20 @@ async fn checkpoint(State(st): St) -> Response {
     finish(&st, "GET /checkpoint", Ok(resp))
 }
 
-async fn tile_file(State(st): St, Path(rest): Path<String>) -> Response {
+/// `GET /tile/...`: a tile or entry bundle at the committed size.
+///
+/// One name per file: the path is taken from the request line as sent, never from the route's
+/// percent-decoded `{*path}` capture (which would serve `tile/0%2F000.p/1` as `tile/0/000.p/1`).
+/// tlog-tiles paths are plain ASCII and parse strictly, so a percent-encoded byte, a doubled
+/// slash, a dot segment or a backslash is not a tile path.
+async fn tile_file(State(st): St, uri: axum::http::Uri) -> Response {
     let r = async {
-        let full = format!("tile/{rest}");
+        let full = uri.path().strip_prefix('/').unwrap_or(uri.path()).to_owned();
+        if full.contains('%') {
+            return Err(Problem::not_found(format!(
+                "{full:?} is not a tile path: tlog-tiles paths are never percent-encoded; send each / and digit as itself (tile/0/000.p/1)"
+            )));
+        }
         let parsed = tile::parse_path(&full)
             .map_err(|e| Problem::not_found(format!("{full:?} is not a tile path: {e}")))?;
         let immutable = match parsed {

@@ -8,6 +8,11 @@
 //! else), so an HS256 token "signed" with an RSA public key as the HMAC secret cannot pass.
 //! Header parameters that point at keys (`jku`, `x5u`, `jwk`) are ignored: keys come only from
 //! the issuer's configured JWKS.
+//!
+//! Kept self-contained (no `crate::` paths, only the dependencies named in fuzz/Cargo.toml):
+//! the fuzz targets compile this file on its own.
+
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -18,6 +23,10 @@ use serde_json::{Map, Value};
 pub const MAX_TOKEN_LEN: usize = 8 << 10;
 /// Longest `kid` kept.
 const MAX_KID_LEN: usize = 256;
+/// Members of one JWKS looked at; later ones are ignored.
+pub const MAX_KEYS: usize = 64;
+/// Latest time claim accepted: 9999-12-31T23:59:59Z, in Unix seconds.
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
 /// A JWS algorithm this server verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +187,26 @@ impl Jwk {
     }
 }
 
+/// Why a JWKS document gave no key set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    #[error("it is not a JSON object with a `keys` array (RFC 7517 section 5)")]
+    NoKeys,
+}
+
+/// The usable keys of a JWKS document (RFC 7517 section 5), by `kid`: the first [`MAX_KEYS`]
+/// members of its `keys` array, each read by [`Jwk::from_json`]. Members this server cannot
+/// use are skipped; of two usable members with one `kid`, the first is kept.
+pub fn key_set(doc: &Value) -> Result<HashMap<String, Jwk>, JwksError> {
+    let members = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeys)?;
+    let mut keys = HashMap::new();
+    for k in members.iter().take(MAX_KEYS).filter_map(Jwk::from_json) {
+        keys.entry(k.kid.clone()).or_insert(k);
+    }
+    Ok(keys)
+}
+
 fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
     let lead = v.iter().take_while(|&&b| b == 0).count();
     v.drain(..lead);
@@ -206,6 +235,14 @@ pub enum JwtError {
     Expired,
     #[error("the token is not valid yet (`nbf` is in the future)")]
     NotYetValid,
+    #[error(
+        "the token's `{0}` claim must be a whole number of seconds since 1970 (a JSON integer from 0 to {MAX_NUMERIC_DATE}), not a fraction, an exponent or a string"
+    )]
+    TimeClaim(&'static str),
+    #[error(
+        "the token's `iat` (issued at) is in the future, beyond the allowed clock skew; check the issuer's clock"
+    )]
+    IssuedInFuture,
 }
 
 impl JwtError {
@@ -220,6 +257,8 @@ impl JwtError {
             JwtError::NoExpiry => "token-no-expiry",
             JwtError::Expired => "token-expired",
             JwtError::NotYetValid => "token-not-yet-valid",
+            JwtError::TimeClaim(_) => "token-time-claim",
+            JwtError::IssuedInFuture => "token-issued-in-future",
         }
     }
 }
@@ -287,9 +326,15 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
 #[derive(Debug, Clone)]
 pub struct Verified {
     claims: Map<String, Value>,
+    exp: i64,
 }
 
 impl Verified {
+    /// The `exp` claim, Unix seconds (always present and in range in a verified token).
+    pub fn expires_at(&self) -> i64 {
+        self.exp
+    }
+
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }
@@ -314,8 +359,10 @@ impl Unverified<'_> {
         self.claims.get("iss").and_then(Value::as_str)
     }
 
-    /// Checks the signature with `key`, then `exp` (required) and `nbf` against `now_s`
-    /// (Unix seconds) with `leeway_s` of tolerance for clock skew.
+    /// Checks the signature with `key`, then the time claims against `now_s` (Unix seconds)
+    /// with `leeway_s` of tolerance for clock skew: `exp` (required), `nbf` and `iat` must be
+    /// integers in range ([`numeric_date`]); `now < exp + leeway`, `now + leeway >= nbf`, and
+    /// `iat <= now + leeway`.
     pub fn verify(self, key: &Jwk, now_s: i64, leeway_s: i64) -> Result<Verified, JwtError> {
         if !key.allows(self.alg) {
             return Err(JwtError::KeyMismatch(key.kid.clone(), self.alg.as_str()));
@@ -323,17 +370,35 @@ impl Unverified<'_> {
         if !key.verify(self.alg, self.signing_input.as_bytes(), &self.signature) {
             return Err(JwtError::BadSignature);
         }
-        let time = |name: &str| self.claims.get(name).and_then(Value::as_f64).map(|t| t.floor() as i64);
-        let exp = time("exp").ok_or(JwtError::NoExpiry)?;
+        let exp = numeric_date(&self.claims, "exp")?.ok_or(JwtError::NoExpiry)?;
+        let nbf = numeric_date(&self.claims, "nbf")?;
+        let iat = numeric_date(&self.claims, "iat")?;
         if now_s >= exp.saturating_add(leeway_s) {
             return Err(JwtError::Expired);
         }
-        if let Some(nbf) = time("nbf")
-            && now_s.saturating_add(leeway_s) < nbf
-        {
+        if nbf.is_some_and(|nbf| now_s.saturating_add(leeway_s) < nbf) {
             return Err(JwtError::NotYetValid);
         }
-        Ok(Verified { claims: self.claims })
+        if iat.is_some_and(|iat| iat > now_s.saturating_add(leeway_s)) {
+            return Err(JwtError::IssuedInFuture);
+        }
+        Ok(Verified { claims: self.claims, exp })
+    }
+}
+
+/// The time claim `name` (RFC 7519 section 2, NumericDate), if present: a JSON integer from 0
+/// to [`MAX_NUMERIC_DATE`]. RFC 7519 allows fractions; no issuer this server federates with
+/// sends them, and accepting only integers leaves one reading of each value (`1e12` is not
+/// rounded, `"2030"` is not skipped).
+pub fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            // `as_i64` is `None` for a float (`1e12`, `1.0`) and for integers above i64::MAX.
+            Some(t) if (0..=MAX_NUMERIC_DATE).contains(&t) => Ok(Some(t)),
+            _ => Err(JwtError::TimeClaim(name)),
+        },
+        Some(_) => Err(JwtError::TimeClaim(name)),
     }
 }
 
@@ -416,6 +481,85 @@ mod tests {
             assert!(matches!(parse(bad), Err(JwtError::Malformed(_))), "{bad}");
         }
         assert!(!looks_like_jwt("gvn_0123456789abcdef_secret"));
+    }
+
+    /// `exp`, `nbf` and `iat` are NumericDates (RFC 7519 section 2); here they must be JSON
+    /// integers between 0 and 253402300799 (the end of year 9999). A float, a string or a
+    /// number out of range is refused and the error names the claim, instead of being rounded
+    /// (`1e12`) or ignored (`"2030"`).
+    #[test]
+    fn time_claims_must_be_integers_in_range() {
+        let (kp, jwk) = es256();
+        let rng = SystemRandom::new();
+        let sign = |m: &[u8]| kp.sign(&rng, m).unwrap().as_ref().to_vec();
+        let now = 1_700_000_000i64;
+        let bad: [(&str, Value); 9] = [
+            ("exp", json!(1e12)),
+            ("exp", json!(1.5)),
+            ("exp", json!("2030")),
+            ("exp", json!(-1)),
+            ("exp", json!(u64::MAX)),
+            ("exp", json!(253_402_300_800u64)),
+            ("nbf", json!("2030")),
+            ("nbf", json!(1.7e9)),
+            ("iat", json!(true)),
+        ];
+        for (claim, v) in bad {
+            let mut c = json!({"iss": "i", "exp": now + 600});
+            c[claim] = v.clone();
+            let t = token(json!({"alg": "ES256"}), c, sign);
+            let e = parse(&t).unwrap().verify(&jwk, now, 60).map(|_| ()).unwrap_err();
+            assert_eq!(e.reason(), "token-time-claim", "{claim}: {v}: {e}");
+            assert_eq!(e, JwtError::TimeClaim(claim));
+            assert!(e.to_string().contains(&format!("`{claim}`")), "{claim}: {v}: {e}");
+        }
+        // Integers in range, at the edges, are accepted.
+        for exp in [now + 1, 253_402_300_799] {
+            let t = token(json!({"alg": "ES256"}), json!({"exp": exp, "nbf": 0, "iat": now}), sign);
+            parse(&t).unwrap().verify(&jwk, now, 0).unwrap();
+        }
+    }
+
+    /// A token issued in the future (beyond the clock-skew leeway) is refused: a clock that
+    /// runs ahead at the issuer, or a token minted to be used later, is not valid yet.
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let (kp, jwk) = es256();
+        let rng = SystemRandom::new();
+        let sign = |m: &[u8]| kp.sign(&rng, m).unwrap().as_ref().to_vec();
+        let now = 1_700_000_000i64;
+        let t = token(json!({"alg": "ES256"}), json!({"exp": now + 3600, "iat": now + 61}), sign);
+        let e = parse(&t).unwrap().verify(&jwk, now, 60).map(|_| ()).unwrap_err();
+        assert_eq!(e.reason(), "token-issued-in-future", "{e}");
+        assert_eq!(e, JwtError::IssuedInFuture);
+        assert!(e.to_string().contains("`iat`"), "{e}");
+        // Within the leeway, it is accepted; with a wider leeway too.
+        let t = token(json!({"alg": "ES256"}), json!({"exp": now + 3600, "iat": now + 60}), sign);
+        parse(&t).unwrap().verify(&jwk, now, 60).unwrap();
+        let t = token(json!({"alg": "ES256"}), json!({"exp": now + 3600, "iat": now + 200}), sign);
+        parse(&t).unwrap().verify(&jwk, now, 300).unwrap();
+    }
+
+    #[test]
+    fn a_key_set_keeps_the_first_usable_member_of_each_kid_among_the_first_64() {
+        let rsa = |kid: &str, alg: &str| json!({"kty": "RSA", "kid": kid, "alg": alg, "n": b64(&[0xff; 256]), "e": "AQAB"});
+        let doc = json!({"keys": [
+            {"kty": "oct", "kid": "a", "k": "c2VjcmV0"},
+            rsa("a", "RS384"),
+            rsa("a", "RS256"),
+            rsa("b", "PS256"),
+        ]});
+        let set = key_set(&doc).unwrap();
+        assert_eq!(set.len(), 2);
+        assert!(set["a"].allows(Alg::Rs384) && !set["a"].allows(Alg::Rs256), "the first usable `a`");
+        assert!(set["b"].allows(Alg::Ps256));
+        let many: Vec<Value> = (0..70).map(|i| rsa(&format!("k{i}"), "RS256")).collect();
+        let set = key_set(&json!({ "keys": many })).unwrap();
+        assert_eq!(set.len(), MAX_KEYS);
+        assert!(set.contains_key("k63") && !set.contains_key("k64"));
+        for bad in [json!({}), json!({"keys": {}}), json!([]), json!("keys")] {
+            assert_eq!(key_set(&bad).unwrap_err(), JwksError::NoKeys, "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,16 @@
 //! cannot make the server hammer the issuer. Fetches run off the async runtime, one at a time
 //! per issuer, with a timeout and a size limit on every document. If a refetch fails, the
 //! previous keys stay in use until a later refetch succeeds.
+//!
+//! **URLs.** The issuer, the discovery URL, the `jwks_uri` and every redirect target are parsed
+//! with a real URL parser (the WHATWG URL Standard, as the `url` crate implements it) and
+//! fetched in their parsed and re-serialised form, so the host checked is the host connected
+//! to. Each must be `https`, or plain `http` to a loopback host; none may carry userinfo
+//! (`user:pass@`), a fragment or a backslash. Redirects are followed only within the origin
+//! (scheme, host and port) of the URL asked for, at most [`MAX_REDIRECTS`] of them: the keys
+//! that decide who may write to the log come from the origin the operator (or the issuer's
+//! own discovery document) named, never from wherever a redirect points. A discovered
+//! `jwks_uri` may be plain `http` only when the issuer itself is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -21,6 +31,7 @@ use std::time::{Duration, Instant};
 use graven_core::jcs::Value as J;
 use serde::Deserialize;
 use serde_json::Value;
+use url::{Host, Url};
 
 use crate::event::Actor;
 use crate::identity::glob_match;
@@ -29,18 +40,20 @@ use crate::registry::{Denial, Principal, Registry};
 
 /// Largest discovery document or JWKS read.
 const MAX_DOCUMENT: u64 = 64 << 10;
-/// Keys taken from one JWKS.
-const MAX_KEYS: usize = 64;
 const MAX_ISSUERS: usize = 64;
 const MAX_POLICIES: usize = 1024;
 /// Nesting of `act` claims recorded; deeper delegation chains are refused.
 pub const MAX_DELEGATION_DEPTH: usize = 8;
+/// Same-origin redirects followed by one fetch.
+pub const MAX_REDIRECTS: usize = 3;
+/// Longest issuer or JWKS URL.
+const MAX_URL_LEN: usize = 2048;
 
 /// The `[oidc]` table of the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
-    /// Tolerance for clock skew on `exp` and `nbf`, in seconds (default 60).
+    /// Tolerance for clock skew on `exp`, `nbf` and `iat`, in seconds (default 60, at most 3600).
     pub leeway_secs: Option<u64>,
     /// How long a fetched key set is used before it is refetched (default 300,000).
     pub jwks_ttl_ms: Option<u64>,
@@ -80,21 +93,64 @@ pub struct PolicyConfig {
     pub claims_glob: BTreeMap<String, String>,
 }
 
-/// An `http(s)` URL; plain `http` only to a loopback host (tests, a local issuer).
-fn check_url(what: &str, u: &str) -> Result<(), String> {
-    if let Some(rest) = u.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-            return Err(format!("{what} {u:?} must use https (plain http only to a loopback address)"));
-        }
-    } else if !u.starts_with("https://") {
-        return Err(format!("{what} {u:?} must be an https URL"));
+/// What a URL names, for the rules it must obey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlRole {
+    /// An issuer identifier: OpenID Connect Discovery 1.0 section 2 allows scheme, host, port
+    /// and path, and no query or fragment.
+    Issuer,
+    /// A document to fetch (discovery, JWKS, a redirect target): a query is allowed.
+    Fetch,
+}
+
+/// Whether a parsed URL's host is a loopback host: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
-    if u.len() > 2048 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{what} {u:?} is not a valid URL"));
+}
+
+/// Parses `u` and checks it: `https`, or plain `http` to a loopback host (tests, a local
+/// issuer); no userinfo, no fragment, no backslash (parsers disagree on what it ends), and no
+/// query in an issuer. The returned URL is what is fetched: its serialisation is what every
+/// later parser (the HTTP client's included) sees, so it cannot name another host.
+fn check_url(what: &str, u: &str, role: UrlRole) -> Result<Url, String> {
+    if u.len() > MAX_URL_LEN || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{what} {u:?} is not a valid URL (at most {MAX_URL_LEN} bytes, no spaces)"));
     }
-    Ok(())
+    if u.contains('\\') {
+        return Err(format!("{what} {u:?} contains a backslash; write the URL with `/` only"));
+    }
+    // The WHATWG parser forgives `https:host` and `HTTPS://`; ask for the one plain spelling.
+    let Some(rest) = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")) else {
+        return Err(format!("{what} {u:?} must be an https URL (starting with https://)"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let url = Url::parse(u).map_err(|e| format!("{what} {u:?} is not a valid URL: {e}"))?;
+    if authority.contains('@') || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{what} {u:?} must not contain userinfo (user:password@); name the host only"));
+    }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(format!("{what} {u:?} must use https (plain http only to a loopback address)"));
+    }
+    if url.fragment().is_some() {
+        return Err(format!("{what} {u:?} must not have a fragment (#...)"));
+    }
+    if role == UrlRole::Issuer && url.query().is_some() {
+        return Err(format!(
+            "{what} {u:?} must not have a query (?...): an issuer is scheme, host, port and path"
+        ));
+    }
+    Ok(url)
+}
+
+/// `<issuer>/.well-known/openid-configuration` (OpenID Connect Discovery 1.0 section 4).
+fn discovery_url(issuer: &str) -> Result<Url, String> {
+    let u = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    check_url("oidc discovery URL", &u, UrlRole::Fetch)
 }
 
 impl OidcConfig {
@@ -105,9 +161,10 @@ impl OidcConfig {
         }
         let mut seen = std::collections::HashSet::new();
         for i in &self.issuers {
-            check_url("oidc issuer", &i.issuer)?;
-            if let Some(u) = &i.jwks_uri {
-                check_url("jwks_uri", u)?;
+            check_url("oidc issuer", &i.issuer, UrlRole::Issuer)?;
+            match &i.jwks_uri {
+                Some(u) => check_url("jwks_uri", u, UrlRole::Fetch).map(drop)?,
+                None => discovery_url(&i.issuer).map(drop)?,
             }
             if !seen.insert(i.issuer.as_str()) {
                 return Err(format!("oidc issuer {:?} is listed twice", i.issuer));
@@ -142,13 +199,20 @@ struct KeySet {
 struct FetchState {
     last_attempt: Option<Instant>,
     /// The `jwks_uri` found by discovery, when none is configured.
-    discovered: Option<String>,
+    discovered: Option<Url>,
+}
+
+/// Where an issuer's keys are: a configured `jwks_uri`, or its discovery document.
+#[derive(Debug, Clone)]
+enum KeySource {
+    Jwks(Url),
+    Discovery { issuer: Url, discovery: Url },
 }
 
 #[derive(Debug)]
 struct Issuer {
     issuer: String,
-    jwks_uri: Option<String>,
+    source: KeySource,
     set: RwLock<Arc<KeySet>>,
     fetch: tokio::sync::Mutex<FetchState>,
     /// Fetches made (for metrics and tests).
@@ -169,6 +233,8 @@ pub struct Federation {
     leeway_s: i64,
     ttl: Duration,
     refetch: Duration,
+    /// Time limit of one refresh (discovery, key set and redirects together).
+    timeout: Duration,
     agent: ureq::Agent,
 }
 
@@ -184,28 +250,38 @@ impl Federation {
     pub fn new(cfg: &OidcConfig) -> Result<Self, String> {
         cfg.validate()?;
         let timeout = Duration::from_millis(cfg.fetch_timeout_ms.unwrap_or(5_000));
-        let agent =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).max_redirects(3).build().new_agent();
-        let issuers = cfg
-            .issuers
-            .iter()
-            .map(|i| {
-                let st = Issuer {
-                    issuer: i.issuer.clone(),
-                    jwks_uri: i.jwks_uri.clone(),
-                    set: RwLock::new(Arc::new(KeySet { keys: HashMap::new(), fetched: None })),
-                    fetch: tokio::sync::Mutex::new(FetchState::default()),
-                    fetches: Default::default(),
-                };
-                (i.issuer.clone(), Arc::new(st))
-            })
-            .collect();
+        // Redirects are followed by `get_json`, which checks each target; the client follows none.
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .max_redirects(0)
+            .save_redirect_history(false)
+            .build()
+            .new_agent();
+        let mut issuers = HashMap::new();
+        for i in &cfg.issuers {
+            let source = match &i.jwks_uri {
+                Some(u) => KeySource::Jwks(check_url("jwks_uri", u, UrlRole::Fetch)?),
+                None => KeySource::Discovery {
+                    issuer: check_url("oidc issuer", &i.issuer, UrlRole::Issuer)?,
+                    discovery: discovery_url(&i.issuer)?,
+                },
+            };
+            let st = Issuer {
+                issuer: i.issuer.clone(),
+                source,
+                set: RwLock::new(Arc::new(KeySet { keys: HashMap::new(), fetched: None })),
+                fetch: tokio::sync::Mutex::new(FetchState::default()),
+                fetches: Default::default(),
+            };
+            issuers.insert(i.issuer.clone(), Arc::new(st));
+        }
         Ok(Federation {
             issuers,
             policies: cfg.policies.clone(),
             leeway_s: cfg.leeway_secs.unwrap_or(60).min(3600) as i64,
             ttl: Duration::from_millis(cfg.jwks_ttl_ms.unwrap_or(300_000)),
             refetch: Duration::from_millis(cfg.jwks_refetch_interval_ms.unwrap_or(30_000)),
+            timeout,
             agent,
         })
     }
@@ -270,7 +346,7 @@ impl Federation {
                 auth: "oidc".into(),
                 extra,
             },
-            claims.claims().get("exp").and_then(Value::as_i64).map(|s| s.saturating_mul(1000)),
+            Some(claims.expires_at().saturating_mul(1000)),
             now_ms,
         )
     }
@@ -315,14 +391,15 @@ impl Federation {
         }
         st.last_attempt = Some(Instant::now());
         issuer.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (agent, iss, configured, discovered) =
-            (self.agent.clone(), issuer.issuer.clone(), issuer.jwks_uri.clone(), st.discovered.clone());
+        let (agent, iss, source, discovered) =
+            (self.agent.clone(), issuer.issuer.clone(), issuer.source.clone(), st.discovered.clone());
+        let deadline = Instant::now() + self.timeout;
         let fetched =
-            tokio::task::spawn_blocking(move || fetch_keys(&agent, &iss, configured.as_deref(), discovered))
+            tokio::task::spawn_blocking(move || fetch_keys(&agent, &iss, &source, discovered, deadline))
                 .await;
         match fetched {
             Ok(Ok((uri, keys))) => {
-                if issuer.jwks_uri.is_none() {
+                if matches!(issuer.source, KeySource::Discovery { .. }) {
                     st.discovered = Some(uri);
                 }
                 let set = Arc::new(KeySet { keys, fetched: Some(Instant::now()) });
@@ -366,45 +443,91 @@ fn delegation(mut act: Option<&Value>) -> Result<Vec<J>, Denial> {
     Ok(out)
 }
 
-fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
-    let mut r =
-        agent.get(url).header("Accept", "application/json").call().map_err(|e| format!("GET {url}: {e}"))?;
-    let bytes = r
-        .body_mut()
-        .with_config()
-        .limit(MAX_DOCUMENT)
-        .read_to_vec()
-        .map_err(|e| format!("GET {url}: {e} (documents are limited to 64 KiB)"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("GET {url}: not JSON: {e}"))
+/// GETs a JSON document (blocking) by `deadline`, following at most [`MAX_REDIRECTS`]
+/// redirects, each only to a URL that passes [`check_url`] and has the origin of `start`.
+fn get_json(agent: &ureq::Agent, start: &Url, deadline: Instant) -> Result<Value, String> {
+    let mut url = start.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("GET {url}: timed out"));
+        }
+        let mut r = agent
+            .get(url.as_str())
+            .config()
+            .timeout_global(Some(left))
+            .build()
+            .header("Accept", "application/json")
+            .call()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = r.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let next = url
+                .join(location)
+                .map_err(|e| format!("GET {url}: redirect to {location:?} is not a valid URL: {e}"))?;
+            let next = check_url("redirect target", next.as_str(), UrlRole::Fetch)
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            if next.origin() != start.origin() {
+                return Err(format!(
+                    "GET {url}: redirected to {next}, another origin; redirects are followed only within {}",
+                    start.origin().ascii_serialization()
+                ));
+            }
+            url = next;
+            continue;
+        }
+        if !(200..300).contains(&status) {
+            return Err(format!("GET {url}: HTTP status {status}"));
+        }
+        let bytes = r
+            .body_mut()
+            .with_config()
+            .limit(MAX_DOCUMENT)
+            .read_to_vec()
+            .map_err(|e| format!("GET {url}: {e} (documents are limited to 64 KiB)"))?;
+        return serde_json::from_slice(&bytes).map_err(|e| format!("GET {url}: not JSON: {e}"));
+    }
+    Err(format!("GET {start}: more than {MAX_REDIRECTS} redirects"))
+}
+
+/// The `jwks_uri` of a discovery document, checked like a configured one; plain `http` only
+/// when the issuer itself is plain `http` (so on loopback): a remote https issuer cannot point
+/// this server at its own loopback services.
+fn discovered_jwks_uri(issuer: &Url, jwks_uri: &str) -> Result<Url, String> {
+    let u = check_url("discovered jwks_uri", jwks_uri, UrlRole::Fetch)?;
+    if u.scheme() == "http" && issuer.scheme() != "http" {
+        return Err(format!(
+            "the jwks_uri {u} is plain http; an https issuer's keys must be fetched over https"
+        ));
+    }
+    Ok(u)
 }
 
 /// Fetches an issuer's key set (blocking). Returns the JWKS URL used and the usable keys.
 fn fetch_keys(
     agent: &ureq::Agent,
     issuer: &str,
-    configured: Option<&str>,
-    discovered: Option<String>,
-) -> Result<(String, HashMap<String, Arc<Jwk>>), String> {
-    let uri = match configured.map(str::to_owned).or(discovered) {
-        Some(u) => u,
-        None => {
-            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-            let doc = get_json(agent, &url)?;
+    source: &KeySource,
+    discovered: Option<Url>,
+    deadline: Instant,
+) -> Result<(Url, HashMap<String, Arc<Jwk>>), String> {
+    let uri = match (source, discovered) {
+        (KeySource::Jwks(u), _) => u.clone(),
+        (KeySource::Discovery { .. }, Some(u)) => u,
+        (KeySource::Discovery { issuer: issuer_url, discovery }, None) => {
+            let doc = get_json(agent, discovery, deadline)?;
             if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
-                return Err(format!("{url} names another issuer"));
+                return Err(format!("{discovery} names another issuer"));
             }
-            let u = doc.get("jwks_uri").and_then(Value::as_str).ok_or(format!("{url} has no jwks_uri"))?;
-            check_url("jwks_uri", u)?;
-            u.to_owned()
+            let u =
+                doc.get("jwks_uri").and_then(Value::as_str).ok_or(format!("{discovery} has no jwks_uri"))?;
+            discovered_jwks_uri(issuer_url, u).map_err(|e| format!("{discovery}: {e}"))?
         }
     };
-    let doc = get_json(agent, &uri)?;
-    let members = doc.get("keys").and_then(Value::as_array).ok_or(format!("{uri} has no `keys` array"))?;
-    let mut keys = HashMap::new();
-    for k in members.iter().take(MAX_KEYS).filter_map(Jwk::from_json) {
-        keys.entry(k.kid.clone()).or_insert_with(|| Arc::new(k));
-    }
-    Ok((uri, keys))
+    let doc = get_json(agent, &uri, deadline)?;
+    let keys = jwt::key_set(&doc).map_err(|e| format!("{uri}: {e}"))?;
+    Ok((uri, keys.into_iter().map(|(kid, k)| (kid, Arc::new(k))).collect()))
 }
 
 #[cfg(test)]
@@ -464,9 +587,60 @@ mod tests {
             let e = cfg(text).validate().unwrap_err();
             assert!(e.contains(needle), "{e}");
         }
-        check_url("x", "http://127.0.0.1:8080/jwks").unwrap();
-        check_url("x", "http://localhost/jwks").unwrap();
-        assert!(check_url("x", "http://127.0.0.1.evil.example/jwks").is_err());
+        check_url("x", "http://127.0.0.1:8080/jwks", UrlRole::Fetch).unwrap();
+        check_url("x", "http://localhost/jwks", UrlRole::Fetch).unwrap();
+        assert!(check_url("x", "http://127.0.0.1.evil.example/jwks", UrlRole::Fetch).is_err());
+    }
+
+    /// Issuer and JWKS URLs are read by a real URL parser: what passes is what is fetched. A
+    /// loopback-looking prefix with userinfo (`http://localhost:1@127.0.0.2/`, which fetches
+    /// from 127.0.0.2 as user `localhost`) or a host that merely starts like one is refused.
+    #[test]
+    fn urls_are_parsed_not_pattern_matched() {
+        let with = |issuer: &str, jwks: &str| {
+            cfg(&format!("[[issuer]]\nissuer = {issuer:?}\njwks_uri = {jwks:?}\n")).validate()
+        };
+        let refused = [
+            ("https://a.example", "http://localhost:1@127.0.0.2/jwks.json", "userinfo"),
+            ("https://a.example", "https://user@keys.example/jwks", "userinfo"),
+            ("https://a.example", "https://:pw@keys.example/jwks", "userinfo"),
+            ("http://localhost:1@127.0.0.2", "https://keys.example/jwks", "userinfo"),
+            ("https://a.example", "http://127.0.0.1.evil.example/jwks", "https"),
+            ("https://a.example", "http://localhost.evil.example/jwks", "https"),
+            ("https://a.example", "http://127.0.0.1\\@evil.example/jwks", "backslash"),
+            ("https://a.example", "http://evil.example\\@127.0.0.1/jwks", "backslash"),
+            ("https://a.example", "https://keys.example/jwks#k", "fragment"),
+            ("https://a.example?x=1", "https://keys.example/jwks", "query"),
+            ("https://a.example#x", "https://keys.example/jwks", "fragment"),
+            ("https://a.example", "ftp://keys.example/jwks", "https"),
+            ("https://a.example", "https:keys.example/jwks", "https://"),
+            ("https://a.example", "HTTP://127.0.0.1/jwks", "https://"),
+            ("https://a.example", "http://@127.0.0.1/jwks", "userinfo"),
+            ("https://a.example", "http://127.0.0.1:99999/jwks", "not a valid URL"),
+            ("https://a.example", "https://", "not a valid URL"),
+        ];
+        for (issuer, jwks, needle) in refused {
+            let e = with(issuer, jwks).expect_err(&format!("{issuer} {jwks}"));
+            assert!(e.contains(needle), "{issuer} {jwks}: {e}");
+        }
+        let https_issuer = Url::parse("https://accounts.example").unwrap();
+        let e = discovered_jwks_uri(&https_issuer, "http://127.0.0.1:8080/jwks").unwrap_err();
+        assert!(e.contains("https issuer"), "{e}");
+        discovered_jwks_uri(&https_issuer, "https://keys.example/jwks").unwrap();
+        assert!(discovered_jwks_uri(&https_issuer, "https://u@keys.example/jwks").is_err());
+        let local_issuer = Url::parse("http://127.0.0.1:9000").unwrap();
+        discovered_jwks_uri(&local_issuer, "http://127.0.0.1:9000/jwks").unwrap();
+        for (issuer, jwks) in [
+            (
+                "https://token.actions.githubusercontent.com",
+                "https://token.actions.githubusercontent.com/.well-known/jwks",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/jwks?v=2"),
+            ("http://localhost", "http://[::1]:9000/jwks"),
+            ("https://kubernetes.default.svc", "http://127.0.0.2/jwks"),
+        ] {
+            with(issuer, jwks).unwrap();
+        }
     }
 
     #[test]

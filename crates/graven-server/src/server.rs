@@ -256,8 +256,13 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     }
     println!("tree size: {}", engine.committed().size);
     if let Some(t) = &config.tls {
-        if let Some(ca) = &t.client_ca {
-            println!("client certificates ({:?}) checked against {}", t.client_auth, ca.display());
+        for ca in &t.client_cas {
+            println!(
+                "client certificates ({:?}) checked against {}, which vouches for {}",
+                t.client_auth,
+                ca.file.display(),
+                ca.trust_domains
+            );
         }
         println!("listening on https://{addr}");
     } else {
@@ -350,7 +355,7 @@ async fn serve_connections(
     router: axum::Router,
     max_connections: usize,
     header_timeout: Duration,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::tls::TlsServer>,
 ) -> std::io::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -382,16 +387,18 @@ async fn serve_connections(
         };
         tokio::spawn(async move {
             // The handshake shares the header deadline: a client that stalls it holds nothing.
-            let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, tls.accept(stream)).await else {
+            let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await
+            else {
                 return;
             };
-            // The chain was verified in the handshake; read who it names once per connection.
+            // The chain was verified in the handshake; read who it names, and whether a CA it
+            // chains to vouches for that, once per connection.
             let cert = stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| Arc::new(crate::tls::client_cert(c)));
+                .and_then(|chain| tls.client_cas.client_cert(chain))
+                .map(Arc::new);
             serve_one(stream, peer, cert, router, header_timeout, watcher).await;
             drop(permit);
         });

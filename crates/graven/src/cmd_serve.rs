@@ -42,9 +42,15 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "GRAVEN_TLS_KEY")]
     tls_key: Option<PathBuf>,
-    /// Accept client certificates (mTLS, SPIFFE IDs) that chain to this CA (PEM).
+    /// Accept client certificates (mTLS, SPIFFE IDs) that chain to this CA (PEM). It vouches
+    /// for any SPIFFE trust domain unless --client-ca-trust-domain names some; several CAs,
+    /// each bound to its trust domains, are [[client_ca]] tables in the config file.
     #[arg(long, env = "GRAVEN_CLIENT_CA")]
     client_ca: Option<PathBuf>,
+    /// A SPIFFE trust domain --client-ca vouches for (repeat, or comma-separate in the
+    /// environment variable); client certificates naming another are refused.
+    #[arg(long = "client-ca-trust-domain", env = "GRAVEN_CLIENT_CA_TRUST_DOMAINS", value_delimiter = ',')]
+    client_ca_trust_domains: Vec<String>,
     /// Whether a client certificate is optional or required [default: optional].
     #[arg(long, env = "GRAVEN_CLIENT_AUTH")]
     client_auth: Option<graven_server::tls::ClientAuth>,
@@ -93,6 +99,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,
         client_ca: a.client_ca,
+        client_ca_trust_domains: a.client_ca_trust_domains,
         client_auth: a.client_auth,
         storage: a.storage,
         key: a.key,

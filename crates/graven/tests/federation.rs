@@ -461,6 +461,137 @@ fn oidc_security_matrix() {
     assert_eq!(http(&s, "GET", "/v1/log", Some(&s.token), None).status, 200);
 }
 
+/// A loopback HTTP server answering each request with `answer(its own URL, path)`: the status
+/// line and headers after `HTTP/1.1 `, and the body. Records the path of every request.
+fn tiny_server(
+    answer: impl Fn(&str, &str) -> (String, String) + Send + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (u, log) = (url.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_owned();
+            let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+            log.lock().unwrap().push(path.clone());
+            let (head, body) = answer(&u, &path);
+            let resp = format!(
+                "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = c.write_all(resp.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+fn json_ok(body: Value) -> (String, String) {
+    ("200 OK\r\nContent-Type: application/json".into(), body.to_string())
+}
+
+fn redirect(to: &str) -> (String, String) {
+    (format!("302 Found\r\nLocation: {to}"), String::new())
+}
+
+/// The issuer's key set and discovery document may be reached through a redirect only within
+/// the origin (scheme, host and port) that was asked: a redirect to another origin is refused,
+/// so whoever controls a redirect on the issuer's host cannot substitute their own keys.
+#[test]
+fn oidc_fetches_refuse_redirects_to_another_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, rogue) = (ec_key("good"), ec_key("rogue"));
+    // The attacker's server, on another port of the loopback (another origin).
+    let rogue_jwks = json!({"keys": [rogue.jwk()]});
+    let (rogue_url, rogue_seen) = tiny_server(move |u, path| match path {
+        "/jwks" => json_ok(rogue_jwks.clone()),
+        "/.well-known/openid-configuration" => json_ok(json!({"issuer": u, "jwks_uri": format!("{u}/jwks")})),
+        _ => ("404 Not Found".into(), String::new()),
+    });
+    // Issuer A: discovery is fine, its key set redirects to the attacker.
+    let r = rogue_url.clone();
+    let (a, _) = tiny_server(move |u, path| match path {
+        "/.well-known/openid-configuration" => json_ok(json!({"issuer": u, "jwks_uri": format!("{u}/jwks")})),
+        "/jwks" => redirect(&format!("{r}/jwks")),
+        _ => ("404 Not Found".into(), String::new()),
+    });
+    // Issuer B: its discovery document redirects to the attacker's.
+    let r = rogue_url.clone();
+    let (b, _) = tiny_server(move |_, path| match path {
+        "/.well-known/openid-configuration" => redirect(&format!("{r}/.well-known/openid-configuration")),
+        _ => ("404 Not Found".into(), String::new()),
+    });
+    // Issuer C: a redirect within its own origin (a relative Location) is followed.
+    let good_jwks = json!({"keys": [good.jwk()]});
+    let (c, _) = tiny_server(move |_, path| match path {
+        "/jwks" => redirect("/keys/current"),
+        "/keys/current" => json_ok(good_jwks.clone()),
+        _ => ("404 Not Found".into(), String::new()),
+    });
+    let mut config = String::from("[oidc]\nleeway_secs = 5\n");
+    for (iss, jwks) in [(&a, None), (&b, None), (&c, Some(format!("{c}/jwks")))] {
+        config += &format!("\n[[oidc.issuer]]\nissuer = \"{iss}\"\n");
+        if let Some(j) = jwks {
+            config += &format!("jwks_uri = \"{j}\"\n");
+        }
+        config += &format!(
+            "\n[[oidc.policy]]\nissuer = \"{iss}\"\naudience = \"graven\"\nidentity = \"ci:payments-deploy\"\nclaims = {{ sub = \"{GH_SUB}\" }}\n"
+        );
+    }
+    let s = start(&tmp.path().join("data"), &config);
+    let p = Plain(&s);
+    create_identity(&|path, b| p.admin_post(path, b), "ci:payments-deploy", "ci_job", &[]);
+
+    for iss in [&a, &b] {
+        let t = rogue.sign(json!({}), &claims(iss, GH_SUB));
+        let d = p.refused(401, &t, "redirect.attempt");
+        assert_eq!(d["details"]["reason"], "unknown-kid", "{iss}: {d}");
+    }
+    assert!(
+        rogue_seen.lock().unwrap().is_empty(),
+        "the server followed a redirect to another origin: {:?}",
+        rogue_seen.lock().unwrap()
+    );
+    let r = p.post_event(&good.sign(json!({}), &claims(&c, GH_SUB)), r#"{"action":"deployment.create"}"#);
+    assert_eq!(r.status, 201, "a same-origin redirect is followed: {}", r.body);
+}
+
+/// `exp`, `nbf` and `iat` must be integers (a float or a string is not rounded or skipped), and
+/// a token issued in the future is refused, end to end with a denied record.
+#[test]
+fn oidc_time_claims_are_integers_and_not_issued_in_the_future() {
+    let tmp = tempfile::tempdir().unwrap();
+    let iss = issuer();
+    let ec1 = ec_key("ec-1");
+    iss.publish(&[&ec1]);
+    let s = start(&tmp.path().join("data"), &oidc_config(&iss.url, "", true));
+    let p = Plain(&s);
+    create_identity(&|path, b| p.admin_post(path, b), "ci:payments-deploy", "ci_job", &[]);
+    let r = p.post_event(&ec1.sign(json!({}), &claims(&iss.url, GH_SUB)), r#"{"action":"warm.up"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let cases = [
+        ("exp", json!(1e12), "token-time-claim"),
+        ("exp", json!((now() + 600) as f64 + 0.5), "token-time-claim"),
+        ("nbf", json!("2030"), "token-time-claim"),
+        ("iat", json!(now() + 3600), "token-issued-in-future"),
+    ];
+    for (claim, value, reason) in cases {
+        let mut c = claims(&iss.url, GH_SUB);
+        c[claim] = value.clone();
+        let d = p.refused(401, &ec1.sign(json!({}), &c), "time.attempt");
+        assert_eq!(d["details"]["reason"], reason, "{claim} = {value}: {d}");
+    }
+}
+
 // ---------------------------------------------------------------- mTLS
 
 struct Pki {
@@ -661,4 +792,136 @@ fn mtls_clients_are_attributed_by_spiffe_id() {
     assert!(r.is_err(), "no client certificate, yet served: {r:?}");
     let r = https(&s.addr, &pki, Some(&direct), "GET", "/healthz", None, "").unwrap();
     assert_eq!(r.status, 200);
+}
+
+/// The server certificate (from `pki`) and its key, written to `dir`.
+fn server_files(dir: &Path, pki: &Pki) -> (PathBuf, PathBuf) {
+    let server = pki.leaf(&["localhost"], &[], false, 1);
+    (
+        write_pem(dir, "server.pem", &server.cert.pem()),
+        write_pem(dir, "server.key", &server.key.serialize_pem()),
+    )
+}
+
+/// SPIFFE X.509-SVID section 2: "An X.509 SVID MUST contain exactly one URI SAN". A
+/// certificate with a SPIFFE ID and another URI is not an SVID and maps to no one (401 and a
+/// denied record), whichever order its URIs are in.
+#[test]
+fn mtls_a_certificate_with_two_uri_sans_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = ca("graven test CA");
+    let (cert, key) = server_files(dir, &pki);
+    let ca_pem = write_pem(dir, "ca.pem", &pki.ca.pem());
+    let s = start(
+        &dir.join("data"),
+        &format!("tls_cert = {cert:?}\ntls_key = {key:?}\nclient_ca = {ca_pem:?}\n"),
+    );
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &pki, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    let id = "spiffe://prod.example/ns/prod/sa/payments";
+    create_identity(&|p, b| admin("POST", p, b), id, "workload", &[]);
+    let one = pki.leaf(&[], &[id], true, 2);
+    let r = req(Some(&one), "POST", "/v1/events", None, r#"{"action":"payment.refund"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    for (serial, uris) in [(3, [id, "https://prod.example/other"]), (4, ["https://prod.example/other", id])] {
+        let two = pki.leaf(&[], &uris, true, serial);
+        let d = refused(&size, &event, 401, &|| {
+            req(Some(&two), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+        });
+        assert_eq!(d["details"]["reason"], "no-spiffe-id", "{uris:?}: {d}");
+    }
+}
+
+/// Each client CA vouches only for the SPIFFE trust domains listed with it: a certificate
+/// that chains to the staging CA and names a production SPIFFE ID is refused (401 and a
+/// denied record), though its chain is valid and the identity exists.
+#[test]
+fn mtls_each_client_ca_vouches_only_for_its_trust_domains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (prod, staging) = (ca("prod CA"), ca("staging CA"));
+    let (cert, key) = server_files(dir, &prod);
+    let prod_pem = write_pem(dir, "prod-ca.pem", &prod.ca.pem());
+    let staging_pem = write_pem(dir, "staging-ca.pem", &staging.ca.pem());
+    let config = format!(
+        "tls_cert = {cert:?}\ntls_key = {key:?}\n\n[[client_ca]]\nfile = {prod_pem:?}\ntrust_domains = [\"prod.example\"]\n\n[[client_ca]]\nfile = {staging_pem:?}\ntrust_domains = [\"staging.example\", \"qa.example\"]\n"
+    );
+    let s = start(&dir.join("data"), &config);
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &prod, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    let (prod_id, staging_id) =
+        ("spiffe://prod.example/ns/prod/sa/payments", "spiffe://staging.example/sa/ci");
+    create_identity(&|p, b| admin("POST", p, b), prod_id, "workload", &[]);
+    create_identity(&|p, b| admin("POST", p, b), staging_id, "workload", &[]);
+
+    // Each CA for its own domain.
+    for (client, id) in [
+        (prod.leaf(&[], &[prod_id], true, 2), prod_id),
+        (staging.leaf(&[], &[staging_id], true, 3), staging_id),
+    ] {
+        let r = req(Some(&client), "POST", "/v1/events", None, r#"{"action":"deploy.create"}"#);
+        assert_eq!(r.status, 201, "{id}: {}", r.body);
+        assert_eq!(event(r.json()["index"].as_u64().unwrap())["actor"]["id"], id);
+    }
+    // The staging CA naming a production identity, and the production CA a staging one.
+    for client in [staging.leaf(&[], &[prod_id], true, 4), prod.leaf(&[], &[staging_id], true, 5)] {
+        let d = refused(&size, &event, 401, &|| {
+            req(Some(&client), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+        });
+        assert_eq!(d["details"]["reason"], "trust-domain-not-vouched", "{d}");
+        assert_eq!(d["actor"]["id"], "graven:server", "{d}");
+    }
+    let n = size();
+    assert!((0..n).all(|i| event(i)["action"] != "mtls.attempt"));
+    drop(s);
+
+    // One CA given by flag, bound by --client-ca-trust-domain: its certificate for another
+    // domain is refused, for its own domain accepted.
+    let data = dir.join("data2");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = write_pem(&data, "test.toml", &format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"));
+    let s = common::start(
+        &data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--client-ca",
+            prod_pem.to_str().unwrap(),
+            "--client-ca-trust-domain",
+            "prod.example",
+        ],
+    );
+    let req = |client: Option<&Leaf>, method: &str, path: &str, token: Option<&str>, body: &str| {
+        https(&s.addr, &prod, client, method, path, token, body).unwrap()
+    };
+    let admin =
+        |method: &str, path: &str, body: Value| req(None, method, path, Some(&s.token), &body.to_string());
+    let size = || admin("GET", "/v1/log", json!({})).json()["tree_size"].as_u64().unwrap();
+    let event = |i: u64| admin("GET", &format!("/v1/events/{i}"), json!({})).json()["event"].clone();
+    create_identity(&|p, b| admin("POST", p, b), prod_id, "workload", &[]);
+    create_identity(&|p, b| admin("POST", p, b), staging_id, "workload", &[]);
+    let r = req(
+        Some(&prod.leaf(&[], &[prod_id], true, 6)),
+        "POST",
+        "/v1/events",
+        None,
+        r#"{"action":"deploy.create"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let other = prod.leaf(&[], &[staging_id], true, 7);
+    let d = refused(&size, &event, 401, &|| {
+        req(Some(&other), "POST", "/v1/events", None, r#"{"action":"mtls.attempt"}"#)
+    });
+    assert_eq!(d["details"]["reason"], "trust-domain-not-vouched", "{d}");
 }
