@@ -113,6 +113,20 @@ impl KeyRecord {
     }
 }
 
+/// One registered Ed25519 public key as stored in `identities.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyRecord {
+    pub key_id: String,
+    /// Always `ed25519`.
+    pub alg: String,
+    /// The 32 raw key bytes, standard base64.
+    pub public_key: String,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub revoked_ms: Option<i64>,
+}
+
 /// One identity as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +151,7 @@ pub struct IdentityRecord {
     pub keys: Vec<KeyRecord>,
     /// Ed25519 public keys for request signatures and client-signed events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub public_keys: Vec<crate::pubkey::PublicKeyRecord>,
+    pub public_keys: Vec<PublicKeyRecord>,
 }
 
 /// A field that breaks a rule: `field` names it, `why` says how to fix it.

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod pubkey;
 pub mod ratelimit;
 pub mod registry;
+pub mod registry_file;
 pub mod replay;
 pub mod server;
 pub mod sigauth;

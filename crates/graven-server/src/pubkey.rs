@@ -20,7 +20,7 @@ use axum::{Extension, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::event::Actor;
@@ -37,19 +37,7 @@ pub const MAX_PUBLIC_KEYS_PER_IDENTITY: usize = 16;
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
 const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
-/// One registered public key as stored in `identities.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublicKeyRecord {
-    pub key_id: String,
-    /// Always `ed25519`.
-    pub alg: String,
-    /// The 32 raw key bytes, standard base64.
-    pub public_key: String,
-    pub created_ms: i64,
-    #[serde(default)]
-    pub revoked_ms: Option<i64>,
-}
+pub use crate::identity::PublicKeyRecord;
 
 /// Reads an Ed25519 public key: base64 (standard or URL-safe, padded or not) of the 32 raw
 /// bytes, or of an RFC 8410 SubjectPublicKeyInfo, optionally as PEM (`BEGIN PUBLIC KEY`).

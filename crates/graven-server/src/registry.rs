@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use graven_core::note::SignerKey;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -35,7 +34,7 @@ pub const OBJECT_KEY: &str = "graven/identities.json";
 pub const TOKEN_FILE: &str = "admin.token";
 /// The identity that `<data>/admin.token` belongs to.
 pub const BOOTSTRAP_ID: &str = "admin";
-const MAX_FILE: u64 = 256 << 20;
+use crate::registry_file::MAX_FILE;
 
 /// The identity behind a verified key, prepared once per registry change.
 #[derive(Debug)]
@@ -198,13 +197,6 @@ impl Snapshot {
 fn hex32(s: &str) -> Option<[u8; 32]> {
     let v = graven_core::hex::decode(s)?;
     v.try_into().ok()
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    version: u32,
-    identities: Vec<IdentityRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -822,40 +814,14 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryEr
 }
 
 fn parse(text: &[u8], path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
-    let corrupt = |why: String| RegistryError::Corrupt { path: path.to_path_buf(), why };
-    if text.len() as u64 > MAX_FILE {
-        return Err(corrupt("larger than 256 MiB".into()));
-    }
-    let file: File = serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
-    if file.version != 1 {
-        return Err(corrupt(format!("version {} is not supported (expected 1)", file.version)));
-    }
-    let mut out = BTreeMap::new();
-    let mut key_ids = std::collections::HashSet::new();
-    for r in file.identities {
-        crate::identity::check_id(&r.id).map_err(|e| corrupt(e.to_string()))?;
-        for k in &r.keys {
-            if hex32(&k.sha256).is_none() || !key_ids.insert(k.key_id.clone()) {
-                return Err(corrupt(format!("key {} of {} is malformed or duplicated", k.key_id, r.id)));
-            }
-        }
-        let id = r.id.clone();
-        if out.insert(id.clone(), r).is_some() {
-            return Err(corrupt(format!("identity {id} appears twice")));
-        }
-    }
-    Ok(out)
+    crate::registry_file::parse(text).map_err(|why| RegistryError::Corrupt { path: path.to_path_buf(), why })
+}
+
+fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec<u8>, RegistryError> {
+    crate::registry_file::encode(records).map_err(|why| RegistryError::Corrupt { path: path.to_path_buf(), why })
 }
 
 /// Temp file, fsync, rename, fsync the directory.
-fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec<u8>, RegistryError> {
-    let file = File { version: 1, identities: records.values().cloned().collect() };
-    let mut bytes = serde_json::to_vec_pretty(&file)
-        .map_err(|e| RegistryError::Corrupt { path: path.to_path_buf(), why: e.to_string() })?;
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
 fn write_file(path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
     let bytes = encode(records, path)?;
     let tmp = path.with_extension("json.tmp");
