@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(id, &r.id);
         assert!(identity::check_id(id).is_ok());
         for k in &r.keys {
-            assert!(k.sha256.len() == 64 && k.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(
+                k.sha256.len() == 64
+                    && k.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
             assert!(keys.insert(k.key_id.clone()), "key id {} twice", k.key_id);
         }
         for k in &r.public_keys {

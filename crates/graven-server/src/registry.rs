@@ -818,7 +818,8 @@ fn parse(text: &[u8], path: &Path) -> Result<BTreeMap<String, IdentityRecord>, R
 }
 
 fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec<u8>, RegistryError> {
-    crate::registry_file::encode(records).map_err(|why| RegistryError::Corrupt { path: path.to_path_buf(), why })
+    crate::registry_file::encode(records)
+        .map_err(|why| RegistryError::Corrupt { path: path.to_path_buf(), why })
 }
 
 /// Temp file, fsync, rename, fsync the directory.
