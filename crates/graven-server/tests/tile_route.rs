@@ -36,7 +36,7 @@ async fn harness(n: usize) -> Harness {
     let log = LocalLog::open(&log_dir, key).unwrap();
     let engine = Engine::start(Box::new(log), LogReader::new(&log_dir), EngineConfig::default()).unwrap();
     engine.submit((0..n).map(|i| Entry::raw(format!("entry {i}").into_bytes())).collect()).await.unwrap();
-    let (registry, _) = graven_server::registry::Registry::open(&data, 0).unwrap();
+    let registry = graven_server::registry::Registry::open(&data).unwrap();
     let indexed = Arc::new(AtomicU64::new(0));
     let state = Arc::new(AppState {
         engine: engine.clone(),
