@@ -20,6 +20,7 @@ pub mod httpsig;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod replay;
 pub mod tile;
 pub mod tile_source;
 

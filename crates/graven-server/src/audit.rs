@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::engine::{Entry, Receipt, SubmitError};
 use crate::event::{self, Actor};
 use crate::http::AppState;
 use crate::problem::Problem;
 use crate::registry::Principal;
+use graven_engine::engine::{Entry, Receipt, SubmitError};
 
 /// The actor of a denied record whose request proved no identity. The `graven:` prefix is
 /// reserved, so no registered identity can have this id.
@@ -48,7 +48,7 @@ async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result
 /// Appends the records of start-up changes to the registry (the bootstrap admin and its key),
 /// attributed to the server, all in one commit, and waits until they are durable.
 pub async fn record_startup(
-    engine: &crate::engine::Engine,
+    engine: &graven_engine::engine::Engine,
     events: &[serde_json::Value],
 ) -> Result<(), SubmitError> {
     let actor = server_actor();

@@ -39,7 +39,7 @@ fn forbidden(reason: &'static str, detail: String) -> Refusal {
 
 /// Checks every `(line, signed event)` of one request appended by `principal`: version 2
 /// signatures only, `signed_at` within `window_s` seconds of now, keys and signatures as below.
-/// Whether an id was used before is the sequencer's to check ([`crate::engine::OnceKey`]), so
+/// Whether an id was used before is the sequencer's to check ([`graven_engine::engine::OnceKey`]), so
 /// that two requests racing with the same signed event cannot both pass.
 pub fn check(
     registry: &Registry,

@@ -12,9 +12,8 @@ use graven_core::event::MAX_ENTRY_SIZE;
 use graven_core::event_sig;
 use graven_core::jcs::{self, JcsError, Value};
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so text order is time order.
-pub const TIMESTAMP_LEN: usize = 27;
-const PLACEHOLDER: &str = "0000-00-00T00:00:00.000000Z";
+use graven_core::event::LOGGED_AT_PLACEHOLDER as PLACEHOLDER;
+pub use graven_core::event::{TIMESTAMP_LEN, stamp};
 
 /// Top-level fields a client may send.
 const CLIENT_FIELDS: &[&str] =
@@ -278,17 +277,6 @@ fn shape_as(
     Ok(Unstamped { bytes, stamp_at, client_sig })
 }
 
-/// Writes `logged_at` into an unstamped event in place.
-pub fn stamp(event: &mut [u8], stamp_at: usize, timestamp: &str) -> bool {
-    match event.get_mut(stamp_at..stamp_at + TIMESTAMP_LEN) {
-        Some(slot) if timestamp.len() == TIMESTAMP_LEN => {
-            slot.copy_from_slice(timestamp.as_bytes());
-            true
-        }
-        _ => false,
-    }
-}
-
 /// Parses an RFC 3339 time (a search's `since` or `until`) into the fixed `logged_at` format
 /// the index compares against. `None` if it is not RFC 3339.
 pub fn parse_time_bound(s: &str) -> Option<String> {
@@ -297,17 +285,7 @@ pub fn parse_time_bound(s: &str) -> Option<String> {
 
 /// Formats a timestamp in the fixed `logged_at` format.
 pub fn format_timestamp(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    graven_core::event::format_timestamp(i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

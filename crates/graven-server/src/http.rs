@@ -21,12 +21,12 @@ use serde::Deserialize;
 
 use crate::audit::{self, Refusal};
 use crate::auth::{self, Access};
-use crate::engine::{Engine, Entry, OnceKey, Receipt, SubmitError};
 use crate::event::{self, EventError};
 use crate::metrics::{HttpLabels, Metrics};
 use crate::problem::Problem;
 use crate::registry::{Principal, Registry};
-use crate::store::{LogReader, ReadError};
+use graven_engine::engine::{Engine, Entry, OnceKey, Receipt, SubmitError};
+use graven_engine::reader::{LogReader, ReadError};
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -372,7 +372,8 @@ pub(crate) fn submit_problem(e: SubmitError) -> Problem {
             "Client signature already used",
             e.to_string(),
         ),
-        SubmitError::Storage(_) | SubmitError::ShuttingDown => {
+        // Storage, ShuttingDown, and whatever the engine adds later: the log is unavailable.
+        _ => {
             let mut p = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -1117,14 +1118,14 @@ const RECHECK: Duration = Duration::from_secs(5);
 
 fn tail<A: Fn() -> bool + Send + 'static>(
     start: u64,
-    rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
+    rx: tokio::sync::watch::Receiver<graven_engine::engine::Committed>,
     reader: Arc<Mutex<LogReader>>,
     allowed: A,
 ) -> impl Stream<Item = Result<SseEvent, std::convert::Infallible>> {
     struct S<A> {
         next: u64,
         buf: std::collections::VecDeque<(u64, Vec<u8>)>,
-        rx: tokio::sync::watch::Receiver<crate::engine::Committed>,
+        rx: tokio::sync::watch::Receiver<graven_engine::engine::Committed>,
         reader: Arc<Mutex<LogReader>>,
         allowed: A,
     }

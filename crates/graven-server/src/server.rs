@@ -9,10 +9,10 @@ use graven_core::note::SignerKey;
 use graven_tlog::LocalLog;
 
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::store::{LogReader, Source};
+use graven_engine::engine::Engine;
+use graven_engine::reader::{LogReader, Source};
 use graven_tlog::ObjectStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,7 @@ async fn bootstrap(
         }
         match crate::audit::record_startup(engine, &plan.events).await {
             Ok(()) => return Ok(registry.apply_bootstrap(plan, data)?),
-            Err(crate::engine::SubmitError::NotWriter { .. })
+            Err(graven_engine::engine::SubmitError::NotWriter { .. })
                 if shared && std::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -175,11 +175,11 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
                 )));
             }
             let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
-            let lease = crate::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
+            let lease = graven_engine::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
             // One round now, so the first node of a new log starts as its writer at once.
             lease.tick();
             lease.spawn().map_err(io("starting the lease thread", Path::new("graven/lease")))?;
-            let shared = crate::engine::Shared {
+            let shared = graven_engine::engine::Shared {
                 store: store.clone(),
                 key,
                 lease: lease.clone(),
@@ -210,7 +210,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
             io("opening the search index", &index_path)(std::io::Error::other(e.to_string()))
         })?);
-    let indexer = tokio::spawn(crate::indexer::run(
+    let indexer = tokio::spawn(graven_engine::indexer::run(
         index.clone(),
         engine.subscribe(),
         LogReader::on(source.clone()),

@@ -43,7 +43,7 @@ use crate::audit::{self, Refusal};
 use crate::http::{AppState, finish, now_ms, read_body};
 use crate::problem::Problem;
 use crate::registry::Principal;
-use crate::replay::{ReplayCache, Seen};
+use graven_core::replay::{ReplayCache, Seen};
 
 /// Live nonces or signatures remembered for replay detection.
 pub const REPLAY_CAPACITY: usize = 2 << 20;

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, Uri};
 use graven_core::note::SignerKey;
-use graven_server::engine::{Engine, EngineConfig, Entry};
+use graven_engine::engine::{Engine, EngineConfig, Entry};
+use graven_engine::reader::LogReader;
 use graven_server::http::{AppState, app};
-use graven_server::store::LogReader;
 use graven_tlog::LocalLog;
 use http_body_util::BodyExt;
 
@@ -36,7 +36,7 @@ async fn harness(n: usize) -> Harness {
     let log = LocalLog::open(&log_dir, key).unwrap();
     let engine = Engine::start(Box::new(log), LogReader::new(&log_dir), EngineConfig::default()).unwrap();
     engine.submit((0..n).map(|i| Entry::raw(format!("entry {i}").into_bytes())).collect()).await.unwrap();
-    let (registry, _) = graven_server::registry::Registry::open(&data, 0).unwrap();
+    let registry = graven_server::registry::Registry::open(&data).unwrap();
     let indexed = Arc::new(AtomicU64::new(0));
     let state = Arc::new(AppState {
         engine: engine.clone(),
