@@ -16,7 +16,6 @@ pub mod event;
 pub mod event_sig;
 pub mod hash;
 pub mod hex;
-pub mod httpsig;
 pub mod jcs;
 pub mod merkle;
 pub mod note;

@@ -20,7 +20,7 @@
 //! Credentials (`--auth`, for both modes; the output's `"auth"` field says which):
 //! - `bearer` (default): an API key from `--token-file`, sent as `Authorization: Bearer`.
 //! - `jwt`: a pre-minted JWT from `--jwt-file`, sent as `Authorization: Bearer` (OIDC federation).
-//! - `httpsig`: every request is signed (RFC 9421, `graven_core::httpsig::sign_request`, with
+//! - `httpsig`: every request is signed (RFC 9421, `graven_auth::httpsig::sign_request`, with
 //!   `Content-Digest`) by the Ed25519 key in `--signing-key` (the file `graven key new-signing`
 //!   writes), with a fresh `created` and a unique `nonce` per request so the replay cache takes
 //!   each one. The signing happens before the request's latency clock starts.
@@ -575,13 +575,13 @@ fn build(
                     .map_or(0, |d| d.as_secs() as i64);
                 let (p, q) =
                     full_path.split_once('?').map_or((full_path.as_str(), None), |(p, q)| (p, Some(q)));
-                let parts = graven_core::httpsig::RequestParts {
+                let parts = graven_auth::httpsig::RequestParts {
                     method: method.as_str(),
                     path: p,
                     query: q,
                     ..Default::default()
                 };
-                let h = graven_core::httpsig::sign_request(key, key_id, &parts, &body, created, Some(&nonce));
+                let h = graven_auth::httpsig::sign_request(key, key_id, &parts, &body, created, Some(&nonce));
                 req = req
                     .header("content-digest", h.content_digest)
                     .header("signature-input", h.signature_input)
@@ -1491,7 +1491,7 @@ mod tests {
     /// What the server does with a signed request (sigauth.rs), with graven_core's parser,
     /// signature base and digest.
     fn server_verifies(req: &Request<Full<Bytes>>, body: &[u8], key: &SigningKey) -> (String, String) {
-        use graven_core::httpsig;
+        use graven_auth::httpsig;
         let h = |n: &str| req.headers().get(n).unwrap().to_str().unwrap().to_owned();
         assert!(req.headers().get(AUTHORIZATION).is_none());
         let params = httpsig::parse_signature_input(&h("signature-input")).unwrap();
@@ -1557,7 +1557,7 @@ mod tests {
         assert_ne!(s1, s2, "signatures repeat");
         // A different body does not match the first request's digest.
         assert_ne!(
-            graven_core::httpsig::content_digest(b"other"),
+            graven_auth::httpsig::content_digest(b"other"),
             r1.headers()["content-digest"].to_str().unwrap()
         );
         // Unauthenticated probes carry nothing.

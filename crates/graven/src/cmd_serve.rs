@@ -120,7 +120,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(graven_server::server::run_with(config, store))?;
+    rt.block_on(graven_server::serve::run_with(config, store))?;
     Ok(ExitCode::SUCCESS)
 }
 

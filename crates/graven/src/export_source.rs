@@ -49,7 +49,7 @@ impl Filters {
         let bound = |s: &Option<String>, what: &str| -> anyhow::Result<Option<String>> {
             s.as_deref()
                 .map(|t| {
-                    graven_server::event::parse_time_bound(t).with_context(|| {
+                    graven_server::http::parse_time_bound(t).with_context(|| {
                         format!("--{what} {t:?} is not an RFC 3339 time such as 2026-11-26T17:48:20Z")
                     })
                 })

@@ -1,4 +1,4 @@
-//! `/v1/identities`: the registry's HTTP API (admin only; the guard in `http` checks that).
+//! `/v1/identities`: the registry's HTTP API (admin only; [`crate::http::guard`] checks that).
 //!
 //! Every change runs the same steps under one lock: read the records, check the change,
 //! append its audit event (attributed to the admin, committed), make the new records durable,
@@ -17,19 +17,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::apikey;
 use crate::audit;
-use crate::event::format_timestamp;
-use crate::http::{AppState, Peer, finish, now_ms};
-use crate::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
+use crate::http::body::read_json as parse;
+use crate::http::state::{AppState, Peer, finish, now_ms};
 use crate::problem::Problem;
-use crate::registry::Principal;
+use graven_auth::apikey;
+use graven_auth::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
+use graven_auth::principal::Principal;
 
-/// Largest request body on these routes.
-const MAX_BODY: usize = 64 << 10;
 /// Longest overlap a rotation may give the old key.
 const MAX_OVERLAP_SECONDS: u64 = 30 * 86_400;
 /// Longest lifetime a key may be given.
@@ -56,9 +53,7 @@ fn ip(peer: MaybePeer) -> Option<IpAddr> {
 }
 
 pub(crate) fn fmt_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(format_timestamp)
-        .unwrap_or_default()
+    crate::audit::format_ms(ms)
 }
 
 fn key_view(k: &KeyRecord, now: i64) -> Value {
@@ -111,21 +106,6 @@ pub(crate) fn no_identity(id: &str) -> Problem {
     ))
 }
 
-/// Reads a small JSON body strictly (unknown fields refused). An empty body is `{}`.
-pub(crate) async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The request body is too large",
-            format!("identity requests are at most {MAX_BODY} bytes of JSON"),
-        )
-    })?;
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-    serde_json::from_slice(bytes)
-        .map_err(|e| Problem::bad_request("invalid-request", format!("{e}; nothing changed")))
-}
-
 /// Makes the records durable (on a blocking thread), after `receipt`'s audit event.
 pub(crate) async fn install(
     st: &AppState,
@@ -138,7 +118,7 @@ pub(crate) async fn install(
         .await
         .map_err(|e| Problem::internal(e.to_string()))?
         .map_err(|e| match e {
-            crate::registry::RegistryError::Conflict => conflict(format!(
+            graven_auth::registry::RegistryError::Conflict => conflict(format!(
                 "another node changed the identity registry while this change was made; the attempt is recorded in the log (event {audit_index}) but it did not take effect. Read the identity again and retry"
             )),
             e => Problem::internal(format!(
