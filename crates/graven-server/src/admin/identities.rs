@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use graven_api::{IdentityView, KeyView, NewKey, Retiring};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -57,6 +58,10 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
 }
 
 fn key_view(k: &KeyRecord, now: i64) -> Value {
+    wire(&key_record_view(k, now))
+}
+
+fn key_record_view(k: &KeyRecord, now: i64) -> KeyView {
     let state = if k.revoked_ms.is_some() {
         "revoked"
     } else if k.usable(now) {
@@ -64,29 +69,35 @@ fn key_view(k: &KeyRecord, now: i64) -> Value {
     } else {
         "expired"
     };
-    json!({
-        "key_id": k.key_id,
-        "state": state,
-        "created_at": fmt_ms(k.created_ms),
-        "expires_at": k.expires_ms.map(fmt_ms),
-        "revoked_at": k.revoked_ms.map(fmt_ms),
-    })
+    KeyView {
+        key_id: k.key_id.clone(),
+        state: state.into(),
+        created_at: fmt_ms(k.created_ms),
+        expires_at: k.expires_ms.map(fmt_ms),
+        revoked_at: k.revoked_ms.map(fmt_ms),
+    }
+}
+
+/// A wire type ([`graven_api`]) as a JSON value, keys in the order the API always wrote them.
+pub(crate) fn wire<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 fn view(r: &IdentityRecord, now: i64) -> Value {
-    json!({
-        "id": r.id,
-        "kind": r.kind,
-        "owner": r.owner,
-        "description": r.description,
-        "labels": r.labels,
-        "allowed_actions": r.allowed_actions,
-        "role": r.role,
-        "status": r.status,
-        "created_at": fmt_ms(r.created_ms),
-        "status_changed_at": r.status_changed_ms.map(fmt_ms),
-        "last_seen_at": r.last_seen_ms.map(fmt_ms),
-        "keys": r.keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
+    wire(&IdentityView {
+        id: r.id.clone(),
+        kind: r.kind.as_str().into(),
+        owner: r.owner.clone(),
+        description: r.description.clone(),
+        labels: r.labels.clone(),
+        allowed_actions: r.allowed_actions.clone(),
+        role: r.role.as_str().into(),
+        status: r.status.as_str().into(),
+        created_at: fmt_ms(r.created_ms),
+        status_changed_at: r.status_changed_ms.map(fmt_ms),
+        last_seen_at: r.last_seen_ms.map(fmt_ms),
+        keys: r.keys.iter().map(|k| key_record_view(k, now)).collect(),
+        audit_index: None,
     })
 }
 
@@ -414,12 +425,14 @@ async fn new_key(
             return Err(conflict(format!("identity {id} is revoked, which is final; it gets no new keys")));
         }
         let mut retiring = Vec::new();
+        let mut retiring_keys = Vec::new();
         if rotate {
             let until = now + (overlap as i64) * 1000;
             for k in rec.keys.iter_mut().filter(|k| k.usable(now)) {
                 let e = k.expires_ms.map_or(until, |e| e.min(until));
                 k.expires_ms = Some(e);
                 retiring.push(json!({"key_id": k.key_id, "expires_at": fmt_ms(e)}));
+                retiring_keys.push(Retiring { key_id: k.key_id.clone(), expires_at: fmt_ms(e) });
             }
         }
         let m = add_new_key(rec, now, expires)?;
@@ -430,10 +443,16 @@ async fn new_key(
         }
         let receipt = audit::change(&st, &admin, action, &id, details.clone(), ip(peer)).await?;
         install(&st, records, base, receipt.index).await?;
-        details["identity"] = json!(id);
-        details["key"] = json!(m.key);
-        details["audit_index"] = json!(receipt.index);
-        let mut resp = json_response(StatusCode::CREATED, &details);
+        let answer = NewKey {
+            audit_index: receipt.index,
+            expires_at: expires.map(fmt_ms),
+            identity: id.clone(),
+            key: m.key,
+            key_id: m.key_id,
+            overlap_seconds: rotate.then_some(overlap),
+            retiring: rotate.then_some(retiring_keys),
+        };
+        let mut resp = json_response(StatusCode::CREATED, &wire(&answer));
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(resp)
     }

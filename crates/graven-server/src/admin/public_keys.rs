@@ -14,13 +14,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use graven_api::PublicKeyView;
 use graven_auth::identity::Status;
 use graven_auth::principal::Principal;
 use graven_auth::public_key::{MAX_PUBLIC_KEYS_PER_IDENTITY, PublicKeyRecord, parse_public_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::identities::{ChangeBody, conflict, fmt_ms, install, json_response, no_identity, reason_ok};
+use super::identities::{ChangeBody, conflict, fmt_ms, install, json_response, no_identity, reason_ok, wire};
 use crate::http::body::read_json as parse;
 use crate::http::state::{AppState, Peer, finish, now_ms};
 use crate::problem::Problem;
@@ -34,13 +35,15 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 fn view(k: &PublicKeyRecord) -> Value {
-    json!({
-        "key_id": k.key_id,
-        "alg": k.alg,
-        "public_key": k.public_key,
-        "state": if k.revoked_ms.is_some() { "revoked" } else { "active" },
-        "created_at": fmt_ms(k.created_ms),
-        "revoked_at": k.revoked_ms.map(fmt_ms),
+    wire(&PublicKeyView {
+        key_id: k.key_id.clone(),
+        alg: k.alg.clone(),
+        public_key: k.public_key.clone(),
+        state: if k.revoked_ms.is_some() { "revoked" } else { "active" }.into(),
+        created_at: fmt_ms(k.created_ms),
+        revoked_at: k.revoked_ms.map(fmt_ms),
+        identity: None,
+        audit_index: None,
     })
 }
 

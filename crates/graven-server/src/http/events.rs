@@ -414,6 +414,17 @@ mod tests {
         for (line, r) in lines.iter().zip(&receipts) {
             let got: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(got, reference(r), "{line}");
+            // Byte for byte what the API type serialises, and what it reads back.
+            let typed = graven_api::Receipt {
+                checkpoint: r.checkpoint.to_string(),
+                inclusion_proof: r.inclusion_proof.iter().map(Hash::to_base64).collect(),
+                index: r.index,
+                leaf_hash: r.leaf_hash.to_base64(),
+                logged_at: r.logged_at.as_deref().map(str::to_owned),
+                tree_size: r.tree_size,
+            };
+            assert_eq!(*line, serde_json::to_string(&typed).unwrap());
+            assert_eq!(serde_json::from_str::<graven_api::Receipt>(line).unwrap(), typed);
         }
     }
 }

@@ -52,10 +52,13 @@ pub async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> 
             Ok((graven_core::leaf_hash(&entry), root, proof))
         })
         .await?;
-        Ok(axum::Json(serde_json::json!({
-            "index": index, "tree_size": size, "leaf_hash": leaf.to_base64(), "root": root.to_base64(),
-            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
-        }))
+        Ok(axum::Json(graven_api::InclusionProof {
+            index,
+            tree_size: size,
+            leaf_hash: leaf.to_base64(),
+            root: root.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
         .into_response())
     }
     .await;
@@ -105,10 +108,13 @@ pub async fn consistency_proof(State(st): St, Query(q): Query<ConsistencyQuery>)
             Ok((r1, r2, p))
         })
         .await?;
-        Ok(axum::Json(serde_json::json!({
-            "from": from, "to": to, "root_from": r1.to_base64(), "root_to": r2.to_base64(),
-            "proof": proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
-        }))
+        Ok(axum::Json(graven_api::ConsistencyProof {
+            from,
+            to,
+            root_from: r1.to_base64(),
+            root_to: r2.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
         .into_response())
     }
     .await;

@@ -16,17 +16,17 @@ type St = State<Arc<AppState>>;
 
 pub async fn log_info(State(st): St) -> Response {
     let c = st.engine.committed();
-    let r = Ok(axum::Json(serde_json::json!({
-        "origin": st.origin,
-        "verifier_key": st.verifier_key,
-        "tree_size": c.size,
-        "root": c.root.to_base64(),
-        "checkpoint": &*c.checkpoint,
+    let r = Ok(axum::Json(graven_api::LogInfo {
+        origin: st.origin.clone(),
+        verifier_key: st.verifier_key.clone(),
+        tree_size: c.size,
+        root: c.root.to_base64(),
+        checkpoint: c.checkpoint.to_string(),
         // A shared log's node: whether it takes writes, and where the writer is otherwise.
-        "writer": st.engine.is_writer(),
-        "writer_url": st.engine.lease().and_then(|l| l.writer_url()),
-        "storage": st.engine.store().map(|s| s.location()),
-    }))
+        writer: st.engine.is_writer(),
+        writer_url: st.engine.lease().and_then(|l| l.writer_url()),
+        storage: st.engine.store().map(|s| s.location()),
+    })
     .into_response());
     finish(&st, "GET /v1/log", r)
 }
