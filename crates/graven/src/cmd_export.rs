@@ -69,7 +69,7 @@ fn source(args: &ExportArgs) -> anyhow::Result<Source> {
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     args.filters.query()?; // reject malformed times before any I/O
     let src = source(&args)?;
-    let vkey = args.vkey.as_deref().map(cmd_verify::load_vkey).transpose()?;
+    let vkey = args.vkey.as_deref().map(crate::input::load_vkey).transpose()?;
     let opened = export_source::open(&src, vkey)?;
     if opened.key_from_server {
         eprintln!(

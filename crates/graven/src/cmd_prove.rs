@@ -9,7 +9,7 @@ use graven_core::{Hash, LeafIndex, TreeSize, leaf_hash};
 use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, fetch_entry, tile_hashes};
 use serde_json::json;
 
-use crate::cmd_verify::load_vkey;
+use crate::input::load_vkey;
 
 /// Largest proof response read from a server: 64 hashes and a little JSON.
 const MAX_PROOF_RESPONSE: u64 = 64 * 1024;
