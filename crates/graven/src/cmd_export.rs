@@ -11,7 +11,7 @@ use graven_verify::BundleWriter;
 
 use crate::export_format::{self, Format, Record};
 use crate::export_source::{self, Filters, Opened, Server, Source};
-use crate::{cmd_verify, escape, input};
+use crate::{escape, input};
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {

@@ -13,7 +13,7 @@ use graven_verify::{
 };
 use serde_json::{Value, json};
 
-use crate::{escape, input};
+use crate::escape;
 
 /// Polls in a row that may fail to fetch (network down, server restarting) before `--follow`
 /// gives up and alerts.
