@@ -1,4 +1,4 @@
-//! API keys (`graven_server::apikey::parse`, `encode`): every bearer token that is not a JWT
+//! API keys (`graven_auth::apikey::parse`, `encode`): every bearer token that is not a JWT
 //! goes through `parse` before any lookup.
 //!
 //! The first input byte chooses what the rest is.
@@ -24,13 +24,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use sha2::Digest;
 
-/// graven-server's `apikey` module, compiled here from its source (see fuzz/Cargo.toml).
+/// graven-auth's `apikey` module, compiled here from its source (see fuzz/Cargo.toml).
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/apikey.rs"]
+#[path = "../../crates/graven-auth/src/apikey.rs"]
 mod apikey;
-/// graven-server's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
+/// graven-auth's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/jwt.rs"]
+#[path = "../../crates/graven-auth/src/jwt.rs"]
 mod jwt;
 
 fn hex(b: &[u8]) -> String {

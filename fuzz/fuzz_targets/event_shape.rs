@@ -1,4 +1,4 @@
-//! Event shaping (`graven_server::event::shape_with`, `shape_self_audit`, `stamp`): every
+//! Event shaping (`graven_auth::shape::shape_with`, `shape_self_audit`; `graven_core::event::stamp`): every
 //! request body a client sends goes through it, and what it returns is what the log stores.
 //!
 //! The first input byte chooses the verified actor (with or without credential members) and
@@ -19,10 +19,20 @@
 use graven_core::jcs::{self, Value};
 use libfuzzer_sys::fuzz_target;
 
-/// graven-server's `event` module, compiled here from its source (see fuzz/Cargo.toml).
+// graven-auth's `shape` module, compiled here from its source (see fuzz/Cargo.toml), with the
+// modules it names (`principal`, and what that names), under the same names as in the crate.
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/event.rs"]
-mod event;
+#[path = "../../crates/graven-auth/src/apikey.rs"]
+mod apikey;
+#[allow(dead_code)]
+#[path = "../../crates/graven-auth/src/identity.rs"]
+mod identity;
+#[allow(dead_code)]
+#[path = "../../crates/graven-auth/src/principal.rs"]
+mod principal;
+#[allow(dead_code)]
+#[path = "../../crates/graven-auth/src/shape.rs"]
+mod shape;
 
 const STAMP: &str = "2026-11-26T17:48:20.123456Z";
 
@@ -35,7 +45,7 @@ fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else { return };
-    let mut actor = event::Actor {
+    let mut actor = principal::Actor {
         id: "svc:fuzz".into(),
         kind: "service_account".into(),
         credential: "key:0123456789abcdef".into(),
@@ -52,23 +62,23 @@ fuzz_target!(|data: &[u8]| {
     }
     let restricted = mode & 2 == 2;
     let allowed = |a: &str| !restricted || a.starts_with("deploy.");
-    let client = event::shape_with(body, &actor, &allowed);
-    let server = event::shape_self_audit(body, &actor);
+    let client = shape::shape_with(body, &actor, &allowed);
+    let server = shape::shape_self_audit(body, &actor);
     match (&client, &server) {
         (Ok(c), Ok(s)) => assert_eq!(c.bytes, s.bytes, "the two paths shape alike"),
         (Ok(_), Err(e)) => panic!("the client path accepted what the server path refused: {e}"),
-        (Err(event::EventError::ReservedAction(a)), Ok(_)) => assert!(event::is_reserved_action(a)),
-        (Err(event::EventError::ActionNotAllowed(a)), Ok(_)) => assert!(restricted && !allowed(a)),
+        (Err(shape::EventError::ReservedAction(a)), Ok(_)) => assert!(shape::is_reserved_action(a)),
+        (Err(shape::EventError::ActionNotAllowed(a)), Ok(_)) => assert!(restricted && !allowed(a)),
         (Err(e), Ok(_)) => panic!("only the action may tell the two paths apart: {e}"),
         (Err(_), Err(_)) => {}
     }
     let Ok(mut e) = client else { return };
     assert!(e.bytes.len() <= graven_core::event::MAX_ENTRY_SIZE);
-    assert!(event::stamp(&mut e.bytes, e.stamp_at, STAMP));
+    assert!(graven_core::event::stamp(&mut e.bytes, e.stamp_at, STAMP));
     let leaf = jcs::parse(&e.bytes).unwrap_or_else(|err| panic!("a stored leaf does not parse: {err}"));
     assert_eq!(jcs::canonicalize(&e.bytes).unwrap(), e.bytes, "the leaf is canonical");
     let Value::String(action) = member(&leaf, "action").unwrap() else { panic!("action is a string") };
-    assert!(!event::is_reserved_action(action), "a client wrote {action:?}");
+    assert!(!shape::is_reserved_action(action), "a client wrote {action:?}");
     assert!(allowed(action));
     assert_eq!(member(&leaf, "logged_at"), Some(&Value::String(STAMP.into())));
     assert_eq!(member(&leaf, "v"), Some(&Value::Number(1.0)));

@@ -1,4 +1,4 @@
-//! JSON Web Keys and key sets (`graven_server::jwt::Jwk::from_json`, `jwt::key_set`), as read
+//! JSON Web Keys and key sets (`graven_auth::jwt::Jwk::from_json`, `jwt::key_set`), as read
 //! from an issuer's JWKS document (untrusted: it comes over the network).
 //!
 //! Properties:
@@ -15,9 +15,9 @@ use jwt::{Alg, Jwk};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-/// graven-server's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
+/// graven-auth's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/jwt.rs"]
+#[path = "../../crates/graven-auth/src/jwt.rs"]
 mod jwt;
 
 /// The algorithms a member's `kty`/`crv` claim, by the JOSE registry (RFC 7518 section 3.1,

@@ -1,4 +1,4 @@
-//! JWS compact tokens (`graven_server::jwt`): `parse`, `Unverified::verify`, `looks_like_jwt`.
+//! JWS compact tokens (`graven_auth::jwt`): `parse`, `Unverified::verify`, `looks_like_jwt`.
 //!
 //! The first input byte chooses what the rest is.
 //!
@@ -29,9 +29,9 @@ use libfuzzer_sys::fuzz_target;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Map, Value, json};
 
-/// graven-server's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
+/// graven-auth's `jwt` module, compiled here from its source (see fuzz/Cargo.toml).
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/jwt.rs"]
+#[path = "../../crates/graven-auth/src/jwt.rs"]
 mod jwt;
 
 const ED_SEED: [u8; 32] = [7; 32];

@@ -1,4 +1,4 @@
-//! The identity registry file (`graven_server::registry_file::parse`, `encode`):
+//! The identity registry file (`graven_auth::registry_file::parse`, `encode`):
 //! `identities.json`, which decides who may write to the log.
 //! - `parse` never panics, and refuses anything over `MAX_FILE` bytes.
 //! - What it accepts has unique, valid identity ids, API-key digests of 64 lowercase hex
@@ -9,12 +9,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
-/// graven-server's `identity` and `registry_file` modules, compiled here from their source.
+/// graven-auth's `identity` and `registry_file` modules, compiled here from their source.
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/identity.rs"]
+#[path = "../../crates/graven-auth/src/identity.rs"]
 mod identity;
 #[allow(dead_code)]
-#[path = "../../crates/graven-server/src/registry_file.rs"]
+#[path = "../../crates/graven-auth/src/registry_file.rs"]
 mod registry_file;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,10 +16,10 @@ pub mod event;
 pub mod event_sig;
 pub mod hash;
 pub mod hex;
-pub mod httpsig;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod replay;
 pub mod tile;
 pub mod tile_source;
 

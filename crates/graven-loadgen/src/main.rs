@@ -20,7 +20,7 @@
 //! Credentials (`--auth`, for both modes; the output's `"auth"` field says which):
 //! - `bearer` (default): an API key from `--token-file`, sent as `Authorization: Bearer`.
 //! - `jwt`: a pre-minted JWT from `--jwt-file`, sent as `Authorization: Bearer` (OIDC federation).
-//! - `httpsig`: every request is signed (RFC 9421, `graven_core::httpsig::sign_request`, with
+//! - `httpsig`: every request is signed (RFC 9421, `graven_auth::httpsig::sign_request`, with
 //!   `Content-Digest`) by the Ed25519 key in `--signing-key` (the file `graven key new-signing`
 //!   writes), with a fresh `created` and a unique `nonce` per request so the replay cache takes
 //!   each one. The signing happens before the request's latency clock starts.
@@ -575,13 +575,13 @@ fn build(
                     .map_or(0, |d| d.as_secs() as i64);
                 let (p, q) =
                     full_path.split_once('?').map_or((full_path.as_str(), None), |(p, q)| (p, Some(q)));
-                let parts = graven_core::httpsig::RequestParts {
+                let parts = graven_auth::httpsig::RequestParts {
                     method: method.as_str(),
                     path: p,
                     query: q,
                     ..Default::default()
                 };
-                let h = graven_core::httpsig::sign_request(key, key_id, &parts, &body, created, Some(&nonce));
+                let h = graven_auth::httpsig::sign_request(key, key_id, &parts, &body, created, Some(&nonce));
                 req = req
                     .header("content-digest", h.content_digest)
                     .header("signature-input", h.signature_input)
@@ -1142,21 +1142,14 @@ async fn log_head(t: &Target) -> anyhow::Result<LogHead> {
     if status != StatusCode::OK {
         bail!("GET /v1/log: HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
     }
-    let v: serde_json::Value = serde_json::from_slice(&body).context("GET /v1/log: not JSON")?;
-    let field = |k: &str| v.get(k).ok_or_else(|| anyhow!("GET /v1/log: no {k}"));
-    let str_field = |k: &str| -> anyhow::Result<&str> {
-        field(k)?.as_str().ok_or_else(|| anyhow!("GET /v1/log: {k} is not a string"))
-    };
-    let size = field("tree_size")?.as_u64().ok_or_else(|| anyhow!("GET /v1/log: bad tree_size"))?;
-    let root = graven_core::Hash::from_base64(str_field("root")?).map_err(|e| anyhow!("bad root: {e:?}"))?;
-    let vkey = graven_core::note::VerifierKey::parse(str_field("verifier_key")?)
+    let v: graven_api::LogInfo =
+        serde_json::from_slice(&body).context("GET /v1/log: not the log's description")?;
+    let size = v.tree_size;
+    let root = graven_core::Hash::from_base64(&v.root).map_err(|e| anyhow!("bad root: {e:?}"))?;
+    let vkey = graven_core::note::VerifierKey::parse(&v.verifier_key)
         .map_err(|e| anyhow!("GET /v1/log: bad verifier_key: {e:?}"))?;
-    let cp = graven_core::checkpoint::VerifiedCheckpoint::open(
-        str_field("checkpoint")?.as_bytes(),
-        &vkey,
-        str_field("origin")?,
-    )
-    .map_err(|e| anyhow!("GET /v1/log: the checkpoint does not verify: {e:?}"))?;
+    let cp = graven_core::checkpoint::VerifiedCheckpoint::open(v.checkpoint.as_bytes(), &vkey, &v.origin)
+        .map_err(|e| anyhow!("GET /v1/log: the checkpoint does not verify: {e:?}"))?;
     if cp.size().0 != size || cp.root() != root {
         bail!("GET /v1/log: tree_size/root differ from the signed checkpoint's");
     }
@@ -1165,27 +1158,25 @@ async fn log_head(t: &Target) -> anyhow::Result<LogHead> {
 
 /// Checks an inclusion proof response for leaf `index` in the tree of `head`.
 fn check_proof(body: &[u8], index: u64, head: &LogHead) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let hash = |x: Option<&serde_json::Value>, what: &str| -> Result<graven_core::Hash, String> {
-        let s = x.and_then(serde_json::Value::as_str).ok_or_else(|| format!("no {what}"))?;
+    let v: graven_api::InclusionProof =
+        serde_json::from_slice(body).map_err(|e| format!("not an inclusion proof: {e}"))?;
+    let hash = |s: &str, what: &str| -> Result<graven_core::Hash, String> {
         graven_core::Hash::from_base64(s).map_err(|e| format!("bad {what}: {e:?}"))
     };
-    if v.get("index").and_then(serde_json::Value::as_u64) != Some(index) {
-        return Err(format!("asked for index {index}, got {:?}", v.get("index")));
+    if v.index != index {
+        return Err(format!("asked for index {index}, got {}", v.index));
     }
-    if v.get("tree_size").and_then(serde_json::Value::as_u64) != Some(head.size) {
-        return Err(format!("asked for tree size {}, got {:?}", head.size, v.get("tree_size")));
+    if v.tree_size != head.size {
+        return Err(format!("asked for tree size {}, got {}", head.size, v.tree_size));
     }
-    if hash(v.get("root"), "root")? != head.root {
+    if hash(&v.root, "root")? != head.root {
         return Err("the root is not the checkpoint's".into());
     }
-    let leaf = hash(v.get("leaf_hash"), "leaf_hash")?;
+    let leaf = hash(&v.leaf_hash, "leaf_hash")?;
     let proof = v
-        .get("proof")
-        .and_then(serde_json::Value::as_array)
-        .ok_or("no proof")?
+        .proof
         .iter()
-        .map(|p| hash(Some(p), "proof element").map(|h| *h.as_bytes()))
+        .map(|p| hash(p, "proof element").map(|h| *h.as_bytes()))
         .collect::<Result<Vec<[u8; 32]>, String>>()?;
     graven_core::merkle::verify_inclusion(
         &leaf,
@@ -1491,7 +1482,7 @@ mod tests {
     /// What the server does with a signed request (sigauth.rs), with graven_core's parser,
     /// signature base and digest.
     fn server_verifies(req: &Request<Full<Bytes>>, body: &[u8], key: &SigningKey) -> (String, String) {
-        use graven_core::httpsig;
+        use graven_auth::httpsig;
         let h = |n: &str| req.headers().get(n).unwrap().to_str().unwrap().to_owned();
         assert!(req.headers().get(AUTHORIZATION).is_none());
         let params = httpsig::parse_signature_input(&h("signature-input")).unwrap();
@@ -1557,7 +1548,7 @@ mod tests {
         assert_ne!(s1, s2, "signatures repeat");
         // A different body does not match the first request's digest.
         assert_ne!(
-            graven_core::httpsig::content_digest(b"other"),
+            graven_auth::httpsig::content_digest(b"other"),
             r1.headers()["content-digest"].to_str().unwrap()
         );
         // Unauthenticated probes carry nothing.

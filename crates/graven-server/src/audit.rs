@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::engine::{Entry, Receipt, SubmitError};
-use crate::event::{self, Actor};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::problem::Problem;
-use crate::registry::Principal;
+use graven_auth::principal::{Actor, Principal};
+use graven_auth::shape;
+use graven_engine::engine::{Entry, Receipt, SubmitError};
 
 /// The actor of a denied record whose request proved no identity. The `graven:` prefix is
 /// reserved, so no registered identity can have this id.
@@ -36,19 +36,19 @@ fn server_actor() -> Actor {
 async fn append(st: &AppState, body: serde_json::Value, actor: &Actor) -> Result<Receipt, Problem> {
     let bytes = serde_json::to_vec(&body).map_err(|e| Problem::internal(e.to_string()))?;
     let e =
-        event::shape_self_audit(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
+        shape::shape_self_audit(&bytes, actor).map_err(|e| Problem::internal(format!("audit event: {e}")))?;
     let mut receipts = st
         .engine
         .submit(vec![Entry::event(e.bytes, e.stamp_at)])
         .await
-        .map_err(crate::http::submit_problem)?;
+        .map_err(crate::problem::submit_problem)?;
     receipts.pop().ok_or_else(|| Problem::internal("no receipt for the audit event"))
 }
 
 /// Appends the records of start-up changes to the registry (the bootstrap admin and its key),
 /// attributed to the server, all in one commit, and waits until they are durable.
 pub async fn record_startup(
-    engine: &crate::engine::Engine,
+    engine: &graven_engine::engine::Engine,
     events: &[serde_json::Value],
 ) -> Result<(), SubmitError> {
     let actor = server_actor();
@@ -56,7 +56,7 @@ pub async fn record_startup(
     for body in events {
         let bytes =
             serde_json::to_vec(body).map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
-        let e = event::shape_self_audit(&bytes, &actor)
+        let e = shape::shape_self_audit(&bytes, &actor)
             .map_err(|e| SubmitError::Storage(format!("start-up event: {e}")))?;
         entries.push(Entry::event(e.bytes, e.stamp_at));
     }
@@ -113,7 +113,7 @@ pub struct Refusal<'a> {
 /// of them; those are counted (`graven_denied_records_dropped_total`) and tallied for the next
 /// [`summarize_dropped`].
 pub async fn denied(st: &AppState, r: Refusal<'_>) {
-    if !st.denied_limiter.allow(r.peer, r.reason, Instant::now(), crate::http::now_ms()) {
+    if !st.denied_limiter.allow(r.peer, r.reason, Instant::now(), crate::http::state::now_ms()) {
         st.metrics.denied_dropped.inc();
         return;
     }
@@ -185,8 +185,8 @@ pub async fn summarize_dropped(st: &AppState) -> Result<Option<Receipt>, Problem
         "resource": {"type": "graven.route", "id": "*"},
         "details": {
             "dropped": d.total,
-            "from": crate::event::format_timestamp(ms_to_time(d.first_ms)),
-            "until": crate::event::format_timestamp(ms_to_time(d.last_ms)),
+            "from": format_ms(d.first_ms),
+            "until": format_ms(d.last_ms),
             "reasons": d.reasons,
             "sources": sources,
             "other_sources_dropped": d.total - named,
@@ -195,7 +195,7 @@ pub async fn summarize_dropped(st: &AppState) -> Result<Option<Receipt>, Problem
     append(st, body, &server_actor()).await.map(Some)
 }
 
-fn ms_to_time(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+/// Unix milliseconds in the fixed `logged_at` format.
+pub fn format_ms(ms: i64) -> String {
+    graven_core::event::format_timestamp(ms.saturating_mul(1000))
 }

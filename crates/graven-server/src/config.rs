@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::engine::EngineConfig;
+use graven_engine::engine::EngineConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub const DEFAULT_DATA: &str = "./graven-data";
@@ -45,7 +45,7 @@ pub struct FileConfig {
     /// SPIFFE ID → identity id (see docs/identities.md).
     pub spiffe_ids: Option<std::collections::BTreeMap<String, String>>,
     /// OIDC/JWT federation: issuers and trust policies.
-    pub oidc: Option<crate::oidc::OidcConfig>,
+    pub oidc: Option<graven_auth::oidc::OidcConfig>,
     /// RFC 9421 signatures: how far `created` may be from now, each way, in seconds.
     pub signature_window_seconds: Option<u64>,
     /// Client-signed events: how far `signed_at` may be from now, each way, in seconds.
@@ -151,7 +151,7 @@ impl<'de> Deserialize<'de> for ClientCaSetting {
 }
 
 /// The trust domains of one client CA, checked.
-fn trust_domains(file: &Path, names: &[String]) -> Result<crate::tls::TrustDomains, ConfigError> {
+fn trust_domains(file: &Path, names: &[String]) -> Result<graven_auth::mtls::TrustDomains, ConfigError> {
     let at = || format!("client CA {}", file.display());
     if names.is_empty() {
         return Err(ConfigError::Setting(format!(
@@ -159,28 +159,29 @@ fn trust_domains(file: &Path, names: &[String]) -> Result<crate::tls::TrustDomai
             at()
         )));
     }
-    if names.len() > crate::tls::MAX_TRUST_DOMAINS {
+    if names.len() > graven_auth::mtls::MAX_TRUST_DOMAINS {
         return Err(ConfigError::Setting(format!(
             "{}: at most {} trust domains",
             at(),
-            crate::tls::MAX_TRUST_DOMAINS
+            graven_auth::mtls::MAX_TRUST_DOMAINS
         )));
     }
     for n in names {
-        if !crate::tls::is_trust_domain(n) {
+        if !graven_auth::mtls::is_trust_domain(n) {
             return Err(ConfigError::Setting(format!(
                 "{}: {n:?} is not a trust domain name (lowercase letters, digits, '.', '-', '_'; no spiffe:// and no path)",
                 at()
             )));
         }
     }
-    Ok(crate::tls::TrustDomains::Only(names.iter().cloned().collect()))
+    Ok(graven_auth::mtls::TrustDomains::Only(names.iter().cloned().collect()))
 }
 
 /// The client CAs: `--client-ca` (with its `--client-ca-trust-domain`s) if given, else the
 /// file's `client_ca`.
 fn client_cas(o: &Overrides, file: &FileConfig) -> Result<Vec<crate::tls::ClientCa>, ConfigError> {
-    use crate::tls::{ClientCa, TrustDomains};
+    use crate::tls::ClientCa;
+    use graven_auth::mtls::TrustDomains;
     if let Some(path) = &o.client_ca {
         let trust_domains = if o.client_ca_trust_domains.is_empty() {
             TrustDomains::Any
@@ -268,7 +269,7 @@ pub struct Config {
     pub public_read_path: bool,
     /// HTTPS (and mTLS) when set; plain HTTP otherwise.
     pub tls: Option<crate::tls::TlsConfig>,
-    pub oidc: Option<crate::oidc::OidcConfig>,
+    pub oidc: Option<graven_auth::oidc::OidcConfig>,
     /// RFC 9421 signatures are refused when `created` is further than this from now.
     pub signature_window: Duration,
     pub engine: EngineConfig,
@@ -391,7 +392,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         tls,
         oidc,
         signature_window: Duration::from_secs(
-            file.signature_window_seconds.unwrap_or(crate::sigauth::DEFAULT_WINDOW_SECONDS),
+            file.signature_window_seconds.unwrap_or(graven_auth::sigauth::DEFAULT_WINDOW_SECONDS),
         ),
         engine,
     })
@@ -496,10 +497,10 @@ fn resolve_tls(o: &Overrides, file: &FileConfig) -> Result<Option<crate::tls::Tl
         return setting("client_auth = \"required\" needs client_ca, the CA client certificates chain to");
     }
     for (spiffe, id) in &spiffe_ids {
-        if !crate::tls::is_spiffe_id(spiffe) {
+        if !graven_auth::mtls::is_spiffe_id(spiffe) {
             return Err(ConfigError::Setting(format!("spiffe_ids: {spiffe:?} is not a SPIFFE ID")));
         }
-        crate::identity::check_id(id)
+        graven_auth::identity::check_id(id)
             .map_err(|e| ConfigError::Setting(format!("spiffe_ids.{spiffe}: {e}")))?;
     }
     Ok(Some(crate::tls::TlsConfig {
@@ -548,7 +549,8 @@ mod tests {
 
     #[test]
     fn client_cas_are_bound_to_trust_domains() {
-        use crate::tls::{ClientCa, TrustDomains};
+        use crate::tls::ClientCa;
+        use graven_auth::mtls::TrustDomains;
         let d = tempfile::tempdir().unwrap();
         let tls = "tls_cert = \"s.pem\"\ntls_key = \"s.key\"\n";
         let resolve_text = |text: &str, o: Overrides| {

@@ -1,26 +1,20 @@
-//! `graven serve`: the durable log engine and its HTTP API.
-pub mod apikey;
+//! `graven serve`: the HTTP API over the log engine ([`graven_engine`]) and its credentials
+//! ([`graven_auth`]).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`http`] | `fn app(state) -> Router`: the route table, the guard, and the handlers of events, proofs, tiles, search and the stream |
+//! | [`admin`] | `/v1/identities` and its keys and public keys |
+//! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
+//! | [`serve`] | start-up, the accept loop, graceful drain |
+//! | [`tls`] | the rustls acceptor and the client CAs |
+//! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
+
+pub mod admin;
 pub mod audit;
-pub mod auth;
-pub mod client_sig;
 pub mod config;
-pub mod engine;
-pub mod event;
 pub mod http;
-pub mod identities;
-pub mod identity;
-pub mod indexer;
-pub mod jwt;
-pub mod lease;
 pub mod metrics;
-pub mod oidc;
 pub mod problem;
-pub mod pubkey;
-pub mod ratelimit;
-pub mod registry;
-pub mod registry_file;
-pub mod replay;
-pub mod server;
-pub mod sigauth;
-pub mod store;
+pub mod serve;
 pub mod tls;

@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use graven_engine::engine::SubmitError;
 
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -39,17 +40,63 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": format!("https://graven.dev/problems/{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        let mut resp = (self.status, body.to_string()).into_response();
+        let body = graven_api::Problem {
+            kind: format!("https://graven.dev/problems/{}", self.kind),
+            title: self.title.into(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut resp = (self.status, text).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+/// What a refused submission means to the client.
+pub fn submit_problem(e: SubmitError) -> Problem {
+    match e {
+        SubmitError::Overloaded { .. } => {
+            let mut p =
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "The log is busy", e.to_string());
+            p.retry_after = Some(1);
+            p
+        }
+        SubmitError::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "The batch is too large",
+            e.to_string(),
+        ),
+        SubmitError::NotWriter { .. } => {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-writer",
+                "This node is not the log's writer",
+                e.to_string(),
+            );
+            p.retry_after = Some(1);
+            p
+        }
+        SubmitError::Replayed { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "client-signature-replayed",
+            "Client signature already used",
+            e.to_string(),
+        ),
+        // Storage, ShuttingDown, and whatever the engine adds later: the log is unavailable.
+        _ => {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The log cannot accept writes",
+                e.to_string(),
+            );
+            p.retry_after = Some(5);
+            p
+        }
     }
 }

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, Uri};
 use graven_core::note::SignerKey;
-use graven_server::engine::{Engine, EngineConfig, Entry};
+use graven_engine::engine::{Engine, EngineConfig, Entry};
+use graven_engine::reader::LogReader;
 use graven_server::http::{AppState, app};
-use graven_server::store::LogReader;
 use graven_tlog::LocalLog;
 use http_body_util::BodyExt;
 
@@ -36,14 +36,14 @@ async fn harness(n: usize) -> Harness {
     let log = LocalLog::open(&log_dir, key).unwrap();
     let engine = Engine::start(Box::new(log), LogReader::new(&log_dir), EngineConfig::default()).unwrap();
     engine.submit((0..n).map(|i| Entry::raw(format!("entry {i}").into_bytes())).collect()).await.unwrap();
-    let registry = graven_server::registry::Registry::open(&data).unwrap();
+    let registry = graven_auth::registry::Registry::open(&data).unwrap();
     let indexed = Arc::new(AtomicU64::new(0));
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::new(&log_dir))),
         registry: Arc::new(registry),
         public_read_path: true,
-        denied_limiter: graven_server::ratelimit::Limiter::new(Default::default()),
+        denied_limiter: graven_auth::ratelimit::Limiter::new(Default::default()),
         admin_lock: tokio::sync::Mutex::new(()),
         metrics: graven_server::metrics::Metrics::new(engine.clone(), indexed),
         origin: vkey.name().to_owned(),
@@ -53,7 +53,7 @@ async fn harness(n: usize) -> Harness {
         index: Arc::new(graven_index::Index::open(&data.join("index.redb")).unwrap()),
         oidc: None,
         spiffe_ids: Arc::new(Default::default()),
-        http_sig: graven_server::sigauth::SigAuth::new(60),
+        http_sig: graven_auth::sigauth::SigAuth::new(60),
     });
     Harness { _tmp: tmp, engine, router: app(state) }
 }

@@ -24,6 +24,7 @@ mod durable;
 pub mod fs;
 pub mod objlog;
 pub mod objstore;
+pub mod replica;
 pub mod sim;
 mod tail;
 
@@ -38,7 +39,9 @@ use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
 
 pub use fs::{Fs, LOCK_FILE, RealFs};
 pub use objlog::{ObjectLog, read_object, read_published};
-pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, StoreFetch, put_immutable};
+#[cfg(feature = "verify")]
+pub use objstore::StoreFetch;
+pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
 use tail::Tail;
 
 /// Largest hash tile: 256 hashes.

@@ -196,7 +196,7 @@ pub fn read_published(
 }
 
 /// [`read_published`]'s checks, of checkpoint bytes already read.
-pub fn check_published(
+pub(crate) fn check_published(
     store: &dyn ObjectStore,
     key: &VerifierKey,
     note: &[u8],
@@ -221,8 +221,13 @@ impl Default for Retry {
 }
 
 /// The root of the tree of `size`, computed from the stored tiles of the published tree of
-/// `published` (for checking that a new checkpoint extends one served before).
-pub fn root_at(store: &dyn ObjectStore, published: TreeSize, size: TreeSize) -> Result<Hash, LogError> {
+/// `published` (for checking that a new checkpoint extends one served before: see
+/// [`crate::replica`]).
+pub(crate) fn root_at(
+    store: &dyn ObjectStore,
+    published: TreeSize,
+    size: TreeSize,
+) -> Result<Hash, LogError> {
     let mut src = graven_core::tile_source::TileHashes::new(published, |t: graven_core::tile::TileId| {
         read_object(store, &t.path(), crate::MAX_TILE_BYTES)
     });
@@ -258,7 +263,7 @@ enum State {
 /// writers on the same store: at most one of them can move the head at a time, and the others
 /// are fenced (see the module documentation).
 pub struct ObjectLog {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     key: SignerKey,
     size: TreeSize,
     root: Hash,

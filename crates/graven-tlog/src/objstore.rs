@@ -245,18 +245,24 @@ impl ObjectStore for MemStore {
 /// The verifier's view of a log in an object store: `graven_verify`'s [`Fetch`] over any
 /// [`ObjectStore`], so `graven verify` reads S3 with the store's own credentials.
 ///
+/// Only with the `verify` feature: the writer's library does not otherwise depend on the
+/// verifier.
+///
 /// [`Fetch`]: graven_verify::Fetch
+#[cfg(feature = "verify")]
 #[derive(Debug, Clone)]
 pub struct StoreFetch {
     store: std::sync::Arc<dyn ObjectStore>,
 }
 
+#[cfg(feature = "verify")]
 impl StoreFetch {
     pub fn new(store: std::sync::Arc<dyn ObjectStore>) -> Self {
         StoreFetch { store }
     }
 }
 
+#[cfg(feature = "verify")]
 impl graven_verify::Fetch for StoreFetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, graven_verify::FetchError> {
         match self.store.get(path, limit) {

@@ -30,7 +30,7 @@ fn describe(key: &VerifierKey, source: KeySource) -> String {
 }
 
 pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let trusted = vkey.map(crate::cmd_verify::load_vkey).transpose()?;
+    let trusted = vkey.map(crate::input::load_vkey).transpose()?;
     let file = std::fs::File::open(target).with_context(|| format!("opening {target}"))?;
     let start = Instant::now();
     let result = bundle::verify_bundle(std::io::BufReader::with_capacity(1 << 20, file), trusted.as_ref());

@@ -11,7 +11,7 @@ use graven_verify::BundleWriter;
 
 use crate::export_format::{self, Format, Record};
 use crate::export_source::{self, Filters, Opened, Server, Source};
-use crate::{cmd_verify, escape, input};
+use crate::{escape, input};
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -69,7 +69,7 @@ fn source(args: &ExportArgs) -> anyhow::Result<Source> {
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     args.filters.query()?; // reject malformed times before any I/O
     let src = source(&args)?;
-    let vkey = args.vkey.as_deref().map(cmd_verify::load_vkey).transpose()?;
+    let vkey = args.vkey.as_deref().map(crate::input::load_vkey).transpose()?;
     let opened = export_source::open(&src, vkey)?;
     if opened.key_from_server {
         eprintln!(

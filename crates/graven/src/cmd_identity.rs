@@ -208,13 +208,14 @@ impl Client {
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().with_config().limit(64 << 20).read_to_string().context("reading the answer")?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !(200..300).contains(&status) {
-            let detail =
-                v.get("detail").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
+            let detail = match serde_json::from_str::<graven_api::Problem>(&text) {
+                Ok(p) => p.detail,
+                Err(_) => serde_json::from_str(&text).unwrap_or(Value::String(text)).to_string(),
+            };
             bail!("the server answered {status}: {}", crate::escape::for_terminal(&detail));
         }
-        Ok(v)
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 }
 
@@ -263,13 +264,15 @@ pub fn identity(cmd: IdentityCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_key(v: &Value) -> anyhow::Result<ExitCode> {
-    let key = v.get("key").and_then(Value::as_str).context("the server's answer holds no key")?;
-    println!("{key}");
-    if let Some(id) = v.get("key_id").and_then(Value::as_str) {
-        eprintln!("key id {id}; this key is shown only once");
-    }
+fn print_key(k: &graven_api::NewKey) -> anyhow::Result<ExitCode> {
+    println!("{}", crate::escape::for_terminal(&k.key));
+    eprintln!("key id {}; this key is shown only once", crate::escape::for_terminal(&k.key_id));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The answer to a key's creation or rotation.
+fn new_key(v: Value) -> anyhow::Result<graven_api::NewKey> {
+    serde_json::from_value(v).context("the server's answer is not a new key")
 }
 
 pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
@@ -279,7 +282,11 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             if let Some(e) = expires_in {
                 body["ttl_seconds"] = json!(parse_duration(&e)?);
             }
-            print_key(&client.call("POST", &format!("/v1/identities/{}/keys", seg(&identity)), Some(body))?)
+            print_key(&new_key(client.call(
+                "POST",
+                &format!("/v1/identities/{}/keys", seg(&identity)),
+                Some(body),
+            )?)?)
         }
         KeyCommand::List { identity, client } => {
             print(&client.call("GET", &format!("/v1/identities/{}/keys", seg(&identity)), None)?)
@@ -289,14 +296,19 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             if let Some(e) = expires_in {
                 body["ttl_seconds"] = json!(parse_duration(&e)?);
             }
-            let v =
-                client.call("POST", &format!("/v1/identities/{}/keys/rotate", seg(&identity)), Some(body))?;
-            if let Some(r) = v.get("retiring").and_then(Value::as_array) {
-                for k in r {
-                    eprintln!("old key {} works until {}", k["key_id"], k["expires_at"]);
-                }
+            let k = new_key(client.call(
+                "POST",
+                &format!("/v1/identities/{}/keys/rotate", seg(&identity)),
+                Some(body),
+            )?)?;
+            for r in k.retiring.iter().flatten() {
+                eprintln!(
+                    "old key \"{}\" works until \"{}\"",
+                    crate::escape::for_terminal(&r.key_id),
+                    crate::escape::for_terminal(&r.expires_at)
+                );
             }
-            print_key(&v)
+            print_key(&k)
         }
         KeyCommand::Revoke { identity, key_id, reason, client } => print(&client.call(
             "POST",
@@ -315,7 +327,9 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 &format!("/v1/identities/{}/public-keys", seg(&identity)),
                 Some(json!({"public_key": text.trim()})),
             )?;
-            println!("{}", v["key_id"].as_str().unwrap_or_default());
+            let added: graven_api::PublicKeyView =
+                serde_json::from_value(v).context("the server's answer is not a public key")?;
+            println!("{}", crate::escape::for_terminal(&added.key_id));
             Ok(ExitCode::SUCCESS)
         }
         KeyCommand::ListPublic { identity, client } => {

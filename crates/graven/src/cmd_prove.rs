@@ -7,9 +7,9 @@ use graven_core::merkle::{self, HashSource};
 use graven_core::note::{self, Note};
 use graven_core::{Hash, LeafIndex, TreeSize, leaf_hash};
 use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, fetch_entry, tile_hashes};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::cmd_verify::load_vkey;
+use crate::input::load_vkey;
 
 /// Largest proof response read from a server: 64 hashes and a little JSON.
 const MAX_PROOF_RESPONSE: u64 = 64 * 1024;
@@ -163,13 +163,20 @@ fn from_server(
     if index >= n.0 {
         bail!("--index {index} is not in a tree of size {n} (indices are 0-based)");
     }
-    let answer = get_json(&mut f, &format!("v1/proofs/inclusion?index={index}&tree_size={}", n.0))?;
-    let proof = hashes(&answer["proof"]).context("the server's proof is malformed")?;
-    let (Some(leaf), Some(root)) = (hash(&answer["leaf_hash"]), hash(&answer["root"])) else {
-        bail!("the server's answer has no leaf_hash or root: {answer}");
+    let answer: graven_api::InclusionProof =
+        get_json(&mut f, &format!("v1/proofs/inclusion?index={index}&tree_size={}", n.0))?;
+    let proof = hashes(&answer.proof).context("the server's proof is malformed")?;
+    let (Some(leaf), Some(root)) = (hash(&answer.leaf_hash), hash(&answer.root)) else {
+        bail!("the server's answer has a malformed leaf_hash or root");
     };
-    if answer["index"] != index || answer["tree_size"] != n.0 {
-        return failed(&f, &format!("the server answered for another leaf or size: {answer}"));
+    if answer.index != index || answer.tree_size != n.0 {
+        return failed(
+            &f,
+            &format!(
+                "the server answered for another leaf or size: index {}, tree size {}",
+                answer.index, answer.tree_size
+            ),
+        );
     }
     let entry = match fetch_entry(&mut f, LeafIndex(index), current) {
         Ok(e) => e,
@@ -199,8 +206,9 @@ fn from_server(
             );
         }
     } else {
-        let c = get_json(&mut f, &format!("v1/proofs/consistency?from={}&to={}", n.0, current.0))?;
-        let cproof = hashes(&c["proof"]).context("the server's consistency proof is malformed")?;
+        let c: graven_api::ConsistencyProof =
+            get_json(&mut f, &format!("v1/proofs/consistency?from={}&to={}", n.0, current.0))?;
+        let cproof = hashes(&c.proof).context("the server's consistency proof is malformed")?;
         if let Err(e) = merkle::verify_consistency(n, current, &root, &cp.root(), &b32(&cproof)) {
             return failed(
                 &f,
@@ -239,20 +247,20 @@ fn unreachable(f: &HttpFetch, e: &graven_verify::VerifyError) -> anyhow::Result<
     )
 }
 
-fn get_json(f: &mut HttpFetch, path: &str) -> anyhow::Result<Value> {
+fn get_json<T: serde::de::DeserializeOwned>(f: &mut HttpFetch, path: &str) -> anyhow::Result<T> {
     let bytes = f
         .fetch(path, MAX_PROOF_RESPONSE)
         .with_context(|| format!("GET {path}"))?
         .with_context(|| format!("{}{path} was not found; is this a graven server?", f.location()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer is not JSON"))
+    serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer is not the expected JSON"))
 }
 
-fn hash(v: &Value) -> Option<Hash> {
-    v.as_str().and_then(|s| Hash::from_base64(s).ok())
+fn hash(s: &str) -> Option<Hash> {
+    Hash::from_base64(s).ok()
 }
 
-fn hashes(v: &Value) -> Option<Vec<Hash>> {
-    v.as_array()?.iter().map(hash).collect()
+fn hashes(v: &[String]) -> Option<Vec<Hash>> {
+    v.iter().map(|s| hash(s)).collect()
 }
 
 fn b32(hashes: &[Hash]) -> Vec<[u8; 32]> {

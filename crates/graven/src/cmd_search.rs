@@ -122,13 +122,12 @@ pub fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     while printed < args.limit {
         let page_size = (args.limit - printed).min(1000) as usize;
         let page = server.search(&args.filters, &args.order, page_size, cursor.as_deref())?;
-        let events = page.get("events").and_then(Value::as_array).context("GET /v1/events: no events")?;
-        for item in events.iter().take((args.limit - printed) as usize) {
-            print_item(&mut out, item, args.server.json)?;
+        for item in page.events.iter().take((args.limit - printed) as usize) {
+            print_item(&mut out, &serde_json::to_value(item)?, args.server.json)?;
             printed += 1;
         }
-        match page.get("next_cursor").and_then(Value::as_str) {
-            Some(c) => cursor = Some(c.to_owned()),
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
             None => break,
         }
     }
@@ -138,11 +137,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
 
 pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let server = args.server.server()?;
-    let size = server
-        .get_json("/v1/log", "GET /v1/log")?
-        .get("tree_size")
-        .and_then(Value::as_u64)
-        .context("GET /v1/log has no tree_size")?;
+    let size = server.log_info()?.tree_size;
     let from = args.from.unwrap_or(size.saturating_sub(10));
     if !args.follow && from >= size {
         return Ok(ExitCode::SUCCESS);
@@ -170,11 +165,12 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         if !l.is_empty() || data.is_empty() {
             continue;
         }
-        let item: Value = serde_json::from_str(&data).context("the stream sent an event that is not JSON")?;
+        let item: graven_api::StreamItem<Value> =
+            serde_json::from_str(&data).context("the stream sent an event that is not an entry")?;
         data.clear();
-        print_item(&mut out, &item, args.server.json)?;
+        print_item(&mut out, &serde_json::to_value(&item)?, args.server.json)?;
         out.flush()?;
-        let index = item.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let index = item.index;
         if !args.follow && index + 1 >= size {
             return Ok(ExitCode::SUCCESS);
         }

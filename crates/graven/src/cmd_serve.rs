@@ -120,7 +120,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(graven_server::server::run_with(config, store))?;
+    rt.block_on(graven_server::serve::run_with(config, store))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -208,8 +208,8 @@ pub fn reindex(data: &Path) -> anyhow::Result<ExitCode> {
     let index = graven_index::Index::open(&data.join("index.redb"))
         .map_err(|e| anyhow::anyhow!("opening the index (is the server still running?): {e}"))?;
     index.clear().map_err(|e| anyhow::anyhow!("clearing the index: {e}"))?;
-    let reader = graven_server::store::LogReader::new(&log_dir);
-    let n = graven_server::indexer::catch_up(&index, &reader, cp.size().0).map_err(|e| anyhow::anyhow!(e))?;
+    let reader = graven_engine::reader::LogReader::new(&log_dir);
+    let n = graven_engine::indexer::catch_up(&index, &reader, cp.size().0).map_err(|e| anyhow::anyhow!(e))?;
     println!("{}", serde_json::json!({"indexed": n, "tree_size": cp.size().0}));
     Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use graven_verify::{
 };
 use serde_json::{Value, json};
 
-use crate::{escape, input};
+use crate::escape;
 
 /// Polls in a row that may fail to fetch (network down, server restarting) before `--follow`
 /// gives up and alerts.
@@ -65,22 +65,7 @@ pub struct VerifyArgs {
     webhook: Option<String>,
 }
 
-/// Accepts a verifier key string, or the path of a file holding one.
-pub fn load_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
-    match VerifierKey::parse(arg) {
-        Ok(k) => Ok(k),
-        Err(e) => {
-            let path = std::path::Path::new(arg);
-            if path.is_file() {
-                let text = input::read_small(path, input::MAX_KEY_FILE)?;
-                VerifierKey::parse(text.trim())
-                    .with_context(|| format!("{} does not hold a verifier key", path.display()))
-            } else {
-                Err(e).context("--vkey is neither a verifier key nor a file holding one")
-            }
-        }
-    }
-}
+use crate::input::load_vkey;
 
 /// Everything one verification needs besides the fetcher.
 struct Job {

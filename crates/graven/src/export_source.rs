@@ -49,7 +49,7 @@ impl Filters {
         let bound = |s: &Option<String>, what: &str| -> anyhow::Result<Option<String>> {
             s.as_deref()
                 .map(|t| {
-                    graven_server::event::parse_time_bound(t).with_context(|| {
+                    graven_server::http::parse_time_bound(t).with_context(|| {
                         format!("--{what} {t:?} is not an RFC 3339 time such as 2026-11-26T17:48:20Z")
                     })
                 })
@@ -136,18 +136,18 @@ impl Server {
             .read_to_vec()
             .with_context(|| format!("{what}: reading the answer"))?;
         if status != 200 {
-            let detail = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
+            let detail = serde_json::from_slice::<graven_api::Problem>(&body)
+                .map(|p| p.detail)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
             bail!("{what}: the server answered {status}: {}", crate::escape::for_terminal(&detail));
         }
         Ok(body)
     }
 
-    pub fn get_json(&self, path: &str, what: &str) -> anyhow::Result<serde_json::Value> {
-        let body = self.read(self.request(path), what, MAX_API_BODY)?;
-        serde_json::from_slice(&body).with_context(|| format!("{what}: the answer is not JSON"))
+    /// `GET /v1/log`: the log's description.
+    pub fn log_info(&self) -> anyhow::Result<graven_api::LogInfo> {
+        let body = self.read(self.request("/v1/log"), "GET /v1/log", MAX_API_BODY)?;
+        serde_json::from_slice(&body).context("GET /v1/log: the answer is not the log's description")
     }
 
     /// The signed checkpoint, exactly as served.
@@ -157,10 +157,8 @@ impl Server {
 
     /// The log's verifier key as the server states it (`GET /v1/log`).
     pub fn stated_key(&self) -> anyhow::Result<VerifierKey> {
-        let info = self.get_json("/v1/log", "GET /v1/log")?;
-        let k =
-            info.get("verifier_key").and_then(|v| v.as_str()).context("GET /v1/log has no verifier_key")?;
-        VerifierKey::parse(k).context("GET /v1/log: verifier_key is malformed")
+        let info = self.log_info()?;
+        VerifierKey::parse(&info.verifier_key).context("GET /v1/log: verifier_key is malformed")
     }
 
     /// `GET /v1/stream?from=N` (server-sent events) as a line reader, with no overall
@@ -195,7 +193,7 @@ impl Server {
         order: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> anyhow::Result<serde_json::Value> {
+    ) -> anyhow::Result<graven_api::SearchPage<serde_json::Value>> {
         let mut req = self.request("/v1/events").query("order", order).query("limit", limit.to_string());
         for (k, v) in filters.pairs() {
             req = req.query(k, v);
@@ -204,7 +202,7 @@ impl Server {
             req = req.query("cursor", c);
         }
         let body = self.read(req, "GET /v1/events", MAX_API_BODY)?;
-        serde_json::from_slice(&body).context("GET /v1/events: the answer is not JSON")
+        serde_json::from_slice(&body).context("GET /v1/events: the answer is not a page of events")
     }
 }
 
@@ -325,11 +323,8 @@ pub fn select(
             let mut last: Option<u64> = None;
             loop {
                 let page = s.search(filters, "oldest", 1000, cursor.as_deref())?;
-                let events =
-                    page.get("events").and_then(|e| e.as_array()).context("GET /v1/events: no events")?;
-                for e in events {
-                    let index =
-                        e.get("index").and_then(|i| i.as_u64()).context("GET /v1/events: no index")?;
+                for e in &page.events {
+                    let index = e.index;
                     if index >= size.0 {
                         // Appended after the checkpoint this export proves against.
                         continue;
@@ -366,8 +361,8 @@ pub fn select(
                     count += 1;
                     visit(&Selected { index, leaf, proof: want_proofs.then_some(proof.as_slice()) })?;
                 }
-                match page.get("next_cursor").and_then(|c| c.as_str()) {
-                    Some(c) => cursor = Some(c.to_owned()),
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
                     None => break,
                 }
             }

@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use graven_core::note::VerifierKey;
 
 /// Largest key file accepted.
 pub const MAX_KEY_FILE: u64 = 4096;
@@ -36,5 +37,22 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
     match file {
         Some(p) => Ok(Some(read_small(p, 4096)?.trim().to_owned())),
         None => Ok(std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty())),
+    }
+}
+
+/// Accepts a verifier key string, or the path of a file holding one.
+pub fn load_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
+    match VerifierKey::parse(arg) {
+        Ok(k) => Ok(k),
+        Err(e) => {
+            let path = std::path::Path::new(arg);
+            if path.is_file() {
+                let text = read_small(path, MAX_KEY_FILE)?;
+                VerifierKey::parse(text.trim())
+                    .with_context(|| format!("{} does not hold a verifier key", path.display()))
+            } else {
+                Err(e).context("--vkey is neither a verifier key nor a file holding one")
+            }
+        }
     }
 }

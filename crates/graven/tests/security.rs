@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{Resp, Server, start};
 use ed25519_dalek::SigningKey;
-use graven_core::httpsig::{RequestParts, SignedHeaders, sign_request};
+use graven_auth::httpsig::{RequestParts, SignedHeaders, sign_request};
 use serde_json::{Value, json};
 
 fn now_s() -> i64 {

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{Resp, Server, agent, enc, graven_as as graven, refused, start};
 use ed25519_dalek::SigningKey;
-use graven_core::httpsig::{RequestParts, SignedHeaders, sign_request};
+use graven_auth::httpsig::{RequestParts, SignedHeaders, sign_request};
 use serde_json::{Value, json};
 
 /// The denied record's reason, when the rate limiter let one be written (2/s per address).
@@ -138,7 +138,7 @@ fn signed_requests_are_attributed_and_every_attack_is_refused() {
     reason(d, "digest-mismatch");
     // A tampered body with a matching digest: the signature covers the digest.
     let h3 = sign(&k, br#"{"action":"a3"}"#, now_s(), None);
-    let forged_digest = graven_core::httpsig::content_digest(br#"{"action":"b3"}"#);
+    let forged_digest = graven_auth::httpsig::content_digest(br#"{"action":"b3"}"#);
     let d = refused(&s, 401, || {
         s.raw_signed(&forged_digest, &h3.signature_input, &h3.signature, r#"{"action":"b3"}"#)
     });
@@ -167,7 +167,7 @@ fn signed_requests_are_attributed_and_every_attack_is_refused() {
     let base = format!("\"@method\": POST\n\"@path\": /v1/events\n\"@signature-params\": {}", &input[5..]);
     let sig = ed25519_dalek::Signer::sign(&k, base.as_bytes());
     let partial = format!("sig1=:{}:", B64.encode(sig.to_bytes()));
-    let digest = graven_core::httpsig::content_digest(br#"{"action":"p"}"#);
+    let digest = graven_auth::httpsig::content_digest(br#"{"action":"p"}"#);
     let d = refused(&s, 401, || s.raw_signed(&digest, &input, &partial, r#"{"action":"p"}"#));
     reason(d, "signature-coverage");
     // Malformed headers: 400, never a panic.

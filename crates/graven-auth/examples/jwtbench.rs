@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64URL};
-use graven_server::jwt::{self, Jwk};
+use graven_auth::jwt::{self, Jwk};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::json;

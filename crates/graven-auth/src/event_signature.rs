@@ -12,18 +12,26 @@
 //! verification; `graven verify` then flags that event, which is the safe direction. Keys are
 //! checked for small order when they are registered.
 
-use axum::http::StatusCode;
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::event::ClientSigned;
-use crate::problem::Problem;
-use crate::registry::{Principal, Registry};
+use crate::principal::Principal;
+use crate::registry::Registry;
+use crate::shape::ClientSigned;
 
-/// Why a client-signed event was refused: the problem to answer and the denied-record reason.
-#[derive(Debug)]
+/// Why a client-signed event was refused: the denied-record reason (also the problem type)
+/// and what to tell the client. The HTTP layer answers [`Refusal::is_request_error`] with 400
+/// and every other refusal with 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub problem: Problem,
     pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    /// Whether the request itself is malformed (a version 1 signature), rather than refused.
+    pub fn is_request_error(&self) -> bool {
+        self.reason == "client-signature-version"
+    }
 }
 
 fn at(line: Option<usize>) -> String {
@@ -31,15 +39,12 @@ fn at(line: Option<usize>) -> String {
 }
 
 fn forbidden(reason: &'static str, detail: String) -> Refusal {
-    Refusal {
-        problem: Problem::new(StatusCode::FORBIDDEN, reason, "Client signature refused", detail),
-        reason,
-    }
+    Refusal { reason, detail }
 }
 
 /// Checks every `(line, signed event)` of one request appended by `principal`: version 2
 /// signatures only, `signed_at` within `window_s` seconds of now, keys and signatures as below.
-/// Whether an id was used before is the sequencer's to check ([`crate::engine::OnceKey`]), so
+/// Whether an id was used before is the sequencer's to check (the engine's `OnceKey`), so
 /// that two requests racing with the same signed event cannot both pass.
 pub fn check(
     registry: &Registry,
@@ -55,14 +60,11 @@ pub fn check(
     for (line, c) in items {
         let Some(once) = &c.sig.once else {
             return Err(Refusal {
-                problem: Problem::bad_request(
-                    "client-signature-version",
-                    format!(
-                        "{}the event carries a version 1 client signature, which has no id or signing time and so could be replayed; sign it with version 2 (`graven sign-event`, or add \"id\" and \"signed_at\": docs/identities.md); nothing was appended",
-                        at(*line)
-                    ),
-                ),
                 reason: "client-signature-version",
+                detail: format!(
+                    "{}the event carries a version 1 client signature, which has no id or signing time and so could be replayed; sign it with version 2 (`graven sign-event`, or add \"id\" and \"signed_at\": docs/identities.md); nothing was appended",
+                    at(*line)
+                ),
             });
         };
         if (once.signed_at - now_s).abs() > window_s {

@@ -1,5 +1,9 @@
 //! RFC 9421 HTTP Message Signatures as a credential (Ed25519, `keyid` = a registered public
-//! key's id), checked by the guard in [`crate::http`] when a request carries `Signature-Input`.
+//! key's id), checked for the HTTP layer's guard when a request carries `Signature-Input`.
+//!
+//! Framework-free: [`check`] takes the request's method, path, query and header fields, and a
+//! way to read its body; it answers the principal and the body, or a [`Refusal`] that the HTTP
+//! layer turns into a problem document and a `denied` record.
 //!
 //! A request is accepted only if, in this order:
 //! 1. `Signature-Input` and `Signature` parse (else 400) and the first signature has a
@@ -29,26 +33,22 @@
 //! Ed25519 is deterministic, two identical requests signed in the same second have the same
 //! signature: send a `nonce` to make them distinct.
 
-use std::net::IpAddr;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use graven_core::httpsig::{self, RequestParts};
+use graven_core::replay::{ReplayCache, Seen};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, Refusal};
-use crate::http::{AppState, finish, now_ms, read_body};
-use crate::problem::Problem;
-use crate::registry::Principal;
-use crate::replay::{ReplayCache, Seen};
+use crate::httpsig::{self, RequestParts};
+use crate::principal::{Denial, Principal};
+use crate::registry::Registry;
 
 /// Live nonces or signatures remembered for replay detection.
 pub const REPLAY_CAPACITY: usize = 2 << 20;
 /// The default time window, each side of now.
 pub const DEFAULT_WINDOW_SECONDS: u64 = 60;
+/// The header fields whose presence makes a request a signed one (checked here).
+pub const SIGNATURE_FIELDS: [&str; 2] = ["signature-input", "signature"];
 
 /// Request-signature settings and the replay cache.
 #[derive(Debug)]
@@ -72,34 +72,65 @@ impl Default for SigAuth {
     }
 }
 
-/// Whether the request presents an RFC 9421 signature (and so is checked here).
-pub fn is_signed(headers: &HeaderMap) -> bool {
-    headers.contains_key("signature-input") || headers.contains_key("signature")
+/// Whether a request with these header names presents an RFC 9421 signature (and so is
+/// checked here).
+pub fn is_signed<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.any(|n| SIGNATURE_FIELDS.iter().any(|f| n.eq_ignore_ascii_case(f)))
 }
 
-/// A refusal: the status, the denied-record reason, what to tell the client, and the key id
-/// and identity the request named. A refused signed request is never attributed to that
+/// The parts of a request the check reads. `fields` are the header field lines in the order
+/// received, names lowercase (as HTTP/1 parsers give them), values as raw bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub fields: &'a [(&'a str, &'a [u8])],
+}
+
+/// What kind of answer a refusal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// The signature headers do not parse, or miss a required part (400).
+    Malformed,
+    /// The signature does not authenticate the request (401).
+    Unauthorized,
+    /// Too many signed requests in the window: the replay cache is full (503, retry).
+    Busy,
+    /// The body could not be read; `status` is the HTTP status its reader gave.
+    Body { status: u16 },
+}
+
+/// A refusal: its kind, the denied-record reason, what to tell the client, and the key id and
+/// identity the request named. A refused signed request is never attributed to that
 /// identity: either the signature was not verified, or it was and the request is still not
 /// the identity's act (a replay, a body that is not the one signed), so the denied record's
 /// actor is the server and what the request named goes under `claimed`.
-struct Refused {
-    status: StatusCode,
-    reason: &'static str,
-    detail: String,
-    claimed_identity: Option<String>,
-    claimed_key: Option<String>,
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub reason: &'static str,
+    pub detail: String,
+    pub claimed_identity: Option<String>,
+    pub claimed_key: Option<String>,
 }
 
-fn refuse(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Refused {
-    Refused { status, reason, detail: detail.into(), claimed_identity: None, claimed_key: None }
+fn refuse(kind: RefusalKind, reason: &'static str, detail: impl Into<String>) -> Refusal {
+    Refusal { kind, reason, detail: detail.into(), claimed_identity: None, claimed_key: None }
+}
+
+/// Visible ASCII and tab: what an HTTP field value may hold to be read as text.
+fn visible(v: &[u8]) -> Option<&str> {
+    if v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) { std::str::from_utf8(v).ok() } else { None }
 }
 
 /// Every field line of `name`, combined with ", " (RFC 9110 §5.3). `None` if absent.
-fn combined(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refused> {
+fn combined(fields: &[(&str, &[u8])], name: &str) -> Result<Option<String>, Refusal> {
     let mut out: Option<String> = None;
-    for v in headers.get_all(name) {
-        let v = v.to_str().map_err(|_| {
-            refuse(StatusCode::BAD_REQUEST, "malformed-signature", format!("{name} is not visible ASCII"))
+    for (_, v) in fields.iter().filter(|(n, _)| *n == name) {
+        let v = visible(v).ok_or_else(|| {
+            refuse(RefusalKind::Malformed, "malformed-signature", format!("{name} is not visible ASCII"))
         })?;
         match &mut out {
             Some(o) => {
@@ -110,7 +141,7 @@ fn combined(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refused> 
         }
         if out.as_ref().is_some_and(|o| o.len() > httpsig::MAX_HEADER_LEN) {
             return Err(refuse(
-                StatusCode::BAD_REQUEST,
+                RefusalKind::Malformed,
                 "malformed-signature",
                 format!("{name} is longer than {} bytes", httpsig::MAX_HEADER_LEN),
             ));
@@ -119,67 +150,45 @@ fn combined(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refused> 
     Ok(out)
 }
 
-/// Checks the request's signature. On success returns the principal and the request with its
-/// body buffered (it was read to check `Content-Digest`). On failure the answer is ready (and a
-/// denied record appended when the request named a credential).
-pub async fn authenticate(
-    st: &AppState,
-    req: Request,
-    route: &'static str,
-    peer: Option<IpAddr>,
-) -> Result<(Arc<Principal>, Request), Response> {
-    match check(st, req).await {
-        Ok(ok) => Ok(ok),
-        Err(r) => {
-            let refusal = Refusal {
-                who: None,
-                claimed_key: r.claimed_key.as_deref(),
-                claimed_identity: r.claimed_identity.as_deref(),
-                reason: r.reason,
-                route,
-                attempted_action: None,
-                peer,
-            };
-            audit::denied(st, refusal).await;
-            let p = if r.status == StatusCode::SERVICE_UNAVAILABLE {
-                let mut p = Problem::new(r.status, "replay-cache-full", "Too many signed requests", r.detail);
-                p.retry_after = Some(1);
-                p
-            } else if r.status == StatusCode::BAD_REQUEST {
-                Problem::bad_request("malformed-signature", r.detail)
-            } else {
-                Problem::new(r.status, "unauthorized", "Authentication required", r.detail)
-            };
-            Err(finish(st, route, Err(p)))
-        }
-    }
-}
-
-async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request), Refused> {
-    let bad = |d: String| refuse(StatusCode::BAD_REQUEST, "malformed-signature", d);
-    let unauth = |reason, d: String| refuse(StatusCode::UNAUTHORIZED, reason, d);
-    let headers = req.headers();
-    let input = combined(headers, "signature-input")?
+/// Checks a signed request at `now_ms`. On success returns the principal and the body (read
+/// with `read_body`, only once the signature has verified, to check `Content-Digest`); the
+/// body reader answers the HTTP status and message of a body it could not read.
+pub async fn check<B, F, Fut>(
+    sig: &SigAuth,
+    registry: &Registry,
+    req: SignedRequest<'_>,
+    now_ms: i64,
+    read_body: F,
+) -> Result<(Arc<Principal>, B), Refusal>
+where
+    B: AsRef<[u8]>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<B, (u16, String)>>,
+{
+    let bad = |d: String| refuse(RefusalKind::Malformed, "malformed-signature", d);
+    let unauth = |reason, d: String| refuse(RefusalKind::Unauthorized, reason, d);
+    let fields = req.fields;
+    let input = combined(fields, "signature-input")?
         .ok_or_else(|| bad("a Signature header needs its Signature-Input (RFC 9421)".into()))?;
-    let sigs = combined(headers, "signature")?
+    let sigs = combined(fields, "signature")?
         .ok_or_else(|| bad("a Signature-Input header needs its Signature (RFC 9421)".into()))?;
     let params = httpsig::parse_signature_input(&input).map_err(|e| bad(format!("Signature-Input: {e}")))?;
     let sigs = httpsig::parse_signatures(&sigs).map_err(|e| bad(format!("Signature: {e}")))?;
     // The first signature is the one checked; others (e.g. a proxy's) are ignored.
     let p = params.first().ok_or_else(|| bad("Signature-Input names no signature".into()))?;
-    let sig = sigs
+    let signature = sigs
         .iter()
         .find(|(l, _)| *l == p.label)
         .map(|(_, s)| s)
         .ok_or_else(|| bad(format!("Signature has no member {:?}", p.label)))?;
-    let sig = ed25519_dalek::Signature::from_slice(sig)
+    let signature = ed25519_dalek::Signature::from_slice(signature)
         .map_err(|_| bad("an ed25519 signature is 64 bytes".into()))?;
     if p.alg.as_deref().is_some_and(|a| a != "ed25519") {
         return Err(bad(format!("alg {:?}: only ed25519 is accepted", p.alg.as_deref().unwrap_or(""))));
     }
     let keyid = p.keyid.as_deref().ok_or_else(|| bad("the signature has no keyid".into()))?;
     let created = p.created.ok_or_else(|| bad("the signature has no created time".into()))?;
-    let query = req.uri().query().filter(|q| !q.is_empty());
+    let query = req.query.filter(|q| !q.is_empty());
     let mut needed = vec!["@method", "@path", "content-digest"];
     if query.is_some() {
         needed.push("@query");
@@ -190,31 +199,31 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
             format!("the signature must cover {}; it does not cover {c}", needed.join(", ")),
         ));
     }
-    let now = now_ms();
-    let (principal, key) = st.registry.public_key(keyid, now).map_err(|d| Refused {
-        status: StatusCode::UNAUTHORIZED,
+    let now = now_ms;
+    let (principal, key) = registry.public_key(keyid, now).map_err(|d| Refusal {
+        kind: RefusalKind::Unauthorized,
         reason: d.reason(),
         detail: match &d {
-            crate::registry::Denial::Invalid { .. } => {
+            Denial::Invalid { .. } => {
                 format!("keyid {keyid:?} is not a registered public key (graven key add-public)")
             }
             d => d.message(),
         },
         claimed_identity: d.principal().map(|p| p.identity.clone()),
         claimed_key: match &d {
-            crate::registry::Denial::Invalid { key_id } => key_id.clone(),
+            Denial::Invalid { key_id } => key_id.clone(),
             d => d.principal().map(|p| p.key_id.clone()),
         },
     })?;
-    let found = |reason, detail: String| Refused {
-        status: StatusCode::UNAUTHORIZED,
+    let found = |reason, detail: String| Refusal {
+        kind: RefusalKind::Unauthorized,
         reason,
         detail,
         claimed_identity: Some(principal.identity.clone()),
         claimed_key: Some(principal.key_id.clone()),
     };
     let now_s = now.div_euclid(1000);
-    let window = st.http_sig.window;
+    let window = sig.window;
     if (now_s - created).abs() > window {
         return Err(found(
             "signature-expired",
@@ -226,7 +235,7 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
     if p.expires.is_some_and(|e| e <= now_s) {
         return Err(found("signature-expired", "the signature has expired (its expires parameter)".into()));
     }
-    let claimed_digest = match combined(headers, "content-digest")? {
+    let claimed_digest = match combined(fields, "content-digest")? {
         Some(h) => httpsig::parse_content_digest(&h).map_err(|e| bad(format!("Content-Digest: {e}")))?,
         None => None,
     }
@@ -234,41 +243,40 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
     // The signature covers the Content-Digest header, not the body itself, so it is checked
     // before a single byte of the body is read: an unauthenticated client cannot make the
     // server buffer bodies by naming somebody else's key id.
-    let (parts, body) = req.into_parts();
     let mut field_lines: Vec<(&str, &str)> = Vec::new();
-    for (n, v) in parts.headers.iter() {
-        match v.to_str() {
-            Ok(v) => field_lines.push((n.as_str(), v)),
+    for (n, v) in fields {
+        match visible(v) {
+            Some(v) => field_lines.push((n, v)),
             // A covered header must be in the signature base whole; refuse rather than drop it.
-            Err(_) if p.covers(n.as_str()) => {
+            None if p.covers(n) => {
                 return Err(bad(format!("header {n} is covered by the signature but is not visible ASCII")));
             }
-            Err(_) => {}
+            None => {}
         }
     }
     let rp = RequestParts {
-        method: parts.method.as_str(),
+        method: req.method,
         scheme: None,
-        authority: parts.headers.get("host").and_then(|h| h.to_str().ok()),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
+        authority: fields.iter().find(|(n, _)| *n == "host").and_then(|(_, v)| visible(v)),
+        path: req.path,
+        query: req.query,
         headers: field_lines,
     };
     let base = httpsig::signature_base(p, &rp)
         .map_err(|e| found("bad-signature", format!("signature base: {e}")))?;
-    if key.verify_strict(base.as_bytes(), &sig).is_err() {
+    if key.verify_strict(base.as_bytes(), &signature).is_err() {
         return Err(found(
             "bad-signature",
             format!("the signature does not verify with public key {keyid} over this request"),
         ));
     }
-    let key = match &p.nonce {
+    let once = match &p.nonce {
         Some(n) => tagged(b"nonce", format!("{keyid}\n{n}").as_bytes()),
-        None => tagged(b"sig", &sig.to_bytes()),
+        None => tagged(b"sig", &signature.to_bytes()),
     };
     let seen = {
-        let mut cache = st.http_sig.replay.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(key, created.saturating_add(window).saturating_add(1), now_s)
+        let mut cache = sig.replay.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(once, created.saturating_add(window).saturating_add(1), now_s)
     };
     match seen {
         Seen::New => {}
@@ -279,8 +287,8 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
             ));
         }
         Seen::Full => {
-            return Err(Refused {
-                status: StatusCode::SERVICE_UNAVAILABLE,
+            return Err(Refusal {
+                kind: RefusalKind::Busy,
                 reason: "replay-cache-full",
                 detail: "too many signed requests in the time window; retry shortly".into(),
                 claimed_identity: Some(principal.identity.clone()),
@@ -288,14 +296,16 @@ async fn check(st: &AppState, req: Request) -> Result<(Arc<Principal>, Request),
             });
         }
     }
-    let bytes = read_body(st, body).await.map_err(|p| refuse(p.status, "body-unreadable", p.detail))?;
-    if <[u8; 32]>::from(Sha256::digest(&bytes)) != claimed_digest {
+    let bytes = read_body()
+        .await
+        .map_err(|(status, detail)| refuse(RefusalKind::Body { status }, "body-unreadable", detail))?;
+    if <[u8; 32]>::from(Sha256::digest(bytes.as_ref())) != claimed_digest {
         return Err(found(
             "digest-mismatch",
             "the body does not match its Content-Digest; nothing was appended".into(),
         ));
     }
-    Ok((principal, Request::from_parts(parts, Body::from(bytes))))
+    Ok((principal, bytes))
 }
 
 /// The first 128 bits of SHA-256(tag || 0 || data): collisions between honest requests are

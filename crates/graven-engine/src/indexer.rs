@@ -12,7 +12,7 @@ use graven_index::Index;
 use tokio::sync::watch;
 
 use crate::engine::Committed;
-use crate::store::LogReader;
+use crate::reader::LogReader;
 
 /// Entries indexed per index transaction at most. Bigger chunks amortise the transaction's
 /// cost; the bound keeps memory and a single transaction's size in check. The index makes its

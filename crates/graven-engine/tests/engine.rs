@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use graven_core::note::SignerKey;
 use graven_core::{LeafIndex, merkle};
-use graven_server::engine::{Engine, EngineConfig, Entry, Receipt, SubmitError};
-use graven_server::store::LogReader;
+use graven_engine::engine::{Engine, EngineConfig, Entry, Receipt, SubmitError};
+use graven_engine::reader::LogReader;
 use graven_tlog::sim::{FailMode, SimFs};
 use graven_tlog::{Fs, LocalLog};
 use graven_verify::{Fetch, FetchError, verify_log};

@@ -33,10 +33,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::{Host, Url};
 
-use crate::event::Actor;
 use crate::identity::glob_match;
 use crate::jwt::{self, Jwk, JwtError};
-use crate::registry::{Denial, Principal, Registry};
+use crate::principal::{Actor, Denial, Principal};
+use crate::registry::Registry;
 
 /// Largest discovery document or JWKS read.
 const MAX_DOCUMENT: u64 = 64 << 10;

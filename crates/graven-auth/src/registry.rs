@@ -24,9 +24,10 @@ use graven_core::note::SignerKey;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::apikey::{self, Malformed};
-use crate::event::Actor;
+use crate::apikey;
 use crate::identity::{IdentityRecord, KeyRecord, Kind, Role, Status};
+use crate::principal::{Actor, Denial, Principal};
+use crate::public_key::parse_public_key;
 
 pub const FILE_NAME: &str = "identities.json";
 /// The registry's key in a shared log's object store.
@@ -35,94 +36,6 @@ pub const TOKEN_FILE: &str = "admin.token";
 /// The identity that `<data>/admin.token` belongs to.
 pub const BOOTSTRAP_ID: &str = "admin";
 use crate::registry_file::MAX_FILE;
-
-/// The identity behind a verified key, prepared once per registry change.
-#[derive(Debug)]
-pub struct Principal {
-    pub identity: String,
-    pub role: Role,
-    pub key_id: String,
-    pub allowed_actions: Vec<String>,
-    /// What events this principal appends are attributed to.
-    pub actor: Actor,
-    pub(crate) last_seen: Arc<AtomicI64>,
-    /// When the credential itself stops being valid, if it says so (a JWT's `exp`). Key expiry
-    /// and revocation are looked up afresh by [`Registry::still_valid`].
-    pub expires_ms: Option<i64>,
-}
-
-/// Why a credential was refused. The variants holding a principal are keys whose secret
-/// matched: the presenter holds a real key that may no longer be used.
-#[derive(Debug, Clone)]
-pub enum Denial {
-    Malformed(Malformed),
-    /// No usable key: unknown id, or the secret did not match. `key_id` only if the token
-    /// carried one in the current format (never anything derived from a secret).
-    Invalid {
-        key_id: Option<String>,
-    },
-    KeyRevoked(Arc<Principal>),
-    KeyExpired(Arc<Principal>),
-    IdentityDisabled(Arc<Principal>),
-    IdentityRevoked(Arc<Principal>),
-    /// A federated credential (OIDC token, client certificate) that was refused before it
-    /// named a usable identity; `reason` is a stable slug ([`crate::oidc`], [`crate::tls`]).
-    Federated {
-        reason: &'static str,
-        message: String,
-    },
-}
-
-impl Denial {
-    /// A stable slug for the denied record and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Denial::Malformed(_) => "malformed-credential",
-            Denial::Invalid { .. } => "invalid-credential",
-            Denial::KeyRevoked(_) => "key-revoked",
-            Denial::KeyExpired(_) => "key-expired",
-            Denial::IdentityDisabled(_) => "identity-disabled",
-            Denial::IdentityRevoked(_) => "identity-revoked",
-            Denial::Federated { reason, .. } => reason,
-        }
-    }
-
-    pub fn principal(&self) -> Option<&Arc<Principal>> {
-        match self {
-            Denial::KeyRevoked(p)
-            | Denial::KeyExpired(p)
-            | Denial::IdentityDisabled(p)
-            | Denial::IdentityRevoked(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// What to tell the client: what happened and what to do.
-    pub fn message(&self) -> String {
-        match self {
-            Denial::Malformed(m) => format!("the credential is not valid: {m}"),
-            Denial::Invalid { .. } => "the credential is not valid".into(),
-            Denial::KeyRevoked(p) if p.actor.auth == "http_signature" => {
-                format!("public key {} was revoked; ask an admin to register a new one", p.key_id)
-            }
-            Denial::KeyRevoked(p) => {
-                format!("API key {} was revoked; ask an admin for a new key (graven key create)", p.key_id)
-            }
-            Denial::KeyExpired(p) => format!(
-                "API key {} has expired (or was rotated and its overlap window ended); use the current key",
-                p.key_id
-            ),
-            Denial::IdentityDisabled(p) => {
-                format!(
-                    "identity {} is disabled; an admin can enable it (graven identity enable)",
-                    p.identity
-                )
-            }
-            Denial::IdentityRevoked(p) => format!("identity {} is revoked, which is final", p.identity),
-            Denial::Federated { message, .. } => message.clone(),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct KeySlot {
@@ -137,7 +50,7 @@ struct KeySlot {
 struct Snapshot {
     records: Arc<BTreeMap<String, IdentityRecord>>,
     keys: HashMap<String, KeySlot>,
-    pubkeys: HashMap<String, crate::pubkey::Slot>,
+    pubkeys: HashMap<String, Slot>,
     last_seen: HashMap<String, Arc<AtomicI64>>,
 }
 
@@ -178,7 +91,7 @@ impl Snapshot {
                 );
             }
         }
-        let pubkeys = crate::pubkey::slots(&records, &last_seen);
+        let pubkeys = slots(&records, &last_seen);
         Snapshot { records: Arc::new(records), keys, pubkeys, last_seen }
     }
 
@@ -192,6 +105,49 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// A public key ready for a request: its key, state and the principal it authenticates.
+#[derive(Debug)]
+struct Slot {
+    key: ed25519_dalek::VerifyingKey,
+    revoked: bool,
+    status: Status,
+    principal: Arc<Principal>,
+}
+
+/// The public-key lookup table for a registry snapshot.
+fn slots(
+    records: &BTreeMap<String, IdentityRecord>,
+    last_seen: &HashMap<String, Arc<AtomicI64>>,
+) -> HashMap<String, Slot> {
+    let mut out = HashMap::new();
+    for r in records.values() {
+        let seen = last_seen.get(&r.id).cloned().unwrap_or_default();
+        for k in &r.public_keys {
+            let Ok(key) = parse_public_key(&k.public_key) else { continue };
+            let principal = Arc::new(Principal {
+                identity: r.id.clone(),
+                role: r.role,
+                key_id: k.key_id.clone(),
+                allowed_actions: r.allowed_actions.clone(),
+                actor: Actor {
+                    id: r.id.clone(),
+                    kind: r.kind.as_str().into(),
+                    credential: format!("pubkey:{}", k.key_id),
+                    auth: "http_signature".into(),
+                    extra: Vec::new(),
+                },
+                last_seen: seen.clone(),
+                expires_ms: None,
+            });
+            out.insert(
+                k.key_id.clone(),
+                Slot { key, revoked: k.revoked_ms.is_some(), status: r.status, principal },
+            );
+        }
+    }
+    out
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
@@ -269,7 +225,7 @@ impl Bootstrap {
 #[derive(Debug)]
 pub struct BootstrapPlan {
     pub outcome: Bootstrap,
-    /// The events to append first, as request bodies for [`crate::event::shape_self_audit`].
+    /// The events to append first, as request bodies for [`crate::shape::shape_self_audit`].
     pub events: Vec<serde_json::Value>,
     records: Option<BTreeMap<String, IdentityRecord>>,
     /// A newly minted key, written to `admin.token` once the registry holds it.

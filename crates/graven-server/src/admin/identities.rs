@@ -1,4 +1,4 @@
-//! `/v1/identities`: the registry's HTTP API (admin only; the guard in `http` checks that).
+//! `/v1/identities`: the registry's HTTP API (admin only; [`crate::http::guard`] checks that).
 //!
 //! Every change runs the same steps under one lock: read the records, check the change,
 //! append its audit event (attributed to the admin, committed), make the new records durable,
@@ -16,20 +16,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use graven_api::{IdentityView, KeyView, NewKey, Retiring};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::apikey;
 use crate::audit;
-use crate::event::format_timestamp;
-use crate::http::{AppState, Peer, finish, now_ms};
-use crate::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
+use crate::http::body::read_json as parse;
+use crate::http::state::{AppState, Peer, finish, now_ms};
 use crate::problem::Problem;
-use crate::registry::Principal;
+use graven_auth::apikey;
+use graven_auth::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
+use graven_auth::principal::Principal;
 
-/// Largest request body on these routes.
-const MAX_BODY: usize = 64 << 10;
 /// Longest overlap a rotation may give the old key.
 const MAX_OVERLAP_SECONDS: u64 = 30 * 86_400;
 /// Longest lifetime a key may be given.
@@ -56,12 +54,14 @@ fn ip(peer: MaybePeer) -> Option<IpAddr> {
 }
 
 pub(crate) fn fmt_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(format_timestamp)
-        .unwrap_or_default()
+    crate::audit::format_ms(ms)
 }
 
 fn key_view(k: &KeyRecord, now: i64) -> Value {
+    wire(&key_record_view(k, now))
+}
+
+fn key_record_view(k: &KeyRecord, now: i64) -> KeyView {
     let state = if k.revoked_ms.is_some() {
         "revoked"
     } else if k.usable(now) {
@@ -69,29 +69,35 @@ fn key_view(k: &KeyRecord, now: i64) -> Value {
     } else {
         "expired"
     };
-    json!({
-        "key_id": k.key_id,
-        "state": state,
-        "created_at": fmt_ms(k.created_ms),
-        "expires_at": k.expires_ms.map(fmt_ms),
-        "revoked_at": k.revoked_ms.map(fmt_ms),
-    })
+    KeyView {
+        key_id: k.key_id.clone(),
+        state: state.into(),
+        created_at: fmt_ms(k.created_ms),
+        expires_at: k.expires_ms.map(fmt_ms),
+        revoked_at: k.revoked_ms.map(fmt_ms),
+    }
+}
+
+/// A wire type ([`graven_api`]) as a JSON value, keys in the order the API always wrote them.
+pub(crate) fn wire<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
 }
 
 fn view(r: &IdentityRecord, now: i64) -> Value {
-    json!({
-        "id": r.id,
-        "kind": r.kind,
-        "owner": r.owner,
-        "description": r.description,
-        "labels": r.labels,
-        "allowed_actions": r.allowed_actions,
-        "role": r.role,
-        "status": r.status,
-        "created_at": fmt_ms(r.created_ms),
-        "status_changed_at": r.status_changed_ms.map(fmt_ms),
-        "last_seen_at": r.last_seen_ms.map(fmt_ms),
-        "keys": r.keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
+    wire(&IdentityView {
+        id: r.id.clone(),
+        kind: r.kind.as_str().into(),
+        owner: r.owner.clone(),
+        description: r.description.clone(),
+        labels: r.labels.clone(),
+        allowed_actions: r.allowed_actions.clone(),
+        role: r.role.as_str().into(),
+        status: r.status.as_str().into(),
+        created_at: fmt_ms(r.created_ms),
+        status_changed_at: r.status_changed_ms.map(fmt_ms),
+        last_seen_at: r.last_seen_ms.map(fmt_ms),
+        keys: r.keys.iter().map(|k| key_record_view(k, now)).collect(),
+        audit_index: None,
     })
 }
 
@@ -111,21 +117,6 @@ pub(crate) fn no_identity(id: &str) -> Problem {
     ))
 }
 
-/// Reads a small JSON body strictly (unknown fields refused). An empty body is `{}`.
-pub(crate) async fn parse<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The request body is too large",
-            format!("identity requests are at most {MAX_BODY} bytes of JSON"),
-        )
-    })?;
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-    serde_json::from_slice(bytes)
-        .map_err(|e| Problem::bad_request("invalid-request", format!("{e}; nothing changed")))
-}
-
 /// Makes the records durable (on a blocking thread), after `receipt`'s audit event.
 pub(crate) async fn install(
     st: &AppState,
@@ -138,7 +129,7 @@ pub(crate) async fn install(
         .await
         .map_err(|e| Problem::internal(e.to_string()))?
         .map_err(|e| match e {
-            crate::registry::RegistryError::Conflict => conflict(format!(
+            graven_auth::registry::RegistryError::Conflict => conflict(format!(
                 "another node changed the identity registry while this change was made; the attempt is recorded in the log (event {audit_index}) but it did not take effect. Read the identity again and retry"
             )),
             e => Problem::internal(format!(
@@ -434,12 +425,14 @@ async fn new_key(
             return Err(conflict(format!("identity {id} is revoked, which is final; it gets no new keys")));
         }
         let mut retiring = Vec::new();
+        let mut retiring_keys = Vec::new();
         if rotate {
             let until = now + (overlap as i64) * 1000;
             for k in rec.keys.iter_mut().filter(|k| k.usable(now)) {
                 let e = k.expires_ms.map_or(until, |e| e.min(until));
                 k.expires_ms = Some(e);
                 retiring.push(json!({"key_id": k.key_id, "expires_at": fmt_ms(e)}));
+                retiring_keys.push(Retiring { key_id: k.key_id.clone(), expires_at: fmt_ms(e) });
             }
         }
         let m = add_new_key(rec, now, expires)?;
@@ -450,10 +443,16 @@ async fn new_key(
         }
         let receipt = audit::change(&st, &admin, action, &id, details.clone(), ip(peer)).await?;
         install(&st, records, base, receipt.index).await?;
-        details["identity"] = json!(id);
-        details["key"] = json!(m.key);
-        details["audit_index"] = json!(receipt.index);
-        let mut resp = json_response(StatusCode::CREATED, &details);
+        let answer = NewKey {
+            audit_index: receipt.index,
+            expires_at: expires.map(fmt_ms),
+            identity: id.clone(),
+            key: m.key,
+            key_id: m.key_id,
+            overlap_seconds: rotate.then_some(overlap),
+            retiring: rotate.then_some(retiring_keys),
+        };
+        let mut resp = json_response(StatusCode::CREATED, &wire(&answer));
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(resp)
     }

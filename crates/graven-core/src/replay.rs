@@ -1,6 +1,8 @@
 //! A bounded memory of one-time values (RFC 9421 nonces and signatures, client-signature ids),
 //! each kept until its time window has passed, so a second use within the window is caught.
-//! Time is passed in.
+//! Time is passed in: pure, like the rest of the core. Shared by the request-signature check
+//! (`graven-auth`) and the sequencer's record of client-signature ids (`graven-engine`), which
+//! must not depend on each other.
 
 use std::collections::{BTreeMap, HashMap};
 

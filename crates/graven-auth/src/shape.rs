@@ -1,20 +1,25 @@
-//! Shaping a request body into a version-1 event (see DESIGN.md, "The event").
+//! Shaping a request body into a version-1 event (see DESIGN.md, "The event"): the body is
+//! attributed to a verified [`Actor`], and the reserved `graven.` namespace is kept for the
+//! server's own records.
 //!
 //! The server decides `v`, `logged_at` and `actor`; the client supplies the rest. Whatever the
 //! client says about its own identity (`actor` in the body) is kept apart under
 //! `claimed.actor`, never mixed with the verified `actor`.
 //!
 //! `logged_at` is stamped by the sequencer, at commit time, so it never decreases along the
-//! log. The handler writes a fixed-width placeholder and records where it is; the sequencer
-//! overwrites those 27 bytes, which keeps the canonical form canonical.
+//! log. The shaper writes a fixed-width placeholder and records where it is; the sequencer
+//! overwrites those 27 bytes (`graven_core::event::stamp`), which keeps the canonical form
+//! canonical.
+//!
+//! Pure, and compiled from source by the `event_shape` fuzz target (with `principal`,
+//! `identity` and `apikey`): it names nothing else of this crate.
 
+use graven_core::event::LOGGED_AT_PLACEHOLDER as PLACEHOLDER;
 use graven_core::event::MAX_ENTRY_SIZE;
 use graven_core::event_sig;
 use graven_core::jcs::{self, JcsError, Value};
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: fixed width, so text order is time order.
-pub const TIMESTAMP_LEN: usize = 27;
-const PLACEHOLDER: &str = "0000-00-00T00:00:00.000000Z";
+use crate::principal::Actor;
 
 /// Top-level fields a client may send.
 const CLIENT_FIELDS: &[&str] =
@@ -42,25 +47,12 @@ enum Writer {
     Server,
 }
 
-/// The verified identity that sent the request.
-#[derive(Debug, Clone, Default)]
-pub struct Actor {
-    pub id: String,
-    pub kind: String,
-    pub credential: String,
-    pub auth: String,
-    /// More members of `actor` that a credential type records (OIDC: `issuer`, `subject`,
-    /// `jti`, `on_behalf_of`; mTLS: the certificate's serial and fingerprint). Names must not
-    /// repeat the four above.
-    pub extra: Vec<(String, Value)>,
-}
-
 /// A canonical event with a placeholder for `logged_at` at `stamp_at`.
 #[derive(Debug, Clone)]
 pub struct Unstamped {
     pub bytes: Vec<u8>,
     pub stamp_at: usize,
-    /// The client's own signature, still to be checked ([`crate::client_sig`]) before the
+    /// The client's own signature, still to be checked ([`crate::event_signature`]) before the
     /// event may be sequenced.
     pub client_sig: Option<ClientSigned>,
 }
@@ -278,40 +270,10 @@ fn shape_as(
     Ok(Unstamped { bytes, stamp_at, client_sig })
 }
 
-/// Writes `logged_at` into an unstamped event in place.
-pub fn stamp(event: &mut [u8], stamp_at: usize, timestamp: &str) -> bool {
-    match event.get_mut(stamp_at..stamp_at + TIMESTAMP_LEN) {
-        Some(slot) if timestamp.len() == TIMESTAMP_LEN => {
-            slot.copy_from_slice(timestamp.as_bytes());
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Parses an RFC 3339 time (a search's `since` or `until`) into the fixed `logged_at` format
-/// the index compares against. `None` if it is not RFC 3339.
-pub fn parse_time_bound(s: &str) -> Option<String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(format_timestamp)
-}
-
-/// Formats a timestamp in the fixed `logged_at` format.
-pub fn format_timestamp(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use graven_core::event::stamp;
+
     use super::*;
 
     fn actor() -> Actor {
@@ -440,13 +402,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn timestamps_are_fixed_width() {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_764_179_300_000_001_000).unwrap();
-        let s = format_timestamp(t);
-        assert_eq!(s.len(), TIMESTAMP_LEN);
-        assert_eq!(s, "2025-11-26T17:48:20.000001Z");
     }
 }

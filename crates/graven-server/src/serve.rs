@@ -9,10 +9,10 @@ use graven_core::note::SignerKey;
 use graven_tlog::LocalLog;
 
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::store::{LogReader, Source};
+use graven_engine::engine::Engine;
+use graven_engine::reader::{LogReader, Source};
 use graven_tlog::ObjectStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum ServeError {
     #[error("opening the log: {0}")]
     Log(#[from] graven_tlog::LogError),
     #[error("identity registry: {0}")]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] graven_auth::registry::RegistryError),
     #[error("{0}")]
     Config(String),
     #[error("listening on {addr}: {source}")]
@@ -78,20 +78,20 @@ fn load_key(path: &Path) -> Result<SignerKey, ServeError> {
 /// to the registry is appended (attributed to the server) before it takes effect. On a shared
 /// log only the writer can append; another node waits for the writer's registry instead.
 async fn bootstrap(
-    registry: &crate::registry::Registry,
+    registry: &graven_auth::registry::Registry,
     engine: &Engine,
     data: &Path,
     shared: bool,
-) -> Result<crate::registry::Bootstrap, ServeError> {
+) -> Result<graven_auth::registry::Bootstrap, ServeError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let plan = registry.plan_bootstrap(data, crate::http::now_ms())?;
+        let plan = registry.plan_bootstrap(data, crate::http::state::now_ms())?;
         if plan.events.is_empty() {
             return Ok(registry.apply_bootstrap(plan, data)?);
         }
         match crate::audit::record_startup(engine, &plan.events).await {
             Ok(()) => return Ok(registry.apply_bootstrap(plan, data)?),
-            Err(crate::engine::SubmitError::NotWriter { .. })
+            Err(graven_engine::engine::SubmitError::NotWriter { .. })
                 if shared && std::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -146,10 +146,10 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             store.location()
         )));
     }
-    let token_path = data.join(crate::registry::TOKEN_FILE);
+    let token_path = data.join(graven_auth::registry::TOKEN_FILE);
     let registry = match &store {
-        Some(s) => crate::registry::Registry::open_shared(s.clone(), key.clone())?,
-        None => crate::registry::Registry::open(&data)?,
+        Some(s) => graven_auth::registry::Registry::open_shared(s.clone(), key.clone())?,
+        None => graven_auth::registry::Registry::open(&data)?,
     };
     let registry = Arc::new(registry);
     // Bound first: a shared log's node advertises its address to the others.
@@ -175,11 +175,11 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
                 )));
             }
             let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
-            let lease = crate::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
+            let lease = graven_engine::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
             // One round now, so the first node of a new log starts as its writer at once.
             lease.tick();
             lease.spawn().map_err(io("starting the lease thread", Path::new("graven/lease")))?;
-            let shared = crate::engine::Shared {
+            let shared = graven_engine::engine::Shared {
                 store: store.clone(),
                 key,
                 lease: lease.clone(),
@@ -210,7 +210,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
             io("opening the search index", &index_path)(std::io::Error::other(e.to_string()))
         })?);
-    let indexer = tokio::spawn(crate::indexer::run(
+    let indexer = tokio::spawn(graven_engine::indexer::run(
         index.clone(),
         engine.subscribe(),
         LogReader::on(source.clone()),
@@ -218,7 +218,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     ));
     let state_index = index.clone();
     let oidc = match &config.oidc {
-        Some(c) => Some(Arc::new(crate::oidc::Federation::new(c).map_err(ServeError::Config)?)),
+        Some(c) => Some(Arc::new(graven_auth::oidc::Federation::new(c).map_err(ServeError::Config)?)),
         None => None,
     };
     let tls = match &config.tls {
@@ -230,7 +230,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         reader: Arc::new(Mutex::new(LogReader::on(source.clone()))),
         registry: registry.clone(),
         public_read_path: config.public_read_path,
-        denied_limiter: crate::ratelimit::Limiter::new(Default::default()),
+        denied_limiter: graven_auth::ratelimit::Limiter::new(Default::default()),
         admin_lock: tokio::sync::Mutex::new(()),
         metrics,
         origin: vkey.name().to_owned(),
@@ -240,7 +240,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         index,
         oidc,
         spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
-        http_sig: crate::sigauth::SigAuth::new(config.signature_window.as_secs()),
+        http_sig: graven_auth::sigauth::SigAuth::new(config.signature_window.as_secs()),
     });
     if new_key {
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
@@ -416,7 +416,7 @@ async fn serve_connections(
 async fn serve_one<S>(
     stream: S,
     peer: std::net::SocketAddr,
-    cert: Option<Arc<crate::tls::ClientCert>>,
+    cert: Option<Arc<graven_auth::mtls::ClientCert>>,
     router: axum::Router,
     header_timeout: Duration,
     watcher: hyper_util::server::graceful::Watcher,

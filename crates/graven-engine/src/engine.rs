@@ -26,9 +26,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{oneshot, watch};
 
-use crate::event::{format_timestamp, stamp};
-use crate::replay::Seen;
-use crate::store::LogReader;
+use graven_core::event::{format_timestamp, stamp};
+use graven_core::replay::{ReplayCache, Seen};
+use graven_tlog::replica::{Next, Served};
+
+use crate::clock::unix_micros;
+pub use crate::clock::{Clock, system_clock};
+use crate::lease::Lease;
+use crate::reader::LogReader;
 
 /// The one-time key of a leaf's version 2 client signature, if it has one. A cheap byte search
 /// first: most leaves are not signed.
@@ -50,14 +55,6 @@ fn logged_at_of_leaf(leaf: &[u8]) -> Option<String> {
         }),
         _ => None,
     }
-}
-
-/// Where the sequencer gets the time for `logged_at`. Injected so tests can control it.
-pub type Clock = Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(time::OffsetDateTime::now_utc)
 }
 
 /// One entry to append. `stamp_at` marks a `logged_at` placeholder for the sequencer to fill;
@@ -215,7 +212,7 @@ pub struct Committed {
 pub struct Shared {
     pub store: Arc<dyn ObjectStore>,
     pub key: SignerKey,
-    pub lease: Arc<crate::lease::Lease>,
+    pub lease: Arc<Lease>,
     /// How often a replica looks for a new checkpoint.
     pub poll: Duration,
 }
@@ -338,7 +335,7 @@ impl Engine {
         let local = log.is_some();
         let seq = Sequencer {
             last_stamp: String::new(),
-            once: crate::replay::ReplayCache::new(MAX_ONCE_KEYS),
+            once: ReplayCache::new(MAX_ONCE_KEYS),
             once_ready: false,
             once_reader: reader.fresh(),
             log,
@@ -391,7 +388,7 @@ impl Engine {
     }
 
     /// The shared log's lease, if this node is one of several on an object store.
-    pub fn lease(&self) -> Option<&Arc<crate::lease::Lease>> {
+    pub fn lease(&self) -> Option<&Arc<Lease>> {
         self.inner.shared.as_ref().map(|s| &s.lease)
     }
 
@@ -548,7 +545,7 @@ struct Sequencer {
     /// The client-signature ids logged within their window: a second use is refused. Rebuilt
     /// from the log itself whenever the log is opened, so it holds across restarts and writer
     /// changes.
-    once: crate::replay::ReplayCache,
+    once: ReplayCache,
     /// Whether `once` was rebuilt from the log this node writes; until it is, signed events
     /// are refused rather than risk a replay going through.
     once_ready: bool,
@@ -646,11 +643,7 @@ impl Sequencer {
         // replica or an earlier writer): a head put back from an old version, say.
         let served = self.committed.borrow().clone();
         let opened = opened.and_then(|log| {
-            let ok = served.checkpoint.is_empty()
-                || (log.size().0 >= served.size
-                    && graven_tlog::objlog::root_at(shared.store.as_ref(), log.size(), TreeSize(served.size))?
-                        == served.root);
-            if ok {
+            if served.checkpoint.is_empty() || log.extends(TreeSize(served.size), served.root)? {
                 Ok(log)
             } else {
                 Err(LogError::Head(format!(
@@ -682,46 +675,33 @@ impl Sequencer {
     }
 
     /// As a replica: takes up the published checkpoint if it moved on, after checking it is
-    /// signed by the log's key and that the stored tiles reproduce its root.
+    /// signed by the log's key, that the stored tiles reproduce its root, and that it extends
+    /// the tree this node already served ([`graven_tlog::replica`]).
     fn follow(&mut self, shared: &Shared) {
         let vkey = shared.key.verifier();
         let current = self.committed.borrow().clone();
-        let note = match shared
-            .store
-            .get(graven_tlog::objlog::CHECKPOINT_KEY, graven_core::note::MAX_NOTE_SIZE as u64)
-        {
-            Ok(Some(o)) if o.bytes != current.checkpoint.as_bytes() => o.bytes,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the published checkpoint failed");
-                return;
-            }
+        let served = Served {
+            size: TreeSize(current.size),
+            root: current.root,
+            checkpoint: current.checkpoint.as_bytes(),
         };
-        let checked =
-            graven_tlog::objlog::check_published(shared.store.as_ref(), &vkey, &note).and_then(|cp| {
-                // It must extend what this node served: the same root at the old size.
-                if current.checkpoint.is_empty() {
-                    return Ok((cp, true));
-                }
-                if cp.size().0 < current.size {
-                    return Ok((cp, false));
-                }
-                let old =
-                    graven_tlog::objlog::root_at(shared.store.as_ref(), cp.size(), TreeSize(current.size))?;
-                Ok((cp, old == current.root))
-            });
-        match checked {
-            Ok((cp, true)) => {
-                let checkpoint = Arc::from(String::from_utf8_lossy(&note).as_ref());
-                self.committed.send_replace(Committed { size: cp.size().0, root: cp.root(), checkpoint });
+        match graven_tlog::replica::next_published(shared.store.as_ref(), &vkey, served) {
+            Ok(Next::Unchanged) => {}
+            Ok(Next::Extends { checkpoint, verified }) => {
+                self.committed.send_replace(Committed {
+                    size: verified.size().0,
+                    root: verified.root(),
+                    checkpoint: Arc::from(checkpoint.as_str()),
+                });
             }
-            Ok((cp, false)) => tracing::error!(
-                size = cp.size().0,
+            Ok(Next::Conflicts { verified }) => tracing::error!(
+                size = verified.size().0,
                 known = current.size,
                 "the published checkpoint is behind or conflicts with one this node already served; ignored"
             ),
+            Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "the published checkpoint could not be checked; not followed")
+                tracing::warn!(error = %e, "the published checkpoint could not be read or checked; not followed")
             }
         }
     }
@@ -807,10 +787,11 @@ impl Sequencer {
         self.once_ready = false;
         let Some(size) = self.log.as_ref().map(|l| l.size()) else { return };
         let window = i64::try_from(self.config.client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
-        let now = (self.config.clock)();
-        let now_s = now.unix_timestamp();
-        let cutoff =
-            format_timestamp(now - time::Duration::seconds(window.saturating_mul(2).saturating_add(60)));
+        let now = unix_micros((self.config.clock)());
+        let now_s = now.div_euclid(1_000_000);
+        let cutoff = format_timestamp(
+            now.saturating_sub(window.saturating_mul(2).saturating_add(60).saturating_mul(1_000_000)),
+        );
         let started = Instant::now();
         let mut end = size.0;
         let mut scanned = 0u64;
@@ -865,7 +846,7 @@ impl Sequencer {
         if jobs.is_empty() {
             return;
         }
-        let now = format_timestamp((self.config.clock)());
+        let now = format_timestamp(unix_micros((self.config.clock)()));
         if now > self.last_stamp {
             self.last_stamp = now;
         }

@@ -113,7 +113,7 @@ impl Lease {
             holder: holder.then(|| self.node.clone()),
             url: if holder { self.url.clone() } else { None },
             renewals,
-            written_ms: crate::http::now_ms(),
+            written_ms: crate::clock::system_unix_ms(),
         };
         serde_json::to_vec(&r).unwrap_or_default()
     }

@@ -1,0 +1,94 @@
+//! The HTTP API: `fn app(state) -> Router`. Thin: parse, call the engine or the reader,
+//! answer. Every error is an RFC 9457 problem that says what to fix.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`routes`] | the one table of operations: method, path, metric label, access |
+//! | [`guard`] | credentials (signature, client certificate, OIDC token, API key) and roles |
+//! | [`body`] | request bodies within a size limit and a deadline |
+//! | [`events`] | appending events (receipts) and reading one |
+//! | [`proofs`] | inclusion and consistency proofs |
+//! | [`tiles`] | the tlog-tiles read path and `/v1/log` |
+//! | [`search`] | searching the derived index |
+//! | [`stream`] | the live stream of entries |
+//! | [`state`] | what the handlers share |
+//!
+//! The identity and key administration routes are in [`crate::admin`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub mod body;
+pub mod events;
+pub mod guard;
+pub mod proofs;
+pub mod routes;
+pub mod search;
+pub mod state;
+pub mod stream;
+pub mod tiles;
+
+pub use search::parse_time_bound;
+pub use state::{AppState, Peer};
+
+use crate::problem::Problem;
+use state::finish;
+
+type St = State<Arc<AppState>>;
+
+/// The router: every route of [`routes::ROUTES`] behind the [`guard::guard`].
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", get(search::search).post(events::post_events))
+        .route("/v1/events/{index}", get(events::get_event))
+        .route("/v1/proofs/inclusion", get(proofs::inclusion_proof))
+        .route("/v1/proofs/consistency", get(proofs::consistency_proof))
+        .route("/v1/stream", get(stream::stream))
+        .route("/v1/log", get(tiles::log_info))
+        .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/{*path}", get(tiles::tile_file))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .merge(crate::admin::identities::routes())
+        .merge(crate::admin::public_keys::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn readyz(State(st): St) -> Response {
+    let r = if st.engine.is_poisoned() {
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "poisoned",
+            "Not ready",
+            "a storage error stopped writes; restart the server to recover the log",
+        ))
+    } else {
+        Ok("ready\n".into_response())
+    };
+    finish(&st, "GET /readyz", r)
+}
+
+async fn metrics(State(st): St) -> Response {
+    let mut resp = st.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+async fn openapi() -> Response {
+    let mut resp = include_str!("../openapi.json").into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

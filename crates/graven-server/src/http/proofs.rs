@@ -1,0 +1,122 @@
+//! `GET /v1/proofs/inclusion` and `GET /v1/proofs/consistency`, at any committed size.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use graven_core::hash::{Hash, LeafIndex, TreeSize};
+use serde::Deserialize;
+
+use super::state::{AppState, blocking, finish, parse_index, read_problem};
+use crate::problem::Problem;
+
+type St = State<Arc<AppState>>;
+
+#[derive(Debug, Deserialize)]
+pub struct InclusionQuery {
+    index: Option<String>,
+    tree_size: Option<String>,
+}
+
+pub async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> Response {
+    let r = async {
+        let index = parse_index(
+            q.index
+                .as_deref()
+                .ok_or_else(|| Problem::bad_request("bad-parameter", "give ?index=<0-based leaf index>"))?,
+            "index",
+        )?;
+        let c = st.engine.committed();
+        let size = match q.tree_size.as_deref() {
+            Some(s) => parse_index(s, "tree_size")?,
+            None => c.size,
+        };
+        if size > c.size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("tree_size {size} is beyond the latest checkpoint ({})", c.size),
+            ));
+        }
+        if index >= size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("index {index} is not in a tree of size {size}"),
+            ));
+        }
+        let reader = st.reader.clone();
+        let (leaf, root, proof) = blocking(move || {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = r.entry(index, TreeSize(size)).map_err(read_problem)?;
+            let root = r.root(TreeSize(size)).map_err(read_problem)?;
+            let proof = r.inclusion_proof(LeafIndex(index), TreeSize(size)).map_err(read_problem)?;
+            Ok((graven_core::leaf_hash(&entry), root, proof))
+        })
+        .await?;
+        Ok(axum::Json(graven_api::InclusionProof {
+            index,
+            tree_size: size,
+            leaf_hash: leaf.to_base64(),
+            root: root.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
+        .into_response())
+    }
+    .await;
+    finish(&st, "GET /v1/proofs/inclusion", r)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsistencyQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn consistency_proof(State(st): St, Query(q): Query<ConsistencyQuery>) -> Response {
+    let r = async {
+        let c = st.engine.committed();
+        let from = parse_index(
+            q.from.as_deref().ok_or_else(|| {
+                Problem::bad_request("bad-parameter", "give ?from=<old size>&to=<new size>")
+            })?,
+            "from",
+        )?;
+        let to = match q.to.as_deref() {
+            Some(s) => parse_index(s, "to")?,
+            None => c.size,
+        };
+        if to > c.size {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                format!("to {to} is beyond the latest checkpoint ({})", c.size),
+            ));
+        }
+        if from > to {
+            return Err(Problem::bad_request("bad-parameter", format!("from {from} is larger than to {to}")));
+        }
+        if from == 0 {
+            return Err(Problem::bad_request(
+                "bad-parameter",
+                "there is no consistency proof from size 0: every tree extends the empty tree",
+            ));
+        }
+        let reader = st.reader.clone();
+        let (r1, r2, proof) = blocking(move || {
+            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let r1 = r.root(TreeSize(from)).map_err(read_problem)?;
+            let r2 = r.root(TreeSize(to)).map_err(read_problem)?;
+            let p = r.consistency_proof(TreeSize(from), TreeSize(to)).map_err(read_problem)?;
+            Ok((r1, r2, p))
+        })
+        .await?;
+        Ok(axum::Json(graven_api::ConsistencyProof {
+            from,
+            to,
+            root_from: r1.to_base64(),
+            root_to: r2.to_base64(),
+            proof: proof.iter().map(Hash::to_base64).collect(),
+        })
+        .into_response())
+    }
+    .await;
+    finish(&st, "GET /v1/proofs/consistency", r)
+}

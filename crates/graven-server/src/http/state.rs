@@ -1,0 +1,84 @@
+//! What every handler shares: the state, the client's address, the clock, and the helpers
+//! that answer (and count) a response.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use graven_auth::registry::Registry;
+use graven_engine::engine::Engine;
+use graven_engine::reader::{LogReader, ReadError};
+
+use crate::metrics::{HttpLabels, Metrics};
+use crate::problem::Problem;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub engine: Engine,
+    pub reader: Arc<Mutex<LogReader>>,
+    pub registry: Arc<Registry>,
+    /// Whether `/checkpoint`, `/tile/...` and `/v1/log` are open to anyone.
+    pub public_read_path: bool,
+    /// Bounds the `denied` records appended to the log.
+    pub denied_limiter: graven_auth::ratelimit::Limiter,
+    /// Serialises identity and key changes (read, audit event, durable write).
+    pub admin_lock: tokio::sync::Mutex<()>,
+    pub metrics: Arc<Metrics>,
+    pub origin: String,
+    pub verifier_key: String,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub index: Arc<graven_index::Index>,
+    /// OIDC/JWT federation, when configured: bearer tokens that are JWTs go here.
+    pub oidc: Option<Arc<graven_auth::oidc::Federation>>,
+    /// SPIFFE ID → identity id, for mTLS clients.
+    pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
+    /// RFC 9421 request signatures: time window and replay cache.
+    pub http_sig: graven_auth::sigauth::SigAuth,
+}
+
+/// The client's address, put in each request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+/// The wall clock in Unix milliseconds, for credentials' and keys' times.
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn count(state: &AppState, route: &'static str, status: StatusCode) {
+    state.metrics.http.get_or_create(&HttpLabels { route, status: status.as_u16() }).inc();
+}
+
+pub(crate) fn finish(state: &AppState, route: &'static str, r: Result<Response, Problem>) -> Response {
+    let resp = match r {
+        Ok(r) => r,
+        Err(p) => p.into_response(),
+    };
+    count(state, route, resp.status());
+    resp
+}
+
+/// A reader error as a problem: 404 for an index outside the log, else 500.
+pub(crate) fn read_problem(e: ReadError) -> Problem {
+    match e {
+        ReadError::OutOfRange { .. } => Problem::not_found(e.to_string()),
+        e => Problem::internal(e.to_string()),
+    }
+}
+
+/// Runs `f` (a read of the log) on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Problem::internal(format!("reader task failed: {e}")))?
+}
+
+/// A non-negative integer query or path parameter.
+pub(crate) fn parse_index(s: &str, what: &str) -> Result<u64, Problem> {
+    s.parse::<u64>().map_err(|_| {
+        Problem::bad_request("bad-parameter", format!("{what} must be a non-negative integer, got {s:?}"))
+    })
+}
