@@ -24,3 +24,12 @@ pub mod machine;
 pub mod request;
 pub mod store;
 pub mod witness;
+
+#[cfg(feature = "http")]
+pub mod config;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod keyfile;
+#[cfg(feature = "http")]
+pub mod serve;

@@ -46,7 +46,17 @@ pub enum AddError {
 
 struct Slot {
     origin: String,
+    /// The record, locked from a request's check to its durable update.
     held: Mutex<Option<CosignedCheckpoint>>,
+    /// A copy of the record's note for monitors, so that reading it never waits for an fsync.
+    published: Mutex<Option<Arc<[u8]>>>,
+}
+
+impl Slot {
+    fn new(origin: String, held: Option<CosignedCheckpoint>) -> Self {
+        let published = Mutex::new(held.as_ref().map(|c| Arc::from(c.note_bytes())));
+        Slot { origin, held: Mutex::new(held), published }
+    }
 }
 
 /// See the module docs.
@@ -77,11 +87,11 @@ impl Witness {
         let (store, records) = Store::open(fs, data, &cosigner.verifier())?;
         let mut slots: BTreeMap<String, Slot> = logs
             .origins()
-            .map(|o| (o.to_owned(), Slot { origin: o.to_owned(), held: Mutex::new(None) }))
+            .map(|o| (o.to_owned(), Slot::new(o.to_owned(), None)))
             .collect();
         for r in records {
             let origin = r.origin().to_owned();
-            slots.insert(origin.clone(), Slot { origin, held: Mutex::new(Some(r)) });
+            slots.insert(origin.clone(), Slot::new(origin, Some(r)));
         }
         let by_hash = slots.values().map(|s| (origin_hash(&s.origin), s.origin.clone())).collect();
         Ok(Witness {
@@ -127,6 +137,9 @@ impl Witness {
             return Err(AddError::Storage(e));
         }
         let lines = next.cosignature_line().to_owned();
+        if let Ok(mut p) = slot.published.lock() {
+            *p = Some(Arc::from(next.note_bytes()));
+        }
         *held = Some(next);
         Ok(lines)
     }
@@ -134,10 +147,9 @@ impl Witness {
     /// The latest checkpoint cosigned for the origin whose lowercase hex SHA-256 is
     /// `origin_hash`, with the log's signatures and the witness's cosignature; `None` if the
     /// witness never cosigned one.
-    pub fn checkpoint(&self, origin_hash: &str) -> Option<Vec<u8>> {
+    pub fn checkpoint(&self, origin_hash: &str) -> Option<Arc<[u8]>> {
         let origin = self.by_hash.get(origin_hash)?;
-        let held = self.slots.get(origin)?.held.lock().ok()?;
-        held.as_ref().map(|c| c.note_bytes().to_vec())
+        self.slots.get(origin)?.published.lock().ok()?.clone()
     }
 
     /// The record held for `origin`.

@@ -69,7 +69,7 @@ fn one_crash(before: Option<u64>, after: u64, fail_at: Option<(usize, FailMode)>
         let lines = w.add_checkpoint(&honest.body(0, b), NOW).unwrap();
         returned.push(vouched(&honest, b, &lines));
     }
-    let old_note = before.map(|_| w.checkpoint(&graven_witness::machine::origin_hash(honest.origin())).unwrap());
+    let old_note = before.map(|_| w.checkpoint(&graven_witness::machine::origin_hash(honest.origin())).unwrap().to_vec());
     if let Some((n, mode)) = fail_at {
         fs.fail_after(n, mode);
     }
