@@ -134,9 +134,9 @@ fn raw(data: &[u8]) {
         assert!(r.proof.len() <= MAX_PROOF_LINES);
     }
     let sub = Submission::parse(data);
-    let parts_parse = framed.as_ref().is_ok_and(|r| {
-        Note::parse(r.checkpoint).is_ok_and(|n| Checkpoint::parse(n.text()).is_ok())
-    });
+    let parts_parse = framed
+        .as_ref()
+        .is_ok_and(|r| Note::parse(r.checkpoint).is_ok_and(|n| Checkpoint::parse(n.text()).is_ok()));
     assert_eq!(sub.is_ok(), parts_parse);
 
     let fix = &*FIX;

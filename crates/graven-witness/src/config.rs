@@ -100,7 +100,9 @@ pub enum ConfigError {
     LogFlag(String, LogSettingError),
     #[error("no log to witness: pass --log ORIGIN=VKEY (repeatable), or [[log]] tables in witness.toml")]
     NoLogs,
-    #[error("prefix {0:?} must be empty, or start with '/' and not end with one, with no '{{', '}}', '*', '?', '#' or spaces")]
+    #[error(
+        "prefix {0:?} must be empty, or start with '/' and not end with one, with no '{{', '}}', '*', '?', '#' or spaces"
+    )]
     Prefix(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
@@ -111,7 +113,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     if meta.len() > MAX_CONFIG_FILE {
         return Err(ConfigError::Parse { path: path.into(), why: "the file is over 64 KiB".into() });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     parse(&text).map_err(|why| ConfigError::Parse { path: path.into(), why })
 }
 
@@ -219,14 +222,28 @@ mod tests {
         assert_eq!(s.prefix, "/w");
         assert_eq!(s.logs.origins().collect::<Vec<_>>(), ["example.com/a", "example.com/b"]);
         // A key named after another origin, no logs at all, a bad prefix.
-        std::fs::write(&file, format!("[[log]]\norigin = \"example.com/a\"\nvkey = \"{}\"\n", vkey("example.com/b")))
-            .unwrap();
-        assert!(matches!(resolve(Overrides { config: Some(file.clone()), ..Default::default() }), Err(ConfigError::Log { .. })));
+        std::fs::write(
+            &file,
+            format!("[[log]]\norigin = \"example.com/a\"\nvkey = \"{}\"\n", vkey("example.com/b")),
+        )
+        .unwrap();
+        assert!(matches!(
+            resolve(Overrides { config: Some(file.clone()), ..Default::default() }),
+            Err(ConfigError::Log { .. })
+        ));
         std::fs::write(&file, "").unwrap();
-        assert!(matches!(resolve(Overrides { config: Some(file.clone()), ..Default::default() }), Err(ConfigError::NoLogs)));
+        assert!(matches!(
+            resolve(Overrides { config: Some(file.clone()), ..Default::default() }),
+            Err(ConfigError::NoLogs)
+        ));
         let logs = vec![format!("example.com/b={}", vkey("example.com/b"))];
         for p in ["w", "/w/", "/{x}", "/a b"] {
-            let o = Overrides { config: Some(file.clone()), prefix: Some(p.into()), logs: logs.clone(), ..Default::default() };
+            let o = Overrides {
+                config: Some(file.clone()),
+                prefix: Some(p.into()),
+                logs: logs.clone(),
+                ..Default::default()
+            };
             assert!(matches!(resolve(o), Err(ConfigError::Prefix(_))), "{p}");
         }
     }

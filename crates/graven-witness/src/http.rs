@@ -95,7 +95,10 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
                 source = s.source();
             }
             Err(if too_large {
-                text(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over the {limit}-byte limit"))
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over the {limit}-byte limit"),
+                )
             } else {
                 text(StatusCode::BAD_REQUEST, "the request body could not be read".into())
             })
@@ -141,6 +144,8 @@ async fn add_checkpoint(State(state): State<Arc<AppState>>, body: Body) -> Respo
 async fn checkpoint(State(state): State<Arc<AppState>>, Path(origin_hash): Path<String>) -> Response {
     match state.witness.checkpoint(&origin_hash) {
         Some(note) => respond(StatusCode::OK, TEXT, note.to_vec()),
-        None => text(StatusCode::NOT_FOUND, "this witness never cosigned a checkpoint for that origin".into()),
+        None => {
+            text(StatusCode::NOT_FOUND, "this witness never cosigned a checkpoint for that origin".into())
+        }
     }
 }

@@ -21,7 +21,9 @@ pub enum LogSettingError {
     Shape,
     #[error("the log key is not an Ed25519 note verifier key: {0}")]
     Key(#[from] KeyError),
-    #[error("the log key is named {name:?}, not the origin {origin:?}; a log's key must be named after its origin")]
+    #[error(
+        "the log key is named {name:?}, not the origin {origin:?}; a log's key must be named after its origin"
+    )]
     NameNotOrigin { origin: String, name: String },
     #[error("origin {0:?} is not a valid key name (empty, or with spaces or '+')")]
     Origin(String),
@@ -45,7 +47,10 @@ impl TrustedLogs {
             return Err(LogSettingError::Origin(origin.to_owned()));
         }
         if key.name() != origin {
-            return Err(LogSettingError::NameNotOrigin { origin: origin.to_owned(), name: key.name().to_owned() });
+            return Err(LogSettingError::NameNotOrigin {
+                origin: origin.to_owned(),
+                name: key.name().to_owned(),
+            });
         }
         let keys = self.by_origin.entry(origin.to_owned()).or_default();
         if !keys.contains(&key) {

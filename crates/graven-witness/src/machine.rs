@@ -137,7 +137,9 @@ pub enum RecordError {
     Note(note::NoteError),
     #[error("not a checkpoint: {0}")]
     Checkpoint(graven_core::checkpoint::CheckpointError),
-    #[error("it carries no cosignature by this witness's key {0}; was the data directory made with another key?")]
+    #[error(
+        "it carries no cosignature by this witness's key {0}; was the data directory made with another key?"
+    )]
     NotCosigned(String),
     #[error("this witness's cosignature on it does not verify: {0}")]
     BadCosignature(cosignature::CosignatureError),
@@ -323,7 +325,8 @@ impl Machine {
                 }
                 // RFC 6962 §2.1.2 from the root it cosigned (an equal size needs an empty proof).
                 let proof: Vec<&[u8; 32]> = proof.iter().map(|h| h.as_bytes()).collect();
-                if let Err(e) = merkle::verify_consistency(old, size, &held.checkpoint.root(), &root, &proof) {
+                if let Err(e) = merkle::verify_consistency(old, size, &held.checkpoint.root(), &root, &proof)
+                {
                     return unprocessable(Unprocessable::Inconsistent(e));
                 }
             }
@@ -350,6 +353,11 @@ impl Machine {
             }
         }
         stored.push_str(&cosignature);
-        Ok(CosignedCheckpoint { note: stored.into_bytes(), checkpoint: sub.checkpoint().clone(), timestamp, cosignature })
+        Ok(CosignedCheckpoint {
+            note: stored.into_bytes(),
+            checkpoint: sub.checkpoint().clone(),
+            timestamp,
+            cosignature,
+        })
     }
 }

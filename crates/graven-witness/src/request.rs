@@ -63,8 +63,7 @@ pub enum Malformed {
 }
 
 fn decimal(s: &[u8]) -> Option<u64> {
-    let canonical =
-        !s.is_empty() && s.iter().all(u8::is_ascii_digit) && (s == b"0" || !s.starts_with(b"0"));
+    let canonical = !s.is_empty() && s.iter().all(u8::is_ascii_digit) && (s == b"0" || !s.starts_with(b"0"));
     if !canonical {
         return None;
     }

@@ -38,11 +38,13 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
     }
     let (cosigner, created) = keyfile::load_or_create(&settings.key, settings.name.as_deref())?;
-    let witness = Arc::new(Witness::open(Arc::new(graven_tlog::RealFs), &data, cosigner, settings.logs.clone())?);
+    let witness =
+        Arc::new(Witness::open(Arc::new(graven_tlog::RealFs), &data, cosigner, settings.logs.clone())?);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
+    let addr =
+        listener.local_addr().map_err(|source| ServeError::Listen { addr: settings.listen, source })?;
     if created {
         println!("created a new witness key in {} (keep it secret)", settings.key.display());
     }
@@ -62,8 +64,13 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         body_timeout: settings.body_timeout,
         clock: system_clock,
     });
-    serve_connections(listener, app(state, &settings.prefix), settings.max_connections, settings.header_timeout)
-        .await;
+    serve_connections(
+        listener,
+        app(state, &settings.prefix),
+        settings.max_connections,
+        settings.header_timeout,
+    )
+    .await;
     println!("stopped");
     Ok(())
 }

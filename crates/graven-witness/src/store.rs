@@ -100,7 +100,8 @@ impl Store {
         key: &CosignerKey,
     ) -> Result<(Store, Vec<CosignedCheckpoint>), StoreError> {
         ensure_dir(fs.as_ref(), data)?;
-        let lock = fs.lock(data).map_err(io("locking", data))?.ok_or_else(|| StoreError::Locked(data.into()))?;
+        let lock =
+            fs.lock(data).map_err(io("locking", data))?.ok_or_else(|| StoreError::Locked(data.into()))?;
         let dir = data.join(CHECKPOINTS_DIR);
         ensure_dir(fs.as_ref(), &dir)?;
         let mut names = fs.list(&dir).map_err(io("listing", &dir))?;

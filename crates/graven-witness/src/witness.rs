@@ -83,12 +83,15 @@ impl std::fmt::Debug for Witness {
 
 impl Witness {
     /// Opens the witness's state in `data` (created if missing) on `fs`, following `logs`.
-    pub fn open(fs: Arc<dyn Fs>, data: &Path, cosigner: Cosigner, logs: TrustedLogs) -> Result<Self, StoreError> {
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        data: &Path,
+        cosigner: Cosigner,
+        logs: TrustedLogs,
+    ) -> Result<Self, StoreError> {
         let (store, records) = Store::open(fs, data, &cosigner.verifier())?;
-        let mut slots: BTreeMap<String, Slot> = logs
-            .origins()
-            .map(|o| (o.to_owned(), Slot::new(o.to_owned(), None)))
-            .collect();
+        let mut slots: BTreeMap<String, Slot> =
+            logs.origins().map(|o| (o.to_owned(), Slot::new(o.to_owned(), None))).collect();
         for r in records {
             let origin = r.origin().to_owned();
             slots.insert(origin.clone(), Slot::new(origin, Some(r)));

@@ -43,7 +43,8 @@ fn of_concurrent_requests_from_one_old_size_exactly_one_is_cosigned() {
                 })
             })
             .collect();
-        let results: Vec<(u64, Result<String, AddError>)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let results: Vec<(u64, Result<String, AddError>)> =
+            racers.into_iter().map(|t| t.join().unwrap()).collect();
         let winners: Vec<u64> = results.iter().filter(|r| r.1.is_ok()).map(|r| r.0).collect();
         assert_eq!(winners.len(), 1, "round {round}: cosigned {winners:?}");
         let won = winners[0];
@@ -55,7 +56,11 @@ fn of_concurrent_requests_from_one_old_size_exactly_one_is_cosigned() {
                 }
             }
         }
-        assert_eq!(w.held(log.origin()).unwrap().size(), TreeSize(won), "round {round}: the record rolled back");
+        assert_eq!(
+            w.held(log.origin()).unwrap().size(),
+            TreeSize(won),
+            "round {round}: the record rolled back"
+        );
         old = won;
     }
 }

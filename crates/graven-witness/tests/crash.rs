@@ -50,7 +50,10 @@ fn fork_attempts(honest: &Log, held: u64) -> Vec<(Log, Vec<u8>)> {
                 }
             }
             if honest.size() >= size {
-                out.push((fork.clone(), common::body(held, &honest.proof(held, size), &fork.checkpoint(size))));
+                out.push((
+                    fork.clone(),
+                    common::body(held, &honest.proof(held, size), &fork.checkpoint(size)),
+                ));
             }
         }
     }
@@ -69,7 +72,8 @@ fn one_crash(before: Option<u64>, after: u64, fail_at: Option<(usize, FailMode)>
         let lines = w.add_checkpoint(&honest.body(0, b), NOW).unwrap();
         returned.push(vouched(&honest, b, &lines));
     }
-    let old_note = before.map(|_| w.checkpoint(&graven_witness::machine::origin_hash(honest.origin())).unwrap().to_vec());
+    let old_note = before
+        .map(|_| w.checkpoint(&graven_witness::machine::origin_hash(honest.origin())).unwrap().to_vec());
     if let Some((n, mode)) = fail_at {
         fs.fail_after(n, mode);
     }
@@ -118,7 +122,10 @@ fn one_crash(before: Option<u64>, after: u64, fail_at: Option<(usize, FailMode)>
             let size = graven_witness::request::Submission::parse(&body).unwrap().checkpoint().size().0;
             let got = vouched(&fork, size, &lines);
             for r in &returned {
-                assert!(consistent(&honest, *r, got), "cosigned {got:?} after a crash, inconsistent with {r:?}");
+                assert!(
+                    consistent(&honest, *r, got),
+                    "cosigned {got:?} after a crash, inconsistent with {r:?}"
+                );
             }
             returned.push(got);
         }

@@ -78,16 +78,25 @@ async fn add_checkpoint_answers_with_the_spec_s_statuses_bodies_and_types() {
 
     // 409: the size held, a newline, text/x.tlog.size.
     let a = s.add(log.body(0, 10)).await;
-    assert_eq!((a.status, a.content_type.as_str(), a.body.as_str()), (StatusCode::CONFLICT, "text/x.tlog.size", "10\n"));
+    assert_eq!(
+        (a.status, a.content_type.as_str(), a.body.as_str()),
+        (StatusCode::CONFLICT, "text/x.tlog.size", "10\n")
+    );
 
     // 400, 403, 404, 422.
     assert_eq!(s.add(b"old 1\n".to_vec()).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.add(body(10, &[], &log.checkpoint(5))).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.add(other.body(0, 3)).await.status, StatusCode::NOT_FOUND);
-    let impostor = Log { key: graven_core::note::SignerKey::from_seed("example.com/log", [9; 32]).unwrap(), ..log.clone() };
+    let impostor = Log {
+        key: graven_core::note::SignerKey::from_seed("example.com/log", [9; 32]).unwrap(),
+        ..log.clone()
+    };
     assert_eq!(s.add(impostor.body(10, 10)).await.status, StatusCode::FORBIDDEN);
     log.grow_to(20, "honest");
-    assert_eq!(s.add(body(10, &log.proof(5, 20), &log.checkpoint(20))).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        s.add(body(10, &log.proof(5, 20), &log.checkpoint(20))).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     let a = s.add(log.body(10, 20)).await;
     assert_eq!(a.status, StatusCode::OK);
 
@@ -118,7 +127,10 @@ async fn the_monitoring_path_serves_the_cosigned_checkpoint_or_404() {
     assert_eq!(a.body, format!("{}{lines}", String::from_utf8(log.checkpoint(10)).unwrap()));
     let vk = cosigner().verifier();
     let parsed = graven_core::note::Note::parse(a.body.as_bytes()).unwrap();
-    assert!(matches!(graven_core::cosignature::check(&parsed, &[vk])[0], graven_core::cosignature::Cosigned::Valid(_)));
+    assert!(matches!(
+        graven_core::cosignature::check(&parsed, &[vk])[0],
+        graven_core::cosignature::Cosigned::Valid(_)
+    ));
     graven_core::checkpoint::VerifiedCheckpoint::open(a.body.as_bytes(), &log.vkey(), log.origin()).unwrap();
     // Not under another prefix, not by an uppercase or unknown hash.
     assert_eq!(s.call("POST", "/add-checkpoint", log.body(10, 10)).await.status, StatusCode::NOT_FOUND);

@@ -56,7 +56,8 @@ fn a_first_checkpoint_with_old_size_0_is_cosigned_and_recorded() {
     // The record: the checkpoint, the log's verified signature, the witness's cosignature.
     let expected = format!("{}{lines}", String::from_utf8(log.checkpoint(10)).unwrap());
     assert_eq!(held.note_bytes(), expected.as_bytes());
-    let back = graven_witness::machine::CosignedCheckpoint::from_stored(held.note_bytes(), &cosigner().verifier());
+    let back =
+        graven_witness::machine::CosignedCheckpoint::from_stored(held.note_bytes(), &cosigner().verifier());
     assert_eq!(back.as_ref(), Ok(held));
 }
 
@@ -270,7 +271,8 @@ fn a_consistency_proof_that_does_not_verify_is_422() {
     let good = log.proof(10, 30);
     let mut flipped = good.clone();
     flipped[0].0[0] ^= 1;
-    let cases = [flipped, good[..good.len() - 1].to_vec(), [good.clone(), vec![Hash([0; 32])]].concat(), vec![]];
+    let cases =
+        [flipped, good[..good.len() - 1].to_vec(), [good.clone(), vec![Hash([0; 32])]].concat(), vec![]];
     for proof in cases {
         let e = add(&m, &s, &body(10, &proof, &log.checkpoint(30))).unwrap_err();
         assert!(matches!(e, WitnessError::Unprocessable(Unprocessable::Inconsistent(_))), "{e:?}");

@@ -150,7 +150,11 @@ fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
 #[test]
 fn the_witness_depends_on_the_core_and_the_fs_trait_only() {
     let deps = normal_deps("graven-witness");
-    assert_eq!(ours(&deps, "graven-witness"), ["graven-core", "graven-tlog"], "graven-witness's own dependencies");
+    assert_eq!(
+        ours(&deps, "graven-witness"),
+        ["graven-core", "graven-tlog"],
+        "graven-witness's own dependencies"
+    );
 }
 
 /// The module a source file is: `src/lib.rs` and `src/main.rs` are the crate root (empty

@@ -166,7 +166,11 @@ impl Witness {
     fn monitored(&self, origin: &str) -> Answer {
         let mut r =
             agent().get(format!("http://{}/{}/checkpoint", self.addr, origin_hash(origin))).call().unwrap();
-        Answer { status: r.status().as_u16(), content_type: String::new(), body: r.body_mut().read_to_string().unwrap() }
+        Answer {
+            status: r.status().as_u16(),
+            content_type: String::new(),
+            body: r.body_mut().read_to_string().unwrap(),
+        }
     }
 }
 
@@ -306,7 +310,8 @@ fn the_witness_cosigns_the_honest_log_and_never_a_validly_signed_fork() {
     let key_file = tmp.path().join("w.key");
     let data = tmp.path().join("data");
     let args = |name: bool| -> Vec<String> {
-        let mut a = vec!["--data".into(), data.display().to_string(), "--key".into(), key_file.display().to_string()];
+        let mut a =
+            vec!["--data".into(), data.display().to_string(), "--key".into(), key_file.display().to_string()];
         if name {
             a.extend(["--name".into(), "witness.example/w1".into()]);
         }
@@ -359,7 +364,11 @@ fn the_witness_cosigns_the_honest_log_and_never_a_validly_signed_fork() {
     let argv = args(false);
     let w2 = start(&argv.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(w2.vkey, w.vkey);
-    assert!(w2.banner.iter().any(|l| l == "following example.com/log (cosigned size 100)"), "{:?}", w2.banner);
+    assert!(
+        w2.banner.iter().any(|l| l == "following example.com/log (cosigned size 100)"),
+        "{:?}",
+        w2.banner
+    );
     assert_eq!(w2.add(&fork.body(0, 150)).body, "100\n");
     assert_eq!(w2.add(&fork.body(100, 150)).status, 422);
     let a = w2.add(&honest.body(100, 200));
@@ -389,8 +398,13 @@ fn the_witness_keeps_connections_alive() {
     let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
     for (old, size, want) in [(0, 5, "200"), (5, 10, "200"), (0, 10, "409")] {
         let b = log.body(old, size);
-        write!(conn, "POST /add-checkpoint HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n", w.addr, b.len())
-            .unwrap();
+        write!(
+            conn,
+            "POST /add-checkpoint HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            w.addr,
+            b.len()
+        )
+        .unwrap();
         conn.write_all(&b).unwrap();
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();
@@ -417,10 +431,18 @@ fn the_witness_keeps_connections_alive() {
 fn witness_toml_and_keygen() {
     let tmp = tempfile::tempdir().unwrap();
     let key_file = tmp.path().join("w.key");
-    let out = graven().args(["witness", "keygen", "--name", "witness.example/k", "--out"]).arg(&key_file).output().unwrap();
+    let out = graven()
+        .args(["witness", "keygen", "--name", "witness.example/k", "--out"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let vkey = CosignerKey::parse(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
-    let again = graven().args(["witness", "keygen", "--name", "witness.example/k", "--out"]).arg(&key_file).output().unwrap();
+    let again = graven()
+        .args(["witness", "keygen", "--name", "witness.example/k", "--out"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
     assert!(!again.status.success(), "keygen overwrote a key");
 
     let log_key = SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
@@ -440,9 +462,16 @@ fn witness_toml_and_keygen() {
     drop(w);
 
     std::fs::write(data.join("witness.toml"), format!("{toml}listn = \"x\"\n")).unwrap();
-    let out = graven().args(["witness", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = graven()
+        .args(["witness", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listn"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listn"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A log key named after another origin is refused.
     let out = graven()
         .args(["witness", "--data", tmp.path().join("x").to_str().unwrap(), "--name", "w.example/x", "--log"])
@@ -450,7 +479,11 @@ fn witness_toml_and_keygen() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not the origin"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the origin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// SIGKILL the witness again and again while honest clients push a growing log and a forger
@@ -461,7 +494,8 @@ fn witness_toml_and_keygen() {
 /// it ever returned a cosignature for. `GRAVEN_WITNESS_CRASH_CYCLES` sets the cycles.
 #[test]
 fn kill_9_never_yields_two_inconsistent_cosignatures() {
-    let cycles: u64 = std::env::var("GRAVEN_WITNESS_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
+    let cycles: u64 =
+        std::env::var("GRAVEN_WITNESS_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
     const TOTAL: u64 = 2500;
     let tmp = tempfile::tempdir().unwrap();
     let key = SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
@@ -488,12 +522,18 @@ fn kill_9_never_yields_two_inconsistent_cosignatures() {
         // Durable before returned: the witness holds at least every size it vouched for.
         let held = held_size(&w, honest.origin());
         let max_returned = returned.lock().unwrap().iter().map(|r| r.1.size).max().unwrap_or(0);
-        assert!(held >= max_returned, "cycle {cycle}: holds {held} after returning a cosignature for {max_returned}");
+        assert!(
+            held >= max_returned,
+            "cycle {cycle}: holds {held} after returning a cosignature for {max_returned}"
+        );
         if cycle == 0 {
             // The witness sees the honest log first.
             let a = w.add(&honest.body(0, 8));
             assert_eq!(a.status, 200);
-            returned.lock().unwrap().push((true, Returned { size: 8, root: honest.root(8), text: honest.text(8), line: a.body }));
+            returned
+                .lock()
+                .unwrap()
+                .push((true, Returned { size: 8, root: honest.root(8), text: honest.text(8), line: a.body }));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
@@ -515,18 +555,16 @@ fn kill_9_never_yields_two_inconsistent_cosignatures() {
                     n += 1;
                     let is_fork = c == 3;
                     let log = if is_fork { &fork } else { &honest };
-                    let top = if is_fork {
-                        TOTAL
-                    } else {
-                        published.fetch_add(n % 3, Ordering::SeqCst).min(TOTAL)
-                    };
+                    let top =
+                        if is_fork { TOTAL } else { published.fetch_add(n % 3, Ordering::SeqCst).min(TOTAL) };
                     let size = (old + n % 7).clamp(5, top).max(old);
                     // The forger sometimes claims a fresh start.
                     let old_sent = if is_fork && n % 4 == 0 { 0 } else { old };
                     let Ok(a) = post(&agent, &addr, &log.body(old_sent, size)) else { break };
                     match a.status {
                         200 => {
-                            let r = Returned { size, root: log.root(size), text: log.text(size), line: a.body };
+                            let r =
+                                Returned { size, root: log.root(size), text: log.text(size), line: a.body };
                             returned.lock().unwrap().push((!is_fork, r));
                             old = size;
                         }

@@ -21,7 +21,11 @@ pub struct Log {
 impl Log {
     /// A log named `origin` whose key comes from `seed`, with `size` entries.
     pub fn new(origin: &str, seed: u8, size: u64) -> Self {
-        let mut log = Log { key: SignerKey::from_seed(origin, [seed; 32]).unwrap(), leaves: vec![], tree: MemoryTree::new() };
+        let mut log = Log {
+            key: SignerKey::from_seed(origin, [seed; 32]).unwrap(),
+            leaves: vec![],
+            tree: MemoryTree::new(),
+        };
         log.grow_to(size, "honest");
         log
     }
