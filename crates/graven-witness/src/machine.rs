@@ -7,10 +7,10 @@
 //!
 //! | check | status |
 //! |---|---|
-//! | the body's framing, the note, the checkpoint body | 400 |
-//! | the origin is one the witness follows | 404 |
-//! | a signature by a trusted key, and no trusted key's signature that fails | 403 |
-//! | old size <= checkpoint size | 400 |
+//! | the body's framing, the note, the checkpoint body ([`Submission::parse`]) | 400 |
+//! | the origin is one the witness follows ([`Machine::authenticate`]) | 404 |
+//! | a signature by a trusted key, and no trusted key's signature that fails (idem) | 403 |
+//! | old size <= checkpoint size ([`Machine::decide`], from here on) | 400 |
 //! | old size == size of the latest cosigned checkpoint (0 if none) | 409, body `<size>\n` |
 //! | size 0 has the empty tree's root (RFC 6962 §2.1) | 422 |
 //! | old size 0: empty proof | 422 |
@@ -21,7 +21,7 @@
 //! zero timestamp) and the cosigned checkpoint becomes its record for the origin.
 //!
 //! Architecture invariant: a [`CosignedCheckpoint`] is made only here, by [`Machine::decide`]
-//! after every check passed, or by [`CosignedCheckpoint::from_stored`], which checks the
+//! (which takes only an [`Authenticated`] request) after every check passed, or by [`CosignedCheckpoint::from_stored`], which checks the
 //! witness's own cosignature on bytes read back from disk. So the record the witness holds is
 //! always one it cosigned, and each record is consistent with the one before it.
 
@@ -219,6 +219,21 @@ impl State {
     }
 }
 
+/// A request whose checkpoint is signed by a key the witness trusts for its origin: made only by
+/// [`Machine::authenticate`].
+#[derive(Debug, Clone)]
+pub struct Authenticated<'s> {
+    sub: &'s Submission<'s>,
+    /// The signature lines of trusted keys, verified, each once.
+    log_lines: Vec<&'s str>,
+}
+
+impl<'s> Authenticated<'s> {
+    pub fn submission(&self) -> &'s Submission<'s> {
+        self.sub
+    }
+}
+
 /// Who the witness is (its cosigning key) and which logs it follows.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -249,27 +264,19 @@ impl Machine {
         now: Timestamp,
     ) -> Result<(State, String), WitnessError> {
         let submission = Submission::parse(body)?;
-        let cosigned = self.decide(&submission, state.get(submission.origin()), now)?;
+        let auth = self.authenticate(&submission)?;
+        let cosigned = self.decide(&auth, state.get(submission.origin()), now)?;
         let lines = cosigned.cosignature_line().to_owned();
         let mut next = state.clone();
         next.insert(cosigned);
         Ok((next, lines))
     }
 
-    /// Decides one parsed request against `held`, the latest checkpoint cosigned for its origin
-    /// (`None` if never), in the spec's order (see the module docs). On success, the new record:
-    /// the caller must make it durable before it returns its cosignature line to anyone.
-    ///
-    /// The cosignature's time is `now`, or the previous cosignature's time for this origin if
-    /// that is later: a cosignature says the tree is the largest seen "as of" its time, so a
-    /// clock stepping back must not make a larger tree look older than a smaller one.
-    pub fn decide(
-        &self,
-        sub: &Submission<'_>,
-        held: Option<&CosignedCheckpoint>,
-        now: Timestamp,
-    ) -> Result<CosignedCheckpoint, WitnessError> {
-        debug_assert!(held.is_none_or(|h| h.origin() == sub.origin()));
+    /// The checks that need no state: the origin is followed (404) and the checkpoint carries a
+    /// valid signature by a key trusted for it, and no trusted key's signature that fails (403).
+    /// Only this makes an [`Authenticated`]. The witness runs it before it takes the origin's
+    /// lock, so forged requests never hold that lock.
+    pub fn authenticate<'s>(&self, sub: &'s Submission<'s>) -> Result<Authenticated<'s>, WitnessError> {
         let origin = sub.origin();
         // "If the checkpoint origin is unknown, the witness MUST respond with a 404."
         let keys = self.logs.keys(origin).ok_or_else(|| WitnessError::UnknownOrigin(origin.to_owned()))?;
@@ -287,6 +294,34 @@ impl Machine {
             NoteErrorClass::Unverified => WitnessError::Forbidden(Forbidden::NoTrustedSignature),
             NoteErrorClass::Malformed => WitnessError::Malformed(Malformed::Note(e)),
         })?;
+        // The signature lines of the trusted keys, all verified by `open` (which fails on any
+        // trusted line that does not verify), each once, in order. Other lines (other
+        // witnesses, unknown keys) were not checked and are not kept.
+        let mut log_lines: Vec<&'s str> = Vec::new();
+        for s in sub.note().signatures() {
+            let trusted = verified.verified_by().iter().any(|k| k.name() == s.name && k.id() == s.key_id);
+            if trusted && !log_lines.contains(&s.line) {
+                log_lines.push(s.line);
+            }
+        }
+        Ok(Authenticated { sub, log_lines })
+    }
+
+    /// Decides an authenticated request against `held`, the latest checkpoint cosigned for its
+    /// origin (`None` if never), in the spec's order (see the module docs). On success, the new
+    /// record: the caller must make it durable before it returns its cosignature line to anyone.
+    ///
+    /// The cosignature's time is `now`, or the previous cosignature's time for this origin if
+    /// that is later: a cosignature says the tree is the largest seen "as of" its time, so a
+    /// clock stepping back must not make a larger tree look older than a smaller one.
+    pub fn decide(
+        &self,
+        auth: &Authenticated<'_>,
+        held: Option<&CosignedCheckpoint>,
+        now: Timestamp,
+    ) -> Result<CosignedCheckpoint, WitnessError> {
+        let sub = auth.sub;
+        debug_assert!(held.is_none_or(|h| h.origin() == sub.origin()));
         let (old, size, root) = (sub.request().old_size, sub.checkpoint().size(), sub.checkpoint().root());
         // "The old size MUST be equal to or lower than the checkpoint size. Otherwise ... 400."
         if old > size {
@@ -337,20 +372,13 @@ impl Machine {
         // Were it to, refusing is the safe answer.
         let cosignature =
             self.cosigner.cosign(text, timestamp).map_err(|_| WitnessError::Conflict(held_size))?;
-        // The record: the text, the signature lines of the trusted keys (all verified by
-        // `open`, which fails on any trusted line that does not), then the cosignature. Other
-        // lines (other witnesses, unknown keys) were not checked and are not kept.
+        // The record: the text, the log's verified signature lines, then the cosignature.
         let mut stored = String::with_capacity(text.len() + 256);
         stored.push_str(text);
         stored.push('\n');
-        let mut kept: Vec<&str> = Vec::new();
-        for s in sub.note().signatures() {
-            let trusted = verified.verified_by().iter().any(|k| k.name() == s.name && k.id() == s.key_id);
-            if trusted && !kept.contains(&s.line) {
-                kept.push(s.line);
-                stored.push_str(s.line);
-                stored.push('\n');
-            }
+        for line in &auth.log_lines {
+            stored.push_str(line);
+            stored.push('\n');
         }
         stored.push_str(&cosignature);
         Ok(CosignedCheckpoint {

@@ -120,12 +120,11 @@ impl Witness {
     pub fn add_checkpoint(&self, body: &[u8], now_posix: u64) -> Result<String, AddError> {
         let now = Timestamp::new(now_posix).ok_or(AddError::Clock(now_posix))?;
         let submission = Submission::parse(body).map_err(WitnessError::from)?;
+        // 404 and 403 need no state: decided before the lock, so forgeries never hold it.
+        let auth = self.machine.authenticate(&submission)?;
         let Some(slot) = self.slots.get(submission.origin()) else {
-            // Not followed, and never cosigned: the rules refuse it (404) without a record.
-            return match self.machine.decide(&submission, None, now) {
-                Err(e) => Err(e.into()),
-                Ok(_) => Err(WitnessError::UnknownOrigin(submission.origin().to_owned()).into()),
-            };
+            // Cannot happen: every followed origin has a slot. Refusing is the safe answer.
+            return Err(WitnessError::UnknownOrigin(submission.origin().to_owned()).into());
         };
         // The origin's lock is held from the check to the durable update: see the module docs.
         let Ok(mut held) = slot.held.lock() else {
@@ -134,7 +133,7 @@ impl Witness {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(AddError::Poisoned);
         }
-        let next = self.machine.decide(&submission, held.as_ref(), now)?;
+        let next = self.machine.decide(&auth, held.as_ref(), now)?;
         if let Err(e) = self.store.persist(&next) {
             self.poisoned.store(true, Ordering::SeqCst);
             return Err(AddError::Storage(e));
