@@ -145,6 +145,18 @@ fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
     }
 }
 
+/// The witness stands on the core and on the writer's `Fs` trait only: it knows nothing of the
+/// log server, its engine or its credentials (any C2SP log can use it).
+#[test]
+fn the_witness_depends_on_the_core_and_the_fs_trait_only() {
+    let deps = normal_deps("graven-witness");
+    assert_eq!(
+        ours(&deps, "graven-witness"),
+        ["graven-core", "graven-tlog"],
+        "graven-witness's own dependencies"
+    );
+}
+
 /// The module a source file is: `src/lib.rs` and `src/main.rs` are the crate root (empty
 /// path), `src/a/mod.rs` and `src/a.rs` are `a`, `src/a/b.rs` is `a::b`.
 fn module_of(src: &std::path::Path, file: &std::path::Path) -> Vec<String> {
