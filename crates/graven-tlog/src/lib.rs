@@ -21,11 +21,9 @@
 //! after a failed fsync the state of the page cache can no longer be trusted.
 
 mod durable;
-pub mod fs;
 pub mod objlog;
 pub mod objstore;
 pub mod replica;
-pub mod sim;
 mod tail;
 
 use std::io;
@@ -37,7 +35,8 @@ use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, SignerKey, VerifierKey};
 use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
 
-pub use fs::{Fs, LOCK_FILE, RealFs};
+/// The filesystem layer (its trait, the real filesystem, the simulated disk), from `graven-fs`.
+pub use graven_fs::{Fs, LOCK_FILE, RealFs, sim};
 pub use objlog::{ObjectLog, read_object, read_published};
 #[cfg(feature = "verify")]
 pub use objstore::StoreFetch;
