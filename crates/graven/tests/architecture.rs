@@ -4,8 +4,9 @@
 //! 1. `graven-core` is pure: no async runtime, no network or filesystem crate, no randomness,
 //!    no clock. Its whole dependency closure must stay inside an allow-list; anything new must
 //!    be reviewed and added here on purpose.
-//! 2. The verifier never depends on the writer: `graven-verify` depends on `graven-core` only
-//!    of ours, and the writer (`graven-tlog`) does not depend on the verifier by default.
+//! 2. The verifier never depends on the writer: `graven-verify` depends on `graven-core` and
+//!    `graven-fs` (the standard-library-only file layer, for its trust store) only of ours, and
+//!    the writer (`graven-tlog`) does not depend on the verifier by default.
 //! 3. Dependencies point down: `graven-engine` and `graven-auth` never depend on an HTTP
 //!    framework (axum, hyper, tower) or on each other; `graven-api` is serde only.
 //! 4. No import cycle between the modules of any crate of the workspace (a module is a source
@@ -91,9 +92,12 @@ fn ours(deps: &BTreeSet<String>, package: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_verifier_depends_on_the_core_only() {
+fn the_verifier_depends_on_the_core_and_the_file_layer_only() {
     let deps = normal_deps("graven-verify");
-    assert_eq!(ours(&deps, "graven-verify"), ["graven-core"], "graven-verify's own dependencies");
+    assert_eq!(ours(&deps, "graven-verify"), ["graven-core", "graven-fs"], "graven-verify's own dependencies");
+    // The file layer holds no log code and depends on nothing: the standard library only.
+    let fs: Vec<String> = normal_deps("graven-fs").into_iter().collect();
+    assert_eq!(fs, ["graven-fs"], "graven-fs must stay standard-library only");
     let writer = normal_deps("graven-tlog");
     assert!(
         !writer.contains("graven-verify"),
