@@ -29,7 +29,7 @@ use graven_core::note::{self, VerifierKey};
 use graven_fs::atomic::{self, Access};
 use graven_fs::{Fs, RealFs};
 
-use crate::VerifiedLog;
+use crate::report::VerifiedLog;
 
 /// The most bytes read back from a store file: the note size limit.
 pub const MAX_FILE_BYTES: u64 = note::MAX_NOTE_SIZE as u64;
