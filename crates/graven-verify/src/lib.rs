@@ -20,6 +20,7 @@ mod error;
 mod fetch;
 mod files;
 mod lenient;
+pub mod remote;
 mod report;
 pub mod text;
 mod trust;
