@@ -12,7 +12,6 @@ mod cmd_serve;
 mod cmd_sign;
 mod cmd_verify;
 mod escape;
-mod export_format;
 mod export_source;
 mod input;
 

@@ -105,6 +105,17 @@ fn the_verifier_depends_on_the_core_and_the_file_layer_only() {
     );
 }
 
+#[test]
+fn the_export_formats_sit_on_the_verifier_only() {
+    let deps = normal_deps("graven-export");
+    assert_eq!(
+        ours(&deps, "graven-export"),
+        ["graven-core", "graven-fs", "graven-verify"],
+        "graven-export renders verified events; it needs no writer, engine or server"
+    );
+    assert!(!deps.contains("ureq"), "graven-export takes the verifier without its HTTP client");
+}
+
 const HTTP_FRAMEWORK: &[&str] =
     &["axum", "axum-core", "hyper", "hyper-util", "tower", "tower-service", "tower-layer"];
 
@@ -137,7 +148,9 @@ fn the_wire_types_are_serde_only() {
 
 #[test]
 fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
-    for package in ["graven-core", "graven-tlog", "graven-index", "graven-verify", "graven-s3"] {
+    for package in
+        ["graven-core", "graven-fs", "graven-tlog", "graven-index", "graven-verify", "graven-export", "graven-s3"]
+    {
         let deps = normal_deps(package);
         for ours in ["graven-engine", "graven-auth", "graven-server", "graven-api"] {
             assert!(!deps.contains(ours), "{package} depends on {ours}, which sits above it");
