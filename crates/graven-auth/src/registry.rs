@@ -796,7 +796,11 @@ fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec
 }
 
 /// Replaces the file durably and atomically (see the module's contract).
-fn write_file(fs: &dyn Fs, path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+fn write_file(
+    fs: &dyn Fs,
+    path: &Path,
+    records: &BTreeMap<String, IdentityRecord>,
+) -> Result<(), RegistryError> {
     let bytes = encode(records, path)?;
     atomic::replace(fs, path, &bytes, Access::Private).map_err(io_err("writing", path))
 }
@@ -975,7 +979,10 @@ mod tests {
         assert_eq!(reg.get(BOOTSTRAP_ID).unwrap().last_seen_ms, Some(5_000));
         assert!(reg.flush().unwrap());
         assert!(!reg.flush().unwrap(), "nothing new to write");
-        assert_eq!(read_file(&RealFs, &d.path().join(FILE_NAME)).unwrap()[BOOTSTRAP_ID].last_seen_ms, Some(5_000));
+        assert_eq!(
+            read_file(&RealFs, &d.path().join(FILE_NAME)).unwrap()[BOOTSTRAP_ID].last_seen_ms,
+            Some(5_000)
+        );
     }
 
     #[test]

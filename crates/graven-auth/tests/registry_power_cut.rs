@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use graven_auth::identity::{IdentityRecord, Kind, Role, Status};
 use graven_auth::registry::{self, Bootstrap, Registry};
+use graven_fs::Fs;
 use graven_fs::atomic::{self, Access};
 use graven_fs::sim::{FailMode, SimFs};
-use graven_fs::Fs;
 
 const DATA: &str = "/data";
 
@@ -52,7 +52,8 @@ fn records(tag: &str, n: u8) -> BTreeMap<String, IdentityRecord> {
 }
 
 fn open(fs: &Arc<SimFs>) -> Registry {
-    Registry::open_with(fs.clone(), Path::new(DATA)).unwrap_or_else(|e| panic!("unreadable after a power cut: {e}"))
+    Registry::open_with(fs.clone(), Path::new(DATA))
+        .unwrap_or_else(|e| panic!("unreadable after a power cut: {e}"))
 }
 
 /// For every crash point of an install, in both failure modes: after the power cut the

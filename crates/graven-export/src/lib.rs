@@ -11,4 +11,6 @@
 pub mod escape;
 pub mod format;
 
-pub use format::{Format, OCSF_CATEGORY_UID, OCSF_CLASS_UID, OCSF_VERSION, Record, activity, cef, jsonl, ocsf, render};
+pub use format::{
+    Format, OCSF_CATEGORY_UID, OCSF_CLASS_UID, OCSF_VERSION, Record, activity, cef, jsonl, ocsf, render,
+};

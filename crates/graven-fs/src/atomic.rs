@@ -73,7 +73,8 @@ pub fn replace(fs: &dyn Fs, path: &Path, bytes: &[u8], access: Access) -> io::Re
 /// (see the module docs). An existing file is an error of kind `AlreadyExists`, and untouched.
 pub fn create(fs: &dyn Fs, path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let (dir, tmp) = temp_beside(path)?;
-    let linked = write_synced(fs, &tmp, bytes, access).and_then(|()| fs.link(&tmp, path).map_err(step("creating", path)));
+    let linked = write_synced(fs, &tmp, bytes, access)
+        .and_then(|()| fs.link(&tmp, path).map_err(step("creating", path)));
     let removed = fs.remove_file(&tmp).map_err(step("removing", &tmp));
     linked?;
     removed?;
@@ -89,7 +90,12 @@ pub fn create_dir_all(fs: &dyn Fs, path: &Path, access: Access) -> io::Result<()
     let parent = match path.parent() {
         Some(p) if p.as_os_str().is_empty() => Path::new("."),
         Some(p) => p,
-        None => return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", path.display()))),
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", path.display()),
+            ));
+        }
     };
     create_dir_all(fs, parent, access)?;
     let made = match access {

@@ -265,9 +265,14 @@ impl Fs for SimFs {
     fn link(&self, existing: &Path, new: &Path) -> io::Result<()> {
         self.mutate(|s| {
             parent_is_dir(s, new)?;
-            let Some(Entry::File(id)) = s.names.get(existing).copied() else { return Err(not_found(existing)) };
+            let Some(Entry::File(id)) = s.names.get(existing).copied() else {
+                return Err(not_found(existing));
+            };
             if s.names.contains_key(new) {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", new.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", new.display()),
+                ));
             }
             s.names.insert(new.to_path_buf(), Entry::File(id));
             Ok(())

@@ -61,7 +61,9 @@ pub(crate) fn read_size(state: &impl ReadableTable<&'static str, &'static [u8]>)
     }
 }
 
-pub(crate) fn read_clock(state: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Time, IndexError> {
+pub(crate) fn read_clock(
+    state: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Time, IndexError> {
     match state.get(K_CLOCK)? {
         None => Ok(0),
         Some(g) => {

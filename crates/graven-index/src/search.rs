@@ -8,7 +8,9 @@ use crate::cursor;
 use crate::error::IndexError;
 use crate::extract;
 use crate::query::{DEFAULT_LIMIT, MAX_LIMIT, Order, Page, Query};
-use crate::schema::{BLOCKS, CLOCKS, COUNTS, EXACT_KEY_BYTES, K_MONOTONIC, POSTINGS, STATE, index_key, read_size};
+use crate::schema::{
+    BLOCKS, CLOCKS, COUNTS, EXACT_KEY_BYTES, K_MONOTONIC, POSTINGS, STATE, index_key, read_size,
+};
 
 /// A validated query.
 pub(crate) struct Plan<'q> {

@@ -9,8 +9,10 @@ mod common;
 use common::{Ev, collect_all, expected, ts};
 use proptest::prelude::*;
 
+use crate::schema::{
+    BLOCKS, CLOCKS, COUNTS, EXACT_KEY_BYTES, K_FORMAT, MAX_KEY_BYTES, POSTINGS, STATE, index_key,
+};
 use crate::{Index, Order, Query};
-use crate::schema::{BLOCKS, CLOCKS, COUNTS, EXACT_KEY_BYTES, K_FORMAT, MAX_KEY_BYTES, POSTINGS, STATE, index_key};
 
 fn long(tail: &str) -> String {
     // 1022 bytes of two-byte characters, so truncation to MAX_KEY_BYTES lands mid-character.

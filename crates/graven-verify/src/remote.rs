@@ -274,14 +274,20 @@ impl<F: Fetch> LogTiles<F> {
 
     /// The inclusion proof of the leaf hash `hash` at `index`, built from the tiles and
     /// checked against the checkpoint's root.
-    pub fn inclusion(&mut self, index: u64, hash: Hash) -> Result<(VerifiedInclusion, Vec<Hash>), RemoteError> {
+    pub fn inclusion(
+        &mut self,
+        index: u64,
+        hash: Hash,
+    ) -> Result<(VerifiedInclusion, Vec<Hash>), RemoteError> {
         let size = self.checkpoint.size();
-        let proof = merkle::inclusion_proof(&mut self.hashes, LeafIndex(index), size).map_err(|e| match e {
-            merkle::ProofError::Source(e) => RemoteError::Log(from_tile_source(e)),
-            _ => RemoteError::IndexOutOfTree { index, size: size.0 },
-        })?;
-        let verified = merkle::verify_inclusion(&hash, LeafIndex(index), size, &raw(&proof), &self.checkpoint.root())
-            .map_err(|_| RemoteError::NotInCheckpoint { index })?;
+        let proof =
+            merkle::inclusion_proof(&mut self.hashes, LeafIndex(index), size).map_err(|e| match e {
+                merkle::ProofError::Source(e) => RemoteError::Log(from_tile_source(e)),
+                _ => RemoteError::IndexOutOfTree { index, size: size.0 },
+            })?;
+        let verified =
+            merkle::verify_inclusion(&hash, LeafIndex(index), size, &raw(&proof), &self.checkpoint.root())
+                .map_err(|_| RemoteError::NotInCheckpoint { index })?;
         Ok((verified, proof))
     }
 
@@ -323,7 +329,11 @@ impl Answer {
     }
 
     fn field(&self, name: &str) -> Result<&Value, RemoteError> {
-        self.members.iter().find(|(k, _)| k == name).map(|(_, v)| v).ok_or_else(|| self.bad(name, "is missing"))
+        self.members
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| self.bad(name, "is missing"))
     }
 
     fn bad(&self, name: &str, why: &str) -> RemoteError {

@@ -206,8 +206,10 @@ fn answer(conn: TcpStream, root: &Path, tamper: Tamper, tree: &Mutex<MemoryTree>
             if tamper == Tamper::ConsistencyElement {
                 flip(&mut proof[0]);
             }
-            let (rf, rt) =
-                (merkle::root(&mut *tree, TreeSize(from)).unwrap(), merkle::root(&mut *tree, TreeSize(to)).unwrap());
+            let (rf, rt) = (
+                merkle::root(&mut *tree, TreeSize(from)).unwrap(),
+                merkle::root(&mut *tree, TreeSize(to)).unwrap(),
+            );
             let json = format!(
                 "{{\"from\":{from},\"proof\":{},\"root_from\":\"{}\",\"root_to\":\"{}\",\"to\":{to}}}",
                 b64(&proof),
@@ -359,7 +361,10 @@ fn entries_from_the_tiles_are_proven_included_in_the_checkpoint() {
     // An altered entry does not match its tile; an altered entry whose tile was altered to
     // match is not in the signed tree. Both are evidence; other bundles still read.
     for (tamper, check) in [
-        (Tamper::Bundle(7), (|e| matches!(e, RemoteError::EntryNotInTile { index: 7 })) as fn(&RemoteError) -> bool),
+        (
+            Tamper::Bundle(7),
+            (|e| matches!(e, RemoteError::EntryNotInTile { index: 7 })) as fn(&RemoteError) -> bool,
+        ),
         (Tamper::EntryAndTile(7), |e| matches!(e, RemoteError::NotInCheckpoint { index: 7 })),
     ] {
         s.set(tamper);

@@ -9,9 +9,9 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note;
 use graven_verify::BundleWriter;
 
-use graven_export::Record;
 use crate::export_source::{self, Filters, Opened, Server, Source};
 use crate::{escape, input};
+use graven_export::Record;
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {

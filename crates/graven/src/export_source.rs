@@ -349,7 +349,9 @@ pub fn consistency(source: &Source, opened: &Opened, older: TreeSize) -> anyhow:
     let size = opened.checkpoint.size();
     let cp = opened.checkpoint.clone();
     let proof = match source {
-        Source::Dir(dir) => LogTiles::new(cp, DirFetch::new(dir), DirFetch::new(dir)).consistency_proof(older),
+        Source::Dir(dir) => {
+            LogTiles::new(cp, DirFetch::new(dir), DirFetch::new(dir)).consistency_proof(older)
+        }
         Source::Server(s) => LogTiles::new(cp, s.fetcher(), s.fetcher()).consistency_proof(older),
     };
     proof.with_context(|| format!("building the consistency proof from size {older} to {size}"))

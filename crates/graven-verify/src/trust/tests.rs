@@ -228,9 +228,12 @@ fn power_cut_at_every_step_of_remember_keeps_the_old_or_the_new_checkpoint() {
     use graven_fs::sim::{FailMode, SimFs};
     let key = signer(ORIGIN, 1);
     let dir = Path::new("/home/u/.config/graven/trust");
-    for (old, mode) in
-        [(None, FailMode::Before), (None, FailMode::After), (Some(3), FailMode::Before), (Some(3), FailMode::After)]
-    {
+    for (old, mode) in [
+        (None, FailMode::Before),
+        (None, FailMode::After),
+        (Some(3), FailMode::Before),
+        (Some(3), FailMode::After),
+    ] {
         let mut step = 0;
         let mut outcomes = [0usize; 2];
         loop {
