@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use graven_core::checkpoint::VerifiedCheckpoint;
-use graven_core::note::{self, VerifierKey};
+use graven_core::note::VerifierKey;
 use graven_core::{Hash, TreeSize};
 use graven_verify::remote::LogTiles;
 use graven_verify::{DirFetch, Fetch, HttpFetch, VisitError, scan_log};
@@ -150,11 +150,6 @@ impl Server {
         serde_json::from_slice(&body).context("GET /v1/log: the answer is not the log's description")
     }
 
-    /// The signed checkpoint, exactly as served.
-    pub fn checkpoint(&self) -> anyhow::Result<Vec<u8>> {
-        self.read(self.request("/checkpoint"), "GET /checkpoint", note::MAX_NOTE_SIZE as u64)
-    }
-
     /// The log's verifier key as the server states it (`GET /v1/log`).
     pub fn stated_key(&self) -> anyhow::Result<VerifierKey> {
         let info = self.log_info()?;
@@ -241,8 +236,7 @@ pub fn open(source: &Source, vkey: Option<VerifierKey>) -> anyhow::Result<Opened
                 Some(k) => (k, false),
                 None => (s.stated_key()?, true),
             };
-            let bytes = s.checkpoint()?;
-            let checkpoint = VerifiedCheckpoint::open(&bytes, &key, key.name())
+            let checkpoint = graven_verify::fetch_checkpoint(&mut s.fetcher(), &key, None)
                 .with_context(|| format!("the checkpoint of {} does not verify with {key}", s.base))?;
             Ok(Opened { key, key_from_server, checkpoint })
         }
