@@ -36,7 +36,10 @@
 //!   0700 on Unix) from the moment it exists.
 //!
 //! What it assumes of the disk is [`Fs`]'s contract: rename within a directory is atomic,
-//! file and directory fsyncs are durable. Crash tests run every step on [`crate::sim::SimFs`],
+//! file and directory fsyncs are durable; [`create`] also needs hard links (every POSIX local
+//! filesystem and NTFS have them; FAT and some network or FUSE filesystems do not, and there
+//! `create` fails with the filesystem's error rather than fall back to a check-then-rename
+//! that could replace a key). Crash tests run every step on [`crate::sim::SimFs`],
 //! failing before and after each operation (`tests/atomic.rs`).
 
 use std::io;
