@@ -13,7 +13,6 @@ mod cmd_sign;
 mod cmd_verify;
 mod cmd_witness;
 mod escape;
-mod export_format;
 mod export_source;
 mod input;
 
