@@ -173,15 +173,16 @@ fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
     }
 }
 
-/// The witness stands on the core and on the writer's `Fs` trait only: it knows nothing of the
-/// log server, its engine or its credentials (any C2SP log can use it).
+/// The witness stands on the core and on the writer's `Fs` trait (with the file layer under it)
+/// only: it knows nothing of the log server, its engine or its credentials (any C2SP log can use
+/// it).
 #[test]
 fn the_witness_depends_on_the_core_and_the_fs_trait_only() {
     let deps = normal_deps("graven-witness");
     assert_eq!(
         ours(&deps, "graven-witness"),
-        ["graven-core", "graven-tlog"],
-        "graven-witness's own dependencies"
+        ["graven-core", "graven-fs", "graven-tlog"],
+        "graven-witness's dependencies (graven-fs comes through graven-tlog)"
     );
 }
 
