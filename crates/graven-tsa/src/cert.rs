@@ -72,7 +72,8 @@ impl<'a> Cert<'a> {
             _ => return Err(CertProblem::Malformed),
         };
         let (outer, inner) = (&x509.signature_algorithm, &x509.tbs_certificate.signature);
-        let params = |p: &Option<Any<'_>>| p.as_ref().map(|a| (a.header.tag(), a.data.to_vec()));
+        let params =
+            |p: &Option<Any<'_>>| p.as_ref().map(|a| (a.header.class(), a.header.tag(), a.data.to_vec()));
         if outer.algorithm != inner.algorithm || params(&outer.parameters) != params(&inner.parameters) {
             return Err(CertProblem::AlgorithmFieldsDiffer);
         }

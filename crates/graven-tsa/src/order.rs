@@ -93,3 +93,78 @@ pub fn check_time_order<'a>(
     let mut order = TimeOrder::new();
     all.into_iter().try_for_each(|(size, stamp)| order.check(size, stamp))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> VerifiedTimestamp {
+        VerifiedTimestamp::at(GenTime::new(seconds, 0).unwrap())
+    }
+
+    fn check(stamps: &[(u64, i64)]) -> Result<(), TimeOrderError> {
+        let owned: Vec<(TreeSize, VerifiedTimestamp)> =
+            stamps.iter().map(|(s, t)| (TreeSize(*s), at(*t))).collect();
+        check_time_order(owned.iter().map(|(s, v)| (*s, v)))
+    }
+
+    /// The rule read naively: no pair has a larger size with an earlier time.
+    fn naive(stamps: &[(u64, i64)]) -> bool {
+        stamps.iter().all(|(s1, t1)| stamps.iter().all(|(s2, t2)| !(s2 > s1 && t2 < t1)))
+    }
+
+    #[test]
+    fn agrees_with_the_rule_read_naively() {
+        // Every sequence of up to four stamps over sizes 1..=3 and times 0..=2.
+        let mut all: Vec<Vec<(u64, i64)>> = vec![vec![]];
+        let mut last = vec![vec![]];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &last {
+                for s in 1..=3u64 {
+                    for t in 0..=2i64 {
+                        let mut n = c.clone();
+                        n.push((s, t));
+                        next.push(n);
+                    }
+                }
+            }
+            all.extend(next.iter().cloned());
+            last = next;
+        }
+        assert_eq!(all.len(), 1 + 9 + 81 + 729 + 6561);
+        for c in &all {
+            assert_eq!(check(c).is_ok(), naive(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn names_the_earlier_checkpoint() {
+        let err = check(&[(5, 100), (9, 300), (12, 200)]).unwrap_err();
+        assert_eq!(
+            err,
+            TimeOrderError::EarlierTime {
+                size: TreeSize(12),
+                time: GenTime::new(200, 0).unwrap(),
+                earlier_size: TreeSize(9),
+                earlier_time: GenTime::new(300, 0).unwrap(),
+            }
+        );
+        assert!(err.to_string().contains("a later checkpoint never carries an earlier time"), "{err}");
+    }
+
+    #[test]
+    fn a_follower_keeps_its_state_across_refusals() {
+        let mut order = TimeOrder::new();
+        order.check(TreeSize(10), &at(100)).unwrap();
+        assert!(order.check(TreeSize(11), &at(99)).is_err());
+        assert!(order.check(TreeSize(9), &at(200)).is_err());
+        // Same size, earlier time: allowed (both statements are true of one tree).
+        order.check(TreeSize(10), &at(50)).unwrap();
+        order.check(TreeSize(11), &at(100)).unwrap();
+        assert_eq!(order.latest(), Some((TreeSize(11), GenTime::new(100, 0).unwrap())));
+        let mut resumed = TimeOrder::resume(TreeSize(11), GenTime::new(100, 0).unwrap());
+        assert!(resumed.check(TreeSize(12), &at(99)).is_err());
+        resumed.check(TreeSize(12), &at(100)).unwrap();
+    }
+}

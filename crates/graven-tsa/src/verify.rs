@@ -156,6 +156,24 @@ impl VerifiedTimestamp {
     }
 }
 
+#[cfg(test)]
+impl VerifiedTimestamp {
+    /// A stand-in with only a time, for the unit tests of the ordering rule.
+    pub(crate) fn at(gen_time: GenTime) -> Self {
+        VerifiedTimestamp {
+            gen_time,
+            accuracy: None,
+            serial: vec![1],
+            policy: String::new(),
+            imprint: [0; 32],
+            nonce: None,
+            tsa_name: None,
+            signer: String::new(),
+            root: String::new(),
+        }
+    }
+}
+
 /// Verifies time-stamp tokens against configured roots (`tsa_cert`) and, optionally, a
 /// required policy.
 #[derive(Debug, Clone)]
