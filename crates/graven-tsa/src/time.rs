@@ -107,10 +107,10 @@ impl Accuracy {
         Ok(Accuracy { seconds, millis, micros })
     }
 
+    /// The accuracy as a duration.
     pub fn as_duration(self) -> Duration {
-        Duration::from_secs(self.seconds)
-            + Duration::from_millis(u64::from(self.millis))
-            + Duration::from_micros(u64::from(self.micros))
+        // At most u64::MAX seconds and 999,999 microseconds: within Duration's range.
+        Duration::new(self.seconds, u32::from(self.millis) * 1_000_000 + u32::from(self.micros) * 1_000)
     }
 }
 
@@ -211,5 +211,14 @@ mod tests {
         }
         assert_eq!(parse("20261207044711.25Z").unwrap().to_string(), "2026-12-07T04:47:11.25Z");
         assert_eq!(parse("99991231235959Z").unwrap().to_string(), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn accuracy_is_in_range() {
+        let a = Accuracy::new(u64::MAX, 999, 999).unwrap();
+        assert_eq!(a.as_duration(), Duration::new(u64::MAX, 999_999_000));
+        assert!(a.to_string().starts_with('±'));
+        assert_eq!(Accuracy::new(1, 500, 100).unwrap().as_duration(), Duration::from_micros(1_500_100));
+        assert!(Accuracy::new(0, 1000, 0).is_err());
     }
 }

@@ -191,6 +191,20 @@ fn certificates_without_a_critical_time_stamping_only_eku_are_refused() {
 }
 
 #[test]
+fn a_token_without_a_signing_certificate_attribute_is_refused() {
+    // RFC 3161 §2.4.1: the ESS attribute binds the signature to one certificate.
+    let p = pki();
+    let tst = tst_info_of(&p.dir, &token(&p.ec, 17));
+    let t = support::cms_token_with(&p.dir, &tst, &p.ec.signer, &[&p.intermediate], false);
+    assert_eq!(
+        verifier().verify(&t, NOTE, Some(17)),
+        Err(TokenError::SigningCertificate(
+            "the token has no signing-certificate attribute (RFC 3161 §2.4.1 requires one)"
+        ))
+    );
+}
+
+#[test]
 fn a_tsa_certificate_not_valid_at_gen_time_is_refused() {
     match verifier().verify(&token(&pki().expired, 9), NOTE, Some(9)) {
         Err(TokenError::Chain(ChainError::NotValidAt { subject, validity, .. })) => {

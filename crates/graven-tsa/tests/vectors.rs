@@ -3,7 +3,7 @@
 //! stay verifiable long after they were made (validity is checked at genTime, not now), and no
 //! single flipped bit makes one verify to anything else.
 
-use graven_tsa::{TokenError, TsaRoots, TsaVerifier, token_from_reply};
+use graven_tsa::{RootsError, TokenError, TsaRoots, TsaVerifier, token_from_reply};
 
 const ROOT: &[u8] = include_bytes!("vectors/root.pem");
 const RSA: &[u8] = include_bytes!("vectors/rsa.token");
@@ -74,4 +74,17 @@ fn the_seed_replies_give_the_committed_token_or_the_refusal() {
     let refused = include_bytes!("../../../fuzz/seeds/tsa_token/refused-reply");
     let err = token_from_reply(&refused[1..]).unwrap_err();
     assert!(err.to_string().contains("\"Requested policy is not supported.\""), "{err}");
+}
+
+#[test]
+fn a_roots_file_holds_certificates_only() {
+    assert_eq!(TsaRoots::from_pem(ROOT).unwrap().len(), 1);
+    let two = [ROOT, b"comment between blocks\n", ROOT].concat();
+    assert_eq!(TsaRoots::from_pem(&two).unwrap().len(), 2);
+    assert!(matches!(TsaRoots::from_pem(b""), Err(RootsError::Empty)));
+    assert!(matches!(TsaRoots::from_pem(b"just text\n"), Err(RootsError::Empty)));
+    let key = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----\n";
+    assert_eq!(TsaRoots::from_pem(key).unwrap_err(), RootsError::NotACertificate("PRIVATE KEY".into()));
+    let not_a_cert = b"-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+    assert!(matches!(TsaRoots::from_pem(not_a_cert), Err(RootsError::BadCertificate { index: 0, .. })));
 }

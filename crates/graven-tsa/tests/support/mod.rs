@@ -478,6 +478,17 @@ pub fn tst_info_of(dir: &Path, token: &[u8]) -> Vec<u8> {
 /// `extra` certificates: the same structure as a TSA's (ESS signingCertificateV2 from
 /// `-cades`), for certificates `openssl ts` refuses to sign with.
 pub fn cms_token(dir: &Path, tst_info: &[u8], signer: &Issued, extra: &[&Issued]) -> Vec<u8> {
+    cms_token_with(dir, tst_info, signer, extra, true)
+}
+
+/// [`cms_token`], with or without the ESS signing-certificate attribute (`-cades`).
+pub fn cms_token_with(
+    dir: &Path,
+    tst_info: &[u8],
+    signer: &Issued,
+    extra: &[&Issued],
+    cades: bool,
+) -> Vec<u8> {
     let input = unique(dir, "tstinfo");
     let out = unique(dir, "cms-token");
     std::fs::write(&input, tst_info).unwrap();
@@ -488,7 +499,6 @@ pub fn cms_token(dir: &Path, tst_info: &[u8], signer: &Issued, extra: &[&Issued]
         "-nodetach",
         "-econtent_type",
         "1.2.840.113549.1.9.16.1.4",
-        "-cades",
         "-nosmimecap",
         "-md",
         "sha256",
@@ -503,6 +513,9 @@ pub fn cms_token(dir: &Path, tst_info: &[u8], signer: &Issued, extra: &[&Issued]
         "-out",
         s(&out),
     ];
+    if cades {
+        args.push("-cades");
+    }
     let bundle = unique(dir, "certs");
     if !extra.is_empty() {
         let pems: Vec<u8> = extra.iter().flat_map(|c| c.pem()).collect();
