@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export CARGO_NET_RETRY=5
+# A one-shot build gains nothing from incremental caches, which double the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if [ -z "${GRAVEN_VECTORS:-}" ]; then
   export GRAVEN_VECTORS="$(cd .. && pwd)/shared/vectors"
