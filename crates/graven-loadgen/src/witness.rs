@@ -79,7 +79,9 @@ pub async fn run(a: WitnessArgs) -> anyhow::Result<serde_json::Value> {
     }
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0)
+    };
     Ok(serde_json::json!({
         "mode": "witness",
         "origins": a.origins,
@@ -121,7 +123,9 @@ async fn one_log(
         let note = key.sign(&Checkpoint::new(key.name(), size, root)?.to_text())?;
         let mut body = format!("old {held}\n");
         if held > 0 {
-            for h in merkle::consistency_proof(&mut tree, TreeSize(held), size).map_err(|e| anyhow::anyhow!("{e:?}"))? {
+            for h in merkle::consistency_proof(&mut tree, TreeSize(held), size)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            {
                 body.push_str(&h.to_base64());
                 body.push('\n');
             }

@@ -265,3 +265,19 @@ fn a_policy_that_does_not_trust_this_log_or_lacks_urls_is_refused() {
     let e = Witnessing::new(no_url, &log.vkey(), config()).unwrap_err();
     assert!(e.to_string().contains("no URL"), "{e}");
 }
+
+/// The policy example in docs/witness.md parses, with real keys (the log's is the test log's
+/// key from seed 5), a URL for every witness, and a quorum of two of the three.
+#[test]
+fn the_documented_policy_example_is_a_valid_policy_for_the_log() {
+    let doc = include_str!("../../../docs/witness.md");
+    let section = doc.split("## Graven as a witnessed log").nth(1).unwrap();
+    let example = section.split("```").nth(1).unwrap();
+    let pol = Policy::parse(example.trim_start_matches('\n').as_bytes(), ParseOptions::default()).unwrap();
+    let log = graven_core::note::SignerKey::from_seed("witnessed.example/log", [5; 32]).unwrap();
+    assert_eq!(pol.logs()[0].key, log.verifier());
+    assert_eq!(pol.witnesses().len(), 3);
+    assert!(pol.witnesses().iter().all(|w| w.url.is_some()));
+    assert!(pol.quorum_met(&[true, false, true]) && !pol.quorum_met(&[false, false, true]));
+    Witnessing::new(pol, &log.verifier(), config()).unwrap();
+}
