@@ -28,6 +28,11 @@ pub struct Receipt {
     /// The `logged_at` the sequencer stamped (events only; `null` for raw entries).
     pub logged_at: Option<String>,
     pub tree_size: u64,
+    /// Whether `checkpoint` carries the cosignatures of the witness policy's quorum (receipts
+    /// asked with `?witnessed=true`); `false` for a checkpoint not yet witnessed, or a log
+    /// without witnesses.
+    #[serde(default)]
+    pub witnessed: bool,
 }
 
 /// `GET /v1/proofs/inclusion`.
@@ -38,6 +43,9 @@ pub struct InclusionProof {
     pub proof: Vec<String>,
     pub root: String,
     pub tree_size: u64,
+    /// With `?witnessed=true`: the witnessed checkpoint of `tree_size`, with its cosignatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// `GET /v1/proofs/consistency`.
@@ -64,6 +72,37 @@ pub struct LogInfo {
     pub writer: bool,
     /// Where the writer takes writes, when this node is a read replica that knows.
     pub writer_url: Option<String>,
+    /// The witnesses cosigning the log's checkpoints, when a witness policy is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessing: Option<WitnessingInfo>,
+}
+
+/// `GET /v1/log`'s `witnessing`: the quorum's progress and each witness's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessingInfo {
+    /// The size of the newest checkpoint that met the policy's quorum (`null`: none yet).
+    pub witnessed_size: Option<u64>,
+    /// The size of the checkpoint `/checkpoint` serves, with the cosignatures gathered for it.
+    pub published_size: Option<u64>,
+    /// Witness rounds started since this node started.
+    pub rounds: u64,
+    pub witnesses: Vec<WitnessInfo>,
+}
+
+/// One witness of the policy, as this node last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessInfo {
+    pub name: String,
+    pub url: String,
+    /// The newest size of this log it cosigned for this node.
+    pub cosigned_size: Option<u64>,
+    /// Its last successful `add-checkpoint`'s duration.
+    pub last_latency_ms: Option<u64>,
+    pub requests: u64,
+    /// Rounds it failed.
+    pub failures: u64,
+    /// Why it last failed (`null` once it cosigns again).
+    pub last_error: Option<String>,
 }
 
 /// One entry as the API shows it: the event when it is JSON, else the entry's bytes in base64.

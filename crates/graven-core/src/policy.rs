@@ -402,15 +402,7 @@ impl Policy {
         let mut cosigned = Vec::new();
         for (i, w) in self.witnesses.iter().enumerate() {
             let name = String::from_utf8_lossy(&w.name).into_owned();
-            let result = match &w.key {
-                WitnessKey::Cosignature(k) => cosignature::check(&parsed, std::slice::from_ref(k)).remove(0),
-                WitnessKey::Note(k) => match note::open(note_bytes, std::slice::from_ref(k)) {
-                    Ok(_) => Cosigned::Valid(0),
-                    Err(NoteError::Unverified { .. }) => Cosigned::Absent,
-                    Err(_) => Cosigned::Invalid(cosignature::CosignatureError::Invalid),
-                },
-            };
-            match result {
+            match witness_signature(w, &parsed, note_bytes) {
                 Cosigned::Valid(ts) => {
                     flags[i] = true;
                     let ts = matches!(w.key, WitnessKey::Cosignature(_)).then_some(ts);
@@ -436,6 +428,32 @@ impl Policy {
             });
         }
         Ok(WitnessedCheckpoint { checkpoint, cosigned })
+    }
+}
+
+impl Policy {
+    /// Whether witness `i` (an index into [`Policy::witnesses`]) signed the note `note_bytes`:
+    /// valid (with the cosignature's timestamp, 0 for a plain note signature), absent, or
+    /// present but invalid. The log's signature is not checked here; [`Policy::verify`] does
+    /// both. A log gathering cosignatures uses this to keep only the lines that verify.
+    pub fn witness_signed(&self, i: usize, note_bytes: &[u8]) -> Cosigned {
+        let (Some(w), Ok(parsed)) = (self.witnesses.get(i), Note::parse(note_bytes)) else {
+            return Cosigned::Absent;
+        };
+        witness_signature(w, &parsed, note_bytes)
+    }
+}
+
+/// One witness's signature on a parsed note: cosignature/v1 for a cosigner key, a plain
+/// Ed25519 note signature for an admitted note key.
+fn witness_signature(w: &Witness, parsed: &Note<'_>, note_bytes: &[u8]) -> Cosigned {
+    match &w.key {
+        WitnessKey::Cosignature(k) => cosignature::check(parsed, std::slice::from_ref(k)).remove(0),
+        WitnessKey::Note(k) => match note::open(note_bytes, std::slice::from_ref(k)) {
+            Ok(_) => Cosigned::Valid(0),
+            Err(NoteError::Unverified { .. }) => Cosigned::Absent,
+            Err(_) => Cosigned::Invalid(cosignature::CosignatureError::Invalid),
+        },
     }
 }
 

@@ -35,6 +35,8 @@
 //! Prints one JSON line of results on stdout. Refuses any target that is not a loopback
 //! address.
 
+mod witness;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +71,10 @@ enum Mode {
     Single(SingleArgs),
     /// Inclusion proofs of random indices, closed loop, for --duration-secs.
     Proofs(ProofsArgs),
+    /// A C2SP witness's add-checkpoint throughput: --origins concurrent logs.
+    Witness(witness::WitnessArgs),
+    /// The --log ORIGIN=VKEY flags for the logs `witness` writes (a JSON array).
+    WitnessLogs(witness::WitnessLogsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -206,6 +212,7 @@ fn main() -> anyhow::Result<()> {
         Mode::Bulk(a) => a.common.threads,
         Mode::Single(a) => a.common.threads,
         Mode::Proofs(a) => a.common.threads,
+        Mode::Witness(_) | Mode::WitnessLogs(_) => 1,
     };
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
@@ -217,6 +224,8 @@ fn main() -> anyhow::Result<()> {
             Mode::Bulk(a) => bulk(a).await,
             Mode::Single(a) => single(a).await,
             Mode::Proofs(a) => proofs(a).await,
+            Mode::Witness(a) => witness::run(a).await,
+            Mode::WitnessLogs(a) => witness::logs(a),
         }
     })?;
     println!("{out}");

@@ -75,6 +75,16 @@ pub struct FileConfig {
     pub allow_no_object_lock: Option<bool>,
     /// MiB of tiles and bundles a node on S3 keeps in memory (default 128).
     pub tile_cache_mb: Option<u64>,
+    /// A C2SP tlog-policy file naming the witnesses (with their URLs) that cosign each
+    /// checkpoint, and the quorum (see docs/witness.md).
+    pub witness_policy: Option<PathBuf>,
+    /// Count plain Ed25519 note signatures (type 0x01) from witnesses whose policy key is a
+    /// note key, as some witnesses answer; default: cosignature/v1 keys only, as the spec says.
+    pub witness_note_signatures: Option<bool>,
+    /// One `add-checkpoint` request's timeout (default 5,000).
+    pub witness_timeout_ms: Option<u64>,
+    /// The longest a `?witnessed=true` request waits for the quorum (default 10,000).
+    pub witness_wait_ms: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -102,6 +112,8 @@ pub struct Overrides {
     pub allow_no_object_lock: Option<bool>,
     pub retention_mode: Option<String>,
     pub retention_days: Option<u64>,
+    /// `--witness-policy`: replaces the file's `witness_policy`.
+    pub witness_policy: Option<PathBuf>,
 }
 
 /// `client_ca` in the config file: one PEM file (`client_ca = "ca.pem"`, vouching for any
@@ -277,6 +289,59 @@ pub struct Config {
     pub key: Option<PathBuf>,
     /// Object storage, if the log is not in `<data>/log`.
     pub storage: Option<SharedStorage>,
+    /// Witnesses cosigning the log's checkpoints, when a policy is configured.
+    pub witnessing: Option<WitnessingSetup>,
+}
+
+/// The witness policy and how the log talks to its witnesses.
+#[derive(Debug, Clone)]
+pub struct WitnessingSetup {
+    pub policy_path: PathBuf,
+    pub policy: graven_core::policy::Policy,
+    pub client: graven_witness_client::WitnessingConfig,
+    /// The longest a `?witnessed=true` request waits for the quorum.
+    pub wait: Duration,
+}
+
+/// Largest wait a client can be made to sit through for a quorum.
+const MAX_WITNESS_WAIT_MS: u64 = 120_000;
+
+fn resolve_witnessing(o: &Overrides, file: &FileConfig) -> Result<Option<WitnessingSetup>, ConfigError> {
+    use std::io::Read;
+    let Some(path) = o.witness_policy.clone().or(file.witness_policy.clone()) else {
+        return Ok(None);
+    };
+    let f = std::fs::File::open(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let mut bytes = Vec::new();
+    f.take(graven_core::policy::MAX_POLICY_SIZE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let opts = graven_core::policy::ParseOptions {
+        note_signature_witnesses: file.witness_note_signatures.unwrap_or(false),
+    };
+    let policy = graven_core::policy::Policy::parse(&bytes, opts)
+        .map_err(|e| ConfigError::Parse { path: path.clone(), why: format!("witness policy: {e}") })?;
+    let mut client = graven_witness_client::WitnessingConfig::default();
+    if let Some(ms) = file.witness_timeout_ms {
+        if ms == 0 || ms > MAX_WITNESS_WAIT_MS {
+            return Err(ConfigError::Invalid {
+                what: "witness_timeout_ms",
+                value: ms.to_string(),
+                why: "from 1 to 120000",
+            });
+        }
+        client.request_timeout = Duration::from_millis(ms);
+        client.round_timeout = client.request_timeout.saturating_mul(2);
+    }
+    let wait_ms = file.witness_wait_ms.unwrap_or(10_000);
+    if wait_ms > MAX_WITNESS_WAIT_MS {
+        return Err(ConfigError::Invalid {
+            what: "witness_wait_ms",
+            value: wait_ms.to_string(),
+            why: "at most 120000 (two minutes)",
+        });
+    }
+    Ok(Some(WitnessingSetup { policy_path: path, policy, client, wait: Duration::from_millis(wait_ms) }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +384,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
     };
     let tls = resolve_tls(&o, &file)?;
     let storage = resolve_storage(&o, &file)?;
+    let witnessing = resolve_witnessing(&o, &file)?;
     let key = o.key.clone().or(file.key.clone());
     let oidc = match file.oidc.take() {
         Some(c) => {
@@ -395,6 +461,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
             file.signature_window_seconds.unwrap_or(graven_auth::sigauth::DEFAULT_WINDOW_SECONDS),
         ),
         engine,
+        witnessing,
     })
 }
 

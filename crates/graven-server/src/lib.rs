@@ -8,6 +8,7 @@
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
 //! | [`serve`] | start-up, the accept loop, graceful drain |
 //! | [`tls`] | the rustls acceptor and the client CAs |
+//! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
 //! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
 
 pub mod admin;
@@ -18,3 +19,4 @@ pub mod metrics;
 pub mod problem;
 pub mod serve;
 pub mod tls;
+pub mod witnessing;

@@ -23,6 +23,23 @@ pub struct OpLabels {
     op: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessLabels {
+    witness: String,
+}
+
+/// Per-witness gauges, set from the rounds' status at each scrape.
+#[derive(Debug, Default)]
+struct WitnessMetrics {
+    cosigned_size: Family<WitnessLabels, Gauge>,
+    latency: Family<WitnessLabels, Gauge<f64, AtomicU64>>,
+    requests: Family<WitnessLabels, Gauge>,
+    failures: Family<WitnessLabels, Gauge>,
+    up: Family<WitnessLabels, Gauge>,
+    witnessed_size: Gauge,
+    rounds: Gauge,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -41,11 +58,14 @@ pub struct Metrics {
     pub denied_records: Counter,
     /// `denied` records not appended: over the rate limit (or the log refused them).
     pub denied_dropped: Counter,
+    witness: WitnessMetrics,
+    witnessing: std::sync::OnceLock<graven_witness_client::Witnessing>,
 }
 
 impl Metrics {
     /// `indexed` is the search index's progress: entries `0..indexed` are searchable.
-    pub fn new(engine: Engine, indexed: Arc<AtomicU64>) -> Arc<Self> {
+    /// `witnessed`: the log has a witness policy (the witness metrics are shown only then).
+    pub fn new(engine: Engine, indexed: Arc<AtomicU64>, witnessed: bool) -> Arc<Self> {
         let mut registry = Registry::with_prefix("graven");
         let s = engine.stats();
         registry.register("events_committed", "Events durably committed", s.events_committed.clone());
@@ -95,6 +115,40 @@ impl Metrics {
             "Refused requests not recorded because of the rate limit",
             denied_dropped.clone(),
         );
+        let witness = WitnessMetrics::default();
+        if witnessed {
+            registry.register(
+                "witness_cosigned_size",
+                "The newest tree size each witness cosigned for this node",
+                witness.cosigned_size.clone(),
+            );
+            registry.register(
+                "witness_latency_seconds",
+                "Each witness's last successful add-checkpoint, in seconds",
+                witness.latency.clone(),
+            );
+            registry.register(
+                "witness_requests",
+                "add-checkpoint requests sent to each witness",
+                witness.requests.clone(),
+            );
+            registry.register(
+                "witness_failures",
+                "Witness rounds each witness failed",
+                witness.failures.clone(),
+            );
+            registry.register(
+                "witness_up",
+                "1 if the witness's last round gave a cosignature",
+                witness.up.clone(),
+            );
+            registry.register(
+                "witnessed_tree_size",
+                "The size of the newest checkpoint that met the witness quorum",
+                witness.witnessed_size.clone(),
+            );
+            registry.register("witness_rounds", "Witness rounds started", witness.rounds.clone());
+        }
         Arc::new(Metrics {
             registry,
             engine,
@@ -110,7 +164,14 @@ impl Metrics {
             store_requests,
             denied_records,
             denied_dropped,
+            witness,
+            witnessing: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Reports the witness rounds from now on.
+    pub fn set_witnessing(&self, w: graven_witness_client::Witnessing) {
+        let _ = self.witnessing.set(w);
     }
 
     /// The OpenMetrics text exposition.
@@ -129,6 +190,23 @@ impl Metrics {
             for (op, n) in store.request_counts() {
                 self.store_requests.get_or_create(&OpLabels { op }).set(n as i64);
             }
+        }
+        if let Some(w) = self.witnessing.get() {
+            for st in w.status() {
+                let l = WitnessLabels { witness: st.name.clone() };
+                self.witness.cosigned_size.get_or_create(&l).set(st.cosigned_size.map_or(-1, |s| s as i64));
+                if let Some(d) = st.last_latency {
+                    self.witness.latency.get_or_create(&l).set(d.as_secs_f64());
+                }
+                self.witness.requests.get_or_create(&l).set(st.requests as i64);
+                self.witness.failures.get_or_create(&l).set(st.failures as i64);
+                self.witness
+                    .up
+                    .get_or_create(&l)
+                    .set(i64::from(st.consecutive_failures == 0 && st.cosignatures > 0));
+            }
+            self.witness.witnessed_size.set(w.witnessed().map_or(-1, |c| c.size as i64));
+            self.witness.rounds.set(w.rounds() as i64);
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -201,7 +201,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     };
     let bootstrap = bootstrap(&registry, &engine, &data, store.is_some()).await?;
     let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let metrics = Metrics::new(engine.clone(), indexed.clone());
+    let metrics = Metrics::new(engine.clone(), indexed.clone(), config.witnessing.is_some());
     let index_path = data.join("index.redb");
     let index =
         Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
@@ -213,6 +213,15 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         LogReader::on(source.clone()),
         indexed,
     ));
+    let witnessing = match &config.witnessing {
+        Some(setup) => Some(
+            crate::witnessing::start(setup, &vkey, &engine, source.clone()).map_err(ServeError::Config)?,
+        ),
+        None => None,
+    };
+    if let Some(w) = &witnessing {
+        metrics.set_witnessing(w.witnessing.clone());
+    }
     let state_index = index.clone();
     let oidc = match &config.oidc {
         Some(c) => Some(Arc::new(graven_auth::oidc::Federation::new(c).map_err(ServeError::Config)?)),
@@ -238,6 +247,8 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         oidc,
         spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
         http_sig: graven_auth::sigauth::SigAuth::new(config.signature_window.as_secs()),
+        witnessing: witnessing.as_ref().map(|w| w.witnessing.clone()),
+        witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
     });
     if new_key {
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
@@ -250,6 +261,11 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     }
     if config.public_read_path {
         println!("read path (/checkpoint, /tile, /v1/log) is public");
+    }
+    if let (Some(setup), Some(w)) = (&config.witnessing, &witnessing) {
+        let names: Vec<String> =
+            w.witnessing.status().into_iter().map(|s| format!("{} ({})", s.name, s.url)).collect();
+        println!("witnesses (policy {}): {}", setup.policy_path.display(), names.join(", "));
     }
     println!("tree size: {}", engine.committed().size);
     if let Some(t) = &config.tls {
@@ -326,6 +342,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     let was_writer = engine.is_writer();
     engine.shutdown();
     indexer.abort();
+    if let Some(w) = &witnessing {
+        w.stop();
+    }
     // Indexing commits are made durable about once a second; make the rest durable now, so a
     // clean restart does not re-index them. (After a crash the index resumes from its last
     // durable size.)

@@ -45,7 +45,7 @@ async fn harness() -> Harness {
         public_read_path: false,
         denied_limiter: graven_auth::ratelimit::Limiter::new(Default::default()),
         admin_lock: tokio::sync::Mutex::new(()),
-        metrics: graven_server::metrics::Metrics::new(engine.clone(), Arc::new(AtomicU64::new(0))),
+        metrics: graven_server::metrics::Metrics::new(engine.clone(), Arc::new(AtomicU64::new(0)), false),
         origin: vkey.name().to_owned(),
         verifier_key: vkey.to_string(),
         max_body_bytes: 1 << 20,
@@ -54,6 +54,8 @@ async fn harness() -> Harness {
         oidc: None,
         spiffe_ids: Arc::new(Default::default()),
         http_sig: graven_auth::sigauth::SigAuth::new(60),
+        witnessing: None,
+        witness_wait: std::time::Duration::ZERO,
     });
     Harness { _tmp: tmp, engine, router: app(state), token }
 }

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// does not choose a retention for a bucket that has Object Lock.
     #[arg(long, env = "GRAVEN_ALLOW_NO_OBJECT_LOCK")]
     allow_no_object_lock: bool,
+    /// A C2SP tlog-policy file: the witnesses (`witness <name> <vkey> <url>`) asked to cosign
+    /// every checkpoint, and the quorum that makes a checkpoint witnessed (docs/witness.md).
+    #[arg(long, env = "GRAVEN_WITNESS_POLICY")]
+    witness_policy: Option<PathBuf>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +111,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_no_object_lock: a.allow_no_object_lock.then_some(true),
         retention_mode: a.retention_mode,
         retention_days: a.retention_days,
+        witness_policy: a.witness_policy,
     })?;
     if config.storage.is_some() && config.key.is_none() {
         // Checked here too, before the store is touched: a refused start writes nothing.

@@ -186,6 +186,15 @@ fn the_witness_depends_on_the_core_and_the_fs_trait_only() {
     );
 }
 
+/// The log's side of witnessing stands on the core only: no engine, no server, no HTTP
+/// framework (its consistency proofs come through its own trait).
+#[test]
+fn the_witness_client_depends_on_the_core_only() {
+    let deps = normal_deps("graven-witness-client");
+    assert_eq!(ours(&deps, "graven-witness-client"), ["graven-core"], "graven-witness-client's dependencies");
+    assert!(!deps.contains("axum"), "graven-witness-client must not depend on axum");
+}
+
 /// The module a source file is: `src/lib.rs` and `src/main.rs` are the crate root (empty
 /// path), `src/a/mod.rs` and `src/a.rs` are `a`, `src/a/b.rs` is `a::b`.
 fn module_of(src: &std::path::Path, file: &std::path::Path) -> Vec<String> {

@@ -46,10 +46,12 @@ const RECEIPTS_PER_CHUNK: usize = 256;
 /// Writes receipts as JSON objects, each followed by `sep`. Written directly rather than
 /// through `serde_json::Value`: a bulk request answers thousands of receipts, and the strings
 /// shared by a commit (checkpoint, `logged_at`) are escaped once, not once per receipt.
+/// `witnessed` says whether their checkpoint carries the witness quorum.
 pub fn write_receipts<R: std::borrow::Borrow<Receipt>>(
     out: &mut String,
     receipts: impl IntoIterator<Item = R>,
     sep: &str,
+    witnessed: bool,
 ) {
     use std::fmt::Write as _;
     /// The previous receipt's checkpoint and `logged_at`, and their JSON forms.
@@ -99,7 +101,7 @@ pub fn write_receipts<R: std::borrow::Borrow<Receipt>>(
         B64.encode_string(r.leaf_hash.as_bytes(), out);
         out.push_str("\",\"logged_at\":");
         out.push_str(at);
-        let _ = write!(out, ",\"tree_size\":{}}}", r.tree_size);
+        let _ = write!(out, ",\"tree_size\":{},\"witnessed\":{witnessed}}}", r.tree_size);
         out.push_str(sep);
     }
 }
@@ -108,10 +110,11 @@ pub async fn post_events(
     State(st): St,
     axum::Extension(principal): axum::Extension<Arc<Principal>>,
     peer: Option<axum::Extension<Peer>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = post_events_inner(&st, &principal, &headers, body).await;
+    let r = post_events_inner(&st, &principal, uri.query(), &headers, body).await;
     let r = match r {
         Err(Refused::Action(action, line)) => {
             let refusal = Refusal {
@@ -221,9 +224,11 @@ fn submit_refusal<'a>(
 async fn post_events_inner(
     st: &AppState,
     principal: &Principal,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
+    let witnessed = super::witnessed::wants_witnessed(query)?;
     let window = i64::try_from(st.engine.config().client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
     let actor = &principal.actor;
     let patterns = &principal.allowed_actions;
@@ -245,6 +250,9 @@ async fn post_events_inner(
         }
     };
     let body = read_body(st, body).await?;
+    if witnessed {
+        super::witnessed::quorum_reachable(st)?;
+    }
     if !ndjson {
         let e = event::shape_with(&body, actor, &allowed).map_err(|e| shape_refusal(e, None))?;
         let signed = e.client_sig;
@@ -260,8 +268,10 @@ async fn post_events_inner(
             .await
             .map_err(|e| submit_refusal(e, |_| signed.as_ref().map(|c| (None, &c.sig))))?;
         let r = receipts.pop().ok_or_else(|| Problem::internal("no receipt"))?;
+        let (r, cosigned) = if witnessed { witness_receipts(st, vec![r]).await? } else { (vec![r], false) };
+        let r = r.into_iter().next().ok_or_else(|| Problem::internal("no receipt"))?;
         let mut out = String::with_capacity(1200);
-        write_receipts(&mut out, std::slice::from_ref(&r), "");
+        write_receipts(&mut out, std::slice::from_ref(&r), "", cosigned);
         let mut resp = (StatusCode::CREATED, out).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp.headers_mut().insert(header::LOCATION, header_value(&format!("/v1/events/{}", r.index)));
@@ -308,18 +318,33 @@ async fn post_events_inner(
             signed.iter().find(|(l, _)| *l == Some(entry + 1)).map(|(l, c)| (*l, &c.sig))
         })
     })?;
+    let (receipts, cosigned) =
+        if witnessed { witness_receipts(st, receipts).await? } else { (receipts, false) };
     // Streamed in chunks rather than built as one string: a 10,000-event batch answers about
     // 11 MB, and one allocation that size costs fresh, kernel-zeroed pages on every request.
     let mut rest = receipts.into_iter();
     let chunks = std::iter::from_fn(move || {
         let mut chunk = String::with_capacity(RECEIPTS_PER_CHUNK * 1200);
-        write_receipts(&mut chunk, rest.by_ref().take(RECEIPTS_PER_CHUNK), "\n");
+        write_receipts(&mut chunk, rest.by_ref().take(RECEIPTS_PER_CHUNK), "\n", cosigned);
         (!chunk.is_empty()).then(|| Ok::<_, std::convert::Infallible>(Bytes::from(chunk)))
     });
     let mut resp =
         (StatusCode::CREATED, Body::from_stream(futures_util::stream::iter(chunks))).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     Ok(resp)
+}
+
+/// Receipts of appended events, re-proved against a witnessed checkpoint once one covers them
+/// all (within the configured wait). The events are in the log either way: when the quorum is
+/// not met in time the receipts stay as they were, marked unwitnessed, rather than an error
+/// for an append that happened (a client retrying would append twice); the client fetches a
+/// witnessed proof later by index.
+async fn witness_receipts(st: &AppState, receipts: Vec<Receipt>) -> Result<(Vec<Receipt>, bool), Refused> {
+    let Some(last) = receipts.iter().map(|r| r.index).max() else { return Ok((receipts, false)) };
+    match super::witnessed::covering(st, last).await? {
+        Some(w) => Ok((super::witnessed::reprove(st, receipts, &w).await?, true)),
+        None => Ok((receipts, false)),
+    }
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -379,6 +404,7 @@ mod tests {
             "tree_size": r.tree_size,
             "checkpoint": &*r.checkpoint,
             "inclusion_proof": r.inclusion_proof.iter().map(Hash::to_base64).collect::<Vec<_>>(),
+            "witnessed": false,
         })
     }
 
@@ -408,7 +434,7 @@ mod tests {
         receipts.push(odd);
         receipts.push(mk(5, &cp2, None, 3));
         let mut out = String::new();
-        write_receipts(&mut out, &receipts, "\n");
+        write_receipts(&mut out, &receipts, "\n", false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), receipts.len());
         for (line, r) in lines.iter().zip(&receipts) {
@@ -422,6 +448,7 @@ mod tests {
                 leaf_hash: r.leaf_hash.to_base64(),
                 logged_at: r.logged_at.as_deref().map(str::to_owned),
                 tree_size: r.tree_size,
+                witnessed: false,
             };
             assert_eq!(*line, serde_json::to_string(&typed).unwrap());
             assert_eq!(serde_json::from_str::<graven_api::Receipt>(line).unwrap(), typed);

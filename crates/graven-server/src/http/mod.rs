@@ -12,6 +12,7 @@
 //! | [`search`] | searching the derived index |
 //! | [`stream`] | the live stream of entries |
 //! | [`state`] | what the handlers share |
+//! | [`witnessed`] | `?witnessed=true`: receipts and proofs against a checkpoint with the witness quorum |
 //!
 //! The identity and key administration routes are in [`crate::admin`].
 
@@ -32,6 +33,7 @@ pub mod search;
 pub mod state;
 pub mod stream;
 pub mod tiles;
+pub mod witnessed;
 
 pub use search::parse_time_bound;
 pub use state::{AppState, Peer};

@@ -18,8 +18,13 @@ pub struct InclusionQuery {
     tree_size: Option<String>,
 }
 
-pub async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> Response {
+pub async fn inclusion_proof(
+    State(st): St,
+    uri: axum::http::Uri,
+    Query(q): Query<InclusionQuery>,
+) -> Response {
     let r = async {
+        let witnessed = super::witnessed::wants_witnessed(uri.query())?;
         let index = parse_index(
             q.index
                 .as_deref()
@@ -27,9 +32,28 @@ pub async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> 
             "index",
         )?;
         let c = st.engine.committed();
-        let size = match q.tree_size.as_deref() {
-            Some(s) => parse_index(s, "tree_size")?,
-            None => c.size,
+        let mut cosigned = None;
+        let size = match (q.tree_size.as_deref(), witnessed) {
+            (Some(_), true) => {
+                return Err(Problem::bad_request(
+                    "bad-parameter",
+                    "give tree_size or witnessed=true, not both: a witnessed proof is at the size of the newest witnessed checkpoint",
+                ));
+            }
+            (Some(s), false) => parse_index(s, "tree_size")?,
+            (None, false) => c.size,
+            (None, true) => {
+                if index >= c.size {
+                    return Err(Problem::bad_request(
+                        "bad-parameter",
+                        format!("index {index} is not in the log (size {})", c.size),
+                    ));
+                }
+                let w = super::witnessed::covering(&st, index).await?.ok_or_else(|| super::witnessed::not_yet(&st, index))?;
+                let size = w.size;
+                cosigned = Some(w);
+                size
+            }
         };
         if size > c.size {
             return Err(Problem::bad_request(
@@ -58,6 +82,7 @@ pub async fn inclusion_proof(State(st): St, Query(q): Query<InclusionQuery>) -> 
             leaf_hash: leaf.to_base64(),
             root: root.to_base64(),
             proof: proof.iter().map(Hash::to_base64).collect(),
+            checkpoint: cosigned.map(|w| w.note()),
         })
         .into_response())
     }

@@ -37,6 +37,10 @@ pub struct AppState {
     pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
     /// RFC 9421 request signatures: time window and replay cache.
     pub http_sig: graven_auth::sigauth::SigAuth,
+    /// Witness cosignatures, when a witness policy is configured.
+    pub witnessing: Option<graven_witness_client::Witnessing>,
+    /// The longest a `?witnessed=true` request waits for the quorum.
+    pub witness_wait: Duration,
 }
 
 /// The client's address, put in each request's extensions by the accept loop.

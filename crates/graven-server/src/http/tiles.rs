@@ -26,14 +26,23 @@ pub async fn log_info(State(st): St) -> Response {
         writer: st.engine.is_writer(),
         writer_url: st.engine.lease().and_then(|l| l.writer_url()),
         storage: st.engine.store().map(|s| s.location()),
+        witnessing: st.witnessing.as_ref().map(crate::witnessing::info),
     })
     .into_response());
     finish(&st, "GET /v1/log", r)
 }
 
+/// `GET /checkpoint`. With witnesses, the checkpoint of the newest finished (or already
+/// witnessed) round with the cosignature lines gathered for it, after the log's signature (C2SP
+/// tlog-witness); it trails the committed checkpoint by at most a round. Without, or before
+/// the first round ends, the committed checkpoint.
 pub async fn checkpoint(State(st): St) -> Response {
-    let c = st.engine.committed();
-    let mut resp = c.checkpoint.to_string().into_response();
+    let published = st.witnessing.as_ref().and_then(|w| w.published());
+    let text = match published {
+        Some(p) => p.note(),
+        None => st.engine.committed().checkpoint.to_string(),
+    };
+    let mut resp = text.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
