@@ -364,12 +364,14 @@ fn resolve_timestamping(o: &Overrides, file: &FileConfig) -> Result<Option<Times
     let client = graven_tsa::TsaClient::new(client_config).map_err(|e| {
         ConfigError::Setting(format!("{e}; expected for example tsa_url = \"https://tsa.example/tsr\""))
     })?;
-    let read = |source| ConfigError::Read { path: cert_path.clone(), source };
+    let read = |e: std::io::Error| {
+        ConfigError::Setting(format!("tsa_cert {}: cannot read it: {e}", cert_path.display()))
+    };
     let f = std::fs::File::open(&cert_path).map_err(read)?;
     let mut pem = Vec::new();
     f.take(graven_tsa::roots::MAX_ROOTS_FILE as u64 + 1).read_to_end(&mut pem).map_err(read)?;
     let roots = graven_tsa::TsaRoots::from_pem(&pem)
-        .map_err(|e| ConfigError::Parse { path: cert_path.clone(), why: format!("tsa_cert: {e}") })?;
+        .map_err(|e| ConfigError::Setting(format!("tsa_cert {}: {e}", cert_path.display())))?;
     let mut verifier = graven_tsa::TsaVerifier::new(roots);
     if let Some(p) = policy {
         verifier = verifier.require_policy(p);

@@ -529,6 +529,18 @@ pub fn cms_token_with(
     std::fs::read(&out).unwrap()
 }
 
+/// `token` (whole-second genTime, as the RSA TSA writes it) with its genTime replaced by
+/// `gen_time` (`YYYYMMDDhhmmssZ`) and signed again by `signer` (with `extra` certificates): a
+/// token the holder of that TSA key could have made at another time, to build tokens that
+/// break the ordering rule on purpose.
+pub fn redated(dir: &Path, token: &[u8], signer: &Issued, extra: &[&Issued], gen_time: &str) -> Vec<u8> {
+    assert!(gen_time.len() == 15 && gen_time.ends_with('Z'), "genTime as YYYYMMDDhhmmssZ: {gen_time}");
+    let mut tst = tst_info_of(dir, token);
+    let at = find_once(&tst, &[0x18, 0x0f, b'2', b'0']) + 2;
+    tst[at..at + 15].copy_from_slice(gen_time.as_bytes());
+    cms_token(dir, &tst, signer, extra)
+}
+
 /// Where `needle` starts in `haystack` (it must occur exactly once).
 pub fn find_once(haystack: &[u8], needle: &[u8]) -> usize {
     let hits: Vec<usize> =

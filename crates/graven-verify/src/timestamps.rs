@@ -17,12 +17,13 @@
 //!    bytes, its signature and certificate chain lead to a configured root, every certificate
 //!    valid at its `genTime`;
 //! 3. the ordering rule: no later checkpoint carries an earlier time, across the tokens found
-//!    and the stamp the trust store remembered ([`graven_tsa::TimeOrder`]).
+//!    ([`graven_tsa::TimeOrder`]) and between each of them and the stamp the trust store
+//!    remembered (of a smaller size after an incremental run, of any size in a full one).
 
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::VerifierKey;
-use graven_tsa::{GenTime, TimeOrder, TsaVerifier, VerifiedTimestamp};
+use graven_tsa::{GenTime, TimeOrder, TimeOrderError, TsaVerifier, VerifiedTimestamp};
 
 use crate::error::{VerifyError, VisitError};
 use crate::fetch::Fetch;
@@ -125,7 +126,7 @@ pub fn verify_log_stamped<F: Fetch>(
     if listed.is_none() && n > after {
         sizes.push(n);
     }
-    let mut order = remembered.map_or_else(TimeOrder::new, |(s, t)| TimeOrder::resume(s, t));
+    let mut order = TimeOrder::new();
     let mut checked = Vec::with_capacity(sizes.len());
     for size in sizes {
         let path = timestamp_path(size);
@@ -141,9 +142,34 @@ pub fn verify_log_stamped<F: Fetch>(
             .verify(&token, &note, None)
             .map_err(|source| VerifyError::Timestamp { path: path.clone(), size, source })?;
         order.check(TreeSize(size), &timestamp).map_err(VerifyError::TimeOrder)?;
+        if let Some(kept) = remembered {
+            against_remembered(TreeSize(size), timestamp.gen_time(), kept).map_err(VerifyError::TimeOrder)?;
+        }
         checked.push(CheckedStamp { size: TreeSize(size), timestamp, note, token });
     }
     Ok((log, Stamps { checked, listed: listed.is_some(), after }))
+}
+
+/// The ordering rule between a token found now and the stamp the trust store remembered
+/// (which may be of a larger size, in a full run): the larger size must not carry the earlier
+/// time. Tokens of the same size are not ordered.
+fn against_remembered(
+    size: TreeSize,
+    time: GenTime,
+    (kept_size, kept_time): (TreeSize, GenTime),
+) -> Result<(), TimeOrderError> {
+    if size > kept_size && time < kept_time {
+        return Err(TimeOrderError::EarlierTime { size, time, earlier_size: kept_size, earlier_time: kept_time });
+    }
+    if size < kept_size && time > kept_time {
+        return Err(TimeOrderError::EarlierTime {
+            size: kept_size,
+            time: kept_time,
+            earlier_size: size,
+            earlier_time: time,
+        });
+    }
+    Ok(())
 }
 
 /// Every stamped size above `after`, or `None` if the source cannot list them.
