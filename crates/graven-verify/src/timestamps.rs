@@ -238,3 +238,26 @@ fn stamped_checkpoint<F: Fetch>(
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule read naively over the union of the remembered stamp and one found now: no
+    /// larger size with an earlier time.
+    #[test]
+    fn against_the_remembered_stamp_either_side() {
+        let t = |s| GenTime::new(s, 0).unwrap();
+        let kept = (TreeSize(10), t(100));
+        for size in [5u64, 10, 15] {
+            for time in [50i64, 100, 150] {
+                let naive = !((size > 10 && time < 100) || (size < 10 && time > 100));
+                let got = against_remembered(TreeSize(size), t(time), kept);
+                assert_eq!(got.is_ok(), naive, "size {size} time {time}: {got:?}");
+                if let Err(TimeOrderError::EarlierTime { size: later, earlier_size, .. }) = got {
+                    assert!(later > earlier_size, "the error names the larger size first");
+                }
+            }
+        }
+    }
+}

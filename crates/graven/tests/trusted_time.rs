@@ -422,6 +422,25 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
     let err = failed(&remembering(&log), "a later checkpoint never carries an earlier time");
     assert!(err.contains(&format!("size {newer}")) && err.contains(&format!("size {last}")), "{err}");
 
+    // The server holds new tokens to the last one it stored: a log whose newest token is an
+    // hour ahead gets no new token (each is refused and counted), and what is stored stays.
+    let ahead_data = tmp.path().join("ahead-data");
+    copy_dir(&data, &ahead_data);
+    let _ = std::fs::remove_file(ahead_data.join("log").join(graven_tlog::LOCK_FILE));
+    let newest = std::fs::read(ahead_copy.join("graven/timestamp").join(name(last))).unwrap();
+    let stored = std::fs::read_dir(ahead_data.join("log/graven/timestamp")).unwrap().count();
+    let kept = ahead_data.join("log/graven/timestamp").join(name(newer));
+    std::fs::remove_file(&kept).unwrap();
+    std::fs::remove_file(ahead_data.join("log/graven/checkpoint").join(name(newer))).unwrap();
+    std::fs::write(ahead_data.join("log/graven/timestamp").join(name(last)), &newest).unwrap();
+    let s = start_stamped(&ahead_data, &tsa.url, &[]);
+    post(&s, "after.the.future");
+    wait_until("a refused token", 20, || metric(&s, "graven_tsa_failures_total") >= 1);
+    assert_eq!(metric(&s, "graven_tsa_stamped_size"), last as i64);
+    assert!(!kept.exists());
+    assert_eq!(std::fs::read_dir(ahead_data.join("log/graven/timestamp")).unwrap().count(), stored - 1);
+    drop(s);
+
     // A token whose archived checkpoint is missing cannot be checked: refused, not skipped.
     let dir = case("no-checkpoint", &|t| std::fs::remove_file(t.join("..").join("checkpoint").join(name(s1))).unwrap());
     failed(&verify(&dir, root), "is missing: the token cannot be checked without it");
