@@ -30,7 +30,8 @@ pub const MANIFEST: &str = "manifest";
 pub const MAX_EVENTS: u64 = 1_000_000;
 /// Most older checkpoints one bundle may hold.
 pub const MAX_OLDER: u64 = 100;
-/// Most archive entries: two per event, two per older checkpoint, key, checkpoint, manifest.
+/// Most archive entries: two per event, three per older checkpoint (with its time-stamp token),
+/// key, checkpoint, its token, manifest.
 pub const MAX_ENTRIES: u64 = 2 * MAX_EVENTS + 3 * MAX_OLDER + 4;
 /// Longest entry path accepted (every valid path is far shorter).
 pub const MAX_PATH_LEN: usize = 64;
@@ -825,9 +826,10 @@ impl Checker<'_> {
     }
 
     /// Each token against the checkpoint of its size (`checkpoints/N`, else `checkpoint`), then
-    /// the ordering rule over all of them. Tokens are only checked when TSA roots were given.
+    /// the ordering rule over all of them. A token for no checkpoint of the bundle is always a
+    /// problem; the tokens themselves are only checked when TSA roots were given.
     fn check_stamps(&mut self, anchor: &VerifiedCheckpoint) -> Result<(), Stop> {
-        let Some(tsa) = self.tsa else { return Ok(()) };
+        let tsa = self.tsa;
         let timestamps = std::mem::take(&mut self.timestamps);
         let mut verified = Vec::new();
         for (&size, token) in &timestamps {
@@ -839,6 +841,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
+            let Some(tsa) = tsa else { continue };
             match tsa.verify(token, note, None) {
                 Ok(v) => verified.push((TreeSize(size), v)),
                 Err(e) => self.problem(Problem::Stamp { size, why: StampProblem::Token(e) })?,
