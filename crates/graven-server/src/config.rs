@@ -353,7 +353,9 @@ fn resolve_timestamping(o: &Overrides, file: &FileConfig) -> Result<Option<Times
         });
     }
     let policy = match policy {
-        Some(p) => Some(graven_tsa::TsaPolicy::parse(&p).map_err(|e| ConfigError::Setting(format!("tsa_policy: {e}")))?),
+        Some(p) => Some(
+            graven_tsa::TsaPolicy::parse(&p).map_err(|e| ConfigError::Setting(format!("tsa_policy: {e}")))?,
+        ),
         None => None,
     };
     if url.len() > 2048 {
@@ -376,13 +378,7 @@ fn resolve_timestamping(o: &Overrides, file: &FileConfig) -> Result<Option<Times
     if let Some(p) = policy {
         verifier = verifier.require_policy(p);
     }
-    Ok(Some(TimestampingSetup {
-        url,
-        cert_path,
-        client,
-        verifier,
-        interval: Duration::from_secs(interval),
-    }))
+    Ok(Some(TimestampingSetup { url, cert_path, client, verifier, interval: Duration::from_secs(interval) }))
 }
 
 /// The witness policy and how the log talks to its witnesses.

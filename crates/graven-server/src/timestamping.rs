@@ -99,9 +99,11 @@ pub fn start(
             metrics.tsa.requests.inc();
             let outcome = {
                 let (setup, stamps) = (setup.clone(), stamps.clone());
-                tokio::task::spawn_blocking(move || stamp(&setup, &stamps, c.size, c.checkpoint.as_bytes(), last))
-                    .await
-                    .unwrap_or_else(|e| Err(StampFailure::Thread(e.to_string())))
+                tokio::task::spawn_blocking(move || {
+                    stamp(&setup, &stamps, c.size, c.checkpoint.as_bytes(), last)
+                })
+                .await
+                .unwrap_or_else(|e| Err(StampFailure::Thread(e.to_string())))
             };
             match outcome {
                 Ok(time) => {
@@ -165,7 +167,9 @@ fn resume(setup: &TimestampingSetup, stamps: &StampStore, size: u64) -> Result<L
 /// A line on stderr; the text (which may quote a TSA's words) with every character outside
 /// printable ASCII escaped.
 fn report(what: &str) {
-    let safe: String =
-        what.chars().map(|c| if matches!(c, ' '..='~') { c.to_string() } else { c.escape_unicode().to_string() }).collect();
+    let safe: String = what
+        .chars()
+        .map(|c| if matches!(c, ' '..='~') { c.to_string() } else { c.escape_unicode().to_string() })
+        .collect();
     eprintln!("graven: trusted time: {safe}");
 }

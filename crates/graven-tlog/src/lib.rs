@@ -30,6 +30,6 @@ pub use local::LocalLog;
 pub use objlog::{ObjectLog, read_object, read_published};
 #[cfg(feature = "verify")]
 pub use objstore::StoreFetch;
-pub use stamps::{StampError, StampStore};
 pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
+pub use stamps::{StampError, StampStore};
 pub use writer::{LogWriter, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, Published};

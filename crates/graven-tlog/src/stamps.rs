@@ -113,7 +113,9 @@ impl StampStore {
                 sizes.truncate(limit);
                 Ok(sizes)
             }
-            StampStore::Objects(store) => Ok(sizes_under(store.as_ref(), TIMESTAMP_PREFIX, after, until, limit)?),
+            StampStore::Objects(store) => {
+                Ok(sizes_under(store.as_ref(), TIMESTAMP_PREFIX, after, until, limit)?)
+            }
         }
     }
 
@@ -174,16 +176,14 @@ fn create_file(fs: &dyn Fs, dir: &std::path::Path, key: &str, bytes: &[u8]) -> R
     }
     match atomic::create(fs, &path, bytes, Access::Default) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            match fs.read(&path, bytes.len() as u64) {
-                Ok(existing) if existing == bytes => Ok(()),
-                Ok(_) => Err(StampError::Conflict { key: key.to_owned() }),
-                Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-                    Err(StampError::Conflict { key: key.to_owned() })
-                }
-                Err(source) => Err(StampError::Io { op: "reading", key: key.to_owned(), source }),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs.read(&path, bytes.len() as u64) {
+            Ok(existing) if existing == bytes => Ok(()),
+            Ok(_) => Err(StampError::Conflict { key: key.to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                Err(StampError::Conflict { key: key.to_owned() })
             }
-        }
+            Err(source) => Err(StampError::Io { op: "reading", key: key.to_owned(), source }),
+        },
         Err(source) => Err(io("creating")(source)),
     }
 }
@@ -215,7 +215,9 @@ mod tests {
             assert_eq!(s.list(0, u64::MAX, 100).unwrap(), [7, 12, 300, 999, 1000, 5000]);
             assert_eq!(s.list(7, 1000, 100).unwrap(), [12, 300, 999, 1000]);
             assert_eq!(s.list(7, 1000, 2).unwrap(), [12, 300]);
-            for (until, latest) in [(6, None), (7, Some(7)), (11, Some(7)), (999, Some(999)), (4999, Some(1000))] {
+            for (until, latest) in
+                [(6, None), (7, Some(7)), (11, Some(7)), (999, Some(999)), (4999, Some(1000))]
+            {
                 assert_eq!(s.latest(until).unwrap(), latest, "{until} {s:?}");
             }
             assert_eq!(s.latest(u64::MAX).unwrap(), Some(5000));
@@ -232,13 +234,23 @@ mod tests {
         s.put(42, b"note\n", b"token").unwrap();
         assert!(mem.retained(&timestamp_key(42)));
         assert_eq!(timestamp_key(42), "graven/timestamp/00000000000000000042");
-        assert_eq!(mem.keys(), ["graven/timestamp/00000000000000000042"], "the note is the writer's to archive");
+        assert_eq!(
+            mem.keys(),
+            ["graven/timestamp/00000000000000000042"],
+            "the note is the writer's to archive"
+        );
     }
 
     #[test]
     fn names_parse_strictly() {
         assert_eq!(parse_size_name("00000000000000000042"), Some(42));
-        for bad in ["42", "0000000000000000042", "+0000000000000000042", "000000000000000000420", "9999999999999999999x"] {
+        for bad in [
+            "42",
+            "0000000000000000042",
+            "+0000000000000000042",
+            "000000000000000000420",
+            "9999999999999999999x",
+        ] {
             assert_eq!(parse_size_name(bad), None, "{bad}");
         }
         assert_eq!(parse_size_name("99999999999999999999"), None, "beyond u64");

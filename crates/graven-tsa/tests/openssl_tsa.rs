@@ -6,11 +6,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use graven_core::hash::TreeSize;
+use graven_tsa::testing::{
+    DEFAULT_POLICY, OTHER_POLICY, Tsa, cms_token, find_once, pki, sha256, tst_info_of,
+};
 use graven_tsa::{
     ChainError, ClientError, PkiStatus, ReplyError, TimeOrder, TimeOrderError, TokenError, TsaClient,
     TsaClientConfig, TsaPolicy, TsaRoots, TsaVerifier, VerifiedTimestamp, check_time_order,
 };
-use graven_tsa::testing::{DEFAULT_POLICY, OTHER_POLICY, Tsa, cms_token, find_once, pki, sha256, tst_info_of};
 
 const NOTE: &[u8] = b"example.com/log\n42\nq9ALjgd6wATHXsoV6zK1N8yVxc8f7wtl1o2Z9/i3C9M=\n\n\xe2\x80\x94 example.com/log Az3grlgt...\n";
 

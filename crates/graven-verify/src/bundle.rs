@@ -265,7 +265,9 @@ pub enum Problem {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StampProblem {
-    #[error("the bundle holds no checkpoint of size {size} (checkpoints/{size} or checkpoint) for it to stamp")]
+    #[error(
+        "the bundle holds no checkpoint of size {size} (checkpoints/{size} or checkpoint) for it to stamp"
+    )]
     NoCheckpoint { size: u64 },
     #[error("the token is refused: {0}")]
     Token(graven_tsa::TokenError),
@@ -507,7 +509,11 @@ pub fn verify_bundle_with<R: Read>(
                 events: c.verified,
                 older,
                 files,
-                unchecked_stamps: if tsa.is_none() { c.timestamps.keys().copied().collect() } else { Vec::new() },
+                unchecked_stamps: if tsa.is_none() {
+                    c.timestamps.keys().copied().collect()
+                } else {
+                    Vec::new()
+                },
                 stamps: c.stamps,
             })
         }

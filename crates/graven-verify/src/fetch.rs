@@ -64,7 +64,12 @@ pub trait Fetch {
     /// (`graven/timestamp/<size, 20 digits>`) in `after + 1 ..= until`, in increasing order, at
     /// most `limit`; `Ok(None)` if this source cannot list them (only the token of the
     /// checkpoint being verified is then looked for).
-    fn stamped_sizes(&mut self, after: u64, until: u64, limit: usize) -> Result<Option<Vec<u64>>, FetchError> {
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
         let _ = (after, until, limit);
         Ok(None)
     }
@@ -115,7 +120,12 @@ impl Fetch for DirFetch {
         self.root.display().to_string()
     }
 
-    fn stamped_sizes(&mut self, after: u64, until: u64, limit: usize) -> Result<Option<Vec<u64>>, FetchError> {
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
         let dir = self.root.join(TIMESTAMP_DIR);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -200,7 +210,12 @@ impl Fetch for HttpFetch {
 
     /// `GET <base>v1/timestamps` (Graven's server); `None` where the server has no such route
     /// (a plain tile server).
-    fn stamped_sizes(&mut self, after: u64, until: u64, limit: usize) -> Result<Option<Vec<u64>>, FetchError> {
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
         let path = format!("v1/timestamps?after={after}&until={until}&limit={limit}");
         let Some(body) = self.fetch(&path, 64 << 10)? else { return Ok(None) };
         let bad = |why: &str| FetchError::Http(format!("GET {}{path}: {why}", self.base));
@@ -218,7 +233,10 @@ impl Fetch for HttpFetch {
         for item in items {
             match item {
                 graven_core::jcs::Value::Number(n)
-                    if n.fract() == 0.0 && n > after as f64 && n <= until as f64 && n < 9.007_199_254_740_992e15 =>
+                    if n.fract() == 0.0
+                        && n > after as f64
+                        && n <= until as f64
+                        && n < 9.007_199_254_740_992e15 =>
                 {
                     out.push(n as u64);
                 }

@@ -40,5 +40,5 @@ pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};
 pub use report::{Mode, Report, Trust, VerifiedLog};
 pub use timestamps::{CheckedStamp, Stamps, verify_log_stamped};
-pub use trust::{RememberedStamp, Remembered, TrustError, TrustStore};
+pub use trust::{Remembered, RememberedStamp, TrustError, TrustStore};
 pub use verify::{scan_log, verify_log, verify_log_since, verify_log_since_visiting};

@@ -138,9 +138,11 @@ pub fn verify_log_stamped<F: Fetch>(
             Err(source) => return Err(VerifyError::Fetch { path, source }),
         };
         let note = stamped_checkpoint(f, &log, size, &capture.roots)?;
-        let timestamp = tsa
-            .verify(&token, &note, None)
-            .map_err(|source| VerifyError::Timestamp { path: path.clone(), size, source })?;
+        let timestamp = tsa.verify(&token, &note, None).map_err(|source| VerifyError::Timestamp {
+            path: path.clone(),
+            size,
+            source,
+        })?;
         order.check(TreeSize(size), &timestamp).map_err(VerifyError::TimeOrder)?;
         if let Some(kept) = remembered {
             against_remembered(TreeSize(size), timestamp.gen_time(), kept).map_err(VerifyError::TimeOrder)?;
@@ -159,7 +161,12 @@ fn against_remembered(
     (kept_size, kept_time): (TreeSize, GenTime),
 ) -> Result<(), TimeOrderError> {
     if size > kept_size && time < kept_time {
-        return Err(TimeOrderError::EarlierTime { size, time, earlier_size: kept_size, earlier_time: kept_time });
+        return Err(TimeOrderError::EarlierTime {
+            size,
+            time,
+            earlier_size: kept_size,
+            earlier_time: kept_time,
+        });
     }
     if size < kept_size && time > kept_time {
         return Err(TimeOrderError::EarlierTime {
@@ -177,10 +184,9 @@ fn list<F: Fetch>(f: &mut F, after: u64) -> Result<Option<Vec<u64>>, VerifyError
     let mut all: Vec<u64> = Vec::new();
     loop {
         let from = all.last().copied().unwrap_or(after);
-        let page = f.stamped_sizes(from, u64::MAX, PAGE).map_err(|source| VerifyError::Fetch {
-            path: TIMESTAMP_DIR.into(),
-            source,
-        })?;
+        let page = f
+            .stamped_sizes(from, u64::MAX, PAGE)
+            .map_err(|source| VerifyError::Fetch { path: TIMESTAMP_DIR.into(), source })?;
         let Some(page) = page else { return Ok(None) };
         let done = page.len() < PAGE;
         if page.iter().any(|s| *s <= from) {

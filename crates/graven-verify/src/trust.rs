@@ -215,7 +215,9 @@ impl TrustStore {
             }
             Err(source) => return Err(TrustError::Io { path, source }),
         };
-        stamp::decode(&bytes, key, origin, tsa).map(Some).map_err(|why| TrustError::CorruptStamp { path, why })
+        stamp::decode(&bytes, key, origin, tsa)
+            .map(Some)
+            .map_err(|why| TrustError::CorruptStamp { path, why })
     }
 
     /// Remembers `stamp`, a token checked with `log` (its key and origin), if it is newer (a

@@ -254,7 +254,9 @@ fn timestamps_are_checked_against_the_checkpoint_of_their_size() {
     let mut w = BundleWriter::new(Vec::new(), &vk, &cp).unwrap();
     let err = w.add_timestamp(20, &old_token, Some(&roots)).unwrap_err().to_string();
     assert!(err.contains("stamps other bytes"), "{err}");
-    assert!(w.add_timestamp(7, &old_token, None).unwrap_err().to_string().contains("no checkpoint of that size"));
+    assert!(
+        w.add_timestamp(7, &old_token, None).unwrap_err().to_string().contains("no checkpoint of that size")
+    );
     // Swapped, the tokens stamp other bytes than the checkpoints of their names.
     let b = build(&[(7, &new_token), (20, &old_token)]);
     let f = bundle::verify_bundle_with(&b[..], Some(&vk), Some(&roots)).unwrap_err();

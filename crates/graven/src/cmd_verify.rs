@@ -8,8 +8,8 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
-    DirFetch, Fetch, HttpFetch, Mode, Remembered, Stamps, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
-    VisitError, verify_log_since_visiting, verify_log_stamped,
+    DirFetch, Fetch, HttpFetch, Mode, Remembered, Stamps, Trust, TrustError, TrustStore, VerifiedLog,
+    VerifyError, VisitError, verify_log_since_visiting, verify_log_stamped,
 };
 use serde_json::{Value, json};
 
@@ -148,7 +148,9 @@ impl Failure {
     fn kind(&self) -> &'static str {
         match self {
             Failure::Verify(
-                VerifyError::Timestamp { .. } | VerifyError::TimeOrder(_) | VerifyError::StampedCheckpoint { .. },
+                VerifyError::Timestamp { .. }
+                | VerifyError::TimeOrder(_)
+                | VerifyError::StampedCheckpoint { .. },
             ) => "timestamp",
             Failure::Verify(VerifyError::Rollback(_)) => "rollback",
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
@@ -200,14 +202,32 @@ fn verify_once<F: Fetch>(
     let visit = |i: u64, e: &[u8]| checker.visit(i, e).map_err(VisitError);
     let mut stamps = None;
     let result = match &job.tsa {
-        None => verify_log_since_visiting(f, &job.vkey, Some(&job.origin), trusted.as_ref(), mode, progress, visit),
+        None => verify_log_since_visiting(
+            f,
+            &job.vkey,
+            Some(&job.origin),
+            trusted.as_ref(),
+            mode,
+            progress,
+            visit,
+        ),
         Some(tsa) => {
             let kept = job.store.load_stamp(&job.vkey, &job.origin, tsa)?.map(|r| (r.size, r.time));
-            verify_log_stamped(f, &job.vkey, Some(&job.origin), trusted.as_ref(), mode, progress, visit, tsa, kept)
-                .map(|(v, s)| {
-                    stamps = Some(s);
-                    v
-                })
+            verify_log_stamped(
+                f,
+                &job.vkey,
+                Some(&job.origin),
+                trusted.as_ref(),
+                mode,
+                progress,
+                visit,
+                tsa,
+                kept,
+            )
+            .map(|(v, s)| {
+                stamps = Some(s);
+                v
+            })
         }
     };
     let sigs = Sigs {
@@ -366,7 +386,11 @@ fn stamp_lines(stamps: Option<&Stamps>) -> Vec<String> {
     let range = if s.after > 0 { format!(" after the remembered size {}", s.after) } else { String::new() };
     let mut lines = Vec::new();
     if s.checked.is_empty() {
-        let how = if s.listed { "" } else { " (this source cannot list tokens: only the verified checkpoint's was looked for)" };
+        let how = if s.listed {
+            ""
+        } else {
+            " (this source cannot list tokens: only the verified checkpoint's was looked for)"
+        };
         lines.push(format!("time-stamps: none found{range}{how}"));
         return lines;
     }

@@ -371,7 +371,8 @@ pub fn add_timestamps<W: std::io::Write>(
     let mut added = 0;
     for &size in sizes {
         let path = timestamp_path(size);
-        let Some(token) = f.fetch(&path, graven_tsa::MAX_TOKEN_BYTES as u64).with_context(|| path.clone())? else {
+        let Some(token) = f.fetch(&path, graven_tsa::MAX_TOKEN_BYTES as u64).with_context(|| path.clone())?
+        else {
             continue;
         };
         let archived_path = archived_checkpoint_path(size);

@@ -935,7 +935,16 @@ fn time_stamp_tokens_are_kept_like_the_archive() {
     drop(a);
     let trust = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["verify", &p.url, "--vkey", &p.vkey, "--tsa-cert", root, "--trust-dir", trust.path().to_str().unwrap()])
+        .args([
+            "verify",
+            &p.url,
+            "--vkey",
+            &p.vkey,
+            "--tsa-cert",
+            root,
+            "--trust-dir",
+            trust.path().to_str().unwrap(),
+        ])
         .envs(p.env())
         .output()
         .unwrap();

@@ -50,7 +50,8 @@ impl Tsa {
         let (h, m) = (hits.clone(), mode.clone());
         let url = serve(move |query| {
             h.lock().unwrap().push(Instant::now());
-            let reply = |body| Answer { status: 200, content_type: "application/timestamp-reply".into(), body };
+            let reply =
+                |body| Answer { status: 200, content_type: "application/timestamp-reply".into(), body };
             match m.load(Ordering::SeqCst) {
                 UP => reply(openssl_reply(&dir, &config, query)),
                 REFUSE => reply(vec![0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02]),
@@ -153,7 +154,12 @@ fn ok_text(out: &Output) -> String {
 
 fn failed(out: &Output, needle: &str) -> String {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "expected a verification failure:\n{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected a verification failure:\n{}{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
     err
 }
@@ -214,7 +220,10 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
     }
     let span = *during.last().unwrap() - during[0];
     let average = span / (during.len() as u32 - 1);
-    assert!(average >= Duration::from_millis(900), "requests {average:?} apart on average, under the 1 s interval");
+    assert!(
+        average >= Duration::from_millis(900),
+        "requests {average:?} apart on average, under the 1 s interval"
+    );
 
     // Quiet now: the last checkpoint is stamped at the next interval, then nothing more.
     let size = wait_stamped(&s);
@@ -271,12 +280,18 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
         assert!(out.contains(&format!("size {n} stamped at ")), "{out}");
     }
     let dir = data.join("log");
-    let out = ok_text(&run_verify(&["verify", dir.to_str().unwrap(), "--vkey", &s.vkey, "--tsa-cert", root], None));
+    let out =
+        ok_text(&run_verify(&["verify", dir.to_str().unwrap(), "--vkey", &s.vkey, "--tsa-cert", root], None));
     assert!(out.contains(&format!("time-stamps: {} tokens verified", sizes.len())), "{out}");
-    let json = run_verify(&["verify", dir.to_str().unwrap(), "--vkey", &s.vkey, "--tsa-cert", root, "--json"], None);
+    let json =
+        run_verify(&["verify", dir.to_str().unwrap(), "--vkey", &s.vkey, "--tsa-cert", root, "--json"], None);
     let j: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let checked: Vec<u64> =
-        j["timestamps"]["checked"].as_array().unwrap().iter().map(|c| c["tree_size"].as_u64().unwrap()).collect();
+    let checked: Vec<u64> = j["timestamps"]["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tree_size"].as_u64().unwrap())
+        .collect();
     assert_eq!(checked, sizes);
 
     // Remembered: the second run is incremental and holds new tokens to the remembered one.
@@ -294,7 +309,17 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
     // An evidence bundle carries the token of its checkpoint, checked with --tsa-cert.
     let bundle = tmp.path().join("evidence.tar");
     let out = common::graven_as(
-        &["export", "--server", &url, "--vkey", &s.vkey, "--bundle", bundle.to_str().unwrap(), "--tsa-cert", root],
+        &[
+            "export",
+            "--server",
+            &url,
+            "--vkey",
+            &s.vkey,
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--tsa-cert",
+            root,
+        ],
         &s.token,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -305,7 +330,10 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
     let out = ok_text(&graven(&["verify", b, "--vkey", &s.vkey], b""));
     assert!(out.contains("were NOT checked"), "{out}");
     let rogue = pki().rogue_root.cert.to_str().unwrap().to_owned();
-    failed(&graven(&["verify", b, "--vkey", &s.vkey, "--tsa-cert", &rogue], b""), &format!("timestamps/{size}"));
+    failed(
+        &graven(&["verify", b, "--vkey", &s.vkey, "--tsa-cert", &rogue], b""),
+        &format!("timestamps/{size}"),
+    );
 
     // A restart keeps every token, and does not stamp the same checkpoint again.
     drop(s);
@@ -322,7 +350,10 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
     let url = format!("http://{}", s.addr);
     let args = ["verify", &url, "--vkey", &vkey_text, "--tsa-cert", root, "--trust-dir", trust];
     let out = ok_text(&run_verify(&args, Some(&s.token)));
-    assert!(out.contains(&format!("time-stamps: 1 token verified after the remembered size {size}")), "{out}");
+    assert!(
+        out.contains(&format!("time-stamps: 1 token verified after the remembered size {size}")),
+        "{out}"
+    );
     assert!(out.contains(&format!("size {new_size} stamped at ")), "{out}");
 }
 
@@ -349,7 +380,9 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
     let (data, vkey, sizes) = stamped_log(tmp.path(), &tsa);
     let root = root_pem();
     let root = root.to_str().unwrap();
-    let verify = |dir: &Path, roots: &str| graven(&["verify", dir.to_str().unwrap(), "--vkey", &vkey, "--tsa-cert", roots], b"");
+    let verify = |dir: &Path, roots: &str| {
+        graven(&["verify", dir.to_str().unwrap(), "--vkey", &vkey, "--tsa-cert", roots], b"")
+    };
     let log = data.join("log");
     let out = ok_text(&verify(&log, root));
     assert!(out.contains(&format!("time-stamps: {} tokens verified", sizes.len())), "{out}");
@@ -370,7 +403,10 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
         b[at] ^= 0x01;
         std::fs::write(p, b).unwrap();
     });
-    failed(&verify(&dir, root), &format!("time-stamp token graven/timestamp/{} for the checkpoint of size {s2} is refused", name(s2)));
+    failed(
+        &verify(&dir, root),
+        &format!("time-stamp token graven/timestamp/{} for the checkpoint of size {s2} is refused", name(s2)),
+    );
 
     // A genuine token of another checkpoint, put in this one's place.
     let dir = case("misplaced", &|t| std::fs::copy(t.join(name(s1)), t.join(name(s2))).map(|_| ()).unwrap());
@@ -387,7 +423,9 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
         let p = t.join(name(s1));
         let token = redated(&pki().dir, &std::fs::read(&p).unwrap(), &pki().rsa.signer, &[], &ahead);
         // On its own, the re-dated token verifies: only the order is wrong.
-        verifier().verify(&token, &std::fs::read(t.join("..").join("checkpoint").join(name(s1))).unwrap(), None).unwrap();
+        verifier()
+            .verify(&token, &std::fs::read(t.join("..").join("checkpoint").join(name(s1))).unwrap(), None)
+            .unwrap();
         std::fs::write(p, token).unwrap();
     });
     let err = failed(&verify(&dir, root), "a later checkpoint never carries an earlier time");
@@ -408,7 +446,16 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
     let trust = tmp.path().join("trust");
     let remembering = |dir: &Path| {
         graven(
-            &["verify", dir.to_str().unwrap(), "--vkey", &vkey, "--tsa-cert", root, "--trust-dir", trust.to_str().unwrap()],
+            &[
+                "verify",
+                dir.to_str().unwrap(),
+                "--vkey",
+                &vkey,
+                "--tsa-cert",
+                root,
+                "--trust-dir",
+                trust.to_str().unwrap(),
+            ],
             b"",
         )
     };
@@ -442,7 +489,9 @@ fn verify_refuses_tampered_misplaced_wrongly_rooted_and_out_of_order_tokens() {
     drop(s);
 
     // A token whose archived checkpoint is missing cannot be checked: refused, not skipped.
-    let dir = case("no-checkpoint", &|t| std::fs::remove_file(t.join("..").join("checkpoint").join(name(s1))).unwrap());
+    let dir = case("no-checkpoint", &|t| {
+        std::fs::remove_file(t.join("..").join("checkpoint").join(name(s1))).unwrap()
+    });
     failed(&verify(&dir, root), "is missing: the token cannot be checked without it");
 }
 
@@ -501,16 +550,36 @@ fn serve_refuses_to_start_without_a_usable_tsa() {
     let missing = tmp.path().join("missing.pem");
     for (i, (args, needle)) in [
         (vec!["--tsa-url", "http://127.0.0.1:9/tsa"], "needs tsa_cert"),
-        (vec!["--tsa-url", "http://127.0.0.1:9/tsa", "--tsa-cert", missing.to_str().unwrap()], "missing.pem: cannot read it"),
+        (
+            vec!["--tsa-url", "http://127.0.0.1:9/tsa", "--tsa-cert", missing.to_str().unwrap()],
+            "missing.pem: cannot read it",
+        ),
         (vec!["--tsa-url", "http://127.0.0.1:9/tsa", "--tsa-cert", garbage.to_str().unwrap()], "tsa_cert"),
-        (vec!["--tsa-url", "ftp://127.0.0.1/tsa", "--tsa-cert", root.to_str().unwrap()], "is not an http:// or https:// URL"),
+        (
+            vec!["--tsa-url", "ftp://127.0.0.1/tsa", "--tsa-cert", root.to_str().unwrap()],
+            "is not an http:// or https:// URL",
+        ),
         (vec!["--tsa-cert", root.to_str().unwrap()], "need tsa_url"),
         (
-            vec!["--tsa-url", "http://127.0.0.1:9/tsa", "--tsa-cert", root.to_str().unwrap(), "--tsa-interval", "0"],
+            vec![
+                "--tsa-url",
+                "http://127.0.0.1:9/tsa",
+                "--tsa-cert",
+                root.to_str().unwrap(),
+                "--tsa-interval",
+                "0",
+            ],
             "tsa_interval",
         ),
         (
-            vec!["--tsa-url", "http://127.0.0.1:9/tsa", "--tsa-cert", root.to_str().unwrap(), "--tsa-policy", "x.y"],
+            vec![
+                "--tsa-url",
+                "http://127.0.0.1:9/tsa",
+                "--tsa-cert",
+                root.to_str().unwrap(),
+                "--tsa-policy",
+                "x.y",
+            ],
             "tsa_policy",
         ),
     ]

@@ -53,8 +53,11 @@ pub async fn token(State(st): St, Path(name): Path<String>) -> Response {
     let r = async {
         let size = committed_size(&st, &name, "time-stamp token")?;
         let stamps = st.stamps.clone();
-        let token = blocking(move || stamps.token(size).map_err(|e| Problem::internal(e.to_string()))).await?;
-        let token = token.ok_or_else(|| Problem::not_found(format!("the checkpoint of size {size} has no time-stamp token")))?;
+        let token =
+            blocking(move || stamps.token(size).map_err(|e| Problem::internal(e.to_string()))).await?;
+        let token = token.ok_or_else(|| {
+            Problem::not_found(format!("the checkpoint of size {size} has no time-stamp token"))
+        })?;
         // The DER of a TimeStampToken (RFC 3161 §2.4.2), a CMS ContentInfo.
         Ok(immutable(token, "application/octet-stream"))
     }
@@ -67,8 +70,10 @@ pub async fn archived_checkpoint(State(st): St, Path(name): Path<String>) -> Res
     let r = async {
         let size = committed_size(&st, &name, "checkpoint")?;
         let stamps = st.stamps.clone();
-        let note = blocking(move || stamps.checkpoint(size).map_err(|e| Problem::internal(e.to_string()))).await?;
-        let note = note.ok_or_else(|| Problem::not_found(format!("no archived checkpoint of size {size}")))?;
+        let note =
+            blocking(move || stamps.checkpoint(size).map_err(|e| Problem::internal(e.to_string()))).await?;
+        let note =
+            note.ok_or_else(|| Problem::not_found(format!("no archived checkpoint of size {size}")))?;
         Ok(immutable(note, "text/plain; charset=utf-8"))
     }
     .await;
@@ -90,7 +95,8 @@ pub async fn list(State(st): St, Query(q): Query<ListQuery>) -> Response {
         let committed = st.engine.committed().size;
         let after = q.after.as_deref().map(|s| parse_index(s, "after")).transpose()?.unwrap_or(0);
         let until = q.until.as_deref().map(|s| parse_index(s, "until")).transpose()?.unwrap_or(committed);
-        let limit = q.limit.as_deref().map(|s| parse_index(s, "limit")).transpose()?.unwrap_or(MAX_LIST as u64);
+        let limit =
+            q.limit.as_deref().map(|s| parse_index(s, "limit")).transpose()?.unwrap_or(MAX_LIST as u64);
         if limit == 0 || limit > MAX_LIST as u64 {
             return Err(Problem::bad_request("bad-parameter", format!("limit must be from 1 to {MAX_LIST}")));
         }

@@ -46,7 +46,8 @@ pub(crate) fn decode(
     origin: &str,
     tsa: &TsaVerifier,
 ) -> Result<RememberedStamp, String> {
-    let rest = bytes.strip_prefix(MAGIC.as_bytes()).ok_or_else(|| format!("it does not start with {MAGIC:?}"))?;
+    let rest =
+        bytes.strip_prefix(MAGIC.as_bytes()).ok_or_else(|| format!("it does not start with {MAGIC:?}"))?;
     let end = rest.iter().take(21).position(|b| *b == b'\n').ok_or("no length line")?;
     let len: usize = std::str::from_utf8(&rest[..end])
         .ok()
