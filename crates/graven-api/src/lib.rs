@@ -255,3 +255,10 @@ mod tests {
         assert_eq!((p.slug(), p.status), ("not-found", 404));
     }
 }
+
+/// `GET /v1/timestamps`: the tree sizes of the checkpoints that have a stored RFC 3161
+/// time-stamp token, in increasing order (fetch each at `/graven/timestamp/<size, 20 digits>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampList {
+    pub sizes: Vec<u64>,
+}

@@ -85,6 +85,13 @@ pub struct FileConfig {
     pub witness_timeout_ms: Option<u64>,
     /// The longest a `?witnessed=true` request waits for the quorum (default 10,000).
     pub witness_wait_ms: Option<u64>,
+    /// An RFC 3161 Time-Stamp Authority that stamps the latest checkpoint (docs/trusted-time.md):
+    /// its URL, the PEM file of the root(s) its certificate must chain to, an optional policy
+    /// OID to ask for and require, and the least number of seconds between two requests.
+    pub tsa_url: Option<String>,
+    pub tsa_cert: Option<PathBuf>,
+    pub tsa_policy: Option<String>,
+    pub tsa_interval: Option<u64>,
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -114,6 +121,11 @@ pub struct Overrides {
     pub retention_days: Option<u64>,
     /// `--witness-policy`: replaces the file's `witness_policy`.
     pub witness_policy: Option<PathBuf>,
+    /// `--tsa-url`, `--tsa-cert`, `--tsa-policy`, `--tsa-interval` (seconds).
+    pub tsa_url: Option<String>,
+    pub tsa_cert: Option<PathBuf>,
+    pub tsa_policy: Option<String>,
+    pub tsa_interval: Option<u64>,
 }
 
 /// `client_ca` in the config file: one PEM file (`client_ca = "ca.pem"`, vouching for any
@@ -291,6 +303,82 @@ pub struct Config {
     pub storage: Option<SharedStorage>,
     /// Witnesses cosigning the log's checkpoints, when a policy is configured.
     pub witnessing: Option<WitnessingSetup>,
+    /// A Time-Stamp Authority stamping the log's checkpoints, when `tsa_url` is set.
+    pub timestamping: Option<TimestampingSetup>,
+}
+
+/// The TSA, checked at start: a well-formed URL and a readable root file.
+#[derive(Debug, Clone)]
+pub struct TimestampingSetup {
+    pub url: String,
+    pub cert_path: PathBuf,
+    /// The client (its URL checked), with the policy to ask for.
+    pub client: graven_tsa::TsaClient,
+    /// Checks tokens against `tsa_cert` (and the policy, if one is set).
+    pub verifier: graven_tsa::TsaVerifier,
+    /// The least time between two requests.
+    pub interval: Duration,
+}
+
+/// Default least time between two requests to the TSA.
+pub const DEFAULT_TSA_INTERVAL_SECONDS: u64 = 60;
+/// Longest interval accepted: a day.
+const MAX_TSA_INTERVAL_SECONDS: u64 = 86_400;
+
+fn resolve_timestamping(o: &Overrides, file: &FileConfig) -> Result<Option<TimestampingSetup>, ConfigError> {
+    use std::io::Read;
+    let url = o.tsa_url.clone().or(file.tsa_url.clone());
+    let cert = o.tsa_cert.clone().or(file.tsa_cert.clone());
+    let policy = o.tsa_policy.clone().or(file.tsa_policy.clone());
+    let interval = o.tsa_interval.or(file.tsa_interval);
+    let Some(url) = url else {
+        if cert.is_some() || policy.is_some() || interval.is_some() {
+            return Err(ConfigError::Setting(
+                "tsa_cert, tsa_policy and tsa_interval need tsa_url, the Time-Stamp Authority's URL".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(cert_path) = cert else {
+        return Err(ConfigError::Setting(format!(
+            "tsa_url {url:?} needs tsa_cert: a PEM file of the root certificate(s) the TSA's certificate must chain to (tokens are checked before they are stored)"
+        )));
+    };
+    let interval = interval.unwrap_or(DEFAULT_TSA_INTERVAL_SECONDS);
+    if interval == 0 || interval > MAX_TSA_INTERVAL_SECONDS {
+        return Err(ConfigError::Invalid {
+            what: "tsa_interval",
+            value: interval.to_string(),
+            why: "a number of seconds from 1 to 86400",
+        });
+    }
+    let policy = match policy {
+        Some(p) => Some(
+            graven_tsa::TsaPolicy::parse(&p).map_err(|e| ConfigError::Setting(format!("tsa_policy: {e}")))?,
+        ),
+        None => None,
+    };
+    if url.len() > 2048 {
+        return Err(ConfigError::Invalid { what: "tsa_url", value: url, why: "longer than 2048 bytes" });
+    }
+    let mut client_config = graven_tsa::TsaClientConfig::new(url.clone());
+    client_config.policy = policy;
+    let client = graven_tsa::TsaClient::new(client_config).map_err(|e| {
+        ConfigError::Setting(format!("{e}; expected for example tsa_url = \"https://tsa.example/tsr\""))
+    })?;
+    let read = |e: std::io::Error| {
+        ConfigError::Setting(format!("tsa_cert {}: cannot read it: {e}", cert_path.display()))
+    };
+    let f = std::fs::File::open(&cert_path).map_err(read)?;
+    let mut pem = Vec::new();
+    f.take(graven_tsa::roots::MAX_ROOTS_FILE as u64 + 1).read_to_end(&mut pem).map_err(read)?;
+    let roots = graven_tsa::TsaRoots::from_pem(&pem)
+        .map_err(|e| ConfigError::Setting(format!("tsa_cert {}: {e}", cert_path.display())))?;
+    let mut verifier = graven_tsa::TsaVerifier::new(roots);
+    if let Some(p) = policy {
+        verifier = verifier.require_policy(p);
+    }
+    Ok(Some(TimestampingSetup { url, cert_path, client, verifier, interval: Duration::from_secs(interval) }))
 }
 
 /// The witness policy and how the log talks to its witnesses.
@@ -385,6 +473,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
     let tls = resolve_tls(&o, &file)?;
     let storage = resolve_storage(&o, &file)?;
     let witnessing = resolve_witnessing(&o, &file)?;
+    let timestamping = resolve_timestamping(&o, &file)?;
     let key = o.key.clone().or(file.key.clone());
     let oidc = match file.oidc.take() {
         Some(c) => {
@@ -462,6 +551,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         ),
         engine,
         witnessing,
+        timestamping,
     })
 }
 
@@ -688,6 +778,36 @@ mod tests {
         ] {
             let e = resolve_text(text, o).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_tsa_needs_a_readable_root_file_and_a_well_formed_url() {
+        let d = tempfile::tempdir().unwrap();
+        let o = |url: Option<&str>, cert: Option<PathBuf>| Overrides {
+            data: Some(d.path().to_path_buf()),
+            tsa_url: url.map(str::to_owned),
+            tsa_cert: cert,
+            ..Default::default()
+        };
+        let err = |o: Overrides| resolve(o).unwrap_err().to_string();
+        assert!(resolve(o(None, None)).unwrap().timestamping.is_none());
+        let e = err(o(Some("http://127.0.0.1:9/tsa"), None));
+        assert!(e.contains("needs tsa_cert"), "{e}");
+        let missing = d.path().join("missing.pem");
+        let e = err(o(Some("http://127.0.0.1:9/tsa"), Some(missing.clone())));
+        assert!(e.contains("missing.pem") && e.contains("No such file"), "{e}");
+        let garbage = d.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let e = err(o(Some("http://127.0.0.1:9/tsa"), Some(garbage)));
+        assert!(e.contains("tsa_cert") && e.contains("no certificate"), "{e}");
+        let e = err(o(None, Some(missing)));
+        assert!(e.contains("need tsa_url"), "{e}");
+        let e = err(Overrides { tsa_interval: Some(5), ..o(None, None) });
+        assert!(e.contains("need tsa_url"), "{e}");
+        for bad in ["ftp://tsa.example/", "http://", "https:///tsa", "tsa.example", "http://tsa example/"] {
+            let e = err(o(Some(bad), Some(d.path().join("missing.pem"))));
+            assert!(e.contains("is not an http:// or https:// URL") && e.contains("tsa_url ="), "{bad}: {e}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
 //! | [`serve`] | start-up, the accept loop, graceful drain |
 //! | [`tls`] | the rustls acceptor and the client CAs |
+//! | [`timestamping`] | trusted time: the latest checkpoint stamped by an RFC 3161 TSA at most once per interval, tokens checked and stored |
 //! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
 //! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
 
@@ -18,5 +19,6 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 pub mod serve;
+pub mod timestamping;
 pub mod tls;
 pub mod witnessing;

@@ -40,6 +40,26 @@ struct WitnessMetrics {
     rounds: Gauge,
 }
 
+/// The trusted-time task's counters (registered only when a TSA is configured).
+#[derive(Debug, Default)]
+pub struct TsaMetrics {
+    /// Requests sent to the TSA.
+    pub requests: Counter,
+    /// Requests that did not end with a stored token (TSA down or refusing, a token refused).
+    pub failures: Counter,
+    /// The size of the newest stamped checkpoint (-1: none).
+    stamped_size: Gauge,
+    /// Its `genTime`, in Unix seconds (-1: unknown).
+    stamped_time: Gauge,
+}
+
+impl TsaMetrics {
+    pub fn stamped(&self, size: u64, time: Option<graven_tsa::GenTime>) {
+        self.stamped_size.set(size as i64);
+        self.stamped_time.set(time.map_or(-1, |t| t.unix_seconds()));
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -60,12 +80,24 @@ pub struct Metrics {
     pub denied_dropped: Counter,
     witness: WitnessMetrics,
     witnessing: std::sync::OnceLock<graven_witness_client::Witnessing>,
+    pub tsa: TsaMetrics,
 }
 
 impl Metrics {
     /// `indexed` is the search index's progress: entries `0..indexed` are searchable.
     /// `witnessed`: the log has a witness policy (the witness metrics are shown only then).
     pub fn new(engine: Engine, indexed: Arc<AtomicU64>, witnessed: bool) -> Arc<Self> {
+        Self::with_timestamping(engine, indexed, witnessed, false)
+    }
+
+    /// [`Metrics::new`]; `timestamped`: a TSA is configured (the trusted-time metrics are
+    /// shown only then).
+    pub fn with_timestamping(
+        engine: Engine,
+        indexed: Arc<AtomicU64>,
+        witnessed: bool,
+        timestamped: bool,
+    ) -> Arc<Self> {
         let mut registry = Registry::with_prefix("graven");
         let s = engine.stats();
         registry.register("events_committed", "Events durably committed", s.events_committed.clone());
@@ -149,6 +181,27 @@ impl Metrics {
             );
             registry.register("witness_rounds", "Witness rounds started", witness.rounds.clone());
         }
+        let tsa = TsaMetrics::default();
+        tsa.stamped_size.set(-1);
+        tsa.stamped_time.set(-1);
+        if timestamped {
+            registry.register("tsa_requests", "Time-stamp requests sent to the TSA", tsa.requests.clone());
+            registry.register(
+                "tsa_failures",
+                "Time-stamp requests that stored no token (TSA unreachable or refusing, token refused)",
+                tsa.failures.clone(),
+            );
+            registry.register(
+                "tsa_stamped_size",
+                "The tree size of the newest checkpoint with a stored time-stamp token (-1: none)",
+                tsa.stamped_size.clone(),
+            );
+            registry.register(
+                "tsa_stamped_time_seconds",
+                "The TSA's genTime of that token, in Unix seconds (-1: unknown)",
+                tsa.stamped_time.clone(),
+            );
+        }
         Arc::new(Metrics {
             registry,
             engine,
@@ -166,6 +219,7 @@ impl Metrics {
             denied_dropped,
             witness,
             witnessing: std::sync::OnceLock::new(),
+            tsa,
         })
     }
 

@@ -201,7 +201,20 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     };
     let bootstrap = bootstrap(&registry, &engine, &data, store.is_some()).await?;
     let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let metrics = Metrics::new(engine.clone(), indexed.clone(), config.witnessing.is_some());
+    let metrics = Metrics::with_timestamping(
+        engine.clone(),
+        indexed.clone(),
+        config.witnessing.is_some(),
+        config.timestamping.is_some(),
+    );
+    let stamps = match &source {
+        Source::Dir { fs, dir } => graven_tlog::StampStore::Dir { fs: fs.clone(), dir: dir.clone() },
+        Source::Objects(store) => graven_tlog::StampStore::Objects(store.clone()),
+    };
+    let stamper = config
+        .timestamping
+        .as_ref()
+        .map(|setup| crate::timestamping::start(setup, &engine, stamps.clone(), metrics.clone()));
     let index_path = data.join("index.redb");
     let index =
         Arc::new(graven_index::Index::open(&index_path).map_err(|e| {
@@ -249,6 +262,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         http_sig: graven_auth::sigauth::SigAuth::new(config.signature_window.as_secs()),
         witnessing: witnessing.as_ref().map(|w| w.witnessing.clone()),
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
+        stamps,
     });
     if new_key {
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
@@ -266,6 +280,14 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         let names: Vec<String> =
             w.witnessing.status().into_iter().map(|s| format!("{} ({})", s.name, s.url)).collect();
         println!("witnesses (policy {}): {}", setup.policy_path.display(), names.join(", "));
+    }
+    if let Some(t) = &config.timestamping {
+        println!(
+            "trusted time: {} (roots {}), at most one request every {}s",
+            t.url,
+            t.cert_path.display(),
+            t.interval.as_secs()
+        );
     }
     println!("tree size: {}", engine.committed().size);
     if let Some(t) = &config.tls {
@@ -344,6 +366,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     indexer.abort();
     if let Some(w) = &witnessing {
         w.stop();
+    }
+    if let Some(s) = &stamper {
+        s.abort();
     }
     // Indexing commits are made durable about once a second; make the rest durable now, so a
     // clean restart does not re-index them. (After a crash the index resumes from its last

@@ -56,6 +56,7 @@ async fn harness() -> Harness {
         http_sig: graven_auth::sigauth::SigAuth::new(60),
         witnessing: None,
         witness_wait: std::time::Duration::ZERO,
+        stamps: graven_tlog::StampStore::Dir { fs: Arc::new(graven_tlog::RealFs), dir: log_dir.clone() },
     });
     Harness { _tmp: tmp, engine, router: app(state), token }
 }

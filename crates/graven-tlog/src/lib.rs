@@ -4,6 +4,7 @@
 //!   that module's docs and in docs/storage.md.
 //! - [`ObjectLog`] (`objlog`): the log on an object store ([`ObjectStore`], `objstore`), its
 //!   head moved by compare-and-swap; what a replica checks before serving (`replica`).
+//! - [`StampStore`] (`stamps`): trusted-time tokens beside the checkpoints they stamp.
 //! - [`LogWriter`] (`writer`): what the sequencer drives either through; [`Published`], the
 //!   result of a commit; [`LogError`] (`error`).
 //! - `tail` (the committed tree's right edge and partial files, which both writers extend) and
@@ -18,6 +19,7 @@ mod local;
 pub mod objlog;
 pub mod objstore;
 pub mod replica;
+pub mod stamps;
 mod tail;
 mod writer;
 
@@ -29,4 +31,5 @@ pub use objlog::{ObjectLog, read_object, read_published};
 #[cfg(feature = "verify")]
 pub use objstore::StoreFetch;
 pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
+pub use stamps::{StampError, StampStore};
 pub use writer::{LogWriter, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, Published};

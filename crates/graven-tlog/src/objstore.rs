@@ -19,6 +19,39 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The size an object named after a tree size is named by (archived checkpoints, time-stamp
+/// tokens): exactly 20 ASCII digits, so each size has one name.
+pub fn parse_size_name(name: &str) -> Option<u64> {
+    if name.len() != 20 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+/// The sizes named by the keys `<prefix><size, 20 digits>` in `after + 1 ..= until`, in
+/// increasing order, at most `limit` (one "first key after" request each).
+pub fn sizes_under(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    after: u64,
+    until: u64,
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let mut sizes = Vec::new();
+    let mut last = format!("{prefix}{after:020}");
+    while sizes.len() < limit {
+        let Some(key) = store.first_key_after(prefix, &last)? else { break };
+        match key.strip_prefix(prefix).and_then(parse_size_name) {
+            Some(size) if size > until => break,
+            Some(size) => sizes.push(size),
+            // Not one of ours (a stray object under the prefix): step over it.
+            None => {}
+        }
+        last = key;
+    }
+    Ok(sizes)
+}
+
 /// One stored object: its bytes and its version tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
@@ -276,6 +309,17 @@ impl graven_verify::Fetch for StoreFetch {
 
     fn location(&self) -> String {
         self.store.location()
+    }
+
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, graven_verify::FetchError> {
+        sizes_under(self.store.as_ref(), graven_verify::timestamps::TIMESTAMP_DIR, after, until, limit)
+            .map(Some)
+            .map_err(|e| graven_verify::FetchError::Other(e.to_string()))
     }
 }
 

@@ -30,8 +30,9 @@ pub const MANIFEST: &str = "manifest";
 pub const MAX_EVENTS: u64 = 1_000_000;
 /// Most older checkpoints one bundle may hold.
 pub const MAX_OLDER: u64 = 100;
-/// Most archive entries: two per event, two per older checkpoint, key, checkpoint, manifest.
-pub const MAX_ENTRIES: u64 = 2 * MAX_EVENTS + 2 * MAX_OLDER + 3;
+/// Most archive entries: two per event, three per older checkpoint (with its time-stamp token),
+/// key, checkpoint, its token, manifest.
+pub const MAX_ENTRIES: u64 = 2 * MAX_EVENTS + 3 * MAX_OLDER + 4;
 /// Longest entry path accepted (every valid path is far shorter).
 pub const MAX_PATH_LEN: usize = 64;
 /// Largest proof file (64 base64 elements need about 3 KiB).
@@ -65,6 +66,9 @@ pub enum FileId {
     OlderCheckpoint(u64),
     /// `consistency/<size>`: the consistency proof from that older checkpoint.
     ConsistencyProof(u64),
+    /// `timestamps/<size>`: an RFC 3161 time-stamp token (DER) of the checkpoint of that size
+    /// in the bundle (`checkpoints/<size>` if present, else `checkpoint`).
+    Timestamp(u64),
 }
 
 impl FileId {
@@ -76,6 +80,7 @@ impl FileId {
             FileId::InclusionProof(i) => format!("proofs/{i}"),
             FileId::OlderCheckpoint(n) => format!("checkpoints/{n}"),
             FileId::ConsistencyProof(n) => format!("consistency/{n}"),
+            FileId::Timestamp(n) => format!("timestamps/{n}"),
         }
     }
 
@@ -88,6 +93,7 @@ impl FileId {
             FileId::InclusionProof(_) => "inclusion-proof",
             FileId::OlderCheckpoint(_) => "older-checkpoint",
             FileId::ConsistencyProof(_) => "consistency-proof",
+            FileId::Timestamp(_) => "timestamp",
         }
     }
 
@@ -106,6 +112,7 @@ impl FileId {
             "proofs" => Some(FileId::InclusionProof(n)),
             "checkpoints" => Some(FileId::OlderCheckpoint(n)),
             "consistency" => Some(FileId::ConsistencyProof(n)),
+            "timestamps" => Some(FileId::Timestamp(n)),
             _ => None,
         }
     }
@@ -117,6 +124,7 @@ impl FileId {
             FileId::Checkpoint | FileId::OlderCheckpoint(_) => note::MAX_NOTE_SIZE as u64,
             FileId::Event(_) => graven_core::tile::MAX_ENTRY_SIZE as u64,
             FileId::InclusionProof(_) | FileId::ConsistencyProof(_) => MAX_PROOF_BYTES,
+            FileId::Timestamp(_) => graven_tsa::MAX_TOKEN_BYTES as u64,
         }
     }
 }
@@ -198,6 +206,10 @@ pub struct BundleReport {
     pub older: Vec<(u64, Hash)>,
     /// Archive entries read, the manifest included.
     pub files: u64,
+    /// Time-stamp tokens checked with the TSA roots given: (size, the TSA's time), ascending.
+    pub stamps: Vec<(u64, graven_tsa::GenTime)>,
+    /// Sizes whose token was not checked, because no TSA roots were given.
+    pub unchecked_stamps: Vec<u64>,
 }
 
 /// A bundle that did not verify: every problem found, in the order found.
@@ -246,13 +258,28 @@ pub enum Problem {
     Event { index: u64, why: EventProblem },
     #[error("checkpoints/{size}: {why}")]
     Older { size: u64, why: OlderProblem },
+    #[error("timestamps/{size}: {why}")]
+    Stamp { size: u64, why: StampProblem },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StampProblem {
+    #[error(
+        "the bundle holds no checkpoint of size {size} (checkpoints/{size} or checkpoint) for it to stamp"
+    )]
+    NoCheckpoint { size: u64 },
+    #[error("the token is refused: {0}")]
+    Token(graven_tsa::TokenError),
+    #[error("{0}")]
+    Order(graven_tsa::TimeOrderError),
 }
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EntryProblem {
     #[error(
-        "not a file a bundle may hold (allowed: verifier-key, checkpoint, events/N, proofs/N, checkpoints/N, consistency/N, manifest; absolute paths, `..` and other names are refused)"
+        "not a file a bundle may hold (allowed: verifier-key, checkpoint, events/N, proofs/N, checkpoints/N, consistency/N, timestamps/N, manifest; absolute paths, `..` and other names are refused)"
     )]
     BadPath,
     #[error("not a regular file (links, directories and extension headers are refused)")]
@@ -404,6 +431,9 @@ struct Seen {
 
 struct Checker<'k> {
     given: Option<&'k VerifierKey>,
+    tsa: Option<&'k graven_tsa::TsaVerifier>,
+    timestamps: BTreeMap<u64, Vec<u8>>,
+    stamps: Vec<(u64, graven_tsa::GenTime)>,
     bundled: Option<VerifierKey>,
     checkpoint: Option<Vec<u8>>,
     anchor: Option<VerifiedCheckpoint>,
@@ -426,8 +456,22 @@ pub fn verify_bundle<R: Read>(
     r: R,
     trusted: Option<&VerifierKey>,
 ) -> Result<BundleReport, Box<BundleFailure>> {
+    verify_bundle_with(r, trusted, None)
+}
+
+/// [`verify_bundle`] that also checks the bundle's time-stamp tokens with `tsa` (the TSA roots
+/// given with `--tsa-cert`): each against the checkpoint of its size in the bundle, and all of
+/// them against the ordering rule. Without `tsa` they are listed as not checked.
+pub fn verify_bundle_with<R: Read>(
+    r: R,
+    trusted: Option<&VerifierKey>,
+    tsa: Option<&graven_tsa::TsaVerifier>,
+) -> Result<BundleReport, Box<BundleFailure>> {
     let mut c = Checker {
         given: trusted,
+        tsa,
+        timestamps: BTreeMap::new(),
+        stamps: Vec::new(),
         bundled: None,
         checkpoint: None,
         anchor: None,
@@ -465,6 +509,12 @@ pub fn verify_bundle<R: Read>(
                 events: c.verified,
                 older,
                 files,
+                unchecked_stamps: if tsa.is_none() {
+                    c.timestamps.keys().copied().collect()
+                } else {
+                    Vec::new()
+                },
+                stamps: c.stamps,
             })
         }
         (_, _, key) => Err(Box::new(BundleFailure { problems: c.problems, stopped_early, key })),
@@ -592,6 +642,10 @@ impl Checker<'_> {
             }
             FileId::ConsistencyProof(n) => {
                 self.consistency.insert(n, bytes);
+                Ok(())
+            }
+            FileId::Timestamp(n) => {
+                self.timestamps.insert(n, bytes);
                 Ok(())
             }
         }
@@ -774,6 +828,40 @@ impl Checker<'_> {
             self.problem(Problem::Older { size, why: OlderProblem::NoCheckpoint { size } })?;
         }
         self.older = older;
+        self.check_stamps(&anchor)
+    }
+
+    /// Each token against the checkpoint of its size (`checkpoints/N`, else `checkpoint`), then
+    /// the ordering rule over all of them. A token for no checkpoint of the bundle is always a
+    /// problem; the tokens themselves are only checked when TSA roots were given.
+    fn check_stamps(&mut self, anchor: &VerifiedCheckpoint) -> Result<(), Stop> {
+        let tsa = self.tsa;
+        let timestamps = std::mem::take(&mut self.timestamps);
+        let mut verified = Vec::new();
+        for (&size, token) in &timestamps {
+            let note = match self.older.get(&size) {
+                Some(n) => n.as_slice(),
+                None if size == anchor.size().0 => anchor.note_bytes(),
+                None => {
+                    self.problem(Problem::Stamp { size, why: StampProblem::NoCheckpoint { size } })?;
+                    continue;
+                }
+            };
+            let Some(tsa) = tsa else { continue };
+            match tsa.verify(token, note, None) {
+                Ok(v) => verified.push((TreeSize(size), v)),
+                Err(e) => self.problem(Problem::Stamp { size, why: StampProblem::Token(e) })?,
+            }
+        }
+        self.timestamps = timestamps;
+        if let Err(e) = graven_tsa::check_time_order(verified.iter().map(|(s, v)| (*s, v))) {
+            let size = match &e {
+                graven_tsa::TimeOrderError::EarlierTime { size, .. } => size.0,
+                _ => 0,
+            };
+            return self.problem(Problem::Stamp { size, why: StampProblem::Order(e) });
+        }
+        self.stamps = verified.iter().map(|(s, v)| (s.0, v.gen_time())).collect();
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub enum BundleWriteError {
     Consistency { size: u64, source: merkle::VerifyError },
     #[error("more than {0} {1} for one bundle; narrow the filters")]
     TooMany(u64, &'static str),
+    #[error("time-stamp token of size {size}: {what}")]
+    Stamp { size: u64, what: String },
 }
 
 /// Streams a bundle into `W`: `verifier-key` and `checkpoint` first, then older checkpoints
@@ -45,6 +47,9 @@ pub struct BundleWriter<W: Write> {
     last_event: Option<u64>,
     events: u64,
     older: BTreeSet<u64>,
+    /// The older checkpoints' bytes, for the time-stamp tokens that stamp them.
+    older_notes: std::collections::BTreeMap<u64, Vec<u8>>,
+    stamps: BTreeSet<u64>,
 }
 
 impl<W: Write> std::fmt::Debug for BundleWriter<W> {
@@ -68,6 +73,8 @@ impl<W: Write> BundleWriter<W> {
             last_event: None,
             events: 0,
             older: BTreeSet::new(),
+            older_notes: std::collections::BTreeMap::new(),
+            stamps: BTreeSet::new(),
         };
         b.file(FileId::VerifierKey, bundle::key_file(key).as_bytes())?;
         let note = b.checkpoint.note_bytes().to_vec();
@@ -111,6 +118,37 @@ impl<W: Write> BundleWriter<W> {
         let json = bundle::consistency_json(older.size(), to, &older.root(), &root_to, proof);
         self.file(FileId::ConsistencyProof(size), json.as_bytes())?;
         self.older.insert(size);
+        self.older_notes.insert(size, older.note_bytes().to_vec());
+        Ok(())
+    }
+
+    /// Adds the RFC 3161 time-stamp token of the checkpoint of `size`, which must already be in
+    /// the bundle (an older checkpoint of that size, else the bundle's checkpoint). With `tsa`
+    /// (the TSA roots) the token is checked against that checkpoint's bytes before it is
+    /// written, as the bundle verifier will check it.
+    pub fn add_timestamp(
+        &mut self,
+        size: u64,
+        token: &[u8],
+        tsa: Option<&graven_tsa::TsaVerifier>,
+    ) -> Result<(), BundleWriteError> {
+        let bad = |what: String| BundleWriteError::Stamp { size, what };
+        if self.stamps.contains(&size) {
+            return Err(bad("a token for this size was already added".into()));
+        }
+        if token.len() > graven_tsa::MAX_TOKEN_BYTES {
+            return Err(bad(format!("larger than {} bytes", graven_tsa::MAX_TOKEN_BYTES)));
+        }
+        let note = match self.older_notes.get(&size) {
+            Some(n) => n.clone(),
+            None if size == self.checkpoint.size().0 => self.checkpoint.note_bytes().to_vec(),
+            None => return Err(bad("the bundle holds no checkpoint of that size".into())),
+        };
+        if let Some(tsa) = tsa {
+            tsa.verify(token, &note, None).map_err(|e| bad(format!("refused: {e}")))?;
+        }
+        self.file(FileId::Timestamp(size), token)?;
+        self.stamps.insert(size);
         Ok(())
     }
 

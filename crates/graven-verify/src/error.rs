@@ -48,6 +48,12 @@ pub enum VerifyError {
     TrustedOrigin { remembered: String, expected: String },
     #[error("entry {index}: {message}")]
     Visit { index: u64, message: String },
+    #[error("time-stamp token {path} for the checkpoint of size {size} is refused: {source}")]
+    Timestamp { path: String, size: u64, source: graven_tsa::TokenError },
+    #[error("time-stamp tokens out of order: {0}")]
+    TimeOrder(graven_tsa::TimeOrderError),
+    #[error("{path} (the checkpoint of size {size} that a time-stamp token stamps) {why}")]
+    StampedCheckpoint { path: String, size: u64, why: String },
 }
 
 impl VerifyError {

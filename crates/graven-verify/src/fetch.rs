@@ -7,6 +7,8 @@ use graven_core::tile::{self, TILE_WIDTH};
 
 /// The path of the log's checkpoint (C2SP tlog-tiles).
 pub(crate) const CHECKPOINT: &str = "checkpoint";
+/// Where a Graven log keeps its time-stamp tokens (see [`crate::timestamps`]).
+pub const TIMESTAMP_DIR: &str = "graven/timestamp/";
 /// Largest hash tile: 256 hashes of 32 bytes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
 /// Largest entry bundle: 256 entries of at most 65,535 bytes, each with a 2-byte length.
@@ -58,6 +60,27 @@ pub trait Fetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError>;
     /// Where the files come from, for messages.
     fn location(&self) -> String;
+    /// The tree sizes of the checkpoints with a time-stamp token
+    /// (`graven/timestamp/<size, 20 digits>`) in `after + 1 ..= until`, in increasing order, at
+    /// most `limit`; `Ok(None)` if this source cannot list them (only the token of the
+    /// checkpoint being verified is then looked for).
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
+        let _ = (after, until, limit);
+        Ok(None)
+    }
+}
+
+/// The size a token file is named after: exactly 20 ASCII digits.
+pub(crate) fn parse_size_name(name: &str) -> Option<u64> {
+    if name.len() != 20 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
 }
 
 /// A log in a local directory.
@@ -95,6 +118,30 @@ impl Fetch for DirFetch {
 
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
+        let dir = self.root.join(TIMESTAMP_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Vec::new())),
+            Err(e) => return Err(e.into()),
+        };
+        let mut sizes = Vec::new();
+        for e in entries {
+            let name = e?.file_name();
+            if let Some(s) = name.to_str().and_then(parse_size_name).filter(|s| *s > after && *s <= until) {
+                sizes.push(s);
+            }
+        }
+        sizes.sort_unstable();
+        sizes.truncate(limit);
+        Ok(Some(sizes))
     }
 }
 
@@ -159,5 +206,46 @@ impl Fetch for HttpFetch {
 
     fn location(&self) -> String {
         self.base.clone()
+    }
+
+    /// `GET <base>v1/timestamps` (Graven's server); `None` where the server has no such route
+    /// (a plain tile server).
+    fn stamped_sizes(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u64>>, FetchError> {
+        let path = format!("v1/timestamps?after={after}&until={until}&limit={limit}");
+        let Some(body) = self.fetch(&path, 64 << 10)? else { return Ok(None) };
+        let bad = |why: &str| FetchError::Http(format!("GET {}{path}: {why}", self.base));
+        let value = graven_core::jcs::parse(&body).map_err(|e| bad(&format!("not JSON: {e}")))?;
+        let sizes = match value {
+            graven_core::jcs::Value::Object(members) => {
+                members.into_iter().find(|(k, _)| k == "sizes").map(|(_, v)| v)
+            }
+            _ => None,
+        };
+        let Some(graven_core::jcs::Value::Array(items)) = sizes else {
+            return Err(bad("expected {\"sizes\":[...]}"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                graven_core::jcs::Value::Number(n)
+                    if n.fract() == 0.0
+                        && n > after as f64
+                        && n <= until as f64
+                        && n < 9.007_199_254_740_992e15 =>
+                {
+                    out.push(n as u64);
+                }
+                _ => return Err(bad("a size that is not an integer in the range asked for")),
+            }
+        }
+        if out.len() > limit || out.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad("more sizes than asked for, or not in increasing order"));
+        }
+        Ok(Some(out))
     }
 }

@@ -1,8 +1,9 @@
 //! Verifies a C2SP tiled log end to end, trusting nothing but a verifier key and, once it has
 //! seen the log, the last checkpoint it verified.
 //!
-//! This crate depends on `graven-core` only, never on Graven's writer or server: anyone can
-//! check a log without running our code for producing it.
+//! This crate depends on `graven-core` (and `graven-fs` for its trust store, `graven-tsa` for
+//! time-stamp tokens) only, never on Graven's writer or server: anyone can check a log without
+//! running our code for producing it.
 //!
 //! [`verify_log`] checks the checkpoint signature, re-hashes every entry of every bundle,
 //! rebuilds the tree, compares every stored hash of every tile with the rebuilt one, and
@@ -12,6 +13,9 @@
 //! (kept in a [`TrustStore`]): a smaller tree is a rollback, a tree that does not extend the
 //! remembered one is a fork, and in [`Mode::Incremental`] only what the remembered checkpoint
 //! did not already cover is fetched and hashed.
+//!
+//! [`verify_log_stamped`] also checks the log's RFC 3161 time-stamp tokens against configured
+//! TSA roots ([`timestamps`], with `graven-tsa`); the trust store remembers the newest one.
 
 pub mod bundle;
 mod bundle_write;
@@ -23,6 +27,7 @@ mod lenient;
 pub mod remote;
 mod report;
 pub mod text;
+pub mod timestamps;
 mod trust;
 mod verify;
 mod walk;
@@ -34,5 +39,6 @@ pub use fetch::HttpFetch;
 pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};
 pub use report::{Mode, Report, Trust, VerifiedLog};
-pub use trust::{Remembered, TrustError, TrustStore};
+pub use timestamps::{CheckedStamp, Stamps, verify_log_stamped};
+pub use trust::{Remembered, RememberedStamp, TrustError, TrustStore};
 pub use verify::{scan_log, verify_log, verify_log_since, verify_log_since_visiting};

@@ -64,6 +64,11 @@ pub enum TrustError {
         "no place for the trust store: neither XDG_CONFIG_HOME nor HOME is set. Pass --trust-dir <dir> or set GRAVEN_TRUST_DIR"
     )]
     NoLocation,
+    #[error(
+        "trust store file {} does not hold a time-stamp of this log that verifies with the TSA roots given ({why}); it was altered, or the roots changed. Move it aside to inspect it (the log's time-stamps will then be checked without it)",
+        path.display()
+    )]
+    CorruptStamp { path: PathBuf, why: String },
 }
 
 /// What [`TrustStore::remember`] did.
@@ -186,6 +191,58 @@ impl TrustStore {
     }
 }
 
+impl TrustStore {
+    /// The file beside [`TrustStore::path_for`] that remembers the newest time-stamp verified
+    /// for the log (see `trust/stamp.rs`).
+    pub fn stamp_path_for(&self, origin: &str, key: &VerifierKey) -> PathBuf {
+        self.path_for(origin, key).with_extension("timestamp")
+    }
+
+    /// The remembered time-stamp of `origin` under `key`, checked again (the checkpoint with
+    /// `key`, the token with `tsa`), or `None` if there is none yet.
+    pub fn load_stamp(
+        &self,
+        key: &VerifierKey,
+        origin: &str,
+        tsa: &graven_tsa::TsaVerifier,
+    ) -> Result<Option<RememberedStamp>, TrustError> {
+        let path = self.stamp_path_for(origin, key);
+        let bytes = match self.fs.read(&path, stamp::MAX_STAMP_FILE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(TrustError::TooLarge { path, limit: stamp::MAX_STAMP_FILE });
+            }
+            Err(source) => return Err(TrustError::Io { path, source }),
+        };
+        stamp::decode(&bytes, key, origin, tsa)
+            .map(Some)
+            .map_err(|why| TrustError::CorruptStamp { path, why })
+    }
+
+    /// Remembers `stamp`, a token checked with `log` (its key and origin), if it is newer (a
+    /// larger size) than the one remembered. Returns whether the file changed.
+    pub fn remember_stamp(
+        &self,
+        log: &VerifiedLog,
+        stamp: &crate::timestamps::CheckedStamp,
+        tsa: &graven_tsa::TsaVerifier,
+    ) -> Result<bool, TrustError> {
+        let origin = log.checkpoint().checkpoint().origin();
+        if let Some(current) = self.load_stamp(log.key(), origin, tsa)?
+            && current.size >= stamp.size()
+        {
+            return Ok(false);
+        }
+        let path = self.stamp_path_for(origin, log.key());
+        atomic::create_dir_all(&*self.fs, &self.dir, Access::Private)
+            .map_err(|source| TrustError::Io { path: self.dir.clone(), source })?;
+        atomic::replace(&*self.fs, &path, &stamp::encode(stamp.note(), stamp.token()), Access::Private)
+            .map_err(|source| TrustError::Io { path: path.clone(), source })?;
+        Ok(true)
+    }
+}
+
 /// The store file name for `origin` under key ID `key_id`. Never empty, never `.` or `..`,
 /// never contains a separator, never starts with `.`.
 fn file_name(origin: &str, key_id: u32) -> String {
@@ -209,6 +266,9 @@ fn file_name(origin: &str, key_id: u32) -> String {
     let _ = write!(name, "+{key_id:08x}.checkpoint");
     name
 }
+
+mod stamp;
+pub use stamp::RememberedStamp;
 
 #[cfg(test)]
 mod tests;

@@ -34,7 +34,7 @@ pub fn scan_log<F: Fetch>(
     mut visit: impl FnMut(&VerifiedCheckpoint, u64, &[u8]) -> Result<(), VisitError>,
 ) -> Result<Report, VerifyError> {
     let cp = fetch_checkpoint(f, vkey, Some(origin.unwrap_or(vkey.name())))?;
-    walk::check(f, &cp, None, Mode::Full, progress, &mut visit)
+    walk::check(f, &cp, None, Mode::Full, progress, &mut visit, &mut walk::Capture::default())
 }
 
 /// Verifies the log behind `f` and holds it to `trusted`, the last checkpoint of this log (same
@@ -74,10 +74,27 @@ pub fn verify_log_since_visiting<F: Fetch>(
     trusted: Option<&VerifiedCheckpoint>,
     mode: Mode,
     progress: impl FnMut(u64, u64),
+    visit: impl FnMut(u64, &[u8]) -> Result<(), VisitError>,
+) -> Result<VerifiedLog, VerifyError> {
+    let mut capture = walk::Capture::default();
+    verify_capturing(f, vkey, origin, trusted, mode, progress, visit, &mut capture)
+}
+
+/// [`verify_log_since_visiting`] that also keeps the roots the walk rebuilt at
+/// `capture.sizes` (for [`crate::timestamps`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn verify_capturing<F: Fetch>(
+    f: &mut F,
+    vkey: &VerifierKey,
+    origin: Option<&str>,
+    trusted: Option<&VerifiedCheckpoint>,
+    mode: Mode,
+    progress: impl FnMut(u64, u64),
     mut visit: impl FnMut(u64, &[u8]) -> Result<(), VisitError>,
+    capture: &mut walk::Capture,
 ) -> Result<VerifiedLog, VerifyError> {
     let origin = origin.unwrap_or(vkey.name());
     let cp = fetch_checkpoint(f, vkey, Some(origin))?;
-    let report = walk::check(f, &cp, trusted, mode, progress, &mut |_, i, e| visit(i, e))?;
+    let report = walk::check(f, &cp, trusted, mode, progress, &mut |_, i, e| visit(i, e), capture)?;
     Ok(VerifiedLog { checkpoint: cp, key: vkey.clone(), report })
 }

@@ -30,6 +30,16 @@ struct Start {
     check_at: Option<(TreeSize, Hash)>,
 }
 
+/// Roots the walk rebuilt at chosen sizes on its way: those of the checkpoints that time-stamp
+/// tokens stamp, so each can be held to the tree the walk verified.
+#[derive(Debug, Default)]
+pub(crate) struct Capture {
+    /// In increasing order; sizes the walk does not pass (at or below where it starts, or beyond
+    /// the checkpoint) get no root.
+    pub sizes: Vec<u64>,
+    pub roots: Vec<(u64, Hash)>,
+}
+
 /// Called with each entry the walk hashed (from the remembered size on), after the tiles
 /// covering it were compared.
 pub(crate) type Visitor<'a> = dyn FnMut(&VerifiedCheckpoint, u64, &[u8]) -> Result<(), VisitError> + 'a;
@@ -41,6 +51,7 @@ pub(crate) fn check<F: Fetch>(
     mode: Mode,
     progress: impl FnMut(u64, u64),
     visit: &mut Visitor<'_>,
+    capture: &mut Capture,
 ) -> Result<Report, VerifyError> {
     let size = cp.size();
     let mut report = Report {
@@ -57,7 +68,7 @@ pub(crate) fn check<F: Fetch>(
     };
     let Some(old) = trusted else {
         let start = Start { edge: RightEdge::new(), cursors: Vec::new(), check_at: None };
-        walk(f, cp, None, start, &mut report, progress, visit)?;
+        walk(f, cp, None, start, &mut report, progress, visit, capture)?;
         return Ok(report);
     };
     if old.checkpoint().origin() != cp.checkpoint().origin() {
@@ -83,7 +94,7 @@ pub(crate) fn check<F: Fetch>(
             return Ok(report);
         }
         let start = Start { edge: RightEdge::new(), cursors: Vec::new(), check_at: None };
-        walk(f, cp, Some(old), start, &mut report, progress, visit)?;
+        walk(f, cp, Some(old), start, &mut report, progress, visit, capture)?;
         return Ok(report);
     }
 
@@ -125,11 +136,12 @@ pub(crate) fn check<F: Fetch>(
     };
     drop(hashes);
     report.tiles += fetched;
-    walk(f, cp, Some(old), start, &mut report, progress, visit)?;
+    walk(f, cp, Some(old), start, &mut report, progress, visit, capture)?;
     Ok(report)
 }
 
 /// Walks the bundles from `start.edge.size()` to the checkpoint's size.
+#[allow(clippy::too_many_arguments)]
 fn walk<F: Fetch>(
     f: &mut F,
     cp: &VerifiedCheckpoint,
@@ -138,10 +150,12 @@ fn walk<F: Fetch>(
     report: &mut Report,
     mut progress: impl FnMut(u64, u64),
     visit: &mut Visitor<'_>,
+    capture: &mut Capture,
 ) -> Result<(), VerifyError> {
     let size = cp.size();
     let Start { mut edge, mut cursors, check_at } = start;
     let from = edge.size().0;
+    let mut next_capture = capture.sizes.partition_point(|s| *s <= from);
     // Nodes completed by the last push whose stored copy must be compared: (level, index, hash).
     let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
 
@@ -197,6 +211,10 @@ fn walk<F: Fetch>(
                     presented: cp.clone(),
                     root_at_remembered_size: Some(edge.root()),
                 })));
+            }
+            while capture.sizes.get(next_capture) == Some(&edge.size().0) {
+                capture.roots.push((edge.size().0, edge.root()));
+                next_capture += 1;
             }
             visit(cp, index, entry).map_err(|e| VerifyError::Visit { index, message: e.0 })?;
         }

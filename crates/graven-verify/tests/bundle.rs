@@ -206,3 +206,72 @@ fn garbage_and_truncation_never_panic() {
         assert!(r.is_err() || in_padding, "flip at {at} went unnoticed");
     }
 }
+
+/// Time-stamp tokens in a bundle, from a real TSA (`openssl ts -reply` over HTTP with a test
+/// CA, `graven_tsa::testing`): checked with the roots given, listed as unchecked without them,
+/// refused with another root, for bytes other than their checkpoint's, for a size the bundle
+/// has no checkpoint of, and out of order (the older checkpoint re-signed by the TSA's key an
+/// hour after the newer one).
+#[test]
+fn timestamps_are_checked_against_the_checkpoint_of_their_size() {
+    use graven_tsa::testing::{pki, redated};
+    use graven_tsa::{TsaClient, TsaClientConfig, TsaRoots, TsaVerifier};
+    let p = pki();
+    let roots = TsaVerifier::new(TsaRoots::from_pem(&p.root.pem()).unwrap());
+    let rogue = TsaVerifier::new(TsaRoots::from_pem(&p.rogue_root.pem()).unwrap());
+    let client = TsaClient::new(TsaClientConfig::new(&p.rsa.url)).unwrap();
+    let k = key();
+    let ls = leaves(20);
+    let mut t = tree(&ls);
+    let cp = signed(&k, &mut t, 20);
+    let old = signed(&k, &mut t, 7);
+    let old_token = client.timestamp(old.note_bytes(), 1).unwrap();
+    let new_token = client.timestamp(cp.note_bytes(), 2).unwrap();
+    let build = |tokens: &[(u64, &[u8])]| {
+        let mut w = BundleWriter::new(Vec::new(), &k.verifier(), &cp).unwrap();
+        let cproof = merkle::consistency_proof(&mut tree(&ls), TreeSize(7), TreeSize(20)).unwrap();
+        w.add_older(&old, &cproof).unwrap();
+        for (size, token) in tokens {
+            w.add_timestamp(*size, token, None).unwrap();
+        }
+        let proof = merkle::inclusion_proof(&mut tree(&ls), LeafIndex(3), TreeSize(20)).unwrap();
+        w.add_event(3, &ls[3], &proof).unwrap();
+        w.finish().unwrap()
+    };
+    let b = build(&[(7, &old_token), (20, &new_token)]);
+    let vk = k.verifier();
+    let r = bundle::verify_bundle_with(&b[..], Some(&vk), Some(&roots)).unwrap();
+    assert_eq!(r.stamps.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [7, 20]);
+    assert!(r.unchecked_stamps.is_empty());
+    let r = bundle::verify_bundle(&b[..], Some(&vk)).unwrap();
+    assert_eq!(r.unchecked_stamps, [7, 20]);
+    assert!(r.stamps.is_empty());
+    let f = bundle::verify_bundle_with(&b[..], Some(&vk), Some(&rogue)).unwrap_err();
+    assert_problem(&f, "timestamps/7: the token is refused");
+    assert_problem(&f, "does not chain to a configured root");
+
+    // The writer checks a token against its checkpoint when given the roots.
+    let mut w = BundleWriter::new(Vec::new(), &vk, &cp).unwrap();
+    let err = w.add_timestamp(20, &old_token, Some(&roots)).unwrap_err().to_string();
+    assert!(err.contains("stamps other bytes"), "{err}");
+    assert!(
+        w.add_timestamp(7, &old_token, None).unwrap_err().to_string().contains("no checkpoint of that size")
+    );
+    // Swapped, the tokens stamp other bytes than the checkpoints of their names.
+    let b = build(&[(7, &new_token), (20, &old_token)]);
+    let f = bundle::verify_bundle_with(&b[..], Some(&vk), Some(&roots)).unwrap_err();
+    assert_problem(&f, "timestamps/7: the token is refused: the token stamps other bytes");
+    assert_problem(&f, "timestamps/20: the token is refused: the token stamps other bytes");
+    // Out of order: the older checkpoint's token re-dated to an hour from now.
+    let ahead = {
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        graven_tsa::GenTime::new(secs, 0).unwrap().to_string()
+    };
+    let ahead: String = ahead.chars().filter(|c| c.is_ascii_digit()).take(14).collect::<String>() + "Z";
+    let late_old = redated(&p.dir, &old_token, &p.rsa.signer, &[], &ahead);
+    let b = build(&[(7, &late_old), (20, &new_token)]);
+    let f = bundle::verify_bundle_with(&b[..], Some(&vk), Some(&roots)).unwrap_err();
+    assert_problem(&f, "timestamps/20: the checkpoint of size 20 is stamped");
+    assert_problem(&f, "a later checkpoint never carries an earlier time");
+}

@@ -29,11 +29,17 @@ fn describe(key: &VerifierKey, source: KeySource) -> String {
     }
 }
 
-pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    target: &str,
+    vkey: Option<&str>,
+    json: bool,
+    tsa: Option<&graven_tsa::TsaVerifier>,
+) -> anyhow::Result<ExitCode> {
     let trusted = vkey.map(crate::input::load_vkey).transpose()?;
     let file = std::fs::File::open(target).with_context(|| format!("opening {target}"))?;
     let start = Instant::now();
-    let result = bundle::verify_bundle(std::io::BufReader::with_capacity(1 << 20, file), trusted.as_ref());
+    let result =
+        bundle::verify_bundle_with(std::io::BufReader::with_capacity(1 << 20, file), trusted.as_ref(), tsa);
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok(r) => {
@@ -50,6 +56,8 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
                         "key_source": match r.key_source { KeySource::Given => "given", KeySource::Bundled => "bundled" },
                         "events": r.events.len(),
                         "older_checkpoints": r.older.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+                        "timestamps": r.stamps.iter().map(|(s, t)| serde_json::json!({"tree_size": s, "gen_time": t.to_string()})).collect::<Vec<_>>(),
+                        "timestamps_not_checked": r.unchecked_stamps,
                         "files": r.files,
                         "seconds": secs,
                         "entries_per_second": if secs > 0.0 { r.events.len() as f64 / secs } else { 0.0 },
@@ -67,8 +75,19 @@ pub fn run(target: &str, vkey: Option<&str>, json: bool) -> anyhow::Result<ExitC
                 let sizes: Vec<String> = r.older.iter().map(|(s, _)| s.to_string()).collect();
                 format!("; older checkpoints of size {} are consistent with it", sizes.join(", "))
             };
+            let mut stamps = String::new();
+            for (size, time) in &r.stamps {
+                stamps.push_str(&format!("\ntime-stamp: the checkpoint of size {size} existed at {time} (token verified against --tsa-cert)"));
+            }
+            if !r.unchecked_stamps.is_empty() {
+                let sizes: Vec<String> = r.unchecked_stamps.iter().map(u64::to_string).collect();
+                stamps.push_str(&format!(
+                    "\ntime-stamp tokens for sizes {} were NOT checked: pass --tsa-cert with the TSA's root certificate",
+                    sizes.join(", ")
+                ));
+            }
             let out = format!(
-                "OK: evidence bundle {target} verifies: {} events{range} proven included in {} at tree size {}, root {}{older}; {} files match the manifest ({secs:.2}s)\n{}",
+                "OK: evidence bundle {target} verifies: {} events{range} proven included in {} at tree size {}, root {}{older}; {} files match the manifest ({secs:.2}s){stamps}\n{}",
                 r.events.len(),
                 r.origin,
                 r.tree_size,

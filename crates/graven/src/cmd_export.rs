@@ -41,6 +41,10 @@ pub struct ExportArgs {
     /// consistency proof to the bundle's checkpoint. Repeatable.
     #[arg(long = "with-checkpoint", value_name = "FILE", requires = "bundle")]
     pub with_checkpoint: Vec<PathBuf>,
+    /// With --bundle: check the log's time-stamp tokens (carried in the bundle for every
+    /// checkpoint it holds that has one) against these TSA roots before writing them.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub tsa_cert: Option<PathBuf>,
     #[command(flatten)]
     pub filters: Filters,
 }
@@ -226,13 +230,18 @@ fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyh
         }
     }
 
+    let tsa = args.tsa_cert.as_deref().map(input::tsa_verifier).transpose()?;
     let staged = Staged::new(path);
+    let mut stamped = 0u64;
     let result = (|| -> anyhow::Result<u64> {
         let mut w = BundleWriter::new(staged.create()?, &opened.key, &opened.checkpoint)?;
         for (p, cp) in &older {
             let proof = export_source::consistency(src, opened, cp.size())?;
             w.add_older(cp, &proof).with_context(|| format!("{}", p.display()))?;
         }
+        let sizes: Vec<u64> =
+            older.iter().map(|(_, cp)| cp.size().0).chain([opened.checkpoint.size().0]).collect();
+        stamped = export_source::add_timestamps(src, opened, &mut w, &sizes, tsa.as_ref())?;
         export_source::select(src, opened, &args.filters, true, |s| {
             let proof = s.proof.context("no proof")?;
             Ok(w.add_event(s.index, s.leaf, proof)?)
@@ -244,7 +253,7 @@ fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyh
     match result {
         Ok(n) => {
             eprintln!(
-                "graven: wrote {}: {n} events with inclusion proofs against {} size {}, {} older checkpoints",
+                "graven: wrote {}: {n} events with inclusion proofs against {} size {}, {} older checkpoints, {stamped} time-stamp tokens",
                 path.display(),
                 escape::message(opened.origin()),
                 opened.checkpoint.size(),

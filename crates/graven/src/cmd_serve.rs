@@ -87,6 +87,20 @@ pub struct ServeArgs {
     /// every checkpoint, and the quorum that makes a checkpoint witnessed (docs/witness.md).
     #[arg(long, env = "GRAVEN_WITNESS_POLICY")]
     witness_policy: Option<PathBuf>,
+    /// An RFC 3161 Time-Stamp Authority's URL: the latest checkpoint is stamped at most once
+    /// per --tsa-interval, and the token stored beside it (docs/trusted-time.md).
+    #[arg(long, env = "GRAVEN_TSA_URL")]
+    tsa_url: Option<String>,
+    /// PEM file of the root certificate(s) the TSA's certificate must chain to (required
+    /// with --tsa-url: every token is checked before it is stored).
+    #[arg(long, env = "GRAVEN_TSA_CERT")]
+    tsa_cert: Option<PathBuf>,
+    /// A TSA policy OID (dotted) to ask for and require in tokens.
+    #[arg(long, env = "GRAVEN_TSA_POLICY")]
+    tsa_policy: Option<String>,
+    /// The least number of seconds between two requests to the TSA [default: 60].
+    #[arg(long, env = "GRAVEN_TSA_INTERVAL")]
+    tsa_interval: Option<u64>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -112,6 +126,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         retention_mode: a.retention_mode,
         retention_days: a.retention_days,
         witness_policy: a.witness_policy,
+        tsa_url: a.tsa_url,
+        tsa_cert: a.tsa_cert,
+        tsa_policy: a.tsa_policy,
+        tsa_interval: a.tsa_interval,
     })?;
     if config.storage.is_some() && config.key.is_none() {
         // Checked here too, before the store is touched: a refused start writes nothing.

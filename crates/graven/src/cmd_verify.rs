@@ -8,8 +8,8 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
-    DirFetch, Fetch, HttpFetch, Mode, Remembered, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
-    VisitError, verify_log_since_visiting,
+    DirFetch, Fetch, HttpFetch, Mode, Remembered, Stamps, Trust, TrustError, TrustStore, VerifiedLog,
+    VerifyError, VisitError, verify_log_since_visiting, verify_log_stamped,
 };
 use serde_json::{Value, json};
 
@@ -63,6 +63,10 @@ pub struct VerifyArgs {
     /// With --follow: POST a JSON alert to this URL when verification fails.
     #[arg(long, requires = "follow")]
     webhook: Option<String>,
+    /// PEM file of the root certificate(s) of the log's Time-Stamp Authority: check every
+    /// RFC 3161 token of the checkpoints verified, and their order (docs/trusted-time.md).
+    #[arg(long, value_name = "FILE")]
+    tsa_cert: Option<PathBuf>,
 }
 
 use crate::input::load_vkey;
@@ -77,11 +81,14 @@ struct Job {
     /// For the later polls of `--follow`.
     follow_mode: Mode,
     json: bool,
+    /// `--tsa-cert`: time-stamp tokens are checked with these roots.
+    tsa: Option<graven_tsa::TsaVerifier>,
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let tsa = a.tsa_cert.as_deref().map(crate::input::tsa_verifier).transpose()?;
     if crate::cmd_bundle::is_bundle(&a.target) {
-        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), a.json);
+        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), a.json, tsa.as_ref());
     }
     let vkey =
         load_vkey(a.vkey.as_deref().ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
@@ -98,7 +105,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         _ => Mode::Full,
     };
     let follow_mode = if a.full { Mode::Full } else { Mode::Incremental };
-    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json };
+    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json, tsa };
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
     }
@@ -140,6 +147,11 @@ enum Failure {
 impl Failure {
     fn kind(&self) -> &'static str {
         match self {
+            Failure::Verify(
+                VerifyError::Timestamp { .. }
+                | VerifyError::TimeOrder(_)
+                | VerifyError::StampedCheckpoint { .. },
+            ) => "timestamp",
             Failure::Verify(VerifyError::Rollback(_)) => "rollback",
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
             Failure::Verify(_) => "verification-failed",
@@ -171,6 +183,8 @@ struct Outcome {
     trusted: Option<VerifiedCheckpoint>,
     result: Result<(VerifiedLog, Remembered), Failure>,
     sigs: Sigs,
+    /// The time-stamp tokens checked (with `--tsa-cert`).
+    stamps: Option<Stamps>,
 }
 
 /// Loads the remembered checkpoint, verifies, and remembers the result. A trust store that
@@ -185,15 +199,37 @@ fn verify_once<F: Fetch>(
     // Client signatures are checked against keys registered earlier in the log itself.
     let complete = trusted.is_none() || mode == Mode::Full;
     let mut checker = ClientSigChecker::new(complete);
-    let result = verify_log_since_visiting(
-        f,
-        &job.vkey,
-        Some(&job.origin),
-        trusted.as_ref(),
-        mode,
-        progress,
-        |i, e| checker.visit(i, e).map_err(VisitError),
-    );
+    let visit = |i: u64, e: &[u8]| checker.visit(i, e).map_err(VisitError);
+    let mut stamps = None;
+    let result = match &job.tsa {
+        None => verify_log_since_visiting(
+            f,
+            &job.vkey,
+            Some(&job.origin),
+            trusted.as_ref(),
+            mode,
+            progress,
+            visit,
+        ),
+        Some(tsa) => {
+            let kept = job.store.load_stamp(&job.vkey, &job.origin, tsa)?.map(|r| (r.size, r.time));
+            verify_log_stamped(
+                f,
+                &job.vkey,
+                Some(&job.origin),
+                trusted.as_ref(),
+                mode,
+                progress,
+                visit,
+                tsa,
+                kept,
+            )
+            .map(|(v, s)| {
+                stamps = Some(s);
+                v
+            })
+        }
+    };
     let sigs = Sigs {
         verified: checker.verified,
         unchecked: checker.unchecked,
@@ -204,14 +240,19 @@ fn verify_once<F: Fetch>(
     let verified = match result {
         Ok(v) => v,
         Err(e) if e.is_outage() => {
-            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs });
+            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs, stamps });
         }
-        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs }),
+        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs, stamps }),
     };
     match job.store.remember(&verified) {
-        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)), sigs }),
+        Ok(r) => {
+            if let (Some(tsa), Some(latest)) = (&job.tsa, stamps.as_ref().and_then(Stamps::latest)) {
+                job.store.remember_stamp(&verified, latest, tsa)?;
+            }
+            Ok(Outcome { trusted, result: Ok((verified, r)), sigs, stamps })
+        }
         Err(e @ TrustError::ConflictingUpdate { .. }) => {
-            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), sigs })
+            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), sigs, stamps })
         }
         Err(e) => Err(e.into()),
     }
@@ -238,15 +279,17 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let Outcome { trusted, result, sigs } = outcome?;
+    let Outcome { trusted, result, sigs, stamps } = outcome?;
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok((v, remembered)) => {
             if job.json {
-                println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
+                let mut j = success_json(f, &v, &remembered, secs, &sigs);
+                add_stamps_json(&mut j, stamps.as_ref());
+                println!("{}", escape::json_line(&j));
             } else {
                 print_lines(&success_text(&v, &remembered, secs));
-                for line in sig_lines(&sigs) {
+                for line in sig_lines(&sigs).into_iter().chain(stamp_lines(stamps.as_ref())) {
                     println!("{}", escape::message(&line));
                 }
             }
@@ -337,6 +380,51 @@ fn sig_lines(s: &Sigs) -> Vec<String> {
     lines
 }
 
+/// What the time-stamp check found (with `--tsa-cert`), one line each.
+fn stamp_lines(stamps: Option<&Stamps>) -> Vec<String> {
+    let Some(s) = stamps else { return Vec::new() };
+    let range = if s.after > 0 { format!(" after the remembered size {}", s.after) } else { String::new() };
+    let mut lines = Vec::new();
+    if s.checked.is_empty() {
+        let how = if s.listed {
+            ""
+        } else {
+            " (this source cannot list tokens: only the verified checkpoint's was looked for)"
+        };
+        lines.push(format!("time-stamps: none found{range}{how}"));
+        return lines;
+    }
+    lines.push(format!(
+        "time-stamps: {} token{} verified{range} against the TSA roots given (no later checkpoint carries an earlier time):",
+        s.checked.len(),
+        plural(s.checked.len() as u64, "", "s")
+    ));
+    for c in &s.checked {
+        lines.push(format!(
+            "  size {} stamped at {} by {}",
+            c.size(),
+            c.gen_time(),
+            graven_tsa::quote(c.timestamp().signer())
+        ));
+    }
+    lines
+}
+
+fn add_stamps_json(j: &mut Value, stamps: Option<&Stamps>) {
+    if let Some(s) = stamps {
+        j["timestamps"] = json!({
+            "listed": s.listed,
+            "after": s.after,
+            "checked": s.checked.iter().map(|c| json!({
+                "tree_size": c.size().0,
+                "gen_time": c.gen_time().to_string(),
+                "tsa": c.timestamp().signer(),
+                "serial": c.timestamp().serial_hex(),
+            })).collect::<Vec<_>>(),
+        });
+    }
+}
+
 /// Prints our own multi-line text, each line escaped on its own.
 fn print_lines(text: &str) {
     for line in text.lines() {
@@ -358,7 +446,7 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
     loop {
         let start = Instant::now();
         let mode = if last_printed.is_none() { job.mode } else { job.follow_mode };
-        let Outcome { trusted, result, sigs } = verify_once(f, job, mode, |_, _| {})?;
+        let Outcome { trusted, result, sigs, stamps } = verify_once(f, job, mode, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         match result {
             Ok((v, remembered)) => {
@@ -366,10 +454,12 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
                 let now = (v.report().size.0, v.report().root);
                 if last_printed != Some(now) {
                     if job.json {
-                        println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
+                        let mut j = success_json(f, &v, &remembered, secs, &sigs);
+                        add_stamps_json(&mut j, stamps.as_ref());
+                        println!("{}", escape::json_line(&j));
                     } else {
                         print_lines(&success_text(&v, &remembered, secs));
-                        for line in sig_lines(&sigs) {
+                        for line in sig_lines(&sigs).into_iter().chain(stamp_lines(stamps.as_ref())) {
                             println!("{}", escape::message(&line));
                         }
                     }

@@ -351,6 +351,47 @@ pub fn consistency(source: &Source, opened: &Opened, older: TreeSize) -> anyhow:
     proof.with_context(|| format!("building the consistency proof from size {older} to {size}"))
 }
 
+/// Adds to the bundle the time-stamp token of each of `sizes` (the bundle's checkpoint and the
+/// older ones it holds) that has one, checked with `tsa` if given; returns how many. A token
+/// stamps the log's own note (archived at `graven/checkpoint/<size>`); when the bundle's
+/// checkpoint is not byte for byte that note (a witnessed log serves it with cosignatures),
+/// the note goes in as an older checkpoint of the same size for the token to be checked against.
+pub fn add_timestamps<W: std::io::Write>(
+    source: &Source,
+    opened: &Opened,
+    w: &mut graven_verify::BundleWriter<W>,
+    sizes: &[u64],
+    tsa: Option<&graven_tsa::TsaVerifier>,
+) -> anyhow::Result<u64> {
+    use graven_verify::timestamps::{archived_checkpoint_path, timestamp_path};
+    let mut f: Box<dyn Fetch> = match source {
+        Source::Dir(dir) => Box::new(DirFetch::new(dir)),
+        Source::Server(s) => Box::new(s.fetcher()),
+    };
+    let mut added = 0;
+    for &size in sizes {
+        let path = timestamp_path(size);
+        let Some(token) = f.fetch(&path, graven_tsa::MAX_TOKEN_BYTES as u64).with_context(|| path.clone())?
+        else {
+            continue;
+        };
+        let archived_path = archived_checkpoint_path(size);
+        let archived = f
+            .fetch(&archived_path, graven_core::note::MAX_NOTE_SIZE as u64)
+            .with_context(|| archived_path.clone())?;
+        if size == opened.checkpoint.size().0
+            && let Some(note) = archived.filter(|n| n.as_slice() != opened.checkpoint.note_bytes())
+        {
+            let cp = VerifiedCheckpoint::open(&note, &opened.key, opened.key.name())
+                .with_context(|| format!("{archived_path} is not a checkpoint of this log"))?;
+            w.add_older(&cp, &[]).with_context(|| archived_path.clone())?;
+        }
+        w.add_timestamp(size, &token, tsa).with_context(|| path.clone())?;
+        added += 1;
+    }
+    Ok(added)
+}
+
 /// Where the files come from, for messages.
 pub fn location(source: &Source) -> String {
     match source {

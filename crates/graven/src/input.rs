@@ -64,3 +64,11 @@ pub fn load_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
         }
     }
 }
+
+/// The TSA roots of `--tsa-cert` (PEM certificates, at most 1 MiB), as a token verifier.
+pub fn tsa_verifier(path: &Path) -> anyhow::Result<graven_tsa::TsaVerifier> {
+    let pem = read_small(path, graven_tsa::roots::MAX_ROOTS_FILE as u64)?;
+    let roots = graven_tsa::TsaRoots::from_pem(pem.as_bytes())
+        .with_context(|| format!("--tsa-cert {}", path.display()))?;
+    Ok(graven_tsa::TsaVerifier::new(roots))
+}

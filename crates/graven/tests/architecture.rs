@@ -4,9 +4,10 @@
 //! 1. `graven-core` is pure: no async runtime, no network or filesystem crate, no randomness,
 //!    no clock. Its whole dependency closure must stay inside an allow-list; anything new must
 //!    be reviewed and added here on purpose.
-//! 2. The verifier never depends on the writer: `graven-verify` depends on `graven-core` and
-//!    `graven-fs` (the standard-library-only file layer, for its trust store) only of ours, and
-//!    the writer (`graven-tlog`) does not depend on the verifier by default.
+//! 2. The verifier never depends on the writer: `graven-verify` depends on `graven-core`,
+//!    `graven-fs` (the standard-library-only file layer, for its trust store) and `graven-tsa`
+//!    (time-stamp tokens, without its HTTP client) only of ours, and the writer (`graven-tlog`)
+//!    does not depend on the verifier by default.
 //! 3. Dependencies point down: `graven-engine` and `graven-auth` never depend on an HTTP
 //!    framework (axum, hyper, tower) or on each other; `graven-api` is serde only.
 //! 4. No import cycle between the modules of any crate of the workspace (a module is a source
@@ -93,13 +94,17 @@ fn ours(deps: &BTreeSet<String>, package: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_verifier_depends_on_the_core_and_the_file_layer_only() {
+fn the_verifier_depends_on_the_core_the_file_layer_and_trusted_time_only() {
     let deps = normal_deps("graven-verify");
     assert_eq!(
         ours(&deps, "graven-verify"),
-        ["graven-core", "graven-fs"],
+        ["graven-core", "graven-fs", "graven-tsa"],
         "graven-verify's own dependencies"
     );
+    // Time-stamp tokens are checked offline (graven-verify takes graven-tsa without its TSA
+    // client), and graven-tsa stands on the core alone.
+    let tsa = normal_deps("graven-tsa");
+    assert_eq!(ours(&tsa, "graven-tsa"), ["graven-core"], "graven-tsa's own dependencies");
     // The file layer holds no log code and depends on nothing: the standard library only.
     let fs: Vec<String> = normal_deps("graven-fs").into_iter().collect();
     assert_eq!(fs, ["graven-fs"], "graven-fs must stay standard-library only");
@@ -115,7 +120,7 @@ fn the_export_formats_sit_on_the_verifier_only() {
     let deps = normal_deps("graven-export");
     assert_eq!(
         ours(&deps, "graven-export"),
-        ["graven-core", "graven-fs", "graven-verify"],
+        ["graven-core", "graven-fs", "graven-tsa", "graven-verify"],
         "graven-export renders verified events; it needs no writer, engine or server"
     );
     assert!(!deps.contains("ureq"), "graven-export takes the verifier without its HTTP client");

@@ -883,3 +883,73 @@ fn sigterm_hands_the_log_over_to_a_replica() {
     drop(a);
     done("sigterm_hands_the_log_over_to_a_replica", t0);
 }
+
+/// Trusted time on S3 (docs/trusted-time.md): the writer's token lands under
+/// `graven/timestamp/`, beside the archived checkpoint it stamps and under the same Object Lock
+/// retention; `graven verify s3://… --tsa-cert` finds and checks it by listing the bucket.
+/// The TSA is `openssl ts -reply` behind an HTTP handler with a test CA (`graven_tsa::testing`).
+#[test]
+fn time_stamp_tokens_are_kept_like_the_archive() {
+    let t0 = Instant::now();
+    let p = Place::new("tsa", Lock::NoDefault);
+    let pki = graven_tsa::testing::pki();
+    let root = pki.root.cert.to_str().unwrap();
+    let a = p.node(
+        "a",
+        &[
+            "--retention-mode",
+            "compliance",
+            "--retention-days",
+            "1",
+            "--tsa-url",
+            &pki.rsa.url,
+            "--tsa-cert",
+            root,
+            "--tsa-interval",
+            "1",
+        ],
+    );
+    append(&a, "stamped", 2..40);
+    let size = 40u64;
+    let stamped = |s: &Server| {
+        let m = get(s, "/metrics", &s.token).body;
+        m.lines().any(|l| l == format!("graven_tsa_stamped_size {size}"))
+    };
+    within(Duration::from_secs(30), "the latest checkpoint stamped", || stamped(&a).then_some(()));
+    let token = p.full(&format!("graven/timestamp/{size:020}"));
+    let archived = p.full(&format!("graven/checkpoint/{size:020}"));
+    assert!(p.list("graven/timestamp/").contains(&token), "{:?}", p.list("graven/timestamp/"));
+    let (tv, token_bytes) = p.current(&token);
+    let (av, note) = p.current(&archived);
+    let (token_mode, token_until) = p.retention(&token, &tv);
+    let (note_mode, note_until) = p.retention(&archived, &av);
+    assert_eq!(token_mode, ObjectLockRetentionMode::Compliance);
+    assert_eq!(token_mode, note_mode);
+    let apart = token_until.duration_since(note_until).unwrap_or_else(|e| e.duration());
+    assert!(apart < Duration::from_secs(600), "retained alike: {token_until:?} and {note_until:?}");
+    assert!(p.delete_version(&token, &tv).is_err(), "a retained token cannot be deleted");
+    let verifier = graven_tsa::TsaVerifier::new(graven_tsa::TsaRoots::from_pem(&pki.root.pem()).unwrap());
+    verifier.verify(&token_bytes, &note, None).unwrap();
+    // Served as stored, and checked by the verifier straight from the bucket.
+    assert_eq!(get_bytes(&a, &format!("/graven/timestamp/{size:020}"), &a.token), (200, token_bytes));
+    drop(a);
+    let trust = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args([
+            "verify",
+            &p.url,
+            "--vkey",
+            &p.vkey,
+            "--tsa-cert",
+            root,
+            "--trust-dir",
+            trust.path().to_str().unwrap(),
+        ])
+        .envs(p.env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("size {size} stamped at ")), "{text}");
+    done("time_stamp_tokens_are_kept_like_the_archive", t0);
+}

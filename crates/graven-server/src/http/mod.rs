@@ -12,6 +12,7 @@
 //! | [`search`] | searching the derived index |
 //! | [`stream`] | the live stream of entries |
 //! | [`state`] | what the handlers share |
+//! | [`timestamps`] | trusted time: stored time-stamp tokens, the checkpoints they stamp, the stamped sizes |
 //! | [`witnessed`] | `?witnessed=true`: receipts and proofs against a checkpoint with the witness quorum |
 //!
 //! The identity and key administration routes are in [`crate::admin`].
@@ -33,6 +34,7 @@ pub mod search;
 pub mod state;
 pub mod stream;
 pub mod tiles;
+pub mod timestamps;
 pub mod witnessed;
 
 pub use search::parse_time_bound;
@@ -54,6 +56,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/log", get(tiles::log_info))
         .route("/checkpoint", get(tiles::checkpoint))
         .route("/tile/{*path}", get(tiles::tile_file))
+        .route("/graven/timestamp/{size}", get(timestamps::token))
+        .route("/graven/checkpoint/{size}", get(timestamps::archived_checkpoint))
+        .route("/v1/timestamps", get(timestamps::list))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -41,6 +41,9 @@ pub struct AppState {
     pub witnessing: Option<graven_witness_client::Witnessing>,
     /// The longest a `?witnessed=true` request waits for the quorum.
     pub witness_wait: Duration,
+    /// The stored time-stamp tokens and the checkpoints they stamp (served even when no TSA
+    /// is configured now).
+    pub stamps: graven_tlog::StampStore,
 }
 
 /// The client's address, put in each request's extensions by the accept loop.

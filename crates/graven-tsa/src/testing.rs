@@ -1,9 +1,11 @@
-//! A real TSA for the tests: OpenSSL's `openssl ts -reply` behind a small HTTP handler on a
-//! free loopback port, with a test PKI made here by `openssl` commands.
+//! A real TSA for tests (feature `testing`), of this crate and of the server and the verifier:
+//! OpenSSL's `openssl ts -reply` behind a small HTTP handler on a free loopback port, with a
+//! test PKI made here by `openssl` commands.
 //!
 //! Needs the `openssl` command-line tool; without it every test fails (never skips) and says so.
+//! Tests fail loudly by design: this module panics on any error.
 
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -210,10 +212,10 @@ impl Pki {
     }
 }
 
-/// A fresh directory under the target's temporary directory for this process; those of
-/// earlier runs are removed.
+/// A fresh directory under the system's temporary directory for this process; those of
+/// earlier runs whose process is gone are removed.
 fn scratch_dir() -> PathBuf {
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("graven-tsa");
+    let base = std::env::temp_dir().join("graven-tsa-tests");
     if let Ok(entries) = std::fs::read_dir(&base) {
         for e in entries.flatten() {
             let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
@@ -394,6 +396,7 @@ pub fn openssl_reply(dir: &Path, config: &Path, query: &[u8]) -> Vec<u8> {
 }
 
 /// What a handler answers: status, Content-Type, body.
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
@@ -524,6 +527,18 @@ pub fn cms_token_with(
     }
     openssl(dir, &args);
     std::fs::read(&out).unwrap()
+}
+
+/// `token` (whole-second genTime, as the RSA TSA writes it) with its genTime replaced by
+/// `gen_time` (`YYYYMMDDhhmmssZ`) and signed again by `signer` (with `extra` certificates): a
+/// token the holder of that TSA key could have made at another time, to build tokens that
+/// break the ordering rule on purpose.
+pub fn redated(dir: &Path, token: &[u8], signer: &Issued, extra: &[&Issued], gen_time: &str) -> Vec<u8> {
+    assert!(gen_time.len() == 15 && gen_time.ends_with('Z'), "genTime as YYYYMMDDhhmmssZ: {gen_time}");
+    let mut tst = tst_info_of(dir, token);
+    let at = find_once(&tst, &[0x18, 0x0f, b'2', b'0']) + 2;
+    tst[at..at + 15].copy_from_slice(gen_time.as_bytes());
+    cms_token(dir, &tst, signer, extra)
 }
 
 /// Where `needle` starts in `haystack` (it must occur exactly once).
