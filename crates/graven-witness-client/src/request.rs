@@ -74,11 +74,14 @@ pub fn conflict_size(body: &str) -> Result<u64, AnswerError> {
 }
 
 /// The signature lines of a `200` body: one or more lines, each `— <name> <base64>` and each
-/// ending in `\n`.
+/// ending in `\n` (C2SP tlog-witness, add-checkpoint). One deviation is tolerated: the last
+/// line's newline may be missing, as siglog's witness (0.1.0) sends it. It changes nothing
+/// the line says, and every line is still checked against the witness's key before it counts.
 pub fn signature_lines(body: &str) -> Result<Vec<String>, AnswerError> {
-    let Some(rest) = body.strip_suffix('\n') else {
-        return Err(AnswerError::BadSignatureLines("the body does not end in a newline".into()));
-    };
+    let rest = body.strip_suffix('\n').unwrap_or(body);
+    if rest.is_empty() {
+        return Err(AnswerError::BadSignatureLines("the body is empty".into()));
+    }
     let mut lines = Vec::new();
     for line in rest.split('\n') {
         let Some(sig) = line.strip_prefix("\u{2014} ") else {
@@ -128,10 +131,13 @@ mod tests {
         assert_eq!(signature_lines(one).unwrap(), vec!["\u{2014} w.example/1 AAAA".to_owned()]);
         let two = format!("{one}\u{2014} w.example/2 BBBB\n");
         assert_eq!(signature_lines(&two).unwrap().len(), 2);
+        // The last line's newline may be missing (siglog 0.1.0); only the last one's.
+        assert_eq!(signature_lines("\u{2014} w AAAA").unwrap(), vec!["\u{2014} w AAAA".to_owned()]);
+        assert_eq!(signature_lines(&format!("{one}\u{2014} w.example/2 BBBB")).unwrap().len(), 2);
         for bad in [
             "",
             "\n",
-            "\u{2014} w AAAA",
+            "\u{2014} w AAAA\n\n",
             "- w AAAA\n",
             "\u{2014} w\n",
             "\u{2014} w A B\n",

@@ -13,10 +13,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use graven_core::cosignature::Cosigned;
+use graven_core::cosignature::{Cosigned, CosignerKey};
 use graven_core::hash::Hash;
-use graven_core::note::VerifierKey;
-use graven_core::policy::Policy;
+use graven_core::note::{self, VerifierKey};
+use graven_core::policy::{Policy, Witness, WitnessKey};
 use tokio::sync::watch;
 
 use crate::board::{Board, CosignedCheckpoint};
@@ -270,6 +270,35 @@ fn failed(shared: &Shared, i: usize, why: String) {
     *lock(&w.resume_at) = Some(Instant::now() + rest);
 }
 
+/// Why a witness's `200` answer gave no signature that counts. A plain Ed25519 note signature
+/// (type 0x01) by the very key the policy names as a `cosignature/v1` key (type 0x04) is said
+/// plainly: some witnesses answer that way (siglog's), and by default it does not count, since
+/// a witness key is a cosignature key (C2SP tlog-policy, "Public key representation"; the
+/// cosignature also states a time, which a plain signature does not).
+fn unverified_answer(w: &Witness, checkpoint: &str, lines: &[String]) -> String {
+    if let WitnessKey::Cosignature(k) = &w.key
+        && let Some(plain) = plain_note_key(k)
+        && lines.iter().any(|l| {
+            let note = format!("{checkpoint}{l}\n");
+            note::open(note.as_bytes(), std::slice::from_ref(&plain)).is_ok()
+        })
+    {
+        return "answered 200 with a plain Ed25519 note signature (type 0x01) by its key, not a cosignature/v1 (type 0x04); the policy names the witness by a cosignature/v1 key, as the spec says a witness key is, so it does not count (to count such signatures: name the witness by its note key and set witness_note_signatures = true)".into();
+    }
+    "answered 200 without a cosignature that verifies with its key".into()
+}
+
+/// The plain Ed25519 note key (type 0x01) with the name and public key of a cosigner key.
+fn plain_note_key(k: &CosignerKey) -> Option<VerifierKey> {
+    use base64::Engine as _;
+    let mut raw = Vec::with_capacity(33);
+    raw.push(0x01);
+    raw.extend_from_slice(k.public_key());
+    let id = note::key_id(k.name(), 0x01, k.public_key());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    VerifierKey::parse(&format!("{}+{id:08x}+{b64}", k.name())).ok()
+}
+
 /// Asks witness `i` to cosign, with 409 recovery and retries, until `deadline`.
 async fn ask(
     shared: &Arc<Shared>,
@@ -320,19 +349,17 @@ async fn ask(
         let retry = match answer {
             Ok(Answer::Cosigned(lines)) => {
                 let good: Vec<String> = lines
-                    .into_iter()
+                    .iter()
                     .filter(|l| {
                         let note = format!("{checkpoint}{l}\n");
                         matches!(shared.policy.witness_signed(i, note.as_bytes()), Cosigned::Valid(_))
                     })
+                    .cloned()
                     .collect();
                 if good.is_empty() {
                     *lock(&slot.known) = None;
-                    return failed(
-                        shared,
-                        i,
-                        "answered 200 without a cosignature that verifies with its key".into(),
-                    );
+                    let why = unverified_answer(&shared.policy.witnesses()[i], checkpoint, &lines);
+                    return failed(shared, i, why);
                 }
                 *lock(&slot.known) = Some(size);
                 let newly = lock(&shared.board).add(size, checkpoint, i, good);
@@ -386,5 +413,40 @@ async fn ask(
         }
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graven_core::checkpoint::Checkpoint;
+    use graven_core::cosignature::Cosigner;
+    use graven_core::hash::TreeSize;
+    use graven_core::note::SignerKey;
+    use graven_core::policy::ParseOptions;
+
+    /// A witness named by a cosignature/v1 key that answers with a plain note signature by the
+    /// same Ed25519 key (as siglog's does) is told apart from one whose answer is just wrong.
+    #[test]
+    fn a_plain_note_signature_by_the_witness_key_is_named_as_such() {
+        let log = SignerKey::from_seed("example.com/log", [1; 32]).unwrap();
+        let cosig = Cosigner::from_seed("w.example", [2; 32]).unwrap();
+        let plain = SignerKey::from_seed("w.example", [2; 32]).unwrap();
+        let stranger = SignerKey::from_seed("w.example", [3; 32]).unwrap();
+        let text = format!("log {}\nwitness w {} http://127.0.0.1:9\nquorum w\n", log.verifier(), cosig.verifier());
+        let policy = Policy::parse(text.as_bytes(), ParseOptions::default()).unwrap();
+        let body = Checkpoint::new("example.com/log", TreeSize(3), Hash([4; 32])).unwrap().to_text();
+        let checkpoint = log.sign(&body).unwrap();
+        let line = |k: &SignerKey| k.signature_line(body.as_bytes()).trim_end().to_owned();
+        let w = &policy.witnesses()[0];
+        let why = unverified_answer(w, &checkpoint, &[line(&plain)]);
+        assert!(why.contains("plain Ed25519 note signature (type 0x01)"), "{why}");
+        assert!(why.contains("witness_note_signatures = true"), "{why}");
+        let why = unverified_answer(w, &checkpoint, &[line(&stranger)]);
+        assert_eq!(why, "answered 200 without a cosignature that verifies with its key");
+        // The genuine cosignature does count (so it never reaches this message).
+        let good = cosig.cosign(&body, 1_700_000_000).unwrap();
+        let note = format!("{checkpoint}{good}");
+        assert!(matches!(policy.witness_signed(0, note.as_bytes()), Cosigned::Valid(_)));
     }
 }
