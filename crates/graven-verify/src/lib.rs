@@ -12,6 +12,9 @@
 //! (kept in a [`TrustStore`]): a smaller tree is a rollback, a tree that does not extend the
 //! remembered one is a fork, and in [`Mode::Incremental`] only what the remembered checkpoint
 //! did not already cover is fetched and hashed.
+//!
+//! [`LogPolicy`] holds a checkpoint to a C2SP `tlog-policy` (a quorum of witness
+//! cosignatures) after it verified; [`tlog_proof`] reads and writes C2SP `tlog-proof` files.
 
 pub mod bundle;
 mod bundle_write;
@@ -23,9 +26,11 @@ mod lenient;
 pub mod remote;
 mod report;
 pub mod text;
+pub mod tlog_proof;
 mod trust;
 mod verify;
 mod walk;
+mod witnessed;
 
 pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use error::{Divergence, VerifyError, VisitError};
@@ -34,5 +39,6 @@ pub use fetch::HttpFetch;
 pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};
 pub use report::{Mode, Report, Trust, VerifiedLog};
-pub use trust::{Remembered, TrustError, TrustStore};
+pub use trust::{Remembered, StoredCheckpoint, TrustError, TrustStore};
 pub use verify::{scan_log, verify_log, verify_log_since, verify_log_since_visiting};
+pub use witnessed::{LogPolicy, PolicyLogError, WitnessError, WitnessedCheckpoint, WitnessedLog};
