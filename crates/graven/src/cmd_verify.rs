@@ -9,11 +9,12 @@ use graven_core::note::VerifierKey;
 use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
     DirFetch, Fetch, HttpFetch, Mode, Remembered, Trust, TrustError, TrustStore, VerifiedLog, VerifyError,
-    VisitError, verify_log_since_visiting,
+    VisitError, WitnessError, WitnessedCheckpoint, verify_log_since_visiting,
 };
 use serde_json::{Value, json};
 
 use crate::escape;
+use crate::witnesses::{self, Loaded, PolicyArgs};
 
 /// Polls in a row that may fail to fetch (network down, server restarting) before `--follow`
 /// gives up and alerts.
@@ -24,16 +25,24 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// A log directory, the log's base URL, s3://bucket/prefix (credentials and endpoint from
-    /// the AWS environment variables), or an evidence bundle file (.tar).
+    /// the AWS environment variables), an evidence bundle file (.tar), or a C2SP tlog-proof
+    /// file (.tlog-proof, with --policy and --event).
     target: String,
     /// For a URL: file holding an API key (else GRAVEN_TOKEN), for a server whose read path
     /// is not public.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// The log's verifier key (name+id+key), or a file that holds it. Optional for an evidence
-    /// bundle (its own key is then used, and the output says so).
+    /// The log's verifier key (name+id+key), or a file that holds it. Optional with --policy
+    /// (the policy's log line names it), and for an evidence bundle (its own key is then used,
+    /// and the output says so).
     #[arg(long)]
     vkey: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// For a .tlog-proof: the file holding the event's exact bytes (the log entry), or - for
+    /// stdin.
+    #[arg(long, value_name = "FILE")]
+    event: Option<PathBuf>,
     /// The checkpoint origin to require (default: the verifier key's name).
     #[arg(long)]
     origin: Option<String>,
@@ -65,8 +74,6 @@ pub struct VerifyArgs {
     webhook: Option<String>,
 }
 
-use crate::input::load_vkey;
-
 /// Everything one verification needs besides the fetcher.
 struct Job {
     vkey: VerifierKey,
@@ -77,14 +84,35 @@ struct Job {
     /// For the later polls of `--follow`.
     follow_mode: Mode,
     json: bool,
+    /// With --policy: what every checkpoint must meet.
+    policy: Option<Loaded>,
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    if crate::cmd_bundle::is_bundle(&a.target) {
-        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), a.json);
+    if crate::cmd_proof_file::is_tlog_proof(&a.target) {
+        if a.follow {
+            anyhow::bail!("--follow watches a log; a .tlog-proof file is checked once");
+        }
+        return crate::cmd_proof_file::verify(
+            &a.target,
+            a.event.as_deref(),
+            a.vkey.as_deref(),
+            &a.policy,
+            a.json,
+        );
     }
-    let vkey =
-        load_vkey(a.vkey.as_deref().ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
+    if a.event.is_some() {
+        anyhow::bail!("--event goes with a .tlog-proof file, whose entry it is");
+    }
+    if crate::cmd_bundle::is_bundle(&a.target) {
+        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), &a.policy, a.json);
+    }
+    let (vkey, policy) = match a.vkey.as_deref() {
+        None if a.policy.policy.is_none() => {
+            anyhow::bail!("--vkey is required to verify a log (or --policy, whose log line names the key)")
+        }
+        v => witnesses::log_key(v, &a.policy)?,
+    };
     let store = TrustStore::locate(a.trust_dir.clone(), |k| std::env::var_os(k))?;
     let origin = a.origin.clone().unwrap_or_else(|| vkey.name().to_owned());
     // A local directory (or bundle) is cheap to re-read, and its trust-store entry is keyed
@@ -98,7 +126,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         _ => Mode::Full,
     };
     let follow_mode = if a.full { Mode::Full } else { Mode::Incremental };
-    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json };
+    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json, policy };
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
     }
@@ -135,6 +163,8 @@ enum Failure {
     Verify(VerifyError),
     /// Another run stored a conflicting checkpoint of the same size meanwhile: a fork too.
     Conflict(TrustError),
+    /// The log verified, but its checkpoint does not meet the witness policy.
+    NotWitnessed(WitnessError),
 }
 
 impl Failure {
@@ -144,13 +174,20 @@ impl Failure {
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
             Failure::Verify(_) => "verification-failed",
             Failure::Unreachable(_) => "unreachable",
+            Failure::NotWitnessed(_) => "not-witnessed",
         }
     }
     fn message(&self) -> String {
         match self {
             Failure::Verify(e) | Failure::Unreachable(e) => e.to_string(),
             Failure::Conflict(e) => e.to_string(),
+            Failure::NotWitnessed(e) => e.to_string(),
         }
+    }
+    /// A checkpoint that may yet gain cosignatures: the log's own signature and the quorum's
+    /// other rules held, only cosignatures are missing (a witness is slow, or down).
+    fn awaiting_cosignatures(&self) -> bool {
+        matches!(self, Failure::NotWitnessed(e) if e.quorum().is_some())
     }
 }
 
@@ -166,10 +203,21 @@ struct Sigs {
     complete: bool,
 }
 
+/// A run that ended with a remembered checkpoint.
+struct Verified {
+    log: VerifiedLog,
+    remembered: Remembered,
+    /// With a policy: the witnesses that cosigned.
+    witnessed: Option<WitnessedCheckpoint>,
+}
+
 /// One run: the checkpoint remembered before it (if any), and how it ended.
 struct Outcome {
     trusted: Option<VerifiedCheckpoint>,
-    result: Result<(VerifiedLog, Remembered), Failure>,
+    /// With a policy and a remembered checkpoint: whether its stored cosignatures meet the
+    /// policy now.
+    trusted_witnessed: Option<Result<WitnessedCheckpoint, WitnessError>>,
+    result: Result<Verified, Failure>,
     sigs: Sigs,
 }
 
@@ -181,7 +229,13 @@ fn verify_once<F: Fetch>(
     mode: Mode,
     progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Outcome> {
-    let trusted = job.store.load(&job.vkey, &job.origin)?;
+    let (trusted, trusted_witnessed) = match &job.policy {
+        Some(p) => match job.store.load_witnessed(&p.policy, &job.origin)? {
+            Some(stored) => (Some(stored.checkpoint), Some(stored.witnessed)),
+            None => (None, None),
+        },
+        None => (job.store.load(&job.vkey, &job.origin)?, None),
+    };
     // Client signatures are checked against keys registered earlier in the log itself.
     let complete = trusted.is_none() || mode == Mode::Full;
     let mut checker = ClientSigChecker::new(complete);
@@ -201,20 +255,38 @@ fn verify_once<F: Fetch>(
         non_events: checker.non_events,
         complete,
     };
-    let verified = match result {
-        Ok(v) => v,
-        Err(e) if e.is_outage() => {
-            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs });
-        }
-        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs }),
+    let done = |result: Result<Verified, Failure>| -> anyhow::Result<Outcome> {
+        Ok(Outcome { trusted, trusted_witnessed, result, sigs })
     };
-    match job.store.remember(&verified) {
-        Ok(r) => Ok(Outcome { trusted, result: Ok((verified, r)), sigs }),
-        Err(e @ TrustError::ConflictingUpdate { .. }) => {
-            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), sigs })
-        }
+    // The tree is checked first, so that a fork or a rollback of a remembered checkpoint is
+    // reported as such (evidence against the log), whatever its cosignatures.
+    let log = match result {
+        Ok(v) => v,
+        Err(e) if e.is_outage() => return done(Err(Failure::Unreachable(e))),
+        Err(e) => return done(Err(Failure::Verify(e))),
+    };
+    let (remembered, witnessed) = match &job.policy {
+        Some(p) => match p.policy.check_log(&log) {
+            Ok(w) => (job.store.remember_witnessed(&w, &p.policy), Some(w.witnessed().clone())),
+            Err(e) => return done(Err(Failure::NotWitnessed(e))),
+        },
+        None => (job.store.remember(&log), None),
+    };
+    match remembered {
+        Ok(remembered) => done(Ok(Verified { log, remembered, witnessed })),
+        Err(e @ TrustError::ConflictingUpdate { .. }) => done(Err(Failure::Conflict(e))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A remembered checkpoint whose stored cosignatures do not meet the policy (it still holds the
+/// log to its history).
+fn remembered_warning(job: &Job, trusted: Option<&VerifiedCheckpoint>, e: &WitnessError) -> String {
+    format!(
+        "warning: the remembered checkpoint (size {}) in {} does not meet the policy with the cosignatures stored with it: {e}. It still holds the log to its history (rollback and fork checks); it is replaced by the next checkpoint of this log that meets the policy",
+        trusted.map_or(0, |t| t.size().0),
+        job.store.path_for(&job.origin, &job.vkey).display()
+    )
 }
 
 fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
@@ -238,14 +310,19 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let Outcome { trusted, result, sigs } = outcome?;
+    let Outcome { trusted, trusted_witnessed, result, sigs } = outcome?;
     let secs = start.elapsed().as_secs_f64();
+    if let Some(Err(e)) = &trusted_witnessed {
+        eprintln!("{}", escape::message(&remembered_warning(job, trusted.as_ref(), e)));
+    }
     match result {
-        Ok((v, remembered)) => {
+        Ok(v) => {
             if job.json {
-                println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
+                let mut j = success_json(f, job, &v, secs, &sigs);
+                add_remembered_witnessed(&mut j, trusted_witnessed.as_ref());
+                println!("{}", escape::json_line(&j));
             } else {
-                print_lines(&success_text(&v, &remembered, secs));
+                print_lines(&success_text(job, &v, secs));
                 for line in sig_lines(&sigs) {
                     println!("{}", escape::message(&line));
                 }
@@ -268,11 +345,24 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
                 escape::message(&f.location()),
                 escape::message(&failure.message())
             );
+            if matches!(failure, Failure::NotWitnessed(_)) {
+                eprintln!("{}", witnesses::REFUSAL_HINT);
+            }
             if let Some(t) = &trusted {
                 eprintln!("{}", escape::message(&remembered_hint(job, t)));
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// With a policy and a remembered checkpoint, whether its stored cosignatures meet the policy.
+fn add_remembered_witnessed(j: &mut Value, status: Option<&Result<WitnessedCheckpoint, WitnessError>>) {
+    if let Some(status) = status {
+        j["remembered_witnessed"] = match status {
+            Ok(w) => json!({"quorum_met": true, "cosigned": witnesses::cosigned_json(w)}),
+            Err(e) => json!({"quorum_met": false, "error": e.to_string()}),
+        };
     }
 }
 
@@ -355,25 +445,52 @@ fn tally_json(t: Tally) -> Value {
 fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut last_printed: Option<(u64, graven_core::Hash)> = None;
     let mut fetch_failures = 0u32;
+    // Polls in a row whose checkpoint lacked only cosignatures.
+    let mut unwitnessed = 0u32;
+    let mut warned_remembered = false;
     loop {
         let start = Instant::now();
         let mode = if last_printed.is_none() { job.mode } else { job.follow_mode };
-        let Outcome { trusted, result, sigs } = verify_once(f, job, mode, |_, _| {})?;
+        let Outcome { trusted, trusted_witnessed, result, sigs } = verify_once(f, job, mode, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
+        if let (Some(Err(e)), false) = (&trusted_witnessed, warned_remembered) {
+            eprintln!("{}", escape::message(&remembered_warning(job, trusted.as_ref(), e)));
+            warned_remembered = true;
+        }
         match result {
-            Ok((v, remembered)) => {
+            Ok(v) => {
                 fetch_failures = 0;
-                let now = (v.report().size.0, v.report().root);
+                unwitnessed = 0;
+                let now = (v.log.report().size.0, v.log.report().root);
                 if last_printed != Some(now) {
                     if job.json {
-                        println!("{}", escape::json_line(&success_json(f, &v, &remembered, secs, &sigs)));
+                        let mut j = success_json(f, job, &v, secs, &sigs);
+                        add_remembered_witnessed(&mut j, trusted_witnessed.as_ref());
+                        println!("{}", escape::json_line(&j));
                     } else {
-                        print_lines(&success_text(&v, &remembered, secs));
+                        print_lines(&success_text(job, &v, secs));
                         for line in sig_lines(&sigs) {
                             println!("{}", escape::message(&line));
                         }
                     }
                     last_printed = Some(now);
+                }
+            }
+            Err(failure)
+                if failure.awaiting_cosignatures() && unwitnessed + 1 < MAX_FETCH_FAILURES_IN_A_ROW =>
+            {
+                // The witnesses may not have cosigned the newest checkpoint yet: it is not
+                // trusted (nothing is remembered), and the next poll looks again.
+                unwitnessed += 1;
+                if job.json {
+                    let mut j = failure_json(f, job, trusted.as_ref(), &failure);
+                    j["transient"] = json!(true);
+                    println!("{}", escape::json_line(&j));
+                } else {
+                    println!(
+                        "warning: not accepted yet ({unwitnessed} of {MAX_FETCH_FAILURES_IN_A_ROW} polls): {}",
+                        escape::message(&failure.message())
+                    );
                 }
             }
             Err(Failure::Unreachable(e)) if fetch_failures + 1 < MAX_FETCH_FAILURES_IN_A_ROW => {
@@ -418,6 +535,11 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
                     escape::message(&f.location()),
                     escape::message(&failure.message())
                 );
+                if failure.awaiting_cosignatures() {
+                    eprintln!(
+                        "graven: the log's checkpoints lacked the policy's quorum for {MAX_FETCH_FAILURES_IN_A_ROW} polls in a row"
+                    );
+                }
                 if let Some(t) = &trusted {
                     eprintln!("{}", escape::message(&remembered_hint(job, t)));
                 }
@@ -458,9 +580,9 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs: f64, sigs: &Sigs) -> Value {
-    let r = v.report();
-    json!({
+fn success_json<F: Fetch>(f: &F, job: &Job, v: &Verified, secs: f64, sigs: &Sigs) -> Value {
+    let (r, remembered) = (v.log.report(), &v.remembered);
+    let mut j = json!({
         "ok": true,
         "location": f.location(),
         "origin": r.origin,
@@ -480,7 +602,11 @@ fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs:
         "client_signatures": {"verified": sigs.verified, "not_checked": sigs.unchecked},
         "registry_events_ignored": tally_json(sigs.registry_ignored),
         "non_events": tally_json(sigs.non_events),
-    })
+    });
+    if let (Some(p), Some(w)) = (&job.policy, &v.witnessed) {
+        j["witnesses"] = witnesses::success_json(p, w);
+    }
+    j
 }
 
 /// Entries of the log that this run did not read (an incremental run trusts the ones the
@@ -492,8 +618,8 @@ fn not_reread(r: &graven_verify::Report) -> u64 {
     }
 }
 
-fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
-    let r = v.report();
+fn success_text(job: &Job, v: &Verified, secs: f64) -> String {
+    let (r, remembered) = (v.log.report(), &v.remembered);
     let head = format!(
         "OK: {} verifies: {} entries, root {}, {} bundles and {} tiles checked in {:.2}s",
         r.origin, r.size.0, r.root, r.bundles, r.tiles, secs
@@ -512,7 +638,10 @@ fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
             format!("consistent with the remembered checkpoint of size {m}; fully re-verified")
         }
     };
-    format!("{head}\n  {tail}")
+    match (&job.policy, &v.witnessed) {
+        (Some(p), Some(w)) => format!("{head}\n  {}\n  {tail}", witnesses::witnessed_line(p, w)),
+        _ => format!("{head}\n  {tail}"),
+    }
 }
 
 fn checkpoint_json(cp: &VerifiedCheckpoint) -> Value {
@@ -532,9 +661,9 @@ fn failure_json<F: Fetch>(
 ) -> Value {
     let presented = match failure {
         Failure::Verify(e) | Failure::Unreachable(e) => e.divergence().map(|d| checkpoint_json(&d.presented)),
-        Failure::Conflict(_) => None,
+        Failure::Conflict(_) | Failure::NotWitnessed(_) => None,
     };
-    json!({
+    let mut j = json!({
         "ok": false,
         "error_kind": "alert",
         "alert": failure.kind(),
@@ -544,7 +673,11 @@ fn failure_json<F: Fetch>(
         "remembered": trusted.map(checkpoint_json),
         "presented": presented,
         "trust_file": job.store.path_for(&job.origin, &job.vkey).display().to_string(),
-    })
+    });
+    if let (Failure::NotWitnessed(e), Some(p)) = (failure, &job.policy) {
+        j["witnesses"] = witnesses::refusal_json(&p.path, e);
+    }
+    j
 }
 
 fn remembered_hint(job: &Job, t: &VerifiedCheckpoint) -> String {
