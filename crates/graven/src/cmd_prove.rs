@@ -71,14 +71,17 @@ pub enum ProofFormat {
 }
 
 pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
-    if a.format == ProofFormat::TlogProof && (a.size.is_some() || a.index.is_none()) {
-        if a.index.is_none() {
-            bail!("--format tlog-proof proves one entry: give --index");
+    match a.format {
+        ProofFormat::TlogProof if a.index.is_none() => {
+            bail!("--format tlog-proof proves one entry: give --index")
         }
-        bail!("a tlog-proof proves against the checkpoint it carries: leave out --size");
-    }
-    if a.format == ProofFormat::Json && (a.out.is_some() || a.event_out.is_some()) {
-        bail!("--out and --event-out go with --format tlog-proof");
+        ProofFormat::TlogProof if a.size.is_some() => {
+            bail!("a tlog-proof proves against the checkpoint it carries: leave out --size")
+        }
+        ProofFormat::Json if a.out.is_some() || a.event_out.is_some() => {
+            bail!("--out and --event-out go with --format tlog-proof")
+        }
+        _ => {}
     }
     match (&a.url, &a.dir, a.index) {
         (Some(url), _, Some(index)) => {

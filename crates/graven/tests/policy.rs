@@ -542,6 +542,160 @@ fn tlog_proof_from_a_directory_round_trips_and_every_refusal_is_named() {
     assert!(out.stdout.is_empty());
 }
 
+/// A tlog-proof checked from the spec texts alone (C2SP tlog-proof, signed-note, tlog-cosignature,
+/// RFC 6962 / RFC 9162 inclusion), by a program that shares no code with Graven: argv is the log's
+/// vkey, the quorum k, the proof file, the event file, then the witnesses' vkeys. Prints
+/// "valid <index> <witness names>" or "invalid <why>".
+const PY_TLOG_PROOF: &str = r#"
+import base64, hashlib, struct, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.exceptions import InvalidSignature
+
+def parse_vkey(v, typ):
+    name, kid, b = v.split("+", 2)
+    raw = base64.b64decode(b, validate=True)
+    assert raw[0] == typ and len(raw) == 33
+    assert hashlib.sha256(name.encode() + b"\n" + bytes([typ]) + raw[1:]).digest()[:4].hex() == kid
+    return name, bytes.fromhex(kid), Ed25519PublicKey.from_public_bytes(raw[1:])
+
+def node(l, r):
+    return hashlib.sha256(b"\x01" + l + r).digest()
+
+def included(leaf, index, size, proof, root):
+    # RFC 9162 section 2.1.3.2
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while True:
+                    fn >>= 1
+                    sn >>= 1
+                    if fn & 1 or fn == 0:
+                        break
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+def check(log_vkey, k, path, event_path, witnesses):
+    text = open(path, "rb").read().decode()
+    head, note = text.split("\n\n", 1)
+    lines = head.split("\n")
+    if lines[0] != "c2sp.org/tlog-proof@v1":
+        return "invalid header"
+    i = 1
+    if lines[i].startswith("extra "):
+        i += 1
+    if not lines[i].startswith("index "):
+        return "invalid index line"
+    index = int(lines[i][6:])
+    proof = [base64.b64decode(l, validate=True) for l in lines[i + 1:]]
+    if any(len(p) != 32 for p in proof):
+        return "invalid proof line"
+    cut = note.rindex("\n\n") + 1
+    body, sigs = note[:cut], note[cut + 1:].splitlines()
+    origin, size, root = body.split("\n")[:3]
+    lname, lid, lkey = parse_vkey(log_vkey, 0x01)
+    if origin != lname:
+        return "invalid origin"
+    logged, cosigned = False, []
+    ws = [parse_vkey(w, 0x04) for w in witnesses]
+    for line in sigs:
+        dash, name, b = line.split(" ")
+        sig = base64.b64decode(b, validate=True)
+        try:
+            if name == lname and sig[:4] == lid:
+                lkey.verify(sig[4:], body.encode())
+                logged = True
+            for wname, wid, wkey in ws:
+                if name == wname and sig[:4] == wid:
+                    ts = struct.unpack(">Q", sig[4:12])[0]
+                    wkey.verify(sig[12:], ("cosignature/v1\ntime %d\n" % ts).encode() + body.encode())
+                    cosigned.append(wname)
+        except InvalidSignature:
+            return "invalid signature by " + name
+    if not logged:
+        return "invalid no log signature"
+    if len(cosigned) < k:
+        return "invalid quorum"
+    leaf = hashlib.sha256(b"\x00" + open(event_path, "rb").read()).digest()
+    if not included(leaf, index, int(size), proof, base64.b64decode(root)):
+        return "invalid inclusion"
+    return "valid %d %s" % (index, " ".join(cosigned))
+
+print(check(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]))
+"#;
+
+/// Python 3 with `cryptography`, installed with pip if missing; fails (never skips) without it.
+fn python_with_cryptography() {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import cryptography"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has() {
+        let pip = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cryptography"]).status();
+        assert!(
+            pip.is_ok_and(|s| s.success()) && has(),
+            "python3 with `cryptography` is needed for the independent check"
+        );
+    }
+}
+
+/// The tlog-proofs Graven writes verify with the independent checker, for entries across the
+/// tree; a damaged one, or another entry's bytes, do not (so the checker can fail).
+#[test]
+fn written_tlog_proofs_verify_with_an_independent_checker() {
+    python_with_cryptography();
+    let fx = Fx::new("independent.example/log", 300);
+    cosign(&fx.log.dir, &[1, 3]);
+    let script = write(fx.log.dir.parent().unwrap(), "check_tlog_proof.py", PY_TLOG_PROOF);
+    let witnesses: Vec<String> = (1..=3).map(|n| witness(n).verifier().to_string()).collect();
+    let check = |proof: &Path, event: &Path| -> String {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([fx.log.vkey.as_str(), "2", proof.to_str().unwrap(), event.to_str().unwrap()])
+            .args(&witnesses)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    for index in [0u64, 1, 255, 256, 299] {
+        let (proof, event) = (fx.path(&format!("{index}.tlog-proof")), fx.path(&format!("{index}.bin")));
+        let i = index.to_string();
+        ok(&run(&[
+            "prove",
+            "--dir",
+            fx.dir(),
+            "--index",
+            &i,
+            "--format",
+            "tlog-proof",
+            "--out",
+            proof.to_str().unwrap(),
+            "--event-out",
+            event.to_str().unwrap(),
+        ]));
+        let verdict = check(&proof, &event);
+        assert_eq!(verdict, format!("valid {index} witness1.example witness3.example"), "entry {index}");
+    }
+    let other = fx.path("1.bin");
+    assert_eq!(check(&fx.path("0.tlog-proof"), &other), "invalid inclusion");
+    let text = std::fs::read_to_string(fx.path("0.tlog-proof")).unwrap();
+    let resized =
+        write(fx.log.dir.parent().unwrap(), "resized.tlog-proof", &text.replacen("\n300\n", "\n301\n", 1));
+    assert!(check(&resized, &fx.path("0.bin")).starts_with("invalid signature"), "the checker can fail");
+}
+
 /// Strings a log or a proof file carries reach the terminal escaped: a checkpoint signed by a
 /// key whose name holds a bidi override and a C1 control (neither is a space or a '+', so
 /// signed-note allows them), refused by the policy with that name in the message.
