@@ -21,6 +21,8 @@ use graven_core::merkle::{self, MAX_PROOF_LEN};
 use graven_core::note::{self, KeyError, VerifierKey};
 use sha2::{Digest, Sha256};
 
+use crate::witnessed::{LogPolicy, WitnessError, WitnessedCheckpoint};
+
 /// The first line of the manifest.
 pub const FORMAT: &str = "graven-evidence-bundle/1";
 /// The manifest's path; it is the last entry of the archive.
@@ -190,6 +192,8 @@ pub enum KeySource {
     /// The key inside the bundle: proves only that the bundle is internally consistent, since
     /// whoever made the bundle chose the key.
     Bundled,
+    /// The log key of the witness policy the bundle was checked under (its only `log` line).
+    Policy,
 }
 
 /// What a bundle that verified proves.
@@ -210,6 +214,8 @@ pub struct BundleReport {
     pub stamps: Vec<(u64, graven_tsa::GenTime)>,
     /// Sizes whose token was not checked, because no TSA roots were given.
     pub unchecked_stamps: Vec<u64>,
+    /// With a policy: the checkpoint as it met the policy (the witnesses that cosigned it).
+    pub witnessed: Option<WitnessedCheckpoint>,
 }
 
 /// A bundle that did not verify: every problem found, in the order found.
@@ -337,6 +343,9 @@ pub enum CheckpointProblem {
     Missing,
     #[error("does not verify with the trusted key {key}: {source}")]
     Signature { key: String, source: OpenError },
+    /// Signed by the log, but its cosignatures do not meet the witness policy.
+    #[error("{0}")]
+    NotWitnessed(WitnessError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -434,6 +443,8 @@ struct Checker<'k> {
     tsa: Option<&'k graven_tsa::TsaVerifier>,
     timestamps: BTreeMap<u64, Vec<u8>>,
     stamps: Vec<(u64, graven_tsa::GenTime)>,
+    /// Where `given` came from.
+    given_source: KeySource,
     bundled: Option<VerifierKey>,
     checkpoint: Option<Vec<u8>>,
     anchor: Option<VerifiedCheckpoint>,
@@ -456,7 +467,7 @@ pub fn verify_bundle<R: Read>(
     r: R,
     trusted: Option<&VerifierKey>,
 ) -> Result<BundleReport, Box<BundleFailure>> {
-    verify_bundle_with(r, trusted, None)
+    verify(r, trusted.map(|k| (k, KeySource::Given)), None, None)
 }
 
 /// [`verify_bundle`] that also checks the bundle's time-stamp tokens with `tsa` (the TSA roots
@@ -467,8 +478,32 @@ pub fn verify_bundle_with<R: Read>(
     trusted: Option<&VerifierKey>,
     tsa: Option<&graven_tsa::TsaVerifier>,
 ) -> Result<BundleReport, Box<BundleFailure>> {
+    verify(r, trusted.map(|k| (k, KeySource::Given)), None, tsa)
+}
+
+/// [`verify_bundle_with`] under a witness policy: the checkpoint must be signed by the policy's
+/// log key (the bundled key must be the same), and its cosignatures, as the bundle carries
+/// them, must meet the policy. `key_given` says whether that key was also given by the caller
+/// ([`KeySource::Given`]) or only named by the policy ([`KeySource::Policy`]).
+pub fn verify_bundle_witnessed<R: Read>(
+    r: R,
+    policy: &LogPolicy,
+    key_given: bool,
+    tsa: Option<&graven_tsa::TsaVerifier>,
+) -> Result<BundleReport, Box<BundleFailure>> {
+    let source = if key_given { KeySource::Given } else { KeySource::Policy };
+    verify(r, Some((policy.log_key(), source)), Some(policy), tsa)
+}
+
+fn verify<R: Read>(
+    r: R,
+    trusted: Option<(&VerifierKey, KeySource)>,
+    policy: Option<&LogPolicy>,
+    tsa: Option<&graven_tsa::TsaVerifier>,
+) -> Result<BundleReport, Box<BundleFailure>> {
     let mut c = Checker {
-        given: trusted,
+        given: trusted.map(|(k, _)| k),
+        given_source: trusted.map_or(KeySource::Given, |(_, s)| s),
         tsa,
         timestamps: BTreeMap::new(),
         stamps: Vec::new(),
@@ -490,6 +525,14 @@ pub fn verify_bundle_with<R: Read>(
     let files = c.seen.len() as u64 + u64::from(c.manifest_seen);
     if !stopped_early {
         c.finish();
+    }
+    // The policy judges the checkpoint as the bundle carries it, cosignatures included.
+    let mut witnessed = None;
+    if let (Some(p), Some(anchor)) = (policy, &c.anchor) {
+        match p.check(anchor) {
+            Ok(w) => witnessed = Some(w),
+            Err(e) => c.problems.push(Problem::Checkpoint(CheckpointProblem::NotWitnessed(e))),
+        }
     }
     let key = c.trusted_key().map(|(k, s)| (k.clone(), s));
     match (c.problems.is_empty(), c.anchor, key) {
@@ -515,6 +558,7 @@ pub fn verify_bundle_with<R: Read>(
                     Vec::new()
                 },
                 stamps: c.stamps,
+                witnessed,
             })
         }
         (_, _, key) => Err(Box::new(BundleFailure { problems: c.problems, stopped_early, key })),
@@ -527,7 +571,7 @@ struct Stop;
 impl Checker<'_> {
     fn trusted_key(&self) -> Option<(&VerifierKey, KeySource)> {
         match (self.given, &self.bundled) {
-            (Some(k), _) => Some((k, KeySource::Given)),
+            (Some(k), _) => Some((k, self.given_source)),
             (None, Some(k)) => Some((k, KeySource::Bundled)),
             (None, None) => None,
         }

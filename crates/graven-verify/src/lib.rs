@@ -16,6 +16,9 @@
 //!
 //! [`verify_log_stamped`] also checks the log's RFC 3161 time-stamp tokens against configured
 //! TSA roots ([`timestamps`], with `graven-tsa`); the trust store remembers the newest one.
+//!
+//! [`LogPolicy`] holds a checkpoint to a C2SP `tlog-policy` (a quorum of witness
+//! cosignatures) after it verified; [`tlog_proof`] reads and writes C2SP `tlog-proof` files.
 
 pub mod bundle;
 mod bundle_write;
@@ -28,9 +31,11 @@ pub mod remote;
 mod report;
 pub mod text;
 pub mod timestamps;
+pub mod tlog_proof;
 mod trust;
 mod verify;
 mod walk;
+mod witnessed;
 
 pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use error::{Divergence, VerifyError, VisitError};
@@ -40,5 +45,6 @@ pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};
 pub use report::{Mode, Report, Trust, VerifiedLog};
 pub use timestamps::{CheckedStamp, Stamps, verify_log_stamped};
-pub use trust::{Remembered, RememberedStamp, TrustError, TrustStore};
+pub use trust::{Remembered, RememberedStamp, StoredCheckpoint, TrustError, TrustStore};
 pub use verify::{scan_log, verify_log, verify_log_since, verify_log_since_visiting};
+pub use witnessed::{LogPolicy, PolicyLogError, WitnessError, WitnessedCheckpoint, WitnessedLog};

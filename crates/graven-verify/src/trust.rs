@@ -6,6 +6,14 @@
 //! note exactly as received, so it is re-verified with the log's key every time it is read: a
 //! file that was edited, truncated or swapped for another log's is refused, never trusted.
 //!
+//! The note is kept whole, so the witness cosignatures that came with a checkpoint stay with
+//! it. Read with a policy ([`TrustStore::load_witnessed`]), they are checked again: an entry
+//! whose cosignatures no longer meet the policy (the policy changed, or the file's cosignature
+//! lines were altered; the log's own signature is checked first, as always) is reported as such,
+//! and still holds the log to it. [`TrustStore::remember_witnessed`] stores a checkpoint that
+//! met the policy, and replaces a stored checkpoint of the same tree that does not meet it with
+//! the one that does, so the entry carries the cosignatures.
+//!
 //! Escaping keeps every name inside the directory: ASCII letters, digits, `-` and `_` stand for
 //! themselves, `.` too except in first place, and every other byte becomes `%XX`. The mapping
 //! is one-to-one, so two origins never share a file. Over-long origins are cut and suffixed with
@@ -30,6 +38,7 @@ use graven_fs::atomic::{self, Access};
 use graven_fs::{Fs, RealFs};
 
 use crate::report::VerifiedLog;
+use crate::witnessed::{LogPolicy, WitnessError, WitnessedCheckpoint, WitnessedLog};
 
 /// The most bytes read back from a store file: the note size limit.
 pub const MAX_FILE_BYTES: u64 = note::MAX_NOTE_SIZE as u64;
@@ -91,6 +100,15 @@ impl Remembered {
             | Remembered::KeptLarger { path, .. } => path,
         }
     }
+}
+
+/// A remembered checkpoint, read back with a policy.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// Verified again with the log's key, as every read is.
+    pub checkpoint: VerifiedCheckpoint,
+    /// Whether the cosignatures stored with it meet the policy now.
+    pub witnessed: Result<WitnessedCheckpoint, WitnessError>,
 }
 
 /// A directory of remembered checkpoints. Nothing is created until the first
@@ -163,6 +181,36 @@ impl TrustStore {
     /// Another run may have stored a checkpoint since this one loaded its own: a larger one is
     /// kept, and one of the same size with another root is a fork.
     pub fn remember(&self, log: &VerifiedLog) -> Result<Remembered, TrustError> {
+        self.remember_replacing(log, |_| false)
+    }
+
+    /// The remembered checkpoint of `origin` under the policy's log key (verified again with
+    /// that key, as by [`TrustStore::load`]), with its stored cosignatures checked against the
+    /// policy.
+    pub fn load_witnessed(
+        &self,
+        policy: &LogPolicy,
+        origin: &str,
+    ) -> Result<Option<StoredCheckpoint>, TrustError> {
+        let Some(checkpoint) = self.load(policy.log_key(), origin)? else { return Ok(None) };
+        let witnessed = policy.check(&checkpoint);
+        Ok(Some(StoredCheckpoint { checkpoint, witnessed }))
+    }
+
+    /// [`TrustStore::remember`] for a log whose checkpoint met `policy`. A stored checkpoint of
+    /// the same size and root whose own cosignatures do not meet the policy is replaced by this
+    /// one, so the entry keeps a quorum of cosignatures.
+    pub fn remember_witnessed(&self, w: &WitnessedLog, policy: &LogPolicy) -> Result<Remembered, TrustError> {
+        self.remember_replacing(w.log(), |stored| policy.check(stored).is_err())
+    }
+
+    /// Remembers `log`; a stored checkpoint of the same tree with other bytes is replaced only
+    /// if `replace_same(stored)`.
+    fn remember_replacing(
+        &self,
+        log: &VerifiedLog,
+        replace_same: impl Fn(&VerifiedCheckpoint) -> bool,
+    ) -> Result<Remembered, TrustError> {
         let cp = log.checkpoint();
         let origin = cp.checkpoint().origin();
         let path = self.path_for(origin, log.key());
@@ -179,7 +227,9 @@ impl TrustStore {
                         verified: cp.root(),
                     });
                 }
-                return Ok(Remembered::Unchanged { path });
+                if current.note_bytes() == cp.note_bytes() || !replace_same(&current) {
+                    return Ok(Remembered::Unchanged { path });
+                }
             }
         }
         // Each new directory's own entry is durable before a file in it counts.

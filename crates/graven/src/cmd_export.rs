@@ -10,6 +10,7 @@ use graven_core::note;
 use graven_verify::BundleWriter;
 
 use crate::export_source::{self, Filters, Opened, Server, Source};
+use crate::witnesses::{self, Loaded, PolicyArgs};
 use crate::{escape, input};
 use graven_export::Record;
 
@@ -45,6 +46,11 @@ pub struct ExportArgs {
     /// checkpoint it holds that has one) against these TSA roots before writing them.
     #[arg(long, value_name = "FILE", requires = "bundle")]
     pub tsa_cert: Option<PathBuf>,
+    /// With --bundle: the bundle's checkpoint must meet this witness policy (see `graven
+    /// verify --policy`); its cosignatures go into the bundle with it, so `graven verify
+    /// FILE.tar --policy FILE` checks them offline.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub filters: Filters,
 }
@@ -95,6 +101,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     args.filters.query()?; // reject malformed times before any I/O
     let src = source(&args)?;
     let vkey = args.vkey.as_deref().map(crate::input::load_vkey).transpose()?;
+    let policy = args.policy.load(vkey.as_ref())?;
+    if policy.is_some() && args.bundle.is_none() {
+        bail!("--policy goes with --bundle (a bundle carries the checkpoint and its cosignatures)");
+    }
+    // Without --vkey, the policy's log line names the key.
+    let vkey = vkey.or_else(|| policy.as_ref().map(|p| p.policy.log_key().clone()));
     let opened = export_source::open(&src, vkey)?;
     if opened.key_from_server {
         eprintln!(
@@ -103,7 +115,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match &args.bundle {
-        Some(path) => bundle(&args, &src, &opened, path),
+        Some(path) => bundle(&args, &src, &opened, path, policy.as_ref()),
         None => records(&args, &src, &opened),
     }
 }
@@ -197,7 +209,30 @@ fn records(args: &ExportArgs, src: &Source, opened: &Opened) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyhow::Result<ExitCode> {
+fn bundle(
+    args: &ExportArgs,
+    src: &Source,
+    opened: &Opened,
+    path: &Path,
+    policy: Option<&Loaded>,
+) -> anyhow::Result<ExitCode> {
+    // The policy judges the checkpoint as served, before anything is written.
+    let witnessed = match policy {
+        Some(p) => match p.policy.check(&opened.checkpoint) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!(
+                    "graven: no bundle was written to {}: {} (policy {})",
+                    path.display(),
+                    escape::message(&e.to_string()),
+                    p.path.display()
+                );
+                eprintln!("{}", witnesses::REFUSAL_HINT);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => None,
+    };
     let mut older = Vec::new();
     for p in &args.with_checkpoint {
         let bytes = read_note(p)?;
@@ -259,6 +294,9 @@ fn bundle(args: &ExportArgs, src: &Source, opened: &Opened, path: &Path) -> anyh
                 opened.checkpoint.size(),
                 older.len()
             );
+            if let (Some(p), Some(w)) = (policy, &witnessed) {
+                eprintln!("  {}", escape::message(&witnesses::witnessed_line(p, w)));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -7,10 +8,12 @@ use graven_core::merkle::{self, HashSource};
 use graven_core::note::{self, Note};
 use graven_core::{LeafIndex, TreeSize};
 use graven_verify::remote::{self, RemoteError};
-use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, tile_hashes};
+use graven_verify::tlog_proof::{TlogProofCheckError, make_tlog_proof};
+use graven_verify::{DirFetch, Fetch, HttpFetch, WitnessError, fetch_checkpoint, fetch_entry, tile_hashes};
 use serde_json::json;
 
-use crate::input::load_vkey;
+use crate::escape;
+use crate::witnesses::{self, Loaded, PolicyArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct ProveArgs {
@@ -19,11 +22,25 @@ pub struct ProveArgs {
     dir: Option<PathBuf>,
     /// A running graven server's base URL: fetch the inclusion proof of --index, check it
     /// against the signed checkpoint and the entry itself, print it and OK (exit 1 if it fails).
-    #[arg(long, requires_all = ["vkey", "index"])]
+    #[arg(long, requires = "index")]
     url: Option<String>,
-    /// With --url: the log's verifier key, or a file that holds it.
+    /// With --url: the log's verifier key, or a file that holds it (optional with --policy,
+    /// whose log line names it).
     #[arg(long, requires = "url")]
     vkey: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// What to print for --index: the JSON proof, or a C2SP tlog-proof (the checkpoint with
+    /// its cosignatures, the index and the inclusion proof), checked before it is written.
+    #[arg(long, value_enum, default_value = "json")]
+    format: ProofFormat,
+    /// With --format tlog-proof: write it to this file (e.g. entry.tlog-proof) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// With --format tlog-proof: also write the entry's exact bytes, which the proof's verifier
+    /// needs (`graven verify FILE.tlog-proof --event FILE`).
+    #[arg(long, value_name = "FILE")]
+    event_out: Option<PathBuf>,
     /// With --url: the checkpoint origin to require (default: the verifier key's name).
     #[arg(long, requires = "url")]
     origin: Option<String>,
@@ -44,13 +61,36 @@ pub struct ProveArgs {
     to: Option<u64>,
 }
 
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProofFormat {
+    /// `{"index":..,"tree_size":..,"leaf_hash":..,"root":..,"proof":[..]}` and more.
+    Json,
+    /// A C2SP `tlog-proof@v1` file (`.tlog-proof`).
+    TlogProof,
+}
+
 pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
+    match a.format {
+        ProofFormat::TlogProof if a.index.is_none() => {
+            bail!("--format tlog-proof proves one entry: give --index")
+        }
+        ProofFormat::TlogProof if a.size.is_some() => {
+            bail!("a tlog-proof proves against the checkpoint it carries: leave out --size")
+        }
+        ProofFormat::Json if a.out.is_some() || a.event_out.is_some() => {
+            bail!("--out and --event-out go with --format tlog-proof")
+        }
+        _ => {}
+    }
     match (&a.url, &a.dir, a.index) {
         (Some(url), _, Some(index)) => {
-            let vkey = a.vkey.as_deref().context("--url needs --vkey")?;
-            from_server(url, vkey, a.origin.as_deref(), index, a.size, a.token_file.as_deref())
+            if a.vkey.is_none() && a.policy.policy.is_none() {
+                bail!("--url needs --vkey (or --policy, whose log line names the key)");
+            }
+            from_server(url, &a, index)
         }
-        (_, Some(dir), _) => from_dir(dir, a.index, a.size, a.from, a.to),
+        (_, Some(dir), _) => from_dir(dir, &a),
         _ => bail!("give --dir <log directory>, or --url <server> --vkey <key> --index <i>"),
     }
 }
@@ -59,13 +99,8 @@ fn b64(hashes: &[graven_core::Hash]) -> Vec<String> {
     hashes.iter().map(|h| h.to_base64()).collect()
 }
 
-fn from_dir(
-    dir: &Path,
-    index: Option<u64>,
-    size: Option<u64>,
-    from: Option<u64>,
-    to: Option<u64>,
-) -> anyhow::Result<ExitCode> {
+fn from_dir(dir: &Path, a: &ProveArgs) -> anyhow::Result<ExitCode> {
+    let (index, size, from, to) = (a.index, a.size, a.from, a.to);
     let mut f = DirFetch::new(dir);
     let bytes = f
         .fetch("checkpoint", note::MAX_NOTE_SIZE as u64)
@@ -76,6 +111,19 @@ fn from_dir(
     let note = Note::parse(&bytes).context("the checkpoint is not a signed note")?;
     let cp = Checkpoint::parse(note.text()).context("the checkpoint body is malformed")?;
     let current = cp.size();
+    if let (Some(index), ProofFormat::TlogProof) = (index, a.format) {
+        if index >= current.0 {
+            bail!("--index {index} is not in a tree of size {current} (indices are 0-based)");
+        }
+        let entry = fetch_entry(&mut f, LeafIndex(index), current).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let proof = merkle::inclusion_proof(&mut tile_hashes(&mut f, current), LeafIndex(index), current)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let policy = a.policy.load(None)?;
+        return write_tlog_proof(a, index, &proof, &bytes, &entry, policy.as_ref(), cp.origin());
+    }
+    if a.policy.policy.is_some() {
+        bail!("--policy with --dir applies to --format tlog-proof (a proof that carries its checkpoint)");
+    }
     let mut src = tile_hashes(&mut f, current);
 
     if let Some(index) = index {
@@ -135,23 +183,25 @@ fn from_dir(
 /// end (the checkpoint's signature, the entry read from the tiles against the proof's leaf
 /// hash, the proof against the signed root, and for an older size the server's consistency
 /// proof to the checkpoint); prints the proof, or why it failed.
-fn from_server(
-    url: &str,
-    vkey: &str,
-    origin: Option<&str>,
-    index: u64,
-    size: Option<u64>,
-    token_file: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
-    let vkey = load_vkey(vkey)?;
+fn from_server(url: &str, a: &ProveArgs, index: u64) -> anyhow::Result<ExitCode> {
+    let (origin, size) = (a.origin.as_deref(), a.size);
+    let (vkey, policy) = witnesses::log_key(a.vkey.as_deref(), &a.policy)?;
     let mut f = HttpFetch::new(url);
-    if let Some(t) = crate::input::token(token_file)? {
+    if let Some(t) = crate::input::token(a.token_file.as_deref())? {
         f = f.with_bearer(&t);
     }
     let cp = match fetch_checkpoint(&mut f, &vkey, origin) {
         Ok(cp) => cp,
         Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &e.to_string()),
+    };
+    // With a policy, the checkpoint is accepted only with a quorum of witness cosignatures.
+    let witnessed = match &policy {
+        Some(p) => match p.policy.check(&cp) {
+            Ok(w) => Some(w),
+            Err(e) => return not_witnessed(&f, p, &e),
+        },
+        None => None,
     };
     let p = match remote::prove_inclusion(&mut f, &cp, index, size) {
         Ok(p) => p,
@@ -168,6 +218,17 @@ fn from_server(
     };
     let (inclusion, current) = (p.inclusion(), cp.size());
     let (n, root) = (inclusion.size(), inclusion.root());
+    if a.format == ProofFormat::TlogProof {
+        return write_tlog_proof(
+            a,
+            index,
+            p.proof(),
+            cp.note_bytes(),
+            p.entry(),
+            policy.as_ref(),
+            cp.checkpoint().origin(),
+        );
+    }
     let mut out = json!({
         "index": index, "tree_size": n.0, "leaf_hash": inclusion.leaf_hash().to_base64(),
         "root": root.to_base64(), "proof": b64(p.proof()), "checkpoint_size": current.0,
@@ -177,13 +238,74 @@ fn from_server(
         out["consistency_proof"] = json!(b64(cproof));
     }
     out["verified"] = json!(true);
+    if let (Some(p), Some(w)) = (&policy, &witnessed) {
+        out["witnesses"] = witnesses::success_json(p, w);
+    }
     println!("{}", crate::escape::json_line(&out));
     eprintln!(
         "OK: entry {index} is in {} at tree size {n} (root {root}), under the checkpoint of size {current} signed by {}",
         crate::escape::message(cp.checkpoint().origin()),
         crate::escape::message(vkey.name())
     );
+    if let (Some(p), Some(w)) = (&policy, &witnessed) {
+        eprintln!("  {}", escape::message(&witnesses::witnessed_line(p, w)));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the tlog-proof of entry `index` (checked by `make_tlog_proof` first, under the policy
+/// if there is one) to `--out` or stdout, and the entry to `--event-out`.
+fn write_tlog_proof(
+    a: &ProveArgs,
+    index: u64,
+    proof: &[graven_core::Hash],
+    checkpoint: &[u8],
+    entry: &[u8],
+    policy: Option<&Loaded>,
+    origin: &str,
+) -> anyhow::Result<ExitCode> {
+    let text = match make_tlog_proof(index, proof, checkpoint, entry, policy.map(|p| &p.policy)) {
+        Ok(t) => t,
+        Err(e @ TlogProofCheckError::Policy(_)) => {
+            eprintln!("graven: no tlog-proof was written: {}", escape::message(&e.to_string()));
+            eprintln!("{}", witnesses::REFUSAL_HINT);
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => bail!("no tlog-proof was written: {e}"),
+    };
+    let write = |path: &Path, bytes: &[u8]| {
+        graven_fs::atomic::replace(&graven_fs::RealFs, path, bytes, graven_fs::Access::Default)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    if let Some(path) = &a.event_out {
+        write(path, entry)?;
+    }
+    match &a.out {
+        Some(path) => write(path, text.as_bytes())?,
+        // To a terminal, each line escaped (a log's names may hold bidi or C1 controls); to a
+        // pipe or a file, the exact bytes a verifier needs.
+        None if std::io::stdout().is_terminal() => {
+            for line in text.lines() {
+                println!("{}", escape::message(line));
+            }
+        }
+        None => print!("{text}"),
+    }
+    let to = a.out.as_ref().map_or("stdout".to_owned(), |p| p.display().to_string());
+    eprintln!("OK: wrote a tlog-proof of entry {index} of {} to {to}", escape::message(origin));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The checkpoint lacks the policy's quorum: no proof is given (exit 1).
+fn not_witnessed(f: &HttpFetch, p: &Loaded, e: &WitnessError) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "graven: proof FAILED for {}: {} (policy {})",
+        escape::message(&f.location()),
+        escape::message(&e.to_string()),
+        p.path.display()
+    );
+    eprintln!("{}", witnesses::REFUSAL_HINT);
+    Ok(ExitCode::FAILURE)
 }
 
 fn failed(f: &HttpFetch, why: &str) -> anyhow::Result<ExitCode> {

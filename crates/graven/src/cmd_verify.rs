@@ -9,11 +9,13 @@ use graven_core::note::VerifierKey;
 use graven_verify::client_sigs::{ClientSigChecker, Tally};
 use graven_verify::{
     DirFetch, Fetch, HttpFetch, Mode, Remembered, Stamps, Trust, TrustError, TrustStore, VerifiedLog,
-    VerifyError, VisitError, verify_log_since_visiting, verify_log_stamped,
+    VerifyError, VisitError, WitnessError, WitnessedCheckpoint, verify_log_since_visiting,
+    verify_log_stamped,
 };
 use serde_json::{Value, json};
 
 use crate::escape;
+use crate::witnesses::{self, Loaded, PolicyArgs};
 
 /// Polls in a row that may fail to fetch (network down, server restarting) before `--follow`
 /// gives up and alerts.
@@ -24,16 +26,24 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// A log directory, the log's base URL, s3://bucket/prefix (credentials and endpoint from
-    /// the AWS environment variables), or an evidence bundle file (.tar).
+    /// the AWS environment variables), an evidence bundle file (.tar), or a C2SP tlog-proof
+    /// file (.tlog-proof, with --policy and --event).
     target: String,
     /// For a URL: file holding an API key (else GRAVEN_TOKEN), for a server whose read path
     /// is not public.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// The log's verifier key (name+id+key), or a file that holds it. Optional for an evidence
-    /// bundle (its own key is then used, and the output says so).
+    /// The log's verifier key (name+id+key), or a file that holds it. Optional with --policy
+    /// (the policy's log line names it), and for an evidence bundle (its own key is then used,
+    /// and the output says so).
     #[arg(long)]
     vkey: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// For a .tlog-proof: the file holding the event's exact bytes (the log entry), or - for
+    /// stdin.
+    #[arg(long, value_name = "FILE")]
+    event: Option<PathBuf>,
     /// The checkpoint origin to require (default: the verifier key's name).
     #[arg(long)]
     origin: Option<String>,
@@ -69,8 +79,6 @@ pub struct VerifyArgs {
     tsa_cert: Option<PathBuf>,
 }
 
-use crate::input::load_vkey;
-
 /// Everything one verification needs besides the fetcher.
 struct Job {
     vkey: VerifierKey,
@@ -83,15 +91,36 @@ struct Job {
     json: bool,
     /// `--tsa-cert`: time-stamp tokens are checked with these roots.
     tsa: Option<graven_tsa::TsaVerifier>,
+    /// With --policy: what every checkpoint must meet.
+    policy: Option<Loaded>,
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if crate::cmd_proof_file::is_tlog_proof(&a.target) {
+        if a.follow {
+            anyhow::bail!("--follow watches a log; a .tlog-proof file is checked once");
+        }
+        return crate::cmd_proof_file::verify(
+            &a.target,
+            a.event.as_deref(),
+            a.vkey.as_deref(),
+            &a.policy,
+            a.json,
+        );
+    }
+    if a.event.is_some() {
+        anyhow::bail!("--event goes with a .tlog-proof file, whose entry it is");
+    }
     let tsa = a.tsa_cert.as_deref().map(crate::input::tsa_verifier).transpose()?;
     if crate::cmd_bundle::is_bundle(&a.target) {
-        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), a.json, tsa.as_ref());
+        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), &a.policy, a.json, tsa.as_ref());
     }
-    let vkey =
-        load_vkey(a.vkey.as_deref().ok_or_else(|| anyhow::anyhow!("--vkey is required to verify a log"))?)?;
+    let (vkey, policy) = match a.vkey.as_deref() {
+        None if a.policy.policy.is_none() => {
+            anyhow::bail!("--vkey is required to verify a log (or --policy, whose log line names the key)")
+        }
+        v => witnesses::log_key(v, &a.policy)?,
+    };
     let store = TrustStore::locate(a.trust_dir.clone(), |k| std::env::var_os(k))?;
     let origin = a.origin.clone().unwrap_or_else(|| vkey.name().to_owned());
     // A local directory (or bundle) is cheap to re-read, and its trust-store entry is keyed
@@ -105,7 +134,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         _ => Mode::Full,
     };
     let follow_mode = if a.full { Mode::Full } else { Mode::Incremental };
-    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json, tsa };
+    let job = Job { vkey, origin, store, mode, follow_mode, json: a.json, tsa, policy };
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
     }
@@ -142,6 +171,8 @@ enum Failure {
     Verify(VerifyError),
     /// Another run stored a conflicting checkpoint of the same size meanwhile: a fork too.
     Conflict(TrustError),
+    /// The log verified, but its checkpoint does not meet the witness policy.
+    NotWitnessed(WitnessError),
 }
 
 impl Failure {
@@ -156,13 +187,20 @@ impl Failure {
             Failure::Verify(VerifyError::Fork(_)) | Failure::Conflict(_) => "fork",
             Failure::Verify(_) => "verification-failed",
             Failure::Unreachable(_) => "unreachable",
+            Failure::NotWitnessed(_) => "not-witnessed",
         }
     }
     fn message(&self) -> String {
         match self {
             Failure::Verify(e) | Failure::Unreachable(e) => e.to_string(),
             Failure::Conflict(e) => e.to_string(),
+            Failure::NotWitnessed(e) => e.to_string(),
         }
+    }
+    /// A checkpoint that may yet gain cosignatures: the log's own signature and the quorum's
+    /// other rules held, only cosignatures are missing (a witness is slow, or down).
+    fn awaiting_cosignatures(&self) -> bool {
+        matches!(self, Failure::NotWitnessed(e) if e.quorum().is_some())
     }
 }
 
@@ -178,10 +216,21 @@ struct Sigs {
     complete: bool,
 }
 
+/// A run that ended with a remembered checkpoint.
+struct Verified {
+    log: VerifiedLog,
+    remembered: Remembered,
+    /// With a policy: the witnesses that cosigned.
+    witnessed: Option<WitnessedCheckpoint>,
+}
+
 /// One run: the checkpoint remembered before it (if any), and how it ended.
 struct Outcome {
     trusted: Option<VerifiedCheckpoint>,
-    result: Result<(VerifiedLog, Remembered), Failure>,
+    /// With a policy and a remembered checkpoint: whether its stored cosignatures meet the
+    /// policy now.
+    trusted_witnessed: Option<Result<WitnessedCheckpoint, WitnessError>>,
+    result: Result<Verified, Failure>,
     sigs: Sigs,
     /// The time-stamp tokens checked (with `--tsa-cert`).
     stamps: Option<Stamps>,
@@ -195,7 +244,13 @@ fn verify_once<F: Fetch>(
     mode: Mode,
     progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Outcome> {
-    let trusted = job.store.load(&job.vkey, &job.origin)?;
+    let (trusted, trusted_witnessed) = match &job.policy {
+        Some(p) => match job.store.load_witnessed(&p.policy, &job.origin)? {
+            Some(stored) => (Some(stored.checkpoint), Some(stored.witnessed)),
+            None => (None, None),
+        },
+        None => (job.store.load(&job.vkey, &job.origin)?, None),
+    };
     // Client signatures are checked against keys registered earlier in the log itself.
     let complete = trusted.is_none() || mode == Mode::Full;
     let mut checker = ClientSigChecker::new(complete);
@@ -237,25 +292,43 @@ fn verify_once<F: Fetch>(
         non_events: checker.non_events,
         complete,
     };
-    let verified = match result {
-        Ok(v) => v,
-        Err(e) if e.is_outage() => {
-            return Ok(Outcome { trusted, result: Err(Failure::Unreachable(e)), sigs, stamps });
-        }
-        Err(e) => return Ok(Outcome { trusted, result: Err(Failure::Verify(e)), sigs, stamps }),
+    let done = |result: Result<Verified, Failure>, stamps: Option<Stamps>| -> anyhow::Result<Outcome> {
+        Ok(Outcome { trusted, trusted_witnessed, result, sigs, stamps })
     };
-    match job.store.remember(&verified) {
-        Ok(r) => {
+    // The tree is checked first, so that a fork or a rollback of a remembered checkpoint is
+    // reported as such (evidence against the log), whatever its cosignatures.
+    let log = match result {
+        Ok(v) => v,
+        Err(e) if e.is_outage() => return done(Err(Failure::Unreachable(e)), stamps),
+        Err(e) => return done(Err(Failure::Verify(e)), stamps),
+    };
+    let (remembered, witnessed) = match &job.policy {
+        Some(p) => match p.policy.check_log(&log) {
+            Ok(w) => (job.store.remember_witnessed(&w, &p.policy), Some(w.witnessed().clone())),
+            Err(e) => return done(Err(Failure::NotWitnessed(e)), stamps),
+        },
+        None => (job.store.remember(&log), None),
+    };
+    match remembered {
+        Ok(remembered) => {
             if let (Some(tsa), Some(latest)) = (&job.tsa, stamps.as_ref().and_then(Stamps::latest)) {
-                job.store.remember_stamp(&verified, latest, tsa)?;
+                job.store.remember_stamp(&log, latest, tsa)?;
             }
-            Ok(Outcome { trusted, result: Ok((verified, r)), sigs, stamps })
+            done(Ok(Verified { log, remembered, witnessed }), stamps)
         }
-        Err(e @ TrustError::ConflictingUpdate { .. }) => {
-            Ok(Outcome { trusted, result: Err(Failure::Conflict(e)), sigs, stamps })
-        }
+        Err(e @ TrustError::ConflictingUpdate { .. }) => done(Err(Failure::Conflict(e)), stamps),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A remembered checkpoint whose stored cosignatures do not meet the policy (it still holds the
+/// log to its history).
+fn remembered_warning(job: &Job, trusted: Option<&VerifiedCheckpoint>, e: &WitnessError) -> String {
+    format!(
+        "warning: the remembered checkpoint (size {}) in {} does not meet the policy with the cosignatures stored with it: {e}. It still holds the log to its history (rollback and fork checks); it is replaced by the next checkpoint of this log that meets the policy",
+        trusted.map_or(0, |t| t.size().0),
+        job.store.path_for(&job.origin, &job.vkey).display()
+    )
 }
 
 fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
@@ -279,16 +352,20 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let Outcome { trusted, result, sigs, stamps } = outcome?;
+    let Outcome { trusted, trusted_witnessed, result, sigs, stamps } = outcome?;
     let secs = start.elapsed().as_secs_f64();
+    if let Some(Err(e)) = &trusted_witnessed {
+        eprintln!("{}", escape::message(&remembered_warning(job, trusted.as_ref(), e)));
+    }
     match result {
-        Ok((v, remembered)) => {
+        Ok(v) => {
             if job.json {
-                let mut j = success_json(f, &v, &remembered, secs, &sigs);
+                let mut j = success_json(f, job, &v, secs, &sigs);
+                add_remembered_witnessed(&mut j, trusted_witnessed.as_ref());
                 add_stamps_json(&mut j, stamps.as_ref());
                 println!("{}", escape::json_line(&j));
             } else {
-                print_lines(&success_text(&v, &remembered, secs));
+                print_lines(&success_text(job, &v, secs));
                 for line in sig_lines(&sigs).into_iter().chain(stamp_lines(stamps.as_ref())) {
                     println!("{}", escape::message(&line));
                 }
@@ -311,11 +388,24 @@ fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
                 escape::message(&f.location()),
                 escape::message(&failure.message())
             );
+            if matches!(failure, Failure::NotWitnessed(_)) {
+                eprintln!("{}", witnesses::REFUSAL_HINT);
+            }
             if let Some(t) = &trusted {
                 eprintln!("{}", escape::message(&remembered_hint(job, t)));
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// With a policy and a remembered checkpoint, whether its stored cosignatures meet the policy.
+fn add_remembered_witnessed(j: &mut Value, status: Option<&Result<WitnessedCheckpoint, WitnessError>>) {
+    if let Some(status) = status {
+        j["remembered_witnessed"] = match status {
+            Ok(w) => json!({"quorum_met": true, "cosigned": witnesses::cosigned_json(w)}),
+            Err(e) => json!({"quorum_met": false, "error": e.to_string()}),
+        };
     }
 }
 
@@ -443,27 +533,53 @@ fn tally_json(t: Tally) -> Value {
 fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut last_printed: Option<(u64, graven_core::Hash)> = None;
     let mut fetch_failures = 0u32;
+    // Polls in a row whose checkpoint lacked only cosignatures.
+    let mut unwitnessed = 0u32;
+    let mut warned_remembered = false;
     loop {
         let start = Instant::now();
         let mode = if last_printed.is_none() { job.mode } else { job.follow_mode };
-        let Outcome { trusted, result, sigs, stamps } = verify_once(f, job, mode, |_, _| {})?;
+        let Outcome { trusted, trusted_witnessed, result, sigs, stamps } = verify_once(f, job, mode, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
+        if let (Some(Err(e)), false) = (&trusted_witnessed, warned_remembered) {
+            eprintln!("{}", escape::message(&remembered_warning(job, trusted.as_ref(), e)));
+            warned_remembered = true;
+        }
         match result {
-            Ok((v, remembered)) => {
+            Ok(v) => {
                 fetch_failures = 0;
-                let now = (v.report().size.0, v.report().root);
+                unwitnessed = 0;
+                let now = (v.log.report().size.0, v.log.report().root);
                 if last_printed != Some(now) {
                     if job.json {
-                        let mut j = success_json(f, &v, &remembered, secs, &sigs);
+                        let mut j = success_json(f, job, &v, secs, &sigs);
+                        add_remembered_witnessed(&mut j, trusted_witnessed.as_ref());
                         add_stamps_json(&mut j, stamps.as_ref());
                         println!("{}", escape::json_line(&j));
                     } else {
-                        print_lines(&success_text(&v, &remembered, secs));
+                        print_lines(&success_text(job, &v, secs));
                         for line in sig_lines(&sigs).into_iter().chain(stamp_lines(stamps.as_ref())) {
                             println!("{}", escape::message(&line));
                         }
                     }
                     last_printed = Some(now);
+                }
+            }
+            Err(failure)
+                if failure.awaiting_cosignatures() && unwitnessed + 1 < MAX_FETCH_FAILURES_IN_A_ROW =>
+            {
+                // The witnesses may not have cosigned the newest checkpoint yet: it is not
+                // trusted (nothing is remembered), and the next poll looks again.
+                unwitnessed += 1;
+                if job.json {
+                    let mut j = failure_json(f, job, trusted.as_ref(), &failure);
+                    j["transient"] = json!(true);
+                    println!("{}", escape::json_line(&j));
+                } else {
+                    println!(
+                        "warning: not accepted yet ({unwitnessed} of {MAX_FETCH_FAILURES_IN_A_ROW} polls): {}",
+                        escape::message(&failure.message())
+                    );
                 }
             }
             Err(Failure::Unreachable(e)) if fetch_failures + 1 < MAX_FETCH_FAILURES_IN_A_ROW => {
@@ -508,6 +624,11 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
                     escape::message(&f.location()),
                     escape::message(&failure.message())
                 );
+                if failure.awaiting_cosignatures() {
+                    eprintln!(
+                        "graven: the log's checkpoints lacked the policy's quorum for {MAX_FETCH_FAILURES_IN_A_ROW} polls in a row"
+                    );
+                }
                 if let Some(t) = &trusted {
                     eprintln!("{}", escape::message(&remembered_hint(job, t)));
                 }
@@ -548,9 +669,9 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs: f64, sigs: &Sigs) -> Value {
-    let r = v.report();
-    json!({
+fn success_json<F: Fetch>(f: &F, job: &Job, v: &Verified, secs: f64, sigs: &Sigs) -> Value {
+    let (r, remembered) = (v.log.report(), &v.remembered);
+    let mut j = json!({
         "ok": true,
         "location": f.location(),
         "origin": r.origin,
@@ -570,7 +691,11 @@ fn success_json<F: Fetch>(f: &F, v: &VerifiedLog, remembered: &Remembered, secs:
         "client_signatures": {"verified": sigs.verified, "not_checked": sigs.unchecked},
         "registry_events_ignored": tally_json(sigs.registry_ignored),
         "non_events": tally_json(sigs.non_events),
-    })
+    });
+    if let (Some(p), Some(w)) = (&job.policy, &v.witnessed) {
+        j["witnesses"] = witnesses::success_json(p, w);
+    }
+    j
 }
 
 /// Entries of the log that this run did not read (an incremental run trusts the ones the
@@ -582,8 +707,8 @@ fn not_reread(r: &graven_verify::Report) -> u64 {
     }
 }
 
-fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
-    let r = v.report();
+fn success_text(job: &Job, v: &Verified, secs: f64) -> String {
+    let (r, remembered) = (v.log.report(), &v.remembered);
     let head = format!(
         "OK: {} verifies: {} entries, root {}, {} bundles and {} tiles checked in {:.2}s",
         r.origin, r.size.0, r.root, r.bundles, r.tiles, secs
@@ -602,7 +727,10 @@ fn success_text(v: &VerifiedLog, remembered: &Remembered, secs: f64) -> String {
             format!("consistent with the remembered checkpoint of size {m}; fully re-verified")
         }
     };
-    format!("{head}\n  {tail}")
+    match (&job.policy, &v.witnessed) {
+        (Some(p), Some(w)) => format!("{head}\n  {}\n  {tail}", witnesses::witnessed_line(p, w)),
+        _ => format!("{head}\n  {tail}"),
+    }
 }
 
 fn checkpoint_json(cp: &VerifiedCheckpoint) -> Value {
@@ -622,9 +750,9 @@ fn failure_json<F: Fetch>(
 ) -> Value {
     let presented = match failure {
         Failure::Verify(e) | Failure::Unreachable(e) => e.divergence().map(|d| checkpoint_json(&d.presented)),
-        Failure::Conflict(_) => None,
+        Failure::Conflict(_) | Failure::NotWitnessed(_) => None,
     };
-    json!({
+    let mut j = json!({
         "ok": false,
         "error_kind": "alert",
         "alert": failure.kind(),
@@ -634,7 +762,11 @@ fn failure_json<F: Fetch>(
         "remembered": trusted.map(checkpoint_json),
         "presented": presented,
         "trust_file": job.store.path_for(&job.origin, &job.vkey).display().to_string(),
-    })
+    });
+    if let (Failure::NotWitnessed(e), Some(p)) = (failure, &job.policy) {
+        j["witnesses"] = witnesses::refusal_json(&p.path, e);
+    }
+    j
 }
 
 fn remembered_hint(job: &Job, t: &VerifiedCheckpoint) -> String {

@@ -6,6 +6,7 @@ mod cmd_bundle;
 mod cmd_export;
 mod cmd_identity;
 mod cmd_keygen;
+mod cmd_proof_file;
 mod cmd_prove;
 mod cmd_search;
 mod cmd_serve;
@@ -15,6 +16,7 @@ mod cmd_witness;
 mod escape;
 mod export_source;
 mod input;
+mod witnesses;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,8 +60,9 @@ enum Command {
         command: LogCommand,
     },
     /// Verify a C2SP tiled log in a directory or at an http(s) URL, holding it to the last
-    /// checkpoint verified before (rollback and fork detection; only new entries are re-checked),
-    /// or verify an offline evidence bundle (.tar).
+    /// checkpoint verified before (rollback and fork detection; only new entries are re-checked)
+    /// and, with --policy, to a quorum of witness cosignatures; or verify an offline evidence
+    /// bundle (.tar) or a C2SP tlog-proof (.tlog-proof, with --policy and --event).
     Verify(cmd_verify::VerifyArgs),
     /// Export events as JSON Lines, OCSF or CEF, or as an offline evidence bundle.
     Export(Box<cmd_export::ExportArgs>),
@@ -68,7 +71,8 @@ enum Command {
     /// Print a server's latest events, and with -f keep following new ones.
     Tail(Box<cmd_search::TailArgs>),
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
-    /// directory, or fetch and verify an inclusion proof from a running server (--url).
+    /// directory, or fetch and verify an inclusion proof from a running server (--url); with
+    /// --format tlog-proof, write a C2SP tlog-proof of one entry.
     Prove(cmd_prove::ProveArgs),
     /// Manage a running server's identities (needs an admin API key).
     Identity {

@@ -269,3 +269,102 @@ fn power_cut_at_every_step_of_remember_keeps_the_old_or_the_new_checkpoint() {
         assert!(outcomes[0] > 0 && outcomes[1] > 0, "{mode:?}: outcomes {outcomes:?}");
     }
 }
+
+mod witnessed {
+    use super::*;
+    use crate::witnessed::{LogPolicy, WitnessError};
+    use graven_core::cosignature::Cosigner;
+    use graven_core::policy::{ParseOptions, PolicyCheckError};
+
+    fn witness(n: u8) -> Cosigner {
+        Cosigner::from_seed(&format!("w{n}.example"), [40 + n; 32]).unwrap()
+    }
+
+    /// `log`, witnesses W1..W3, quorum `k` of them.
+    fn policy(key: &SignerKey, k: u8) -> LogPolicy {
+        let mut text = format!("log {}\n", key.verifier());
+        for n in 1..=3 {
+            text += &format!("witness W{n} {}\n", witness(n).verifier());
+        }
+        text += &format!("group G {k} W1 W2 W3\nquorum G\n");
+        LogPolicy::parse(text.as_bytes(), ParseOptions::default(), Some(&key.verifier())).unwrap()
+    }
+
+    /// A verified log whose checkpoint carries the cosignatures of `cosigners`.
+    fn cosigned(key: &SignerKey, size: u64, root: u8, cosigners: &[u8]) -> VerifiedLog {
+        let body = Checkpoint::new(key.name(), TreeSize(size), Hash([root; 32])).unwrap().to_text();
+        let mut note = key.sign(&body).unwrap();
+        for &n in cosigners {
+            note += &witness(n).cosign(&body, 1_700_000_000 + u64::from(n)).unwrap();
+        }
+        let mut log = verified(key, size, root);
+        log.checkpoint = VerifiedCheckpoint::open(note.as_bytes(), &key.verifier(), key.name()).unwrap();
+        log
+    }
+
+    #[test]
+    fn cosignatures_are_kept_and_checked_again_when_read_with_a_policy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TrustStore::new(tmp.path());
+        let key = signer(ORIGIN, 1);
+        let p = policy(&key, 2);
+        let w = p.check_log(&cosigned(&key, 6, 3, &[1, 2])).unwrap();
+        let path = store.remember_witnessed(&w, &p).unwrap().path().to_path_buf();
+        assert_eq!(fs::read(&path).unwrap(), w.log().checkpoint().note_bytes(), "cosignature lines kept");
+
+        let stored = store.load_witnessed(&p, ORIGIN).unwrap().unwrap();
+        assert_eq!(stored.checkpoint.size(), TreeSize(6));
+        let names: Vec<&str> =
+            stored.witnessed.as_ref().unwrap().cosigned().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["W1", "W2"]);
+
+        // A stricter policy (all three) no longer accepts the stored entry: reported, not fatal.
+        let stricter = policy(&key, 3);
+        let stored = store.load_witnessed(&stricter, ORIGIN).unwrap().unwrap();
+        let e = stored.witnessed.unwrap_err();
+        assert_eq!(e.quorum().unwrap().1, &["W3".to_owned()], "{e}");
+
+        // A cosignature line altered in the file (the log's signature intact): reported as a
+        // cosignature that does not verify, naming the witness.
+        let text = String::from_utf8(fs::read(&path).unwrap()).unwrap();
+        let w2 = text.lines().find(|l| l.contains("w2.example")).unwrap().to_owned();
+        let sig_start = w2.rfind(' ').unwrap() + 1;
+        let mut altered = w2.clone().into_bytes();
+        let i = sig_start + 20;
+        altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+        fs::write(&path, text.replace(&w2, std::str::from_utf8(&altered).unwrap())).unwrap();
+        let stored = store.load_witnessed(&p, ORIGIN).unwrap().unwrap();
+        assert!(
+            matches!(&stored.witnessed, Err(WitnessError::Policy { problem: PolicyCheckError::BadCosignature { witness, .. }, .. }) if witness == "W2"),
+            "{:?}",
+            stored.witnessed
+        );
+        // The log's own signature is still checked first: an altered body is corrupt, as before.
+        fs::write(&path, text.replacen("\n6\n", "\n7\n", 1)).unwrap();
+        assert!(matches!(store.load_witnessed(&p, ORIGIN), Err(TrustError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_witnessed_checkpoint_replaces_the_same_tree_stored_without_its_quorum() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = TrustStore::new(tmp.path());
+        let key = signer(ORIGIN, 1);
+        let p = policy(&key, 2);
+        // Remembered by a run without a policy, before the witnesses had cosigned.
+        store.remember(&cosigned(&key, 6, 3, &[1])).unwrap();
+        assert!(store.load_witnessed(&p, ORIGIN).unwrap().unwrap().witnessed.is_err());
+        // The same tree, with a quorum, from a run with the policy: it takes the entry's place.
+        let w = p.check_log(&cosigned(&key, 6, 3, &[1, 3])).unwrap();
+        assert!(matches!(store.remember_witnessed(&w, &p).unwrap(), Remembered::Updated { .. }));
+        assert!(store.load_witnessed(&p, ORIGIN).unwrap().unwrap().witnessed.is_ok());
+        // A witnessed entry is left alone, by either kind of run.
+        let again = p.check_log(&cosigned(&key, 6, 3, &[2, 3])).unwrap();
+        assert!(matches!(store.remember_witnessed(&again, &p).unwrap(), Remembered::Unchanged { .. }));
+        assert!(matches!(store.remember(&cosigned(&key, 6, 3, &[])).unwrap(), Remembered::Unchanged { .. }));
+        let kept = store.load_witnessed(&p, ORIGIN).unwrap().unwrap().witnessed.unwrap();
+        assert_eq!(kept.cosigned().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["W1", "W3"]);
+        // A fork of the same size is still a conflict, whatever its cosignatures.
+        let fork = p.check_log(&cosigned(&key, 6, 4, &[1, 2, 3])).unwrap();
+        assert!(matches!(store.remember_witnessed(&fork, &p), Err(TrustError::ConflictingUpdate { .. })));
+    }
+}
