@@ -59,6 +59,8 @@ macro_rules! object_store_conformance {
             protocol::writers_taking_turns_never_fork,
             protocol::racing_writers_never_fork,
             protocol::opening_while_another_writer_appends_is_no_alarm,
+            protocol::opening_while_another_writer_commits_is_no_rollback,
+            protocol::opening_an_empty_store_while_another_writer_starts_the_log_is_no_alarm,
             protocol::a_committed_batch_overtaken_before_publication_is_acknowledged,
             protocol::a_deleted_or_rolled_back_head_is_refused_not_forked,
         );

@@ -483,6 +483,47 @@ pub fn opening_while_another_writer_appends_is_no_alarm(b: &impl Backend) {
     assert_eq!(verify(store).unwrap(), 25);
 }
 
+/// A writer that opens the log reads the head, then lists the archive past it (the
+/// high-water mark). Another writer that commits and archives a batch between those two reads
+/// is the log moving on, not a rollback: the opener starts over from the newer head.
+pub fn opening_while_another_writer_commits_is_no_rollback(b: &impl Backend) {
+    let store = b.fresh("open-while-commit");
+    let mut a = ObjectLog::open(store.clone(), key()).unwrap();
+    a.append(&entries(0..10)).unwrap();
+    // B reads the head (size 10); before B lists the archive, A commits and archives 10..20.
+    let hooked = Arc::new(Hooked::new(b.reconnect(&store), Op::List, ARCHIVE_PREFIX));
+    hooked.set(move || {
+        a.append(&entries(10..20)).unwrap();
+    });
+    let mut other = ObjectLog::open(hooked.clone(), key()).unwrap();
+    assert!(hooked.ran());
+    assert_eq!(other.size(), TreeSize(20));
+    other.append(&entries(20..25)).unwrap();
+    assert_eq!(verify(store).unwrap(), 25);
+}
+
+/// Two writers that open an empty store at once: while one finds no head, the other starts
+/// the log (head, tiles, archive, checkpoint). The first then sees a checkpoint, or an archived
+/// one, without the head it read as missing; that is the log starting, not a foreign prefix or
+/// a deleted head: it opens the new log.
+pub fn opening_an_empty_store_while_another_writer_starts_the_log_is_no_alarm(b: &impl Backend) {
+    // Between the missing head and the read of the public checkpoint; then between that and
+    // the listing of the archive.
+    for (op, at) in [(Op::Get, CHECKPOINT_KEY), (Op::List, ARCHIVE_PREFIX)] {
+        let store = b.fresh("open-while-start");
+        let hooked = Arc::new(Hooked::new(b.reconnect(&store), op, at));
+        let first = store.clone();
+        hooked.set(move || {
+            ObjectLog::open(first, key()).unwrap().append(&entries(0..10)).unwrap();
+        });
+        let mut other = ObjectLog::open(hooked.clone(), key()).unwrap_or_else(|e| panic!("{op:?} {at}: {e}"));
+        assert!(hooked.ran(), "{op:?} {at}");
+        assert_eq!(other.size(), TreeSize(10), "{op:?} {at}");
+        other.append(&entries(10..15)).unwrap();
+        assert_eq!(verify(store).unwrap(), 15);
+    }
+}
+
 /// A writer whose batch is committed, but which another writer overtakes before it publishes
 /// its checkpoint: the other writer finishes the batch and publishes past it. The batch is in
 /// the log, so the append is acknowledged (never answered `Fenced`, which says the entries
