@@ -36,6 +36,7 @@ impl Backend for Memory {
     fn profile(&self) -> Profile {
         Profile {
             cas_rounds: 100,
+            cas_keys: 4,
             turns: 400,
             race_writers: 3,
             race_for: Duration::from_secs(10),

@@ -101,8 +101,9 @@ impl Backend for OnSeaweed {
     fn profile(&self) -> Profile {
         Profile {
             // SeaweedFS backs losing conditional writers off by whole seconds, so each round
-            // costs a few seconds; 15 rounds of 8 writers is 105 lost races.
+            // costs a few seconds; 15 rounds of 8 writers is 105 lost races, on 3 keys at once.
             cas_rounds: 15,
+            cas_keys: 3,
             turns: 40,
             race_writers: 3,
             race_for: Duration::from_secs(10),

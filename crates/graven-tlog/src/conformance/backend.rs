@@ -42,8 +42,12 @@ pub trait Backend: Sync {
 /// weaker assertion: what each number means is the same on every store.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile {
-    /// Rounds of 8 racing conditional writers (each round must have exactly one winner).
+    /// Rounds of 8 racing conditional writers, in all (each round must have exactly one
+    /// winner).
     pub cas_rounds: u32,
+    /// Keys raced on at the same time, each in its own rounds (a store that backs losers off
+    /// by seconds, as SeaweedFS does, spends that time waiting, not working).
+    pub cas_keys: u32,
     /// Appends of writers taking turns on one store in a seeded order; at least one in
     /// eight is fenced.
     pub turns: u32,

@@ -222,41 +222,72 @@ pub fn a_tampered_tile_stops_the_next_writer(b: &impl Backend) {
 /// A failure at every put of an append onto 300 entries (opening included), both when the
 /// request is not sent and when it lands but its answer is lost. After each: an acknowledged
 /// append is present, and the next writer opens, completes whatever was committed, and the
-/// log verifies at the old or the new size and goes on.
+/// log verifies at the old or the new size and goes on. Each failure point is its own store,
+/// so a few of them run at once.
 pub fn a_failure_at_every_put_keeps_every_acknowledged_entry(b: &impl Backend) {
+    /// Failure points tried at the same time.
+    const AT_ONCE: u64 = 4;
     let end = 300 + b.profile().every_put_batch;
-    let fast = Retry { attempts: 2, first_wait: Duration::from_millis(1) };
     for land in [false, true] {
-        let mut step = 0;
         let mut outcomes = [0usize; 2];
-        loop {
-            let store = b.fresh(&format!("every-put-{land}-{step}"));
-            ObjectLog::open(store.clone(), key()).unwrap().append(&entries(0..300)).unwrap();
-            let failing = Arc::new(Failing::new(store.clone(), step, land));
-            let acked = match ObjectLog::open_with(failing, key(), fast) {
-                Ok(mut log) => log.append(&entries(300..end)).is_ok(),
-                Err(_) => false,
-            };
-            let mut next = ObjectLog::open(store.clone(), key()).unwrap();
-            let size = next.size().0;
-            if acked {
-                assert_eq!(size, end, "land={land} step {step}: an acknowledged append was lost");
-            } else {
-                assert!(size == 300 || size == end, "land={land} step {step}: size {size}");
+        let mut first_acked = None;
+        let mut from = 0;
+        while first_acked.is_none() {
+            let results: Vec<(u64, bool, u64)> = std::thread::scope(|scope| {
+                let runs: Vec<_> = (from..from + AT_ONCE)
+                    .map(|step| scope.spawn(move || (step, fail_at_put(b, land, step, end))))
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().unwrap())
+                    .map(|(step, (acked, size))| (step, acked, size))
+                    .collect()
+            });
+            // In order, up to the first failure point the append survived (the ones after it,
+            // run alongside, passed the same checks).
+            for (step, acked, size) in results {
+                if first_acked.is_none() {
+                    outcomes[usize::from(size == end)] += 1;
+                    if acked {
+                        first_acked = Some(step);
+                    }
+                }
             }
-            assert_eq!(verify(store.clone()).unwrap(), size, "land={land} step {step}");
-            outcomes[usize::from(size == end)] += 1;
-            next.append(&entries(size..size + 70)).unwrap();
-            assert_eq!(verify(store.clone()).unwrap(), size + 70, "land={land} step {step}");
-            if acked {
-                break;
-            }
-            step += 1;
-            assert!(step < 100, "the append never finished");
+            from += AT_ONCE;
+            assert!(from < 100 + AT_ONCE, "the append never finished");
         }
+        let step = first_acked.unwrap_or(u64::MAX);
+        assert!(step < 100, "the append never finished");
         assert!(step >= 5, "expected several failure points, got {step}");
         assert!(outcomes[1] > 0, "land={land}: outcomes {outcomes:?}");
+        eprintln!(
+            "every put: land={land}: acknowledged from failure point {step} on; [old, new] sizes {outcomes:?}"
+        );
     }
+}
+
+/// One failure point of [`a_failure_at_every_put_keeps_every_acknowledged_entry`]: every put
+/// from the `step`-th on fails. Whether the append was acknowledged, and the size the next
+/// writer found.
+fn fail_at_put(b: &impl Backend, land: bool, step: u64, end: u64) -> (bool, u64) {
+    let fast = Retry { attempts: 2, first_wait: Duration::from_millis(1) };
+    let store = b.fresh(&format!("every-put-{land}-{step}"));
+    ObjectLog::open(store.clone(), key()).unwrap().append(&entries(0..300)).unwrap();
+    let failing = Arc::new(Failing::new(store.clone(), step, land));
+    let acked = match ObjectLog::open_with(failing, key(), fast) {
+        Ok(mut log) => log.append(&entries(300..end)).is_ok(),
+        Err(_) => false,
+    };
+    let mut next = ObjectLog::open(store.clone(), key()).unwrap();
+    let size = next.size().0;
+    if acked {
+        assert_eq!(size, end, "land={land} step {step}: an acknowledged append was lost");
+    } else {
+        assert!(size == 300 || size == end, "land={land} step {step}: size {size}");
+    }
+    assert_eq!(verify(store.clone()).unwrap(), size, "land={land} step {step}");
+    next.append(&entries(size..size + 70)).unwrap();
+    assert_eq!(verify(store.clone()).unwrap(), size + 70, "land={land} step {step}");
+    (acked, size)
 }
 
 /// Two writers on their own connections take turns in a seeded order, each reopening when

@@ -101,31 +101,49 @@ fn race(writers: usize, attempt: impl Fn(usize) -> Result<String, StoreError> + 
 }
 
 /// 8 writers `IfMatch` the same ETag at once: exactly one wins each round, and its bytes are
-/// what the key holds (the compare-and-swap the log's head relies on).
+/// what the key holds (the compare-and-swap the log's head relies on). The profile's rounds
+/// are shared out between keys raced on at the same time.
 pub fn racing_if_match_writers_have_one_winner_per_round(b: &impl Backend) {
     let s = b.fresh("race-if-match");
-    let mut etag = s.put("head", b"start", Cond::IfAbsent, false).unwrap();
-    for round in 0..b.profile().cas_rounds {
-        let body = |i: usize| format!("round {round} writer {i}").into_bytes();
-        let winners = race(8, |i| s.put("head", &body(i), Cond::IfMatch(&etag), false));
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        let now = s.get("head", 100).unwrap().unwrap();
-        assert_eq!(now.bytes, body(winners[0]), "round {round}");
-        etag = now.etag;
-    }
+    let p = b.profile();
+    std::thread::scope(|scope| {
+        for k in 0..p.cas_keys {
+            let s = &s;
+            scope.spawn(move || {
+                let key = format!("head-{k}");
+                let mut etag = s.put(&key, b"start", Cond::IfAbsent, false).unwrap();
+                for round in 0..p.cas_rounds.div_ceil(p.cas_keys) {
+                    let body = |i: usize| format!("{key} round {round} writer {i}").into_bytes();
+                    let winners = race(8, |i| s.put(&key, &body(i), Cond::IfMatch(&etag), false));
+                    assert_eq!(winners.len(), 1, "{key} round {round}: winners {winners:?}");
+                    let now = s.get(&key, 100).unwrap().unwrap();
+                    assert_eq!(now.bytes, body(winners[0]), "{key} round {round}");
+                    etag = now.etag;
+                }
+            });
+        }
+    });
 }
 
 /// 8 writers create the same key at once: exactly one wins, and its bytes are what the key
-/// holds.
+/// holds. One key per round; the profile's keys are raced on at the same time.
 pub fn racing_if_absent_writers_have_one_winner_per_key(b: &impl Backend) {
     let s = b.fresh("race-if-absent");
-    for round in 0..b.profile().cas_rounds {
-        let key = format!("tile/0/{round:03}");
-        let body = |i: usize| format!("round {round} writer {i}").into_bytes();
-        let winners = race(8, |i| s.put(&key, &body(i), Cond::IfAbsent, false));
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        assert_eq!(s.get(&key, 100).unwrap().unwrap().bytes, body(winners[0]), "round {round}");
-    }
+    let p = b.profile();
+    std::thread::scope(|scope| {
+        for k in 0..p.cas_keys {
+            let s = &s;
+            scope.spawn(move || {
+                for round in (k..p.cas_rounds).step_by(p.cas_keys as usize) {
+                    let key = format!("tile/0/{round:03}");
+                    let body = |i: usize| format!("round {round} writer {i}").into_bytes();
+                    let winners = race(8, |i| s.put(&key, &body(i), Cond::IfAbsent, false));
+                    assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+                    assert_eq!(s.get(&key, 100).unwrap().unwrap().bytes, body(winners[0]), "round {round}");
+                }
+            });
+        }
+    });
 }
 
 /// [`put_immutable`]: writing the same bytes again is success; other bytes (longer or shorter
