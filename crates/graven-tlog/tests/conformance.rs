@@ -40,7 +40,7 @@ impl Backend for Memory {
             turns: 400,
             race_writers: 3,
             race_for: Duration::from_secs(10),
-            race_rounds: 150,
+            race_rounds: 60,
             race_min_acked: 100,
             every_put_batch: 600,
         }

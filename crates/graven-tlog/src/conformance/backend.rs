@@ -55,7 +55,7 @@ pub struct Profile {
     pub race_writers: usize,
     /// How long they race at most.
     pub race_for: Duration,
-    /// Appends each racing writer tries at most.
+    /// Appends each racing writer tries, within `race_for` (more if none was fenced yet).
     pub race_rounds: u64,
     /// Appends the racing writers must have had acknowledged between them.
     pub race_min_acked: usize,
