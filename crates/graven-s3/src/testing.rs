@@ -32,6 +32,9 @@ use crate::store::S3Store;
 pub const ACCESS_KEY_ID: &str = "graven-test";
 /// The secret key SeaweedFS is started with.
 pub const SECRET_ACCESS_KEY: &str = "graven-test-secret";
+/// The volume size SeaweedFS is started with, in MiB: small, so that free disk space never
+/// limits how many buckets the tests create (one volume each).
+pub const VOLUME_SIZE_MB: u32 = 64;
 /// How long SeaweedFS may take to answer S3 requests after being started.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -131,6 +134,11 @@ impl Seaweed {
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
             "-master.telemetry=false".into(),
+            // Each bucket takes a volume of its own, and `weed mini` allows as many volumes as
+            // the free disk holds at the volume size (1 GiB by default): on a shared disk with
+            // 28 GiB free, the 29th bucket's writes fail with 500 InternalError. Volumes are
+            // not preallocated, so small ones cost nothing, and every test gets its own bucket.
+            format!("-master.volumeSizeLimitMB={VOLUME_SIZE_MB}"),
         ];
         let log_path = dir.join("weed.log");
         let log = File::create(&log_path).map_err(|e| format!("creating {}: {e}", log_path.display()))?;

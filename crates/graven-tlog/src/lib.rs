@@ -9,10 +9,14 @@
 //!   result of a commit; [`LogError`] (`error`).
 //! - `tail` (the committed tree's right edge and partial files, which both writers extend) and
 //!   `durable` (the local writer's batch of fsyncs).
+//! - `conformance` (feature `testing`): the one test suite every [`ObjectStore`] passes, run
+//!   on [`MemStore`] here and on S3 in `graven-s3`.
 //!
 //! Files go through [`Fs`], from `graven-fs` (re-exported here with the simulated disk,
 //! [`sim`]), so the crash tests run the real commit path.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod durable;
 mod error;
 mod local;

@@ -29,6 +29,19 @@
 //! and 4 with identical bytes. A writer that dies anywhere leaves a log that the next writer
 //! completes, and nothing is ever written under a name the published tree refers to with
 //! different bytes: a create-only write can never be blocked by debris.
+//!
+//! ## Opening
+//! 1. read `graven/head`; none: a new log, unless `checkpoint` exists (not an object log) or
+//!    an archived checkpoint does (the head was deleted);
+//! 2. list the archive past the head's size: anything there means the head was rolled back;
+//! 3. check the head's checkpoint and entries against the stored tiles, then finish steps 3
+//!    and 4 of its batch (publishing finds a newer checkpoint if the log moved on).
+//!
+//! Each refusal rests on two reads, the head and then something written after a head. Another
+//! writer committing between them makes the second read find its newer objects, so a refusal
+//! is made only after re-reading the head and finding it unchanged (same ETag, or still
+//! absent); if it moved, opening starts over from the newer head, up to [`OPEN_ATTEMPTS`]
+//! times. A real rollback or deletion holds still and is refused at once.
 
 use std::io;
 use std::sync::Arc;
@@ -324,15 +337,27 @@ impl ObjectLog {
             state: State::Open,
             retry,
         };
+        // Every check below reads the head first and something else after it. Another writer
+        // may commit in between (its head, then its tiles, archive and checkpoint), so what
+        // the second read finds past the head is evidence against the store only if the head
+        // is still the one read: otherwise the log moved on, and opening starts over
+        // (`Fenced`, which `open_with` retries from the newer head).
         let Some(obj) = retry_with(log.retry, || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))? else {
             if retry_with(log.retry, || log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))?.is_some()
             {
+                // A writer that started the log since the head was read wrote its head first.
+                if log.head_moved(None)? {
+                    return Err(LogError::Fenced);
+                }
                 return Err(LogError::NotAnObjectLog(log.store.location()));
             }
             // Archived checkpoints are create-only and locked; a delete marker can hide one from
             // a read, not from a listing of versions. Any of them means a log lived here, and
             // starting a new one would sign a fork with the log's own key.
             if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, ""))? {
+                if log.head_moved(None)? {
+                    return Err(LogError::Fenced);
+                }
                 return Err(LogError::Head(format!(
                     "it is missing, but {k} shows that this log exists: the head was deleted. Restore the latest version of graven/head (and of checkpoint) from the bucket's versions; a new log is not started over an old one"
                 )));
@@ -341,10 +366,16 @@ impl ObjectLog {
             return Ok(log);
         };
         let head = Head::parse(&obj.bytes).map_err(LogError::Head)?;
-        // The archive is the high-water mark: a checkpoint archived beyond the head means the
-        // head was rolled back to an older version, and writing on from it would fork.
+        // The archive is the high-water mark: a checkpoint archived beyond the head, while the
+        // head holds still, means the head was rolled back to an older version, and writing on
+        // from it would fork. (A writer archives a checkpoint only after committing the head
+        // that ends there, so one archived beyond a head that has since moved is the log
+        // moving on.)
         let mark = archive_key(head.to.0);
         if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, &mark))? {
+            if log.head_moved(Some(&obj.etag))? {
+                return Err(LogError::Fenced);
+            }
             return Err(LogError::Head(format!(
                 "it ends at size {}, but {k} was archived beyond it: the head was rolled back to an old version. Restore its latest version from the bucket's versions",
                 head.to.0
@@ -373,6 +404,13 @@ impl ObjectLog {
         log.finish(&ext.writes, &head.checkpoint, head.to)?;
         log.tail = Some(ext.tail);
         Ok(log)
+    }
+
+    /// Whether the head is no longer the version with ETag `read` (`None`: absent) that this
+    /// writer read when it began to open the log.
+    fn head_moved(&self, read: Option<&str>) -> Result<bool, LogError> {
+        let now = retry_with(self.retry, || self.store.get(HEAD_KEY, MAX_HEAD_BYTES))?;
+        Ok(now.as_ref().map(|o| o.etag.as_str()) != read)
     }
 
     pub fn size(&self) -> TreeSize {

@@ -129,12 +129,14 @@ pub trait ObjectStore: fmt::Debug + Send + Sync {
 pub fn put_immutable<S: ObjectStore + ?Sized>(store: &S, key: &str, data: &[u8]) -> Result<(), StoreError> {
     match store.put(key, data, Cond::IfAbsent, true) {
         Ok(_) => Ok(()),
-        Err(StoreError::Precondition { .. }) => match store.get(key, data.len() as u64)? {
-            Some(o) if o.bytes == data => Ok(()),
-            // Absent again (removed between the two requests, or a delete marker) or other bytes.
-            _ => Err(StoreError::Conflict { key: key.to_owned() }),
+        Err(StoreError::Precondition { .. }) => match store.get(key, data.len() as u64) {
+            Ok(Some(o)) if o.bytes == data => Ok(()),
+            // Absent again (removed between the two requests, or a delete marker), other bytes,
+            // or more bytes than these (the read is limited to their length, so it says
+            // TooLarge): all mean the key holds something else.
+            Ok(_) | Err(StoreError::TooLarge { .. }) => Err(StoreError::Conflict { key: key.to_owned() }),
+            Err(e) => Err(e),
         },
-        Err(StoreError::TooLarge { .. }) => Err(StoreError::Conflict { key: key.to_owned() }),
         Err(e) => Err(e),
     }
 }
