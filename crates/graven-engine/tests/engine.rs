@@ -142,3 +142,26 @@ async fn a_full_pool_pushes_back() {
     assert_eq!(engine.submit(batch("ok", 10)).await.unwrap().len(), 10);
     engine.shutdown();
 }
+
+/// The core formats `logged_at` without the `time` crate; it must write exactly what the
+/// server wrote with it before. (Moved from the engine's old `clock` module.)
+#[test]
+fn the_core_format_matches_the_time_crate() {
+    let mut t: i64 = -62_000_000_000_000_000;
+    while t < 253_000_000_000_000_000 {
+        let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1000).unwrap();
+        let with_time = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.microsecond()
+        );
+        let micros = i64::try_from(dt.unix_timestamp_nanos() / 1000).unwrap();
+        assert_eq!(graven_core::event::format_timestamp(micros), with_time, "{t}");
+        t += 12_345_678_901_234;
+    }
+}

@@ -54,6 +54,7 @@ async fn harness() -> Harness {
         oidc: None,
         spiffe_ids: Arc::new(Default::default()),
         http_sig: graven_auth::sigauth::SigAuth::new(60),
+        clock: graven_clock::system(),
     });
     Harness { _tmp: tmp, engine, router: app(state), token }
 }

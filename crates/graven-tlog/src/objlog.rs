@@ -34,6 +34,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use graven_clock::Clock;
 use graven_core::checkpoint::{Checkpoint, VerifiedCheckpoint};
 use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, SignerKey, VerifierKey};
@@ -234,14 +235,19 @@ pub(crate) fn root_at(
     graven_core::merkle::root(&mut src, size).map_err(|e| LogError::Tiles(e.to_string()))
 }
 
-/// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers.
-fn retry_with<T>(policy: Retry, mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+/// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers. Waits on
+/// `clock`.
+fn retry_with<T>(
+    policy: Retry,
+    clock: &dyn Clock,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let mut wait = policy.first_wait;
     let mut attempt = 1;
     loop {
         match op() {
             Err(StoreError::Io { .. }) if attempt < policy.attempts => {
-                std::thread::sleep(wait);
+                clock.sleep(wait);
                 wait *= 4;
                 attempt += 1;
             }
@@ -274,6 +280,8 @@ pub struct ObjectLog {
     tail: Option<Tail>,
     state: State,
     retry: Retry,
+    /// What the retries wait on.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ObjectLog {
@@ -301,16 +309,32 @@ impl ObjectLog {
     /// newer head, up to [`OPEN_ATTEMPTS`] times, and after that fails with
     /// [`LogError::Fenced`].
     pub fn open_with(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+        Self::open_on(store, key, retry, graven_clock::system())
+    }
+
+    /// [`ObjectLog::open_with`], its retries waiting on `clock` (the engine's: a simulated
+    /// clock in its simulation).
+    pub fn open_on(
+        store: Arc<dyn ObjectStore>,
+        key: SignerKey,
+        retry: Retry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LogError> {
         let mut attempt = 1;
         loop {
-            match Self::open_once(store.clone(), key.clone(), retry) {
+            match Self::open_once(store.clone(), key.clone(), retry, clock.clone()) {
                 Err(LogError::Fenced) if attempt < OPEN_ATTEMPTS => attempt += 1,
                 r => return r,
             }
         }
     }
 
-    fn open_once(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+    fn open_once(
+        store: Arc<dyn ObjectStore>,
+        key: SignerKey,
+        retry: Retry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LogError> {
         let mut log = ObjectLog {
             store,
             key,
@@ -322,16 +346,24 @@ impl ObjectLog {
             tail: None,
             state: State::Open,
             retry,
+            clock,
         };
-        let Some(obj) = retry_with(log.retry, || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))? else {
-            if retry_with(log.retry, || log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))?.is_some()
+        let Some(obj) =
+            retry_with(log.retry, log.clock.as_ref(), || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))?
+        else {
+            if retry_with(log.retry, log.clock.as_ref(), || {
+                log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+            })?
+            .is_some()
             {
                 return Err(LogError::NotAnObjectLog(log.store.location()));
             }
             // Archived checkpoints are create-only and locked; a delete marker can hide one from
             // a read, not from a listing of versions. Any of them means a log lived here, and
             // starting a new one would sign a fork with the log's own key.
-            if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, ""))? {
+            if let Some(k) =
+                retry_with(log.retry, log.clock.as_ref(), || log.store.first_key_after(ARCHIVE_PREFIX, ""))?
+            {
                 return Err(LogError::Head(format!(
                     "it is missing, but {k} shows that this log exists: the head was deleted. Restore the latest version of graven/head (and of checkpoint) from the bucket's versions; a new log is not started over an old one"
                 )));
@@ -343,7 +375,9 @@ impl ObjectLog {
         // The archive is the high-water mark: a checkpoint archived beyond the head means the
         // head was rolled back to an older version, and writing on from it would fork.
         let mark = archive_key(head.to.0);
-        if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, &mark))? {
+        if let Some(k) =
+            retry_with(log.retry, log.clock.as_ref(), || log.store.first_key_after(ARCHIVE_PREFIX, &mark))?
+        {
             return Err(LogError::Head(format!(
                 "it ends at size {}, but {k} was archived beyond it: the head was rolled back to an old version. Restore its latest version from the bucket's versions",
                 head.to.0
@@ -485,7 +519,7 @@ impl ObjectLog {
         };
         // Whether an attempt failed with its outcome unknown (it may have landed).
         let mut unknown = false;
-        let put = retry_with(self.retry, || {
+        let put = retry_with(self.retry, self.clock.as_ref(), || {
             let r = store.put(HEAD_KEY, bytes, cond, false);
             unknown |= matches!(r, Err(StoreError::Io { .. }));
             r
@@ -498,7 +532,7 @@ impl ObjectLog {
             Err(StoreError::Precondition { .. }) => {
                 // Either another writer moved the head, or this very write landed and its
                 // answer was lost (a retry then fails its own condition). Only the bytes tell.
-                match retry_with(self.retry, || store.get(HEAD_KEY, MAX_HEAD_BYTES))? {
+                match retry_with(self.retry, self.clock.as_ref(), || store.get(HEAD_KEY, MAX_HEAD_BYTES))? {
                     Some(o) if o.bytes == bytes => {
                         self.head_etag = Some(o.etag);
                         Ok(())
@@ -521,15 +555,17 @@ impl ObjectLog {
     /// public checkpoint. Idempotent: anyone may run it again for the same head.
     fn finish(&mut self, writes: &[(String, Vec<u8>)], note: &str, size: TreeSize) -> Result<(), LogError> {
         let store = self.store.clone();
-        retry_with(self.retry, || store.put_immutable_all(writes))?;
-        retry_with(self.retry, || put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes()))?;
+        retry_with(self.retry, self.clock.as_ref(), || store.put_immutable_all(writes))?;
+        retry_with(self.retry, self.clock.as_ref(), || {
+            put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes())
+        })?;
         self.publish(note, size)
     }
 
     /// [`LogError::Fenced`] if the head is no longer the one this writer committed or read,
     /// otherwise `other`.
     fn fenced_or(&self, other: LogError) -> LogError {
-        match retry_with(self.retry, || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
+        match retry_with(self.retry, self.clock.as_ref(), || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
             Ok(Some(o)) if Some(&o.etag) != self.head_etag.as_ref() => LogError::Fenced,
             Ok(_) => other,
             Err(e) => e.into(),
@@ -541,7 +577,9 @@ impl ObjectLog {
         let store = self.store.clone();
         if self.public_etag.is_none() {
             // First publication by this writer: learn what is there.
-            match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+            match retry_with(self.retry, self.clock.as_ref(), || {
+                store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+            })? {
                 Some(o) if o.bytes == note.as_bytes() => {
                     self.public_etag = Some(o.etag);
                     return Ok(());
@@ -567,13 +605,17 @@ impl ObjectLog {
             Some(tag) => Cond::IfMatch(tag),
             None => Cond::IfAbsent,
         };
-        match retry_with(self.retry, || store.put(CHECKPOINT_KEY, note.as_bytes(), cond, false)) {
+        match retry_with(self.retry, self.clock.as_ref(), || {
+            store.put(CHECKPOINT_KEY, note.as_bytes(), cond, false)
+        }) {
             Ok(tag) => {
                 self.public_etag = Some(tag);
                 Ok(())
             }
             Err(StoreError::Precondition { .. }) => {
-                match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+                match retry_with(self.retry, self.clock.as_ref(), || {
+                    store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+                })? {
                     Some(o) if o.bytes == note.as_bytes() => {
                         self.public_etag = Some(o.etag);
                         Ok(())

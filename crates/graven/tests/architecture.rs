@@ -133,7 +133,9 @@ fn the_wire_types_are_serde_only() {
 
 #[test]
 fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
-    for package in ["graven-core", "graven-tlog", "graven-index", "graven-verify", "graven-s3"] {
+    for package in
+        ["graven-core", "graven-clock", "graven-tlog", "graven-index", "graven-verify", "graven-s3"]
+    {
         let deps = normal_deps(package);
         for ours in ["graven-engine", "graven-auth", "graven-server", "graven-api"] {
             assert!(!deps.contains(ours), "{package} depends on {ours}, which sits above it");
@@ -143,6 +145,14 @@ fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
     for needed in ["graven-engine", "graven-auth", "graven-api", "axum"] {
         assert!(server.contains(needed), "graven-server is the HTTP layer over {needed}");
     }
+}
+
+/// The clock seam sits below everything: engine and auth share it without knowing each other.
+#[test]
+fn the_clock_depends_on_nothing() {
+    let deps = normal_deps("graven-clock");
+    assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["graven-clock"], "graven-clock is std only");
+    assert!(!normal_deps("graven-core").contains("graven-clock"), "the core reads no clock");
 }
 
 /// The module a source file is: `src/lib.rs` and `src/main.rs` are the crate root (empty
