@@ -204,6 +204,13 @@ pub enum SubmitError {
         "the client signature of entry {entry} (0-based) was already logged; a signed event is accepted once: sign it again with a new id"
     )]
     Replayed { entry: usize },
+    /// A client-signed event whose window ended before the sequencer could log it: its id
+    /// may have been forgotten by then, so it is not logged. `entry` is its position in the
+    /// submission (0-based).
+    #[error(
+        "the client signature of entry {entry} (0-based) reached the end of its window before the event could be logged; sign it again now; nothing was appended"
+    )]
+    SignatureExpired { entry: usize },
 }
 
 /// What readers see: the latest committed checkpoint.
@@ -937,8 +944,8 @@ impl Sequencer {
         SubmitError::Storage(e.to_string())
     }
 
-    /// Claims every client-signature id of `job`, or none: a replayed id (or a full table, or
-    /// a table not rebuilt yet) refuses the whole submission.
+    /// Claims every client-signature id of `job`, or none: a replayed id, an id whose window
+    /// has ended (or a full table, or a table not rebuilt yet) refuses the whole submission.
     fn claim_once(&mut self, job: &Job, now_s: i64) -> Result<(), SubmitError> {
         let mut claimed: Vec<u128> = Vec::new();
         let mut result = Ok(());
@@ -948,6 +955,13 @@ impl Sequencer {
                 result = Err(SubmitError::Storage(
                     "the record of client-signature ids could not be rebuilt from the log; signed events are refused until it is".into(),
                 ));
+                break;
+            }
+            // The record keeps an id only until its window ends. An entry whose window has
+            // ended by now (it waited in the queue, or behind a slow commit, after the auth
+            // layer checked it) may be one whose first copy the record already forgot.
+            if k.expires_s < now_s {
+                result = Err(SubmitError::SignatureExpired { entry: i });
                 break;
             }
             match self.once.insert(k.digest, k.expires_s, now_s) {

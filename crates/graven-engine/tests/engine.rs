@@ -165,3 +165,51 @@ fn the_core_format_matches_the_time_crate() {
         t += 12_345_678_901_234;
     }
 }
+
+/// A client-signed entry whose window has ended by the time the sequencer takes it is refused,
+/// never logged: the record of one-time ids forgets an id when its window ends, so logging it
+/// then could log it a second time. The auth layer checks the window when the request
+/// arrives; this is the sequencer's own check at commit time, after whatever wait the queue or
+/// a slow store added. (Found by the simulation, seed 41: a replay accepted by the auth layer
+/// near the end of the window, queued behind a commit that took ten seconds, was committed
+/// beside the first copy.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_entry_whose_window_ended_before_its_commit_is_refused() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::OnceKey;
+    use std::time::Duration;
+
+    let fs = Arc::new(SimFs::new());
+    let dir = Path::new("/data/log");
+    let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
+    let t0 = 1_767_225_600; // Unix seconds
+    let clock = SimClock::new(t0 * 1_000_000);
+    let config = EngineConfig {
+        client_signature_window: Duration::from_secs(10),
+        clock: Arc::new(clock.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), config).unwrap();
+    let signed = Entry {
+        bytes: b"a signed event".to_vec(),
+        stamp_at: None,
+        once: Some(OnceKey { digest: 42, expires_s: t0 + 10 + 1 }),
+    };
+    let first = engine.submit(vec![signed.clone()]).await.unwrap();
+    assert_eq!(first[0].index, 0);
+    clock.advance(Duration::from_secs(5));
+    match engine.submit(vec![signed.clone()]).await {
+        Err(SubmitError::Replayed { entry: 0 }) => {}
+        other => panic!("within the window: expected Replayed, got {other:?}"),
+    }
+    // Past the window's end the id is forgotten; the entry must still not go in.
+    clock.advance(Duration::from_secs(10));
+    match engine.submit(vec![signed.clone()]).await {
+        Err(SubmitError::SignatureExpired { entry: 0 }) => {}
+        other => panic!("after the window: expected SignatureExpired, got {other:?}"),
+    }
+    assert_eq!(engine.committed().size, 1, "logged once");
+    // Unsigned entries are not held to any window.
+    assert_eq!(engine.submit(batch("plain", 2)).await.unwrap()[0].index, 1);
+    engine.shutdown();
+}
