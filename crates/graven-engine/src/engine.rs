@@ -211,6 +211,10 @@ pub enum SubmitError {
         "the client signature of entry {entry} (0-based) reached the end of its window before the event could be logged; sign it again now; nothing was appended"
     )]
     SignatureExpired { entry: usize },
+    /// The writer cannot take this submission right now (its record of client-signature ids
+    /// is not rebuilt yet, say); a retry shortly may succeed.
+    #[error("the log cannot take this write right now: {0}; retry shortly")]
+    Unavailable(String),
 }
 
 /// What readers see: the latest committed checkpoint.
@@ -361,6 +365,7 @@ impl Engine {
             last_stamp: String::new(),
             once: ReplayCache::new(MAX_ONCE_KEYS),
             once_ready: false,
+            rebuild_after: None,
             once_reader: reader.fresh(),
             log,
             shared: shared.clone(),
@@ -585,6 +590,9 @@ pub enum NextStep {
 const OPEN_RETRY: Duration = Duration::from_millis(200);
 /// How often a shared log's node looks at its role while no submission arrives.
 const ROLE_CHECK: Duration = Duration::from_millis(100);
+/// How long after a failed rebuild of the record of client-signature ids the next signed
+/// submission tries again.
+const REBUILD_RETRY: Duration = Duration::from_secs(1);
 
 /// A shared log's sequencer, run by hand (see [`Engine::start_shared_stepped`]).
 pub struct Stepper {
@@ -650,6 +658,8 @@ struct Sequencer {
     /// Whether `once` was rebuilt from the log this node writes; until it is, signed events
     /// are refused rather than risk a replay going through.
     once_ready: bool,
+    /// After a failed rebuild, the next one is not tried before this.
+    rebuild_after: Option<Moment>,
     once_reader: LogReader,
     /// The log, while this node is its writer.
     log: Option<Box<dyn LogWriter>>,
@@ -952,8 +962,8 @@ impl Sequencer {
         for (i, e) in job.entries.iter().enumerate() {
             let Some(k) = e.once else { continue };
             if !self.once_ready {
-                result = Err(SubmitError::Storage(
-                    "the record of client-signature ids could not be rebuilt from the log; signed events are refused until it is".into(),
+                result = Err(SubmitError::Unavailable(
+                    "the record of client-signature ids could not be rebuilt from the log (reading it failed); client-signed events are refused until it is, unsigned ones are taken".into(),
                 ));
                 break;
             }
@@ -992,6 +1002,8 @@ impl Sequencer {
         self.once.clear();
         self.once_ready = false;
         let Some(size) = self.log.as_ref().map(|l| l.size()) else { return };
+        // Until it succeeds, signed submissions try again now and then (see `commit`).
+        self.rebuild_after = Some(self.clock.now() + REBUILD_RETRY);
         let window = i64::try_from(self.config.client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
         let now = self.clock.unix_micros();
         let now_s = now.div_euclid(1_000_000);
@@ -1005,7 +1017,7 @@ impl Sequencer {
             let (first, entries) = match self.once_reader.bundle(end - 1, size) {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!(error = %e, "reading the log to rebuild the client-signature ids failed; signed events are refused until the log is reopened");
+                    tracing::error!(error = %e, "reading the log to rebuild the client-signature ids failed; signed events are refused until a later try succeeds");
                     return;
                 }
             };
@@ -1027,6 +1039,7 @@ impl Sequencer {
             }
         }
         self.once_ready = true;
+        self.rebuild_after = None;
         tracing::info!(
             scanned,
             ids = self.once.len(),
@@ -1041,6 +1054,15 @@ impl Sequencer {
             return;
         }
         let now_s = self.clock.unix_seconds();
+        // A record that could not be rebuilt when the log was opened (a read failed) is
+        // rebuilt when signed events need it, at most once per REBUILD_RETRY.
+        if !self.once_ready
+            && self.log.is_some()
+            && self.rebuild_after.is_none_or(|t| self.clock.now() >= t)
+            && jobs.iter().any(|j| j.entries.iter().any(|e| e.once.is_some()))
+        {
+            self.rebuild_once();
+        }
         let mut admitted = Vec::with_capacity(jobs.len());
         for job in jobs {
             match self.claim_once(&job, now_s) {

@@ -213,3 +213,108 @@ async fn a_signed_entry_whose_window_ended_before_its_commit_is_refused() {
     assert_eq!(engine.submit(batch("plain", 2)).await.unwrap()[0].index, 1);
     engine.shutdown();
 }
+
+/// A store whose reads of entry bundles fail once `reads` more have been answered, until
+/// `reads` is set negative.
+#[derive(Debug)]
+struct FlakyBundles {
+    inner: graven_tlog::MemStore,
+    reads: std::sync::atomic::AtomicI64,
+}
+
+impl graven_tlog::ObjectStore for FlakyBundles {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<graven_tlog::Object>, graven_tlog::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if key.starts_with("tile/entries/") && self.reads.fetch_sub(1, SeqCst) == 0 {
+            self.reads.store(0, SeqCst);
+            return Err(graven_tlog::StoreError::Io {
+                op: "reading",
+                key: key.into(),
+                msg: "injected".into(),
+            });
+        }
+        self.inner.get(key, limit)
+    }
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        cond: graven_tlog::Cond<'_>,
+        retain: bool,
+    ) -> Result<String, graven_tlog::StoreError> {
+        self.inner.put(key, data, cond, retain)
+    }
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, graven_tlog::StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+    fn location(&self) -> String {
+        "flaky".into()
+    }
+}
+
+/// A writer whose record of client-signature ids could not be rebuilt when it opened the log
+/// (a read failed) rebuilds it later, once the store answers again, instead of refusing
+/// client-signed events until something else makes it reopen the log. (Found by the
+/// simulation, seed 206: after the faults stopped, the writer kept refusing every batch with
+/// a signed event.) Driven by hand: the shared-log engine stepped on a simulated clock.
+#[test]
+fn a_record_of_ids_that_could_not_be_rebuilt_is_rebuilt_later() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::{NextStep, OnceKey, Shared};
+    use graven_engine::lease::Lease;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    let store = Arc::new(FlakyBundles { inner: graven_tlog::MemStore::new(), reads: (-1).into() });
+    {
+        let mut log = graven_tlog::ObjectLog::open(store.clone(), key()).unwrap();
+        log.append(&[b"an entry".to_vec()]).unwrap();
+    }
+    let clock = SimClock::new(1_767_225_600_000_000);
+    let lease =
+        Lease::with_node_id(store.clone(), None, Duration::from_secs(5), Arc::new(clock.clone()), "a".into());
+    let shared =
+        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
+    let (engine, mut stepper) =
+        Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
+    assert!(lease.tick(), "takes the free lease");
+    // Opening the log reads its last bundle; reading it again to rebuild the record fails.
+    store.reads.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(stepper.step(), NextStep::Wait(_)), "opens the log; the rebuild fails");
+    assert_eq!(engine.committed().size, 1);
+
+    // Submits `entries` and steps the sequencer until they are answered.
+    let mut n = 0;
+    let mut submit = |entries: Vec<Entry>| {
+        let mut f = Box::pin(engine.submit(entries));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10 {
+            if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+                return r;
+            }
+            stepper.step();
+        }
+        panic!("no answer");
+    };
+    let mut signed = || {
+        n += 1;
+        Entry {
+            bytes: format!("signed {n}").into_bytes(),
+            stamp_at: None,
+            once: Some(OnceKey { digest: n, expires_s: i64::MAX }),
+        }
+    };
+    match submit(vec![signed()]) {
+        Err(SubmitError::Unavailable(_)) => {}
+        other => panic!("while the record is not rebuilt: expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(submit(batch("plain", 1)).unwrap()[0].index, 1, "unsigned entries go on");
+    // The store answers again: after a moment, the record is rebuilt and signed events go in.
+    store.reads.store(-1, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_secs(2));
+    lease.tick();
+    let r = submit(vec![signed()]).expect("the record is rebuilt once the store answers");
+    assert_eq!(r[0].index, 2);
+}
