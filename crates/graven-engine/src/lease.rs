@@ -171,12 +171,24 @@ impl Lease {
             return match self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&etag), false) {
                 Ok(tag) => self.hold(tag, renewals + 1, started),
                 Err(StoreError::Precondition { .. }) => {
-                    // A renewal whose reply was lost and that was retried fails its own
-                    // condition: if the lease holds exactly what this node wrote, it is still ours.
-                    if let Ok(Some(o)) = self.store.get(LEASE_KEY, MAX_LEASE_BYTES)
-                        && o.bytes == bytes
-                    {
-                        return self.hold(o.etag, renewals + 1, started);
+                    // A renewal that landed but whose reply was lost (this round's, retried by
+                    // the store's client, or an earlier round's) makes this condition fail. If
+                    // the lease still names this node, no one took it since: renew on top of
+                    // what is there. (The bytes differ from an earlier round's: they hold the
+                    // time.) The deadline counts from this round's start, and this write lands
+                    // after it.
+                    if let Ok(Some(o)) = self.store.get(LEASE_KEY, MAX_LEASE_BYTES) {
+                        if o.bytes == bytes {
+                            return self.hold(o.etag, renewals + 1, started);
+                        }
+                        let theirs: Option<Record> = serde_json::from_slice(&o.bytes).ok();
+                        if let Some(r) = theirs.filter(|r| r.holder.as_deref() == Some(self.node.as_str())) {
+                            let bytes = self.record(r.renewals.max(renewals) + 1, true);
+                            if let Ok(tag) = self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&o.etag), false)
+                            {
+                                return self.hold(tag, r.renewals.max(renewals) + 1, started);
+                            }
+                        }
                     }
                     tracing::warn!("the lease was taken by another node; this node stops writing");
                     self.lost();
@@ -358,6 +370,30 @@ mod tests {
         // And no round after the release takes it again.
         assert!(!lease.tick());
         assert_eq!(holder(store.as_ref()), None);
+    }
+
+    /// A renewal that landed but whose reply was lost does not cost the writer its lease: the
+    /// next round finds its own record there (its id, not its exact bytes: they hold the
+    /// time) and renews on top of it, and no standby sees a stale lease meanwhile.
+    #[test]
+    fn a_renewal_whose_reply_was_lost_keeps_the_lease() {
+        let store = Arc::new(MemStore::new());
+        let clock = graven_clock::SimClock::new(1_767_225_600_000_000);
+        let ttl = Duration::from_secs(5);
+        let lease = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "a".into());
+        let standby = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "b".into());
+        assert!(lease.tick());
+        assert!(!standby.tick());
+        clock.advance(ttl / 5);
+        store.fail_after(0, true);
+        assert!(lease.tick(), "the outcome is unknown: the deadline stands");
+        store.heal();
+        for _ in 0..10 {
+            clock.advance(ttl / 5);
+            assert!(!standby.tick(), "the lease is renewed: the standby never takes it");
+            assert!(lease.tick(), "the writer keeps its lease");
+        }
+        assert_eq!(holder(store.as_ref()).as_deref(), Some("a"));
     }
 
     #[test]
