@@ -747,7 +747,7 @@ impl Sequencer {
 
     /// On a shared log, acts on this node's role. A node that holds the lease opens the log
     /// (finishing whatever the last writer left) if it has not yet, and goes on to commit
-    /// (`None`); any other node is a replica: it refuses submissions and follows the published
+    /// (`None`) if it still holds the lease once the log is open; any other node is a replica: it refuses submissions and follows the published
     /// checkpoint, and says when to look again.
     fn act_on_role(&mut self, shared: &Shared, now: Moment) -> Option<NextStep> {
         if shared.lease.is_mine_at(now) {
@@ -757,12 +757,23 @@ impl Sequencer {
             if let Some(t) = self.open_again_at.filter(|t| now < *t) {
                 return Some(NextStep::Wait(Some(t)));
             }
-            if self.open_shared(shared) {
-                self.open_again_at = None;
+            if !self.open_shared(shared) {
+                self.open_again_at = Some(now + OPEN_RETRY);
+                return Some(NextStep::Wait(Some(now + OPEN_RETRY)));
+            }
+            self.open_again_at = None;
+            // Opening read the head, maybe long after `now` (a slow store, a paused process).
+            // Write on what it read only if the lease still holds: then the read was made
+            // while this node held it, before another node could take it and commit, and the
+            // head's compare-and-swap fences this node if one does later. Otherwise the head
+            // may be a later writer's, and committing on it would pass the swap with a stale
+            // view of the lease.
+            if shared.lease.is_mine_at(self.clock.now()) {
                 return None;
             }
-            self.open_again_at = Some(now + OPEN_RETRY);
-            return Some(NextStep::Wait(Some(now + OPEN_RETRY)));
+            tracing::warn!(
+                "the writer lease ran out while this node opened the log; it does not write on it"
+            );
         }
         if self.log.take().is_some() {
             tracing::warn!("this node no longer holds the writer lease; it is now a read replica");

@@ -170,9 +170,9 @@ fn the_core_format_matches_the_time_crate() {
 /// never logged: the record of one-time ids forgets an id when its window ends, so logging it
 /// then could log it a second time. The auth layer checks the window when the request
 /// arrives; this is the sequencer's own check at commit time, after whatever wait the queue or
-/// a slow store added. (Found by the simulation, seed 41: a replay accepted by the auth layer
-/// near the end of the window, queued behind a commit that took ten seconds, was committed
-/// beside the first copy.)
+/// a slow store added. (Found by the simulation, `tests/sim`, whose seed 32 fails without this
+/// check: a replay accepted by the auth layer near the end of the window, queued behind a slow
+/// commit, was committed beside the first copy.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_entry_whose_window_ended_before_its_commit_is_refused() {
     use graven_clock::SimClock;
@@ -255,8 +255,8 @@ impl graven_tlog::ObjectStore for FlakyBundles {
 /// A writer whose record of client-signature ids could not be rebuilt when it opened the log
 /// (a read failed) rebuilds it later, once the store answers again, instead of refusing
 /// client-signed events until something else makes it reopen the log. (Found by the
-/// simulation, seed 206: after the faults stopped, the writer kept refusing every batch with
-/// a signed event.) Driven by hand: the shared-log engine stepped on a simulated clock.
+/// simulation, `tests/sim`, whose seed 261 fails without this: after the faults stopped, the
+/// writer kept refusing every batch with a signed event.) Driven by hand: the shared-log engine stepped on a simulated clock.
 #[test]
 fn a_record_of_ids_that_could_not_be_rebuilt_is_rebuilt_later() {
     use graven_clock::SimClock;
@@ -317,4 +317,113 @@ fn a_record_of_ids_that_could_not_be_rebuilt_is_rebuilt_later() {
     lease.tick();
     let r = submit(vec![signed()]).expect("the record is rebuilt once the store answers");
     assert_eq!(r[0].index, 2);
+}
+
+/// A store that runs a hook (once) just before it answers the next read of the log's head: a
+/// read that a slow store or a paused process makes late, while the world goes on.
+struct LateHeadRead {
+    inner: Arc<graven_tlog::MemStore>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for LateHeadRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateHeadRead")
+    }
+}
+
+impl graven_tlog::ObjectStore for LateHeadRead {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<graven_tlog::Object>, graven_tlog::StoreError> {
+        if key == graven_tlog::objlog::HEAD_KEY
+            && let Some(hook) = self.hook.lock().unwrap().take()
+        {
+            hook();
+        }
+        self.inner.get(key, limit)
+    }
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        cond: graven_tlog::Cond<'_>,
+        retain: bool,
+    ) -> Result<String, graven_tlog::StoreError> {
+        self.inner.put(key, data, cond, retain)
+    }
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, graven_tlog::StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+    fn location(&self) -> String {
+        "late head read".into()
+    }
+}
+
+/// A writer whose lease ran out while it opened the log does not commit on what it read.
+/// Opening reads the head; if that read is answered late (a slow store, or the process paused
+/// mid-request), another node may have taken the lease and committed meanwhile, and the head
+/// read is then that node's. Committing on top of it would pass the head's compare-and-swap:
+/// a writer of an earlier lease term committing after the holder of a later one, with a
+/// stale view of the lease. The node must check the lease again once the log is open. (Found
+/// by the simulation's lease-term invariant, `tests/sim`: 9 of its first 10,000 seeds fail
+/// without this, 433 and 937 among them.) Driven by hand: the shared-log engine stepped on a
+/// simulated clock.
+#[test]
+fn a_writer_whose_lease_ran_out_while_it_opened_the_log_does_not_commit_on_it() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::{NextStep, Shared};
+    use graven_engine::lease::Lease;
+    use graven_tlog::ObjectStore as _;
+    use graven_tlog::objlog::{HEAD_KEY, Head};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    let ttl = Duration::from_secs(5);
+    let inner = Arc::new(graven_tlog::MemStore::new());
+    {
+        let mut log = graven_tlog::ObjectLog::open(inner.clone(), key()).unwrap();
+        log.append(&[b"an entry".to_vec()]).unwrap();
+    }
+    let store = Arc::new(LateHeadRead { inner: inner.clone(), hook: std::sync::Mutex::new(None) });
+    let clock = SimClock::new(1_767_225_600_000_000);
+    let lease = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "a".into());
+    let other = Lease::with_node_id(inner.clone(), None, ttl, Arc::new(clock.clone()), "b".into());
+    let shared =
+        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
+    let (engine, mut stepper) =
+        Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
+    assert!(lease.tick(), "a takes the free lease");
+    assert!(!other.tick(), "b sees a's lease");
+
+    // A client's entry waits for a's sequencer.
+    let mut answer = Box::pin(engine.submit(batch("to a", 1)));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(answer.as_mut().poll(&mut cx).is_pending());
+
+    // a opens the log; its read of the head is answered a whole ttl later. Meanwhile a's lease
+    // runs out, b takes it and commits.
+    let (hook_clock, hook_other, hook_inner) = (clock.clone(), other.clone(), inner.clone());
+    *store.hook.lock().unwrap() = Some(Box::new(move || {
+        hook_clock.advance(ttl);
+        assert!(hook_other.tick(), "b takes the lease a did not renew");
+        let mut log = graven_tlog::ObjectLog::open(hook_inner, key()).unwrap();
+        log.append(&[b"b's entry".to_vec()]).unwrap();
+    }));
+    let mut answered = None;
+    for _ in 0..10 {
+        let next = stepper.step();
+        if let Poll::Ready(r) = answer.as_mut().poll(&mut cx) {
+            answered = Some(r);
+            break;
+        }
+        assert_ne!(next, NextStep::Stop);
+    }
+    let head = Head::parse(&inner.get(HEAD_KEY, 1 << 20).unwrap().unwrap().bytes).unwrap();
+    assert_eq!(head.to.0, 2, "the head is b's commit; a did not commit on top of it");
+    match answered {
+        Some(Err(SubmitError::NotWriter { .. })) => {}
+        other => panic!("a no longer holds the lease: expected NotWriter, got {other:?}"),
+    }
+    assert!(!engine.is_writer(), "a is a read replica now");
 }

@@ -42,6 +42,11 @@ const REGRESSIONS: &[u64] = &[
     // rebuild failed on one read as it opened the log, and it refused every signed event
     // until the end, long after the faults stopped.
     261,
+    // Without the second look at the lease once the log is open: a node whose lease ran out
+    // while it opened the log (its read of the head answered late) committed on the head a
+    // later lease holder had written. (9 of the first 10,000 seeds failed so; these three
+    // and 4355, 6522, 7512, 7957, 8380, 9508.)
+    433, 937, 5489,
 ];
 
 /// What one seed did, for the report of a long run.
