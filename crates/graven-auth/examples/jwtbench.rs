@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // a benchmark reads the clock; the library never does
 //! JWT verification cost per core: `cargo run --release -p graven-server --example jwtbench [-- n]`.
 //!
 //! Signs one RS256 (2048-bit) and one ES256 token, then verifies each `n` times (default 20,000)

@@ -26,7 +26,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use graven_clock::{Clock, Moment};
 
 use graven_core::jcs::Value as J;
 use serde::Deserialize;
@@ -192,12 +194,12 @@ impl OidcConfig {
 #[derive(Debug)]
 struct KeySet {
     keys: HashMap<String, Arc<Jwk>>,
-    fetched: Option<Instant>,
+    fetched: Option<Moment>,
 }
 
 #[derive(Debug, Default)]
 struct FetchState {
-    last_attempt: Option<Instant>,
+    last_attempt: Option<Moment>,
     /// The `jwks_uri` found by discovery, when none is configured.
     discovered: Option<Url>,
 }
@@ -236,6 +238,8 @@ pub struct Federation {
     /// Time limit of one refresh (discovery, key set and redirects together).
     timeout: Duration,
     agent: ureq::Agent,
+    /// The time of the cache (time to live, refetch interval) and of the fetches' deadline.
+    clock: Arc<dyn Clock>,
 }
 
 fn deny(reason: &'static str, message: impl Into<String>) -> Denial {
@@ -247,7 +251,8 @@ fn jwt_denial(e: JwtError) -> Denial {
 }
 
 impl Federation {
-    pub fn new(cfg: &OidcConfig) -> Result<Self, String> {
+    /// The issuers and policies of `cfg`; key sets are cached on `clock`'s time.
+    pub fn new(cfg: &OidcConfig, clock: Arc<dyn Clock>) -> Result<Self, String> {
         cfg.validate()?;
         let timeout = Duration::from_millis(cfg.fetch_timeout_ms.unwrap_or(5_000));
         // Redirects are followed by `get_json`, which checks each target; the client follows none.
@@ -283,6 +288,7 @@ impl Federation {
             refetch: Duration::from_millis(cfg.jwks_refetch_interval_ms.unwrap_or(30_000)),
             timeout,
             agent,
+            clock,
         })
     }
 
@@ -364,9 +370,9 @@ impl Federation {
                 }
             }
         };
-        let asked = Instant::now();
+        let asked = self.clock.now();
         let set = issuer.current();
-        let fresh = set.fetched.is_some_and(|t| asked.duration_since(t) < self.ttl);
+        let fresh = set.fetched.is_some_and(|t| asked.since(t) < self.ttl);
         if fresh && let Some(k) = find(&set) {
             return Ok(k);
         }
@@ -383,26 +389,32 @@ impl Federation {
         })
     }
 
-    async fn refresh(&self, issuer: &Arc<Issuer>, asked: Instant) {
+    async fn refresh(&self, issuer: &Arc<Issuer>, asked: Moment) {
         let mut st = issuer.fetch.lock().await;
         // Someone fetched while this request waited, or tried too recently: use what there is.
-        if st.last_attempt.is_some_and(|t| t >= asked || asked.duration_since(t) < self.refetch) {
+        if st.last_attempt.is_some_and(|t| t >= asked || asked.since(t) < self.refetch) {
             return;
         }
-        st.last_attempt = Some(Instant::now());
+        st.last_attempt = Some(self.clock.now());
         issuer.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (agent, iss, source, discovered) =
-            (self.agent.clone(), issuer.issuer.clone(), issuer.source.clone(), st.discovered.clone());
-        let deadline = Instant::now() + self.timeout;
-        let fetched =
-            tokio::task::spawn_blocking(move || fetch_keys(&agent, &iss, &source, discovered, deadline))
-                .await;
+        let (agent, iss, source, discovered, clock) = (
+            self.agent.clone(),
+            issuer.issuer.clone(),
+            issuer.source.clone(),
+            st.discovered.clone(),
+            self.clock.clone(),
+        );
+        let deadline = self.clock.now() + self.timeout;
+        let fetched = tokio::task::spawn_blocking(move || {
+            fetch_keys(&agent, &iss, &source, discovered, (clock.as_ref(), deadline))
+        })
+        .await;
         match fetched {
             Ok(Ok((uri, keys))) => {
                 if matches!(issuer.source, KeySource::Discovery { .. }) {
                     st.discovered = Some(uri);
                 }
-                let set = Arc::new(KeySet { keys, fetched: Some(Instant::now()) });
+                let set = Arc::new(KeySet { keys, fetched: Some(self.clock.now()) });
                 *issuer.set.write().unwrap_or_else(|e| e.into_inner()) = set;
             }
             Ok(Err(e)) => {
@@ -443,12 +455,15 @@ fn delegation(mut act: Option<&Value>) -> Result<Vec<J>, Denial> {
     Ok(out)
 }
 
+/// A deadline on a clock.
+type Deadline<'a> = (&'a dyn Clock, Moment);
+
 /// GETs a JSON document (blocking) by `deadline`, following at most [`MAX_REDIRECTS`]
 /// redirects, each only to a URL that passes [`check_url`] and has the origin of `start`.
-fn get_json(agent: &ureq::Agent, start: &Url, deadline: Instant) -> Result<Value, String> {
+fn get_json(agent: &ureq::Agent, start: &Url, deadline: Deadline<'_>) -> Result<Value, String> {
     let mut url = start.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.1.since(deadline.0.now());
         if left.is_zero() {
             return Err(format!("GET {url}: timed out"));
         }
@@ -510,7 +525,7 @@ fn fetch_keys(
     issuer: &str,
     source: &KeySource,
     discovered: Option<Url>,
-    deadline: Instant,
+    deadline: Deadline<'_>,
 ) -> Result<(Url, HashMap<String, Arc<Jwk>>), String> {
     let uri = match (source, discovered) {
         (KeySource::Jwks(u), _) => u.clone(),
@@ -654,5 +669,86 @@ mod tests {
         }
         assert_eq!(delegation(Some(&deep)).unwrap_err().reason(), "delegation-too-deep");
         assert_eq!(delegation(Some(&serde_json::json!("x"))).unwrap_err().reason(), "token-malformed");
+    }
+
+    /// The key-set cache runs on the clock it is given: a set is used for `jwks_ttl_ms`, then
+    /// fetched again; a `kid` the set lacks makes it fetch again at most once per
+    /// `jwks_refetch_interval_ms`, however many tokens ask. On a simulated clock, exactly at
+    /// the boundaries, without sleeping (the issuer is a small server on loopback).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_cache_runs_on_the_clock_it_is_given() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::Mutex;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let published: Arc<Mutex<Vec<&str>>> = Arc::new(Mutex::new(vec!["k1"]));
+        std::thread::spawn({
+            let published = published.clone();
+            move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let keys: Vec<String> = published
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|kid| {
+                            use base64::Engine as _;
+                            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .encode([kid.len() as u8; 32]);
+                            format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"{x}"}}"#)
+                        })
+                        .collect();
+                    let body = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            }
+        });
+        let c = cfg(&format!(
+            "jwks_ttl_ms = 60000\njwks_refetch_interval_ms = 10000\n[[issuer]]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks\"\n"
+        ));
+        let clock = graven_clock::SimClock::new(1_767_225_600_000_000);
+        let fed = Federation::new(&c, Arc::new(clock.clone())).unwrap();
+        let iss = fed.issuers[&issuer].clone();
+        let key = |kid: &'static str| {
+            let (fed, iss) = (&fed, iss.clone());
+            async move { fed.key(&iss, Some(kid), jwt::Alg::EdDsa).await.is_ok() }
+        };
+        let second = Duration::from_secs(1);
+
+        assert!(key("k1").await);
+        assert!(key("k1").await);
+        assert_eq!(fed.fetches(&issuer), 1, "a fresh set is used as it is");
+        clock.advance(59 * second);
+        assert!(key("k1").await);
+        assert_eq!(fed.fetches(&issuer), 1, "still fresh 1 ms before its time to live ends");
+        clock.advance(second);
+        assert!(key("k1").await);
+        assert_eq!(fed.fetches(&issuer), 2, "fetched again once its time to live ends");
+
+        // The issuer adds k2; a token naming it arrives at once: the set was fetched moments
+        // ago, so not again, and a flood of unknown kids changes nothing.
+        published.lock().unwrap().push("k22");
+        for _ in 0..20 {
+            assert!(!key("k22").await);
+        }
+        assert_eq!(fed.fetches(&issuer), 2);
+        clock.advance(9 * second);
+        assert!(!key("k22").await);
+        assert_eq!(fed.fetches(&issuer), 2, "not within the refetch interval");
+        clock.advance(second);
+        assert!(key("k22").await, "one refetch per interval, and the new key is found");
+        assert_eq!(fed.fetches(&issuer), 3);
+        assert!(key("k1").await);
+        assert_eq!(fed.fetches(&issuer), 3);
     }
 }

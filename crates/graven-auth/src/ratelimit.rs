@@ -8,21 +8,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+
+use graven_clock::Moment;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
-    last: Instant,
+    last: Moment,
 }
 
 impl Bucket {
-    fn full(burst: f64, now: Instant) -> Self {
+    fn full(burst: f64, now: Moment) -> Self {
         Bucket { tokens: burst, last: now }
     }
 
-    fn refill(&mut self, rate: f64, burst: f64, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+    fn refill(&mut self, rate: f64, burst: f64, now: Moment) {
+        let dt = now.since(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * rate).min(burst);
         self.last = now;
     }
@@ -106,9 +107,9 @@ impl Limiter {
     }
 
     /// Takes one token from the source's bucket and the global one, or none if either is empty;
-    /// then the refusal (`reason`) is tallied instead. `now_ms` is the wall clock, for the
-    /// summary's time range.
-    pub fn allow(&self, source: Option<IpAddr>, reason: &'static str, now: Instant, now_ms: i64) -> bool {
+    /// then the refusal (`reason`) is tallied instead. `now` is a monotonic reading (buckets
+    /// refill with it); `now_ms` is the wall clock, for the summary's time range.
+    pub fn allow(&self, source: Option<IpAddr>, reason: &'static str, now: Moment, now_ms: i64) -> bool {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
         if self.take(state, source, now) {
@@ -137,7 +138,7 @@ impl Limiter {
         false
     }
 
-    fn take(&self, state: &mut State, source: Option<IpAddr>, now: Instant) -> bool {
+    fn take(&self, state: &mut State, source: Option<IpAddr>, now: Moment) -> bool {
         let l = self.limits;
         let g = state.global.get_or_insert_with(|| Bucket::full(l.global_burst, now));
         g.refill(l.global_rate, l.global_burst, now);
@@ -197,7 +198,7 @@ mod tests {
     }
 
     impl Limiter {
-        fn allow_at(&self, source: Option<IpAddr>, now: Instant) -> bool {
+        fn allow_at(&self, source: Option<IpAddr>, now: Moment) -> bool {
             self.allow(source, "invalid-credential", now, 0)
         }
     }
@@ -208,7 +209,7 @@ mod tests {
     #[test]
     fn a_brute_force_inside_a_flood_is_named_by_the_tally() {
         let l = Limiter::new(Limits { max_sources: 10_000, max_tallied_sources: 64, ..limits() });
-        let t0 = Instant::now();
+        let t0 = Moment::ZERO + Duration::from_secs(1000);
         let attacker = ip(250);
         let mut recorded_for_attacker = 0;
         for second in 0..10u64 {
@@ -240,7 +241,7 @@ mod tests {
     #[test]
     fn one_source_gets_its_burst_then_its_rate() {
         let l = Limiter::new(limits());
-        let t0 = Instant::now();
+        let t0 = Moment::ZERO + Duration::from_secs(1000);
         let allowed = (0..10).filter(|_| l.allow_at(ip(1), t0)).count();
         assert_eq!(allowed, 3);
         assert!(!l.allow_at(ip(1), t0 + Duration::from_millis(500)));
@@ -253,7 +254,7 @@ mod tests {
     #[test]
     fn the_global_bucket_caps_all_sources_together() {
         let l = Limiter::new(Limits { max_sources: 1000, ..limits() });
-        let t0 = Instant::now();
+        let t0 = Moment::ZERO + Duration::from_secs(1000);
         let allowed = (0..100u8).filter(|&n| l.allow_at(ip(n), t0)).count();
         assert_eq!(allowed, 20);
         // Ten per second after that, whoever asks.
@@ -265,7 +266,7 @@ mod tests {
     #[test]
     fn the_source_table_is_bounded() {
         let l = Limiter::new(limits());
-        let t0 = Instant::now();
+        let t0 = Moment::ZERO + Duration::from_secs(1000);
         for n in 0..4 {
             assert!(l.allow_at(ip(n), t0));
         }

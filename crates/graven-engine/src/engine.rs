@@ -11,13 +11,21 @@
 //! If a commit fails (a write or fsync error), the engine is poisoned: that batch and every
 //! later submission get [`SubmitError::Storage`], and nothing more is acknowledged until the
 //! process restarts and reopens the log, which runs the same commit path's recovery.
+//!
+//! The sequencer is a state machine: [`Sequencer::step`] takes the time and whatever is in the
+//! queue, does what the node's role calls for (commit a batch, follow the published
+//! checkpoint, open the log on becoming the writer), and says when it wants to run again
+//! ([`NextStep`]). In production a thread drives it (`drive`: wait for a submission or the time
+//! asked for, step again); a simulation drives it by hand through a [`Stepper`], on a
+//! simulated clock, so that a schedule of kills and pauses replays exactly from its seed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use graven_clock::{Clock, Moment};
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::merkle::Prover;
 use graven_core::note::SignerKey;
@@ -30,8 +38,6 @@ use graven_core::event::{format_timestamp, stamp};
 use graven_core::replay::{ReplayCache, Seen};
 use graven_tlog::replica::{Next, Served};
 
-use crate::clock::unix_micros;
-pub use crate::clock::{Clock, system_clock};
 use crate::lease::Lease;
 use crate::reader::LogReader;
 
@@ -129,7 +135,9 @@ pub struct EngineConfig {
     /// How far a client signature's `signed_at` may be from now, each way; ids are
     /// remembered this long past `signed_at`.
     pub client_signature_window: Duration,
-    pub clock: Clock,
+    /// The sequencer's time: batching waits, `logged_at`, the client-signature ids' windows,
+    /// a replica's polling.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -156,7 +164,7 @@ impl Default for EngineConfig {
             max_pending_events: 262_144,
             max_pending_bytes: 256 << 20,
             client_signature_window: Duration::from_secs(DEFAULT_CLIENT_SIGNATURE_WINDOW_SECONDS),
-            clock: system_clock(),
+            clock: graven_clock::system(),
         }
     }
 }
@@ -196,6 +204,17 @@ pub enum SubmitError {
         "the client signature of entry {entry} (0-based) was already logged; a signed event is accepted once: sign it again with a new id"
     )]
     Replayed { entry: usize },
+    /// A client-signed event whose window ended before the sequencer could log it: its id
+    /// may have been forgotten by then, so it is not logged. `entry` is its position in the
+    /// submission (0-based).
+    #[error(
+        "the client signature of entry {entry} (0-based) reached the end of its window before the event could be logged; sign it again now; nothing was appended"
+    )]
+    SignatureExpired { entry: usize },
+    /// The writer cannot take this submission right now (its record of client-signature ids
+    /// is not rebuilt yet, say); a retry shortly may succeed.
+    #[error("the log cannot take this write right now: {0}; retry shortly")]
+    Unavailable(String),
 }
 
 /// What readers see: the latest committed checkpoint.
@@ -309,58 +328,61 @@ impl Engine {
             root: log.root(),
             checkpoint: Arc::from(log.checkpoint().unwrap_or_default()),
         };
-        Self::spawn(Some(log), None, first, reader, config)
+        let (engine, seq) = Self::build(Some(log), None, first, reader, config);
+        engine.spawn(seq)
     }
 
     /// Starts a node of a shared log: the writer while it holds the lease, a read replica
     /// (following the published checkpoint) otherwise. Its committed checkpoint is empty
     /// until it has found or written one.
     pub fn start_shared(shared: Shared, reader: LogReader, config: EngineConfig) -> Result<Self, LogError> {
-        let first = Committed { size: 0, root: graven_core::empty_root(), checkpoint: Arc::from("") };
-        Self::spawn(None, Some(shared), first, reader, config)
+        let (engine, seq) = Self::start_shared_stepped(shared, reader, config);
+        engine.spawn(seq.seq)
     }
 
-    fn spawn(
+    /// [`Engine::start_shared`] without a thread: the caller runs the sequencer with
+    /// [`Stepper::step`], on its own thread and at the times the engine's clock says. For a
+    /// simulation that decides when each node runs; production uses [`Engine::start_shared`].
+    pub fn start_shared_stepped(shared: Shared, reader: LogReader, config: EngineConfig) -> (Self, Stepper) {
+        let first = Committed { size: 0, root: graven_core::empty_root(), checkpoint: Arc::from("") };
+        let (engine, seq) = Self::build(None, Some(shared), first, reader, config);
+        (engine, Stepper { seq })
+    }
+
+    fn build(
         log: Option<Box<dyn LogWriter>>,
         shared: Option<Shared>,
         first: Committed,
         reader: LogReader,
         config: EngineConfig,
-    ) -> Result<Self, LogError> {
+    ) -> (Self, Sequencer) {
         let (committed_tx, committed) = watch::channel(first);
         // The queue holds submissions; the pool limits are enforced on events and bytes.
         let (tx, rx) = mpsc::sync_channel::<Job>(config.max_pending_events.max(1));
         let poisoned = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(EngineStats::default());
-        let local = log.is_some();
         let seq = Sequencer {
             last_stamp: String::new(),
             once: ReplayCache::new(MAX_ONCE_KEYS),
             once_ready: false,
+            rebuild_after: None,
             once_reader: reader.fresh(),
             log,
             shared: shared.clone(),
+            clock: config.clock.clone(),
+            rx,
+            arrived: None,
+            closed: false,
+            stopped: false,
+            batch: None,
+            open_again_at: None,
             last_poll: None,
             config: config.clone(),
             poisoned: poisoned.clone(),
             committed: committed_tx,
             stats: stats.clone(),
         };
-        let thread = std::thread::Builder::new()
-            .name("graven-sequencer".into())
-            .spawn(move || {
-                let mut seq = seq;
-                if local {
-                    seq.rebuild_once();
-                }
-                seq.run(rx)
-            })
-            .map_err(|e| graven_tlog::LogError::Io {
-                op: "starting",
-                path: "sequencer thread".into(),
-                source: e,
-            })?;
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 config,
                 readers: Mutex::new(Vec::new()),
@@ -369,10 +391,21 @@ impl Engine {
                 poisoned,
                 committed,
                 stats,
-                thread: Mutex::new(Some(thread)),
+                thread: Mutex::new(None),
                 shared,
             }),
-        })
+        };
+        (engine, seq)
+    }
+
+    /// Runs `seq` on a thread of its own (see `drive`).
+    fn spawn(self, seq: Sequencer) -> Result<Self, LogError> {
+        let thread =
+            std::thread::Builder::new().name("graven-sequencer".into()).spawn(move || drive(seq)).map_err(
+                |e| graven_tlog::LogError::Io { op: "starting", path: "sequencer thread".into(), source: e },
+            )?;
+        *self.inner.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(self)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -539,6 +572,82 @@ impl Inner {
     }
 }
 
+/// What the sequencer asks of its driver after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NextStep {
+    /// Step again at once: there may be more to commit.
+    Now,
+    /// Step again when a submission arrives, or at this moment at the latest (`None`: only
+    /// when one arrives).
+    Wait(Option<Moment>),
+    /// Done: the queue is closed, everything accepted was answered, the lease released.
+    Stop,
+}
+
+/// How long a writer that could not open the shared log waits before it looks at its role
+/// again.
+const OPEN_RETRY: Duration = Duration::from_millis(200);
+/// How often a shared log's node looks at its role while no submission arrives.
+const ROLE_CHECK: Duration = Duration::from_millis(100);
+/// How long after a failed rebuild of the record of client-signature ids the next signed
+/// submission tries again.
+const REBUILD_RETRY: Duration = Duration::from_secs(1);
+
+/// A shared log's sequencer, run by hand (see [`Engine::start_shared_stepped`]).
+pub struct Stepper {
+    seq: Sequencer,
+}
+
+impl std::fmt::Debug for Stepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stepper").finish_non_exhaustive()
+    }
+}
+
+impl Stepper {
+    /// One step at the engine's clock's current time: takes whatever was submitted, acts on
+    /// the node's role, commits at most one batch (or a batch and the job that did not fit in
+    /// it), answers. Never blocks or sleeps; the only waiting is on the store's replies.
+    pub fn step(&mut self) -> NextStep {
+        let now = self.seq.clock.now();
+        self.seq.step(now)
+    }
+}
+
+/// The sequencer's thread: steps, then waits for what the step asked for (a submission, or
+/// the time to step again), until the queue closes.
+fn drive(mut seq: Sequencer) {
+    if seq.shared.is_none() {
+        seq.rebuild_once();
+    }
+    loop {
+        let now = seq.clock.now();
+        match seq.step(now) {
+            NextStep::Now => {}
+            NextStep::Stop => return,
+            NextStep::Wait(until) => seq.wait(now, until),
+        }
+    }
+}
+
+/// Submissions gathered into one commit.
+struct Batch {
+    jobs: Vec<Job>,
+    events: usize,
+    bytes: usize,
+    /// When the batch closes even if it is not full ([`EngineConfig::max_batch_wait`]).
+    close_at: Moment,
+}
+
+/// What the queue held.
+enum Take {
+    Job(Job),
+    Empty,
+    /// Every sender is gone (shutdown) and the queue is drained.
+    Closed,
+}
+
 struct Sequencer {
     /// The last `logged_at` stamped; never goes back, even if the clock does.
     last_stamp: String,
@@ -549,12 +658,25 @@ struct Sequencer {
     /// Whether `once` was rebuilt from the log this node writes; until it is, signed events
     /// are refused rather than risk a replay going through.
     once_ready: bool,
+    /// After a failed rebuild, the next one is not tried before this.
+    rebuild_after: Option<Moment>,
     once_reader: LogReader,
     /// The log, while this node is its writer.
     log: Option<Box<dyn LogWriter>>,
     shared: Option<Shared>,
+    clock: Arc<dyn Clock>,
+    rx: mpsc::Receiver<Job>,
+    /// A submission the driver took off the queue while it waited.
+    arrived: Option<Job>,
+    /// The driver found the queue closed.
+    closed: bool,
+    stopped: bool,
+    /// The batch being gathered (only while waiting for [`EngineConfig::max_batch_wait`]).
+    batch: Option<Batch>,
+    /// A writer that could not open the shared log does not try again before this.
+    open_again_at: Option<Moment>,
     /// When a replica last looked for a new checkpoint.
-    last_poll: Option<Instant>,
+    last_poll: Option<Moment>,
     config: EngineConfig,
     poisoned: Arc<AtomicBool>,
     committed: watch::Sender<Committed>,
@@ -562,78 +684,176 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    fn run(mut self, rx: mpsc::Receiver<Job>) {
-        // Ends when every sender is gone (shutdown) and the queue is drained.
-        while let Some(first) = self.next_job(&rx) {
-            let mut jobs = vec![first];
-            let mut events = jobs[0].entries.len();
-            let mut bytes = jobs[0].bytes;
-            let deadline = Instant::now() + self.config.max_batch_wait;
-            while events < self.config.max_batch_events && bytes < self.config.max_batch_bytes {
-                let next = match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => rx.recv_timeout(left).ok(),
-                    _ => rx.try_recv().ok(),
-                };
-                let Some(job) = next else { break };
-                if events + job.entries.len() > self.config.max_batch_events
-                    || bytes + job.bytes > self.config.max_batch_bytes
-                {
-                    // Does not fit: commit what we have, then this job alone.
-                    self.commit(std::mem::take(&mut jobs));
-                    events = job.entries.len();
-                    bytes = job.bytes;
-                    jobs.push(job);
-                    continue;
-                }
-                events += job.entries.len();
-                bytes += job.bytes;
-                jobs.push(job);
-            }
-            self.commit(jobs);
+    /// One step at `now` (see [`Stepper::step`]).
+    fn step(&mut self, now: Moment) -> NextStep {
+        if self.stopped {
+            return NextStep::Stop;
         }
-        if let Some(shared) = &self.shared {
-            shared.lease.release();
+        // A batch being gathered is committed whatever the role: the head's compare-and-swap
+        // fences a writer that lost the lease meanwhile.
+        if self.batch.is_none()
+            && let Some(shared) = self.shared.clone()
+            && let Some(next) = self.act_on_role(&shared, now)
+        {
+            return next;
+        }
+        self.gather_and_commit(now)
+    }
+
+    /// The driver's wait after a step that asked for one: for the next submission, until
+    /// `until` at the latest.
+    fn wait(&mut self, now: Moment, until: Option<Moment>) {
+        if self.arrived.is_some() || self.closed {
+            // Nothing to wait for but the time (a writer waiting to open the log again).
+            if let Some(t) = until {
+                self.clock.sleep(t.since(now));
+            }
+            return;
+        }
+        let got = match until {
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => self.rx.recv_timeout(t.since(now)),
+        };
+        match got {
+            Ok(job) => self.arrived = Some(job),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.closed = true,
         }
     }
 
-    /// The next submission to commit. On a shared log, this is also where the node acts on
-    /// its role: it opens the log (finishing whatever the last writer left) when it becomes
-    /// the writer, and while it is a replica it refuses submissions and follows the
-    /// published checkpoint.
-    fn next_job(&mut self, rx: &mpsc::Receiver<Job>) -> Option<Job> {
-        let Some(shared) = self.shared.clone() else { return rx.recv().ok() };
-        loop {
-            if shared.lease.is_mine() {
-                if self.log.is_none() && !self.open_shared(&shared) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(job) => return Some(job),
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-                }
-            }
-            if self.log.take().is_some() {
-                tracing::warn!("this node no longer holds the writer lease; it is now a read replica");
-            }
-            if self.last_poll.is_none_or(|t| t.elapsed() >= shared.poll) {
-                self.last_poll = Some(Instant::now());
-                self.follow(&shared);
-            }
-            match rx.recv_timeout(shared.poll.min(Duration::from_millis(100))) {
-                Ok(job) => {
-                    self.refuse(vec![job], SubmitError::NotWriter { writer: shared.lease.writer_url() })
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+    fn take(&mut self) -> Take {
+        if let Some(job) = self.arrived.take() {
+            return Take::Job(job);
+        }
+        match self.rx.try_recv() {
+            Ok(job) => Take::Job(job),
+            Err(TryRecvError::Empty) => Take::Empty,
+            Err(TryRecvError::Disconnected) => {
+                self.closed = true;
+                Take::Closed
             }
         }
+    }
+
+    /// The queue is closed and drained: a shared log's writer gives up its lease, so a standby
+    /// takes over at once.
+    fn stop(&mut self) -> NextStep {
+        self.stopped = true;
+        if let Some(shared) = &self.shared {
+            shared.lease.release();
+        }
+        NextStep::Stop
+    }
+
+    /// On a shared log, acts on this node's role. A node that holds the lease opens the log
+    /// (finishing whatever the last writer left) if it has not yet, and goes on to commit
+    /// (`None`) if it still holds the lease once the log is open; any other node is a replica: it refuses submissions and follows the published
+    /// checkpoint, and says when to look again.
+    fn act_on_role(&mut self, shared: &Shared, now: Moment) -> Option<NextStep> {
+        if shared.lease.is_mine_at(now) {
+            if self.log.is_some() {
+                return None;
+            }
+            if let Some(t) = self.open_again_at.filter(|t| now < *t) {
+                return Some(NextStep::Wait(Some(t)));
+            }
+            if !self.open_shared(shared) {
+                self.open_again_at = Some(now + OPEN_RETRY);
+                return Some(NextStep::Wait(Some(now + OPEN_RETRY)));
+            }
+            self.open_again_at = None;
+            // Opening read the head, maybe long after `now` (a slow store, a paused process).
+            // Write on what it read only if the lease still holds: then the read was made
+            // while this node held it, before another node could take it and commit, and the
+            // head's compare-and-swap fences this node if one does later. Otherwise the head
+            // may be a later writer's, and committing on it would pass the swap with a stale
+            // view of the lease.
+            if shared.lease.is_mine_at(self.clock.now()) {
+                return None;
+            }
+            tracing::warn!(
+                "the writer lease ran out while this node opened the log; it does not write on it"
+            );
+        }
+        if self.log.take().is_some() {
+            tracing::warn!("this node no longer holds the writer lease; it is now a read replica");
+        }
+        if self.last_poll.is_none_or(|t| now.since(t) >= shared.poll) {
+            self.last_poll = Some(now);
+            self.follow(shared);
+        }
+        loop {
+            match self.take() {
+                Take::Job(job) => {
+                    self.refuse(vec![job], SubmitError::NotWriter { writer: shared.lease.writer_url() })
+                }
+                Take::Empty => break,
+                Take::Closed => return Some(self.stop()),
+            }
+        }
+        let poll_at = self.last_poll.unwrap_or(now) + shared.poll;
+        Some(NextStep::Wait(Some(poll_at.min(now + ROLE_CHECK))))
+    }
+
+    /// The writer's part of a step: gathers what is waiting into a batch (up to the count and
+    /// byte limits, for at most [`EngineConfig::max_batch_wait`] after its first submission),
+    /// then commits it.
+    fn gather_and_commit(&mut self, now: Moment) -> NextStep {
+        let (max_events, max_bytes) = (self.config.max_batch_events, self.config.max_batch_bytes);
+        loop {
+            if self.batch.as_ref().is_some_and(|b| b.events >= max_events || b.bytes >= max_bytes) {
+                break;
+            }
+            match self.take() {
+                Take::Job(job) => {
+                    let (events, bytes) = (job.entries.len(), job.bytes);
+                    match &mut self.batch {
+                        None => {
+                            let close_at = now + self.config.max_batch_wait;
+                            self.batch = Some(Batch { jobs: vec![job], events, bytes, close_at });
+                        }
+                        Some(b) if b.events + events > max_events || b.bytes + bytes > max_bytes => {
+                            // Does not fit: commit what we have, then this job alone.
+                            let (jobs, close_at) = (std::mem::take(&mut b.jobs), b.close_at);
+                            self.commit(jobs);
+                            self.batch = Some(Batch { jobs: vec![job], events, bytes, close_at });
+                        }
+                        Some(b) => {
+                            b.events += events;
+                            b.bytes += bytes;
+                            b.jobs.push(job);
+                        }
+                    }
+                }
+                Take::Empty => match &self.batch {
+                    None if self.shared.is_some() => return NextStep::Wait(Some(now + ROLE_CHECK)),
+                    None => return NextStep::Wait(None),
+                    Some(b) if now < b.close_at => return NextStep::Wait(Some(b.close_at)),
+                    Some(_) => break,
+                },
+                Take::Closed => {
+                    if let Some(b) = self.batch.take() {
+                        self.commit(b.jobs);
+                    }
+                    return self.stop();
+                }
+            }
+        }
+        if let Some(b) = self.batch.take() {
+            self.commit(b.jobs);
+        }
+        NextStep::Now
     }
 
     /// Opens the shared log as its writer. Returns whether it is open.
     fn open_shared(&mut self, shared: &Shared) -> bool {
-        let opened = ObjectLog::open(shared.store.clone(), shared.key.clone()).and_then(|mut log| {
+        let opened = ObjectLog::open_on(
+            shared.store.clone(),
+            shared.key.clone(),
+            graven_tlog::objlog::Retry::default(),
+            self.clock.clone(),
+        )
+        .and_then(|mut log| {
             if log.checkpoint().is_none() {
                 log.append::<Vec<u8>>(&[])?;
             }
@@ -745,17 +965,24 @@ impl Sequencer {
         SubmitError::Storage(e.to_string())
     }
 
-    /// Claims every client-signature id of `job`, or none: a replayed id (or a full table, or
-    /// a table not rebuilt yet) refuses the whole submission.
+    /// Claims every client-signature id of `job`, or none: a replayed id, an id whose window
+    /// has ended (or a full table, or a table not rebuilt yet) refuses the whole submission.
     fn claim_once(&mut self, job: &Job, now_s: i64) -> Result<(), SubmitError> {
         let mut claimed: Vec<u128> = Vec::new();
         let mut result = Ok(());
         for (i, e) in job.entries.iter().enumerate() {
             let Some(k) = e.once else { continue };
             if !self.once_ready {
-                result = Err(SubmitError::Storage(
-                    "the record of client-signature ids could not be rebuilt from the log; signed events are refused until it is".into(),
+                result = Err(SubmitError::Unavailable(
+                    "the record of client-signature ids could not be rebuilt from the log (reading it failed); client-signed events are refused until it is, unsigned ones are taken".into(),
                 ));
+                break;
+            }
+            // The record keeps an id only until its window ends. An entry whose window has
+            // ended by now (it waited in the queue, or behind a slow commit, after the auth
+            // layer checked it) may be one whose first copy the record already forgot.
+            if k.expires_s < now_s {
+                result = Err(SubmitError::SignatureExpired { entry: i });
                 break;
             }
             match self.once.insert(k.digest, k.expires_s, now_s) {
@@ -786,20 +1013,22 @@ impl Sequencer {
         self.once.clear();
         self.once_ready = false;
         let Some(size) = self.log.as_ref().map(|l| l.size()) else { return };
+        // Until it succeeds, signed submissions try again now and then (see `commit`).
+        self.rebuild_after = Some(self.clock.now() + REBUILD_RETRY);
         let window = i64::try_from(self.config.client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
-        let now = unix_micros((self.config.clock)());
+        let now = self.clock.unix_micros();
         let now_s = now.div_euclid(1_000_000);
         let cutoff = format_timestamp(
             now.saturating_sub(window.saturating_mul(2).saturating_add(60).saturating_mul(1_000_000)),
         );
-        let started = Instant::now();
+        let started = self.clock.now();
         let mut end = size.0;
         let mut scanned = 0u64;
         while end > 0 {
             let (first, entries) = match self.once_reader.bundle(end - 1, size) {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!(error = %e, "reading the log to rebuild the client-signature ids failed; signed events are refused until the log is reopened");
+                    tracing::error!(error = %e, "reading the log to rebuild the client-signature ids failed; signed events are refused until a later try succeeds");
                     return;
                 }
             };
@@ -821,10 +1050,11 @@ impl Sequencer {
             }
         }
         self.once_ready = true;
+        self.rebuild_after = None;
         tracing::info!(
             scanned,
             ids = self.once.len(),
-            ms = started.elapsed().as_millis() as u64,
+            ms = self.clock.now().since(started).as_millis() as u64,
             "rebuilt the record of client-signature ids from the log"
         );
     }
@@ -834,7 +1064,16 @@ impl Sequencer {
         if jobs.is_empty() {
             return;
         }
-        let now_s = (self.config.clock)().unix_timestamp();
+        let now_s = self.clock.unix_seconds();
+        // A record that could not be rebuilt when the log was opened (a read failed) is
+        // rebuilt when signed events need it, at most once per REBUILD_RETRY.
+        if !self.once_ready
+            && self.log.is_some()
+            && self.rebuild_after.is_none_or(|t| self.clock.now() >= t)
+            && jobs.iter().any(|j| j.entries.iter().any(|e| e.once.is_some()))
+        {
+            self.rebuild_once();
+        }
         let mut admitted = Vec::with_capacity(jobs.len());
         for job in jobs {
             match self.claim_once(&job, now_s) {
@@ -846,7 +1085,7 @@ impl Sequencer {
         if jobs.is_empty() {
             return;
         }
-        let now = format_timestamp(unix_micros((self.config.clock)()));
+        let now = format_timestamp(self.clock.unix_micros());
         if now > self.last_stamp {
             self.last_stamp = now;
         }
@@ -858,7 +1097,7 @@ impl Sequencer {
         }
         let events: usize = jobs.iter().map(|j| j.entries.len()).sum();
         let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
-        let started = Instant::now();
+        let started = self.clock.now();
         let result = match self.log.as_mut() {
             _ if self.poisoned.load(Ordering::SeqCst) => {
                 Err(SubmitError::Storage("an earlier commit failed".into()))
@@ -872,7 +1111,7 @@ impl Sequencer {
                 log.append_batch(&entries).map_err(|e| self.commit_failed(e))
             }
         };
-        let elapsed = started.elapsed();
+        let elapsed = self.clock.now().since(started);
         match result {
             Err(e) => {
                 for job in jobs {

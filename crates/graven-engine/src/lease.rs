@@ -11,11 +11,16 @@
 //! can take over. The lease is only about liveness, though: safety does not depend on it.
 //! Every commit is a compare-and-swap of the log's head, so a writer that still believes it
 //! holds the lease after losing it is fenced by its next commit (see `graven_tlog::objlog`).
+//!
+//! Time comes from the [`Clock`] the lease is given: [`Lease::tick`] is one round at the
+//! clock's time, and the thread of [`Lease::spawn`] only runs rounds and sleeps between them,
+//! so a simulation can run the rounds itself on a simulated clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use graven_clock::{Clock, Moment};
 use graven_tlog::{Cond, ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -48,9 +53,9 @@ struct State {
     etag: Option<String>,
     renewals: u64,
     /// This node holds the lease until then.
-    mine_until: Option<Instant>,
+    mine_until: Option<Moment>,
     /// The other holder's last seen ETag and when it was first seen.
-    seen: Option<(String, Instant)>,
+    seen: Option<(String, Moment)>,
     writer_url: Option<String>,
 }
 
@@ -62,6 +67,7 @@ pub struct Lease {
     node: String,
     url: Option<String>,
     ttl: Duration,
+    clock: Arc<dyn Clock>,
     state: Mutex<State>,
     stopped: AtomicBool,
     /// Held for a whole round and by [`Lease::release`]: a renewal in flight when the node
@@ -72,15 +78,35 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// `url` is where this node takes writes, advertised to the others for redirects.
-    pub fn new(store: Arc<dyn ObjectStore>, url: Option<String>, ttl: Duration) -> Arc<Self> {
+    /// `url` is where this node takes writes, advertised to the others for redirects. The
+    /// node's id is random.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        url: Option<String>,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         let mut id = [0u8; 8];
         let _ = getrandom::fill(&mut id);
+        Self::with_node_id(store, url, ttl, clock, graven_core::hex::encode(&id))
+    }
+
+    /// [`Lease::new`] with the node's id chosen by the caller (a simulation's, so that a run
+    /// writes the same bytes every time). Ids must differ between nodes, and between two runs
+    /// of one node: a node recognises its own writes by its id.
+    pub fn with_node_id(
+        store: Arc<dyn ObjectStore>,
+        url: Option<String>,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+        node: String,
+    ) -> Arc<Self> {
         Arc::new(Lease {
             store,
-            node: graven_core::hex::encode(&id),
+            node,
             url,
             ttl,
+            clock,
             state: Mutex::new(State::default()),
             stopped: AtomicBool::new(false),
             round: Mutex::new(()),
@@ -93,7 +119,17 @@ impl Lease {
 
     /// Whether this node may write now.
     pub fn is_mine(&self) -> bool {
-        self.state().mine_until.is_some_and(|t| Instant::now() < t)
+        self.is_mine_at(self.clock.now())
+    }
+
+    /// Whether this node may write at `now` (a reading of the lease's clock).
+    pub fn is_mine_at(&self, now: Moment) -> bool {
+        self.state().mine_until.is_some_and(|t| now < t)
+    }
+
+    /// This node's id, as the lease record names its holder.
+    pub fn node_id(&self) -> &str {
+        &self.node
     }
 
     /// Where the current writer takes writes, if it is another node and said so.
@@ -113,7 +149,7 @@ impl Lease {
             holder: holder.then(|| self.node.clone()),
             url: if holder { self.url.clone() } else { None },
             renewals,
-            written_ms: crate::clock::system_unix_ms(),
+            written_ms: self.clock.unix_ms(),
         };
         serde_json::to_vec(&r).unwrap_or_default()
     }
@@ -125,7 +161,7 @@ impl Lease {
         if self.stopped.load(Ordering::SeqCst) {
             return false;
         }
-        let started = Instant::now();
+        let started = self.clock.now();
         let (holding, etag, renewals) = {
             let s = self.state();
             (s.mine_until.is_some(), s.etag.clone(), s.renewals)
@@ -135,12 +171,24 @@ impl Lease {
             return match self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&etag), false) {
                 Ok(tag) => self.hold(tag, renewals + 1, started),
                 Err(StoreError::Precondition { .. }) => {
-                    // A renewal whose reply was lost and that was retried fails its own
-                    // condition: if the lease holds exactly what this node wrote, it is still ours.
-                    if let Ok(Some(o)) = self.store.get(LEASE_KEY, MAX_LEASE_BYTES)
-                        && o.bytes == bytes
-                    {
-                        return self.hold(o.etag, renewals + 1, started);
+                    // A renewal that landed but whose reply was lost (this round's, retried by
+                    // the store's client, or an earlier round's) makes this condition fail. If
+                    // the lease still names this node, no one took it since: renew on top of
+                    // what is there. (The bytes differ from an earlier round's: they hold the
+                    // time.) The deadline counts from this round's start, and this write lands
+                    // after it.
+                    if let Ok(Some(o)) = self.store.get(LEASE_KEY, MAX_LEASE_BYTES) {
+                        if o.bytes == bytes {
+                            return self.hold(o.etag, renewals + 1, started);
+                        }
+                        let theirs: Option<Record> = serde_json::from_slice(&o.bytes).ok();
+                        if let Some(r) = theirs.filter(|r| r.holder.as_deref() == Some(self.node.as_str())) {
+                            let bytes = self.record(r.renewals.max(renewals) + 1, true);
+                            if let Ok(tag) = self.store.put(LEASE_KEY, &bytes, Cond::IfMatch(&o.etag), false)
+                            {
+                                return self.hold(tag, r.renewals.max(renewals) + 1, started);
+                            }
+                        }
                     }
                     tracing::warn!("the lease was taken by another node; this node stops writing");
                     self.lost();
@@ -175,9 +223,9 @@ impl Lease {
             // redirect only to something that is plainly an http(s) base URL.
             s.writer_url = rec.as_ref().and_then(|r| r.url.clone()).filter(|u| plausible_url(u));
             match &s.seen {
-                Some((tag, since)) if *tag == obj.etag => since.elapsed() >= self.ttl,
+                Some((tag, since)) if *tag == obj.etag => self.clock.now().since(*since) >= self.ttl,
                 _ => {
-                    s.seen = Some((obj.etag.clone(), Instant::now()));
+                    s.seen = Some((obj.etag.clone(), self.clock.now()));
                     false
                 }
             }
@@ -195,7 +243,7 @@ impl Lease {
         }
     }
 
-    fn hold(&self, etag: String, renewals: u64, started: Instant) -> bool {
+    fn hold(&self, etag: String, renewals: u64, started: Moment) -> bool {
         let mut s = self.state();
         s.etag = Some(etag);
         s.renewals = renewals;
@@ -236,9 +284,9 @@ impl Lease {
         std::thread::Builder::new().name("graven-lease".into()).spawn(move || {
             let period = lease.ttl / 5;
             while !lease.stopped.load(Ordering::SeqCst) {
-                let started = Instant::now();
+                let started = lease.clock.now();
                 lease.tick();
-                std::thread::sleep(period.saturating_sub(started.elapsed()));
+                lease.clock.sleep(period.saturating_sub(lease.clock.now().since(started)));
             }
         })
     }
@@ -291,7 +339,12 @@ mod tests {
     #[test]
     fn release_during_a_renewal_still_frees_the_lease() {
         let store = Arc::new(Gated { inner: MemStore::new(), ..Default::default() });
-        let lease = Lease::new(store.clone(), Some("http://a".into()), Duration::from_secs(5));
+        let lease = Lease::new(
+            store.clone(),
+            Some("http://a".into()),
+            Duration::from_secs(5),
+            graven_clock::system(),
+        );
         assert!(lease.tick(), "takes the free lease");
         // A renewal is in flight: it has landed, its reply has not come back yet.
         let (landed_tx, landed) = mpsc::channel();
@@ -307,7 +360,8 @@ mod tests {
             let lease = lease.clone();
             move || lease.release()
         });
-        std::thread::sleep(Duration::from_millis(200));
+        // Real time: the release must be waiting on the round lock when the renewal returns.
+        graven_clock::SystemClock.sleep(Duration::from_millis(200));
         go.send(()).unwrap();
         renewing.join().unwrap();
         releasing.join().unwrap();
@@ -318,10 +372,34 @@ mod tests {
         assert_eq!(holder(store.as_ref()), None);
     }
 
+    /// A renewal that landed but whose reply was lost does not cost the writer its lease: the
+    /// next round finds its own record there (its id, not its exact bytes: they hold the
+    /// time) and renews on top of it, and no standby sees a stale lease meanwhile.
+    #[test]
+    fn a_renewal_whose_reply_was_lost_keeps_the_lease() {
+        let store = Arc::new(MemStore::new());
+        let clock = graven_clock::SimClock::new(1_767_225_600_000_000);
+        let ttl = Duration::from_secs(5);
+        let lease = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "a".into());
+        let standby = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "b".into());
+        assert!(lease.tick());
+        assert!(!standby.tick());
+        clock.advance(ttl / 5);
+        store.fail_after(0, true);
+        assert!(lease.tick(), "the outcome is unknown: the deadline stands");
+        store.heal();
+        for _ in 0..10 {
+            clock.advance(ttl / 5);
+            assert!(!standby.tick(), "the lease is renewed: the standby never takes it");
+            assert!(lease.tick(), "the writer keeps its lease");
+        }
+        assert_eq!(holder(store.as_ref()).as_deref(), Some("a"));
+    }
+
     #[test]
     fn no_round_takes_the_lease_after_release() {
         let store = Arc::new(MemStore::new());
-        let lease = Lease::new(store.clone(), None, Duration::from_secs(5));
+        let lease = Lease::new(store.clone(), None, Duration::from_secs(5), graven_clock::system());
         assert!(lease.tick());
         lease.release();
         assert_eq!(holder(store.as_ref()), None);

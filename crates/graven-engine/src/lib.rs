@@ -7,12 +7,15 @@
 //! - [`lease`]: which node of a shared log writes.
 //! - [`reader`]: [`reader::LogReader`], proofs, entries and tile files at a committed size.
 //! - [`indexer`]: the search index's feed, tailing committed checkpoints.
-//! - [`clock`]: where the engine gets the time.
 //!
-//! Module dependencies point one way: `engine` → {`lease`, `reader`, `clock`}, `lease` →
-//! `clock`, `indexer` → {`engine`, `reader`}.
+//! Time comes from a [`graven_clock::Clock`] handed in ([`engine::EngineConfig::clock`], the
+//! lease's), never from the OS inside the logic (`clippy.toml` bans it); the sequencer is a
+//! state machine that a thread drives in production and a simulation drives in
+//! `tests/sim/`.
+//!
+//! Module dependencies point one way: `engine` → {`lease`, `reader`}, `indexer` → {`engine`,
+//! `reader`}.
 
-pub mod clock;
 pub mod engine;
 pub mod indexer;
 pub mod lease;

@@ -142,3 +142,288 @@ async fn a_full_pool_pushes_back() {
     assert_eq!(engine.submit(batch("ok", 10)).await.unwrap().len(), 10);
     engine.shutdown();
 }
+
+/// The core formats `logged_at` without the `time` crate; it must write exactly what the
+/// server wrote with it before. (Moved from the engine's old `clock` module.)
+#[test]
+fn the_core_format_matches_the_time_crate() {
+    let mut t: i64 = -62_000_000_000_000_000;
+    while t < 253_000_000_000_000_000 {
+        let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1000).unwrap();
+        let with_time = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.microsecond()
+        );
+        let micros = i64::try_from(dt.unix_timestamp_nanos() / 1000).unwrap();
+        assert_eq!(graven_core::event::format_timestamp(micros), with_time, "{t}");
+        t += 12_345_678_901_234;
+    }
+}
+
+/// A client-signed entry whose window has ended by the time the sequencer takes it is refused,
+/// never logged: the record of one-time ids forgets an id when its window ends, so logging it
+/// then could log it a second time. The auth layer checks the window when the request
+/// arrives; this is the sequencer's own check at commit time, after whatever wait the queue or
+/// a slow store added. (Found by the simulation, `tests/sim`, whose seed 32 fails without this
+/// check: a replay accepted by the auth layer near the end of the window, queued behind a slow
+/// commit, was committed beside the first copy.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_entry_whose_window_ended_before_its_commit_is_refused() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::OnceKey;
+    use std::time::Duration;
+
+    let fs = Arc::new(SimFs::new());
+    let dir = Path::new("/data/log");
+    let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
+    let t0 = 1_767_225_600; // Unix seconds
+    let clock = SimClock::new(t0 * 1_000_000);
+    let config = EngineConfig {
+        client_signature_window: Duration::from_secs(10),
+        clock: Arc::new(clock.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), config).unwrap();
+    let signed = Entry {
+        bytes: b"a signed event".to_vec(),
+        stamp_at: None,
+        once: Some(OnceKey { digest: 42, expires_s: t0 + 10 + 1 }),
+    };
+    let first = engine.submit(vec![signed.clone()]).await.unwrap();
+    assert_eq!(first[0].index, 0);
+    clock.advance(Duration::from_secs(5));
+    match engine.submit(vec![signed.clone()]).await {
+        Err(SubmitError::Replayed { entry: 0 }) => {}
+        other => panic!("within the window: expected Replayed, got {other:?}"),
+    }
+    // Past the window's end the id is forgotten; the entry must still not go in.
+    clock.advance(Duration::from_secs(10));
+    match engine.submit(vec![signed.clone()]).await {
+        Err(SubmitError::SignatureExpired { entry: 0 }) => {}
+        other => panic!("after the window: expected SignatureExpired, got {other:?}"),
+    }
+    assert_eq!(engine.committed().size, 1, "logged once");
+    // Unsigned entries are not held to any window.
+    assert_eq!(engine.submit(batch("plain", 2)).await.unwrap()[0].index, 1);
+    engine.shutdown();
+}
+
+/// A store whose reads of entry bundles fail once `reads` more have been answered, until
+/// `reads` is set negative.
+#[derive(Debug)]
+struct FlakyBundles {
+    inner: graven_tlog::MemStore,
+    reads: std::sync::atomic::AtomicI64,
+}
+
+impl graven_tlog::ObjectStore for FlakyBundles {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<graven_tlog::Object>, graven_tlog::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if key.starts_with("tile/entries/") && self.reads.fetch_sub(1, SeqCst) == 0 {
+            self.reads.store(0, SeqCst);
+            return Err(graven_tlog::StoreError::Io {
+                op: "reading",
+                key: key.into(),
+                msg: "injected".into(),
+            });
+        }
+        self.inner.get(key, limit)
+    }
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        cond: graven_tlog::Cond<'_>,
+        retain: bool,
+    ) -> Result<String, graven_tlog::StoreError> {
+        self.inner.put(key, data, cond, retain)
+    }
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, graven_tlog::StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+    fn location(&self) -> String {
+        "flaky".into()
+    }
+}
+
+/// A writer whose record of client-signature ids could not be rebuilt when it opened the log
+/// (a read failed) rebuilds it later, once the store answers again, instead of refusing
+/// client-signed events until something else makes it reopen the log. (Found by the
+/// simulation, `tests/sim`, whose seed 261 fails without this: after the faults stopped, the
+/// writer kept refusing every batch with a signed event.) Driven by hand: the shared-log engine stepped on a simulated clock.
+#[test]
+fn a_record_of_ids_that_could_not_be_rebuilt_is_rebuilt_later() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::{NextStep, OnceKey, Shared};
+    use graven_engine::lease::Lease;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    let store = Arc::new(FlakyBundles { inner: graven_tlog::MemStore::new(), reads: (-1).into() });
+    {
+        let mut log = graven_tlog::ObjectLog::open(store.clone(), key()).unwrap();
+        log.append(&[b"an entry".to_vec()]).unwrap();
+    }
+    let clock = SimClock::new(1_767_225_600_000_000);
+    let lease =
+        Lease::with_node_id(store.clone(), None, Duration::from_secs(5), Arc::new(clock.clone()), "a".into());
+    let shared =
+        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
+    let (engine, mut stepper) =
+        Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
+    assert!(lease.tick(), "takes the free lease");
+    // Opening the log reads its last bundle; reading it again to rebuild the record fails.
+    store.reads.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(stepper.step(), NextStep::Wait(_)), "opens the log; the rebuild fails");
+    assert_eq!(engine.committed().size, 1);
+
+    // Submits `entries` and steps the sequencer until they are answered.
+    let mut n = 0;
+    let mut submit = |entries: Vec<Entry>| {
+        let mut f = Box::pin(engine.submit(entries));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10 {
+            if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+                return r;
+            }
+            stepper.step();
+        }
+        panic!("no answer");
+    };
+    let mut signed = || {
+        n += 1;
+        Entry {
+            bytes: format!("signed {n}").into_bytes(),
+            stamp_at: None,
+            once: Some(OnceKey { digest: n, expires_s: i64::MAX }),
+        }
+    };
+    match submit(vec![signed()]) {
+        Err(SubmitError::Unavailable(_)) => {}
+        other => panic!("while the record is not rebuilt: expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(submit(batch("plain", 1)).unwrap()[0].index, 1, "unsigned entries go on");
+    // The store answers again: after a moment, the record is rebuilt and signed events go in.
+    store.reads.store(-1, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_secs(2));
+    lease.tick();
+    let r = submit(vec![signed()]).expect("the record is rebuilt once the store answers");
+    assert_eq!(r[0].index, 2);
+}
+
+/// A store that runs a hook (once) just before it answers the next read of the log's head: a
+/// read that a slow store or a paused process makes late, while the world goes on.
+struct LateHeadRead {
+    inner: Arc<graven_tlog::MemStore>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for LateHeadRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateHeadRead")
+    }
+}
+
+impl graven_tlog::ObjectStore for LateHeadRead {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<graven_tlog::Object>, graven_tlog::StoreError> {
+        if key == graven_tlog::objlog::HEAD_KEY
+            && let Some(hook) = self.hook.lock().unwrap().take()
+        {
+            hook();
+        }
+        self.inner.get(key, limit)
+    }
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        cond: graven_tlog::Cond<'_>,
+        retain: bool,
+    ) -> Result<String, graven_tlog::StoreError> {
+        self.inner.put(key, data, cond, retain)
+    }
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, graven_tlog::StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+    fn location(&self) -> String {
+        "late head read".into()
+    }
+}
+
+/// A writer whose lease ran out while it opened the log does not commit on what it read.
+/// Opening reads the head; if that read is answered late (a slow store, or the process paused
+/// mid-request), another node may have taken the lease and committed meanwhile, and the head
+/// read is then that node's. Committing on top of it would pass the head's compare-and-swap:
+/// a writer of an earlier lease term committing after the holder of a later one, with a
+/// stale view of the lease. The node must check the lease again once the log is open. (Found
+/// by the simulation's lease-term invariant, `tests/sim`: 9 of its first 10,000 seeds fail
+/// without this, 433 and 937 among them.) Driven by hand: the shared-log engine stepped on a
+/// simulated clock.
+#[test]
+fn a_writer_whose_lease_ran_out_while_it_opened_the_log_does_not_commit_on_it() {
+    use graven_clock::SimClock;
+    use graven_engine::engine::{NextStep, Shared};
+    use graven_engine::lease::Lease;
+    use graven_tlog::ObjectStore as _;
+    use graven_tlog::objlog::{HEAD_KEY, Head};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    let ttl = Duration::from_secs(5);
+    let inner = Arc::new(graven_tlog::MemStore::new());
+    {
+        let mut log = graven_tlog::ObjectLog::open(inner.clone(), key()).unwrap();
+        log.append(&[b"an entry".to_vec()]).unwrap();
+    }
+    let store = Arc::new(LateHeadRead { inner: inner.clone(), hook: std::sync::Mutex::new(None) });
+    let clock = SimClock::new(1_767_225_600_000_000);
+    let lease = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "a".into());
+    let other = Lease::with_node_id(inner.clone(), None, ttl, Arc::new(clock.clone()), "b".into());
+    let shared =
+        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
+    let (engine, mut stepper) =
+        Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
+    assert!(lease.tick(), "a takes the free lease");
+    assert!(!other.tick(), "b sees a's lease");
+
+    // A client's entry waits for a's sequencer.
+    let mut answer = Box::pin(engine.submit(batch("to a", 1)));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(answer.as_mut().poll(&mut cx).is_pending());
+
+    // a opens the log; its read of the head is answered a whole ttl later. Meanwhile a's lease
+    // runs out, b takes it and commits.
+    let (hook_clock, hook_other, hook_inner) = (clock.clone(), other.clone(), inner.clone());
+    *store.hook.lock().unwrap() = Some(Box::new(move || {
+        hook_clock.advance(ttl);
+        assert!(hook_other.tick(), "b takes the lease a did not renew");
+        let mut log = graven_tlog::ObjectLog::open(hook_inner, key()).unwrap();
+        log.append(&[b"b's entry".to_vec()]).unwrap();
+    }));
+    let mut answered = None;
+    for _ in 0..10 {
+        let next = stepper.step();
+        if let Poll::Ready(r) = answer.as_mut().poll(&mut cx) {
+            answered = Some(r);
+            break;
+        }
+        assert_ne!(next, NextStep::Stop);
+    }
+    let head = Head::parse(&inner.get(HEAD_KEY, 1 << 20).unwrap().unwrap().bytes).unwrap();
+    assert_eq!(head.to.0, 2, "the head is b's commit; a did not commit on top of it");
+    match answered {
+        Some(Err(SubmitError::NotWriter { .. })) => {}
+        other => panic!("a no longer holds the lease: expected NotWriter, got {other:?}"),
+    }
+    assert!(!engine.is_writer(), "a is a read replica now");
+}

@@ -9,7 +9,6 @@
 //! secret: only key ids, which are public.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use serde_json::json;
 
@@ -113,7 +112,7 @@ pub struct Refusal<'a> {
 /// of them; those are counted (`graven_denied_records_dropped_total`) and tallied for the next
 /// [`summarize_dropped`].
 pub async fn denied(st: &AppState, r: Refusal<'_>) {
-    if !st.denied_limiter.allow(r.peer, r.reason, Instant::now(), crate::http::state::now_ms()) {
+    if !st.denied_limiter.allow(r.peer, r.reason, st.clock.now(), st.now_ms()) {
         st.metrics.denied_dropped.inc();
         return;
     }

@@ -87,6 +87,12 @@ pub fn submit_problem(e: SubmitError) -> Problem {
             "Client signature already used",
             e.to_string(),
         ),
+        SubmitError::SignatureExpired { .. } => Problem::new(
+            StatusCode::FORBIDDEN,
+            "client-signature-stale",
+            "Client signature refused",
+            e.to_string(),
+        ),
         // Storage, ShuttingDown, and whatever the engine adds later: the log is unavailable.
         _ => {
             let mut p = Problem::new(

@@ -79,18 +79,17 @@ async fn bootstrap(
     engine: &Engine,
     data: &Path,
     shared: bool,
+    clock: &dyn graven_clock::Clock,
 ) -> Result<graven_auth::registry::Bootstrap, ServeError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = clock.now() + Duration::from_secs(60);
     loop {
-        let plan = registry.plan_bootstrap(data, crate::http::state::now_ms())?;
+        let plan = registry.plan_bootstrap(data, clock.unix_ms())?;
         if plan.events.is_empty() {
             return Ok(registry.apply_bootstrap(plan, data)?);
         }
         match crate::audit::record_startup(engine, &plan.events).await {
             Ok(()) => return Ok(registry.apply_bootstrap(plan, data)?),
-            Err(graven_engine::engine::SubmitError::NotWriter { .. })
-                if shared && std::time::Instant::now() < deadline =>
-            {
+            Err(graven_engine::engine::SubmitError::NotWriter { .. }) if shared && clock.now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 registry.refresh()?;
             }
@@ -172,7 +171,12 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
                 )));
             }
             let url = shared_cfg.advertise_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
-            let lease = graven_engine::lease::Lease::new(store.clone(), Some(url), shared_cfg.lease_ttl);
+            let lease = graven_engine::lease::Lease::new(
+                store.clone(),
+                Some(url),
+                shared_cfg.lease_ttl,
+                config.engine.clock.clone(),
+            );
             // One round now, so the first node of a new log starts as its writer at once.
             lease.tick();
             lease.spawn().map_err(io("starting the lease thread", Path::new("graven/lease")))?;
@@ -199,7 +203,8 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             (engine, Source::Objects(store.clone()))
         }
     };
-    let bootstrap = bootstrap(&registry, &engine, &data, store.is_some()).await?;
+    let clock = config.engine.clock.clone();
+    let bootstrap = bootstrap(&registry, &engine, &data, store.is_some(), clock.as_ref()).await?;
     let indexed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let metrics = Metrics::with_timestamping(
         engine.clone(),
@@ -237,7 +242,9 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     }
     let state_index = index.clone();
     let oidc = match &config.oidc {
-        Some(c) => Some(Arc::new(graven_auth::oidc::Federation::new(c).map_err(ServeError::Config)?)),
+        Some(c) => {
+            Some(Arc::new(graven_auth::oidc::Federation::new(c, clock.clone()).map_err(ServeError::Config)?))
+        }
         None => None,
     };
     let tls = match &config.tls {
@@ -263,6 +270,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         witnessing: witnessing.as_ref().map(|w| w.witnessing.clone()),
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
         stamps,
+        clock,
     });
     if new_key {
         println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());

@@ -57,6 +57,7 @@ async fn harness(n: usize) -> Harness {
         witnessing: None,
         witness_wait: std::time::Duration::ZERO,
         stamps: graven_tlog::StampStore::Dir { fs: Arc::new(graven_tlog::RealFs), dir: log_dir.clone() },
+        clock: graven_clock::system(),
     });
     Harness { _tmp: tmp, engine, router: app(state) }
 }

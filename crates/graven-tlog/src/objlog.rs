@@ -47,6 +47,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use graven_clock::Clock;
 use graven_core::checkpoint::{Checkpoint, VerifiedCheckpoint};
 use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, SignerKey, VerifierKey};
@@ -248,14 +249,19 @@ pub(crate) fn root_at(
     graven_core::merkle::root(&mut src, size).map_err(|e| LogError::Tiles(e.to_string()))
 }
 
-/// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers.
-fn retry_with<T>(policy: Retry, mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+/// Retries `op` on I/O errors, whose outcome is unknown; other errors are answers. Waits on
+/// `clock`.
+fn retry_with<T>(
+    policy: Retry,
+    clock: &dyn Clock,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let mut wait = policy.first_wait;
     let mut attempt = 1;
     loop {
         match op() {
             Err(StoreError::Io { .. }) if attempt < policy.attempts => {
-                std::thread::sleep(wait);
+                clock.sleep(wait);
                 wait *= 4;
                 attempt += 1;
             }
@@ -288,6 +294,8 @@ pub struct ObjectLog {
     tail: Option<Tail>,
     state: State,
     retry: Retry,
+    /// What the retries wait on.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ObjectLog {
@@ -315,16 +323,32 @@ impl ObjectLog {
     /// newer head, up to [`OPEN_ATTEMPTS`] times, and after that fails with
     /// [`LogError::Fenced`].
     pub fn open_with(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+        Self::open_on(store, key, retry, graven_clock::system())
+    }
+
+    /// [`ObjectLog::open_with`], its retries waiting on `clock` (the engine's: a simulated
+    /// clock in its simulation).
+    pub fn open_on(
+        store: Arc<dyn ObjectStore>,
+        key: SignerKey,
+        retry: Retry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LogError> {
         let mut attempt = 1;
         loop {
-            match Self::open_once(store.clone(), key.clone(), retry) {
+            match Self::open_once(store.clone(), key.clone(), retry, clock.clone()) {
                 Err(LogError::Fenced) if attempt < OPEN_ATTEMPTS => attempt += 1,
                 r => return r,
             }
         }
     }
 
-    fn open_once(store: Arc<dyn ObjectStore>, key: SignerKey, retry: Retry) -> Result<Self, LogError> {
+    fn open_once(
+        store: Arc<dyn ObjectStore>,
+        key: SignerKey,
+        retry: Retry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, LogError> {
         let mut log = ObjectLog {
             store,
             key,
@@ -336,14 +360,20 @@ impl ObjectLog {
             tail: None,
             state: State::Open,
             retry,
+            clock,
         };
         // Every check below reads the head first and something else after it. Another writer
         // may commit in between (its head, then its tiles, archive and checkpoint), so what
         // the second read finds past the head is evidence against the store only if the head
         // is still the one read: otherwise the log moved on, and opening starts over
         // (`Fenced`, which `open_with` retries from the newer head).
-        let Some(obj) = retry_with(log.retry, || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))? else {
-            if retry_with(log.retry, || log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))?.is_some()
+        let Some(obj) =
+            retry_with(log.retry, log.clock.as_ref(), || log.store.get(HEAD_KEY, MAX_HEAD_BYTES))?
+        else {
+            if retry_with(log.retry, log.clock.as_ref(), || {
+                log.store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+            })?
+            .is_some()
             {
                 // A writer that started the log since the head was read wrote its head first.
                 if log.head_moved(None)? {
@@ -354,7 +384,9 @@ impl ObjectLog {
             // Archived checkpoints are create-only and locked; a delete marker can hide one from
             // a read, not from a listing of versions. Any of them means a log lived here, and
             // starting a new one would sign a fork with the log's own key.
-            if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, ""))? {
+            if let Some(k) =
+                retry_with(log.retry, log.clock.as_ref(), || log.store.first_key_after(ARCHIVE_PREFIX, ""))?
+            {
                 if log.head_moved(None)? {
                     return Err(LogError::Fenced);
                 }
@@ -372,7 +404,9 @@ impl ObjectLog {
         // that ends there, so one archived beyond a head that has since moved is the log
         // moving on.)
         let mark = archive_key(head.to.0);
-        if let Some(k) = retry_with(log.retry, || log.store.first_key_after(ARCHIVE_PREFIX, &mark))? {
+        if let Some(k) =
+            retry_with(log.retry, log.clock.as_ref(), || log.store.first_key_after(ARCHIVE_PREFIX, &mark))?
+        {
             if log.head_moved(Some(&obj.etag))? {
                 return Err(LogError::Fenced);
             }
@@ -409,7 +443,7 @@ impl ObjectLog {
     /// Whether the head is no longer the version with ETag `read` (`None`: absent) that this
     /// writer read when it began to open the log.
     fn head_moved(&self, read: Option<&str>) -> Result<bool, LogError> {
-        let now = retry_with(self.retry, || self.store.get(HEAD_KEY, MAX_HEAD_BYTES))?;
+        let now = retry_with(self.retry, self.clock.as_ref(), || self.store.get(HEAD_KEY, MAX_HEAD_BYTES))?;
         Ok(now.as_ref().map(|o| o.etag.as_str()) != read)
     }
 
@@ -524,7 +558,7 @@ impl ObjectLog {
         };
         // Whether an attempt failed with its outcome unknown (it may have landed).
         let mut unknown = false;
-        let put = retry_with(self.retry, || {
+        let put = retry_with(self.retry, self.clock.as_ref(), || {
             let r = store.put(HEAD_KEY, bytes, cond, false);
             unknown |= matches!(r, Err(StoreError::Io { .. }));
             r
@@ -537,7 +571,7 @@ impl ObjectLog {
             Err(StoreError::Precondition { .. }) => {
                 // Either another writer moved the head, or this very write landed and its
                 // answer was lost (a retry then fails its own condition). Only the bytes tell.
-                match retry_with(self.retry, || store.get(HEAD_KEY, MAX_HEAD_BYTES))? {
+                match retry_with(self.retry, self.clock.as_ref(), || store.get(HEAD_KEY, MAX_HEAD_BYTES))? {
                     Some(o) if o.bytes == bytes => {
                         self.head_etag = Some(o.etag);
                         Ok(())
@@ -560,15 +594,17 @@ impl ObjectLog {
     /// public checkpoint. Idempotent: anyone may run it again for the same head.
     fn finish(&mut self, writes: &[(String, Vec<u8>)], note: &str, size: TreeSize) -> Result<(), LogError> {
         let store = self.store.clone();
-        retry_with(self.retry, || store.put_immutable_all(writes))?;
-        retry_with(self.retry, || put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes()))?;
+        retry_with(self.retry, self.clock.as_ref(), || store.put_immutable_all(writes))?;
+        retry_with(self.retry, self.clock.as_ref(), || {
+            put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes())
+        })?;
         self.publish(note, size)
     }
 
     /// [`LogError::Fenced`] if the head is no longer the one this writer committed or read,
     /// otherwise `other`.
     fn fenced_or(&self, other: LogError) -> LogError {
-        match retry_with(self.retry, || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
+        match retry_with(self.retry, self.clock.as_ref(), || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
             Ok(Some(o)) if Some(&o.etag) != self.head_etag.as_ref() => LogError::Fenced,
             Ok(_) => other,
             Err(e) => e.into(),
@@ -580,7 +616,9 @@ impl ObjectLog {
         let store = self.store.clone();
         if self.public_etag.is_none() {
             // First publication by this writer: learn what is there.
-            match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+            match retry_with(self.retry, self.clock.as_ref(), || {
+                store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+            })? {
                 Some(o) if o.bytes == note.as_bytes() => {
                     self.public_etag = Some(o.etag);
                     return Ok(());
@@ -606,13 +644,17 @@ impl ObjectLog {
             Some(tag) => Cond::IfMatch(tag),
             None => Cond::IfAbsent,
         };
-        match retry_with(self.retry, || store.put(CHECKPOINT_KEY, note.as_bytes(), cond, false)) {
+        match retry_with(self.retry, self.clock.as_ref(), || {
+            store.put(CHECKPOINT_KEY, note.as_bytes(), cond, false)
+        }) {
             Ok(tag) => {
                 self.public_etag = Some(tag);
                 Ok(())
             }
             Err(StoreError::Precondition { .. }) => {
-                match retry_with(self.retry, || store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64))? {
+                match retry_with(self.retry, self.clock.as_ref(), || {
+                    store.get(CHECKPOINT_KEY, note::MAX_NOTE_SIZE as u64)
+                })? {
                     Some(o) if o.bytes == note.as_bytes() => {
                         self.public_etag = Some(o.etag);
                         Ok(())

@@ -146,6 +146,10 @@ type MemObject = (Vec<u8>, u64, bool);
 
 /// A store in memory, for tests of the protocol: it keeps each key's current version and
 /// counts requests, and can be told to fail. Not a stand-in for S3 in tests of S3 behaviour.
+///
+/// Like a versioned bucket it can also keep every version of chosen keys
+/// ([`MemStore::keep_versions`]), so a test sees each checkpoint a log ever published, not only
+/// the last one.
 #[derive(Debug, Default)]
 pub struct MemStore {
     objects: Mutex<HashMap<String, MemObject>>,
@@ -158,6 +162,8 @@ pub struct MemStore {
     land_failed_puts: std::sync::atomic::AtomicBool,
     gets: AtomicU64,
     puts: AtomicU64,
+    /// Every version written of the keys asked for, oldest first.
+    versions: Mutex<HashMap<String, Vec<Vec<u8>>>>,
 }
 
 impl MemStore {
@@ -186,6 +192,7 @@ impl MemStore {
         match data {
             Some(d) => {
                 objects.insert(key.to_owned(), (d.to_vec(), v, false));
+                self.versioned(key, d);
             }
             None => {
                 objects.remove(key);
@@ -199,6 +206,29 @@ impl MemStore {
             self.objects.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         k.sort();
         k
+    }
+
+    /// From now on, keeps every version written of `key` (by a put that lands, or by
+    /// [`MemStore::tamper`]; a removal is not a version).
+    pub fn keep_versions(&self, key: &str) {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_owned()).or_default();
+    }
+
+    /// The versions of `key` written since [`MemStore::keep_versions`], oldest first, from the
+    /// `from`-th on (so a caller can read only the new ones).
+    pub fn versions(&self, key: &str, from: usize) -> Vec<Vec<u8>> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .map(|v| v.get(from..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn versioned(&self, key: &str, data: &[u8]) {
+        if let Some(v) = self.versions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            v.push(data.to_vec());
+        }
     }
 
     /// Whether `key` was written under retention.
@@ -250,6 +280,7 @@ impl ObjectStore for MemStore {
         let v = self.version.fetch_add(1, Ordering::SeqCst);
         objects.insert(key.to_owned(), (data.to_vec(), v, retain));
         self.ever.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned());
+        self.versioned(key, data);
         if fail {
             return Err(StoreError::Io {
                 op: "writing",
@@ -438,5 +469,33 @@ impl CachedStore {
     /// Bytes cached now.
     pub fn cached_bytes(&self) -> usize {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mem_store_keeps_every_version_of_the_keys_asked_for() {
+        let s = MemStore::new();
+        s.put("checkpoint", b"0", Cond::Any, false).unwrap();
+        s.keep_versions("checkpoint");
+        let t1 = s.put("checkpoint", b"1", Cond::Any, false).unwrap();
+        // A put whose condition fails, or that fails before landing, is no version...
+        assert!(s.put("checkpoint", b"x", Cond::IfAbsent, false).is_err());
+        s.fail_after(0, false);
+        assert!(s.put("checkpoint", b"y", Cond::IfMatch(&t1), false).is_err());
+        // ...one whose reply was lost is.
+        s.fail_after(0, true);
+        assert!(s.put("checkpoint", b"2", Cond::IfMatch(&t1), false).is_err());
+        s.heal();
+        s.tamper("checkpoint", Some(b"3"));
+        s.tamper("checkpoint", None);
+        s.put("other", b"z", Cond::Any, false).unwrap();
+        assert_eq!(s.versions("checkpoint", 0), [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(s.versions("checkpoint", 2), [b"3".to_vec()]);
+        assert!(s.versions("checkpoint", 9).is_empty());
+        assert!(s.versions("other", 0).is_empty(), "only the keys asked for");
     }
 }

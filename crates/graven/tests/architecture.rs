@@ -160,6 +160,7 @@ fn the_wire_types_are_serde_only() {
 fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
     for package in [
         "graven-core",
+        "graven-clock",
         "graven-fs",
         "graven-tlog",
         "graven-index",
@@ -178,6 +179,14 @@ fn the_server_is_the_only_crate_with_http_handlers_and_the_binary_is_on_top() {
     }
 }
 
+/// The clock seam sits below everything: engine and auth share it without knowing each other.
+#[test]
+fn the_clock_depends_on_nothing() {
+    let deps = normal_deps("graven-clock");
+    assert_eq!(deps.into_iter().collect::<Vec<_>>(), ["graven-clock"], "graven-clock is std only");
+    assert!(!normal_deps("graven-core").contains("graven-clock"), "the core reads no clock");
+}
+
 /// The witness stands on the core and on the writer's `Fs` trait (with the file layer under it)
 /// only: it knows nothing of the log server, its engine or its credentials (any C2SP log can use
 /// it).
@@ -186,8 +195,8 @@ fn the_witness_depends_on_the_core_and_the_fs_trait_only() {
     let deps = normal_deps("graven-witness");
     assert_eq!(
         ours(&deps, "graven-witness"),
-        ["graven-core", "graven-fs", "graven-tlog"],
-        "graven-witness's dependencies (graven-fs comes through graven-tlog)"
+        ["graven-clock", "graven-core", "graven-fs", "graven-tlog"],
+        "graven-witness's dependencies (graven-fs and the std-only graven-clock come through graven-tlog)"
     );
 }
 

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::audit;
 use crate::http::body::read_json as parse;
-use crate::http::state::{AppState, Peer, finish, now_ms};
+use crate::http::state::{AppState, Peer, finish};
 use crate::problem::Problem;
 use graven_auth::apikey;
 use graven_auth::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
@@ -139,7 +139,7 @@ pub(crate) async fn install(
 }
 
 async fn list(State(st): St) -> Response {
-    let now = now_ms();
+    let now = st.now_ms();
     let all: Vec<Value> = st.registry.records().values().map(|r| view(r, now)).collect();
     finish(&st, "GET /v1/identities", Ok(json_response(StatusCode::OK, &json!({"identities": all}))))
 }
@@ -148,13 +148,13 @@ async fn show(State(st): St, Path(id): Path<String>) -> Response {
     let r = st
         .registry
         .get(&id)
-        .map(|r| json_response(StatusCode::OK, &view(&r, now_ms())))
+        .map(|r| json_response(StatusCode::OK, &view(&r, st.now_ms())))
         .ok_or_else(|| no_identity(&id));
     finish(&st, "GET /v1/identities/{id}", r)
 }
 
 async fn list_keys(State(st): St, Path(id): Path<String>) -> Response {
-    let now = now_ms();
+    let now = st.now_ms();
     let r = st
         .registry
         .get(&id)
@@ -166,7 +166,7 @@ async fn list_keys(State(st): St, Path(id): Path<String>) -> Response {
 async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: Body) -> Response {
     let r = async {
         let new: NewIdentity = parse(body).await?;
-        let now = now_ms();
+        let now = st.now_ms();
         let rec = new
             .into_record(now)
             .map_err(|e| Problem::bad_request("invalid-identity", format!("{e}; nothing changed")))?;
@@ -268,7 +268,7 @@ async fn status_change(
     let r = async {
         let b: ChangeBody = parse(body).await?;
         reason_ok(&b.reason)?;
-        let now = now_ms();
+        let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
         let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
@@ -401,7 +401,7 @@ async fn new_key(
     };
     let r = async {
         let b: KeyBody = parse(body).await?;
-        let now = now_ms();
+        let now = st.now_ms();
         let expires = expiry(&b, now)?;
         let overlap = match (rotate, b.overlap_seconds) {
             (false, Some(_)) => {
@@ -470,7 +470,7 @@ async fn revoke_key(
     let r = async {
         let b: ChangeBody = parse(body).await?;
         reason_ok(&b.reason)?;
-        let now = now_ms();
+        let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
         let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;
@@ -521,7 +521,13 @@ mod tests {
         assert_eq!(expiry(&b(None, None), 0).unwrap(), None);
         assert_eq!(expiry(&b(None, Some(2)), 1000).unwrap(), Some(3000));
         assert!(expiry(&b(None, Some(0)), 0).is_err());
-        assert!(expiry(&b(Some("2000-01-01T00:00:00Z"), None), now_ms()).is_err());
+        assert!(
+            expiry(
+                &b(Some("2000-01-01T00:00:00Z"), None),
+                graven_clock::Clock::unix_ms(&graven_clock::SystemClock)
+            )
+            .is_err()
+        );
         assert!(expiry(&b(Some("soon"), None), 0).is_err());
         assert!(expiry(&b(Some("2099-01-01T00:00:00Z"), Some(1)), 0).is_err());
         assert!(expiry(&b(Some("2099-01-01T00:00:00Z"), None), 0).unwrap().is_some());

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::identities::{ChangeBody, conflict, fmt_ms, install, json_response, no_identity, reason_ok, wire};
 use crate::http::body::read_json as parse;
-use crate::http::state::{AppState, Peer, finish, now_ms};
+use crate::http::state::{AppState, Peer, finish};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
@@ -79,7 +79,7 @@ async fn add(
             Problem::bad_request("invalid-public-key", format!("public_key: {e}; nothing changed"))
         })?;
         let key_id = graven_core::event_sig::key_id(key.as_bytes());
-        let now = now_ms();
+        let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
         let (mut records, base) = st.registry.records_at();
         if let Some(owner) = records.values().find(|r| r.public_keys.iter().any(|k| k.key_id == key_id)) {
@@ -129,7 +129,7 @@ async fn revoke(
     let r = async {
         let b: ChangeBody = parse(body).await?;
         reason_ok(&b.reason)?;
-        let now = now_ms();
+        let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
         let (mut records, base) = st.registry.records_at();
         let rec = records.get_mut(&id).ok_or_else(|| no_identity(&id))?;

@@ -20,7 +20,7 @@ use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_engine::engine::{Entry, OnceKey, Receipt, SubmitError};
 
 use super::body::read_body;
-use super::state::{AppState, Peer, blocking, finish, now_ms, parse_index, read_problem};
+use super::state::{AppState, Peer, blocking, finish, parse_index, read_problem};
 use crate::audit::{self, Refusal};
 use crate::problem::{Problem, submit_problem};
 
@@ -258,7 +258,7 @@ async fn post_events_inner(
         let signed = e.client_sig;
         let mut entry = Entry::event(e.bytes, e.stamp_at);
         if let Some(c) = &signed {
-            event_signature::check(&st.registry, principal, &[(None, c)], now_ms(), window)
+            event_signature::check(&st.registry, principal, &[(None, c)], st.now_ms(), window)
                 .map_err(client_sig_refusal)?;
             entry.once = OnceKey::of(&c.sig, window);
         }
@@ -310,7 +310,7 @@ async fn post_events_inner(
     }
     if !signed.is_empty() {
         let items: Vec<(Option<usize>, &event::ClientSigned)> = signed.iter().map(|(l, c)| (*l, c)).collect();
-        event_signature::check(&st.registry, principal, &items, now_ms(), window)
+        event_signature::check(&st.registry, principal, &items, st.now_ms(), window)
             .map_err(client_sig_refusal)?;
     }
     let receipts = st.engine.submit(entries).await.map_err(|e| {

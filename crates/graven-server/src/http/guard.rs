@@ -16,7 +16,7 @@ use graven_auth::principal::{Denial, Principal};
 
 use super::body::read_body;
 use super::routes::route_entry;
-use super::state::{AppState, Peer, finish, now_ms};
+use super::state::{AppState, Peer, finish};
 use crate::audit::{self, Refusal};
 use crate::problem::Problem;
 
@@ -82,12 +82,12 @@ pub async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request
         }
     };
     let authenticated = match (client_cert, &st.oidc) {
-        (Some(cert), _) => graven_auth::mtls::authenticate(cert, &st.spiffe_ids, &st.registry, now_ms()),
+        (Some(cert), _) => graven_auth::mtls::authenticate(cert, &st.spiffe_ids, &st.registry, st.now_ms()),
         // API keys start with `gvn_` and have no dots; a JWT is three dot-separated parts.
         (None, Some(oidc)) if graven_auth::jwt::looks_like_jwt(token) => {
-            oidc.authenticate(token, &st.registry, now_ms()).await
+            oidc.authenticate(token, &st.registry, st.now_ms()).await
         }
-        (None, _) => st.registry.authenticate(token, now_ms()),
+        (None, _) => st.registry.authenticate(token, st.now_ms()),
     };
     let principal = match authenticated {
         Ok(p) => p,
@@ -135,7 +135,7 @@ async fn signed_request(
             fields: &fields,
         };
         let read = || async { read_body(st, body).await.map_err(|p| (p.status.as_u16(), p.detail)) };
-        graven_auth::sigauth::check(&st.http_sig, &st.registry, signed, now_ms(), read).await
+        graven_auth::sigauth::check(&st.http_sig, &st.registry, signed, st.now_ms(), read).await
     };
     let r = match checked {
         Ok((principal, bytes)) => return Ok((principal, Request::from_parts(parts, Body::from(bytes)))),

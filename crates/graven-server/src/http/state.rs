@@ -44,15 +44,19 @@ pub struct AppState {
     /// The stored time-stamp tokens and the checkpoints they stamp (served even when no TSA
     /// is configured now).
     pub stamps: graven_tlog::StampStore,
+    /// The server's time: credentials' expiry, signature windows, the denied-record limiter.
+    pub clock: Arc<dyn graven_clock::Clock>,
 }
 
 /// The client's address, put in each request's extensions by the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::IpAddr);
 
-/// The wall clock in Unix milliseconds, for credentials' and keys' times.
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+impl AppState {
+    /// The wall clock in Unix milliseconds, for credentials' and keys' times.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.unix_ms()
+    }
 }
 
 pub(crate) fn count(state: &AppState, route: &'static str, status: StatusCode) {

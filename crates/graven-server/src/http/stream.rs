@@ -15,7 +15,7 @@ use graven_engine::reader::LogReader;
 use serde::Deserialize;
 
 use super::events::entry_field;
-use super::state::{AppState, count, finish, now_ms, parse_index};
+use super::state::{AppState, count, finish, parse_index};
 
 type St = State<Arc<AppState>>;
 
@@ -37,11 +37,11 @@ pub async fn stream(
     count(&st, "GET /v1/stream", StatusCode::OK);
     let rx = st.engine.subscribe();
     let reader = st.reader.clone();
-    let registry = st.registry.clone();
+    let (registry, clock) = (st.registry.clone(), st.clock.clone());
     // The credential was checked when the stream opened; it is checked again before each read
     // of newly committed entries and every `RECHECK` while idle, so a revoked, disabled or
     // expired credential stops receiving events (and its stream is closed).
-    let allowed = move || registry.still_valid(&principal, now_ms());
+    let allowed = move || registry.still_valid(&principal, clock.unix_ms());
     Sse::new(tail(start, rx, reader, allowed))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
