@@ -17,4 +17,6 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 pub mod serve;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;

@@ -416,6 +416,22 @@ impl Node {
         }
         engine.committed().size
     }
+
+    /// Stops as a killed process would, for tests of what a crash leaves: no summary, no
+    /// flush of the index or of last-seen times. The sequencer still finishes the commit it
+    /// is in (it holds the log's lock until it has stopped).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn halt(self) {
+        let Node { state, indexer, flusher, summarizer, refresher, .. } = self;
+        summarizer.abort();
+        flusher.abort();
+        if let Some(r) = refresher {
+            r.abort();
+        }
+        indexer.abort();
+        let _ = indexer.await;
+        state.engine.shutdown();
+    }
 }
 
 /// The accept loop: a bounded number of connections, a deadline for request headers (so a
