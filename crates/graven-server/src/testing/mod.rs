@@ -6,7 +6,7 @@
 //! `tower::ServiceExt::oneshot`: no socket, no process. Every test goes through one helper,
 //! [`Harness::check`]:
 //!
-//! ```ignore
+//! ```text
 //! let h = Harness::start();
 //! let key = h.identity("svc:deployer", "writer", &["deploy.*"]);
 //! let receipt = h.check(h.post("/v1/events").bearer(&key).json(r#"{"action":"deploy.create"}"#))

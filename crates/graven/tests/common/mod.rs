@@ -338,24 +338,6 @@ pub fn graven_as(args: &[&str], token: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graven")).args(args).env("GRAVEN_TOKEN", token).output().unwrap()
 }
 
-/// Runs a request that must be refused with `status`, and checks that it appended nothing but
-/// (perhaps, rate limits allowing) one `denied` record, which it returns.
-pub fn refused(s: &Server, status: u16, f: impl FnOnce() -> Resp) -> Option<serde_json::Value> {
-    let before = s.size();
-    let r = f();
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.json()["status"], status, "a problem document");
-    // The denied record is committed before the answer is sent.
-    let after = s.size();
-    assert!(after <= before + 1, "a refused request appended {} events", after - before);
-    (after == before + 1).then(|| {
-        let e = s.event(before);
-        assert_eq!(e["outcome"], "denied", "{e}");
-        assert_eq!(e["action"], "graven.access.denied", "{e}");
-        e
-    })
-}
-
 /// The characters that must never reach a terminal raw: C0 (but newline) and C1 controls, DEL,
 /// bidirectional controls, line and paragraph separators, invisible format characters.
 pub fn assert_terminal_safe(what: &str, bytes: &[u8]) {
