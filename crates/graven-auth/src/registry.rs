@@ -4,9 +4,13 @@
 //! compare-and-swap, so all nodes accept the same credentials.
 //!
 //! **Durability contract.** [`Registry::install`] returns only after the new file is durable:
-//! written to a temporary file, fsynced, renamed over `identities.json`, and the directory
-//! fsynced. A crash at any point leaves either the old file or the new one, never a mix.
-//! Callers acknowledge a change only after `install` returned.
+//! it is written with [`graven_fs::atomic::replace`] (a temporary file, fsynced, renamed over
+//! `identities.json`, the directory fsynced), through the [`Fs`] the registry was opened on.
+//! A crash at any point leaves either the old records or the new ones, never a mix, and an
+//! install that returned `Ok` survives it (`tests/registry_power_cut.rs` cuts the power at
+//! every step on a simulated disk). Callers acknowledge a change only after `install`
+//! returned. `admin.token` is made the same way with [`graven_fs::atomic::create`]: absent
+//! or complete, never replaced. Both files are readable by their owner only.
 //!
 //! **Per-request cost.** [`Registry::authenticate`] takes a read lock, does one hash-map lookup
 //! by key id, one SHA-256 (already computed while parsing) and a constant-time compare. It
@@ -15,12 +19,14 @@
 //! and at shutdown) or with the next change.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use graven_core::note::SignerKey;
+use graven_fs::atomic::{self, Access};
+use graven_fs::{Fs, RealFs};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -289,9 +295,9 @@ impl Backing {
         }
     }
 
-    fn load(&self) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
+    fn load(&self, fs: &dyn Fs) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
         match self {
-            Backing::File(path) => read_file(path),
+            Backing::File(path) => read_file(fs, path),
             Backing::Object { store, etag, .. } => {
                 let got = store.get(OBJECT_KEY, MAX_FILE).map_err(|e| self.store_err("reading", e))?;
                 let Some(o) = got else { return Ok(BTreeMap::new()) };
@@ -302,9 +308,9 @@ impl Backing {
         }
     }
 
-    fn save(&self, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+    fn save(&self, fs: &dyn Fs, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
         match self {
-            Backing::File(path) => write_file(path, records),
+            Backing::File(path) => write_file(fs, path, records),
             Backing::Object { store, etag, key } => {
                 let json = encode(records, &self.name())?;
                 let bytes =
@@ -339,6 +345,8 @@ impl Backing {
 
 #[derive(Debug)]
 pub struct Registry {
+    /// The local disk: `identities.json` (unless the registry is shared) and `admin.token`.
+    fs: Arc<dyn Fs>,
     backing: Backing,
     snap: RwLock<Snapshot>,
     /// Last-seen times changed since the file was last written.
@@ -353,7 +361,13 @@ impl Registry {
     /// Opens `<data>/identities.json` (empty if absent). The bootstrap credential is seen to
     /// afterwards, once the log can record it: [`Registry::plan_bootstrap`].
     pub fn open(data: &Path) -> Result<Self, RegistryError> {
-        Self::open_on(Backing::File(data.join(FILE_NAME)))
+        Self::open_with(Arc::new(RealFs), data)
+    }
+
+    /// [`Registry::open`] on any [`Fs`], such as the crash-simulating
+    /// [`graven_fs::sim::SimFs`].
+    pub fn open_with(fs: Arc<dyn Fs>, data: &Path) -> Result<Self, RegistryError> {
+        Self::open_on(fs, Backing::File(data.join(FILE_NAME)))
     }
 
     /// The registry of a shared log, kept in its object store (empty if absent).
@@ -361,12 +375,14 @@ impl Registry {
         store: Arc<dyn graven_tlog::ObjectStore>,
         key: SignerKey,
     ) -> Result<Self, RegistryError> {
-        Self::open_on(Backing::Object { store, etag: Mutex::new(None), key: Box::new(key) })
+        let backing = Backing::Object { store, etag: Mutex::new(None), key: Box::new(key) };
+        Self::open_on(Arc::new(RealFs), backing)
     }
 
-    fn open_on(backing: Backing) -> Result<Self, RegistryError> {
-        let records = backing.load()?;
+    fn open_on(fs: Arc<dyn Fs>, backing: Backing) -> Result<Self, RegistryError> {
+        let records = backing.load(&*fs)?;
         Ok(Registry {
+            fs,
             backing,
             snap: RwLock::new(Snapshot::build(records, &HashMap::new())),
             dirty: AtomicBool::new(false),
@@ -401,15 +417,15 @@ impl Registry {
         let token_path = data.join(TOKEN_FILE);
         let shared = matches!(self.backing, Backing::Object { .. });
         let none = |outcome| BootstrapPlan { outcome, events: Vec::new(), records: None, secret: None };
-        let presented = if token_path.exists() {
-            let text = read_small(&token_path)?;
-            let p = apikey::parse(text.trim()).map_err(|e| RegistryError::Corrupt {
-                path: token_path.clone(),
-                why: format!("it does not hold an API key ({e})"),
-            })?;
-            Some(p)
-        } else {
-            None
+        let presented = match read_small(&*self.fs, &token_path)? {
+            Some(text) => {
+                let p = apikey::parse(text.trim()).map_err(|e| RegistryError::Corrupt {
+                    path: token_path.clone(),
+                    why: format!("it does not hold an API key ({e})"),
+                })?;
+                Some(p)
+            }
+            None => None,
         };
         if let Some(p) = &presented {
             let snap = self.snap.read().unwrap_or_else(|e| e.into_inner());
@@ -516,7 +532,8 @@ impl Registry {
         }
         if let Some(secret) = plan.secret {
             let token_path = data.join(TOKEN_FILE);
-            write_secret(&token_path, &secret).map_err(io_err("creating", &token_path))?;
+            atomic::create(&*self.fs, &token_path, format!("{secret}\n").as_bytes(), Access::Private)
+                .map_err(io_err("creating", &token_path))?;
         }
         Ok(plan.outcome)
     }
@@ -711,7 +728,7 @@ impl Registry {
             }
         }
         self.dirty.store(false, Ordering::Relaxed);
-        self.backing.save(&records)?;
+        self.backing.save(&*self.fs, &records)?;
         let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
         let next = Snapshot::build(records, &snap.last_seen);
         *snap = next;
@@ -725,7 +742,7 @@ impl Registry {
         }
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let records = self.records();
-        match self.backing.save(&records) {
+        match self.backing.save(&*self.fs, &records) {
             Ok(()) => Ok(true),
             // Another node wrote first; its times are as good. Take its version.
             Err(RegistryError::Conflict) => {
@@ -757,16 +774,16 @@ pub fn add_key(
     }
 }
 
-fn read_file(path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
-    use std::io::Read;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(io_err("opening", path)(e)),
-    };
-    let mut text = Vec::new();
-    f.take(MAX_FILE + 1).read_to_end(&mut text).map_err(io_err("reading", path))?;
-    parse(&text, path)
+/// The records in `path`; none if there is no file yet.
+fn read_file(fs: &dyn Fs, path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
+    match fs.read(path, MAX_FILE) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+            Err(RegistryError::Corrupt { path: path.to_path_buf(), why: "larger than 256 MiB".into() })
+        }
+        Err(e) => Err(io_err("reading", path)(e)),
+    }
 }
 
 fn parse(text: &[u8], path: &Path) -> Result<BTreeMap<String, IdentityRecord>, RegistryError> {
@@ -778,58 +795,29 @@ fn encode(records: &BTreeMap<String, IdentityRecord>, path: &Path) -> Result<Vec
         .map_err(|why| RegistryError::Corrupt { path: path.to_path_buf(), why })
 }
 
-/// Temp file, fsync, rename, fsync the directory.
-fn write_file(path: &Path, records: &BTreeMap<String, IdentityRecord>) -> Result<(), RegistryError> {
+/// Replaces the file durably and atomically (see the module's contract).
+fn write_file(
+    fs: &dyn Fs,
+    path: &Path,
+    records: &BTreeMap<String, IdentityRecord>,
+) -> Result<(), RegistryError> {
     let bytes = encode(records, path)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).map_err(io_err("creating", &tmp))?;
-        f.write_all(&bytes).map_err(io_err("writing", &tmp))?;
-        f.sync_all().map_err(io_err("syncing", &tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err("renaming into place", path))?;
-    sync_dir(path)
+    atomic::replace(fs, path, &bytes, Access::Private).map_err(io_err("writing", path))
 }
 
-fn sync_dir(path: &Path) -> Result<(), RegistryError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing", dir))?;
-    Ok(())
-}
-
-/// Reads a small file (a token): at most 4 KiB.
-fn read_small(path: &Path) -> Result<String, RegistryError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(io_err("opening", path))?;
-    let mut text = String::new();
-    f.take(4097).read_to_string(&mut text).map_err(io_err("reading", path))?;
-    if text.len() > 4096 {
-        return Err(RegistryError::Corrupt {
+/// Reads a small file (a token) of at most 4 KiB; `None` if there is none.
+fn read_small(fs: &dyn Fs, path: &Path) -> Result<Option<String>, RegistryError> {
+    match fs.read(path, 4096) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| RegistryError::Corrupt {
             path: path.to_path_buf(),
-            why: "it is larger than 4 KiB".into(),
-        });
+            why: "it is not UTF-8 text".into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+            Err(RegistryError::Corrupt { path: path.to_path_buf(), why: "it is larger than 4 KiB".into() })
+        }
+        Err(e) => Err(io_err("reading", path)(e)),
     }
-    Ok(text)
-}
-
-/// Creates a secret file (mode 0600), durably; refuses to overwrite.
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(format!("{secret}\n").as_bytes())?;
-    f.sync_all()?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -967,9 +955,10 @@ mod tests {
         // Survives a reopen (the durable file, not just memory).
         drop(reg);
         let reg = Registry {
+            fs: Arc::new(RealFs),
             backing: Backing::File(d.path().join(FILE_NAME)),
             snap: RwLock::new(Snapshot::build(
-                read_file(&d.path().join(FILE_NAME)).unwrap(),
+                read_file(&RealFs, &d.path().join(FILE_NAME)).unwrap(),
                 &HashMap::new(),
             )),
             dirty: AtomicBool::new(false),
@@ -990,7 +979,10 @@ mod tests {
         assert_eq!(reg.get(BOOTSTRAP_ID).unwrap().last_seen_ms, Some(5_000));
         assert!(reg.flush().unwrap());
         assert!(!reg.flush().unwrap(), "nothing new to write");
-        assert_eq!(read_file(&d.path().join(FILE_NAME)).unwrap()[BOOTSTRAP_ID].last_seen_ms, Some(5_000));
+        assert_eq!(
+            read_file(&RealFs, &d.path().join(FILE_NAME)).unwrap()[BOOTSTRAP_ID].last_seen_ms,
+            Some(5_000)
+        );
     }
 
     #[test]

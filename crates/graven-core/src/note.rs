@@ -19,7 +19,7 @@ pub const MAX_SIGNATURES: usize = 100;
 /// Signature type identifier for Ed25519 (C2SP signed-note §Signature types).
 pub const ALG_ED25519: u8 = 0x01;
 
-const EM_DASH_SPACE: &str = "\u{2014} ";
+pub(crate) const EM_DASH_SPACE: &str = "\u{2014} ";
 
 /// Why a note was rejected. The variants fall in three classes, see [`NoteError::class`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +79,9 @@ pub enum KeyError {
     KeyIdFormat,
     #[error("key material is not standard padded base64")]
     Base64,
-    #[error("unsupported signature type 0x{0:02x}; only Ed25519 (0x01) is supported")]
+    #[error(
+        "unsupported signature type 0x{0:02x} here: a log key is Ed25519 (0x01), a witness key Ed25519 cosignature/v1 (0x04)"
+    )]
     Algorithm(u8),
     #[error("an Ed25519 key is 1 type byte and 32 key bytes, got {0} bytes")]
     Length(usize),
@@ -107,6 +109,12 @@ pub fn key_id(name: &str, alg: u8, public_key: &[u8]) -> u32 {
 }
 
 fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), KeyError> {
+    parse_key_parts_of(s, ALG_ED25519)
+}
+
+/// Splits `<name>+<hex id>+<base64(alg || 32-byte key)>` for a key of type `alg` (the key ID is
+/// checked by the caller, which knows how the key derives it).
+pub(crate) fn parse_key_parts_of(s: &str, want: u8) -> Result<(&str, u32, [u8; 32]), KeyError> {
     // Names cannot hold '+', but base64 can: split at the first two only.
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
@@ -123,7 +131,7 @@ fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), KeyError> {
     let Some((&alg, material)) = raw.split_first() else {
         return Err(KeyError::Length(0));
     };
-    if alg != ALG_ED25519 {
+    if alg != want {
         return Err(KeyError::Algorithm(alg));
     }
     let material: [u8; 32] = material.try_into().map_err(|_| KeyError::Length(raw.len()))?;
@@ -155,6 +163,11 @@ impl VerifierKey {
 
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// The raw Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        *self.key.as_bytes()
     }
 
     /// Verifies an Ed25519 signature over `msg`, rejecting non-canonical encodings.
@@ -341,7 +354,7 @@ impl<'a> Note<'a> {
     }
 }
 
-fn parse_signature_line(line: &str, n: usize) -> Result<NoteSignature<'_>, NoteError> {
+pub(crate) fn parse_signature_line(line: &str, n: usize) -> Result<NoteSignature<'_>, NoteError> {
     let bad = |why| NoteError::MalformedSignature { line: n, why };
     let rest = line.strip_prefix(EM_DASH_SPACE).ok_or(bad("it must start with an em dash and a space"))?;
     let (name, sig_b64) = rest.split_once(' ').ok_or(bad("it must be '— <name> <base64 signature>'"))?;

@@ -25,7 +25,7 @@
 //! tag `0` then ascending `u16 LE` offsets, or tag `1` then a 512-byte bitmap (bit `o % 8` of byte
 //! `o / 8`), whichever is smaller.
 
-use crate::event;
+use crate::extract;
 
 /// The largest block length: offsets must fit a `u16`, and a bitmap posting is 512 bytes.
 pub(crate) const MAX_BLOCK: usize = 4096;
@@ -39,9 +39,9 @@ const TAG_BITMAP: u8 = 1;
 /// A packed time: 0 when absent, else the BCD digits plus one (see the module docs).
 pub(crate) type Time = u128;
 
-/// Packs a timestamp that has the fixed shape (see [`event::is_timestamp`]); `0` for anything else.
+/// Packs a timestamp that has the fixed shape (see [`extract::is_timestamp`]); `0` for anything else.
 pub(crate) fn pack_time(t: &[u8]) -> Time {
-    if !event::is_timestamp(t) {
+    if !extract::is_timestamp(t) {
         return 0;
     }
     let mut v: u128 = 0;
@@ -203,7 +203,7 @@ impl Builder {
 
     /// Appends one entry (the block must not be full).
     pub(crate) fn push(&mut self, entry: &[u8]) {
-        let ev = event::extract(entry);
+        let ev = extract::extract(entry);
         let t = ev.logged_at.as_deref().map_or(0, |s| pack_time(s.as_bytes()));
         self.push_parts(t, ev.fields.each_ref().map(|f| f.as_deref().map(str::as_bytes)));
     }

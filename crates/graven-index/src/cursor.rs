@@ -11,7 +11,7 @@
 //! it is not a MAC (cursors carry no secret and grant nothing), it only turns typos, truncations and
 //! cursors from other APIs into a clean `BadCursor`.
 
-use crate::{Order, Query};
+use crate::query::{Order, Query};
 
 const VERSION: u8 = 1;
 const RAW_LEN: usize = 22;

@@ -9,6 +9,9 @@ mod common;
 use common::{Ev, collect_all, expected, ts};
 use proptest::prelude::*;
 
+use crate::schema::{
+    BLOCKS, CLOCKS, COUNTS, EXACT_KEY_BYTES, K_FORMAT, MAX_KEY_BYTES, POSTINGS, STATE, index_key,
+};
 use crate::{Index, Order, Query};
 
 fn long(tail: &str) -> String {
@@ -114,7 +117,7 @@ fn other_format_is_cleared_on_open() {
         common::add_all(&index, 0, &[Ev { actor: Some("a".into()), ..Ev::default() }]);
         assert_eq!(index.indexed_size().unwrap(), 1);
         let txn = index.db.begin_write().unwrap();
-        txn.open_table(crate::STATE).unwrap().insert(crate::K_FORMAT, &b"graven-index/0"[..]).unwrap();
+        txn.open_table(STATE).unwrap().insert(K_FORMAT, &b"graven-index/0"[..]).unwrap();
         txn.commit().unwrap();
     }
     let index = Index::open(&path).unwrap();
@@ -145,13 +148,13 @@ fn disorder_is_remembered() {
 
 #[test]
 fn truncated_keys() {
-    assert_eq!(crate::index_key("abc"), "abc");
+    assert_eq!(index_key("abc"), "abc");
     let v = long("xyz");
-    let k = crate::index_key(&v);
-    assert!(k.len() <= crate::MAX_KEY_BYTES && k.len() > crate::EXACT_KEY_BYTES);
+    let k = index_key(&v);
+    assert!(k.len() <= MAX_KEY_BYTES && k.len() > EXACT_KEY_BYTES);
     assert!(v.starts_with(k));
-    let exact = "a".repeat(crate::MAX_KEY_BYTES);
-    assert_eq!(crate::index_key(&exact), exact);
+    let exact = "a".repeat(MAX_KEY_BYTES);
+    assert_eq!(index_key(&exact), exact);
 }
 
 #[test]
@@ -170,12 +173,12 @@ fn clear_empties_every_table() {
     common::add_all(&index, 0, &[e.clone(), e]);
     index.clear().unwrap();
     let txn = index.db.begin_read().unwrap();
-    assert_eq!(txn.open_table(crate::BLOCKS).unwrap().len().unwrap(), 0);
-    assert_eq!(txn.open_table(crate::CLOCKS).unwrap().len().unwrap(), 0);
-    assert_eq!(txn.open_table(crate::POSTINGS).unwrap().len().unwrap(), 0);
-    assert_eq!(txn.open_table(crate::COUNTS).unwrap().len().unwrap(), 0);
+    assert_eq!(txn.open_table(BLOCKS).unwrap().len().unwrap(), 0);
+    assert_eq!(txn.open_table(CLOCKS).unwrap().len().unwrap(), 0);
+    assert_eq!(txn.open_table(POSTINGS).unwrap().len().unwrap(), 0);
+    assert_eq!(txn.open_table(COUNTS).unwrap().len().unwrap(), 0);
     // Only the format and block length stamps are left.
-    assert_eq!(txn.open_table(crate::STATE).unwrap().len().unwrap(), 2);
+    assert_eq!(txn.open_table(STATE).unwrap().len().unwrap(), 2);
 }
 
 /// One raw log entry of the block-layout model test: few distinct values (so filters match many
@@ -293,7 +296,7 @@ fn model_queries() -> impl Strategy<Value = Query> {
 }
 
 /// The reference: every entry extracted on its own, filtered linearly.
-fn model_search(model: &[crate::event::Extracted<'_>], q: &Query) -> Vec<u64> {
+fn model_search(model: &[crate::extract::Extracted<'_>], q: &Query) -> Vec<u64> {
     let want = [&q.actor, &q.action, &q.resource, &q.outcome];
     let mut out: Vec<u64> = (0u64..)
         .zip(model)
@@ -330,7 +333,7 @@ proptest! {
         let mut index = Index::open_with_block_len(&path, block_len).unwrap();
         let bytes: Vec<Vec<u8>> = evs.iter().map(Raw::bytes).collect();
         let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-        let model: Vec<_> = refs.iter().map(|b| crate::event::extract(b)).collect();
+        let model: Vec<_> = refs.iter().map(|b| crate::extract::extract(b)).collect();
 
         let mut next = 0usize;
         let mut steps = steps.into_iter().cycle();

@@ -1,6 +1,6 @@
-//! S3 Object Lock retention: the modes, a bucket's default retention rule, and the choice,
-//! made once at start, of how the log's immutable objects (tiles, bundles, archived
-//! checkpoints) are locked.
+//! S3 Object Lock retention: the modes, a bucket's default retention rule, what a check of
+//! the bucket found ([`BucketReport`]), and the choice, made once at start, of how the log's
+//! immutable objects (tiles, bundles, archived checkpoints) are locked.
 //!
 //! The rule [`RetentionPlan::choose`] keeps: the log never weakens the bucket's own lock. With
 //! no retention settings, the objects get the bucket's default rule (Graven sends no retention
@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::{BucketProblem, BucketReport};
+use crate::error::BucketProblem;
 
 /// Object Lock retention for the log's immutable objects, sent with each such write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +292,41 @@ impl RetentionPlan {
             }
             RetentionPlan::Unlocked => "objects: no Object Lock (--allow-no-object-lock); anyone holding the bucket's credentials can delete any version (graven verify would notice)".into(),
         }
+    }
+}
+
+/// A bucket's versioning state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Never enabled.
+    Off,
+    Enabled,
+    /// Was enabled, then suspended: new writes replace the current version.
+    Suspended,
+}
+
+/// What [`S3Store::check_bucket`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketReport {
+    pub bucket: String,
+    pub versioning: Versioning,
+    pub object_lock: bool,
+    /// The bucket's default retention rule, which S3 applies to every new version written
+    /// without retention headers; only read when the bucket has Object Lock.
+    pub default_retention: Option<DefaultRetention>,
+}
+
+impl BucketReport {
+    /// Whether the bucket can hold a log: versioning must be on, and Object Lock too when
+    /// `require_object_lock`.
+    pub fn require(&self, require_object_lock: bool) -> Result<(), BucketProblem> {
+        if require_object_lock && !self.object_lock {
+            return Err(BucketProblem::NoObjectLock { bucket: self.bucket.clone() });
+        }
+        if self.versioning != Versioning::Enabled {
+            return Err(BucketProblem::VersioningOff { bucket: self.bucket.clone() });
+        }
+        Ok(())
     }
 }
 

@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store};
+use crate::config::S3Config;
+use crate::error::S3Error;
+use crate::retention::{DefaultRetention, Retention, RetentionMode, RetentionPeriod};
+use crate::store::S3Store;
 
 /// The access key SeaweedFS is started with.
 pub const ACCESS_KEY_ID: &str = "graven-test";

@@ -36,20 +36,17 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     move |source| ServeError::Io { what, path: path.to_path_buf(), source }
 }
 
-/// Loads `<data>/log.key`, creating it (mode 0600) for `origin` on first start.
+/// Loads `<data>/log.key`, creating it (mode 0600; absent or complete after a crash, never
+/// replaced: `graven_fs::atomic::create`) for `origin` on first start.
 fn load_or_create_key(path: &Path, origin: &str) -> Result<(SignerKey, bool), ServeError> {
     if !path.exists() {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| io("creating", path)(std::io::Error::other(e.to_string())))?;
         let key = SignerKey::from_seed(origin, seed)
             .map_err(|e| ServeError::Key { path: path.into(), why: e.to_string() })?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path).map_err(io("creating", path))?;
-        f.write_all(format!("{}\n", key.to_secret_string()).as_bytes()).map_err(io("writing", path))?;
-        f.sync_all().map_err(io("syncing", path))?;
+        let text = format!("{}\n", key.to_secret_string());
+        graven_fs::atomic::create(&graven_fs::RealFs, path, text.as_bytes(), graven_fs::Access::Private)
+            .map_err(io("creating", path))?;
         return Ok((key, true));
     }
     let text = std::fs::read_to_string(path).map_err(io("reading", path))?;

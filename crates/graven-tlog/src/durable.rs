@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::fs::Fs;
+use graven_fs::Fs;
 
 /// Most fsyncs in flight at once.
 const MAX_PARALLEL_SYNCS: usize = 16;
@@ -246,7 +246,7 @@ fn sync_all(fs: &Arc<dyn Fs>, round: Vec<(bool, PathBuf)>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::SimFs;
+    use graven_fs::sim::SimFs;
 
     #[test]
     fn written_files_survive_a_crash_only_after_sync() {
@@ -344,7 +344,7 @@ mod tests {
             for i in 0..8 {
                 b.write_new(&PathBuf::from(format!("/d/f{i}")), b"data").unwrap();
             }
-            fs.fail_after(n, crate::sim::FailMode::Before);
+            fs.fail_after(n, graven_fs::sim::FailMode::Before);
             let r = b.sync();
             // 8 file syncs + 2 directory syncs (/ and /d) = 10 operations.
             assert_eq!(r.is_err(), n < 10, "failure injected after {n} operations");

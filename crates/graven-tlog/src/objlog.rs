@@ -39,9 +39,10 @@ use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, SignerKey, VerifierKey};
 use graven_core::tile::MAX_ENTRY_SIZE;
 
+use crate::error::LogError;
 use crate::objstore::{Cond, ObjectStore, StoreError, put_immutable};
 use crate::tail::Tail;
-use crate::{LogError, Published};
+use crate::writer::{LogWriter, MAX_TILE_BYTES, Published};
 
 /// The public, current checkpoint (C2SP tlog-tiles).
 pub const CHECKPOINT_KEY: &str = "checkpoint";
@@ -229,7 +230,7 @@ pub(crate) fn root_at(
     size: TreeSize,
 ) -> Result<Hash, LogError> {
     let mut src = graven_core::tile_source::TileHashes::new(published, |t: graven_core::tile::TileId| {
-        read_object(store, &t.path(), crate::MAX_TILE_BYTES)
+        read_object(store, &t.path(), MAX_TILE_BYTES)
     });
     graven_core::merkle::root(&mut src, size).map_err(|e| LogError::Tiles(e.to_string()))
 }
@@ -583,5 +584,20 @@ impl ObjectLog {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl LogWriter for ObjectLog {
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError> {
+        self.append(entries)
+    }
+    fn size(&self) -> TreeSize {
+        ObjectLog::size(self)
+    }
+    fn root(&self) -> Hash {
+        ObjectLog::root(self)
+    }
+    fn checkpoint(&self) -> Option<&str> {
+        ObjectLog::checkpoint(self)
     }
 }

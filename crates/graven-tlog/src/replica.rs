@@ -15,9 +15,10 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, VerifierKey};
 
+use crate::error::LogError;
+use crate::objlog::ObjectLog;
 use crate::objlog::{CHECKPOINT_KEY, check_published, root_at};
 use crate::objstore::ObjectStore;
-use crate::{LogError, ObjectLog};
 
 /// The tree a node last served: its size and root, and the checkpoint's bytes (empty if it
 /// has served none).

@@ -12,7 +12,8 @@ use graven_core::merkle::RightEdge;
 use graven_core::tile::{self, BundleId, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, TileId};
 use graven_core::tile_source::{TileHashes, TileSourceError};
 
-use crate::{LogError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
+use crate::error::LogError;
+use crate::writer::{MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 
 /// What an append needs of the committed tree besides full tiles: everything at its right edge.
 #[derive(Debug, Clone)]

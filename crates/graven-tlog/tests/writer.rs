@@ -210,21 +210,3 @@ fn power_cut_at_every_step_keeps_every_acknowledged_entry() {
         assert!(outcomes[0] > 0 && outcomes[1] > 0, "{mode:?} from {start}: outcomes {outcomes:?}");
     }
 }
-
-/// The simulator itself: unsynced data and unsynced names are lost in a crash.
-#[test]
-fn simulated_disk_forgets_what_was_not_synced() {
-    let fs = SimFs::new();
-    let d = Path::new("/d");
-    fs.create_dir(d).unwrap();
-    fs.sync_dir(Path::new("/")).unwrap();
-    fs.write_file(&d.join("a"), b"synced").unwrap();
-    fs.sync_file(&d.join("a")).unwrap();
-    fs.sync_dir(d).unwrap();
-    fs.write_file(&d.join("a"), b"not synced").unwrap();
-    fs.write_file(&d.join("b"), b"no name").unwrap();
-    fs.sync_file(&d.join("b")).unwrap();
-    fs.crash();
-    assert_eq!(fs.read(&d.join("a"), 100).unwrap(), b"synced");
-    assert!(fs.read(&d.join("b"), 100).is_err());
-}

@@ -3,6 +3,15 @@
 use std::io;
 use std::path::PathBuf;
 
+use graven_core::tile::{self, TILE_WIDTH};
+
+/// The path of the log's checkpoint (C2SP tlog-tiles).
+pub(crate) const CHECKPOINT: &str = "checkpoint";
+/// Largest hash tile: 256 hashes of 32 bytes.
+pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
+/// Largest entry bundle: 256 entries of at most 65,535 bytes, each with a 2-byte length.
+pub const MAX_BUNDLE_BYTES: u64 = TILE_WIDTH * (2 + tile::MAX_ENTRY_SIZE as u64);
+
 /// Why a file could not be fetched (as opposed to not existing).
 ///
 /// [`FetchError::TooLarge`] says the file is there but cannot be what the log should hold;

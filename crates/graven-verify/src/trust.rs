@@ -11,21 +11,25 @@
 //! is one-to-one, so two origins never share a file. Over-long origins are cut and suffixed with
 //! a SHA-256 digest of the whole origin.
 //!
-//! Writes are atomic and durable: a temporary file in the same directory (named with a leading
-//! `.`, which no store file has), written, fsynced, renamed over the old file, and the directory
-//! fsynced. A crash leaves the old checkpoint or the new one, never a mix.
+//! Writes are atomic and durable, with [`graven_fs::atomic::replace`]: a temporary file in the
+//! same directory (named with a leading `.`, which no store file has), written, fsynced,
+//! renamed over the old file, and the directory fsynced. A crash leaves the old checkpoint or
+//! the new one, never a mix, and a `remember` that returned is durable (a power-cut test runs
+//! every step on a simulated disk). The directory and its files are the user's only.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use graven_core::checkpoint::{OpenError, VerifiedCheckpoint};
 use graven_core::hash::{Hash, TreeSize};
 use graven_core::note::{self, VerifierKey};
+use graven_fs::atomic::{self, Access};
+use graven_fs::{Fs, RealFs};
 
-use crate::VerifiedLog;
+use crate::report::VerifiedLog;
 
 /// The most bytes read back from a store file: the note size limit.
 pub const MAX_FILE_BYTES: u64 = note::MAX_NOTE_SIZE as u64;
@@ -89,11 +93,17 @@ impl Remembered {
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     dir: PathBuf,
+    fs: Arc<dyn Fs>,
 }
 
 impl TrustStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        TrustStore { dir: dir.into() }
+        Self::with_fs(Arc::new(RealFs), dir)
+    }
+
+    /// A store on any [`Fs`], such as the crash-simulating [`graven_fs::sim::SimFs`].
+    pub fn with_fs(fs: Arc<dyn Fs>, dir: impl Into<PathBuf>) -> Self {
+        TrustStore { dir: dir.into(), fs }
     }
 
     /// `explicit` if given (a flag, or `GRAVEN_TRUST_DIR`), else `$XDG_CONFIG_HOME/graven/trust`,
@@ -128,21 +138,14 @@ impl TrustStore {
     /// if there is none yet.
     pub fn load(&self, key: &VerifierKey, origin: &str) -> Result<Option<VerifiedCheckpoint>, TrustError> {
         let path = self.path_for(origin, key);
-        let io_err = |source| TrustError::Io { path: path.clone(), source };
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
+        let bytes = match self.fs.read(&path, MAX_FILE_BYTES) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(TrustError::TooLarge { path, limit: MAX_FILE_BYTES });
+            }
+            Err(source) => return Err(TrustError::Io { path, source }),
         };
-        let len = file.metadata().map_err(io_err)?.len();
-        if len > MAX_FILE_BYTES {
-            return Err(TrustError::TooLarge { path, limit: MAX_FILE_BYTES });
-        }
-        let mut bytes = Vec::with_capacity(len as usize);
-        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(TrustError::TooLarge { path, limit: MAX_FILE_BYTES });
-        }
         match VerifiedCheckpoint::open(&bytes, key, origin) {
             Ok(cp) => Ok(Some(cp)),
             Err(source) => Err(TrustError::Corrupt { path, source }),
@@ -174,28 +177,12 @@ impl TrustStore {
                 return Ok(Remembered::Unchanged { path });
             }
         }
-        self.create_dir()?;
-        let name = file_name(origin, log.key().id());
-        write_atomic(&self.dir, &name, cp.note_bytes())
+        // Each new directory's own entry is durable before a file in it counts.
+        atomic::create_dir_all(&*self.fs, &self.dir, Access::Private)
+            .map_err(|source| TrustError::Io { path: self.dir.clone(), source })?;
+        atomic::replace(&*self.fs, &path, cp.note_bytes(), Access::Private)
             .map_err(|source| TrustError::Io { path: path.clone(), source })?;
         Ok(Remembered::Updated { path })
-    }
-
-    fn create_dir(&self) -> Result<(), TrustError> {
-        if self.dir.is_dir() {
-            return Ok(());
-        }
-        let io_err = |source| TrustError::Io { path: self.dir.clone(), source };
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(io_err)?;
-        // The new directory's own entry must be durable before a file in it counts.
-        match self.dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent).map_err(io_err),
-            _ => sync_dir(Path::new(".")).map_err(io_err),
-        }
     }
 }
 
@@ -221,34 +208,6 @@ fn file_name(origin: &str, key_id: u32) -> String {
     }
     let _ = write!(name, "+{key_id:08x}.checkpoint");
     name
-}
-
-/// Temporary file, fsync, rename, fsync the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, dir.join(name))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    // Directories cannot be opened for syncing here; rename is as durable as the OS makes it.
-    Ok(())
 }
 
 #[cfg(test)]

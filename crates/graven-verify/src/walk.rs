@@ -9,10 +9,12 @@ use graven_core::hash::{Hash, TreeSize, leaf_hash};
 use graven_core::merkle::RightEdge;
 use graven_core::tile::{self, MAX_LEVEL, TILE_HEIGHT, TILE_WIDTH, TileDataError, TileId};
 
-use crate::{
-    Divergence, Fetch, Mode, Report, TileHashes, Trust, VerifyError, VisitError, decode_bundle_prefix,
-    fetch_bundle, fetch_tile, from_tile_source,
-};
+use graven_core::tile_source::TileHashes;
+
+use crate::error::{Divergence, VerifyError, VisitError};
+use crate::fetch::Fetch;
+use crate::files::{decode_bundle_prefix, fetch_bundle, fetch_tile, from_tile_source};
+use crate::report::{Mode, Report, Trust};
 
 /// The tile currently being compared at one level.
 struct LevelCursor {

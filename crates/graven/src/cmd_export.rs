@@ -9,9 +9,9 @@ use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note;
 use graven_verify::BundleWriter;
 
-use crate::export_format::{self, Format, Record};
 use crate::export_source::{self, Filters, Opened, Server, Source};
 use crate::{escape, input};
+use graven_export::Record;
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -43,6 +43,27 @@ pub struct ExportArgs {
     pub with_checkpoint: Vec<PathBuf>,
     #[command(flatten)]
     pub filters: Filters,
+}
+
+/// The record formats (`graven_export::Format`), as `--format` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: the event verbatim plus `graven` provenance.
+    Jsonl,
+    /// OCSF API Activity (class 6003), one JSON object per line.
+    Ocsf,
+    /// ArcSight Common Event Format, one line per event.
+    Cef,
+}
+
+impl From<Format> for graven_export::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Jsonl => graven_export::Format::Jsonl,
+            Format::Ocsf => graven_export::Format::Ocsf,
+            Format::Cef => graven_export::Format::Cef,
+        }
+    }
 }
 
 const MAX_TOKEN_FILE: u64 = 4096;
@@ -124,7 +145,7 @@ fn records(args: &ExportArgs, src: &Source, opened: &Opened) -> anyhow::Result<E
                 leaf: s.leaf,
                 leaf_hash: graven_core::leaf_hash(s.leaf),
             };
-            let mut line = export_format::render(args.format, &r);
+            let mut line = graven_export::render(args.format.into(), &r);
             line.push('\n');
             w.write_all(line.as_bytes()).context("writing the output")
         })

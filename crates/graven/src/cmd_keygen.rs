@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -13,13 +12,7 @@ pub fn run(origin: &str, out: &Path) -> anyhow::Result<ExitCode> {
     if out.exists() {
         bail!("{} already exists; refusing to overwrite a key", out.display());
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(out).with_context(|| format!("creating {}", out.display()))?;
-    f.write_all(format!("{}\n", key.to_secret_string()).as_bytes())?;
-    f.sync_all()?;
+    crate::input::create_secret_file(out, &key.to_secret_string())?;
     println!("{}", key.verifier());
     Ok(ExitCode::SUCCESS)
 }

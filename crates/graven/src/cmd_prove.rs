@@ -5,14 +5,12 @@ use anyhow::{Context, bail};
 use graven_core::checkpoint::Checkpoint;
 use graven_core::merkle::{self, HashSource};
 use graven_core::note::{self, Note};
-use graven_core::{Hash, LeafIndex, TreeSize, leaf_hash};
-use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, fetch_entry, tile_hashes};
+use graven_core::{LeafIndex, TreeSize};
+use graven_verify::remote::{self, RemoteError};
+use graven_verify::{DirFetch, Fetch, HttpFetch, fetch_checkpoint, tile_hashes};
 use serde_json::json;
 
 use crate::input::load_vkey;
-
-/// Largest proof response read from a server: 64 hashes and a little JSON.
-const MAX_PROOF_RESPONSE: u64 = 64 * 1024;
 
 #[derive(clap::Args, Debug)]
 pub struct ProveArgs {
@@ -133,10 +131,10 @@ fn from_dir(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Fetches an inclusion proof from a server and checks it end to end: the checkpoint's
-/// signature, the entry (read from the tiles) against the proof's leaf hash, and the proof
-/// against the signed root. Proving against an older size also checks the server's consistency
-/// proof from that size to the checkpoint.
+/// Fetches an inclusion proof from a server and has `graven_verify::remote` check it end to
+/// end (the checkpoint's signature, the entry read from the tiles against the proof's leaf
+/// hash, the proof against the signed root, and for an older size the server's consistency
+/// proof to the checkpoint); prints the proof, or why it failed.
 fn from_server(
     url: &str,
     vkey: &str,
@@ -155,70 +153,28 @@ fn from_server(
         Err(e) if e.is_outage() => return unreachable(&f, &e),
         Err(e) => return failed(&f, &e.to_string()),
     };
-    let current = cp.size();
-    let n = TreeSize(size.unwrap_or(current.0));
-    if n > current {
-        bail!("--size {n} is beyond the checkpoint's tree size {current}");
-    }
-    if index >= n.0 {
-        bail!("--index {index} is not in a tree of size {n} (indices are 0-based)");
-    }
-    let answer: graven_api::InclusionProof =
-        get_json(&mut f, &format!("v1/proofs/inclusion?index={index}&tree_size={}", n.0))?;
-    let proof = hashes(&answer.proof).context("the server's proof is malformed")?;
-    let (Some(leaf), Some(root)) = (hash(&answer.leaf_hash), hash(&answer.root)) else {
-        bail!("the server's answer has a malformed leaf_hash or root");
+    let p = match remote::prove_inclusion(&mut f, &cp, index, size) {
+        Ok(p) => p,
+        Err(RemoteError::Log(e)) if e.is_outage() => return unreachable(&f, &e),
+        Err(RemoteError::Log(e)) => return failed(&f, &format!("reading entry {index}: {e}")),
+        Err(e) if e.is_evidence() => return failed(&f, &e.to_string()),
+        Err(RemoteError::SizeBeyondCheckpoint { size, checkpoint_size }) => {
+            bail!("--size {size} is beyond the checkpoint's tree size {checkpoint_size}")
+        }
+        Err(RemoteError::IndexOutOfTree { index, size }) => {
+            bail!("--index {index} is not in a tree of size {size} (indices are 0-based)")
+        }
+        Err(e) => bail!("{}: {e}", f.location()),
     };
-    if answer.index != index || answer.tree_size != n.0 {
-        return failed(
-            &f,
-            &format!(
-                "the server answered for another leaf or size: index {}, tree size {}",
-                answer.index, answer.tree_size
-            ),
-        );
-    }
-    let entry = match fetch_entry(&mut f, LeafIndex(index), current) {
-        Ok(e) => e,
-        Err(e) if e.is_outage() => return unreachable(&f, &e),
-        Err(e) => return failed(&f, &format!("reading entry {index}: {e}")),
-    };
-    if leaf_hash(&entry) != leaf {
-        return failed(
-            &f,
-            &format!(
-                "entry {index} as stored hashes to {}, but the server's proof is for leaf hash {leaf}",
-                leaf_hash(&entry)
-            ),
-        );
-    }
-    // The root the proof leads to must be the signed one, or provably consistent with it.
+    let (inclusion, current) = (p.inclusion(), cp.size());
+    let (n, root) = (inclusion.size(), inclusion.root());
     let mut out = json!({
-        "index": index, "tree_size": n.0, "leaf_hash": leaf.to_base64(), "root": root.to_base64(),
-        "proof": b64(&proof), "checkpoint_size": current.0,
+        "index": index, "tree_size": n.0, "leaf_hash": inclusion.leaf_hash().to_base64(),
+        "root": root.to_base64(), "proof": b64(p.proof()), "checkpoint_size": current.0,
         "checkpoint": String::from_utf8_lossy(cp.note_bytes()),
     });
-    if n == current {
-        if root != cp.root() {
-            return failed(
-                &f,
-                &format!("the proof is for root {root}, but the signed checkpoint has {}", cp.root()),
-            );
-        }
-    } else {
-        let c: graven_api::ConsistencyProof =
-            get_json(&mut f, &format!("v1/proofs/consistency?from={}&to={}", n.0, current.0))?;
-        let cproof = hashes(&c.proof).context("the server's consistency proof is malformed")?;
-        if let Err(e) = merkle::verify_consistency(n, current, &root, &cp.root(), &b32(&cproof)) {
-            return failed(
-                &f,
-                &format!("root {root} at size {n} is not consistent with the signed checkpoint: {e}"),
-            );
-        }
-        out["consistency_proof"] = json!(b64(&cproof));
-    }
-    if let Err(e) = merkle::verify_inclusion(&leaf, LeafIndex(index), n, &b32(&proof), &root) {
-        return failed(&f, &format!("the inclusion proof of entry {index} does not verify: {e}"));
+    if let Some((_, cproof)) = p.consistency() {
+        out["consistency_proof"] = json!(b64(cproof));
     }
     out["verified"] = json!(true);
     println!("{}", crate::escape::json_line(&out));
@@ -245,24 +201,4 @@ fn unreachable(f: &HttpFetch, e: &graven_verify::VerifyError) -> anyhow::Result<
         "could not read the log at {}: {e}; the log could not be read, this is not evidence of tampering",
         f.location()
     )
-}
-
-fn get_json<T: serde::de::DeserializeOwned>(f: &mut HttpFetch, path: &str) -> anyhow::Result<T> {
-    let bytes = f
-        .fetch(path, MAX_PROOF_RESPONSE)
-        .with_context(|| format!("GET {path}"))?
-        .with_context(|| format!("{}{path} was not found; is this a graven server?", f.location()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{path}: the answer is not the expected JSON"))
-}
-
-fn hash(s: &str) -> Option<Hash> {
-    Hash::from_base64(s).ok()
-}
-
-fn hashes(v: &[String]) -> Option<Vec<Hash>> {
-    v.iter().map(|s| hash(s)).collect()
-}
-
-fn b32(hashes: &[Hash]) -> Vec<[u8; 32]> {
-    hashes.iter().map(|h| h.0).collect()
 }

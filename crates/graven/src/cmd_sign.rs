@@ -25,13 +25,7 @@ pub fn new_signing_key(out: &Path) -> anyhow::Result<ExitCode> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let key = SigningKey::from_bytes(&seed);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(out).with_context(|| format!("creating {}", out.display()))?;
-    f.write_all(format!("{}\n", B64.encode(seed)).as_bytes())?;
-    f.sync_all()?;
+    input::create_secret_file(out, &B64.encode(seed))?;
     let public = key.verifying_key();
     eprintln!("key id: {}", graven_core::event_sig::key_id(public.as_bytes()));
     println!("{}", B64.encode(public.as_bytes()));

@@ -4,19 +4,19 @@
 //!   `graven verify` (every entry against its tile, the whole tree against the checkpoint).
 //! * A server is asked which indices match (`GET /v1/events`, the search index), then each
 //!   event's bytes come from the tlog-tiles read path and its inclusion proof is rebuilt from
-//!   the tiles and checked against the checkpoint before the event is used. The search answer
-//!   only selects; it is never trusted for content.
+//!   the tiles and checked against the checkpoint before the event is used
+//!   (`graven_verify::remote::LogTiles`). The search answer only selects; it is never trusted
+//!   for content.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use graven_core::checkpoint::VerifiedCheckpoint;
-use graven_core::merkle::{self, HashSource as _};
-use graven_core::note::{self, VerifierKey};
-use graven_core::tile::{self, BundleId};
-use graven_core::{Hash, LeafIndex, TreeSize};
-use graven_verify::{DirFetch, Fetch, HttpFetch, VisitError, fetch_bundle, scan_log, tile_hashes};
+use graven_core::note::VerifierKey;
+use graven_core::{Hash, TreeSize};
+use graven_verify::remote::LogTiles;
+use graven_verify::{DirFetch, Fetch, HttpFetch, VisitError, scan_log};
 
 /// The search filters, with the server's semantics (see graven-index): exact, byte-equal
 /// `actor.id`, `action`, `resource.id`, `outcome`; `since` inclusive and `until` exclusive on
@@ -150,11 +150,6 @@ impl Server {
         serde_json::from_slice(&body).context("GET /v1/log: the answer is not the log's description")
     }
 
-    /// The signed checkpoint, exactly as served.
-    pub fn checkpoint(&self) -> anyhow::Result<Vec<u8>> {
-        self.read(self.request("/checkpoint"), "GET /checkpoint", note::MAX_NOTE_SIZE as u64)
-    }
-
     /// The log's verifier key as the server states it (`GET /v1/log`).
     pub fn stated_key(&self) -> anyhow::Result<VerifierKey> {
         let info = self.log_info()?;
@@ -241,8 +236,7 @@ pub fn open(source: &Source, vkey: Option<VerifierKey>) -> anyhow::Result<Opened
                 Some(k) => (k, false),
                 None => (s.stated_key()?, true),
             };
-            let bytes = s.checkpoint()?;
-            let checkpoint = VerifiedCheckpoint::open(&bytes, &key, key.name())
+            let checkpoint = graven_verify::fetch_checkpoint(&mut s.fetcher(), &key, None)
                 .with_context(|| format!("the checkpoint of {} does not verify with {key}", s.base))?;
             Ok(Opened { key, key_from_server, checkpoint })
         }
@@ -269,14 +263,12 @@ pub fn select(
     mut visit: impl FnMut(&Selected<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let size = opened.checkpoint.size();
-    let root = opened.checkpoint.root();
     let mut count = 0u64;
     match source {
         Source::Dir(dir) => {
             let query = filters.query()?;
             let mut f = DirFetch::new(dir);
-            let mut proof_fetch = DirFetch::new(dir);
-            let mut hashes = tile_hashes(&mut proof_fetch, size);
+            let mut tiles = LogTiles::new(opened.checkpoint.clone(), DirFetch::new(dir), DirFetch::new(dir));
             let mut failure: Option<anyhow::Error> = None;
             let result = scan_log(
                 &mut f,
@@ -294,8 +286,8 @@ pub fn select(
                         return Ok(());
                     }
                     let proof = if want_proofs {
-                        match merkle::inclusion_proof(&mut hashes, LeafIndex(index), size) {
-                            Ok(p) => Some(p),
+                        match tiles.inclusion(index, graven_core::leaf_hash(entry)) {
+                            Ok((_, p)) => Some(p),
                             Err(e) => return Err(VisitError(format!("building its inclusion proof: {e}"))),
                         }
                     } else {
@@ -315,10 +307,7 @@ pub fn select(
             result.with_context(|| format!("{} failed verification", dir.display()))?;
         }
         Source::Server(s) => {
-            let mut bundles = s.fetcher();
-            let mut tiles_fetch = s.fetcher();
-            let mut hashes = tile_hashes(&mut tiles_fetch, size);
-            let mut cached: Option<(BundleId, Vec<u8>)> = None;
+            let mut tiles = LogTiles::new(opened.checkpoint.clone(), s.fetcher(), s.fetcher());
             let mut cursor: Option<String> = None;
             let mut last: Option<u64> = None;
             loop {
@@ -333,33 +322,11 @@ pub fn select(
                         bail!("GET /v1/events returned index {index} out of order");
                     }
                     last = Some(index);
-                    let b = tile::bundle_for_entry(index, size).context("index outside the tree")?;
-                    if cached.as_ref().map(|(id, _)| *id) != Some(b) {
-                        let (bytes, _) = fetch_bundle(&mut bundles, b, size)?;
-                        cached = Some((b, bytes));
-                    }
-                    let Some((_, bytes)) = &cached else { continue };
-                    let entries = tile::decode_bundle(bytes, 256)
-                        .or_else(|_| tile::decode_bundle(bytes, b.width))
-                        .with_context(|| format!("{}: malformed entry bundle", b.path()))?;
-                    let leaf = *entries
-                        .get((index - b.first_entry()) as usize)
-                        .with_context(|| format!("{} has no entry {index}", b.path()))?;
-                    let leaf_hash = graven_core::leaf_hash(leaf);
-                    let stored = hashes.node(0, index).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    if stored != leaf_hash {
-                        bail!(
-                            "event {index}: the served entry does not match the served tile; the server is serving altered data"
-                        );
-                    }
-                    let proof = merkle::inclusion_proof(&mut hashes, LeafIndex(index), size)
-                        .map_err(|e| anyhow::anyhow!("event {index}: building its inclusion proof: {e}"))?;
-                    let raw: Vec<&[u8]> = proof.iter().map(|h| &h.0[..]).collect();
-                    merkle::verify_inclusion(&leaf_hash, LeafIndex(index), size, &raw, &root).with_context(
-                        || format!("event {index} is not included in the checkpoint the server signed"),
-                    )?;
+                    // The bytes from the tiles, checked against the level-0 tile and proven
+                    // included in the signed checkpoint.
+                    let v = tiles.entry(index)?;
                     count += 1;
-                    visit(&Selected { index, leaf, proof: want_proofs.then_some(proof.as_slice()) })?;
+                    visit(&Selected { index, leaf: v.entry(), proof: want_proofs.then_some(v.proof()) })?;
                 }
                 match page.next_cursor {
                     Some(c) => cursor = Some(c),
@@ -374,17 +341,12 @@ pub fn select(
 /// A consistency proof from `older` to the opened checkpoint, built from the source's tiles.
 pub fn consistency(source: &Source, opened: &Opened, older: TreeSize) -> anyhow::Result<Vec<Hash>> {
     let size = opened.checkpoint.size();
+    let cp = opened.checkpoint.clone();
     let proof = match source {
         Source::Dir(dir) => {
-            let mut f = DirFetch::new(dir);
-            let mut h = tile_hashes(&mut f, size);
-            merkle::consistency_proof(&mut h, older, size).map_err(|e| anyhow::anyhow!("{e}"))
+            LogTiles::new(cp, DirFetch::new(dir), DirFetch::new(dir)).consistency_proof(older)
         }
-        Source::Server(s) => {
-            let mut f = s.fetcher();
-            let mut h = tile_hashes(&mut f, size);
-            merkle::consistency_proof(&mut h, older, size).map_err(|e| anyhow::anyhow!("{e}"))
-        }
+        Source::Server(s) => LogTiles::new(cp, s.fetcher(), s.fetcher()).consistency_proof(older),
     };
     proof.with_context(|| format!("building the consistency proof from size {older} to {size}"))
 }

@@ -1,4 +1,4 @@
-//! Bounded reading of files and stdin.
+//! Bounded reading of files and stdin; the key files the CLI makes.
 
 use std::io::Read;
 use std::path::Path;
@@ -20,6 +20,14 @@ pub fn read_small(path: &Path, limit: u64) -> anyhow::Result<String> {
         bail!("{} is over {limit} bytes; is it the right file?", path.display());
     }
     Ok(s)
+}
+
+/// Creates `path` holding `secret` and a newline, readable by its owner only, durably and
+/// atomically (absent or complete after a crash), never replacing an existing file.
+pub fn create_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let text = format!("{secret}\n");
+    graven_fs::atomic::create(&graven_fs::RealFs, path, text.as_bytes(), graven_fs::Access::Private)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 /// Reads all of stdin, refusing more than `limit` bytes.

@@ -11,8 +11,8 @@ mod cmd_search;
 mod cmd_serve;
 mod cmd_sign;
 mod cmd_verify;
+mod cmd_witness;
 mod escape;
-mod export_format;
 mod export_source;
 mod input;
 
@@ -86,6 +86,9 @@ enum Command {
         #[command(subcommand)]
         command: cmd_identity::KeyCommand,
     },
+    /// Run a C2SP witness for any C2SP logs (POST /add-checkpoint): cosign each checkpoint
+    /// only if it is consistent with every one cosigned before; or `witness keygen`.
+    Witness(cmd_witness::WitnessArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Identity { command } => cmd_identity::identity(command),
         Command::Key { command } => cmd_identity::key(command),
         Command::SignEvent { key } => cmd_sign::sign_event(&key),
+        Command::Witness(args) => cmd_witness::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Export record formats: JSON Lines, OCSF 1.3.0 API Activity (class 6003), and ArcSight CEF.
-//! The mapping is documented in docs/export.md; keep the two in step.
+//! The mapping is documented in docs/export.md; keep the two in step. (Moved from the `graven`
+//! binary's `export_format.rs`.)
 //!
 //! Every record carries the log's origin, the event's 0-based index and its RFC 6962 leaf hash
 //! (standard padded base64, like every hash Graven prints), so a SIEM record can later be
@@ -16,7 +17,7 @@ pub const OCSF_VERSION: &str = "1.3.0";
 pub const OCSF_CATEGORY_UID: u64 = 6;
 pub const OCSF_CLASS_UID: u64 = 6003;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON object per line: the event verbatim plus `graven` provenance.
     Jsonl,

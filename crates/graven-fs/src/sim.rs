@@ -7,7 +7,7 @@
 //! ("failed, not written") or after ("failed, but written"), and every later one fail too, as
 //! if the process had died there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,9 @@ struct State {
     durable_names: BTreeMap<PathBuf, Entry>,
     data: HashMap<u64, Vec<u8>>,
     durable_data: HashMap<u64, Vec<u8>>,
+    /// Files (by inode) and directories created or written as private.
+    private_files: HashSet<u64>,
+    private_dirs: BTreeSet<PathBuf>,
     fail_after: Option<(usize, FailMode)>,
     dead: bool,
     ops: usize,
@@ -80,6 +83,23 @@ impl SimFs {
         self.state().ops
     }
 
+    /// Whether `path` is a file or directory only its owner may use (made by `write_private`
+    /// or `create_dir_private`).
+    pub fn is_private(&self, path: &Path) -> bool {
+        let s = self.state();
+        match s.names.get(path) {
+            Some(Entry::File(id)) => s.private_files.contains(id),
+            Some(Entry::Dir) => s.private_dirs.contains(path),
+            None => false,
+        }
+    }
+
+    /// Every name (files and directories) a running process sees, for tests that check what
+    /// a write left behind.
+    pub fn names(&self) -> Vec<PathBuf> {
+        self.state().names.keys().cloned().collect()
+    }
+
     /// Power cut: keep only what was made durable; clear the failpoint.
     pub fn crash(&self) {
         let mut s = self.state();
@@ -96,6 +116,7 @@ impl SimFs {
                 data.insert(*id, s.durable_data.get(id).cloned().unwrap_or_default());
             }
         }
+        s.private_dirs.retain(|p| names.contains_key(p));
         s.names = names.clone();
         s.durable_names = names;
         s.data = data;
@@ -140,6 +161,31 @@ fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
 }
 
+fn create_dir_in(s: &mut State, path: &Path) -> io::Result<()> {
+    parent_is_dir(s, path)?;
+    if s.names.contains_key(path) {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+    }
+    s.names.insert(path.to_path_buf(), Entry::Dir);
+    Ok(())
+}
+
+/// Writes `data` to `path`, creating the file if needed; returns its inode.
+fn write_in(s: &mut State, path: &Path, data: &[u8]) -> io::Result<u64> {
+    parent_is_dir(s, path)?;
+    let id = match s.names.get(path) {
+        Some(Entry::File(id)) => *id,
+        Some(Entry::Dir) => return Err(io::Error::other("is a directory")),
+        None => {
+            s.next_inode += 1;
+            s.next_inode
+        }
+    };
+    s.names.insert(path.to_path_buf(), Entry::File(id));
+    s.data.insert(id, data.to_vec());
+    Ok(id)
+}
+
 impl Fs for SimFs {
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         let s = self.state();
@@ -147,7 +193,7 @@ impl Fs for SimFs {
             Some(Entry::File(id)) => {
                 let d = s.data.get(id).cloned().unwrap_or_default();
                 if d.len() as u64 > limit {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "over limit"));
+                    return Err(io::Error::new(io::ErrorKind::FileTooLarge, "over limit"));
                 }
                 Ok(d)
             }
@@ -160,12 +206,13 @@ impl Fs for SimFs {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.mutate(|s| create_dir_in(s, path))
+    }
+
+    fn create_dir_private(&self, path: &Path) -> io::Result<()> {
         self.mutate(|s| {
-            parent_is_dir(s, path)?;
-            if s.names.contains_key(path) {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
-            }
-            s.names.insert(path.to_path_buf(), Entry::Dir);
+            create_dir_in(s, path)?;
+            s.private_dirs.insert(path.to_path_buf());
             Ok(())
         })
     }
@@ -183,18 +230,13 @@ impl Fs for SimFs {
     }
 
     fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.mutate(|s| write_in(s, path, data).map(|_| ()))
+    }
+
+    fn write_private(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         self.mutate(|s| {
-            parent_is_dir(s, path)?;
-            let id = match s.names.get(path) {
-                Some(Entry::File(id)) => *id,
-                Some(Entry::Dir) => return Err(io::Error::other("is a directory")),
-                None => {
-                    s.next_inode += 1;
-                    s.next_inode
-                }
-            };
-            s.names.insert(path.to_path_buf(), Entry::File(id));
-            s.data.insert(id, data.to_vec());
+            let id = write_in(s, path, data)?;
+            s.private_files.insert(id);
             Ok(())
         })
     }
@@ -217,6 +259,33 @@ impl Fs for SimFs {
             let e = s.names.remove(from).ok_or_else(|| not_found(from))?;
             s.names.insert(to.to_path_buf(), e);
             Ok(())
+        })
+    }
+
+    fn link(&self, existing: &Path, new: &Path) -> io::Result<()> {
+        self.mutate(|s| {
+            parent_is_dir(s, new)?;
+            let Some(Entry::File(id)) = s.names.get(existing).copied() else {
+                return Err(not_found(existing));
+            };
+            if s.names.contains_key(new) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", new.display()),
+                ));
+            }
+            s.names.insert(new.to_path_buf(), Entry::File(id));
+            Ok(())
+        })
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.mutate(|s| match s.names.get(path) {
+            Some(Entry::File(_)) => {
+                s.names.remove(path);
+                Ok(())
+            }
+            _ => Err(not_found(path)),
         })
     }
 

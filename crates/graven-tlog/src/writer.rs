@@ -1,0 +1,34 @@
+//! What every log writer shares: the result of a commit, the trait the sequencer drives
+//! either writer through, and the largest files a writer writes.
+
+use graven_core::hash::{Hash, TreeSize};
+use graven_core::tile::{MAX_ENTRY_SIZE, TILE_WIDTH};
+
+use crate::error::LogError;
+
+/// Largest hash tile: 256 hashes.
+pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;
+/// Largest entry bundle: 256 entries of 65,535 bytes, each with a 2-byte length.
+pub const MAX_BUNDLE_BYTES: u64 = TILE_WIDTH * (2 + MAX_ENTRY_SIZE as u64);
+
+/// The result of an append: the new checkpoint, signed and durable.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub old_size: TreeSize,
+    pub new_size: TreeSize,
+    pub root: Hash,
+    /// The signed checkpoint note, as written.
+    pub checkpoint: String,
+    /// The leaf hash of each appended entry, in order.
+    pub leaf_hashes: Vec<Hash>,
+}
+
+/// What a sequencer needs of a log, on a local disk or on an object store.
+pub trait LogWriter: Send + std::fmt::Debug {
+    /// Appends `entries` and publishes one checkpoint covering them; see `LocalLog::append`
+    /// and `ObjectLog::append` for what an error means on each.
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError>;
+    fn size(&self) -> TreeSize;
+    fn root(&self) -> Hash;
+    fn checkpoint(&self) -> Option<&str>;
+}
