@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The object-store log protocol (`graven_tlog::ObjectLog`) against a real S3 service
-//! (SeaweedFS, see `graven_s3::testing`): the same bytes as the local log, retention on every
+//! (SeaweedFS, see `graven_testkit::s3`): the same bytes as the local log, retention on every
 //! immutable object, racing writers that never fork, recovery of a half-finished commit after
 //! a failure at every request, and tampering found by the verifier and undone from the
 //! retained versions. The same protocol on the in-memory store is tested in `graven-tlog`.
@@ -14,8 +14,8 @@ use aws_sdk_s3::types::ObjectLockMode;
 use graven_core::TreeSize;
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::SignerKey;
-use graven_s3::testing::Seaweed;
 use graven_s3::{S3Config, S3Store};
+use graven_testkit::s3::Seaweed;
 use graven_tlog::StoreFetch;
 use graven_tlog::objlog::{ARCHIVE_PREFIX, CHECKPOINT_KEY, HEAD_KEY, Retry, archive_key};
 use graven_tlog::{Cond, LocalLog, LogError, Object, ObjectLog, ObjectStore, StoreError, read_published};
@@ -97,21 +97,8 @@ fn list_keys(s: &S3Store, under: &str) -> Vec<String> {
 }
 
 fn local_files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if !rel.starts_with('.') {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
+    let mut out = graven_testkit::fs::files(dir);
+    out.retain(|rel, _| !rel.starts_with('.'));
     out
 }
 

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The S3 store against a real SeaweedFS (see `graven_s3::testing`).
+//! The S3 store against a real SeaweedFS (see `graven_testkit::s3`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ObjectLockRetentionMode;
-use graven_s3::testing::Seaweed;
 use graven_s3::{
     BucketProblem, DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store,
     Versioning,
 };
+use graven_testkit::s3::Seaweed;
 use graven_tlog::{Cond, Object, ObjectStore, StoreError, put_immutable};
 
 fn store(hint: &str, object_lock: bool) -> S3Store {
@@ -362,9 +362,8 @@ fn request_counts_count() {
 
 #[test]
 fn an_unreachable_endpoint_is_an_error_not_a_hang() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cfg = Seaweed::shared().config("gt-nowhere");
-    cfg.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    cfg.endpoint = Some(format!("http://{}", graven_testkit::net::dead_addr()));
     let s = S3Store::connect(cfg).unwrap();
     let start = Instant::now();
     let err = s.get("checkpoint", 10).unwrap_err();

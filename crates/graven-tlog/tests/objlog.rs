@@ -44,22 +44,10 @@ fn tlog_objects(store: &MemStore) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Every file of a local log's directory but its lock, by relative path.
 fn local_files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if rel != ".graven-lock" {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
+    let mut out = graven_testkit::fs::files(dir);
+    out.remove(".graven-lock");
     out
 }
 

@@ -17,6 +17,7 @@ use common::{Server, agent, start, start_env};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, merkle};
+use graven_testkit::fs::copy_dir;
 use serde_json::Value;
 
 struct Resp {
@@ -114,30 +115,19 @@ enum Backend {
 
 impl Backend {
     fn s3(hint: &str) -> Self {
-        let mut cfg = graven_s3::testing::Seaweed::shared().bucket(hint, true);
+        let mut cfg = graven_testkit::s3::Seaweed::shared().bucket(hint, true);
         cfg.prefix = "audit/log".into();
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("signer.key");
-        let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-            .args(["keygen", "--origin", "localhost/graven", "--out", key.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        common::keygen(&key, "localhost/graven");
         Backend::S3 { cfg: Box::new(cfg), key, _tmp: tmp }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Local => Vec::new(),
-            Backend::S3 { cfg, .. } => vec![
-                ("AWS_ENDPOINT_URL", cfg.endpoint.clone().unwrap()),
-                ("AWS_ACCESS_KEY_ID", cfg.access_key_id.clone().unwrap()),
-                ("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key.clone().unwrap()),
-                ("AWS_REGION", cfg.region.clone()),
-                // The test bucket has no default retention: choose one (graven serve refuses otherwise).
-                ("GRAVEN_RETENTION_MODE", "governance".into()),
-                ("GRAVEN_RETENTION_DAYS", "1".into()),
-            ],
+            // The test bucket has no default retention: the environment chooses one.
+            Backend::S3 { cfg, .. } => graven_testkit::s3::env(cfg),
         }
     }
 
@@ -556,18 +546,6 @@ fn served(s: &Server, route: &str) -> u64 {
 fn post_batch(s: &Server, prefix: &str, n: usize) {
     let body: String = (0..n).map(|i| format!("{{\"action\":\"{prefix}.{i}\"}}\n")).collect();
     assert_eq!(s.post("application/x-ndjson", body.as_bytes(), Some(&s.token)).status, 201);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Verification that remembers, against the real server: an incremental run asks for exactly

@@ -148,12 +148,7 @@ fn verify_names_the_entry_whose_client_signature_fails() {
     let run = |name: &str, lines: &[String]| -> Output {
         let dir = tmp.path().join(name);
         let key = tmp.path().join(format!("{name}.key"));
-        let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-            .args(["keygen", "--origin", "example.com/log", "--out", key.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let vkey = common::keygen(&key, "example.com/log");
         append(&dir, &key, lines);
         Command::new(env!("CARGO_BIN_EXE_graven"))
             .args([

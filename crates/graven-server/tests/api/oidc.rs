@@ -3,8 +3,6 @@
 //! The issuers are small HTTP servers on loopback ports (the node fetches their keys for real);
 //! the node is in process.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64URL};
 use graven_server::testing::{Harness, Request};
+use graven_testkit::net::Response;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
@@ -37,7 +36,7 @@ fn issuer() -> Issuer {
             f.fetch_add(1, Ordering::SeqCst);
             json_ok(j.lock().unwrap().clone())
         }
-        _ => ("404 Not Found".into(), String::new()),
+        _ => Response::not_found(),
     });
     Issuer { url, jwks, fetches }
 }
@@ -48,46 +47,25 @@ impl Issuer {
     }
 }
 
-/// A loopback HTTP server answering each request with `answer(its own URL, path)`: the status
-/// line and headers after `HTTP/1.1 `, and the body. Records the path of every request.
+/// A loopback HTTP server answering each request with `answer(its own URL, path)`. Records the
+/// path of every request.
 fn tiny_server(
-    answer: impl Fn(&str, &str) -> (String, String) + Send + 'static,
+    answer: impl Fn(&str, &str) -> Response + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (u, log) = (url.clone(), seen.clone());
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_owned();
-            let path = line.split(' ').nth(1).unwrap_or("").to_owned();
-            log.lock().unwrap().push(path.clone());
-            let (head, body) = answer(&u, &path);
-            let resp = format!(
-                "HTTP/1.1 {head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = c.write_all(resp.as_bytes());
-        }
-    });
-    (url, seen)
+    let own = Arc::new(std::sync::OnceLock::<String>::new());
+    let u = own.clone();
+    let server = graven_testkit::net::serve(move |req| answer(u.get().map_or("", String::as_str), &req.path));
+    let url = server.url();
+    own.set(url.clone()).unwrap();
+    (url, server.requests())
 }
 
-fn json_ok(body: Value) -> (String, String) {
-    ("200 OK\r\nContent-Type: application/json".into(), body.to_string())
+fn json_ok(body: Value) -> Response {
+    Response::ok(body.to_string()).header("Content-Type", "application/json")
 }
 
-fn redirect(to: &str) -> (String, String) {
-    (format!("302 Found\r\nLocation: {to}"), String::new())
+fn redirect(to: &str) -> Response {
+    Response::status(302).header("Location", to)
 }
 
 enum Signer {
@@ -411,27 +389,27 @@ fn oidc_fetches_refuse_redirects_to_another_origin() {
     let (rogue_url, rogue_seen) = tiny_server(move |u, path| match path {
         "/jwks" => json_ok(rogue_jwks.clone()),
         "/.well-known/openid-configuration" => json_ok(json!({"issuer": u, "jwks_uri": format!("{u}/jwks")})),
-        _ => ("404 Not Found".into(), String::new()),
+        _ => Response::not_found(),
     });
     // Issuer A: discovery is fine, its key set redirects to the attacker.
     let r = rogue_url.clone();
     let (a, _) = tiny_server(move |u, path| match path {
         "/.well-known/openid-configuration" => json_ok(json!({"issuer": u, "jwks_uri": format!("{u}/jwks")})),
         "/jwks" => redirect(&format!("{r}/jwks")),
-        _ => ("404 Not Found".into(), String::new()),
+        _ => Response::not_found(),
     });
     // Issuer B: its discovery document redirects to the attacker's.
     let r = rogue_url.clone();
     let (b, _) = tiny_server(move |_, path| match path {
         "/.well-known/openid-configuration" => redirect(&format!("{r}/.well-known/openid-configuration")),
-        _ => ("404 Not Found".into(), String::new()),
+        _ => Response::not_found(),
     });
     // Issuer C: a redirect within its own origin (a relative Location) is followed.
     let good_jwks = json!({"keys": [good.jwk()]});
     let (c, _) = tiny_server(move |_, path| match path {
         "/jwks" => redirect("/keys/current"),
         "/keys/current" => json_ok(good_jwks.clone()),
-        _ => ("404 Not Found".into(), String::new()),
+        _ => Response::not_found(),
     });
     let mut config = String::from("[oidc]\nleeway_secs = 5\n");
     for (iss, jwks) in [(&a, None), (&b, None), (&c, Some(format!("{c}/jwks")))] {
