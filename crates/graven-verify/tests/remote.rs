@@ -151,10 +151,10 @@ fn flip(h: &mut Hash) {
     h.0[0] ^= 1;
 }
 
-/// One HTTP/1.1 exchange: the file or proof asked for, changed as `tamper` says.
+/// The answer to one request: the file or proof asked for, changed as `tamper` says.
 fn answer(target: &str, root: &Path, tamper: Tamper, tree: &Mutex<MemoryTree>) -> Response {
     let target = target.trim_start_matches('/');
-    let (path, q) = target.split_once('?').unwrap_or((&target, ""));
+    let (path, q) = target.split_once('?').unwrap_or((target, ""));
     let proof_route = path.starts_with("v1/proofs/");
     let (status, body) = match tamper {
         Tamper::NotJson if proof_route => (200, b"<html>hello</html>".to_vec()),
