@@ -2,19 +2,10 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::path::PathBuf;
-
 use base64::Engine as _;
 
 /// The shared vectors directory: `GRAVEN_VECTORS` if set, else `shared/vectors` beside the repo.
-pub fn vectors() -> PathBuf {
-    if let Ok(p) = std::env::var("GRAVEN_VECTORS") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors");
-    assert!(p.is_dir(), "test vectors not found at {}; set GRAVEN_VECTORS", p.display());
-    p
-}
+pub use graven_testkit::vectors;
 
 pub fn read_json(rel: &str) -> serde_json::Value {
     let path = vectors().join(rel);

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use graven_core::jcs::{self, JcsError, MAX_DEPTH, MAX_INPUT, Value};
 use proptest::prelude::*;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/jcs");
-
+/// `<vectors>/jcs/<sub>` (the vectors found as every other suite finds them: `GRAVEN_VECTORS`,
+/// else beside the checkout).
 fn vector_dir(sub: &str) -> PathBuf {
-    Path::new(VECTORS).join(sub)
+    graven_testkit::vectors().join("jcs").join(sub)
 }
 
 fn read(path: &Path) -> Vec<u8> {

@@ -35,8 +35,6 @@ mod config;
 mod error;
 mod retention;
 mod store;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use address::{MAX_PREFIX_LEN, UrlError, parse_url, validate_bucket};
 pub use config::S3Config;

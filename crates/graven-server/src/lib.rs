@@ -19,6 +19,8 @@ pub mod http;
 pub mod metrics;
 pub mod problem;
 pub mod serve;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timestamping;
 pub mod tls;
 pub mod witnessing;

@@ -110,6 +110,61 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
 /// [`run`], on a log kept in `store` (object storage shared by several nodes) when given.
 pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Result<(), ServeError> {
+    // Bound first: a shared log's node advertises its address to the others.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let node = open(&config, store, addr).await?;
+    for line in node.banner() {
+        println!("{line}");
+    }
+    let scheme = if node.tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    let _ = std::io::stdout().flush();
+    let router = app(node.state.clone());
+    let served =
+        serve_connections(listener, router, config.max_connections, config.header_timeout, node.tls.clone())
+            .await;
+    // No new requests now; the sequencer commits and answers what was accepted, then stops
+    // (and a shared log's writer gives up its lease).
+    let size = node.stop().await;
+    println!("stopped; tree size {size}");
+    served.map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// A node opened on its data directory (and its shared store, if any), ready to serve but not
+/// listening: the log and its engine, the registry with its bootstrap admin, the search index
+/// and its indexer, the state the router serves, the TLS acceptor, and the background tasks
+/// (last-seen times, summaries of dropped denied records, a shared registry's refresh).
+/// [`run_with`] feeds it connections from a socket; the in-process test harness
+/// (`testing`, feature `testing`) feeds it requests directly.
+#[derive(Debug)]
+pub struct Node {
+    state: Arc<AppState>,
+    tls: Option<crate::tls::TlsServer>,
+    bootstrap: graven_auth::registry::Bootstrap,
+    /// What start-up says about the log and the credentials, one line each.
+    banner: Vec<String>,
+    indexer: tokio::task::JoinHandle<()>,
+    flusher: tokio::task::JoinHandle<()>,
+    summarizer: tokio::task::JoinHandle<()>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+    /// The witness rounds, with a witness policy.
+    witnessing: Option<crate::witnessing::Started>,
+    /// The trusted-time task, with a TSA.
+    stamper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the node: the signer key, the registry, the log and its engine (a shared log's node
+/// first waits for a checkpoint to serve), the bootstrap admin credential (recorded in the log
+/// before it takes effect), the search index and its indexer. `addr` is where the node
+/// listens: a shared log's node advertises it to the others unless `advertise_url` is set.
+pub async fn open(
+    config: &Config,
+    store: Option<Arc<dyn ObjectStore>>,
+    addr: std::net::SocketAddr,
+) -> Result<Node, ServeError> {
     // Tiles and bundles never change once written: keep the recent ones in memory, so proofs,
     // entries and receipts do not each cost a request to the store.
     let cache = config.storage.as_ref().map_or(DEFAULT_TILE_CACHE_BYTES, |s| s.tile_cache_bytes);
@@ -148,11 +203,6 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         None => graven_auth::registry::Registry::open(&data)?,
     };
     let registry = Arc::new(registry);
-    // Bound first: a shared log's node advertises its address to the others.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let log_dir = data.join("log");
     let (engine, source) = match &store {
         None => {
@@ -240,7 +290,6 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     if let Some(w) = &witnessing {
         metrics.set_witnessing(w.witnessing.clone());
     }
-    let state_index = index.clone();
     let oidc = match &config.oidc {
         Some(c) => {
             Some(Arc::new(graven_auth::oidc::Federation::new(c, clock.clone()).map_err(ServeError::Config)?))
@@ -272,46 +321,44 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         stamps,
         clock,
     });
+
+    let mut banner = Vec::new();
     if new_key {
-        println!("created a new log in {} with origin {}", log_dir.display(), vkey.name());
+        banner.push(format!("created a new log in {} with origin {}", log_dir.display(), vkey.name()));
     }
-    println!("verifier key: {vkey}");
-    println!("admin credential: {}{}", token_path.display(), bootstrap.describe());
+    banner.push(format!("verifier key: {vkey}"));
+    banner.push(format!("admin credential: {}{}", token_path.display(), bootstrap.describe()));
     if let Some(store) = &store {
         let role = if engine.is_writer() { "writer" } else { "read replica" };
-        println!("storage: {} (this node: {role})", store.location());
+        banner.push(format!("storage: {} (this node: {role})", store.location()));
     }
     if config.public_read_path {
-        println!("read path (/checkpoint, /tile, /v1/log) is public");
+        banner.push("read path (/checkpoint, /tile, /v1/log) is public".into());
     }
     if let (Some(setup), Some(w)) = (&config.witnessing, &witnessing) {
         let names: Vec<String> =
             w.witnessing.status().into_iter().map(|s| format!("{} ({})", s.name, s.url)).collect();
-        println!("witnesses (policy {}): {}", setup.policy_path.display(), names.join(", "));
+        banner.push(format!("witnesses (policy {}): {}", setup.policy_path.display(), names.join(", ")));
     }
     if let Some(t) = &config.timestamping {
-        println!(
+        banner.push(format!(
             "trusted time: {} (roots {}), at most one request every {}s",
             t.url,
             t.cert_path.display(),
             t.interval.as_secs()
-        );
+        ));
     }
-    println!("tree size: {}", engine.committed().size);
+    banner.push(format!("tree size: {}", engine.committed().size));
     if let Some(t) = &config.tls {
         for ca in &t.client_cas {
-            println!(
+            banner.push(format!(
                 "client certificates ({:?}) checked against {}, which vouches for {}",
                 t.client_auth,
                 ca.file.display(),
                 ca.trust_domains
-            );
+            ));
         }
-        println!("listening on https://{addr}");
-    } else {
-        println!("listening on http://{addr}");
     }
-    let _ = std::io::stdout().flush();
 
     // Last-seen times live in memory; write them now and then, not on every request. On a
     // shared log only the writer writes them, so that a replica's write never makes an admin's
@@ -334,7 +381,6 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
         })
     };
     // Denied records the rate limiter dropped are summed up in the log every few seconds.
-    let summary_state = state.clone();
     let summarizer = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -361,39 +407,90 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
             }
         })
     });
-    let served =
-        serve_connections(listener, app(state), config.max_connections, config.header_timeout, tls).await;
-    // No new requests now; the sequencer commits and answers what was accepted, then stops
-    // (and a shared log's writer gives up its lease).
-    summarizer.abort();
-    if let Err(e) = crate::audit::summarize_dropped(&summary_state).await {
-        tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
+    Ok(Node { state, tls, bootstrap, banner, indexer, flusher, summarizer, refresher, witnessing, stamper })
+}
+
+impl Node {
+    /// What the router serves.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
     }
-    let was_writer = engine.is_writer();
-    engine.shutdown();
-    indexer.abort();
-    if let Some(w) = &witnessing {
-        w.stop();
+
+    /// The TLS acceptor, when the node speaks HTTPS.
+    pub fn tls(&self) -> Option<&crate::tls::TlsServer> {
+        self.tls.as_ref()
     }
-    if let Some(s) = &stamper {
-        s.abort();
+
+    /// What start-up did about the bootstrap admin credential.
+    pub fn bootstrap(&self) -> &graven_auth::registry::Bootstrap {
+        &self.bootstrap
     }
-    // Indexing commits are made durable about once a second; make the rest durable now, so a
-    // clean restart does not re-index them. (After a crash the index resumes from its last
-    // durable size.)
-    if let Err(e) = state_index.flush() {
-        tracing::warn!(error = %e, "could not flush the search index; it will catch up on restart");
+
+    /// The lines `graven serve` prints at start, before the one naming its address.
+    pub fn banner(&self) -> &[String] {
+        &self.banner
     }
-    flusher.abort();
-    if let Some(r) = refresher {
-        r.abort();
+
+    /// The clean stop, once no more requests come (what SIGTERM does after the connections
+    /// drained): the summary of dropped denied records, then the sequencer commits and answers
+    /// everything accepted and stops (a shared log's writer gives up its lease), the search
+    /// index is made durable, and the writer writes back last-seen times. Returns the final
+    /// tree size.
+    pub async fn stop(self) -> u64 {
+        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, .. } = self;
+        summarizer.abort();
+        if let Some(w) = &witnessing {
+            w.stop();
+        }
+        if let Some(s) = &stamper {
+            s.abort();
+        }
+        if let Err(e) = crate::audit::summarize_dropped(&state).await {
+            tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
+        }
+        let engine = state.engine.clone();
+        let was_writer = engine.is_writer();
+        engine.shutdown();
+        indexer.abort();
+        let _ = indexer.await;
+        // Indexing commits are made durable about once a second; make the rest durable now, so
+        // a clean restart does not re-index them. (After a crash the index resumes from its
+        // last durable size.)
+        if let Err(e) = state.index.flush() {
+            tracing::warn!(error = %e, "could not flush the search index; it will catch up on restart");
+        }
+        flusher.abort();
+        if let Some(r) = refresher {
+            r.abort();
+        }
+        // On a shared log only the writer writes the registry back.
+        if was_writer && let Err(e) = state.registry.flush() {
+            eprintln!("graven: writing last-seen times: {e}");
+        }
+        engine.committed().size
     }
-    // On a shared log only the writer writes the registry back.
-    if was_writer && let Err(e) = registry.flush() {
-        eprintln!("graven: writing last-seen times: {e}");
+
+    /// Stops as a killed process would, for tests of what a crash leaves: no summary, no
+    /// flush of the index or of last-seen times. The sequencer still finishes the commit it
+    /// is in (it holds the log's lock until it has stopped).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn halt(self) {
+        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, .. } = self;
+        summarizer.abort();
+        flusher.abort();
+        if let Some(w) = &witnessing {
+            w.stop();
+        }
+        if let Some(s) = &stamper {
+            s.abort();
+        }
+        if let Some(r) = refresher {
+            r.abort();
+        }
+        indexer.abort();
+        let _ = indexer.await;
+        state.engine.shutdown();
     }
-    println!("stopped; tree size {}", engine.committed().size);
-    served.map_err(|source| ServeError::Listen { addr, source })
 }
 
 /// The accept loop: a bounded number of connections, a deadline for request headers (so a
@@ -425,30 +522,9 @@ async fn serve_connections(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        let Some(tls) = tls.clone() else {
-            tokio::spawn(async move {
-                serve_one(stream, peer, None, router, header_timeout, watcher).await;
-                drop(permit);
-            });
-            continue;
-        };
+        let (router, tls, watcher) = (router.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
-            // The handshake shares the header deadline: a client that stalls it holds nothing.
-            let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await
-            else {
-                return;
-            };
-            // The chain was verified in the handshake; read who it names, and whether a CA it
-            // chains to vouches for that, once per connection.
-            let cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| tls.client_cas.client_cert(chain))
-                .map(Arc::new);
-            serve_one(stream, peer, cert, router, header_timeout, watcher).await;
+            connection(stream, peer, tls.as_ref(), router, header_timeout, watcher).await;
             drop(permit);
         });
     }
@@ -459,6 +535,38 @@ async fn serve_connections(
         _ = tokio::time::sleep(Duration::from_secs(60)) => {}
     }
     Ok(())
+}
+
+/// Serves one accepted connection until it closes or the server drains: the TLS handshake
+/// first when `tls` is set (under the header deadline, so a client that stalls it holds
+/// nothing), then HTTP/1.1 with a deadline for each request's headers. Any byte stream will
+/// do: the accept loop hands it TCP connections, the in-process test harness in-memory ones.
+pub(crate) async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    tls: Option<&crate::tls::TlsServer>,
+    router: axum::Router,
+    header_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(tls) = tls else {
+        serve_one(stream, peer, None, router, header_timeout, watcher).await;
+        return;
+    };
+    let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await else {
+        return;
+    };
+    // The chain was verified in the handshake; read who it names, and whether a CA it chains
+    // to vouches for that, once per connection.
+    let cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| tls.client_cas.client_cert(chain))
+        .map(Arc::new);
+    serve_one(stream, peer, cert, router, header_timeout, watcher).await;
 }
 
 /// Serves one connection (plain or TLS) until it closes or the server drains.

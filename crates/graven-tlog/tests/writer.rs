@@ -28,21 +28,8 @@ fn verify(dir: &Path) -> TreeSize {
 
 /// Every file under `dir` except the lock, by relative path.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if rel != ".graven-lock" {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
+    let mut out = graven_testkit::fs::files(dir);
+    out.remove(".graven-lock");
     out
 }
 

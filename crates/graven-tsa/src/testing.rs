@@ -7,13 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 /// The TSA's default policy in the `openssl ts` configurations below, and one more it accepts.
 pub const DEFAULT_POLICY: &str = "1.3.6.1.4.1.99999.1";
@@ -403,57 +400,27 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Serves `handler` on a free loopback port, one connection at a time, each closed after one
-/// answer; at most 10,000 connections, then it stops (the test process ends first).
+/// Serves `handler` on a free loopback port (`graven_testkit::net::serve`): it gets the body
+/// of each request, which must carry a Content-Length of at most 1 MiB (else 400). One
+/// request at a time: `openssl ts -reply` keeps its serial number in a file, and two replies
+/// made at once would race on it.
 pub fn serve(handler: impl Fn(&[u8]) -> Answer + Send + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/tsa", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(10_000) {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let answer = match read_request(&mut stream) {
-                Ok(body) => handler(&body),
-                Err(why) => Answer { status: 400, content_type: "text/plain".into(), body: why.into_bytes() },
-            };
-            let head = format!(
-                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                answer.status,
-                answer.content_type,
-                answer.body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&answer.body);
-        }
+    let handler = std::sync::Mutex::new(handler);
+    let server = graven_testkit::net::serve(move |req| {
+        let length = req.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        let answer = match length {
+            Some(l) if l <= 1 << 20 => (handler.lock().unwrap_or_else(|p| p.into_inner()))(&req.body),
+            _ => Answer {
+                status: 400,
+                content_type: "text/plain".into(),
+                body: b"no usable Content-Length".to_vec(),
+            },
+        };
+        graven_testkit::net::Response::status(answer.status)
+            .header("Content-Type", &answer.content_type)
+            .body(answer.body)
     });
-    url
-}
-
-/// The body of one HTTP/1.1 POST with a Content-Length (at most 1 MiB).
-fn read_request(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut reader = BufReader::new(stream);
-    let mut length = None;
-    let mut header_bytes = 0;
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).map_err(|e| e.to_string())?;
-        header_bytes += n;
-        if n == 0 || header_bytes > 16 * 1024 {
-            return Err("bad request head".into());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse::<usize>().ok();
-        }
-    }
-    let length = length.filter(|l| *l <= 1 << 20).ok_or("no usable Content-Length")?;
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).map_err(|e| e.to_string())?;
-    Ok(body)
+    format!("{}/tsa", server.url())
 }
 
 /// An HTTP TSA: each request answered by `openssl ts -reply` with `config`.

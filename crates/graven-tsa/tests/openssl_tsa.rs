@@ -312,7 +312,7 @@ fn the_client_refuses_what_a_tsa_does_not_answer() {
     ));
     assert!(matches!(TsaClient::new(TsaClientConfig::new("ftp://tsa.example")), Err(ClientError::BadUrl(_))));
     // Nothing listens on this port any more.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = graven_testkit::net::dead_addr();
     assert!(matches!(at(format!("http://{closed}/")), ClientError::Transport { .. }));
 }
 

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +12,7 @@ use graven_core::merkle::{self, HashSource, MemoryTree};
 use graven_core::note::SignerKey;
 use graven_core::tile::{self, TileId};
 use graven_core::{Hash, LeafIndex, TreeSize, leaf_hash};
+use graven_testkit::net::{Response, serve};
 use graven_verify::remote::{self, LogTiles, RemoteError};
 use graven_verify::{HttpFetch, VerifyError, fetch_checkpoint};
 
@@ -74,16 +73,9 @@ impl Served {
         write_log(dir.path(), &mut tree);
         let tamper = Arc::new(Mutex::new(Tamper::None));
         let tree = Arc::new(Mutex::new(tree));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
         let (root, t, tr) = (dir.path().to_path_buf(), tamper.clone(), tree.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (root, t, tr) = (root.clone(), t.clone(), tr.clone());
-                std::thread::spawn(move || answer(conn, &root, *t.lock().unwrap(), &tr));
-            }
-        });
+        let server = serve(move |req| answer(&req.path, &root, *t.lock().unwrap(), &tr));
+        let url = format!("{}/", server.url());
         Served { _dir: dir, url, tamper, tree }
     }
 
@@ -159,19 +151,10 @@ fn flip(h: &mut Hash) {
     h.0[0] ^= 1;
 }
 
-/// One HTTP/1.1 exchange: the file or proof asked for, changed as `tamper` says.
-fn answer(conn: TcpStream, root: &Path, tamper: Tamper, tree: &Mutex<MemoryTree>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let target = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-            break;
-        }
-    }
-    let (path, q) = target.split_once('?').unwrap_or((&target, ""));
+/// The answer to one request: the file or proof asked for, changed as `tamper` says.
+fn answer(target: &str, root: &Path, tamper: Tamper, tree: &Mutex<MemoryTree>) -> Response {
+    let target = target.trim_start_matches('/');
+    let (path, q) = target.split_once('?').unwrap_or((target, ""));
     let proof_route = path.starts_with("v1/proofs/");
     let (status, body) = match tamper {
         Tamper::NotJson if proof_route => (200, b"<html>hello</html>".to_vec()),
@@ -241,10 +224,7 @@ fn answer(conn: TcpStream, root: &Path, tamper: Tamper, tree: &Mutex<MemoryTree>
             Err(_) => (404, Vec::new()),
         },
     };
-    let mut conn = conn;
-    let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(&body);
+    Response::status(status).body(body)
 }
 
 fn level0_tile(i: u64) -> TileId {
@@ -325,8 +305,7 @@ fn unreadable_answers_and_impossible_questions_are_not_evidence() {
     assert!(matches!(e, RemoteError::IndexOutOfTree { index: 100, size: 100 }), "{e:?}");
     assert!(!e.is_evidence());
     // Nobody listening: an outage.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut f = HttpFetch::new(&format!("http://{dead}/"));
+    let mut f = HttpFetch::new(&graven_testkit::net::dead_url());
     let e = remote::prove_inclusion(&mut f, &cp, 7, None).unwrap_err();
     assert!(!e.is_evidence(), "{e}");
     assert!(fetch_checkpoint(&mut f, &key().verifier(), None).unwrap_err().is_outage());

@@ -104,7 +104,26 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = config::resolve(Overrides {
+    let config = config::resolve(overrides(a))?;
+    if config.storage.is_some() && config.key.is_none() {
+        // Checked here too, before the store is touched: a refused start writes nothing.
+        anyhow::bail!(
+            "a log in object storage needs --key <signer key file>, the same file on every node (make one with `graven keygen`)"
+        );
+    }
+    let store = match &config.storage {
+        Some(s) => Some(open_store(s)?),
+        None => None,
+    };
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(graven_server::serve::run_with(config, store))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings given by flag or environment variable, for [`config::resolve`].
+fn overrides(a: ServeArgs) -> Overrides {
+    Overrides {
         config: a.config,
         listen: a.listen,
         data: a.data,
@@ -130,21 +149,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         tsa_cert: a.tsa_cert,
         tsa_policy: a.tsa_policy,
         tsa_interval: a.tsa_interval,
-    })?;
-    if config.storage.is_some() && config.key.is_none() {
-        // Checked here too, before the store is touched: a refused start writes nothing.
-        anyhow::bail!(
-            "a log in object storage needs --key <signer key file>, the same file on every node (make one with `graven keygen`)"
-        );
     }
-    let store = match &config.storage {
-        Some(s) => Some(open_store(s)?),
-        None => None,
-    };
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(graven_server::serve::run_with(config, store))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The log's safety rests on the store refusing a conditional write whose condition fails
@@ -235,4 +240,41 @@ pub fn reindex(data: &Path) -> anyhow::Result<ExitCode> {
     let n = graven_engine::indexer::catch_up(&index, &reader, cp.size().0).map_err(|e| anyhow::anyhow!(e))?;
     println!("{}", serde_json::json!({"indexed": n, "tree_size": cp.size().0}));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Overrides {
+        overrides(Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args)
+    }
+
+    /// `--client-ca` with `--client-ca-trust-domain` (repeated, or comma-separated) binds the
+    /// one CA to those trust domains; the server's config resolution is tested in
+    /// `crates/graven-server` (`config.rs`, and `tests/api/mtls.rs` over real handshakes).
+    #[test]
+    fn the_client_ca_flags_reach_the_settings() {
+        let o = parse(&[
+            "--client-ca",
+            "ca.pem",
+            "--client-ca-trust-domain",
+            "prod.example",
+            "--client-ca-trust-domain",
+            "qa.example,dev.example",
+        ]);
+        assert_eq!(o.client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(o.client_ca_trust_domains, ["prod.example", "qa.example", "dev.example"]);
+        let o =
+            parse(&["--client-ca", "ca.pem", "--public-read-path", "true", "--max-pending-events", "100"]);
+        assert!(o.client_ca_trust_domains.is_empty());
+        assert_eq!((o.public_read_path, o.max_pending_events), (Some(true), Some(100)));
+    }
 }

@@ -13,6 +13,8 @@
 //! 4. No import cycle between the modules of any crate of the workspace (a module is a source
 //!    file; an edge is a `crate::`, `super::` or child-module path it names outside its tests),
 //!    the crate root included.
+//! 5. The test kit (`graven-testkit`) is a dev-dependency only: no crate depends on it through
+//!    a normal or build dependency, with any feature on, so nothing shipped carries fixtures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
@@ -32,6 +34,27 @@ fn normal_deps(package: &str) -> BTreeSet<String> {
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_owned)
         .collect()
+}
+
+/// Who depends on the test kit through a normal or build edge, with every feature of every
+/// workspace crate on: `cargo tree --invert`, so the answer is the kit itself and nothing else.
+#[test]
+fn the_test_kit_is_a_dev_dependency_only() {
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--workspace", "--all-features", "-e", "normal,build", "--invert", "graven-testkit"])
+        .args(["--prefix", "none", "-f", "{p}", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running cargo tree");
+    assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dependents: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let expected: BTreeSet<String> = ["graven-testkit".to_owned()].into();
+    assert_eq!(dependents, expected, "a crate depends on graven-testkit outside its tests");
 }
 
 /// Hashing, Ed25519, base64, number formatting, error derive, and their own internals.

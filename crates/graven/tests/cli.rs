@@ -4,23 +4,18 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
 use common::{TestLog, graven, numbered, ok, serve, stderr};
+use graven_testkit::vectors;
 
 use graven_core::merkle;
 use graven_core::note::SignerKey;
 use graven_core::tile;
 use graven_core::{Hash, LeafIndex, TreeSize};
 use serde_json::Value;
-
-fn vectors() -> PathBuf {
-    std::env::var("GRAVEN_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"))
-}
 
 fn all_files(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {

@@ -63,9 +63,7 @@ impl Fixture {
     fn new(n: u64) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("key");
-        let vkey = ok(&graven(&["keygen", "--origin", "example.com/audit", "--out", key.to_str().unwrap()]))
-            .trim()
-            .to_owned();
+        let vkey = common::keygen(&key, "example.com/audit");
         let f = Fixture { tmp, vkey };
         f.append(0..n);
         f

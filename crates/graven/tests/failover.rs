@@ -5,64 +5,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::io::BufRead;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use graven_s3::S3Config;
-use graven_s3::testing::Seaweed;
+use graven_testkit::process::{Listening, spawn_listening};
+use graven_testkit::s3::{Seaweed, env};
 
 const CYCLES: usize = 20;
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
 
-fn env(cfg: &S3Config) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", cfg.endpoint.clone().unwrap()),
-        ("AWS_ACCESS_KEY_ID", cfg.access_key_id.clone().unwrap()),
-        ("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key.clone().unwrap()),
-        ("AWS_REGION", cfg.region.clone()),
-        // The test bucket has no default retention: choose one (graven serve refuses otherwise).
-        ("GRAVEN_RETENTION_MODE", "governance".into()),
-        ("GRAVEN_RETENTION_DAYS", "1".into()),
-    ]
-}
-
-struct Node {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A node: `graven serve` on a free loopback port, killed (SIGKILL) when dropped.
+type Node = Listening;
 
 fn start(data: &Path, key: &Path, cfg: &S3Config) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_graven"));
+    cmd.args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .args(["--storage", &cfg.url(), "--key", key.to_str().unwrap()])
         .envs(env(cfg))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    while addr.is_empty() {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the node exited before listening");
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.trim().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    Node { child, addr }
+        .stderr(Stdio::null());
+    spawn_listening(&mut cmd, Duration::from_secs(60))
 }
 
 fn agent() -> ureq::Agent {
@@ -178,12 +146,7 @@ fn setup(hint: &str, origin: &str) -> (S3Config, tempfile::TempDir, PathBuf, Str
     cfg.prefix = "log".into();
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("signer.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["keygen", "--origin", origin, "--out", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let vkey = common::keygen(&key, origin);
     (cfg, tmp, key, vkey)
 }
 

@@ -1,5 +1,5 @@
 //! `graven serve --storage s3://...` end to end: the real binary on a real S3 service
-//! (SeaweedFS, see `graven_s3::testing`), tampered with through the S3 API as someone holding
+//! (SeaweedFS, see `graven_testkit::s3`), tampered with through the S3 API as someone holding
 //! the bucket's credentials would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
@@ -21,8 +21,8 @@ use common::{Resp, Server, start_env};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, merkle};
-use graven_s3::testing::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Seaweed};
 use graven_s3::{DefaultRetention, RetentionMode, RetentionPeriod, S3Config, S3Store};
+use graven_testkit::s3::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Seaweed};
 use serde_json::Value;
 
 /// How a test's bucket locks the objects written to it.
@@ -62,9 +62,7 @@ impl Place {
         cfg.prefix = "audit/main".into();
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("signer.key");
-        let out =
-            common::graven(&["keygen", "--origin", "s3.example/log", "--out", key.to_str().unwrap()], b"");
-        let vkey = common::ok(&out).trim().to_owned();
+        let vkey = common::keygen(&key, "s3.example/log");
         let env = vec![
             ("AWS_ENDPOINT_URL", sw.endpoint.clone()),
             ("AWS_REGION", "us-east-1".into()),
@@ -678,11 +676,7 @@ fn refuses_to_start_without_object_lock_or_with_bad_settings() {
 
     // A node given another signer key is refused at start, before it can take the lease.
     let other = p.data("other.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["keygen", "--origin", "other.example/log", "--out", other.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::keygen(&other, "other.example/log");
     let out = p.serve_exits(
         "n5",
         &["--storage", &p.url, "--key", other.to_str().unwrap(), "--allow-no-object-lock"],

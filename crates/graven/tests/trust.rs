@@ -5,12 +5,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{TestLog, graven, numbered, ok, serve, stderr};
+use graven_testkit::fs::copy_dir;
+use graven_testkit::net::Response;
 use serde_json::Value;
 
 fn verify(target: &str, log: &TestLog, extra: &[&str]) -> Output {
@@ -23,18 +26,6 @@ fn json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}: stdout {text:?}, stderr {}", stderr(out)))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Another log written with `log`'s own signer key: validly signed, different history.
@@ -160,38 +151,18 @@ fn an_incremental_run_over_http_fetches_only_the_new_tiles() {
     assert_eq!(requests.lock().unwrap().len(), 1 + 4 + 4 + 1);
 }
 
-/// A one-shot webhook receiver on a free loopback port: the body of the first POST.
+/// A one-shot webhook receiver on a free loopback port: the body of the first POST, which
+/// must be to `/alerts` (else the sender is dropped and the test's wait fails).
 fn webhook() -> (String, std::sync::mpsc::Receiver<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut data = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "webhook connection closed early");
-            data.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&data).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                    })
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    assert!(head.starts_with("POST /alerts "), "{head}");
-                    s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap();
-                    tx.send(body.to_owned()).unwrap();
-                    return;
-                }
-            }
-        }
+    let tx = Mutex::new(Some(tx));
+    let server = graven_testkit::net::serve(move |req| {
+        let tx = tx.lock().unwrap().take().expect("one webhook call only");
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/alerts"), "{req:?}");
+        tx.send(String::from_utf8_lossy(&req.body).into_owned()).unwrap();
+        Response::status(204)
     });
-    (url, rx)
+    (format!("{}/alerts", server.url()), rx)
 }
 
 #[test]
@@ -337,10 +308,7 @@ fn an_unreachable_log_exits_2_and_is_not_reported_as_tampering() {
     let log = TestLog::new("down.example/log");
     ok(&log.append_raw(&numbered("d", 0..10)));
     // A loopback port nobody listens on.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/", l.local_addr().unwrap())
-    };
+    let dead = graven_testkit::net::dead_url();
     let out = verify(&dead, &log, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);

@@ -9,16 +9,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use graven_core::checkpoint::Checkpoint;
 use graven_core::cosignature::{self, Cosigned, CosignerKey};
 use graven_core::hash::{Hash, TreeSize, leaf_hash};
 use graven_core::merkle::{self, MemoryTree};
 use graven_core::note::{Note, SignerKey};
+use graven_testkit::process::{Listening, spawn_listening};
 use sha2::{Digest, Sha256};
 
 // ---- a log ----
@@ -85,17 +86,23 @@ fn origin_hash(origin: &str) -> String {
 
 // ---- the witness process ----
 
+/// `graven witness` on a free loopback port, killed when dropped; its process, address and
+/// start-up lines are the [`Listening`]'s it derefs to.
 struct Witness {
-    child: Child,
-    addr: String,
+    proc: Listening,
     vkey: CosignerKey,
-    banner: Vec<String>,
 }
 
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Witness {
+    type Target = Listening;
+    fn deref(&self) -> &Listening {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Witness {
+    fn deref_mut(&mut self) -> &mut Listening {
+        &mut self.proc
     }
 }
 
@@ -105,32 +112,12 @@ fn graven() -> Command {
 
 /// Starts `graven witness <args> --listen 127.0.0.1:0` and waits for its "listening on" line.
 fn start(args: &[&str]) -> Witness {
-    let mut child = graven()
-        .arg("witness")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut vkey, mut banner) = (String::new(), None, Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "the witness did not start");
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the witness exited before listening: {banner:?}");
-        let line = line.trim_end().to_owned();
-        if let Some(v) = line.strip_prefix("verifier key: ") {
-            vkey = Some(CosignerKey::parse(v).unwrap());
-        }
-        if let Some(a) = line.strip_prefix("listening on http://") {
-            addr = a.to_owned();
-        }
-        banner.push(line);
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    Witness { child, addr, vkey: vkey.expect("no verifier key line"), banner }
+    let mut cmd = graven();
+    cmd.arg("witness").args(args).args(["--listen", "127.0.0.1:0"]).stderr(Stdio::inherit());
+    let proc = spawn_listening(&mut cmd, Duration::from_secs(60));
+    let vkey =
+        CosignerKey::parse(proc.banner_value("verifier key: ").expect("no verifier key line")).unwrap();
+    Witness { proc, vkey }
 }
 
 fn log_flag(log: &Log) -> String {

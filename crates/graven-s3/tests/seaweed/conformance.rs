@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::types::ObjectLockMode;
 use graven_s3::S3Store;
-use graven_s3::testing::Seaweed;
+use graven_testkit::s3::Seaweed;
 use graven_tlog::conformance::{Backend, Profile};
 
 /// Where the store under test keeps its objects in its bucket.

@@ -1,4 +1,4 @@
-//! Everything about the S3 store against a real SeaweedFS (see `graven_s3::testing`), in one
+//! Everything about the S3 store against a real SeaweedFS (see `graven_testkit::s3`), in one
 //! test process so that one SeaweedFS serves them all:
 //!
 //! - `conformance`: the `ObjectStore` conformance suite of `graven_tlog::conformance` (the

@@ -15,7 +15,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ObjectLockRetentionMode;
 use graven_core::TreeSize;
 use graven_core::note::SignerKey;
-use graven_s3::testing::Seaweed;
+use graven_testkit::s3::Seaweed;
 use graven_s3::{
     BucketProblem, DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store,
     Versioning,

