@@ -28,8 +28,6 @@ pub mod policy;
 pub mod reply;
 pub mod request;
 pub mod roots;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod text;
 pub mod time;
 mod tst_info;

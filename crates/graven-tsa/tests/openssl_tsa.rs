@@ -1,12 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 //! graven-tsa against a real TSA: `openssl ts -reply` behind an HTTP handler on a loopback
-//! port, with a test PKI made by the test (see `graven_tsa::testing`). Every refusal is checked for its
+//! port, with a test PKI made by the test (see `graven_testkit::tsa`). Every refusal is checked for its
 //! reason, so a test cannot pass because an earlier check happened to fail.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use graven_core::hash::TreeSize;
-use graven_tsa::testing::{
+use graven_testkit::tsa::{
     DEFAULT_POLICY, OTHER_POLICY, Tsa, cms_token, find_once, pki, sha256, tst_info_of,
 };
 use graven_tsa::{
@@ -195,7 +195,7 @@ fn a_token_without_a_signing_certificate_attribute_is_refused() {
     // RFC 3161 §2.4.1: the ESS attribute binds the signature to one certificate.
     let p = pki();
     let tst = tst_info_of(&p.dir, &token(&p.ec, 17));
-    let t = graven_tsa::testing::cms_token_with(&p.dir, &tst, &p.ec.signer, &[&p.intermediate], false);
+    let t = graven_testkit::tsa::cms_token_with(&p.dir, &tst, &p.ec.signer, &[&p.intermediate], false);
     assert_eq!(
         verifier().verify(&t, NOTE, Some(17)),
         Err(TokenError::SigningCertificate(
@@ -221,7 +221,7 @@ fn a_nonce_mismatch_is_refused() {
     assert_eq!(verifier().verify(&t, NOTE, Some(11)), Err(TokenError::NonceMismatch));
     assert_eq!(verifier().verify(&t, NOTE, Some(10 + (1 << 32))), Err(TokenError::NonceMismatch));
     // A request without a nonce gets a token without one, which a fresh check refuses.
-    let query = graven_tsa::testing::openssl(
+    let query = graven_testkit::tsa::openssl(
         &pki().dir,
         &["ts", "-query", "-digest", &hex(&sha256(NOTE)), "-sha256", "-cert", "-no_nonce"],
     );
@@ -234,7 +234,7 @@ fn a_nonce_mismatch_is_refused() {
 fn the_tsa_certificate_itself_may_be_the_configured_root() {
     // Without certReq the token carries no certificate: only a root that is the TSA's own
     // certificate identifies the signer.
-    let query = graven_tsa::testing::openssl(
+    let query = graven_testkit::tsa::openssl(
         &pki().dir,
         &["ts", "-query", "-digest", &hex(&sha256(NOTE)), "-sha256", "-no_nonce"],
     );
@@ -289,7 +289,7 @@ fn the_client_reports_a_refusal_with_the_tsas_status_text() {
 fn the_client_refuses_what_a_tsa_does_not_answer() {
     let answer = |status, content_type: &str, body: Vec<u8>| {
         let content_type = content_type.to_owned();
-        graven_tsa::testing::serve(move |_| graven_tsa::testing::Answer {
+        graven_testkit::tsa::serve(move |_| graven_testkit::tsa::Answer {
             status,
             content_type: content_type.clone(),
             body: body.clone(),

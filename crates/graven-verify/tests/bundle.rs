@@ -208,13 +208,13 @@ fn garbage_and_truncation_never_panic() {
 }
 
 /// Time-stamp tokens in a bundle, from a real TSA (`openssl ts -reply` over HTTP with a test
-/// CA, `graven_tsa::testing`): checked with the roots given, listed as unchecked without them,
+/// CA, `graven_testkit::tsa`): checked with the roots given, listed as unchecked without them,
 /// refused with another root, for bytes other than their checkpoint's, for a size the bundle
 /// has no checkpoint of, and out of order (the older checkpoint re-signed by the TSA's key an
 /// hour after the newer one).
 #[test]
 fn timestamps_are_checked_against_the_checkpoint_of_their_size() {
-    use graven_tsa::testing::{pki, redated};
+    use graven_testkit::tsa::{pki, redated};
     use graven_tsa::{TsaClient, TsaClientConfig, TsaRoots, TsaVerifier};
     let p = pki();
     let roots = TsaVerifier::new(TsaRoots::from_pem(&p.root.pem()).unwrap());

@@ -881,12 +881,12 @@ fn sigterm_hands_the_log_over_to_a_replica() {
 /// Trusted time on S3 (docs/trusted-time.md): the writer's token lands under
 /// `graven/timestamp/`, beside the archived checkpoint it stamps and under the same Object Lock
 /// retention; `graven verify s3://… --tsa-cert` finds and checks it by listing the bucket.
-/// The TSA is `openssl ts -reply` behind an HTTP handler with a test CA (`graven_tsa::testing`).
+/// The TSA is `openssl ts -reply` behind an HTTP handler with a test CA (`graven_testkit::tsa`).
 #[test]
 fn time_stamp_tokens_are_kept_like_the_archive() {
     let t0 = Instant::now();
     let p = Place::new("tsa", Lock::NoDefault);
-    let pki = graven_tsa::testing::pki();
+    let pki = graven_testkit::tsa::pki();
     let root = pki.root.cert.to_str().unwrap();
     let a = p.node(
         "a",

@@ -1,6 +1,6 @@
 //! Trusted time end to end (docs/trusted-time.md), with the real binary and a real TSA:
 //! `openssl ts -reply` behind an HTTP handler on loopback, with a test PKI the test makes
-//! (`graven_tsa::testing`). The server stamps the latest checkpoint at most once per interval
+//! (`graven_testkit::tsa`). The server stamps the latest checkpoint at most once per interval
 //! under continuous ingest, stores and serves each token, keeps them across a restart;
 //! `graven verify --tsa-cert` (URL, directory, remembered) passes, and fails for a tampered
 //! token, a token of another checkpoint, a wrong root and an out-of-order time (against the
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{Server, graven, start, stderr};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
-use graven_tsa::testing::{Answer, openssl_reply, pki, redated, serve};
+use graven_testkit::tsa::{Answer, openssl_reply, pki, redated, serve};
 use graven_tsa::{TsaRoots, TsaVerifier};
 
 const INTERVAL_SECS: u64 = 1;

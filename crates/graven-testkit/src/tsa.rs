@@ -1,4 +1,4 @@
-//! A real TSA for tests (feature `testing`), of this crate and of the server and the verifier:
+//! A real TSA for tests (of graven-tsa, the server and the verifier):
 //! OpenSSL's `openssl ts -reply` behind a small HTTP handler on a free loopback port, with a
 //! test PKI made here by `openssl` commands.
 //!
@@ -400,13 +400,13 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Serves `handler` on a free loopback port (`graven_testkit::net::serve`): it gets the body
+/// Serves `handler` on a free loopback port (`crate::net::serve`): it gets the body
 /// of each request, which must carry a Content-Length of at most 1 MiB (else 400). One
 /// request at a time: `openssl ts -reply` keeps its serial number in a file, and two replies
 /// made at once would race on it.
 pub fn serve(handler: impl Fn(&[u8]) -> Answer + Send + 'static) -> String {
     let handler = std::sync::Mutex::new(handler);
-    let server = graven_testkit::net::serve(move |req| {
+    let server = crate::net::serve(move |req| {
         let length = req.header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
         let answer = match length {
             Some(l) if l <= 1 << 20 => (handler.lock().unwrap_or_else(|p| p.into_inner()))(&req.body),
@@ -416,7 +416,7 @@ pub fn serve(handler: impl Fn(&[u8]) -> Answer + Send + 'static) -> String {
                 body: b"no usable Content-Length".to_vec(),
             },
         };
-        graven_testkit::net::Response::status(answer.status)
+        crate::net::Response::status(answer.status)
             .header("Content-Type", &answer.content_type)
             .body(answer.body)
     });
