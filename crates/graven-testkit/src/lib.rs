@@ -16,10 +16,10 @@
 pub mod fs;
 pub mod net;
 pub mod process;
-/// A real RFC 3161 TSA (`openssl ts -reply` behind a loopback HTTP handler) and a test PKI.
-pub mod tsa;
 #[cfg(feature = "s3")]
 pub mod s3;
+/// A real RFC 3161 TSA (`openssl ts -reply` behind a loopback HTTP handler) and a test PKI.
+pub mod tsa;
 
 use std::path::PathBuf;
 

@@ -517,6 +517,6 @@ pub fn find_once(haystack: &[u8], needle: &[u8]) -> usize {
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    d.as_ref().try_into().unwrap()
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
 }

@@ -433,7 +433,8 @@ mod tests {
         let cosig = Cosigner::from_seed("w.example", [2; 32]).unwrap();
         let plain = SignerKey::from_seed("w.example", [2; 32]).unwrap();
         let stranger = SignerKey::from_seed("w.example", [3; 32]).unwrap();
-        let text = format!("log {}\nwitness w {} http://127.0.0.1:9\nquorum w\n", log.verifier(), cosig.verifier());
+        let text =
+            format!("log {}\nwitness w {} http://127.0.0.1:9\nquorum w\n", log.verifier(), cosig.verifier());
         let policy = Policy::parse(text.as_bytes(), ParseOptions::default()).unwrap();
         let body = Checkpoint::new("example.com/log", TreeSize(3), Hash([4; 32])).unwrap().to_text();
         let checkpoint = log.sign(&body).unwrap();

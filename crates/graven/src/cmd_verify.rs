@@ -539,7 +539,8 @@ fn follow<F: Fetch>(f: &mut F, job: &Job, interval: f64, webhook: Option<&str>) 
     loop {
         let start = Instant::now();
         let mode = if last_printed.is_none() { job.mode } else { job.follow_mode };
-        let Outcome { trusted, trusted_witnessed, result, sigs, stamps } = verify_once(f, job, mode, |_, _| {})?;
+        let Outcome { trusted, trusted_witnessed, result, sigs, stamps } =
+            verify_once(f, job, mode, |_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         if let (Some(Err(e)), false) = (&trusted_witnessed, warned_remembered) {
             eprintln!("{}", escape::message(&remembered_warning(job, trusted.as_ref(), e)));

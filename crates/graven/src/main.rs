@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the log server (defaults: ./graven-data, 127.0.0.1:7878).
-    Serve(cmd_serve::ServeArgs),
+    Serve(Box<cmd_serve::ServeArgs>),
     /// Rebuild the search index of a server's data directory from its log (server stopped).
     Reindex {
         /// The server's data directory [default: ./graven-data].
@@ -63,7 +63,7 @@ enum Command {
     /// checkpoint verified before (rollback and fork detection; only new entries are re-checked)
     /// and, with --policy, to a quorum of witness cosignatures; or verify an offline evidence
     /// bundle (.tar) or a C2SP tlog-proof (.tlog-proof, with --policy and --event).
-    Verify(cmd_verify::VerifyArgs),
+    Verify(Box<cmd_verify::VerifyArgs>),
     /// Export events as JSON Lines, OCSF or CEF, or as an offline evidence bundle.
     Export(Box<cmd_export::ExportArgs>),
     /// Search a server's events (same filters as GET /v1/events); a table, or --json.
@@ -113,11 +113,11 @@ enum LogCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cmd_serve::run(args),
+        Command::Serve(args) => cmd_serve::run(*args),
         Command::Reindex { data } => cmd_serve::reindex(&data),
         Command::Keygen { origin, out } => cmd_keygen::run(&origin, &out),
         Command::Log { command: LogCommand::Append { dir, key, raw } } => cmd_append::run(&dir, &key, raw),
-        Command::Verify(args) => cmd_verify::run(args),
+        Command::Verify(args) => cmd_verify::run(*args),
         Command::Export(args) => cmd_export::run(*args),
         Command::Search(args) => cmd_search::search(*args),
         Command::Tail(args) => cmd_search::tail(*args),

@@ -602,7 +602,10 @@ fn graven_log_is_witnessed_by_siglogs_witness_when_plain_signatures_are_admitted
     // Growth, checkpoint by checkpoint: siglog checks Graven's consistency proofs.
     for round in 0..3 {
         for i in 0..=round {
-            let r = s.post_event(&writer, &format!(r#"{{"action":"deploy.step","details":{{"r":{round},"i":{i}}}}}"#));
+            let r = s.post_event(
+                &writer,
+                &format!(r#"{{"action":"deploy.step","details":{{"r":{round},"i":{i}}}}}"#),
+            );
             assert_eq!(r.status, 201, "{}", r.body);
         }
         witness_upto(&s, &mut witnessed);
@@ -663,7 +666,12 @@ fn siglogs_plain_signatures_do_not_count_by_default() {
     let note_policy = tmp.path().join("note.policy");
     std::fs::write(
         &note_policy,
-        format!("log {}\nwitness siglog {} {}\nquorum siglog\n", key.verifier(), note_vkey(&wkey), sw.url("")),
+        format!(
+            "log {}\nwitness siglog {} {}\nquorum siglog\n",
+            key.verifier(),
+            note_vkey(&wkey),
+            sw.url("")
+        ),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_graven"))

@@ -176,10 +176,10 @@ fn a_witnessed_log_end_to_end() {
         assert!(w["cosigned_size"].as_u64().unwrap() >= 1, "{w}");
         assert_eq!(w["failures"], 0, "{w}");
     }
-    assert!(info["witnessing"]["witnessed_size"].as_u64().unwrap() >= index + 1);
+    assert!(info["witnessing"]["witnessed_size"].as_u64().unwrap() > index);
     let metrics = s.req("GET", "/metrics", None, None).body;
     assert!(metrics.contains("graven_witness_cosigned_size{witness=\"w2\"}"), "{metrics}");
-    assert!(s.metric("graven_witnessed_tree_size") >= index + 1);
+    assert!(s.metric("graven_witnessed_tree_size") > index);
 
     // Two witnesses die: plain ingest goes on; the quorum is out of reach.
     drop(ws.pop());

@@ -15,11 +15,11 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ObjectLockRetentionMode;
 use graven_core::TreeSize;
 use graven_core::note::SignerKey;
-use graven_testkit::s3::Seaweed;
 use graven_s3::{
     BucketProblem, DefaultRetention, Retention, RetentionMode, RetentionPeriod, S3Config, S3Error, S3Store,
     Versioning,
 };
+use graven_testkit::s3::Seaweed;
 use graven_tlog::{
     Cond, LogError, ObjectLog, ObjectStore, StoreError, StoreFetch, put_immutable, read_published,
 };
