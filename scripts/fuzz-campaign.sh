@@ -9,6 +9,9 @@
 #   FUZZ_TARGETS      space-separated subset (default: all, from `cargo fuzz list`)
 #   FUZZ_JOBS         targets at once (default 1)
 #   FUZZ_SANITIZER    none (default) or address
+#   FUZZ_FRESH        1 to run every target again; by default a target whose row is already in
+#                     fuzz/target/campaign-logs/<target>.row (a finished run of at least
+#                     FUZZ_CPU_SECONDS) is not run again, so a campaign cut short resumes
 # Crashes go to fuzz/artifacts/<target>/; logs to fuzz/target/campaign-logs/<target>.log.
 set -euo pipefail
 
@@ -66,12 +69,29 @@ run_one() {
     if [[ "$crashes" -gt 0 ]] || { [[ $rc -ne 0 ]] && [[ $rc -ne 72 ]] && [[ $rc -ne 130 ]]; }; then
         verdict="FAILED (exit $rc, see $log)"
     fi
-    echo "| \`$t\` | $used | $((SECONDS - start)) | $runs | $cov | $ft | $corp | $crashes | $verdict |"
+    local row="| \`$t\` | $used | $((SECONDS - start)) | $runs | $cov | $ft | $corp | $crashes | $verdict |"
+    # Kept only for a run that used its whole budget and passed: that one is done.
+    if [[ "$verdict" == ok ]] && (( used >= cpu_limit )); then
+        echo "$cpu_limit $row" >"$logs/$t.row"
+    fi
+    echo "$row"
+}
+
+# The row of a target already run to this budget, if any.
+done_row() {
+    local f="$logs/$1.row" budget row
+    [[ "${FUZZ_FRESH:-0}" == 1 || ! -f "$f" ]] && return 1
+    read -r budget row <"$f"
+    (( budget >= cpu_limit )) || return 1
+    echo "$row"
 }
 
 echo "| target | CPU s | wall s | executions | coverage (cov) | features (ft) | corpus | crashes | result |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for t in "${targets[@]}"; do
+    if done_row "$t"; then
+        continue
+    fi
     touch "$logs/$t.log.start"
     if [[ "$jobs" -le 1 ]]; then
         run_one "$t"
