@@ -480,7 +480,9 @@ fn no_module_import_cycle_in_any_crate() {
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let (nodes, edges) = module_edges(&src);
-        assert!(nodes.len() > 1 || name == "graven-loadgen" || name == "graven-api", "{name}: {nodes:?}");
+        // Single-file crates have one module; every other crate must show more, or the walk is broken.
+        let single_file = ["graven-loadgen", "graven-api", "graven-clock"];
+        assert!(nodes.len() > 1 || single_file.contains(&name.as_str()), "{name}: {nodes:?}");
         checked += 1;
         // A cycle through the crate root (shown as an empty name) counts like any other: no
         // crate root holds what its own modules use.
