@@ -85,6 +85,9 @@ pub struct FileConfig {
     pub witness_timeout_ms: Option<u64>,
     /// The longest a `?witnessed=true` request waits for the quorum (default 10,000).
     pub witness_wait_ms: Option<u64>,
+    /// The least time between the starts of two witness rounds (default 1,000; 0 asks the
+    /// witnesses about every checkpoint).
+    pub witness_interval_ms: Option<u64>,
     /// An RFC 3161 Time-Stamp Authority that stamps the latest checkpoint (docs/trusted-time.md):
     /// its URL, the PEM file of the root(s) its certificate must chain to, an optional policy
     /// OID to ask for and require, and the least number of seconds between two requests.
@@ -393,6 +396,8 @@ pub struct WitnessingSetup {
 
 /// Largest wait a client can be made to sit through for a quorum.
 const MAX_WITNESS_WAIT_MS: u64 = 120_000;
+/// Longest pause between witness rounds: a checkpoint waits at most this long for its round.
+const MAX_WITNESS_INTERVAL_MS: u64 = 60_000;
 
 fn resolve_witnessing(o: &Overrides, file: &FileConfig) -> Result<Option<WitnessingSetup>, ConfigError> {
     use std::io::Read;
@@ -420,6 +425,16 @@ fn resolve_witnessing(o: &Overrides, file: &FileConfig) -> Result<Option<Witness
         }
         client.request_timeout = Duration::from_millis(ms);
         client.round_timeout = client.request_timeout.saturating_mul(2);
+    }
+    if let Some(ms) = file.witness_interval_ms {
+        if ms > MAX_WITNESS_INTERVAL_MS {
+            return Err(ConfigError::Invalid {
+                what: "witness_interval_ms",
+                value: ms.to_string(),
+                why: "at most 60000 (one minute)",
+            });
+        }
+        client.min_round_interval = Duration::from_millis(ms);
     }
     let wait_ms = file.witness_wait_ms.unwrap_or(10_000);
     if wait_ms > MAX_WITNESS_WAIT_MS {
@@ -702,6 +717,38 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
         assert_eq!(c.engine.max_batch_events, 20);
         assert_eq!(c.origin, "file.example/log");
+    }
+
+    #[test]
+    fn witness_settings_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let key = graven_core::note::SignerKey::from_seed("file.example/log", [3; 32]).unwrap();
+        let w = graven_core::cosignature::Cosigner::from_seed("w1.example", [1; 32]).unwrap();
+        let policy = d.path().join("policy");
+        std::fs::write(
+            &policy,
+            format!("log {}\nwitness w1 {} http://127.0.0.1:9\nquorum w1\n", key.verifier(), w.verifier()),
+        )
+        .unwrap();
+        let with = |text: &str| {
+            let file =
+                write_file(d.path(), &format!("witness_policy = {:?}\n{text}", policy.display().to_string()));
+            resolve(Overrides { config: Some(file), ..Default::default() })
+        };
+        let c = with("").unwrap().witnessing.unwrap();
+        assert_eq!(c.client.min_round_interval, Duration::from_secs(1), "one round a second by default");
+        assert_eq!(c.wait, Duration::from_secs(10));
+        let c = with("witness_interval_ms = 0\nwitness_wait_ms = 500\n").unwrap().witnessing.unwrap();
+        assert_eq!(c.client.min_round_interval, Duration::ZERO);
+        assert_eq!(c.wait, Duration::from_millis(500));
+        for (text, needle) in [
+            ("witness_interval_ms = 60001\n", "witness_interval_ms"),
+            ("witness_wait_ms = 120001\n", "witness_wait_ms"),
+            ("witness_timeout_ms = 0\n", "witness_timeout_ms"),
+        ] {
+            let err = with(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The rounds: for the newest checkpoint offered, every witness is asked in parallel; the
 //! round ends when each has cosigned, refused, or run out of attempts or time. Then the next
-//! round starts on the newest checkpoint offered by then.
+//! round starts on the newest checkpoint offered by then, but never sooner than
+//! `min_round_interval` after the previous one started: a log that commits hundreds of
+//! checkpoints a second asks its witnesses a few times a second at most, and every checkpoint
+//! in between is covered by the next witnessed one (it is a prefix of it).
 //!
 //! Per witness: the size it last cosigned is remembered (in memory; after a restart it is
 //! learnt again from the witness's `409`, starting from `old 0` as the spec allows). A `409`
@@ -42,6 +45,8 @@ pub struct WitnessingConfig {
     pub retry_backoff: Duration,
     /// The longest a failing witness sits out.
     pub max_backoff: Duration,
+    /// The least time from the start of one round to the start of the next.
+    pub min_round_interval: Duration,
 }
 
 impl Default for WitnessingConfig {
@@ -52,6 +57,7 @@ impl Default for WitnessingConfig {
             attempts: 3,
             retry_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(60),
+            min_round_interval: Duration::from_secs(1),
         }
     }
 }
@@ -231,8 +237,10 @@ async fn run(shared: Arc<Shared>, proofs: Arc<dyn ProofSource>) {
                 }
             }
         };
+        let started = tokio::time::Instant::now();
         round(&shared, &proofs, next.0, next.1.clone()).await;
         last = Some(next);
+        tokio::time::sleep_until(started + shared.config.min_round_interval).await;
     }
 }
 

@@ -82,6 +82,7 @@ fn config() -> WitnessingConfig {
         attempts: 2,
         retry_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
+        min_round_interval: Duration::ZERO,
     }
 }
 
@@ -280,4 +281,50 @@ fn the_documented_policy_example_is_a_valid_policy_for_the_log() {
     assert!(pol.witnesses().iter().all(|w| w.url.is_some()));
     assert!(pol.quorum_met(&[true, false, true]) && !pol.quorum_met(&[false, false, true]));
     Witnessing::new(pol, &log.verifier(), config()).unwrap();
+}
+
+/// Under a stream of checkpoints, rounds start at most once per `min_round_interval`, each on
+/// the newest checkpoint offered, and the last one offered is witnessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_are_spaced_by_the_interval_and_take_the_newest_checkpoint() {
+    let mut log = Log::new("example.com/log", 7, 2);
+    let ws = [serve_witness(1, &[&log], None).await, serve_witness(2, &[&log], None).await];
+    let entries: Vec<(&str, String, String)> = ws
+        .iter()
+        .zip(["w1", "w2"])
+        .map(|(s, n)| (n, s.cosigner.verifier().to_string(), s.url.clone()))
+        .collect();
+    let pol = policy(&log, &entries, "2");
+    let interval = Duration::from_millis(250);
+    let w = Witnessing::new(
+        pol.clone(),
+        &log.vkey(),
+        WitnessingConfig { min_round_interval: interval, ..config() },
+    )
+    .unwrap();
+    log.grow_to(200, "honest");
+    let proofs = Arc::new(Proofs(Mutex::new(log.clone())));
+    let _task = w.start(proofs.clone());
+    // 198 checkpoints, one every 5 ms: about a second of commits.
+    let start = std::time::Instant::now();
+    for size in 3..=200 {
+        offer(&w, &log, size);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let offered_for = start.elapsed();
+    let got = w.wait_witnessed(200, Duration::from_secs(10)).await.expect("the newest is witnessed");
+    assert_eq!(got.size, 200);
+    pol.verify(got.note().as_bytes()).unwrap();
+    let elapsed = start.elapsed();
+    let rounds = w.rounds();
+    // At most one round per interval over the whole time (plus the first, at once).
+    let most = elapsed.as_millis() / interval.as_millis() + 1;
+    assert!(rounds as u128 <= most, "{rounds} rounds in {elapsed:?} ({offered_for:?} of offers)");
+    assert!(rounds >= 2, "{rounds} rounds: the checkpoints offered later got a round of their own");
+    for st in w.status() {
+        assert_eq!(st.requests, rounds, "one request per witness per round: {st:?}");
+    }
+    for s in ws {
+        s.task.abort();
+    }
 }

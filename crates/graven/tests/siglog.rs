@@ -735,8 +735,6 @@ fn siglogs_plain_signatures_do_not_count_by_default() {
 /// policy verifier refuses its checkpoint, as it is and with the honest cosignatures copied
 /// onto it.
 ///
-/// `graven verify --policy` is not on this branch yet; the check is graven-core's
-/// `Policy::verify`, which that flag is to call.
 #[test]
 fn a_fork_of_a_graven_log_is_refused_by_both_witnesses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -756,7 +754,8 @@ fn a_fork_of_a_graven_log_is_refused_by_both_witnesses() {
     let policy_file = tmp.path().join("witnesses.policy");
     std::fs::write(&policy_file, &text).unwrap();
     let policy = Policy::parse(text.as_bytes(), ParseOptions { note_signature_witnesses: true }).unwrap();
-    let toml = "witness_note_signatures = true\n";
+    // A round for every checkpoint, so the fork's rounds follow its commits closely.
+    let toml = "witness_note_signatures = true\nwitness_interval_ms = 0\n";
     let flag = ["--witness-policy", policy_file.to_str().unwrap()];
 
     // The honest log, witnessed by both.
@@ -796,9 +795,13 @@ fn a_fork_of_a_graven_log_is_refused_by_both_witnesses() {
     }
 
     // The same, asked directly: 409 with the honest size, then 422 for the fork's proof.
-    let fork_cp = fork.req("GET", "/checkpoint", Some(&fork.token), None).body;
+    // /checkpoint serves the newest finished round's checkpoint: one past the honest size.
+    let mut fork_cp = String::new();
+    wait_until("a published fork checkpoint past the honest size", 30, || {
+        fork_cp = fork.req("GET", "/checkpoint", Some(&fork.token), None).body;
+        body_of(&fork_cp).size().0 > held
+    });
     let size = body_of(&fork_cp).size().0;
-    assert!(size > held);
     let p = fork.admin("GET", &format!("/v1/proofs/consistency?from={held}&to={size}"), None);
     assert_eq!(p.status, 200, "{}", p.body);
     let proof: Vec<Hash> = p.json()["proof"]
@@ -839,6 +842,23 @@ fn a_fork_of_a_graven_log_is_refused_by_both_witnesses() {
         matches!(policy.verify(spliced.as_bytes()), Err(PolicyCheckError::BadCosignature { .. })),
         "{spliced}"
     );
+    // `graven verify --policy` refuses the fork as served, naming who did not cosign.
+    let trust = tmp.path().join("trust");
+    let out = common::graven_as(
+        &[
+            "verify",
+            &format!("http://{}", fork.addr),
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--policy-accept-note-signatures",
+            "--trust-dir",
+            trust.to_str().unwrap(),
+        ],
+        &fork.token,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("graven") && err.contains("siglog"), "{err}");
     // While the honest checkpoint verifies, cosigned by both.
     let ok = policy.verify(honest_cp.as_bytes()).unwrap();
     let names: Vec<&str> = ok.cosigned().iter().map(|(n, _)| n.as_str()).collect();
