@@ -152,8 +152,13 @@ pub async fn denied(st: &AppState, r: Refusal<'_>) {
         }
     };
     match append(st, body, actor).await {
-        Ok(_) => st.metrics.denied_records.inc(),
-        Err(_) => st.metrics.denied_dropped.inc(),
+        Ok(_) => {
+            st.metrics.denied_records.inc();
+        }
+        Err(e) => {
+            st.metrics.denied_dropped.inc();
+            tracing::warn!(error = %e.detail, reason = r.reason, "could not append a denied record");
+        }
     };
 }
 

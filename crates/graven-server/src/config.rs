@@ -34,6 +34,12 @@ pub struct FileConfig {
     pub body_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
+    /// On SIGTERM: how long requests in flight may take to finish before the server stops
+    /// anyway (live streams are ended at once). Default 10,000, well inside the 30 s
+    /// Kubernetes gives a pod before SIGKILL.
+    pub drain_timeout_ms: Option<u64>,
+    /// The request and error log on standard error: `text` (default) or `json`.
+    pub log_format: Option<String>,
     pub public_read_path: Option<bool>,
     /// HTTPS: the server's certificate chain and private key (PEM files).
     pub tls_cert: Option<PathBuf>,
@@ -108,6 +114,8 @@ pub struct Overrides {
     pub max_batch_events: Option<usize>,
     pub max_batch_wait_ms: Option<u64>,
     pub max_pending_events: Option<usize>,
+    pub drain_timeout_ms: Option<u64>,
+    pub log_format: Option<String>,
     pub public_read_path: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -275,6 +283,11 @@ pub struct SharedStorage {
 /// Longest retention accepted: 100 years.
 const MAX_RETENTION_DAYS: u64 = 36_500;
 pub const DEFAULT_LEASE_TTL_MS: u64 = 5_000;
+/// How long requests in flight may take after SIGTERM: well inside Kubernetes' default grace
+/// period of 30 s, so the process stops on its own before it is killed.
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 10_000;
+/// Longest drain deadline accepted: five minutes.
+const MAX_DRAIN_TIMEOUT_MS: u64 = 300_000;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -291,6 +304,10 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a client may take to send its request line and headers.
     pub header_timeout: Duration,
+    /// After SIGTERM, how long requests in flight may take before the server stops anyway.
+    pub drain_timeout: Duration,
+    /// How the log lines on standard error are written.
+    pub log_format: crate::logs::LogFormat,
     /// Serve `/checkpoint`, `/tile/...` and `/v1/log` to anyone (a log meant to be witnessed
     /// openly). Default: auditors and admins only.
     pub public_read_path: bool,
@@ -504,6 +521,22 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         value: listen_s.clone(),
         why: "expected IP:PORT, e.g. 127.0.0.1:7878",
     })?;
+    let drain_ms = o.drain_timeout_ms.or(file.drain_timeout_ms).unwrap_or(DEFAULT_DRAIN_TIMEOUT_MS);
+    if drain_ms > MAX_DRAIN_TIMEOUT_MS {
+        return Err(ConfigError::Invalid {
+            what: "drain_timeout_ms",
+            value: drain_ms.to_string(),
+            why: "at most 300000 (five minutes); keep it below the time your supervisor waits before SIGKILL",
+        });
+    }
+    let log_format = match o.log_format.or(file.log_format) {
+        None => crate::logs::LogFormat::default(),
+        Some(f) => f.parse().map_err(|_| ConfigError::Invalid {
+            what: "log_format",
+            value: f,
+            why: "expected text or json",
+        })?,
+    };
     let origin = o.origin.or(file.origin).unwrap_or_else(|| DEFAULT_ORIGIN.into());
     if !graven_core::note::is_valid_key_name(&origin) {
         return Err(ConfigError::Invalid { what: "origin", value: origin, why: "no spaces or '+' allowed" });
@@ -558,6 +591,8 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
+        drain_timeout: Duration::from_millis(drain_ms),
+        log_format,
         public_read_path: o.public_read_path.or(file.public_read_path).unwrap_or(false),
         tls,
         oidc,
@@ -856,6 +891,26 @@ mod tests {
             let e = err(o(Some(bad), Some(d.path().join("missing.pem"))));
             assert!(e.contains("is not an http:// or https:// URL") && e.contains("tsa_url ="), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_drain_deadline_and_the_log_format_are_settings() {
+        use crate::logs::LogFormat;
+        let d = tempfile::tempdir().unwrap();
+        let c = resolve(Overrides { data: Some(d.path().to_path_buf()), ..Default::default() }).unwrap();
+        assert_eq!(c.drain_timeout, Duration::from_secs(10), "well inside Kubernetes' 30 s");
+        assert_eq!(c.log_format, LogFormat::Text);
+        write_file(d.path(), "drain_timeout_ms = 2500\nlog_format = \"json\"\n");
+        let o = || Overrides { data: Some(d.path().to_path_buf()), ..Default::default() };
+        let c = resolve(o()).unwrap();
+        assert_eq!((c.drain_timeout, c.log_format), (Duration::from_millis(2500), LogFormat::Json));
+        let c =
+            resolve(Overrides { drain_timeout_ms: Some(0), log_format: Some("text".into()), ..o() }).unwrap();
+        assert_eq!((c.drain_timeout, c.log_format), (Duration::ZERO, LogFormat::Text));
+        let e = resolve(Overrides { drain_timeout_ms: Some(300_001), ..o() }).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { what: "drain_timeout_ms", .. }), "{e}");
+        let e = resolve(Overrides { log_format: Some("JSON ".into()), ..o() }).unwrap_err();
+        assert!(e.to_string().contains("expected text or json"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | [`admin`] | `/v1/identities` and its keys and public keys |
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
 //! | [`serve`] | start-up, the accept loop, graceful drain |
+//! | [`logs`] | the log on standard error: one line per request and per error, text or JSON |
 //! | [`tls`] | the rustls acceptor and the client CAs |
 //! | [`timestamping`] | trusted time: the latest checkpoint stamped by an RFC 3161 TSA at most once per interval, tokens checked and stored |
 //! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod problem;
 pub mod serve;

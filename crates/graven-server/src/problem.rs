@@ -38,8 +38,14 @@ impl Problem {
     }
 }
 
+/// Why the server failed a request (a 5xx problem's detail), kept in the answer's extensions
+/// for the request log ([`crate::http::request_log`]); never sent anywhere else.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerError(pub std::sync::Arc<str>);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let cause = self.status.is_server_error().then(|| ServerError(self.detail.as_str().into()));
         let body = graven_api::Problem {
             kind: format!("https://graven.dev/problems/{}", self.kind),
             title: self.title.into(),
@@ -51,6 +57,9 @@ impl IntoResponse for Problem {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(c) = cause {
+            resp.extensions_mut().insert(c);
         }
         resp
     }

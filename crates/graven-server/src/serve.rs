@@ -28,8 +28,13 @@ pub enum ServeError {
     Registry(#[from] graven_auth::registry::RegistryError),
     #[error("{0}")]
     Config(String),
-    #[error("listening on {addr}: {source}")]
+    /// The cause is the error's source (printed after it), not repeated in its message.
+    #[error("cannot listen on {addr}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(
+        "{addr} is already in use (another graven serve, or another program, listens there): stop it, or choose another address with --listen"
+    )]
+    PortInUse { addr: std::net::SocketAddr },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
@@ -102,18 +107,32 @@ async fn bootstrap(
     }
 }
 
-/// Runs the server until SIGTERM or SIGINT, then commits and acknowledges everything already
-/// accepted before returning.
+/// Runs the server until SIGTERM or SIGINT, then drains: see [`run_with`].
 pub async fn run(config: Config) -> Result<(), ServeError> {
-    run_with(config, None).await
+    let listener = bind(config.listen).await?;
+    run_with(listener, config, None).await
 }
 
-/// [`run`], on a log kept in `store` (object storage shared by several nodes) when given.
-pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Result<(), ServeError> {
-    // Bound first: a shared log's node advertises its address to the others.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+/// Takes the address to listen on. The first thing `graven serve` does: a port already in use
+/// is refused ([`ServeError::PortInUse`]) before any key, token or log is created, and before
+/// a shared log's bucket is touched.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => ServeError::PortInUse { addr },
+        _ => ServeError::Listen { addr, source },
+    })
+}
+
+/// Serves on `listener` (from [`bind`]; a shared log's node advertises its address to the
+/// others), on a log kept in `store` (object storage shared by several nodes) when given,
+/// until SIGTERM or SIGINT. Then it drains: no new connections; live streams end at once;
+/// requests in flight have until the drain deadline (`drain_timeout_ms`); then the sequencer
+/// commits and acknowledges everything it accepted, and the node stops.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    store: Option<Arc<dyn ObjectStore>>,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let node = open(&config, store, addr).await?;
     for line in node.banner() {
@@ -123,9 +142,7 @@ pub async fn run_with(config: Config, store: Option<Arc<dyn ObjectStore>>) -> Re
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     let router = app(node.state.clone());
-    let served =
-        serve_connections(listener, router, config.max_connections, config.header_timeout, node.tls.clone())
-            .await;
+    let served = serve_connections(listener, router, &config, &node).await;
     // No new requests now; the sequencer commits and answers what was accepted, then stops
     // (and a shared log's writer gives up its lease).
     let size = node.stop().await;
@@ -320,6 +337,7 @@ pub async fn open(
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
         stamps,
         clock,
+        draining: tokio::sync::watch::Sender::new(false),
     });
 
     let mut banner = Vec::new();
@@ -375,7 +393,7 @@ pub async fn open(
                 }
                 let r = registry.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || r.flush()).await {
-                    eprintln!("graven: writing last-seen times: {e}");
+                    tracing::error!(error = %e, "writing last-seen times failed");
                 }
             }
         })
@@ -419,6 +437,12 @@ impl Node {
     /// The TLS acceptor, when the node speaks HTTPS.
     pub fn tls(&self) -> Option<&crate::tls::TlsServer> {
         self.tls.as_ref()
+    }
+
+    /// Starts the drain (what SIGTERM does first): every live stream ends at once, and so does
+    /// any stream opened from now on.
+    pub fn begin_drain(&self) {
+        self.state.draining.send_replace(true);
     }
 
     /// What start-up did about the bootstrap admin credential.
@@ -465,7 +489,7 @@ impl Node {
         }
         // On a shared log only the writer writes the registry back.
         if was_writer && let Err(e) = state.registry.flush() {
-            eprintln!("graven: writing last-seen times: {e}");
+            tracing::error!(error = %e, "writing last-seen times failed");
         }
         engine.committed().size
     }
@@ -494,16 +518,16 @@ impl Node {
 }
 
 /// The accept loop: a bounded number of connections, a deadline for request headers (so a
-/// slow client cannot hold a connection by dribbling headers), and graceful shutdown that
-/// lets requests in flight finish.
+/// slow client cannot hold a connection by dribbling headers), and, on SIGTERM or SIGINT, the
+/// drain: live streams end at once, requests in flight have until the drain deadline.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    max_connections: usize,
-    header_timeout: Duration,
-    tls: Option<crate::tls::TlsServer>,
+    config: &Config,
+    node: &Node,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (header_timeout, tls) = (config.header_timeout, node.tls.clone());
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -529,10 +553,19 @@ async fn serve_connections(
         });
     }
     drop(listener);
-    // Let requests in flight finish (their events are committed and acknowledged).
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    tracing::info!(
+        drain_timeout_ms = config.drain_timeout.as_millis() as u64,
+        "stopping: no new connections, live streams ended, requests in flight have until the drain deadline"
+    );
+    // Streams would never finish on their own; everything else is asked to (each connection
+    // closes once its request is answered) and given until the deadline, so that the process
+    // stops on its own well before a supervisor's SIGKILL.
+    node.begin_drain();
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            drain_timeout_ms = config.drain_timeout.as_millis() as u64,
+            "requests were still in flight at the drain deadline; stopping without them (events already accepted are still committed)"
+        );
     }
     Ok(())
 }

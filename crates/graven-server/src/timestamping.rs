@@ -164,12 +164,8 @@ fn resume(setup: &TimestampingSetup, stamps: &StampStore, size: u64) -> Result<L
     Ok(Some((s, time)))
 }
 
-/// A line on stderr; the text (which may quote a TSA's words) with every character outside
-/// printable ASCII escaped.
+/// A warning in the server's log; the text may quote a TSA's words (the log escapes every
+/// character outside printable ASCII).
 fn report(what: &str) {
-    let safe: String = what
-        .chars()
-        .map(|c| if matches!(c, ' '..='~') { c.to_string() } else { c.escape_unicode().to_string() })
-        .collect();
-    eprintln!("graven: trusted time: {safe}");
+    tracing::warn!(error = %what, "trusted time");
 }

@@ -272,9 +272,18 @@ fn failed(shared: &Shared, i: usize, why: String) {
     let mut st = lock(&w.status);
     st.failures += 1;
     st.consecutive_failures = st.consecutive_failures.saturating_add(1);
-    st.last_error = Some(why);
     let shift = st.consecutive_failures.saturating_sub(1).min(16);
     let rest = shared.config.retry_backoff.saturating_mul(1 << shift).min(shared.config.max_backoff);
+    // The reason may quote the witness; the server's log escapes every field.
+    tracing::warn!(
+        witness = %st.name,
+        url = %st.url,
+        failures_in_a_row = st.consecutive_failures,
+        retry_in_ms = rest.as_millis() as u64,
+        error = %why,
+        "a witness gave no cosignature"
+    );
+    st.last_error = Some(why);
     *lock(&w.resume_at) = Some(Instant::now() + rest);
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::escape::for_terminal;
-use crate::export_source::{Filters, Server};
+use crate::export_source::{Filters, Server, StreamError};
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -142,20 +142,89 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     if !args.follow && from >= size {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut reader = server.stream(Some(from))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !args.server.json {
         writeln!(out, "{HEADER}")?;
     }
+    // Without -f, printing stops at the size the log had when we started.
+    let until = (!args.follow).then_some(size);
+    let mut next = from;
+    let mut backoff = Backoff::default();
+    loop {
+        // After a lost stream, resume right after the last index printed (`Last-Event-ID`).
+        let resume = (next > from).then(|| next - 1);
+        let lost = match server.stream(next, resume) {
+            Ok(reader) => {
+                let before = next;
+                let ended = print_stream(reader, &mut next, until, &mut out, args.server.json)?;
+                if next > before {
+                    backoff = Backoff::default();
+                }
+                match ended {
+                    None => return Ok(ExitCode::SUCCESS),
+                    Some(why) => why,
+                }
+            }
+            Err(StreamError::Refused(why)) => bail!("{}", for_terminal(&why)),
+            Err(StreamError::Unavailable(why)) => why,
+        };
+        if !args.follow {
+            bail!("{}", for_terminal(&lost));
+        }
+        // -f follows through restarts and outages, as `tail -F` does: a server stopped for an
+        // upgrade, a crash, a network cut.
+        let wait = backoff.next_wait();
+        eprintln!(
+            "graven: {}; reconnecting from index {next} in {:.1}s",
+            for_terminal(&lost),
+            wait.as_secs_f64()
+        );
+        std::thread::sleep(wait);
+    }
+}
+
+/// Waits between reconnections: 250 ms, doubling up to 8 s; back to the start once a stream
+/// delivers an event again.
+#[derive(Debug)]
+struct Backoff(std::time::Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(std::time::Duration::from_millis(250))
+    }
+}
+
+impl Backoff {
+    fn next_wait(&mut self) -> std::time::Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(std::time::Duration::from_secs(8));
+        wait
+    }
+}
+
+/// Prints the entries a stream delivers, each index once and in order (`next` is the next
+/// index to print): one already printed is skipped (a server that resumes too early), one
+/// past `next` is an error (a server that skipped entries). Returns `None` once every entry
+/// below `until` is printed, or why the stream was lost (to reconnect).
+fn print_stream(
+    mut reader: impl std::io::BufRead,
+    next: &mut u64,
+    until: Option<u64>,
+    out: &mut impl Write,
+    json: bool,
+) -> anyhow::Result<Option<String>> {
     let mut data = String::new();
     let mut line = String::new();
     loop {
         line.clear();
         // Server-sent events: `data:` lines accumulate until a blank line ends the event.
-        let n = (&mut reader).take(1 << 20).read_line(&mut line).context("reading the stream")?;
+        let n = match (&mut reader).take(1 << 20).read_line(&mut line) {
+            Ok(n) => n,
+            Err(e) => return Ok(Some(format!("reading the stream: {e}"))),
+        };
         if n == 0 {
-            bail!("the server closed the stream");
+            return Ok(Some("the server closed the stream".into()));
         }
         let l = line.trim_end_matches(['\n', '\r']);
         if let Some(d) = l.strip_prefix("data:") {
@@ -168,11 +237,18 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         let item: graven_api::StreamItem<Value> =
             serde_json::from_str(&data).context("the stream sent an event that is not an entry")?;
         data.clear();
-        print_item(&mut out, &serde_json::to_value(&item)?, args.server.json)?;
+        match item.index.cmp(next) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Greater => {
+                bail!("the stream skipped entries {} to {}; not printing past the gap", *next, item.index - 1)
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        print_item(out, &serde_json::to_value(&item)?, json)?;
         out.flush()?;
-        let index = item.index;
-        if !args.follow && index + 1 >= size {
-            return Ok(ExitCode::SUCCESS);
+        *next = item.index + 1;
+        if until.is_some_and(|size| *next >= size) {
+            return Ok(None);
         }
     }
 }
@@ -197,6 +273,57 @@ mod tests {
         assert!(r.contains("deploy\\u{202e}etaerc"), "{r}");
         assert!(r.contains("a\\u{2066}b\\x00c"), "{r}");
         assert!(r.starts_with("7 "));
+    }
+
+    fn sse(indices: &[u64]) -> String {
+        indices
+            .iter()
+            .map(|i| {
+                format!("id: {i}\nevent: event\ndata: {{\"index\":{i},\"event\":{{\"action\":\"a\"}}}}\n\n")
+            })
+            .collect()
+    }
+
+    fn printed(out: &[u8]) -> Vec<u64> {
+        std::str::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// Each index is printed once, in order: a resumed stream that starts too early repeats
+    /// nothing; the end of the stream is a reason to reconnect, not an error.
+    #[test]
+    fn a_resumed_stream_prints_each_index_once() {
+        let mut out = Vec::new();
+        let mut next = 3;
+        let lost = print_stream(sse(&[3, 4, 5]).as_bytes(), &mut next, None, &mut out, true).unwrap();
+        assert_eq!((lost.as_deref(), next), (Some("the server closed the stream"), 6));
+        let lost = print_stream(sse(&[4, 5, 6, 7]).as_bytes(), &mut next, None, &mut out, true).unwrap();
+        assert!(lost.is_some());
+        assert_eq!(printed(&out), [3, 4, 5, 6, 7]);
+        // Without -f it stops at the size it started with.
+        let mut out = Vec::new();
+        let mut next = 0;
+        let done = print_stream(sse(&[0, 1, 2, 3]).as_bytes(), &mut next, Some(2), &mut out, true).unwrap();
+        assert_eq!((done, printed(&out)), (None, vec![0, 1]));
+    }
+
+    #[test]
+    fn a_gap_in_the_stream_is_an_error() {
+        let mut out = Vec::new();
+        let mut next = 3;
+        let e = print_stream(sse(&[3, 5]).as_bytes(), &mut next, None, &mut out, true).unwrap_err();
+        assert!(e.to_string().contains("skipped entries 4 to 4"), "{e}");
+        assert_eq!(printed(&out), [3]);
+    }
+
+    #[test]
+    fn reconnections_back_off_to_a_bound() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_millis() as u64).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// Most events waiting to be committed before requests get 503 [default: 262144].
     #[arg(long, env = "GRAVEN_MAX_PENDING_EVENTS")]
     max_pending_events: Option<usize>,
+    /// On SIGTERM, how long requests in flight may take before the server stops anyway, in
+    /// milliseconds; live streams are ended at once [default: 10000].
+    #[arg(long, env = "GRAVEN_DRAIN_TIMEOUT_MS")]
+    drain_timeout_ms: Option<u64>,
+    /// The log on standard error (one line per request and per error): text or json
+    /// [default: text].
+    #[arg(long, env = "GRAVEN_LOG_FORMAT")]
+    log_format: Option<String>,
     /// Serve /checkpoint, /tile/... and /v1/log to anyone, for a log meant to be witnessed
     /// openly [default: auditors and admins only].
     #[arg(long, env = "GRAVEN_PUBLIC_READ_PATH")]
@@ -111,13 +119,22 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             "a log in object storage needs --key <signer key file>, the same file on every node (make one with `graven keygen`)"
         );
     }
+    graven_server::logs::init(config.log_format).map_err(anyhow::Error::msg)?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    // The port first: one taken by another process is refused before anything is created
+    // or the bucket is touched.
+    let listener = rt.block_on(graven_server::serve::bind(config.listen))?;
     let store = match &config.storage {
         Some(s) => Some(open_store(s)?),
         None => None,
     };
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(graven_server::serve::run_with(config, store))?;
+    let served = rt.block_on(graven_server::serve::run_with(listener, config, store));
+    // Everything durable is done by now (the sequencer has committed and stopped); a request
+    // abandoned at the drain deadline, or a witness request still waiting for its answer,
+    // must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -132,6 +149,8 @@ fn overrides(a: ServeArgs) -> Overrides {
         max_batch_events: a.max_batch_events,
         max_batch_wait_ms: a.max_batch_wait_ms,
         max_pending_events: a.max_pending_events,
+        drain_timeout_ms: a.drain_timeout_ms,
+        log_format: a.log_format,
         public_read_path: a.public_read_path,
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,

@@ -158,8 +158,13 @@ impl Server {
 
     /// `GET /v1/stream?from=N` (server-sent events) as a line reader, with no overall
     /// deadline (a tail can run for days); a silent connection still fails after 60 s, four
-    /// missed keep-alives.
-    pub fn stream(&self, from: Option<u64>) -> anyhow::Result<impl std::io::BufRead + use<>> {
+    /// missed keep-alives. `resume` is the last index already received, sent as
+    /// `Last-Event-ID` (the server then starts right after it, as it does for EventSource).
+    pub fn stream(
+        &self,
+        from: u64,
+        resume: Option<u64>,
+    ) -> Result<impl std::io::BufRead + use<>, StreamError> {
         let agent = ureq::Agent::config_builder()
             .timeout_global(None)
             .timeout_recv_body(Some(Duration::from_secs(60)))
@@ -167,16 +172,30 @@ impl Server {
             .user_agent(concat!("graven/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        let mut req = agent.get(format!("{}/v1/stream", self.base));
-        if let Some(f) = from {
-            req = req.query("from", f.to_string());
+        let mut req = agent.get(format!("{}/v1/stream", self.base)).query("from", from.to_string());
+        if let Some(last) = resume {
+            req = req.header("Last-Event-ID", &last.to_string());
         }
         if let Some(t) = &self.token {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
-        let resp = req.call().with_context(|| format!("GET /v1/stream: cannot reach {}", self.base))?;
-        if resp.status().as_u16() != 200 {
-            bail!("GET /v1/stream: the server answered {}", resp.status().as_u16());
+        let mut resp = req.call().map_err(|e| {
+            StreamError::Unavailable(format!("GET /v1/stream: cannot reach {}: {e}", self.base))
+        })?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let body = resp.body_mut().with_config().limit(64 << 10).read_to_vec().unwrap_or_default();
+            let detail = serde_json::from_slice::<graven_api::Problem>(&body)
+                .map(|p| p.detail)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
+            let why = format!("GET /v1/stream: the server answered {status}: {detail}");
+            // A server that is starting, stopping or overloaded (or a proxy in front of one
+            // that is away) may answer the next try; a refusal will not change.
+            return Err(if status >= 500 || status == 429 {
+                StreamError::Unavailable(why)
+            } else {
+                StreamError::Refused(why)
+            });
         }
         Ok(std::io::BufReader::new(resp.into_body().into_reader()))
     }
@@ -200,6 +219,27 @@ impl Server {
         serde_json::from_slice(&body).context("GET /v1/events: the answer is not a page of events")
     }
 }
+
+/// Why `GET /v1/stream` gave no stream. The text may quote the server: escape it before
+/// printing.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The server could not be reached, or answered that it cannot serve now (5xx, 429):
+    /// worth another try.
+    Unavailable(String),
+    /// The server refused the request (a credential, a parameter): another try would not help.
+    Refused(String),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Unavailable(why) | StreamError::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
 
 #[derive(Debug)]
 pub enum Source {

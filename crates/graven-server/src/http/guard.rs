@@ -15,6 +15,7 @@ use graven_auth::access::{self as auth, Access};
 use graven_auth::principal::{Denial, Principal};
 
 use super::body::read_body;
+use super::request_log::Identity;
 use super::routes::route_entry;
 use super::state::{AppState, Peer, finish};
 use crate::audit::{self, Refusal};
@@ -25,7 +26,7 @@ type St = State<Arc<AppState>>;
 /// Authenticates and authorises every request before its handler runs; a refused request is
 /// answered here (401 or 403) and recorded as a `denied` event (rate-limited). The verified
 /// [`Principal`] is handed to the handler in the request's extensions.
-pub async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(st): St, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
     let path = matched.as_ref().map_or("", |m| m.as_str());
     let Some((route, access)) = route_entry(req.method(), path) else {
         return Problem::new(
@@ -50,15 +51,14 @@ pub async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request
     }
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     if graven_auth::sigauth::is_signed(req.headers().keys().map(|n| n.as_str())) {
-        let (principal, mut req) = match signed_request(&st, req, route, peer).await {
+        let (principal, req) = match signed_request(&st, req, route, peer).await {
             Ok(ok) => ok,
             Err(resp) => return resp,
         };
         if let Err(resp) = check_role(&st, &principal, access, route, peer).await {
             return resp;
         }
-        req.extensions_mut().insert(principal);
-        return next.run(req).await;
+        return run_as(principal, req, next).await;
     }
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     // Without an Authorization header, a verified client certificate (mTLS) is the credential.
@@ -111,8 +111,17 @@ pub async fn guard(State(st): St, matched: Option<MatchedPath>, mut req: Request
     if let Err(resp) = check_role(&st, &principal, access, route, peer).await {
         return resp;
     }
+    run_as(principal, req, next).await
+}
+
+/// Runs the handler with the verified principal in the request's extensions; the answer names
+/// the identity for the request log.
+async fn run_as(principal: Arc<Principal>, mut req: Request, next: Next) -> Response {
+    let who = principal.clone();
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    Identity::mark(&mut resp, &who.identity);
+    resp
 }
 
 /// Checks a request that carries an RFC 9421 signature ([`graven_auth::sigauth`]). On success
@@ -243,7 +252,9 @@ async fn check_role(
                 access.needs()
             ),
         );
-        return Err(finish(st, route, Err(p)));
+        let mut resp = finish(st, route, Err(p));
+        Identity::mark(&mut resp, &principal.identity);
+        return Err(resp);
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! | [`body`] | request bodies within a size limit and a deadline |
 //! | [`events`] | appending events (receipts) and reading one |
 //! | [`proofs`] | inclusion and consistency proofs |
+//! | [`request_log`] | one log line per request: method, route, status, identity, latency |
 //! | [`tiles`] | the tlog-tiles read path and `/v1/log` |
 //! | [`search`] | searching the derived index |
 //! | [`stream`] | the live stream of entries |
@@ -29,6 +30,7 @@ pub mod body;
 pub mod events;
 pub mod guard;
 pub mod proofs;
+pub mod request_log;
 pub mod routes;
 pub mod search;
 pub mod state;
@@ -45,7 +47,8 @@ use state::finish;
 
 type St = State<Arc<AppState>>;
 
-/// The router: every route of [`routes::ROUTES`] behind the [`guard::guard`].
+/// The router: every route of [`routes::ROUTES`] behind the [`guard::guard`], every request
+/// (the fallback's too) logged by [`request_log::log`].
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", get(search::search).post(events::post_events))
@@ -68,6 +71,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(request_log::log))
         .with_state(state)
 }
 

@@ -46,6 +46,9 @@ pub struct AppState {
     pub stamps: graven_tlog::StampStore,
     /// The server's time: credentials' expiry, signature windows, the denied-record limiter.
     pub clock: Arc<dyn graven_clock::Clock>,
+    /// Set once the server drains (SIGTERM): live streams end at once
+    /// ([`crate::serve::Node::begin_drain`]).
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 /// The client's address, put in each request's extensions by the accept loop.

@@ -392,6 +392,12 @@ impl Harness {
             .sum()
     }
 
+    /// What SIGTERM does first ([`Node::begin_drain`]): every live stream ends, and so does
+    /// any opened after.
+    pub fn begin_drain(&self) {
+        self.node().begin_drain();
+    }
+
     // ---- restarts ----
 
     /// The clean stop `graven serve` makes on SIGTERM, then a start on the same directory.

@@ -46,3 +46,50 @@ fn a_stream_ends_when_its_credential_is_revoked() {
     // The event itself was appended.
     assert_eq!(h.event(h.size() - 1)["action"], "after.revoke");
 }
+
+/// The `id:` of every event a stream delivered, in order.
+fn ids(seen: &str) -> Vec<u64> {
+    seen.lines().filter_map(|l| l.strip_prefix("id: ")?.trim().parse().ok()).collect()
+}
+
+/// A client that reconnects sends the last id it received (`Last-Event-ID`, as EventSource
+/// does, with the URL it first asked for): the stream resumes right after that index, whatever
+/// `from` says, with nothing repeated and nothing skipped.
+#[test]
+fn a_stream_resumes_after_last_event_id() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    let batch: String = (0..20).map(|i| format!("{{\"action\":\"resume.{i}\"}}\n")).collect();
+    h.check(h.post("/v1/events").bearer(&t).ndjson(batch)).expect(201);
+    let last = h.size() - 1;
+    let resumed = |req| {
+        let mut sse = h.open(req);
+        assert_eq!(sse.status(), 200);
+        sse.read_until(&format!("\"index\":{last},"), Duration::from_secs(20));
+        ids(sse.seen())
+    };
+    let got = resumed(h.get("/v1/stream?from=0").bearer(&t).header("last-event-id", "7"));
+    assert_eq!(got, (8..=last).collect::<Vec<_>>());
+    let got = resumed(h.get("/v1/stream").bearer(&t).header("Last-Event-ID", &(last - 1).to_string()));
+    assert_eq!(got, vec![last]);
+    // An id that is not an index the stream sent is refused, not read as "from the start".
+    for bad in ["x", "-1", "18446744073709551615", "3.0"] {
+        let a = h.check(h.get("/v1/stream?from=0").bearer(&t).header("last-event-id", bad));
+        a.expect(400).problem("bad-parameter");
+    }
+}
+
+/// When the server starts to drain (SIGTERM), an open stream ends at once, cleanly, so the
+/// connection can close and the client reconnect elsewhere or later with `Last-Event-ID`.
+#[test]
+fn a_stream_ends_when_the_server_drains() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    let mut sse = h.open(h.get("/v1/stream?from=0").bearer(&t));
+    sse.read_until("id: 1\n", Duration::from_secs(20));
+    h.begin_drain();
+    assert!(sse.read_to_end(Duration::from_secs(5)), "the stream is still open: {}", sse.seen());
+    // A stream opened while draining ends at once too.
+    let mut late = h.open(h.get("/v1/stream?from=0").bearer(&t));
+    assert!(late.read_to_end(Duration::from_secs(5)), "a new stream stayed open: {}", late.seen());
+}

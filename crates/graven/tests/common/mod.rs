@@ -159,8 +159,9 @@ fn launch(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)], need_tok
     cmd.args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .args(extra)
         .envs(env.iter().copied())
-        .stderr(Stdio::inherit());
-    let proc = spawn_listening(&mut cmd, std::time::Duration::from_secs(60));
+        .stderr(Stdio::piped());
+    let mut proc = spawn_listening(&mut cmd, std::time::Duration::from_secs(60));
+    forward_stderr(&mut proc.child);
     let vkey = proc.banner_value("verifier key: ").unwrap_or_default().trim().to_owned();
     let token = match std::fs::read_to_string(data.join("admin.token")) {
         Ok(t) => t.trim().to_owned(),
@@ -168,6 +169,22 @@ fn launch(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)], need_tok
         Err(_) => String::new(),
     };
     Server { proc, vkey, token, data: data.to_path_buf() }
+}
+
+/// Passes a server's standard error on to the test's, but for its routine request lines (one
+/// per request, tens of thousands in a run; `crates/graven/tests/running.rs` checks them):
+/// warnings and errors, those of requests included, still show.
+fn forward_stderr(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let Some(pipe) = child.stderr.take() else { return };
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            if !line.contains(" INFO graven_server::http::request_log: request ") {
+                eprintln!("{line}");
+            }
+        }
+    });
 }
 
 /// An HTTP client that returns every status as a response, with a 30 s deadline.
