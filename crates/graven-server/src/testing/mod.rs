@@ -468,6 +468,18 @@ impl Harness {
         while index.strong_count() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The last reference can go on another thread while the database is still closing
+        // (seen as "Database already open" from the next start): wait until it opens here.
+        let path = self.data().join("index.redb");
+        while std::time::Instant::now() < deadline {
+            match graven_index::Index::open(&path) {
+                Ok(closed_again) => {
+                    drop(closed_again);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
     }
 
     // ---- fixtures ----
