@@ -1,6 +1,6 @@
 //! `graven completions <shell>` and `graven man`: shell completion scripts and manual pages,
-//! generated from the one clap definition of the command line (`crate::Cli`), so they cannot
-//! drift from what the binary accepts.
+//! generated from the one clap definition of the command line (`main`'s `Cli`, handed in as a
+//! `clap::Command`), so they cannot drift from what the binary accepts.
 //!
 //! Both are rendered into memory first and then written: the generators panic on a failed
 //! write, and a closed pipe (`graven man | head`) must end quietly instead.
@@ -10,24 +10,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
 /// The name the scripts complete and the pages are titled with.
 const BIN: &str = "graven";
 
-/// Prints the completion script for `shell` on stdout.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::Cli::command();
+/// Prints the completion script of `cmd` for `shell` on stdout.
+pub fn completions(mut cmd: clap::Command, shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut script);
     std::io::stdout().lock().write_all(&script).context("writing the completion script")?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints `graven(1)` on stdout, or with `out_dir` writes one page per command and subcommand
-/// there (`graven.1`, `graven-serve.1`, `graven-identity-create.1`, ...) and lists them.
-pub fn man(out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::Cli::command().disable_help_subcommand(true);
+/// Prints `cmd`'s page, `graven(1)`, on stdout, or with `out_dir` writes one page per command
+/// and subcommand there (`graven.1`, `graven-serve.1`, `graven-identity-create.1`, ...) and
+/// lists them.
+pub fn man(cmd: clap::Command, out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let Some(dir) = out_dir else {
         let page = render(&cmd)?;

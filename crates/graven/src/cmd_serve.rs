@@ -183,8 +183,8 @@ fn key_name(path: &Path) -> Option<String> {
 }
 
 /// `<host name>/graven`, lower case. A host name that is not a plain DNS name (RFC 1123:
-/// letters, digits, `-` and `.`, neither first nor last) is refused rather than mangled: the
-/// origin is permanent, so the operator then chooses it.
+/// letters, digits, `-` and `.`, neither first nor last; `_` too, which some hosts use) is
+/// refused rather than mangled: the origin is permanent, so the operator then chooses it.
 fn derive_origin(host: &std::ffi::OsStr) -> anyhow::Result<String> {
     let refuse = || {
         anyhow::anyhow!(
@@ -195,7 +195,7 @@ fn derive_origin(host: &std::ffi::OsStr) -> anyhow::Result<String> {
     let name = host.to_str().ok_or_else(refuse)?.to_ascii_lowercase();
     let plain = !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         && !name.starts_with(['-', '.'])
         && !name.ends_with(['-', '.']);
     if !plain {
@@ -352,6 +352,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut c = config(None, d.path());
         let lines = settle_origin(&mut c, std::ffi::OsStr::new("Build-7.Example.COM")).unwrap();
+        let mut underscored = config(None, d.path());
+        settle_origin(&mut underscored, std::ffi::OsStr::new("ci_runner-3")).unwrap();
+        assert_eq!(underscored.origin, "ci_runner-3/graven");
         assert_eq!(c.origin, "build-7.example.com/graven");
         assert!(lines[0].contains("build-7.example.com/graven") && lines[0].contains("host's name"), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("cannot change")), "{lines:?}");

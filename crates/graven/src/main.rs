@@ -22,7 +22,7 @@ mod witnesses;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc rather than the system allocator: the server allocates per request and per event,
 /// and under load glibc's malloc and free took about 14 % of its CPU (perf, single-event ingest).
@@ -142,8 +142,8 @@ fn main() -> ExitCode {
         Command::Key { command } => cmd_identity::key(command),
         Command::SignEvent { key } => cmd_sign::sign_event(&key),
         Command::Witness(args) => cmd_witness::run(args),
-        Command::Completions { shell } => cmd_docs::completions(shell),
-        Command::Man { out_dir } => cmd_docs::man(out_dir.as_deref()),
+        Command::Completions { shell } => cmd_docs::completions(Cli::command(), shell),
+        Command::Man { out_dir } => cmd_docs::man(Cli::command(), out_dir.as_deref()),
     };
     match result {
         Ok(code) => code,
