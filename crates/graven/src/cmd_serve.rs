@@ -356,7 +356,10 @@ mod tests {
         settle_origin(&mut underscored, std::ffi::OsStr::new("ci_runner-3")).unwrap();
         assert_eq!(underscored.origin, "ci_runner-3/graven");
         assert_eq!(c.origin, "build-7.example.com/graven");
-        assert!(lines[0].contains("build-7.example.com/graven") && lines[0].contains("host's name"), "{lines:?}");
+        assert!(
+            lines[0].contains("build-7.example.com/graven") && lines[0].contains("host's name"),
+            "{lines:?}"
+        );
         assert!(lines.iter().any(|l| l.contains("cannot change")), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("--origin")), "{lines:?}");
         for bad in ["", "a b", "(none)", "-x", "x.", "über", "a+b"] {

@@ -3,6 +3,8 @@
 //! strict JSON parser's (`graven_core::jcs`), the client signature's and the server's defaults.
 //! A limit changed in the code, or on the page alone, fails here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::collections::BTreeSet;
 
 use graven_auth::principal::Actor;
@@ -37,8 +39,11 @@ fn name(row: &[String]) -> String {
 
 /// The first number in `cell`, thousands separators and all (`67,108,864 bytes (64 MiB)`).
 fn number(cell: &str) -> u64 {
-    let digits: String =
-        cell.chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit() || *c == ',').collect();
+    let digits: String = cell
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .collect();
     digits.replace(',', "").parse().unwrap_or_else(|_| panic!("no number in {cell:?}"))
 }
 
@@ -77,10 +82,8 @@ fn the_field_tables_are_the_shapers() {
     let stored = shape(body).unwrap();
     let stored: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&stored.bytes).unwrap();
     let kept: BTreeSet<&str> = shape::CLIENT_FIELDS.iter().copied().filter(|f| *f != "actor").collect();
-    let added: BTreeSet<String> =
-        stored.keys().filter(|k| !kept.contains(k.as_str())).cloned().collect();
-    let documented: BTreeSet<String> =
-        rows(&d, "## What the server adds").iter().map(|r| name(r)).collect();
+    let added: BTreeSet<String> = stored.keys().filter(|k| !kept.contains(k.as_str())).cloned().collect();
+    let documented: BTreeSet<String> = rows(&d, "## What the server adds").iter().map(|r| name(r)).collect();
     assert_eq!(documented, added);
     assert_eq!(stored["v"], 1);
     assert_eq!(stored["claimed"]["actor"]["id"], "payments-deployer");
@@ -115,7 +118,10 @@ fn the_reserved_namespace_is_the_shapers() {
     assert!(d.contains("Actions starting with `graven.`"));
     let listed = rows(&d, "## Reserved namespace");
     assert!(listed.iter().all(|r| r[0].starts_with("`graven.")), "{listed:?}");
-    assert_eq!(shape(r#"{"action":"Graven.key.revoke"}"#).unwrap_err(), EventError::ReservedAction("Graven.key.revoke".into()));
+    assert_eq!(
+        shape(r#"{"action":"Graven.key.revoke"}"#).unwrap_err(),
+        EventError::ReservedAction("Graven.key.revoke".into())
+    );
 }
 
 /// Every limit on the page is the code's, and the code has none the page leaves out; each is
@@ -150,7 +156,10 @@ fn the_limits_are_the_codes() {
         let want = code.iter().find(|(c, _)| c == n).map(|(_, v)| *v);
         assert_eq!(Some(*v), want, "docs/events.md says {n} is {v}");
     }
-    assert_eq!(engine.client_signature_window.as_secs(), graven_engine::engine::DEFAULT_CLIENT_SIGNATURE_WINDOW_SECONDS);
+    assert_eq!(
+        engine.client_signature_window.as_secs(),
+        graven_engine::engine::DEFAULT_CLIENT_SIGNATURE_WINDOW_SECONDS
+    );
 }
 
 /// The limits the shaper and the parser enforce, at their edges.
@@ -183,7 +192,12 @@ fn the_limits_hold_at_their_edges() {
     let long = "a".repeat(shape::MAX_SHORT_STRING);
     let too_long = "é".repeat(shape::MAX_SHORT_STRING / 2) + "a";
     for (field, ok, bad, empty) in [
-        ("action", format!(r#""action":"{long}""#), format!(r#""action":"{too_long}""#), r#""action":"""#.to_owned()),
+        (
+            "action",
+            format!(r#""action":"{long}""#),
+            format!(r#""action":"{too_long}""#),
+            r#""action":"""#.to_owned(),
+        ),
         (
             "request_id",
             format!(r#""action":"x","request_id":"{long}""#),

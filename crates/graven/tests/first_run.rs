@@ -1,6 +1,8 @@
 //! A new operator's first contact with the binary: the origin a first start gives the log and
 //! announces, shell completions and manual pages generated from the command line's definition.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 mod common;
 
 use std::path::Path;
@@ -67,13 +69,23 @@ fn a_set_origin_is_kept_and_cannot_change() {
     drop(s);
 
     let out = graven(
-        &["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--origin", "other.example/log"],
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            "other.example/log",
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("audit.example.com/graven") && err.contains("other.example/log") && err.contains("cannot change"),
+        err.contains("audit.example.com/graven")
+            && err.contains("other.example/log")
+            && err.contains("cannot change"),
         "{err}"
     );
     // The environment variable is a setting like the flag.
@@ -92,8 +104,12 @@ fn a_set_origin_is_kept_and_cannot_change() {
 fn subcommands() -> Vec<String> {
     let help = ok(&graven(&["--help"], b""));
     let list = help.split("Commands:").nth(1).unwrap().split("\n\n").next().unwrap();
-    let names: Vec<String> =
-        list.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| *n != "help").map(Into::into).collect();
+    let names: Vec<String> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(Into::into)
+        .collect();
     assert!(names.len() > 10 && names.contains(&"serve".to_owned()), "{names:?}");
     names
 }
@@ -120,7 +136,11 @@ fn completions_cover_every_subcommand() {
         assert!(bash.contains(&format!("graven,{sub})")), "bash completes no {sub}");
     }
     // Nested subcommands too.
-    assert!(bash.contains("graven__subcmd__identity,create)") || bash.contains("graven__identity,create)"), "{}", &bash[..400]);
+    assert!(
+        bash.contains("graven__subcmd__identity,create)") || bash.contains("graven__identity,create)"),
+        "{}",
+        &bash[..400]
+    );
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let script = ok(&graven(&["completions", shell], b""));
         for sub in &subs {
@@ -157,7 +177,11 @@ fn check_page(page: &str, title: &str, subs: &[String]) {
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), page.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() && out.stderr.is_empty(), "groff on {title}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "groff on {title}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `graven man` is graven(1), a roff page groff renders without a warning, that lists every
@@ -183,7 +207,11 @@ fn man_pages_render() {
         let page = std::fs::read_to_string(dir.join(f)).unwrap();
         check_page(&page, f.trim_end_matches(".1"), &[]);
     }
-    assert_eq!(std::fs::read_to_string(dir.join("graven.1")).unwrap(), page, "the page printed is the one written");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("graven.1")).unwrap(),
+        page,
+        "the page printed is the one written"
+    );
     // man(1) formats a page file; the options and their environment variables are there.
     if Command::new("man").arg("--version").output().is_ok() {
         let out = Command::new("man")
@@ -194,6 +222,9 @@ fn man_pages_render() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("--origin") && text.contains("GRAVEN_ORIGIN"), "{text}");
+        assert!(
+            out.status.success() && text.contains("--origin") && text.contains("GRAVEN_ORIGIN"),
+            "{text}"
+        );
     }
 }

@@ -8,6 +8,8 @@
 //! checks what the commands printed and left behind. It also holds the README's set-up section
 //! to its two commands and its install command to the package that builds `graven`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,7 +40,11 @@ fn quick_start_blocks(text: &str) -> Vec<String> {
         while lines.get(i).is_some_and(|l| l.trim().is_empty()) {
             i += 1;
         }
-        assert_eq!(lines.get(i).map(|l| l.trim()), Some("```sh"), "a quick-start marker must precede a ```sh block");
+        assert_eq!(
+            lines.get(i).map(|l| l.trim()),
+            Some("```sh"),
+            "a quick-start marker must precede a ```sh block"
+        );
         i += 1;
         let mut block = String::new();
         while let Some(l) = lines.get(i) {
