@@ -21,11 +21,14 @@ use graven_core::jcs::{self, JcsError, Value};
 
 use crate::principal::Actor;
 
-/// Top-level fields a client may send.
-const CLIENT_FIELDS: &[&str] =
+/// Top-level fields a client may send, besides `client_signature` (docs/events.md, held to
+/// these by `crates/graven/tests/events_doc.rs`).
+pub const CLIENT_FIELDS: &[&str] =
     &["action", "actor", "details", "occurred_at", "outcome", "request_id", "resource", "source"];
-const OUTCOMES: &[&str] = &["success", "failure", "denied"];
-const MAX_SHORT_STRING: usize = 1024;
+/// The values `outcome` may take.
+pub const OUTCOMES: &[&str] = &["success", "failure", "denied"];
+/// Longest `action`, `occurred_at`, `request_id`, `resource.type` and `resource.id`, in bytes.
+pub const MAX_SHORT_STRING: usize = 1024;
 
 /// Actions that only the server itself writes: identity and key changes, refused requests. The
 /// offline verifier rebuilds each identity's keys from these events, so no credential may

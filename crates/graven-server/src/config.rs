@@ -296,6 +296,9 @@ pub struct Config {
     pub data: PathBuf,
     /// Used only when the log is created; an existing log keeps its key's name.
     pub origin: String,
+    /// Whether `origin` was set (flag, environment or file) rather than [`DEFAULT_ORIGIN`]:
+    /// the binary derives a new log's origin from the host name when it was not.
+    pub origin_given: bool,
     /// Largest request body, single event or NDJSON batch.
     pub max_body_bytes: usize,
     /// How long a client may take to send its body.
@@ -537,6 +540,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
             why: "expected text or json",
         })?,
     };
+    let origin_given = o.origin.is_some() || file.origin.is_some();
     let origin = o.origin.or(file.origin).unwrap_or_else(|| DEFAULT_ORIGIN.into());
     if !graven_core::note::is_valid_key_name(&origin) {
         return Err(ConfigError::Invalid { what: "origin", value: origin, why: "no spaces or '+' allowed" });
@@ -584,6 +588,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         listen,
         data: o.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
         origin,
+        origin_given,
         max_body_bytes: positive(
             "max_body_bytes",
             o.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20),
@@ -740,6 +745,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(c.engine.max_batch_events, 10);
         assert_eq!(c.origin, "file.example/log");
+        assert!(c.origin_given, "the file set it");
         assert_eq!(c.max_body_bytes, 64 << 20, "default where neither says anything");
         assert!(!c.public_read_path, "the read path is private by default");
         let c = resolve(Overrides {
@@ -752,6 +758,9 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
         assert_eq!(c.engine.max_batch_events, 20);
         assert_eq!(c.origin, "file.example/log");
+        // Nobody set it: the library's default, marked as such (the binary derives another).
+        let c = resolve(Overrides { data: Some(d.path().join("none")), ..Default::default() }).unwrap();
+        assert_eq!((c.origin.as_str(), c.origin_given), (DEFAULT_ORIGIN, false));
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7878]. Port 0 picks a free port.
     #[arg(long, env = "GRAVEN_LISTEN")]
     listen: Option<String>,
-    /// Origin (and key name) for a new log [default: localhost/graven].
+    /// Origin (and key name) of a new log: it names the log in every checkpoint and cannot
+    /// change once the log exists [default: <this host's name>/graven, announced at first
+    /// start].
     #[arg(long, env = "GRAVEN_ORIGIN")]
     origin: Option<String>,
     /// Largest request body in bytes [default: 64 MiB].
@@ -112,7 +114,10 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = config::resolve(overrides(a))?;
+    let mut config = config::resolve(overrides(a))?;
+    for line in settle_origin(&mut config, &gethostname::gethostname())? {
+        println!("{line}");
+    }
     if config.storage.is_some() && config.key.is_none() {
         // Checked here too, before the store is touched: a refused start writes nothing.
         anyhow::bail!(
@@ -136,6 +141,84 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The path part of an origin derived from the host name: `<host name>/graven`.
+const DERIVED_ORIGIN_PATH: &str = "/graven";
+
+/// Settles the origin before anything is created, and says what start-up will do with it.
+///
+/// The origin names the log in every checkpoint (C2SP tlog-checkpoint) and is the signer key's
+/// name, so it is fixed once the log exists; verifiers and witnesses hold the log to it. A new
+/// log gets the origin that was set (`--origin`, `GRAVEN_ORIGIN`, `origin` in the config file),
+/// or else `<host name>/graven`, never a silent placeholder; the lines returned announce it and
+/// how to choose another while that is still cheap. A set origin that differs from the
+/// existing log's is refused: the operator expects one log and would get another's name.
+/// `host` is this machine's host name (passed in for the tests).
+fn settle_origin(config: &mut config::Config, host: &std::ffi::OsStr) -> anyhow::Result<Vec<String>> {
+    if config.storage.is_some() && config.key.is_none() {
+        return Ok(Vec::new()); // refused just below, with its own message
+    }
+    let key_path = config.key.clone().unwrap_or_else(|| config.data.join("log.key"));
+    if key_path.exists() {
+        if config.origin_given
+            && let Some(existing) = key_name(&key_path)
+            && existing != config.origin
+        {
+            anyhow::bail!(
+                "the log's key {} names the origin {existing}, but {} was set (--origin, GRAVEN_ORIGIN or origin in the config file); an origin cannot change once the log exists: leave the setting out, or set it to {existing}; a new log needs another --data directory",
+                key_path.display(),
+                config.origin
+            );
+        }
+        return Ok(Vec::new());
+    }
+    if config.key.is_some() {
+        return Ok(Vec::new()); // a key file that is not there: the server says so
+    }
+    let how = if config.origin_given {
+        "as set"
+    } else {
+        config.origin = derive_origin(host)?;
+        "from this host's name"
+    };
+    Ok(vec![
+        format!("new log: origin {} ({how})", config.origin),
+        "  The origin names this log in every checkpoint and cannot change once the log exists.".into(),
+        format!(
+            "  To choose another: stop the server now, delete {}, and start it again with --origin <name> (e.g. --origin audit.example.com/graven).",
+            config.data.display()
+        ),
+    ])
+}
+
+/// The name (origin) of the signer key in `path`, if it holds one.
+fn key_name(path: &Path) -> Option<String> {
+    let text = crate::input::read_small(path, crate::input::MAX_KEY_FILE).ok()?;
+    let key = graven_core::note::SignerKey::parse(text.trim()).ok()?;
+    Some(key.name().to_owned())
+}
+
+/// `<host name>/graven`, lower case. A host name that is not a plain DNS name (RFC 1123:
+/// letters, digits, `-` and `.`, neither first nor last; `_` too, which some hosts use) is
+/// refused rather than mangled: the origin is permanent, so the operator then chooses it.
+fn derive_origin(host: &std::ffi::OsStr) -> anyhow::Result<String> {
+    let refuse = || {
+        anyhow::anyhow!(
+            "this host's name ({}) does not make a log origin; name the new log with --origin <name> (e.g. --origin audit.example.com/graven), which cannot change once the log exists",
+            crate::escape::message(&format!("{host:?}"))
+        )
+    };
+    let name = host.to_str().ok_or_else(refuse)?.to_ascii_lowercase();
+    let plain = !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['-', '.']);
+    if !plain {
+        return Err(refuse());
+    }
+    Ok(format!("{name}{DERIVED_ORIGIN_PATH}"))
 }
 
 /// The settings given by flag or environment variable, for [`config::resolve`].
@@ -274,6 +357,56 @@ mod tests {
 
     fn parse(args: &[&str]) -> Overrides {
         overrides(Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args)
+    }
+
+    fn config(origin: Option<&str>, data: &Path) -> config::Config {
+        let o = Overrides { data: Some(data.into()), origin: origin.map(Into::into), ..Default::default() };
+        config::resolve(o).unwrap()
+    }
+
+    /// A new log without a set origin is named after the host, and start-up says so and how
+    /// to choose another; host names that are not plain DNS names are refused, not mangled.
+    #[test]
+    fn a_new_log_is_named_after_the_host_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = config(None, d.path());
+        let lines = settle_origin(&mut c, std::ffi::OsStr::new("Build-7.Example.COM")).unwrap();
+        let mut underscored = config(None, d.path());
+        settle_origin(&mut underscored, std::ffi::OsStr::new("ci_runner-3")).unwrap();
+        assert_eq!(underscored.origin, "ci_runner-3/graven");
+        assert_eq!(c.origin, "build-7.example.com/graven");
+        assert!(
+            lines[0].contains("build-7.example.com/graven") && lines[0].contains("host's name"),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("cannot change")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("--origin")), "{lines:?}");
+        for bad in ["", "a b", "(none)", "-x", "x.", "über", "a+b"] {
+            let mut c = config(None, d.path());
+            let e = settle_origin(&mut c, std::ffi::OsStr::new(bad)).unwrap_err().to_string();
+            assert!(e.contains("--origin"), "{bad:?}: {e}");
+        }
+        // A set origin is kept, and announced as set.
+        let mut c = config(Some("audit.example/log"), d.path());
+        let lines = settle_origin(&mut c, std::ffi::OsStr::new("host")).unwrap();
+        assert_eq!(c.origin, "audit.example/log");
+        assert!(lines[0].contains("audit.example/log (as set)"), "{lines:?}");
+    }
+
+    /// Once the log exists its key names it: nothing is derived or announced, and a set origin
+    /// that differs is refused.
+    #[test]
+    fn an_existing_log_keeps_its_origin() {
+        let d = tempfile::tempdir().unwrap();
+        let key = graven_core::note::SignerKey::from_seed("first.example/log", [7; 32]).unwrap();
+        std::fs::write(d.path().join("log.key"), format!("{}\n", key.to_secret_string())).unwrap();
+        let mut c = config(None, d.path());
+        assert!(settle_origin(&mut c, std::ffi::OsStr::new("host")).unwrap().is_empty());
+        let mut c = config(Some("first.example/log"), d.path());
+        assert!(settle_origin(&mut c, std::ffi::OsStr::new("host")).unwrap().is_empty());
+        let mut c = config(Some("other.example/log"), d.path());
+        let e = settle_origin(&mut c, std::ffi::OsStr::new("host")).unwrap_err().to_string();
+        assert!(e.contains("first.example/log") && e.contains("cannot change"), "{e}");
     }
 
     /// `--client-ca` with `--client-ca-trust-domain` (repeated, or comma-separated) binds the

@@ -3,6 +3,7 @@
 
 mod cmd_append;
 mod cmd_bundle;
+mod cmd_docs;
 mod cmd_export;
 mod cmd_identity;
 mod cmd_keygen;
@@ -21,7 +22,7 @@ mod witnesses;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc rather than the system allocator: the server allocates per request and per event,
 /// and under load glibc's malloc and free took about 14 % of its CPU (perf, single-event ingest).
@@ -93,6 +94,21 @@ enum Command {
     /// Run a C2SP witness for any C2SP logs (POST /add-checkpoint): cosign each checkpoint
     /// only if it is consistent with every one cosigned before; or `witness keygen`.
     Witness(cmd_witness::WitnessArgs),
+    /// Print a completion script for a shell, e.g. `graven completions bash >
+    /// /etc/bash_completion.d/graven` (zsh: a file named _graven on $fpath).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page graven(1) as roff (`graven man | man -l -`), or write one page
+    /// per command and subcommand to a directory.
+    Man {
+        /// Write graven.1, graven-serve.1, graven-identity-create.1, ... here (e.g.
+        /// /usr/local/share/man/man1) and list them, instead of printing graven(1).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +142,8 @@ fn main() -> ExitCode {
         Command::Key { command } => cmd_identity::key(command),
         Command::SignEvent { key } => cmd_sign::sign_event(&key),
         Command::Witness(args) => cmd_witness::run(args),
+        Command::Completions { shell } => cmd_docs::completions(Cli::command(), shell),
+        Command::Man { out_dir } => cmd_docs::man(Cli::command(), out_dir.as_deref()),
     };
     match result {
         Ok(code) => code,
