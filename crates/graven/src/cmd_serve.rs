@@ -115,9 +115,7 @@ pub struct ServeArgs {
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = config::resolve(overrides(a))?;
-    for line in settle_origin(&mut config, &gethostname::gethostname())? {
-        println!("{line}");
-    }
+    let announced = settle_origin(&mut config, &gethostname::gethostname())?;
     if config.storage.is_some() && config.key.is_none() {
         // Checked here too, before the store is touched: a refused start writes nothing.
         anyhow::bail!(
@@ -130,6 +128,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     // The port first: one taken by another process is refused before anything is created
     // or the bucket is touched.
     let listener = rt.block_on(graven_server::serve::bind(config.listen))?;
+    // Said once the port is ours: a start refused for a taken port says only that.
+    for line in announced {
+        println!("{line}");
+    }
     let store = match &config.storage {
         Some(s) => Some(open_store(s)?),
         None => None,
