@@ -58,6 +58,11 @@ impl IntoResponse for Problem {
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 §15.5.2: a 401 names the scheme that would authenticate the request.
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"graven\""));
+        }
         if let Some(c) = cause {
             resp.extensions_mut().insert(c);
         }

@@ -2,17 +2,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use serde::Deserialize;
 
-use super::state::{AppState, blocking, finish, parse_index, read_problem};
+use super::state::{AppState, StrictQuery, blocking, finish, parse_index, read_problem};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
     index: Option<String>,
     tree_size: Option<String>,
@@ -21,7 +22,7 @@ pub struct InclusionQuery {
 pub async fn inclusion_proof(
     State(st): St,
     uri: axum::http::Uri,
-    Query(q): Query<InclusionQuery>,
+    StrictQuery(q): StrictQuery<InclusionQuery>,
 ) -> Response {
     let r = async {
         let witnessed = super::witnessed::wants_witnessed(uri.query())?;
@@ -91,12 +92,13 @@ pub async fn inclusion_proof(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     from: Option<String>,
     to: Option<String>,
 }
 
-pub async fn consistency_proof(State(st): St, Query(q): Query<ConsistencyQuery>) -> Response {
+pub async fn consistency_proof(State(st): St, StrictQuery(q): StrictQuery<ConsistencyQuery>) -> Response {
     let r = async {
         let c = st.engine.committed();
         let from = parse_index(

@@ -3,19 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use graven_core::hash::TreeSize;
 use serde::Deserialize;
 
 use super::events::entry_field;
-use super::state::{AppState, blocking, finish, read_problem};
+use super::state::{AppState, StrictQuery, blocking, finish, read_problem};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     actor: Option<String>,
     action: Option<String>,
@@ -51,7 +52,7 @@ fn index_time(s: &str, what: &str) -> Result<String, Problem> {
 
 /// Search over the derived index. The index may trail the log by a moment; `indexed_size`
 /// says how far it has got.
-pub async fn search(State(st): St, Query(q): Query<SearchQuery>) -> Response {
+pub async fn search(State(st): St, StrictQuery(q): StrictQuery<SearchQuery>) -> Response {
     let r = async {
         let limit = match q.limit.as_deref() {
             Some(l) => l

@@ -96,3 +96,28 @@ pub(crate) fn parse_index(s: &str, what: &str) -> Result<u64, Problem> {
         Problem::bad_request("bad-parameter", format!("{what} must be a non-negative integer, got {s:?}"))
     })
 }
+
+/// Query parameters read strictly: a parameter the route does not take, or one given twice,
+/// is a `400 bad-parameter` problem naming it, instead of being ignored (a misspelt filter
+/// would otherwise widen a search to every event).
+#[derive(Debug)]
+pub struct StrictQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for StrictQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(q)) => Ok(StrictQuery(q)),
+            Err(e) => Err(Problem::bad_request(
+                "bad-parameter",
+                format!("{}; /openapi.json lists this route's parameters", e.body_text()),
+            )
+            .into_response()),
+        }
+    }
+}

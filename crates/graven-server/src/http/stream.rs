@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,12 +17,13 @@ use graven_engine::reader::LogReader;
 use serde::Deserialize;
 
 use super::events::entry_field;
-use super::state::{AppState, count, finish, parse_index};
+use super::state::{AppState, StrictQuery, count, finish, parse_index};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     from: Option<String>,
 }
@@ -32,7 +33,7 @@ pub struct StreamQuery {
 pub async fn stream(
     State(st): St,
     axum::Extension(principal): axum::Extension<Arc<Principal>>,
-    Query(q): Query<StreamQuery>,
+    StrictQuery(q): StrictQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
     let start = match resume_after(&headers) {

@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use graven_tlog::stamps::parse_size_name;
 use serde::Deserialize;
 
-use super::state::{AppState, blocking, finish, parse_index};
+use super::state::{AppState, StrictQuery, blocking, finish, parse_index};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
@@ -81,6 +81,7 @@ pub async fn archived_checkpoint(State(st): St, Path(name): Path<String>) -> Res
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     after: Option<String>,
     until: Option<String>,
@@ -90,7 +91,7 @@ pub struct ListQuery {
 /// `GET /v1/timestamps`: `{"sizes":[...]}`, the stamped sizes in `after + 1 ..= until` (default
 /// 0 and the committed size), at most `limit` (default and most [`MAX_LIST`]). Page with
 /// `after` = the last size received.
-pub async fn list(State(st): St, Query(q): Query<ListQuery>) -> Response {
+pub async fn list(State(st): St, StrictQuery(q): StrictQuery<ListQuery>) -> Response {
     let r = async {
         let committed = st.engine.committed().size;
         let after = q.after.as_deref().map(|s| parse_index(s, "after")).transpose()?.unwrap_or(0);

@@ -57,3 +57,46 @@ fn search_pages_by_actor_action_and_time() {
     get("?cursor=garbage").expect(400).detail();
     get("?since=yesterday").expect(400).detail();
 }
+
+/// A misspelt or repeated query parameter is a 400 problem naming it, never an answer that
+/// silently ignores it (`?actr=` would otherwise return every event unfiltered). The same holds
+/// for every route that takes query parameters.
+#[test]
+fn unknown_or_repeated_query_parameters_are_refused() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    h.check(h.post("/v1/events").bearer(&t).json(r#"{"action":"deployment.create"}"#)).expect(201);
+    for (url, name) in [
+        ("/v1/events?actr=svc:deployer", "actr"),
+        ("/v1/events?action=a&action=b", "action"),
+        ("/v1/events?limit=5&Limit=5", "Limit"),
+        ("/v1/proofs/inclusion?index=0&sise=1", "sise"),
+        ("/v1/proofs/consistency?from=1&to=2&form=1", "form"),
+        ("/v1/timestamps?afterr=0", "afterr"),
+        ("/v1/stream?form=0", "form"),
+    ] {
+        let a = h.check(h.get(url).bearer(&t)).expect(400);
+        let detail = a.problem("bad-parameter")["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains(name), "{url}: {detail}");
+    }
+    // The known ones still work.
+    h.check(h.get("/v1/events?action=deployment.create&limit=5&order=oldest").bearer(&t)).expect(200);
+    h.check(h.get("/v1/proofs/inclusion?index=0").bearer(&t)).expect(200);
+}
+
+/// Every 401 names the scheme to authenticate with (RFC 9110 §15.5.2: a 401 carries
+/// `WWW-Authenticate`).
+#[test]
+fn unauthorized_answers_carry_www_authenticate() {
+    let h = Harness::start();
+    for r in [
+        h.get("/v1/events"),
+        h.get("/v1/events").bearer("gvn_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        h.get("/checkpoint"),
+        h.post("/v1/events").json(r#"{"action":"x.y"}"#),
+    ] {
+        let a = h.check(r).expect(401);
+        let challenge = a.header("www-authenticate").unwrap_or_default().to_owned();
+        assert!(challenge.starts_with("Bearer realm=\"graven\""), "{challenge:?}: {}", a.text());
+    }
+}
