@@ -17,6 +17,9 @@ type St = State<Arc<AppState>>;
 pub struct InclusionQuery {
     index: Option<String>,
     tree_size: Option<String>,
+    /// Read by `witnessed::wants_witnessed` from the raw query; named here so it is allowed.
+    #[allow(dead_code)]
+    witnessed: Option<String>,
 }
 
 pub async fn inclusion_proof(
