@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[derive(clap::Args, Debug)]
 pub struct Client {
     /// The Graven server's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    #[arg(long, env = "GRAVEN_SERVER", default_value = "http://127.0.0.1:7878")]
     server: String,
     /// File holding an admin API key (else the GRAVEN_TOKEN environment variable).
     #[arg(long)]

@@ -15,7 +15,7 @@ use crate::export_source::{Filters, Server, StreamError};
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
     /// The Graven server's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    #[arg(long, env = "GRAVEN_SERVER", default_value = "http://127.0.0.1:7878")]
     pub server: String,
     /// File holding the bearer token (else the GRAVEN_TOKEN environment variable).
     #[arg(long)]

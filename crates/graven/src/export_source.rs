@@ -35,12 +35,51 @@ pub struct Filters {
     /// Only events with this outcome (success, failure, denied).
     #[arg(long)]
     pub outcome: Option<String>,
-    /// Only events logged at or after this RFC 3339 time.
-    #[arg(long)]
+    /// Only events logged at or after this time: RFC 3339 (2026-11-26T17:48:20Z), a date
+    /// (2026-11-26, midnight UTC), or an age (90s, 30m, 1h, 7d, 2w: that long ago).
+    #[arg(long, value_parser = time_bound)]
     pub since: Option<String>,
-    /// Only events logged before this RFC 3339 time.
-    #[arg(long)]
+    /// Only events logged before this time (same forms as --since).
+    #[arg(long, value_parser = time_bound)]
     pub until: Option<String>,
+}
+
+/// `--since`/`--until` as the RFC 3339 time the server takes.
+fn time_bound(s: &str) -> Result<String, String> {
+    time_bound_at(s, time::OffsetDateTime::now_utc())
+}
+
+/// [`time_bound`] with the present given: an age counts back from `now`.
+fn time_bound_at(s: &str, now: time::OffsetDateTime) -> Result<String, String> {
+    use time::format_description::well_known::Rfc3339;
+    let bad = || {
+        format!(
+            "{s:?} is not a time: give RFC 3339 (2026-11-26T17:48:20Z), a date (2026-11-26) or an age (30m, 1h, 7d)"
+        )
+    };
+    if s.len() > 64 {
+        return Err(bad());
+    }
+    if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() {
+        return Ok(s.to_owned());
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date_format) {
+        return d.midnight().assume_utc().format(&Rfc3339).map_err(|_| bad());
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    let ago = n.checked_mul(seconds).map(time::Duration::seconds).ok_or_else(bad)?;
+    let at = now.checked_sub(ago).ok_or_else(bad)?;
+    at.format(&Rfc3339).map_err(|_| bad())
 }
 
 impl Filters {
@@ -437,5 +476,28 @@ pub fn location(source: &Source) -> String {
     match source {
         Source::Dir(d) => DirFetch::new(d).location(),
         Source::Server(s) => s.base.clone(),
+    }
+}
+
+#[cfg(test)]
+mod time_bound_tests {
+    use super::time_bound_at;
+
+    #[test]
+    fn ages_dates_and_rfc3339_become_rfc3339() {
+        let now = time::macros::datetime!(2026-12-07 12:00:00 UTC);
+        let t = |s: &str| time_bound_at(s, now);
+        assert_eq!(t("1h").unwrap(), "2026-12-07T11:00:00Z");
+        assert_eq!(t("90s").unwrap(), "2026-12-07T11:58:30Z");
+        assert_eq!(t("7d").unwrap(), "2026-11-30T12:00:00Z");
+        assert_eq!(t("2w").unwrap(), "2026-11-23T12:00:00Z");
+        assert_eq!(t("30m").unwrap(), "2026-12-07T11:30:00Z");
+        assert_eq!(t("2026-11-26").unwrap(), "2026-11-26T00:00:00Z");
+        assert_eq!(t("2026-11-26T17:48:20Z").unwrap(), "2026-11-26T17:48:20Z");
+        for bad in ["", "h", "1y", "-1h", "1.5h", "99999999999999999999d", "2026-13-01", "yesterday", "1 h"] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains("is not a time"), "{bad}: {e}");
+        }
+        assert!(t(&"1".repeat(100)).is_err(), "long input");
     }
 }

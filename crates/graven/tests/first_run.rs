@@ -228,3 +228,25 @@ fn man_pages_render() {
         );
     }
 }
+
+/// The client commands find the server in `GRAVEN_SERVER`, and `--since` takes an age.
+#[test]
+fn graven_server_names_the_server_and_since_takes_an_age() {
+    let dead = format!("http://{}", graven_testkit::net::dead_addr());
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["search", "--since", "1h"])
+        .env("GRAVEN_SERVER", &dead)
+        .env_remove("GRAVEN_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&dead[7..]), "the server from GRAVEN_SERVER is the one tried: {err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["search", "--since", "yesterday"])
+        .env("GRAVEN_SERVER", &dead)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a time") && err.contains("7d"), "{err}");
+}
