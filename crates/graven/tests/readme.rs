@@ -216,7 +216,9 @@ fn set_up_and_install_say_what_exists() {
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     assert!(ci.contains("scripts/test.sh"), "CI runs the README's test command");
     let install = section_blocks(&text, "## Install");
-    assert_eq!(install, ["cargo install --path crates/graven --locked"]);
+    assert_eq!(install, ["cargo install --path crates/graven --locked --profile dist"]);
+    let workspace = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    assert!(workspace.contains("[profile.dist]"), "the profile the README installs with exists");
     let manifest = std::fs::read_to_string(repo().join("crates/graven/Cargo.toml")).unwrap();
     assert!(manifest.contains("[[bin]]\nname = \"graven\""), "{manifest}");
     assert!(text.contains("~/.cargo/bin/graven"), "the README says where the binary lands");
