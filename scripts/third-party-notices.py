@@ -164,7 +164,9 @@ def rank(e):
     for i in ids(e):
         base = i.split(" WITH ")[0]
         worst = max(worst, PREFERENCE.index(base) if base in PREFERENCE else len(PREFERENCE))
-    return (worst, len(ids(e)))
+    # Ties go to the plain licence over one with an exception (Apache-2.0 over
+    # Apache-2.0 WITH LLVM-exception, when a crate offers both): its text is LICENSE.
+    return (worst, len(ids(e)), sum(" WITH " in i for i in ids(e)))
 
 
 def choose(e):
