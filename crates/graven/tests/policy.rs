@@ -632,29 +632,11 @@ def check(log_vkey, k, path, event_path, witnesses):
 print(check(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]))
 "#;
 
-/// Python 3 with `cryptography`, installed with pip if missing; fails (never skips) without it.
-fn python_with_cryptography() {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import cryptography"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has() {
-        let pip = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cryptography"]).status();
-        assert!(
-            pip.is_ok_and(|s| s.success()) && has(),
-            "python3 with `cryptography` is needed for the independent check"
-        );
-    }
-}
-
 /// The tlog-proofs Graven writes verify with the independent checker, for entries across the
 /// tree; a damaged one, or another entry's bytes, do not (so the checker can fail).
 #[test]
 fn written_tlog_proofs_verify_with_an_independent_checker() {
-    python_with_cryptography();
+    common::python_with_cryptography();
     let fx = Fx::new("independent.example/log", 300);
     cosign(&fx.log.dir, &[1, 3]);
     let script = write(fx.log.dir.parent().unwrap(), "check_tlog_proof.py", PY_TLOG_PROOF);

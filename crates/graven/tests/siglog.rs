@@ -357,26 +357,6 @@ for l in sys.stdin:
     print(check(r["kind"], r["vkey"], r["text"], r["line"]))
 "#;
 
-/// Python 3 with `cryptography`, installed with pip if missing. Fails (never skips) if it
-/// cannot be had.
-fn python_with_cryptography() {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import cryptography"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has() {
-        return;
-    }
-    let pip = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cryptography"]).status();
-    assert!(
-        pip.is_ok_and(|s| s.success()) && has(),
-        "python3 with the `cryptography` package is needed for the independent signature check, and `python3 -m pip install cryptography` failed"
-    );
-}
-
 /// One item for the Python checker.
 struct PyItem {
     kind: &'static str,
@@ -387,7 +367,7 @@ struct PyItem {
 
 /// The Python checker's verdicts on `items`, in order.
 fn python_check(items: &[PyItem]) -> Vec<String> {
-    python_with_cryptography();
+    common::python_with_cryptography();
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("check_signatures.py");
     std::fs::write(&script, PY_CHECKER).unwrap();

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -223,29 +225,9 @@ for l in sys.stdin:
     print(check(r["vkey"], r["text"], r["line"]))
 "#;
 
-/// Python 3 with `cryptography`, installed with pip if missing. Fails (never skips) if it
-/// cannot be had.
-fn python_with_cryptography() {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import cryptography"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has() {
-        return;
-    }
-    let pip = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cryptography"]).status();
-    assert!(
-        pip.is_ok_and(|s| s.success()) && has(),
-        "python3 with the `cryptography` package is needed for the independent cosignature check, and `python3 -m pip install cryptography` failed"
-    );
-}
-
 /// Runs the Python checker over `items` (vkey, text, line); its verdicts, in order.
 fn python_check(items: &[(String, String, String)]) -> Vec<String> {
-    python_with_cryptography();
+    common::python_with_cryptography();
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("check_cosignature.py");
     std::fs::write(&script, PY_CHECKER).unwrap();

@@ -10,56 +10,13 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, start};
+use common::{Server, Witness, spawn_witness as witness, start};
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::note::SignerKey;
 use graven_core::policy::{ParseOptions, Policy};
-
-struct Witness {
-    child: Child,
-    addr: String,
-    vkey: String,
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn witness(dir: &std::path::Path, name: &str, log_flag: &str) -> Witness {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
-        .args(["witness", "--data"])
-        .arg(dir.join("data"))
-        .arg("--key")
-        .arg(dir.join("witness.key"))
-        .args(["--name", name, "--log", log_flag, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut vkey) = (String::new(), String::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while addr.is_empty() {
-        assert!(Instant::now() < deadline, "the witness did not start");
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the witness exited before listening");
-        if let Some(v) = line.trim_end().strip_prefix("verifier key: ") {
-            vkey = v.to_owned();
-        }
-        if let Some(a) = line.trim_end().strip_prefix("listening on http://") {
-            addr = a.to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    Witness { child, addr, vkey }
-}
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -42,6 +42,7 @@ pub mod witnessed;
 pub use search::parse_time_bound;
 pub use state::{AppState, Peer};
 
+use crate::metrics::exposition::Exposition;
 use crate::problem::Problem;
 use state::finish;
 
@@ -89,12 +90,13 @@ async fn readyz(State(st): St) -> Response {
     finish(&st, "GET /readyz", r)
 }
 
-async fn metrics(State(st): St) -> Response {
-    let mut resp = st.metrics.render().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+/// The classic Prometheus text format, or OpenMetrics when the `Accept` header prefers it.
+async fn metrics(State(st): St, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::negotiate(accept);
+    let mut resp = st.metrics.render_as(format).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
     resp
 }
 

@@ -24,8 +24,23 @@ fn health_readiness_metrics_and_openapi() {
         assert!(Instant::now() < deadline, "the index never caught up: {}", m.text());
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(m.content_type().starts_with("application/openmetrics-text"), "{}", m.content_type());
+    // The classic text format unless OpenMetrics is asked for.
+    assert_eq!(m.content_type(), "text/plain; version=0.0.4; charset=utf-8");
     let m = m.text();
+    assert!(m.contains("# TYPE graven_events_committed_total counter\n"), "{m}");
+    assert!(!m.contains("# EOF") && !m.contains("# UNIT"), "{m}");
+    assert!(m.contains("# TYPE graven_build_info gauge\n"), "{m}");
+    assert!(m.contains(&format!("graven_build_info{{version=\"{}\",", env!("CARGO_PKG_VERSION"))), "{m}");
+    for process in ["process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds "] {
+        assert!(m.lines().any(|l| l.starts_with(process)), "no {process}in {m}");
+    }
+    let om = h
+        .check(h.get("/metrics").header("accept", "application/openmetrics-text; version=1.0.0"))
+        .expect(200);
+    assert_eq!(om.content_type(), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let om = om.text();
+    assert!(om.contains("# TYPE graven_events_committed counter\n") && om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE graven_build info\n"), "{om}");
     assert!(m.contains(&format!("graven_events_committed_total {size}")), "{m}");
     assert!(m.contains("graven_commit_seconds_bucket"));
     assert!(m.contains(&format!("graven_index_size {size}\n")), "{m}");

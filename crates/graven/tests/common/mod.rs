@@ -329,3 +329,71 @@ pub fn assert_terminal_safe(what: &str, bytes: &[u8]) {
         assert!(!bad, "{what} holds U+{:04X}: {text:?}", c as u32);
     }
 }
+
+/// Python 3 with `cryptography` (for the independent signature checks), installed with pip if
+/// missing. Fails (never skips) if it cannot be had.
+pub fn python_with_cryptography() {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import cryptography"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has() {
+        return;
+    }
+    let pip = Command::new("python3").args(["-m", "pip", "install", "--quiet", "cryptography"]).status();
+    assert!(
+        pip.is_ok_and(|s| s.success()) && has(),
+        "python3 with the `cryptography` package is needed for the independent signature checks, and `python3 -m pip install cryptography` failed"
+    );
+}
+
+/// A `graven witness` child, killed on drop.
+pub struct Witness {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// Its cosignature/v1 verifier key.
+    pub vkey: String,
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `graven witness` with its state in `dir`, named `name`, for the log `log_flag`
+/// (`origin=vkey`), on a free loopback port.
+pub fn spawn_witness(dir: &std::path::Path, name: &str, log_flag: &str) -> Witness {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["witness", "--data"])
+        .arg(dir.join("data"))
+        .arg("--key")
+        .arg(dir.join("witness.key"))
+        .args(["--name", name, "--log", log_flag, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut addr, mut vkey) = (String::new(), String::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while addr.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the witness did not start");
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the witness exited before listening");
+        if let Some(v) = line.trim_end().strip_prefix("verifier key: ") {
+            vkey = v.to_owned();
+        }
+        if let Some(a) = line.trim_end().strip_prefix("listening on http://") {
+            addr = a.to_owned();
+        }
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    Witness { child, addr, vkey }
+}

@@ -1,5 +1,9 @@
-//! Prometheus metrics: ingest, batch sizes, commit latency, pool depth, storage errors, and
-//! HTTP responses by route and status.
+//! Prometheus metrics: ingest, batch sizes, commit latency, pool depth, storage errors, HTTP
+//! responses by route and status, the build, and the process. Served in the classic text format
+//! or OpenMetrics, as the scraper asks ([`exposition`]).
+
+pub mod exposition;
+mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,9 +12,12 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use graven_engine::engine::Engine;
+
+use self::exposition::Exposition;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -63,6 +70,8 @@ impl TsaMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// The standard `process_*` metrics, which carry no `graven_` prefix.
+    process: Registry,
     engine: Engine,
     pending_events: Gauge,
     pending_bytes: Gauge,
@@ -99,6 +108,18 @@ impl Metrics {
         timestamped: bool,
     ) -> Arc<Self> {
         let mut registry = Registry::with_prefix("graven");
+        registry.register(
+            "build",
+            "The running build: its version, target and profile (always 1)",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("os", std::env::consts::OS),
+                ("arch", std::env::consts::ARCH),
+                ("profile", if cfg!(debug_assertions) { "debug" } else { "release" }),
+            ]),
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
         let s = engine.stats();
         registry.register("events_committed", "Events durably committed", s.events_committed.clone());
         registry.register("commits", "Group commits", s.commits.clone());
@@ -204,6 +225,7 @@ impl Metrics {
         }
         Arc::new(Metrics {
             registry,
+            process,
             engine,
             pending_events,
             pending_bytes,
@@ -230,6 +252,11 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
+        self.render_as(Exposition::OpenMetrics)
+    }
+
+    /// The exposition in the format asked for.
+    pub fn render_as(&self, format: Exposition) -> String {
         let s = self.engine.stats();
         self.pending_events.set(s.pending_events.load(Ordering::SeqCst) as i64);
         self.pending_bytes.set(s.pending_bytes.load(Ordering::SeqCst) as i64);
@@ -263,9 +290,16 @@ impl Metrics {
             self.witness.rounds.set(w.rounds() as i64);
         }
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.process))
+            .and_then(|()| encode_eof(&mut out));
+        if encoded.is_err() {
             out.clear();
         }
-        out
+        match format {
+            Exposition::OpenMetrics => out,
+            Exposition::Classic => exposition::openmetrics_to_classic(&out),
+        }
     }
 }
