@@ -90,6 +90,7 @@ impl Dropped {
 
 #[derive(Debug, Default)]
 struct State {
+    limits: Limits,
     global: Option<Bucket>,
     sources: HashMap<IpAddr, Bucket>,
     dropped: Dropped,
@@ -97,13 +98,23 @@ struct State {
 
 #[derive(Debug)]
 pub struct Limiter {
-    limits: Limits,
     state: Mutex<State>,
 }
 
 impl Limiter {
     pub fn new(limits: Limits) -> Self {
-        Limiter { limits, state: Mutex::new(State::default()) }
+        Limiter { state: Mutex::new(State { limits, ..State::default() }) }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).limits
+    }
+
+    /// New limits (a configuration reload), from the next request on. The buckets keep what
+    /// they hold, cut to the new bursts at their next refill; the tally of drops is kept.
+    pub fn set_limits(&self, limits: Limits) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).limits = limits;
     }
 
     /// Takes one token from the source's bucket and the global one, or none if either is empty;
@@ -122,7 +133,7 @@ impl Limiter {
         d.total += 1;
         d.last_ms = now_ms;
         *d.reasons.entry(reason).or_default() += 1;
-        let room = d.sources.len() < self.limits.max_tallied_sources;
+        let room = d.sources.len() < state.limits.max_tallied_sources;
         match d.sources.get_mut(&source) {
             Some(s) => {
                 s.dropped += 1;
@@ -139,7 +150,7 @@ impl Limiter {
     }
 
     fn take(&self, state: &mut State, source: Option<IpAddr>, now: Moment) -> bool {
-        let l = self.limits;
+        let l = state.limits;
         let g = state.global.get_or_insert_with(|| Bucket::full(l.global_burst, now));
         g.refill(l.global_rate, l.global_burst, now);
         if g.tokens < 1.0 {
@@ -273,5 +284,23 @@ mod tests {
         assert!(!l.allow_at(ip(9), t0), "table full of busy sources: new ones refused");
         // Once the old buckets have refilled they are forgotten and make room.
         assert!(l.allow_at(ip(9), t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn new_limits_apply_from_the_next_request() {
+        let l = Limiter::new(limits());
+        let t0 = Moment::ZERO + Duration::from_secs(1000);
+        assert_eq!((0..10).filter(|_| l.allow_at(ip(1), t0)).count(), 3);
+        // Tighter: a source with a full bucket gets the new, smaller burst.
+        l.set_limits(Limits { source_burst: 1.0, ..limits() });
+        assert_eq!(l.limits().source_burst, 1.0);
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!((0..10).filter(|_| l.allow_at(ip(2), t1)).count(), 1);
+        // Looser: ten at once.
+        l.set_limits(Limits { source_burst: 10.0, ..limits() });
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!((0..20).filter(|_| l.allow_at(ip(3), t2)).count(), 10);
+        // The tally of drops survives the changes.
+        assert_eq!(l.take_dropped().unwrap().total, 7 + 9 + 10);
     }
 }

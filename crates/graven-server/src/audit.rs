@@ -62,6 +62,19 @@ pub async fn record_startup(
     engine.submit(entries).await.map(|_| ())
 }
 
+/// Appends the record of a configuration reload that changed reloadable settings (who may
+/// authenticate, what is public, how many refusals are recorded), attributed to the server,
+/// and waits until it is committed.
+pub async fn record_reload(st: &AppState, details: serde_json::Value) -> Result<Receipt, Problem> {
+    let body = json!({
+        "action": "graven.config.reload",
+        "outcome": "success",
+        "resource": {"type": "graven.config", "id": "graven.toml"},
+        "details": details,
+    });
+    append(st, body, &server_actor()).await
+}
+
 fn source(peer: Option<IpAddr>) -> serde_json::Value {
     match peer {
         Some(ip) => json!({"ip": ip.to_string()}),

@@ -101,6 +101,76 @@ pub struct FileConfig {
     pub tsa_cert: Option<PathBuf>,
     pub tsa_policy: Option<String>,
     pub tsa_interval: Option<u64>,
+    /// How many refused requests become `denied` records in the log (the rest are counted and
+    /// summed up every 10 s). Reloaded on SIGHUP.
+    pub denied_records: Option<DeniedRecordsConfig>,
+}
+
+/// `[denied_records]`: token buckets for the `denied` records of refused requests, all sources
+/// together and per client address. Rates are per second; bursts are how many may be recorded
+/// at once after a quiet spell.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeniedRecordsConfig {
+    pub rate: Option<f64>,
+    pub burst: Option<f64>,
+    pub per_source_rate: Option<f64>,
+    pub per_source_burst: Option<f64>,
+}
+
+/// The largest rate and burst `[denied_records]` accepts.
+const MAX_DENIED_RATE: f64 = 100_000.0;
+
+fn resolve_denied_records(
+    c: Option<&DeniedRecordsConfig>,
+) -> Result<graven_auth::ratelimit::Limits, ConfigError> {
+    let d = graven_auth::ratelimit::Limits::default();
+    let Some(c) = c else { return Ok(d) };
+    let check = |what: &'static str, v: Option<f64>, least: f64, default: f64| match v {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v >= least && v <= MAX_DENIED_RATE => Ok(v),
+        Some(v) => Err(ConfigError::Invalid {
+            what,
+            value: v.to_string(),
+            why: if least > 0.5 { "from 1 to 100000" } else { "above 0, at most 100000" },
+        }),
+    };
+    let positive = |what: &'static str, v: Option<f64>, default: f64| match v {
+        Some(v) if v <= 0.0 => {
+            Err(ConfigError::Invalid { what, value: v.to_string(), why: "above 0, at most 100000" })
+        }
+        v => check(what, v, f64::MIN_POSITIVE, default),
+    };
+    Ok(graven_auth::ratelimit::Limits {
+        global_rate: positive("denied_records.rate", c.rate, d.global_rate)?,
+        global_burst: check("denied_records.burst", c.burst, 1.0, d.global_burst)?,
+        source_rate: positive("denied_records.per_source_rate", c.per_source_rate, d.source_rate)?,
+        source_burst: check("denied_records.per_source_burst", c.per_source_burst, 1.0, d.source_burst)?,
+        ..d
+    })
+}
+
+/// The top-level keys of the config file that `SIGHUP` applies to a running server; a change
+/// to any other key is reported as needing a restart.
+pub const RELOADABLE_KEYS: &[&str] = &["oidc", "spiffe_ids", "denied_records", "public_read_path"];
+
+/// The config file a configuration was resolved from, as read: for a reload, to tell which
+/// keys changed and to record which file is in force.
+#[derive(Debug, Clone, Default)]
+pub struct FileSnapshot {
+    /// `None`: no file (flags, environment and defaults only).
+    pub path: Option<PathBuf>,
+    pub table: toml::Table,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: Option<String>,
+}
+
+impl FileSnapshot {
+    /// The top-level keys whose values differ between `self` and `newer`, in order.
+    pub fn changed_keys(&self, newer: &FileSnapshot) -> Vec<String> {
+        let keys: std::collections::BTreeSet<&String> = self.table.keys().chain(newer.table.keys()).collect();
+        keys.into_iter().filter(|k| self.table.get(*k) != newer.table.get(*k)).cloned().collect()
+    }
 }
 
 /// Values given by flag or environment variable (already merged by the binary, flags first).
@@ -328,6 +398,8 @@ pub struct Config {
     pub witnessing: Option<WitnessingSetup>,
     /// A Time-Stamp Authority stamping the log's checkpoints, when `tsa_url` is set.
     pub timestamping: Option<TimestampingSetup>,
+    /// How many refused requests become `denied` records (`[denied_records]`).
+    pub denied_limits: graven_auth::ratelimit::Limits,
 }
 
 /// The TSA, checked at start: a well-formed URL and a readable root file.
@@ -480,7 +552,7 @@ pub enum ConfigError {
     Setting(String),
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<(FileConfig, FileSnapshot), ConfigError> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     let mut text = String::new();
@@ -490,21 +562,34 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     if text.len() as u64 > MAX_CONFIG_FILE {
         return Err(ConfigError::Parse { path: path.into(), why: "larger than 64 KiB".into() });
     }
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), why: e.to_string() })
+    let parse = |e: toml::de::Error| ConfigError::Parse { path: path.into(), why: e.to_string() };
+    let config: FileConfig = toml::from_str(&text).map_err(parse)?;
+    let table: toml::Table = toml::from_str(&text).map_err(parse)?;
+    let sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    Ok((config, FileSnapshot { path: Some(path.into()), table, sha256: Some(sha256) }))
 }
 
 /// Lays flags/env over the file over the defaults. The file is `--config`, or
 /// `<data>/graven.toml` if that exists.
 pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
+    resolve_with_file(o).map(|(config, _)| config)
+}
+
+/// [`resolve`], with the file as it was read (one read: the two always agree).
+pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigError> {
     let explicit = o.config.clone();
     let data_hint = o.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
-    let mut file = match explicit {
+    let (mut file, snapshot) = match explicit {
         Some(p) => read_file(&p)?,
         None => {
             let p = data_hint.join("graven.toml");
-            if p.is_file() { read_file(&p)? } else { FileConfig::default() }
+            if p.is_file() { read_file(&p)? } else { (FileConfig::default(), FileSnapshot::default()) }
         }
     };
+    let denied_limits = resolve_denied_records(file.denied_records.as_ref())?;
     let tls = resolve_tls(&o, &file)?;
     let storage = resolve_storage(&o, &file)?;
     let witnessing = resolve_witnessing(&o, &file)?;
@@ -582,7 +667,7 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         // One head object holds a whole batch.
         engine.max_batch_bytes = engine.max_batch_bytes.min(graven_tlog::objlog::MAX_BATCH_BYTES / 2);
     }
-    Ok(Config {
+    let config = Config {
         key,
         storage,
         listen,
@@ -607,7 +692,9 @@ pub fn resolve(o: Overrides) -> Result<Config, ConfigError> {
         engine,
         witnessing,
         timestamping,
-    })
+        denied_limits,
+    };
+    Ok((config, snapshot))
 }
 
 fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStorage>, ConfigError> {
@@ -732,6 +819,49 @@ mod tests {
         let p = dir.join("graven.toml");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn denied_records_limits_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str| {
+            resolve_with_file(Overrides { config: Some(write_file(d.path(), text)), ..Default::default() })
+        };
+        let (c, file) = resolve_text("[denied_records]\nrate = 5.5\nper_source_burst = 3\n").unwrap();
+        assert_eq!((c.denied_limits.global_rate, c.denied_limits.source_burst), (5.5, 3.0));
+        assert_eq!(c.denied_limits.global_burst, 50.0, "the defaults where the table says nothing");
+        assert!(file.sha256.as_ref().is_some_and(|h| h.len() == 64));
+        for bad in [
+            "rate = 0.0",
+            "rate = -1.0",
+            "rate = nan",
+            "rate = inf",
+            "burst = 0.5",
+            "per_source_burst = 100001.0",
+            "per_source_rate = -0.0",
+        ] {
+            let e = resolve_text(&format!("[denied_records]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("denied_records."), "{bad}: {e}");
+        }
+        assert!(resolve_text("[denied_records]\nrates = 1.0\n").is_err(), "an unknown key");
+    }
+
+    #[test]
+    fn a_snapshot_names_the_keys_that_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let read = |text: &str| {
+            resolve_with_file(Overrides { config: Some(write_file(d.path(), text)), ..Default::default() })
+                .unwrap()
+                .1
+        };
+        let a = read("listen = \"127.0.0.1:9000\"\npublic_read_path = true\n[denied_records]\nrate = 1.0\n");
+        let b = read(
+            "# a comment only\nlisten = \"127.0.0.1:9000\"\npublic_read_path = true\n[denied_records]\nrate = 1.0\n",
+        );
+        assert!(a.changed_keys(&b).is_empty(), "comments and layout are not changes");
+        assert_ne!(a.sha256, b.sha256, "but the file's digest says which file it was");
+        let c = read("public_read_path = false\n[denied_records]\nrate = 2.0\n[oidc]\n");
+        assert_eq!(a.changed_keys(&c), ["denied_records", "listen", "oidc", "public_read_path"]);
     }
 
     #[test]

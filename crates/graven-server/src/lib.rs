@@ -20,6 +20,7 @@ pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod problem;
+pub mod reload;
 pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;

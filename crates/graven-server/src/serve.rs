@@ -110,7 +110,7 @@ async fn bootstrap(
 /// Runs the server until SIGTERM or SIGINT, then drains: see [`run_with`].
 pub async fn run(config: Config) -> Result<(), ServeError> {
     let listener = bind(config.listen).await?;
-    run_with(listener, config, None).await
+    run_with(listener, config, None, None).await
 }
 
 /// Takes the address to listen on. The first thing `graven serve` does: a port already in use
@@ -127,11 +127,13 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 /// others), on a log kept in `store` (object storage shared by several nodes) when given,
 /// until SIGTERM or SIGINT. Then it drains: no new connections; live streams end at once;
 /// requests in flight have until the drain deadline (`drain_timeout_ms`); then the sequencer
-/// commits and acknowledges everything it accepted, and the node stops.
+/// commits and acknowledges everything it accepted, and the node stops. With `reloader`, each
+/// SIGHUP reloads the configuration ([`crate::reload`]).
 pub async fn run_with(
     listener: tokio::net::TcpListener,
     config: Config,
     store: Option<Arc<dyn ObjectStore>>,
+    reloader: Option<crate::reload::Reloader>,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let node = open(&config, store, addr).await?;
@@ -142,7 +144,11 @@ pub async fn run_with(
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     let router = app(node.state.clone());
+    let reloads = reloader.map(|r| tokio::spawn(crate::reload::on_sighup(node.state.clone(), r)));
     let served = serve_connections(listener, router, &config, &node).await;
+    if let Some(task) = reloads {
+        task.abort();
+    }
     // No new requests now; the sequencer commits and answers what was accepted, then stops
     // (and a shared log's writer gives up its lease).
     let size = node.stop().await;
@@ -307,12 +313,7 @@ pub async fn open(
     if let Some(w) = &witnessing {
         metrics.set_witnessing(w.witnessing.clone());
     }
-    let oidc = match &config.oidc {
-        Some(c) => {
-            Some(Arc::new(graven_auth::oidc::Federation::new(c, clock.clone()).map_err(ServeError::Config)?))
-        }
-        None => None,
-    };
+    let live = crate::reload::live_settings(config, clock.clone()).map_err(ServeError::Config)?;
     let tls = match &config.tls {
         Some(t) => Some(crate::tls::acceptor(t).map_err(ServeError::Config)?),
         None => None,
@@ -321,8 +322,8 @@ pub async fn open(
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::on(source.clone()))),
         registry: registry.clone(),
-        public_read_path: config.public_read_path,
-        denied_limiter: graven_auth::ratelimit::Limiter::new(Default::default()),
+        live: std::sync::RwLock::new(Arc::new(live)),
+        denied_limiter: graven_auth::ratelimit::Limiter::new(config.denied_limits),
         admin_lock: tokio::sync::Mutex::new(()),
         metrics,
         origin: vkey.name().to_owned(),
@@ -330,8 +331,6 @@ pub async fn open(
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.body_timeout,
         index,
-        oidc,
-        spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
         http_sig: graven_auth::sigauth::SigAuth::new(config.signature_window.as_secs()),
         witnessing: witnessing.as_ref().map(|w| w.witnessing.clone()),
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),

@@ -114,7 +114,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = config::resolve(overrides(a))?;
+    let overrides = overrides(a);
+    let (mut config, file) = config::resolve_with_file(overrides.clone())?;
     let announced = settle_origin(&mut config, &gethostname::gethostname())?;
     if config.storage.is_some() && config.key.is_none() {
         // Checked here too, before the store is touched: a refused start writes nothing.
@@ -136,7 +137,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(s) => Some(open_store(s)?),
         None => None,
     };
-    let served = rt.block_on(graven_server::serve::run_with(listener, config, store));
+    // SIGHUP reads the same file again, under the same flags and environment.
+    let reloader = graven_server::reload::Reloader::new(
+        file,
+        Box::new(move || config::resolve_with_file(overrides.clone())),
+    );
+    let served = rt.block_on(graven_server::serve::run_with(listener, config, store, Some(reloader)));
     // Everything durable is done by now (the sequencer has committed and stopped); a request
     // abandoned at the drain deadline, or a witness request still waiting for its answer,
     // must not keep the process alive.

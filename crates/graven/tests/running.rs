@@ -1,6 +1,6 @@
 //! Running `graven serve` as a service, with the real binary: SIGTERM while a live stream is
 //! open and while a request is in flight (the drain deadline), `graven tail -f` across server
-//! restarts, the request log on standard error, and a port already in use.
+//! restarts, the request log on standard error, a port already in use, and SIGHUP reloads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
@@ -100,6 +100,57 @@ impl Node {
 
     fn logged(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    fn hangup(&self) {
+        let pid = self.proc.child.id().to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    }
+
+    /// Waits until a line of standard error holds every one of `needles`.
+    fn wait_logged(&self, needles: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.logged().into_iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "never logged {needles:?}: {:#?}", self.logged());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A counter of `/metrics`.
+    fn metric(&self, name: &str) -> u64 {
+        let (_, m) = self.get("/metrics", None);
+        m.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The events whose action is `action`, oldest first, once the index has `n` of them.
+    fn events_with_action(&self, action: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = self.get(&format!("/v1/events?action={action}"), Some(&self.token));
+            assert_eq!(status, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let mut found: Vec<Value> = v["events"].as_array().unwrap().clone();
+            if found.len() >= n {
+                found.sort_by_key(|e| e["index"].as_u64());
+                return found;
+            }
+            assert!(Instant::now() < deadline, "fewer than {n} {action} events: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -450,4 +501,90 @@ fn a_port_in_use_is_reported_once_before_anything_is_created() {
     };
     assert!(left.is_empty(), "the data directory holds {left:?}");
     drop(taken);
+}
+
+/// SIGHUP reloads the config file while a live stream stays connected: a reloadable change is
+/// recorded in the log (with the file's SHA-256) and then in force; a file that does not
+/// resolve is refused with its cause and changes nothing; a changed setting that needs a
+/// restart is named and not applied; new `[denied_records]` limits hold from the next refusal.
+#[test]
+fn sighup_reloads_the_config_without_dropping_a_connection() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = data.join("graven.toml");
+    std::fs::write(&conf, "public_read_path = false\n").unwrap();
+    let node = Node::start(&data, "127.0.0.1:0", &[], &[]);
+    assert_eq!(node.get("/checkpoint", None).0, 401);
+    let sse = Sse::open(&node.proc.addr, &node.token, "?from=0");
+
+    // A reloadable key: the public read path opens, and the log says so first.
+    let text = "# opened for the witnesses\npublic_read_path = true\n";
+    std::fs::write(&conf, text).unwrap();
+    node.hangup();
+    wait_until("the public read path", Duration::from_secs(20), || node.get("/checkpoint", None).0 == 200);
+    node.wait_logged(&["SIGHUP: configuration reloaded", "public_read_path"], Duration::from_secs(5));
+    let reloads = node.events_with_action("graven.config.reload", 1);
+    let e = &reloads[0]["event"];
+    assert_eq!(e["actor"]["id"], "graven:server", "{e}");
+    assert_eq!(e["details"]["changed"], serde_json::json!(["public_read_path"]), "{e}");
+    let sha: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(e["details"]["config_sha256"], sha, "{e}");
+    assert_eq!(e["details"]["config_file"], conf.display().to_string(), "{e}");
+
+    // Refusals recorded under the default limits (10 at once per address).
+    let key = "gvn_000000000000000000000000.nottherightsecretnottherightsecret00";
+    let denied = |n: usize| {
+        for _ in 0..n {
+            assert_eq!(node.get("/v1/identities", Some(key)).0, 401);
+        }
+    };
+    let before = node.metric("graven_denied_records_total");
+    denied(3);
+    wait_until("3 denied records", Duration::from_secs(10), || {
+        node.metric("graven_denied_records_total") == before + 3
+    });
+
+    // A file that does not resolve: refused, with its cause; nothing changes.
+    std::fs::write(&conf, "public_read_path = \"yes\"\n").unwrap();
+    node.hangup();
+    let refused = node.wait_logged(&["reload refused"], Duration::from_secs(20));
+    assert!(refused.contains("public_read_path") && refused.contains("unchanged"), "{refused}");
+    std::fs::write(&conf, "public_read_path = true\n[denied_records]\nper_source_burst = 0.5\n").unwrap();
+    node.hangup();
+    let refused = node.wait_logged(&["reload refused", "per_source_burst"], Duration::from_secs(20));
+    assert!(refused.contains("from 1 to 100000"), "{refused}");
+    assert_eq!(node.get("/checkpoint", None).0, 200, "a refused reload changed the configuration");
+
+    // Reloadable and restart-only keys at once: the first apply, the second waits.
+    std::fs::write(
+        &conf,
+        "public_read_path = false\nmax_connections = 10\n[denied_records]\nper_source_burst = 1\nper_source_rate = 0.001\n",
+    )
+    .unwrap();
+    node.hangup();
+    wait_until("the public read path to close", Duration::from_secs(20), || {
+        node.get("/checkpoint", None).0 == 401
+    });
+    let restart = node.wait_logged(&["take effect only after a restart"], Duration::from_secs(5));
+    assert!(restart.contains("max_connections") && !restart.contains("denied_records"), "{restart}");
+    let reloads = node.events_with_action("graven.config.reload", 2);
+    assert_eq!(reloads.len(), 2, "a refused reload is not recorded: {reloads:?}");
+    let e = &reloads[1]["event"];
+    assert_eq!(e["details"]["changed"], serde_json::json!(["denied_records", "public_read_path"]), "{e}");
+    assert_eq!(e["details"]["restart_needed"], serde_json::json!(["max_connections"]), "{e}");
+    // One record per address at once now: of five refusals, one is recorded, four dropped.
+    let (recorded, dropped) =
+        (node.metric("graven_denied_records_total"), node.metric("graven_denied_records_dropped_total"));
+    denied(5);
+    wait_until("the new limits", Duration::from_secs(10), || {
+        node.metric("graven_denied_records_dropped_total") == dropped + 4
+    });
+    assert_eq!(node.metric("graven_denied_records_total"), recorded + 1);
+
+    // The stream was never dropped: it still delivers what is appended now.
+    let last = *node.append("after-reload", 3).last().unwrap();
+    sse.wait_for(&format!("id: {last}\n"), Duration::from_secs(20));
+    assert!(!sse.closed.load(Ordering::SeqCst));
 }

@@ -46,7 +46,8 @@ pub async fn guard(State(st): St, matched: Option<MatchedPath>, req: Request, ne
     if req.method() == Method::POST && !st.engine.is_writer() {
         return not_writer(&st, route, &req);
     }
-    if access == Access::Public || (access == Access::ReadPath && st.public_read_path) {
+    let live = st.live();
+    if access == Access::Public || (access == Access::ReadPath && live.public_read_path) {
         return next.run(req).await;
     }
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
@@ -81,8 +82,8 @@ pub async fn guard(State(st): St, matched: Option<MatchedPath>, req: Request, ne
             return unauthorized(&st, route, record, e.to_string()).await;
         }
     };
-    let authenticated = match (client_cert, &st.oidc) {
-        (Some(cert), _) => graven_auth::mtls::authenticate(cert, &st.spiffe_ids, &st.registry, st.now_ms()),
+    let authenticated = match (client_cert, &live.oidc) {
+        (Some(cert), _) => graven_auth::mtls::authenticate(cert, &live.spiffe_ids, &st.registry, st.now_ms()),
         // API keys start with `gvn_` and have no dots; a JWT is three dot-separated parts.
         (None, Some(oidc)) if graven_auth::jwt::looks_like_jwt(token) => {
             oidc.authenticate(token, &st.registry, st.now_ms()).await

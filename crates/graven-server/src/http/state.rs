@@ -19,8 +19,8 @@ pub struct AppState {
     pub engine: Engine,
     pub reader: Arc<Mutex<LogReader>>,
     pub registry: Arc<Registry>,
-    /// Whether `/checkpoint`, `/tile/...` and `/v1/log` are open to anyone.
-    pub public_read_path: bool,
+    /// The settings a reload (SIGHUP) replaces: read with [`AppState::live`].
+    pub live: std::sync::RwLock<Arc<LiveSettings>>,
     /// Bounds the `denied` records appended to the log.
     pub denied_limiter: graven_auth::ratelimit::Limiter,
     /// Serialises identity and key changes (read, audit event, durable write).
@@ -31,10 +31,6 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub index: Arc<graven_index::Index>,
-    /// OIDC/JWT federation, when configured: bearer tokens that are JWTs go here.
-    pub oidc: Option<Arc<graven_auth::oidc::Federation>>,
-    /// SPIFFE ID → identity id, for mTLS clients.
-    pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
     /// RFC 9421 request signatures: time window and replay cache.
     pub http_sig: graven_auth::sigauth::SigAuth,
     /// Witness cosignatures, when a witness policy is configured.
@@ -51,11 +47,33 @@ pub struct AppState {
     pub draining: tokio::sync::watch::Sender<bool>,
 }
 
+/// The settings a configuration reload (SIGHUP) replaces while the server runs. They are
+/// swapped as one: a request sees the old set or the new one, never a mix.
+#[derive(Debug, Default)]
+pub struct LiveSettings {
+    /// Whether `/checkpoint`, `/tile/...` and `/v1/log` are open to anyone.
+    pub public_read_path: bool,
+    /// OIDC/JWT federation, when configured: bearer tokens that are JWTs go here.
+    pub oidc: Option<Arc<graven_auth::oidc::Federation>>,
+    /// SPIFFE ID → identity id, for mTLS clients.
+    pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
+}
+
 /// The client's address, put in each request's extensions by the accept loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::IpAddr);
 
 impl AppState {
+    /// The settings in force now.
+    pub fn live(&self) -> Arc<LiveSettings> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `settings` in force from the next request on.
+    pub(crate) fn set_live(&self, settings: LiveSettings) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+    }
+
     /// The wall clock in Unix milliseconds, for credentials' and keys' times.
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.unix_ms()

@@ -64,6 +64,8 @@ pub struct Harness {
     graceful: Option<hyper_util::server::graceful::GracefulShutdown>,
     token: String,
     next_peer: AtomicU32,
+    /// What [`Harness::reload_config`] reloads with, as `graven serve` does on SIGHUP.
+    reloader: Option<std::sync::Mutex<crate::reload::Reloader>>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -141,6 +143,7 @@ impl Builder {
             graceful: None,
             token: String::new(),
             next_peer: AtomicU32::new(1),
+            reloader: None,
         };
         h.start_node();
         h
@@ -380,6 +383,16 @@ impl Harness {
             .unwrap_or(0)
     }
 
+    /// Replaces `<data>/graven.toml` with `toml` and reloads it, as `graven serve` does on
+    /// SIGHUP ([`crate::reload`]).
+    pub fn reload_config(&self, toml: &str) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
+        let path = self.data().join("graven.toml");
+        std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reloader = self.reloader.as_ref().unwrap_or_else(|| panic!("the node is not running"));
+        let mut reloader = reloader.lock().unwrap_or_else(|e| e.into_inner());
+        self.rt().block_on(reloader.reload(self.state()))
+    }
+
     /// Responses the node counted for `route` (e.g. `GET /tile`), all statuses.
     pub fn served(&self, route: &str) -> u64 {
         let needle = format!("route=\"{route}\"");
@@ -436,7 +449,11 @@ impl Harness {
             listen: Some("127.0.0.1:0".into()),
             ..self.overrides.clone()
         };
-        let config = config::resolve(o).unwrap_or_else(|e| panic!("settings: {e}"));
+        let (config, file) = config::resolve_with_file(o.clone()).unwrap_or_else(|e| panic!("settings: {e}"));
+        self.reloader = Some(std::sync::Mutex::new(crate::reload::Reloader::new(
+            file,
+            Box::new(move || config::resolve_with_file(o.clone())),
+        )));
         let addr = config.listen;
         let node = self
             .rt()

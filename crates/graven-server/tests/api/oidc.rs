@@ -276,6 +276,49 @@ fn oidc_tokens_are_attributed_and_follow_key_rotation() {
     assert_eq!(r.status(), 201, "the current key still works: {}", r.text());
 }
 
+/// A reload (SIGHUP) brings federation in and takes it away again while the node runs: a
+/// policy added by a reload authenticates from the next request on, one removed by a reload
+/// stops at once; each change is in the log before it takes effect.
+#[test]
+fn oidc_policies_follow_a_reload() {
+    let iss = issuer();
+    let ec = ec_key("ec-1");
+    iss.publish(&[&ec]);
+    let h = Harness::start();
+    create_identity(&h, "ci:payments-deploy", "ci_job", &[]);
+    let token = ec.sign(json!({}), &claims(&iss.url, GH_SUB));
+    let body = r#"{"action":"deployment.create"}"#;
+    // No federation yet: the token is no credential.
+    h.check(post(&h, &token, body)).expect(401);
+
+    let r = h.reload_config(&oidc_config(&iss.url, "", true)).unwrap();
+    assert_eq!(r.applied, ["oidc"]);
+    let reload = h.event(h.size() - 1);
+    assert_eq!(
+        (reload["action"].as_str(), reload["actor"]["id"].as_str()),
+        (Some("graven.config.reload"), Some("graven:server"))
+    );
+    assert_eq!(reload["details"]["changed"], json!(["oidc"]));
+    let r = h.check(post(&h, &token, body)).expect(201);
+    assert_eq!(h.event(r.json()["index"].as_u64().unwrap())["actor"]["id"], "ci:payments-deploy");
+
+    // A file that does not build a federation (an http:// issuer off loopback) is refused and
+    // the policies in force stay.
+    let bad = oidc_config("http://idp.example", "", true);
+    assert!(h.reload_config(&bad).is_err());
+    h.check(post(&h, &token, body)).expect(201);
+
+    // The GitHub policy removed: the same token is refused from the next request on.
+    let without = oidc_config(&iss.url, "", true)
+        .replace(&format!("claims = {{ sub = \"{GH_SUB}\" }}"), "claims = { sub = \"repo:acme/other\" }");
+    assert_eq!(h.reload_config(&without).unwrap().applied, ["oidc"]);
+    let d = denied(&h, 401, &token, "deployment.create");
+    assert_eq!(d["details"]["reason"], "no-matching-policy", "{d}");
+    // The reload records are ordinary server events to the verifier.
+    let v = h.verify();
+    assert_eq!((v.tree_size, v.registry_events_ignored), (h.size(), 0));
+}
+
 #[test]
 fn oidc_security_matrix() {
     let iss = issuer();
