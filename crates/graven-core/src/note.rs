@@ -43,8 +43,32 @@ pub enum NoteError {
         "the signature by trusted key {name} does not verify: the note was altered or signed by another key"
     )]
     InvalidSignature { name: String },
-    #[error("no signature from a trusted key: the note is signed by {seen:?}, which are not the keys given")]
-    Unverified { seen: Vec<String> },
+    #[error("{}", unverified_message(seen, trusted))]
+    Unverified {
+        /// The signers, as `name+keyid` (the key id in hex, as in a verifier key).
+        seen: Vec<String>,
+        /// The trusted keys, the same way.
+        trusted: Vec<String>,
+    },
+}
+
+/// Says who signed and who was trusted, and points out the usual mistake: a key with the
+/// right name but another key id (another log of the same name, or a wrong `--vkey`).
+fn unverified_message(seen: &[String], trusted: &[String]) -> String {
+    let list = |v: &[String]| if v.is_empty() { "nobody".to_owned() } else { v.join(", ") };
+    let name = |s: &String| s.rsplit_once('+').map_or(s.clone(), |(n, _)| n.to_owned());
+    let mut msg = format!(
+        "no signature from a trusted key: the note is signed by {}, the keys given are {}",
+        list(seen),
+        list(trusted)
+    );
+    if let Some(same) = seen.iter().find(|s| trusted.iter().any(|t| name(t) == name(s))) {
+        msg.push_str(&format!(
+            " (the same name {} with another key id: a different log of that name, or the wrong verifier key)",
+            name(same)
+        ));
+    }
+    msg
 }
 
 /// The three outcomes a caller may need to tell apart.
@@ -420,8 +444,9 @@ pub fn open<'a>(bytes: &'a [u8], trusted: &[VerifierKey]) -> Result<VerifiedNote
         }
     }
     if verified_by.is_empty() {
-        let seen = other_signatures.iter().map(|s| s.name.to_owned()).collect();
-        return Err(NoteError::Unverified { seen });
+        let seen = other_signatures.iter().map(|s| format!("{}+{:08x}", s.name, s.key_id)).collect();
+        let trusted = trusted.iter().map(|k| format!("{}+{:08x}", k.name, k.id)).collect();
+        return Err(NoteError::Unverified { seen, trusted });
     }
     Ok(VerifiedNote { text: note.text, verified_by, other_signatures })
 }

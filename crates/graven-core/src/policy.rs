@@ -395,8 +395,14 @@ impl Policy {
                 key: signer.name().to_owned(),
             });
         }
-        let checkpoint = VerifiedCheckpoint::open(note_bytes, signer, signer.name())
-            .map_err(|e| PolicyCheckError::Log(NoteError::Unverified { seen: vec![e.to_string()] }))?;
+        let checkpoint =
+            VerifiedCheckpoint::open(note_bytes, signer, signer.name()).map_err(|e| match e {
+                crate::checkpoint::OpenError::Note(n) => PolicyCheckError::Log(n),
+                crate::checkpoint::OpenError::Body(b) => PolicyCheckError::Body(b),
+                crate::checkpoint::OpenError::OriginMismatch { expected, found } => {
+                    PolicyCheckError::Origin { origin: found, key: expected }
+                }
+            })?;
         let parsed = Note::parse(note_bytes).map_err(PolicyCheckError::Log)?;
         let mut flags = vec![false; self.witnesses.len()];
         let mut cosigned = Vec::new();

@@ -145,6 +145,51 @@ impl Fetch for DirFetch {
     }
 }
 
+/// Why a request to `url` got no HTTP answer, said as its usual cause: nothing listening, a
+/// plain-HTTP server asked over https://, a TLS server asked over http://, a name that does
+/// not resolve, a server that does not answer in time. Anything else is said as it is.
+#[cfg(feature = "http")]
+pub fn explain_request_error(url: &str, e: &ureq::Error) -> String {
+    let https = url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let swap = |to: &str| match url.split_once("://") {
+        Some((_, rest)) => format!("{to}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => url.to_owned(),
+    };
+    let text = e.to_string();
+    let tls_mismatch = matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
+        || text.contains("corrupt message")
+        || text.contains("InvalidContentType");
+    match e {
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "nothing answers at {url} (connection refused): is `graven serve` running there, on that address and port?"
+        ),
+        ureq::Error::HostNotFound => format!("the host of {url} was not found (DNS): check the name"),
+        ureq::Error::Timeout(_) => format!("{url} did not answer in time ({text})"),
+        _ if https && tls_mismatch => format!(
+            "{url}: the server does not speak TLS ({text}); if it serves plain HTTP, use {}",
+            swap("http")
+        ),
+        ureq::Error::Io(io)
+            if !https
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                ) =>
+        {
+            format!(
+                "{url}: the connection ended without an HTTP answer ({text}); if the server uses TLS, use {}",
+                swap("https")
+            )
+        }
+        ureq::Error::Protocol(_) if !https => {
+            format!("{url}: the answer is not HTTP ({text}); if the server uses TLS, use {}", swap("https"))
+        }
+        _ => format!("{url}: {text}"),
+    }
+}
+
 #[cfg(feature = "http")]
 /// A log served over HTTP or HTTPS (the C2SP tlog-tiles read path).
 #[derive(Debug)]
@@ -191,7 +236,7 @@ impl Fetch for HttpFetch {
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        let mut resp = req.call().map_err(|e| FetchError::Http(format!("GET {url}: {e}")))?;
+        let mut resp = req.call().map_err(|e| FetchError::Http(explain_request_error(&url, &e)))?;
         match resp.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),

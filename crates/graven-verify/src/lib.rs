@@ -39,9 +39,9 @@ mod witnessed;
 
 pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use error::{Divergence, VerifyError, VisitError};
-#[cfg(feature = "http")]
-pub use fetch::HttpFetch;
 pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
+#[cfg(feature = "http")]
+pub use fetch::{HttpFetch, explain_request_error};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};
 pub use report::{Mode, Report, Trust, VerifiedLog};
 pub use timestamps::{CheckedStamp, Stamps, verify_log_stamped};

@@ -25,8 +25,9 @@ pub struct ExportArgs {
     /// Write records to this file instead of stdout (only once everything verified).
     #[arg(long, conflicts_with = "bundle")]
     pub out: Option<PathBuf>,
-    /// A running Graven server's base URL.
-    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    /// A running Graven server's base URL [env: GRAVEN_SERVER; default: http://127.0.0.1:7878,
+    /// unless --dir is given].
+    #[arg(long, value_parser = crate::server_url::parse)]
     pub server: Option<String>,
     /// A log directory: scanned linearly and fully verified on the way.
     #[arg(long)]
@@ -80,12 +81,13 @@ const MAX_TOKEN_FILE: u64 = 4096;
 
 fn source(args: &ExportArgs) -> anyhow::Result<Source> {
     match (&args.server, &args.dir) {
-        (Some(url), None) => {
+        (_, None) => {
+            let url = crate::server_url::resolve(args.server.as_deref())?;
             let token = match &args.token_file {
                 Some(p) => Some(input::read_small(p, MAX_TOKEN_FILE)?.trim().to_owned()),
                 None => std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty()),
             };
-            Ok(Source::Server(Server::new(url, token)))
+            Ok(Source::Server(Server::new(&url, token)))
         }
         (None, Some(dir)) => {
             if !dir.is_dir() {
@@ -93,7 +95,7 @@ fn source(args: &ExportArgs) -> anyhow::Result<Source> {
             }
             Ok(Source::Dir(dir.clone()))
         }
-        _ => bail!("give exactly one of --server <url> or --dir <log directory>"),
+        (Some(_), Some(_)) => bail!("give one of --server <url> or --dir <log directory>, not both"),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[derive(clap::Args, Debug)]
 pub struct Client {
     /// The Graven server's base URL.
-    #[arg(long, env = "GRAVEN_SERVER", default_value = "http://127.0.0.1:7878")]
+    #[arg(long, env = "GRAVEN_SERVER", default_value = crate::server_url::DEFAULT_SERVER, value_parser = crate::server_url::parse)]
     server: String,
     /// File holding an admin API key (else the GRAVEN_TOKEN environment variable).
     #[arg(long)]
@@ -204,7 +204,8 @@ impl Client {
                 .header("Content-Type", "application/json")
                 .send(body.unwrap_or_else(|| json!({})).to_string()),
         };
-        let mut resp = resp.with_context(|| format!("{method} {url}"))?;
+        let mut resp =
+            resp.map_err(|e| anyhow::anyhow!("{method} {}", graven_verify::explain_request_error(&url, &e)))?;
         let status = resp.status().as_u16();
         let text =
             resp.body_mut().with_config().limit(64 << 20).read_to_string().context("reading the answer")?;

@@ -18,15 +18,16 @@ use crate::witnesses::{self, Loaded, PolicyArgs};
 #[derive(clap::Args, Debug)]
 pub struct ProveArgs {
     /// A log directory.
-    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    #[arg(long, conflicts_with = "server")]
     dir: Option<PathBuf>,
-    /// A running graven server's base URL: fetch the inclusion proof of --index, check it
-    /// against the signed checkpoint and the entry itself, print it and OK (exit 1 if it fails).
-    #[arg(long, requires = "index")]
-    url: Option<String>,
-    /// With --url: the log's verifier key, or a file that holds it (optional with --policy,
+    /// A running graven server's base URL (without --dir: GRAVEN_SERVER, else
+    /// http://127.0.0.1:7878): fetch the inclusion proof of --index, check it against the
+    /// signed checkpoint and the entry itself, print it and OK (exit 1 if it fails).
+    #[arg(long, alias = "url", value_parser = crate::server_url::parse)]
+    server: Option<String>,
+    /// From a server: the log's verifier key, or a file that holds it (optional with --policy,
     /// whose log line names it).
-    #[arg(long, requires = "url")]
+    #[arg(long, conflicts_with = "dir")]
     vkey: Option<String>,
     #[command(flatten)]
     policy: PolicyArgs,
@@ -41,11 +42,11 @@ pub struct ProveArgs {
     /// needs (`graven verify FILE.tlog-proof --event FILE`).
     #[arg(long, value_name = "FILE")]
     event_out: Option<PathBuf>,
-    /// With --url: the checkpoint origin to require (default: the verifier key's name).
-    #[arg(long, requires = "url")]
+    /// From a server: the checkpoint origin to require (default: the verifier key's name).
+    #[arg(long, conflicts_with = "dir")]
     origin: Option<String>,
-    /// With --url: file holding an API key (else GRAVEN_TOKEN).
-    #[arg(long, requires = "url")]
+    /// From a server: file holding an API key (else GRAVEN_TOKEN).
+    #[arg(long, conflicts_with = "dir")]
     token_file: Option<PathBuf>,
     /// Leaf index (0-based) for an inclusion proof.
     #[arg(long, conflicts_with_all = ["from", "to"])]
@@ -53,8 +54,8 @@ pub struct ProveArgs {
     /// Tree size to prove against (default: the current checkpoint).
     #[arg(long, requires = "index")]
     size: Option<u64>,
-    /// Older tree size for a consistency proof.
-    #[arg(long, requires = "to", conflicts_with = "url")]
+    /// Older tree size for a consistency proof (from --dir).
+    #[arg(long, requires = "to", conflicts_with = "server")]
     from: Option<u64>,
     /// Newer tree size for a consistency proof.
     #[arg(long, requires = "from")]
@@ -83,15 +84,21 @@ pub fn run(a: ProveArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    match (&a.url, &a.dir, a.index) {
-        (Some(url), _, Some(index)) => {
+    match (&a.dir, a.index) {
+        (Some(dir), _) => from_dir(dir, &a),
+        (None, Some(index)) => {
             if a.vkey.is_none() && a.policy.policy.is_none() {
-                bail!("--url needs --vkey (or --policy, whose log line names the key)");
+                bail!("a proof from a server needs --vkey (or --policy, whose log line names the key)");
             }
-            from_server(url, &a, index)
+            let url = crate::server_url::resolve(a.server.as_deref())?;
+            from_server(&url, &a, index)
         }
-        (_, Some(dir), _) => from_dir(dir, &a),
-        _ => bail!("give --dir <log directory>, or --url <server> --vkey <key> --index <i>"),
+        (None, None) if a.from.is_some() => {
+            bail!("a consistency proof (--from, --to) is made from a log directory: give --dir")
+        }
+        (None, None) => bail!(
+            "give --dir <log directory>, or --index <i> --vkey <key> for a server (--server, GRAVEN_SERVER)"
+        ),
     }
 }
 

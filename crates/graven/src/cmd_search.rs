@@ -15,7 +15,7 @@ use crate::export_source::{Filters, Server, StreamError};
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
     /// The Graven server's base URL.
-    #[arg(long, env = "GRAVEN_SERVER", default_value = "http://127.0.0.1:7878")]
+    #[arg(long, env = "GRAVEN_SERVER", default_value = crate::server_url::DEFAULT_SERVER, value_parser = crate::server_url::parse)]
     pub server: String,
     /// File holding the bearer token (else the GRAVEN_TOKEN environment variable).
     #[arg(long)]
@@ -114,14 +114,15 @@ pub fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let server = args.server.server()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if !args.server.json {
-        writeln!(out, "{HEADER}")?;
-    }
     let mut printed = 0u64;
     let mut cursor: Option<String> = None;
     while printed < args.limit {
         let page_size = (args.limit - printed).min(1000) as usize;
         let page = server.search(&args.filters, &args.order, page_size, cursor.as_deref())?;
+        // The header once the server has answered: an error is not printed under a table.
+        if cursor.is_none() && !args.server.json {
+            writeln!(out, "{HEADER}")?;
+        }
         for item in page.events.iter().take((args.limit - printed) as usize) {
             print_item(&mut out, &serde_json::to_value(item)?, args.server.json)?;
             printed += 1;

@@ -27,8 +27,10 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct VerifyArgs {
     /// A log directory, the log's base URL, s3://bucket/prefix (credentials and endpoint from
     /// the AWS environment variables), an evidence bundle file (.tar), or a C2SP tlog-proof
-    /// file (.tlog-proof, with --policy and --event).
-    target: String,
+    /// file (.tlog-proof, with --policy and --event). Default: the server GRAVEN_SERVER names,
+    /// else http://127.0.0.1:7878.
+    #[arg(value_name = "TARGET")]
+    target: Option<String>,
     /// For a URL: file holding an API key (else GRAVEN_TOKEN), for a server whose read path
     /// is not public.
     #[arg(long)]
@@ -95,13 +97,21 @@ struct Job {
     policy: Option<Loaded>,
 }
 
-pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    if crate::cmd_proof_file::is_tlog_proof(&a.target) {
+pub fn run(mut a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let target = match a.target.take() {
+        Some(t) => t,
+        None => crate::server_url::resolve(None)?,
+    };
+    run_on(&target, a)
+}
+
+fn run_on(target: &str, a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if crate::cmd_proof_file::is_tlog_proof(target) {
         if a.follow {
             anyhow::bail!("--follow watches a log; a .tlog-proof file is checked once");
         }
         return crate::cmd_proof_file::verify(
-            &a.target,
+            target,
             a.event.as_deref(),
             a.vkey.as_deref(),
             &a.policy,
@@ -112,8 +122,29 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--event goes with a .tlog-proof file, whose entry it is");
     }
     let tsa = a.tsa_cert.as_deref().map(crate::input::tsa_verifier).transpose()?;
-    if crate::cmd_bundle::is_bundle(&a.target) {
-        return crate::cmd_bundle::run(&a.target, a.vkey.as_deref(), &a.policy, a.json, tsa.as_ref());
+    if crate::cmd_bundle::is_bundle(target) {
+        return crate::cmd_bundle::run(target, a.vkey.as_deref(), &a.policy, a.json, tsa.as_ref());
+    }
+    let is_url = ["http://", "https://"]
+        .iter()
+        .any(|p| target.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
+    let target = if is_url {
+        crate::server_url::parse(target).map_err(anyhow::Error::msg)?
+    } else {
+        target.to_owned()
+    };
+    let target = target.as_str();
+    if !is_url && !target.starts_with("s3://") && !std::path::Path::new(target).is_dir() {
+        let shown = escape::for_terminal(target);
+        if !std::path::Path::new(target).exists()
+            && !target.contains("://")
+            && let Err(as_url) = crate::server_url::parse(target)
+        {
+            anyhow::bail!("{shown} is not a directory; as a server's URL, {as_url}");
+        }
+        anyhow::bail!(
+            "{shown} is not a directory, an evidence bundle, a .tlog-proof file or an http(s) or s3:// URL"
+        );
     }
     let (vkey, policy) = match a.vkey.as_deref() {
         None if a.policy.policy.is_none() => {
@@ -126,7 +157,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     // A local directory (or bundle) is cheap to re-read, and its trust-store entry is keyed
     // by origin and key, not by location: a copy of a verified log with an altered old entry
     // must not pass as "nothing new". Remote logs stay incremental, and say so.
-    let remote = ["s3://", "http://", "https://"].iter().any(|p| a.target.starts_with(p));
+    let remote = is_url || target.starts_with("s3://");
     let mode = match (a.full, a.incremental) {
         (true, _) => Mode::Full,
         (_, true) => Mode::Incremental,
@@ -138,8 +169,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.follow && !(a.interval.is_finite() && a.interval >= 0.05) {
         anyhow::bail!("--interval must be a number of seconds, at least 0.05");
     }
-    if a.target.starts_with("s3://") {
-        let cfg = graven_s3::S3Config::from_url(&a.target)?;
+    if target.starts_with("s3://") {
+        let cfg = graven_s3::S3Config::from_url(target)?;
         let store = graven_s3::S3Store::connect(cfg)?;
         let mut f = graven_tlog::StoreFetch::new(std::sync::Arc::new(store));
         return if a.follow {
@@ -148,17 +179,14 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             once(&mut f, &job)
         };
     }
-    if a.target.starts_with("http://") || a.target.starts_with("https://") {
-        let mut f = HttpFetch::new(&a.target);
+    if is_url {
+        let mut f = HttpFetch::new(target);
         if let Some(t) = crate::input::token(a.token_file.as_deref())? {
             f = f.with_bearer(&t);
         }
         if a.follow { follow(&mut f, &job, a.interval, a.webhook.as_deref()) } else { once(&mut f, &job) }
     } else {
-        let path = std::path::Path::new(&a.target);
-        if !path.is_dir() {
-            anyhow::bail!("{} is not a directory or an http(s) URL", a.target);
-        }
+        let path = std::path::Path::new(target);
         let mut f = DirFetch::new(path);
         if a.follow { follow(&mut f, &job, a.interval, a.webhook.as_deref()) } else { once(&mut f, &job) }
     }

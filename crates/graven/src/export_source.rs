@@ -166,7 +166,9 @@ impl Server {
         what: &str,
         limit: u64,
     ) -> anyhow::Result<Vec<u8>> {
-        let mut resp = req.call().with_context(|| format!("{what}: cannot reach {}", self.base))?;
+        let mut resp = req.call().map_err(|e| {
+            anyhow::anyhow!("{what}: {}", graven_verify::explain_request_error(&self.base, &e))
+        })?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -219,7 +221,10 @@ impl Server {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
         let mut resp = req.call().map_err(|e| {
-            StreamError::Unavailable(format!("GET /v1/stream: cannot reach {}: {e}", self.base))
+            StreamError::Unavailable(format!(
+                "GET /v1/stream: {}",
+                graven_verify::explain_request_error(&self.base, &e)
+            ))
         })?;
         let status = resp.status().as_u16();
         if status != 200 {

@@ -17,6 +17,7 @@ mod cmd_witness;
 mod escape;
 mod export_source;
 mod input;
+mod server_url;
 mod witnesses;
 
 use std::path::PathBuf;
