@@ -26,6 +26,16 @@ const PACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Indexes entries `from..size` of the log; returns the new indexed size.
 pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, String> {
+    catch_up_reporting(index, reader, size, &mut |_| {})
+}
+
+/// [`catch_up`], telling `progress` how many entries are indexed after each transaction.
+pub fn catch_up_reporting(
+    index: &Index,
+    reader: &LogReader,
+    size: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, String> {
     let mut next = index.indexed_size().map_err(|e| e.to_string())?;
     let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(CHUNK_ENTRIES);
     while next < size {
@@ -43,6 +53,7 @@ pub fn catch_up(index: &Index, reader: &LogReader, size: u64) -> Result<u64, Str
         }
         let slice: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
         index.add(first, &slice).map_err(|e| e.to_string())?;
+        progress(next);
     }
     Ok(next)
 }

@@ -203,10 +203,11 @@ fn records(args: &ExportArgs, src: &Source, opened: &Opened) -> anyhow::Result<E
         }
     };
     eprintln!(
-        "graven: exported {n} events from {} ({}, tree size {}), each verified against its checkpoint",
+        "graven: exported {} from {} ({}, tree size {}), each verified against its checkpoint",
+        crate::human::counted(n, "event", "events"),
         escape::message(&export_source::location(src)),
         escape::message(&origin),
-        opened.checkpoint.size()
+        crate::human::count(opened.checkpoint.size().0)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -289,12 +290,16 @@ fn bundle(
     })();
     match result {
         Ok(n) => {
+            use crate::human::{bytes, count, counted};
+            let size = std::fs::metadata(path).map(|m| bytes(m.len())).unwrap_or_else(|_| "?".into());
             eprintln!(
-                "graven: wrote {}: {n} events with inclusion proofs against {} size {}, {} older checkpoints, {stamped} time-stamp tokens",
+                "graven: wrote {} ({size}): {} with inclusion proofs against {} size {}, {}, {}",
                 path.display(),
+                counted(n, "event", "events"),
                 escape::message(opened.origin()),
-                opened.checkpoint.size(),
-                older.len()
+                count(opened.checkpoint.size().0),
+                counted(older.len() as u64, "older checkpoint", "older checkpoints"),
+                counted(stamped, "time-stamp token", "time-stamp tokens"),
             );
             if let (Some(p), Some(w)) = (policy, &witnessed) {
                 eprintln!("  {}", escape::message(&witnesses::witnessed_line(p, w)));

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::table::{Table, col};
+
 #[derive(clap::Args, Debug)]
 pub struct Client {
     /// The Graven server's base URL.
@@ -16,6 +18,17 @@ pub struct Client {
     /// File holding an admin API key (else the GRAVEN_TOKEN environment variable).
     #[arg(long)]
     token_file: Option<PathBuf>,
+}
+
+/// How a list is printed: a table fitted to the terminal, or the server's JSON.
+#[derive(clap::Args, Debug)]
+pub struct TableOutput {
+    /// The server's answer as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Cut nothing: on a terminal, a table is otherwise fitted to its width.
+    #[arg(long, conflicts_with = "json")]
+    wide: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -44,10 +57,12 @@ pub enum IdentityCommand {
         #[command(flatten)]
         client: Client,
     },
-    /// List every identity (JSON).
+    /// List every identity: a table, or the JSON with --json.
     List {
         #[command(flatten)]
         client: Client,
+        #[command(flatten)]
+        output: TableOutput,
     },
     /// Show one identity and its keys (JSON).
     Show {
@@ -98,6 +113,8 @@ pub enum KeyCommand {
         identity: String,
         #[command(flatten)]
         client: Client,
+        #[command(flatten)]
+        output: TableOutput,
     },
     /// Make a new key; the identity's other keys keep working for the overlap, then stop.
     /// Prints only the new key.
@@ -130,11 +147,13 @@ pub enum KeyCommand {
         #[command(flatten)]
         client: Client,
     },
-    /// List an identity's Ed25519 public keys (JSON).
+    /// List an identity's Ed25519 public keys: a table, or the JSON with --json.
     ListPublic {
         identity: String,
         #[command(flatten)]
         client: Client,
+        #[command(flatten)]
+        output: TableOutput,
     },
     /// Revoke one Ed25519 public key now.
     RevokePublic {
@@ -225,6 +244,101 @@ fn print(v: &Value) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A list as a table (or, with `--json`, as the server sent it).
+fn list(v: &Value, output: &TableOutput, table: fn(&Value) -> Table) -> anyhow::Result<ExitCode> {
+    if output.json {
+        return print(v);
+    }
+    print!("{}", table(v).render(crate::table::output_width(output.wide)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A time as a table shows it: whole seconds.
+fn when(v: &Value, key: &str) -> String {
+    let t = text(v, key);
+    match t.find('.') {
+        Some(dot) if dot == 19 && t.ends_with('Z') => format!("{}Z", &t[..dot]),
+        _ => t,
+    }
+}
+
+fn identities_table(v: &Value) -> Table {
+    let mut t = Table::new(&[
+        col("ID", true),
+        col("KIND", true),
+        col("ROLE", false),
+        col("STATUS", false),
+        col("OWNER", true),
+        // Active keys / all keys.
+        col("KEYS", false),
+        col("LAST_SEEN", false),
+    ]);
+    for i in v["identities"].as_array().into_iter().flatten() {
+        let keys = i["keys"].as_array().map_or(0, Vec::len);
+        let active = i["keys"].as_array().map_or(0, |k| k.iter().filter(|k| k["state"] == "active").count());
+        t.push(vec![
+            text(i, "id"),
+            text(i, "kind"),
+            text(i, "role"),
+            text(i, "status"),
+            text(i, "owner"),
+            format!("{active}/{keys}"),
+            when(i, "last_seen_at"),
+        ]);
+    }
+    t
+}
+
+fn keys_table(v: &Value) -> Table {
+    let mut t = Table::new(&[
+        col("KEY_ID", false),
+        col("STATE", false),
+        col("CREATED", false),
+        col("EXPIRES", false),
+        col("REVOKED", false),
+    ]);
+    for k in v["keys"].as_array().into_iter().flatten() {
+        t.push(vec![
+            text(k, "key_id"),
+            text(k, "state"),
+            when(k, "created_at"),
+            when(k, "expires_at"),
+            when(k, "revoked_at"),
+        ]);
+    }
+    t
+}
+
+fn public_keys_table(v: &Value) -> Table {
+    let mut t = Table::new(&[
+        col("KEY_ID", false),
+        col("STATE", false),
+        col("PUBLIC_KEY", true),
+        col("ADDED", false),
+    ]);
+    let items = v.get("public_keys").or_else(|| v.get("keys"));
+    for k in items.and_then(Value::as_array).into_iter().flatten() {
+        let state = if k.get("revoked_ms").is_some_and(|r| !r.is_null())
+            || k.get("revoked_at").is_some_and(|r| !r.is_null())
+        {
+            "revoked".to_owned()
+        } else {
+            k.get("state").and_then(Value::as_str).unwrap_or("active").to_owned()
+        };
+        let added = if k.get("created_at").is_some() { when(k, "created_at") } else { text(k, "added_ms") };
+        t.push(vec![text(k, "key_id"), state, text(k, "public_key"), added]);
+    }
+    t
+}
+
 fn reason_body(reason: Option<String>) -> Option<Value> {
     Some(reason.map_or_else(|| json!({}), |r| json!({"reason": r})))
 }
@@ -243,7 +357,9 @@ pub fn identity(cmd: IdentityCommand) -> anyhow::Result<ExitCode> {
             });
             print(&client.call("POST", "/v1/identities", Some(body))?)
         }
-        IdentityCommand::List { client } => print(&client.call("GET", "/v1/identities", None)?),
+        IdentityCommand::List { client, output } => {
+            list(&client.call("GET", "/v1/identities", None)?, &output, identities_table)
+        }
         IdentityCommand::Show { id, client } => {
             print(&client.call("GET", &format!("/v1/identities/{}", seg(&id)), None)?)
         }
@@ -289,9 +405,11 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 Some(body),
             )?)?)
         }
-        KeyCommand::List { identity, client } => {
-            print(&client.call("GET", &format!("/v1/identities/{}/keys", seg(&identity)), None)?)
-        }
+        KeyCommand::List { identity, client, output } => list(
+            &client.call("GET", &format!("/v1/identities/{}/keys", seg(&identity)), None)?,
+            &output,
+            keys_table,
+        ),
         KeyCommand::Rotate { identity, overlap, expires_in, client } => {
             let mut body = json!({"overlap_seconds": parse_duration(&overlap)?});
             if let Some(e) = expires_in {
@@ -333,9 +451,11 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             println!("{}", crate::escape::for_terminal(&added.key_id));
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::ListPublic { identity, client } => {
-            print(&client.call("GET", &format!("/v1/identities/{}/public-keys", seg(&identity)), None)?)
-        }
+        KeyCommand::ListPublic { identity, client, output } => list(
+            &client.call("GET", &format!("/v1/identities/{}/public-keys", seg(&identity)), None)?,
+            &output,
+            public_keys_table,
+        ),
         KeyCommand::RevokePublic { identity, key_id, reason, client } => print(&client.call(
             "POST",
             &format!("/v1/identities/{}/public-keys/{}/revoke", seg(&identity), seg(&key_id)),

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::escape::for_terminal;
 use crate::export_source::{Filters, Server, StreamError};
+use crate::table::{self, Column, Table, col};
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
@@ -23,6 +24,9 @@ pub struct ServerArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Cut nothing: on a terminal, a table is otherwise fitted to its width.
+    #[arg(long, conflicts_with = "json")]
+    pub wide: bool,
 }
 
 impl ServerArgs {
@@ -63,48 +67,103 @@ pub struct TailArgs {
 
 const MAX_FIELD: usize = 40;
 
+/// The event table: index, time, actor, action, resource, outcome; the three names shrink to
+/// fit a terminal.
+const EVENT_COLUMNS: [Column; 6] = [
+    col("INDEX", false),
+    col("LOGGED_AT", false),
+    col("ACTOR", true),
+    col("ACTION", true),
+    col("RESOURCE", true),
+    col("OUTCOME", false),
+];
+
+/// The widest a streamed row's cells get when nothing else bounds them (`tail`, in a pipe).
+const STREAM_WIDTHS: [usize; 6] = [10, 20, MAX_FIELD, MAX_FIELD, MAX_FIELD, 10];
+
 fn field<'a>(ev: &'a Value, path: &[&str]) -> &'a str {
     path.iter().try_fold(ev, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("-")
 }
 
-/// Escapes, then shortens to `width` characters with a visible ellipsis.
-fn cell(s: &str, width: usize) -> String {
-    let e = for_terminal(s);
-    if e.chars().count() <= width {
-        return e.into_owned();
+/// `2026-11-26T17:48:20.123456Z` → `2026-11-26T17:48:20Z`: a table shows whole seconds
+/// (`--json` keeps the server's time as it is).
+fn short_time(t: &str) -> String {
+    match (t.find('.'), t.ends_with('Z')) {
+        (Some(dot), true) if dot == 19 => format!("{}Z", &t[..dot]),
+        _ => t.to_owned(),
     }
-    let mut out: String = e.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
-pub const HEADER: &str = "INDEX      LOGGED_AT                    ACTOR                                    ACTION                                   RESOURCE                                 OUTCOME";
-
-/// One table row for `{"index":N,"event":{...}}` (or `entry_base64` for a raw entry).
-pub fn row(item: &Value) -> String {
+/// The cells of `{"index":N,"event":{...}}` (or of a raw entry), not yet escaped.
+fn cells(item: &Value) -> Vec<String> {
     let index = item.get("index").and_then(Value::as_u64).map_or("?".to_owned(), |i| i.to_string());
     let Some(ev) = item.get("event") else {
-        return format!(
-            "{index:<10} (raw entry, {} bytes of base64)",
-            item.get("entry_base64").and_then(Value::as_str).map_or(0, str::len)
-        );
+        let n = item.get("entry_base64").and_then(Value::as_str).map_or(0, str::len);
+        return vec![
+            index,
+            "-".into(),
+            format!("(raw entry, {n} bytes of base64)"),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ];
     };
-    format!(
-        "{index:<10} {:<28} {:<w$} {:<w$} {:<w$} {}",
-        cell(field(ev, &["logged_at"]), 28),
-        cell(field(ev, &["actor", "id"]), MAX_FIELD),
-        cell(field(ev, &["action"]), MAX_FIELD),
-        cell(field(ev, &["resource", "id"]), MAX_FIELD),
-        cell(field(ev, &["outcome"]), 10),
-        w = MAX_FIELD,
-    )
+    vec![
+        index,
+        short_time(field(ev, &["logged_at"])),
+        field(ev, &["actor", "id"]).to_owned(),
+        field(ev, &["action"]).to_owned(),
+        field(ev, &["resource", "id"]).to_owned(),
+        field(ev, &["outcome"]).to_owned(),
+    ]
 }
 
-fn print_item(out: &mut impl Write, item: &Value, json: bool) -> anyhow::Result<()> {
-    if json {
-        writeln!(out, "{}", crate::escape::json_line(item))?;
-    } else {
-        writeln!(out, "{}", row(item))?;
+/// The column widths of a streamed table: its cells are not known in advance, so each column
+/// gets its stream width, fitted to the terminal as a table of such rows would be.
+fn stream_widths(width: Option<usize>) -> Vec<usize> {
+    let mut t = Table::new(&EVENT_COLUMNS);
+    t.push(STREAM_WIDTHS.iter().map(|w| "x".repeat(*w)).collect());
+    t.widths(width)
+}
+
+/// How streamed rows are laid out: column widths, and whether a longer cell is cut to its
+/// column (on a terminal) or widens it for that row (in a pipe, or with `--wide`).
+#[derive(Debug)]
+struct Layout {
+    widths: Vec<usize>,
+    cut: bool,
+}
+
+impl Layout {
+    fn for_output(wide: bool) -> Layout {
+        match table::output_width(wide) {
+            Some(w) => Layout { widths: stream_widths(Some(w)), cut: true },
+            None => Layout { widths: STREAM_WIDTHS.to_vec(), cut: false },
+        }
+    }
+}
+
+/// One streamed table row (every field escaped).
+fn stream_row(item: &Value, layout: &Layout) -> String {
+    let cells: Vec<String> = cells(item).iter().map(|c| for_terminal(c).into_owned()).collect();
+    if layout.cut {
+        return table::line(&cells, &layout.widths);
+    }
+    let widths: Vec<usize> =
+        cells.iter().zip(&layout.widths).map(|(c, &w)| w.max(c.chars().count())).collect();
+    table::line(&cells, &widths)
+}
+
+/// One row cut as on a terminal: each name at most 40 characters.
+#[cfg(test)]
+fn row(item: &Value) -> String {
+    stream_row(item, &Layout { widths: STREAM_WIDTHS.to_vec(), cut: true })
+}
+
+fn print_item(out: &mut impl Write, item: &Value, layout: Option<&Layout>) -> anyhow::Result<()> {
+    match layout {
+        None => writeln!(out, "{}", crate::escape::json_line(item))?,
+        Some(l) => writeln!(out, "{}", stream_row(item, l))?,
     }
     Ok(())
 }
@@ -116,20 +175,29 @@ pub fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
     let mut cursor: Option<String> = None;
+    // A table is laid out once every row is in (and so never printed above an error).
+    let mut table = Table::new(&EVENT_COLUMNS);
     while printed < args.limit {
         let page_size = (args.limit - printed).min(1000) as usize;
         let page = server.search(&args.filters, &args.order, page_size, cursor.as_deref())?;
-        // The header once the server has answered: an error is not printed under a table.
-        if cursor.is_none() && !args.server.json {
-            writeln!(out, "{HEADER}")?;
-        }
         for item in page.events.iter().take((args.limit - printed) as usize) {
-            print_item(&mut out, &serde_json::to_value(item)?, args.server.json)?;
+            let item = serde_json::to_value(item)?;
+            if args.server.json {
+                print_item(&mut out, &item, None)?;
+            } else {
+                table.push(cells(&item));
+            }
             printed += 1;
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
+        }
+    }
+    if !args.server.json {
+        out.write_all(table.render(table::output_width(args.server.wide)).as_bytes())?;
+        if table.is_empty() {
+            eprintln!("graven: no events match");
         }
     }
     out.flush()?;
@@ -145,8 +213,11 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if !args.server.json {
-        writeln!(out, "{HEADER}")?;
+    let table_layout = Layout::for_output(args.server.wide);
+    let layout = (!args.server.json).then_some(&table_layout);
+    if let Some(l) = layout {
+        let header: Vec<String> = EVENT_COLUMNS.iter().map(|c| c.header.to_owned()).collect();
+        writeln!(out, "{}", table::line(&header, &l.widths))?;
     }
     // Without -f, printing stops at the size the log had when we started.
     let until = (!args.follow).then_some(size);
@@ -158,7 +229,7 @@ pub fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         let lost = match server.stream(next, resume) {
             Ok(reader) => {
                 let before = next;
-                let ended = print_stream(reader, &mut next, until, &mut out, args.server.json)?;
+                let ended = print_stream(reader, &mut next, until, &mut out, layout)?;
                 if next > before {
                     backoff = Backoff::default();
                 }
@@ -213,7 +284,7 @@ fn print_stream(
     next: &mut u64,
     until: Option<u64>,
     out: &mut impl Write,
-    json: bool,
+    layout: Option<&Layout>,
 ) -> anyhow::Result<Option<String>> {
     let mut data = String::new();
     let mut line = String::new();
@@ -245,7 +316,7 @@ fn print_stream(
             }
             std::cmp::Ordering::Equal => {}
         }
-        print_item(out, &serde_json::to_value(&item)?, json)?;
+        print_item(out, &serde_json::to_value(&item)?, layout)?;
         out.flush()?;
         *next = item.index + 1;
         if until.is_some_and(|size| *next >= size) {
@@ -299,15 +370,15 @@ mod tests {
     fn a_resumed_stream_prints_each_index_once() {
         let mut out = Vec::new();
         let mut next = 3;
-        let lost = print_stream(sse(&[3, 4, 5]).as_bytes(), &mut next, None, &mut out, true).unwrap();
+        let lost = print_stream(sse(&[3, 4, 5]).as_bytes(), &mut next, None, &mut out, None).unwrap();
         assert_eq!((lost.as_deref(), next), (Some("the server closed the stream"), 6));
-        let lost = print_stream(sse(&[4, 5, 6, 7]).as_bytes(), &mut next, None, &mut out, true).unwrap();
+        let lost = print_stream(sse(&[4, 5, 6, 7]).as_bytes(), &mut next, None, &mut out, None).unwrap();
         assert!(lost.is_some());
         assert_eq!(printed(&out), [3, 4, 5, 6, 7]);
         // Without -f it stops at the size it started with.
         let mut out = Vec::new();
         let mut next = 0;
-        let done = print_stream(sse(&[0, 1, 2, 3]).as_bytes(), &mut next, Some(2), &mut out, true).unwrap();
+        let done = print_stream(sse(&[0, 1, 2, 3]).as_bytes(), &mut next, Some(2), &mut out, None).unwrap();
         assert_eq!((done, printed(&out)), (None, vec![0, 1]));
     }
 
@@ -315,7 +386,7 @@ mod tests {
     fn a_gap_in_the_stream_is_an_error() {
         let mut out = Vec::new();
         let mut next = 3;
-        let e = print_stream(sse(&[3, 5]).as_bytes(), &mut next, None, &mut out, true).unwrap_err();
+        let e = print_stream(sse(&[3, 5]).as_bytes(), &mut next, None, &mut out, None).unwrap_err();
         assert!(e.to_string().contains("skipped entries 4 to 4"), "{e}");
         assert_eq!(printed(&out), [3]);
     }

@@ -347,7 +347,16 @@ pub fn reindex(data: &Path) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("opening the index (is the server still running?): {e}"))?;
     index.clear().map_err(|e| anyhow::anyhow!("clearing the index: {e}"))?;
     let reader = graven_engine::reader::LogReader::new(&log_dir);
-    let n = graven_engine::indexer::catch_up(&index, &reader, cp.size().0).map_err(|e| anyhow::anyhow!(e))?;
+    let bar = crate::human::progress("indexing", "entries", cp.size().0);
+    let n = graven_engine::indexer::catch_up_reporting(&index, &reader, cp.size().0, &mut |done| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     println!("{}", serde_json::json!({"indexed": n, "tree_size": cp.size().0}));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,3 @@
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -360,16 +359,7 @@ fn remembered_warning(job: &Job, trusted: Option<&VerifiedCheckpoint>, e: &Witne
 }
 
 fn once<F: Fetch>(f: &mut F, job: &Job) -> anyhow::Result<ExitCode> {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} verifying [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = crate::human::progress("verifying", "entries", 0);
     let start = Instant::now();
     let outcome = verify_once(f, job, job.mode, |done, total| {
         if let Some(bar) = &bar {
@@ -738,9 +728,15 @@ fn not_reread(r: &graven_verify::Report) -> u64 {
 
 fn success_text(job: &Job, v: &Verified, secs: f64) -> String {
     let (r, remembered) = (v.log.report(), &v.remembered);
+    use crate::human::{count, counted, duration};
     let head = format!(
-        "OK: {} verifies: {} entries, root {}, {} bundles and {} tiles checked in {:.2}s",
-        r.origin, r.size.0, r.root, r.bundles, r.tiles, secs
+        "OK: {} verifies: {}, root {}, {} and {} checked in {}",
+        r.origin,
+        counted(r.size.0, "entry", "entries"),
+        r.root,
+        counted(r.bundles, "bundle", "bundles"),
+        counted(r.tiles, "tile", "tiles"),
+        duration(secs)
     );
     let tail = match (r.trust, r.previous_size, r.mode) {
         (Trust::FirstUse, _, _) | (_, None, _) => format!(
@@ -748,12 +744,13 @@ fn success_text(job: &Job, v: &Verified, secs: f64) -> String {
             remembered.path().display()
         ),
         (Trust::Consistent, Some(m), Mode::Incremental) => format!(
-            "consistent with the remembered checkpoint of size {m}; {} entries hashed; {} stored entries were not re-read: this run trusts that they are unchanged since they were verified (run with --full to re-read everything)",
-            r.entries_hashed,
-            not_reread(r)
+            "consistent with the remembered checkpoint of size {}; {} hashed; {} stored entries were not re-read: this run trusts that they are unchanged since they were verified (run with --full to re-read everything)",
+            count(m.0),
+            counted(r.entries_hashed, "entry", "entries"),
+            count(not_reread(r))
         ),
         (Trust::Consistent, Some(m), Mode::Full) => {
-            format!("consistent with the remembered checkpoint of size {m}; fully re-verified")
+            format!("consistent with the remembered checkpoint of size {}; fully re-verified", count(m.0))
         }
     };
     match (&job.policy, &v.witnessed) {

@@ -348,6 +348,26 @@ pub fn select(
 ) -> anyhow::Result<u64> {
     let size = opened.checkpoint.size();
     let mut count = 0u64;
+    // On a terminal: how far through the log the export is (entries scanned, or the index
+    // reached through the search's matches).
+    let bar = crate::human::progress("exporting", "entries", size.0);
+    let result = select_into(source, opened, filters, want_proofs, &mut visit, &mut count, bar.as_ref());
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.map(|()| count)
+}
+
+fn select_into(
+    source: &Source,
+    opened: &Opened,
+    filters: &Filters,
+    want_proofs: bool,
+    visit: &mut dyn FnMut(&Selected<'_>) -> anyhow::Result<()>,
+    count: &mut u64,
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
+    let size = opened.checkpoint.size();
     match source {
         Source::Dir(dir) => {
             let query = filters.query()?;
@@ -358,7 +378,11 @@ pub fn select(
                 &mut f,
                 &opened.key,
                 None,
-                |_, _| {},
+                |done, _| {
+                    if let Some(b) = bar {
+                        b.set_position(done);
+                    }
+                },
                 |cp, index, entry| {
                     if cp.note_bytes() != opened.checkpoint.note_bytes() {
                         return Err(VisitError(
@@ -377,7 +401,7 @@ pub fn select(
                     } else {
                         None
                     };
-                    count += 1;
+                    *count += 1;
                     visit(&Selected { index, leaf: entry, proof: proof.as_deref() }).map_err(|e| {
                         let msg = format!("{e:#}");
                         failure = Some(e);
@@ -409,7 +433,10 @@ pub fn select(
                     // The bytes from the tiles, checked against the level-0 tile and proven
                     // included in the signed checkpoint.
                     let v = tiles.entry(index)?;
-                    count += 1;
+                    *count += 1;
+                    if let Some(b) = bar {
+                        b.set_position(index + 1);
+                    }
                     visit(&Selected { index, leaf: v.entry(), proof: want_proofs.then_some(v.proof()) })?;
                 }
                 match page.next_cursor {
@@ -419,7 +446,7 @@ pub fn select(
             }
         }
     }
-    Ok(count)
+    Ok(())
 }
 
 /// A consistency proof from `older` to the opened checkpoint, built from the source's tiles.

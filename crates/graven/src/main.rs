@@ -16,8 +16,10 @@ mod cmd_verify;
 mod cmd_witness;
 mod escape;
 mod export_source;
+mod human;
 mod input;
 mod server_url;
+mod table;
 mod witnesses;
 
 use std::path::PathBuf;

@@ -2,7 +2,9 @@
 //! a URL without a scheme, https:// to a plain-HTTP server, http:// to a TLS server, a server
 //! that is not running, a verifier key with the right name but another key id. And one way to
 //! name the server for every command: `--server`, else `GRAVEN_SERVER`, else
-//! http://127.0.0.1:7878 (`search`, `tail`, `identity`, `verify`, `prove`, `export`).
+//! http://127.0.0.1:7878 (`search`, `tail`, `identity`, `verify`, `prove`, `export`). Tables
+//! fit the terminal (checked on a real pseudo-terminal, with `script`) and are never cut in a
+//! pipe; numbers are written for people.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -152,5 +154,63 @@ fn graven_server_names_the_server_for_every_command() {
     let dir = s.data.join("log");
     assert!(
         ok(&["export", "--dir", dir.to_str().unwrap(), "--vkey", &s.vkey]).contains("graven.identity.create")
+    );
+}
+
+/// Runs `graven args` on a pseudo-terminal `cols` wide (util-linux `script`); its output.
+fn on_terminal(cols: u16, args: &[&str], env: &[(&str, &str)]) -> String {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_graven"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let cmd = format!("stty rows 40 cols {cols}; {}", quoted.join(" "));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("GRAVEN_SERVER")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running script (util-linux); it is in Debian's bsdutils");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+#[test]
+fn tables_fit_the_terminal_and_pipes_get_every_character() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = plain_server(tmp.path());
+    let long_action = format!("deploy.{}", "x".repeat(80));
+    let writer =
+        s.identity("svc:a-rather-long-service-account-name-for-the-payments-team", "writer", &["deploy.*"]);
+    assert_eq!(s.post_event(&writer, &format!(r#"{{"action":"{long_action}"}}"#)).status, 201);
+    let url = format!("http://{}", s.addr);
+    let env = [("GRAVEN_SERVER", url.as_str()), ("GRAVEN_TOKEN", s.token.as_str())];
+    for args in [vec!["search"], vec!["tail"], vec!["identity", "list"]] {
+        let shown = on_terminal(70, &args, &env);
+        assert!(shown.lines().count() >= 2, "{args:?}: {shown}");
+        for line in shown.lines() {
+            assert!(line.chars().count() <= 70, "{args:?}: {line:?} is wider than the terminal");
+        }
+        assert!(shown.contains('…'), "{args:?}: something had to be cut: {shown}");
+        // --wide cuts nothing, on a terminal too (tail has it as well).
+        let wide = on_terminal(70, &[args.as_slice(), &["--wide"]].concat(), &env);
+        assert!(!wide.contains('…'), "{args:?} --wide: {wide}");
+        // A pipe gets every character.
+        let piped = run(&args, &env);
+        let piped = String::from_utf8_lossy(&piped.stdout).into_owned();
+        assert!(!piped.contains('…'), "{args:?} in a pipe: {piped}");
+    }
+    let piped = run(&["search"], &env);
+    assert!(String::from_utf8_lossy(&piped.stdout).contains(&long_action));
+    // Numbers for people: counts, not `1 bundles`.
+    let out = run(&["verify", &url, "--vkey", &s.vkey], &env);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("verifies: 5 entries") && text.contains("1 bundle and 1 tile checked in"),
+        "{text}"
     );
 }

@@ -65,6 +65,9 @@ fn identity_and_key_commands_print_what_the_server_answers() {
     assert!(shown["last_seen_at"].is_string(), "last seen is tracked: {shown}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&key[21..]));
     let out = graven(&["identity", "list", "--server", &server], &s.token);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.starts_with("ID ") && table.contains("\nsvc:payments-worker "), "{table}");
+    let out = graven(&["identity", "list", "--json", "--server", &server], &s.token);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> =
         list["identities"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();

@@ -323,7 +323,7 @@ fn the_server_stamps_at_most_once_per_interval_and_verify_checks_every_token() {
         &s.token,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("1 time-stamp tokens"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 time-stamp token"), "{}", stderr(&out));
     let b = bundle.to_str().unwrap();
     let out = ok_text(&graven(&["verify", b, "--vkey", &s.vkey, "--tsa-cert", root], b""));
     assert!(out.contains(&format!("time-stamp: the checkpoint of size {size} existed at ")), "{out}");
