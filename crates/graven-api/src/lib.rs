@@ -458,10 +458,17 @@ pub struct ClientSignature {
 pub struct NewIdentity {
     /// Glob patterns (`*` any run, `?` one character) of the actions it may log; empty: any.
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(length(max = 32), inner(length(min = 1, max = 128))))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 32), inner(length(min = 1, max = 128), regex(pattern = r"^[!-~]+$")))
+    )]
     pub allowed_actions: Vec<String>,
+    /// At most 1024 bytes, no control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(length(max = 1024)))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
     pub description: String,
     /// E.g. `svc:payments-worker` or a SPIFFE ID; the `graven:` prefix is reserved. IDs are
     /// never reused.
@@ -471,12 +478,22 @@ pub struct NewIdentity {
     )]
     pub id: String,
     pub kind: IdentityKind,
-    /// At most 32; keys are 1 to 63 bytes of letters, digits and `. _ - /`.
+    /// At most 32; keys are 1 to 63 bytes of letters, digits and `. _ - /`, values at most 256
+    /// bytes without control characters.
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(extend("maxProperties" = 32)))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            inner(length(max = 256), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
+            extend("maxProperties" = 32, "propertyNames" = {"pattern": "^[A-Za-z0-9._/-]{1,63}$"})
+        )
+    )]
     pub labels: BTreeMap<String, String>,
-    /// Who answers for it (a team, a person).
-    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
+    /// Who answers for it (a team, a person): not blank, no control characters.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 256), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
     pub owner: String,
     #[serde(default)]
     pub role: Role,
@@ -537,7 +554,10 @@ pub struct KeyRequest {
 pub struct ChangeRequest {
     /// Why, for the audit event: at most 1024 bytes, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(length(max = 1024)))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
     pub reason: Option<String>,
 }
 
