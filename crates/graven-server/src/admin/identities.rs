@@ -16,16 +16,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use graven_api::{IdentityView, KeyView, NewKey, Retiring};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use graven_api::{ChangeRequest, IdentityList, IdentityView, KeyList, KeyRequest, KeyView, NewKey, Retiring};
+use serde_json::json;
 
 use crate::audit;
 use crate::http::body::read_json as parse;
 use crate::http::state::{AppState, Peer, finish};
 use crate::problem::Problem;
 use graven_auth::apikey;
-use graven_auth::identity::{self, IdentityRecord, KeyRecord, NewIdentity, Status};
+use graven_auth::identity::{self, IdentityRecord, KeyRecord, Kind, NewIdentity, Role, Status};
 use graven_auth::principal::Principal;
 
 /// Longest overlap a rotation may give the old key.
@@ -57,10 +56,6 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
     crate::audit::format_ms(ms)
 }
 
-fn key_view(k: &KeyRecord, now: i64) -> Value {
-    wire(&key_record_view(k, now))
-}
-
 fn key_record_view(k: &KeyRecord, now: i64) -> KeyView {
     let state = if k.revoked_ms.is_some() {
         "revoked"
@@ -75,16 +70,13 @@ fn key_record_view(k: &KeyRecord, now: i64) -> KeyView {
         created_at: fmt_ms(k.created_ms),
         expires_at: k.expires_ms.map(fmt_ms),
         revoked_at: k.revoked_ms.map(fmt_ms),
+        identity: None,
+        audit_index: None,
     }
 }
 
-/// A wire type ([`graven_api`]) as a JSON value, keys in the order the API always wrote them.
-pub(crate) fn wire<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or_default()
-}
-
-fn view(r: &IdentityRecord, now: i64) -> Value {
-    wire(&IdentityView {
+fn view(r: &IdentityRecord, now: i64) -> IdentityView {
+    IdentityView {
         id: r.id.clone(),
         kind: r.kind.as_str().into(),
         owner: r.owner.clone(),
@@ -98,11 +90,16 @@ fn view(r: &IdentityRecord, now: i64) -> Value {
         last_seen_at: r.last_seen_ms.map(fmt_ms),
         keys: r.keys.iter().map(|k| key_record_view(k, now)).collect(),
         audit_index: None,
-    })
+    }
 }
 
-pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut resp = (status, v.to_string()).into_response();
+/// An answer of a wire type ([`graven_api`], whose schemas the OpenAPI document carries).
+pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
+    let body = match serde_json::to_string(v) {
+        Ok(b) => b,
+        Err(e) => return Problem::internal(format!("encoding the answer failed: {e}")).into_response(),
+    };
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
@@ -140,8 +137,8 @@ pub(crate) async fn install(
 
 async fn list(State(st): St) -> Response {
     let now = st.now_ms();
-    let all: Vec<Value> = st.registry.records().values().map(|r| view(r, now)).collect();
-    finish(&st, "GET /v1/identities", Ok(json_response(StatusCode::OK, &json!({"identities": all}))))
+    let identities = st.registry.records().values().map(|r| view(r, now)).collect();
+    finish(&st, "GET /v1/identities", Ok(json_response(StatusCode::OK, &IdentityList { identities })))
 }
 
 async fn show(State(st): St, Path(id): Path<String>) -> Response {
@@ -158,14 +155,17 @@ async fn list_keys(State(st): St, Path(id): Path<String>) -> Response {
     let r = st
         .registry
         .get(&id)
-        .map(|r| json_response(StatusCode::OK, &json!({"identity": r.id, "keys": r.keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>()})))
+        .map(|r| {
+            let keys = r.keys.iter().map(|k| key_record_view(k, now)).collect();
+            json_response(StatusCode::OK, &KeyList { identity: r.id, keys })
+        })
         .ok_or_else(|| no_identity(&id));
     finish(&st, "GET /v1/identities/{id}/keys", r)
 }
 
 async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: Body) -> Response {
     let r = async {
-        let new: NewIdentity = parse(body).await?;
+        let new = new_identity(parse(body).await?);
         let now = st.now_ms();
         let rec = new
             .into_record(now)
@@ -189,8 +189,7 @@ async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: B
             audit::change(&st, &admin, "graven.identity.create", &rec.id, details, ip(peer)).await?;
         records.insert(rec.id.clone(), rec.clone());
         install(&st, records, base, receipt.index).await?;
-        let mut v = view(&rec, now);
-        v["audit_index"] = json!(receipt.index);
+        let v = IdentityView { audit_index: Some(receipt.index), ..view(&rec, now) };
         let mut resp = json_response(StatusCode::CREATED, &v);
         let loc = format!("/v1/identities/{}", pct(&rec.id));
         if let Ok(h) = HeaderValue::from_str(&loc) {
@@ -200,6 +199,33 @@ async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: B
     }
     .await;
     finish(&st, "POST /v1/identities", r)
+}
+
+/// The request's identity as the registry's: the wire type is what the OpenAPI document
+/// describes, so the server reads exactly that.
+fn new_identity(n: graven_api::NewIdentity) -> NewIdentity {
+    use graven_api::{IdentityKind as K, Role as R};
+    NewIdentity {
+        id: n.id,
+        kind: match n.kind {
+            K::ServiceAccount => Kind::ServiceAccount,
+            K::ApiKey => Kind::ApiKey,
+            K::Bot => Kind::Bot,
+            K::CiJob => Kind::CiJob,
+            K::Workload => Kind::Workload,
+            K::Agent => Kind::Agent,
+            K::Integration => Kind::Integration,
+        },
+        owner: n.owner,
+        description: n.description,
+        labels: n.labels,
+        allowed_actions: n.allowed_actions,
+        role: match n.role {
+            R::Writer => Role::Writer,
+            R::Auditor => Role::Auditor,
+            R::Admin => Role::Admin,
+        },
+    }
 }
 
 /// Percent-encodes an identity ID for use as one path segment.
@@ -213,14 +239,6 @@ fn pct(s: &str) -> String {
         }
     }
     out
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ChangeBody {
-    /// Why, for the audit event (at most 1024 bytes).
-    #[serde(default)]
-    pub(crate) reason: Option<String>,
 }
 
 pub(crate) fn reason_ok(reason: &Option<String>) -> Result<(), Problem> {
@@ -266,7 +284,7 @@ async fn status_change(
         StatusChange::Revoke => ("POST /v1/identities/{id}/revoke", "graven.identity.revoke"),
     };
     let r = async {
-        let b: ChangeBody = parse(body).await?;
+        let b: ChangeRequest = parse(body).await?;
         reason_ok(&b.reason)?;
         let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
@@ -300,29 +318,14 @@ async fn status_change(
         let details = json!({"from": from.as_str(), "to": after.status.as_str(), "reason": b.reason});
         let receipt = audit::change(&st, &admin, action, &id, details, ip(peer)).await?;
         install(&st, records, base, receipt.index).await?;
-        let mut v = view(&after, now);
-        v["audit_index"] = json!(receipt.index);
+        let v = IdentityView { audit_index: Some(receipt.index), ..view(&after, now) };
         Ok(json_response(StatusCode::OK, &v))
     }
     .await;
     finish(&st, route, r)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyBody {
-    /// When the key stops working (RFC 3339).
-    #[serde(default)]
-    expires_at: Option<String>,
-    /// Or: how many seconds from now it stops working.
-    #[serde(default)]
-    ttl_seconds: Option<u64>,
-    /// Rotation only: how long the identity's other keys keep working [default: 3600].
-    #[serde(default)]
-    overlap_seconds: Option<u64>,
-}
-
-fn expiry(b: &KeyBody, now: i64) -> Result<Option<i64>, Problem> {
+fn expiry(b: &KeyRequest, now: i64) -> Result<Option<i64>, Problem> {
     match (&b.expires_at, b.ttl_seconds) {
         (Some(_), Some(_)) => {
             Err(Problem::bad_request("invalid-request", "give expires_at or ttl_seconds, not both"))
@@ -400,7 +403,7 @@ async fn new_key(
         ("POST /v1/identities/{id}/keys", "graven.key.create")
     };
     let r = async {
-        let b: KeyBody = parse(body).await?;
+        let b: KeyRequest = parse(body).await?;
         let now = st.now_ms();
         let expires = expiry(&b, now)?;
         let overlap = match (rotate, b.overlap_seconds) {
@@ -452,7 +455,7 @@ async fn new_key(
             overlap_seconds: rotate.then_some(overlap),
             retiring: rotate.then_some(retiring_keys),
         };
-        let mut resp = json_response(StatusCode::CREATED, &wire(&answer));
+        let mut resp = json_response(StatusCode::CREATED, &answer);
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(resp)
     }
@@ -468,7 +471,7 @@ async fn revoke_key(
     body: Body,
 ) -> Response {
     let r = async {
-        let b: ChangeBody = parse(body).await?;
+        let b: ChangeRequest = parse(body).await?;
         reason_ok(&b.reason)?;
         let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
@@ -488,13 +491,11 @@ async fn revoke_key(
             ));
         }
         key.revoked_ms = Some(now);
-        let view_after = key_view(key, now);
+        let view_after = key_record_view(key, now);
         let details = json!({"key_id": key_id, "reason": b.reason});
         let receipt = audit::change(&st, &admin, "graven.key.revoke", &id, details, ip(peer)).await?;
         install(&st, records, base, receipt.index).await?;
-        let mut v = view_after;
-        v["identity"] = json!(id);
-        v["audit_index"] = json!(receipt.index);
+        let v = KeyView { identity: Some(id), audit_index: Some(receipt.index), ..view_after };
         Ok(json_response(StatusCode::OK, &v))
     }
     .await;
@@ -513,7 +514,7 @@ mod tests {
 
     #[test]
     fn expiry_is_checked() {
-        let b = |e: Option<&str>, t: Option<u64>| KeyBody {
+        let b = |e: Option<&str>, t: Option<u64>| KeyRequest {
             expires_at: e.map(str::to_owned),
             ttl_seconds: t,
             overlap_seconds: None,

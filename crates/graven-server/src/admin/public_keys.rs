@@ -14,14 +14,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use graven_api::PublicKeyView;
+use graven_api::{ChangeRequest, PublicKeyList, PublicKeyRequest, PublicKeyView};
 use graven_auth::identity::Status;
 use graven_auth::principal::Principal;
 use graven_auth::public_key::{MAX_PUBLIC_KEYS_PER_IDENTITY, PublicKeyRecord, parse_public_key};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::identities::{ChangeBody, conflict, fmt_ms, install, json_response, no_identity, reason_ok, wire};
+use super::identities::{conflict, fmt_ms, install, json_response, no_identity, reason_ok};
 use crate::http::body::read_json as parse;
 use crate::http::state::{AppState, Peer, finish};
 use crate::problem::Problem;
@@ -34,8 +33,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/identities/{id}/public-keys/{key_id}/revoke", post(revoke))
 }
 
-fn view(k: &PublicKeyRecord) -> Value {
-    wire(&PublicKeyView {
+fn view(k: &PublicKeyRecord) -> PublicKeyView {
+    PublicKeyView {
         key_id: k.key_id.clone(),
         alg: k.alg.clone(),
         public_key: k.public_key.clone(),
@@ -44,7 +43,7 @@ fn view(k: &PublicKeyRecord) -> Value {
         revoked_at: k.revoked_ms.map(fmt_ms),
         identity: None,
         audit_index: None,
-    })
+    }
 }
 
 async fn list(State(st): St, Path(id): Path<String>) -> Response {
@@ -52,18 +51,11 @@ async fn list(State(st): St, Path(id): Path<String>) -> Response {
         .registry
         .get(&id)
         .map(|r| {
-            let keys: Vec<Value> = r.public_keys.iter().map(view).collect();
-            json_response(StatusCode::OK, &json!({"identity": r.id, "public_keys": keys}))
+            let public_keys = r.public_keys.iter().map(view).collect();
+            json_response(StatusCode::OK, &PublicKeyList { identity: r.id, public_keys })
         })
         .ok_or_else(|| no_identity(&id));
     finish(&st, "GET /v1/identities/{id}/public-keys", r)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddBody {
-    /// Base64 of the 32 raw bytes, or a PEM/base64 SubjectPublicKeyInfo.
-    public_key: String,
 }
 
 async fn add(
@@ -74,7 +66,7 @@ async fn add(
     body: Body,
 ) -> Response {
     let r = async {
-        let b: AddBody = parse(body).await?;
+        let b: PublicKeyRequest = parse(body).await?;
         let key = parse_public_key(&b.public_key).map_err(|e| {
             Problem::bad_request("invalid-public-key", format!("public_key: {e}; nothing changed"))
         })?;
@@ -110,9 +102,7 @@ async fn add(
         let receipt =
             crate::audit::change(&st, &admin, "graven.key.add_public", &id, details, peer.map(|p| p.0.0)).await?;
         install(&st, records, base, receipt.index).await?;
-        let mut v = view(&record);
-        v["identity"] = json!(id);
-        v["audit_index"] = json!(receipt.index);
+        let v = PublicKeyView { identity: Some(id), audit_index: Some(receipt.index), ..view(&record) };
         Ok(json_response(StatusCode::CREATED, &v))
     }
     .await;
@@ -127,7 +117,7 @@ async fn revoke(
     body: Body,
 ) -> Response {
     let r = async {
-        let b: ChangeBody = parse(body).await?;
+        let b: ChangeRequest = parse(body).await?;
         reason_ok(&b.reason)?;
         let now = st.now_ms();
         let _g = st.admin_lock.lock().await;
@@ -153,9 +143,7 @@ async fn revoke(
             crate::audit::change(&st, &admin, "graven.key.revoke_public", &id, details, peer.map(|p| p.0.0))
                 .await?;
         install(&st, records, base, receipt.index).await?;
-        let mut v = after;
-        v["identity"] = json!(id);
-        v["audit_index"] = json!(receipt.index);
+        let v = PublicKeyView { identity: Some(id), audit_index: Some(receipt.index), ..after };
         Ok(json_response(StatusCode::OK, &v))
     }
     .await;

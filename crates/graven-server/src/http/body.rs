@@ -51,7 +51,8 @@ pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Problem> {
 /// Largest body of the identity and key routes.
 const MAX_JSON_BODY: usize = 64 << 10;
 
-/// Reads a small JSON body strictly (unknown fields refused). An empty body is `{}`.
+/// Reads a small JSON body strictly: a JSON object (serde would take a struct from an array
+/// too: `[null, null]` as a key request), unknown fields refused. An empty body is `{}`.
 pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
     let bytes = axum::body::to_bytes(body, MAX_JSON_BODY).await.map_err(|_| {
         Problem::new(
@@ -62,6 +63,12 @@ pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, Problem> {
         )
     })?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::bad_request(
+            "invalid-request",
+            "the body must be a JSON object (or empty); see /openapi.json for this route's fields; nothing changed",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| Problem::bad_request("invalid-request", format!("{e}; nothing changed")))
 }

@@ -54,10 +54,18 @@ fn index_time(s: &str, what: &str) -> Result<String, Problem> {
 /// says how far it has got.
 pub async fn search(State(st): St, StrictQuery(q): StrictQuery<SearchQuery>) -> Response {
     let r = async {
+        // Absent is the index's default page; a limit given is used as given (0 is not
+        // "the default"), within 1..=1000.
         let limit = match q.limit.as_deref() {
-            Some(l) => l
-                .parse::<usize>()
-                .map_err(|_| Problem::bad_request("bad-parameter", "limit must be 1..=1000"))?,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=graven_index::MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Problem::bad_request(
+                        "bad-parameter",
+                        format!("limit must be from 1 to {}, got {l:?}", graven_index::MAX_LIMIT),
+                    ));
+                }
+            },
             None => 0,
         };
         let order = match q.order.as_deref() {

@@ -108,10 +108,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| Problem::internal(format!("reader task failed: {e}")))?
 }
 
-/// A non-negative integer query or path parameter.
+/// A non-negative integer query or path parameter: an index or a size, a `u64` (a number past
+/// 2^64 - 1 is refused with the range, not called "not a non-negative integer").
 pub(crate) fn parse_index(s: &str, what: &str) -> Result<u64, Problem> {
     s.parse::<u64>().map_err(|_| {
-        Problem::bad_request("bad-parameter", format!("{what} must be a non-negative integer, got {s:?}"))
+        Problem::bad_request(
+            "bad-parameter",
+            format!("{what} must be an integer from 0 to {}, got {s:?}", u64::MAX),
+        )
     })
 }
 

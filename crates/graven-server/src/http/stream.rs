@@ -36,12 +36,15 @@ pub async fn stream(
     StrictQuery(q): StrictQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
+    // Both are read, whichever is used: a malformed `from` is refused even when
+    // `Last-Event-ID` (which wins) makes it moot, rather than passed over unseen.
+    let from = match q.from.as_deref().map(|s| parse_index(s, "from")).transpose() {
+        Ok(v) => v,
+        Err(p) => return finish(&st, "GET /v1/stream", Err(p)),
+    };
     let start = match resume_after(&headers) {
         Ok(Some(next)) => next,
-        Ok(None) => match q.from.as_deref().map(|s| parse_index(s, "from")).transpose() {
-            Ok(v) => v.unwrap_or(st.engine.committed().size),
-            Err(p) => return finish(&st, "GET /v1/stream", Err(p)),
-        },
+        Ok(None) => from.unwrap_or(st.engine.committed().size),
         Err(p) => return finish(&st, "GET /v1/stream", Err(p)),
     };
     count(&st, "GET /v1/stream", StatusCode::OK);

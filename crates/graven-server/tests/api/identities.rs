@@ -64,3 +64,32 @@ fn a_revoked_or_rotated_out_bootstrap_key_never_comes_back() {
         assert_eq!(tree_size(&h), size);
     }
 }
+
+/// Found by schemathesis: the identity routes read a JSON array as their object (serde takes a
+/// struct from a sequence), so `[null, null]` made a new API key and `["svc:x","bot","me"]` an
+/// identity. A body is a JSON object, or nothing.
+#[test]
+fn an_identity_request_body_that_is_not_an_object_is_refused() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    h.check(h.post("/v1/identities").bearer(&t).json(r#"{"id":"svc:arr","kind":"bot","owner":"me"}"#))
+        .expect(201);
+    let before = h.size();
+    for (path, body) in [
+        ("/v1/identities", r#"["svc:x","bot","me"]"#),
+        ("/v1/identities/svc:arr/keys", "[null, null]"),
+        ("/v1/identities/svc:arr/keys/rotate", "[]"),
+        ("/v1/identities/svc:arr/disable", r#"["why"]"#),
+        ("/v1/identities/svc:arr/public-keys", r#"["AAAA"]"#),
+        ("/v1/identities/svc:arr/keys", "7"),
+        ("/v1/identities/svc:arr/keys", "null"),
+    ] {
+        let a = h.check(h.post(path).bearer(&t).json(body)).expect(400);
+        let p = a.problem("invalid-request");
+        assert!(p["detail"].as_str().unwrap_or_default().contains("JSON object"), "{path} {body}: {p}");
+    }
+    assert_eq!(h.size(), before, "a refused change was recorded");
+    // An empty body is still an empty object.
+    h.check(h.post("/v1/identities/svc:arr/keys").bearer(&t).body("application/json", Vec::new()))
+        .expect(201);
+}

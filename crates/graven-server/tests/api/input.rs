@@ -87,3 +87,22 @@ fn bad_input_is_refused_and_harms_nothing() {
     assert_eq!(h.verify_over_http(Some(&t)).unwrap().tree_size, 4);
     post("application/json", br#"{"action":"after"}"#).expect(201);
 }
+
+/// Found by schemathesis: an index or size past 2^64 - 1 is a non-negative integer, and the
+/// problem said it was not one. It now says what range is taken.
+#[test]
+fn an_index_too_large_for_the_log_is_refused_with_the_range() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    let huge = "36893488147419103232"; // 2^65
+    for path in [
+        format!("/v1/events/{huge}"),
+        format!("/v1/proofs/inclusion?index={huge}"),
+        format!("/v1/proofs/consistency?from=1&to={huge}"),
+        format!("/v1/timestamps?after={huge}"),
+    ] {
+        let a = problem(h.check(h.get(&path).bearer(&t)), 400, "from 0 to 18446744073709551615");
+        assert!(a.detail().contains(huge), "{}", a.detail());
+    }
+    problem(h.check(h.get("/v1/events/-3").bearer(&t)), 400, "from 0 to 18446744073709551615");
+}

@@ -93,3 +93,17 @@ fn a_stream_ends_when_the_server_drains() {
     let mut late = h.open(h.get("/v1/stream?from=0").bearer(&t));
     assert!(late.read_to_end(Duration::from_secs(5)), "a new stream stayed open: {}", late.seen());
 }
+
+/// Found by schemathesis: a `from` that is not an index was taken without a word when the
+/// request also carried `Last-Event-ID` (which wins), so a client's mistake went unseen. Every
+/// parameter is read, whichever one is used.
+#[test]
+fn a_malformed_from_is_refused_even_beside_last_event_id() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    for from in ["AAA", "-1"] {
+        let sse = h.open(h.get(format!("/v1/stream?from={from}")).bearer(&t).header("last-event-id", "0"));
+        assert_eq!(sse.status(), 400, "from={from}: {}", sse.seen());
+        assert_eq!(sse.header("content-type"), Some("application/problem+json"));
+    }
+}
