@@ -73,6 +73,12 @@ pub trait Fetch {
         let _ = (after, until, limit);
         Ok(None)
     }
+    /// A hint: these files (path, size limit) will be asked for next, in this order. A source
+    /// that can fetch several at once may start some of them now, within its own bound; what
+    /// [`Fetch::fetch`] returns is the same either way. Default: nothing.
+    fn prefetch(&mut self, upcoming: &[(String, u64)]) {
+        let _ = upcoming;
+    }
 }
 
 /// The size a token file is named after: exactly 20 ASCII digits.
@@ -200,7 +206,25 @@ pub struct HttpFetch {
     authorization: Option<String>,
     /// Requests made so far, for tests and `--json` output.
     pub requests: u64,
+    /// Most requests [`Fetch::prefetch`] keeps in flight (0: one request at a time).
+    ahead: usize,
+    /// Requests started ahead, oldest first, each with where its answer will arrive.
+    inflight: std::collections::VecDeque<Pending>,
 }
+
+#[cfg(feature = "http")]
+type Answer = Result<Option<Vec<u8>>, FetchError>;
+
+#[cfg(feature = "http")]
+#[derive(Debug)]
+struct Pending {
+    path: String,
+    limit: u64,
+    answer: std::sync::mpsc::Receiver<Answer>,
+}
+
+/// How many requests `HttpFetch` keeps in flight by default while a verifier walks the log.
+pub const DEFAULT_FETCH_AHEAD: usize = 16;
 
 #[cfg(feature = "http")]
 impl HttpFetch {
@@ -216,7 +240,39 @@ impl HttpFetch {
             .user_agent(concat!("graven-verify/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        HttpFetch { base, agent, authorization: None, requests: 0 }
+        HttpFetch {
+            base,
+            agent,
+            authorization: None,
+            requests: 0,
+            ahead: DEFAULT_FETCH_AHEAD,
+            inflight: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Keeps at most `n` requests in flight ahead of the walk (0: one request at a time).
+    pub fn with_fetch_ahead(mut self, n: usize) -> Self {
+        self.ahead = n;
+        self
+    }
+
+    /// One GET, on any thread.
+    fn get(agent: &ureq::Agent, url: &str, authorization: Option<&str>, path: &str, limit: u64) -> Answer {
+        let mut req = agent.get(url);
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| FetchError::Http(explain_request_error(url, &e)))?;
+        match resp.status().as_u16() {
+            200 => {}
+            404 | 410 => return Ok(None),
+            status => return Err(FetchError::Status { url: url.to_owned(), status }),
+        }
+        let body = resp.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { path: path.to_owned(), limit },
+            e => FetchError::Http(format!("GET {url}: {e}")),
+        })?;
+        Ok(Some(body))
     }
 
     /// Sends `Authorization: Bearer <token>` with every request (a server that guards its
@@ -230,23 +286,42 @@ impl HttpFetch {
 #[cfg(feature = "http")]
 impl Fetch for HttpFetch {
     fn fetch(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        // An answer already on its way (with the same or a larger limit, checked again here).
+        if let Some(pos) = self.inflight.iter().position(|p| p.path == path) {
+            // Requests started before this one and not asked for are abandoned (the walk
+            // moved on); their threads finish on their own.
+            let pending = self.inflight.drain(..=pos).last();
+            if let Some(p) = pending.filter(|p| p.limit == limit)
+                && let Ok(answer) = p.answer.recv()
+            {
+                return answer;
+            }
+        }
         let url = format!("{}{}", self.base, path);
         self.requests += 1;
-        let mut req = self.agent.get(&url);
-        if let Some(a) = &self.authorization {
-            req = req.header("Authorization", a);
+        Self::get(&self.agent, &url, self.authorization.as_deref(), path, limit)
+    }
+
+    fn prefetch(&mut self, upcoming: &[(String, u64)]) {
+        for (path, limit) in upcoming {
+            if self.inflight.len() >= self.ahead {
+                break;
+            }
+            if self.inflight.iter().any(|p| &p.path == path) {
+                continue;
+            }
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let (agent, auth) = (self.agent.clone(), self.authorization.clone());
+            let (url, p, l) = (format!("{}{}", self.base, path), path.clone(), *limit);
+            let started = std::thread::Builder::new().name("graven-fetch".into()).spawn(move || {
+                let _ = tx.send(Self::get(&agent, &url, auth.as_deref(), &p, l));
+            });
+            if started.is_err() {
+                break; // no thread to be had: the walk fetches it itself
+            }
+            self.requests += 1;
+            self.inflight.push_back(Pending { path: path.clone(), limit: *limit, answer: rx });
         }
-        let mut resp = req.call().map_err(|e| FetchError::Http(explain_request_error(&url, &e)))?;
-        match resp.status().as_u16() {
-            200 => {}
-            404 | 410 => return Ok(None),
-            status => return Err(FetchError::Status { url, status }),
-        }
-        let body = resp.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { path: path.to_owned(), limit },
-            e => FetchError::Http(format!("GET {url}: {e}")),
-        })?;
-        Ok(Some(body))
     }
 
     fn location(&self) -> String {

@@ -39,7 +39,7 @@ mod witnessed;
 
 pub use bundle_write::{BundleWriteError, BundleWriter};
 pub use error::{Divergence, VerifyError, VisitError};
-pub use fetch::{DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
+pub use fetch::{DEFAULT_FETCH_AHEAD, DirFetch, Fetch, FetchError, MAX_BUNDLE_BYTES, MAX_TILE_BYTES};
 #[cfg(feature = "http")]
 pub use fetch::{HttpFetch, explain_request_error};
 pub use files::{fetch_bundle, fetch_checkpoint, fetch_entry, fetch_tile, tile_hashes};

@@ -159,8 +159,10 @@ fn walk<F: Fetch>(
     // Nodes completed by the last push whose stored copy must be compared: (level, index, hash).
     let mut completed: Vec<(u8, u64, Hash)> = Vec::with_capacity(8);
 
-    for bundle_index in from / TILE_WIDTH..size.0.div_ceil(TILE_WIDTH) {
+    let last_bundle = size.0.div_ceil(TILE_WIDTH);
+    for bundle_index in from / TILE_WIDTH..last_bundle {
         let Some(b) = tile::bundle_for_entry(bundle_index * TILE_WIDTH, size) else { break };
+        f.prefetch(&upcoming(bundle_index, last_bundle, size));
         let (bytes, bundle_path) = fetch_bundle(f, b, size)?;
         let entries = decode_bundle_prefix(&bytes, b.width)
             .map_err(|source| VerifyError::Data { path: bundle_path.clone(), source })?;
@@ -233,6 +235,27 @@ fn walk<F: Fetch>(
         return Err(VerifyError::RootMismatch { size: size.0, claimed: cp.root(), computed });
     }
     Ok(())
+}
+
+/// How many bundles ahead of the walk their files are named to [`Fetch::prefetch`].
+const HINT_BUNDLES: u64 = 32;
+
+/// The files the walk reads next, in the order it reads them: each bundle from `bundle_index`
+/// on, then, for a full bundle, the level-0 tile of its hashes (compared once the bundle is
+/// hashed; a partial bundle's hashes are checked through the root instead, so its tile is not
+/// read and not named).
+fn upcoming(bundle_index: u64, last_bundle: u64, size: TreeSize) -> Vec<(String, u64)> {
+    let end = last_bundle.min(bundle_index.saturating_add(HINT_BUNDLES));
+    let mut out = Vec::with_capacity(2 * (end - bundle_index.min(end)) as usize);
+    for i in bundle_index..end {
+        let first = i * TILE_WIDTH;
+        let Some(b) = tile::bundle_for_entry(first, size) else { break };
+        out.push((b.path(), crate::MAX_BUNDLE_BYTES));
+        if let Some(t) = tile::tile_for_hash(0, first, size).filter(|_| b.is_full()) {
+            out.push((t.path(), crate::MAX_TILE_BYTES));
+        }
+    }
+    out
 }
 
 fn leaf_mismatch(index: u64, bundle: String, computed: Hash, stored: Hash, size: TreeSize) -> VerifyError {

@@ -34,6 +34,10 @@ pub struct VerifyArgs {
     /// is not public.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// For a URL: how many files to fetch ahead of the verification, at most (the entries
+    /// are still checked in order; 0 fetches one file at a time).
+    #[arg(long, value_name = "N", default_value_t = graven_verify::DEFAULT_FETCH_AHEAD as u16, value_parser = clap::value_parser!(u16).range(0..=256))]
+    fetch_ahead: u16,
     /// The log's verifier key (name+id+key), or a file that holds it. Optional with --policy
     /// (the policy's log line names it), and for an evidence bundle (its own key is then used,
     /// and the output says so).
@@ -179,7 +183,7 @@ fn run_on(target: &str, a: VerifyArgs) -> anyhow::Result<ExitCode> {
         };
     }
     if is_url {
-        let mut f = HttpFetch::new(target);
+        let mut f = HttpFetch::new(target).with_fetch_ahead(usize::from(a.fetch_ahead));
         if let Some(t) = crate::input::token(a.token_file.as_deref())? {
             f = f.with_bearer(&t);
         }
