@@ -290,7 +290,7 @@ impl Fetch for HttpFetch {
         if let Some(pos) = self.inflight.iter().position(|p| p.path == path) {
             // Requests started before this one and not asked for are abandoned (the walk
             // moved on); their threads finish on their own.
-            let pending = self.inflight.drain(..=pos).last();
+            let pending = self.inflight.drain(..=pos).next_back();
             if let Some(p) = pending.filter(|p| p.limit == limit)
                 && let Ok(answer) = p.answer.recv()
             {
