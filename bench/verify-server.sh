@@ -9,7 +9,8 @@
 #
 # Per round:
 #   - `graven verify http://127.0.0.1:PORT/ --full --json` (a fresh trust dir, so every tile and
-#     bundle is fetched over HTTP and re-hashed; the server keeps running, idle),
+#     bundle is fetched over HTTP and re-hashed; the server keeps running, idle), with the
+#     default --fetch-ahead and with --fetch-ahead 0 (one request at a time, as before),
 #   - `graven verify DATA/log --full --json` (same log, from the directory),
 #   - `openssl speed -evp sha256 -bytes 600`: one-shot SHA-256 of a 600-byte message, i.e. the
 #     per-core leaf-hash limit for entries of this size (a leaf hash is SHA-256(0x00 || entry)).
@@ -51,21 +52,22 @@ echo "log on disk: $(du -sh "$TMP/data/log" | cut -f1)"
 hps600() {
   openssl speed -mr -evp sha256 -seconds 2 -bytes 600 2>/dev/null | awk -F: '/^\+F:/ {printf "%.0f\n", $4 / 600}'
 }
-run_verify() { # target -> entries/s
+run_verify() { # target [extra verify flags] -> entries/s
   rm -rf "$TMP/trust"
+  local target=$1; shift
   # The read path needs the auditor or admin role (public_read_path is off by default).
-  "$BIN" verify "$1" --vkey "$VKEY" --full --json --trust-dir "$TMP/trust" --token-file "$TMP/data/admin.token" > "$TMP/v.json"
+  "$BIN" verify "$target" "$@" --vkey "$VKEY" --full --json --trust-dir "$TMP/trust" --token-file "$TMP/data/admin.token" > "$TMP/v.json"
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["tree_size"]>=int(sys.argv[2]), d; print(round(d["entries_per_second"]))' "$TMP/v.json" "$EVENTS"
 }
-http=(); dir=(); lim=()
+http=(); seq1=(); dir=(); lim=()
 for i in $(seq 1 "$RUNS"); do
-  h=$(run_verify "$URL/"); d=$(run_verify "$TMP/data/log"); l=$(hps600)
-  http+=("$h"); dir+=("$d"); lim+=("$l")
-  echo "round $i: server $h entries/s | directory $d entries/s | sha256 600 B $l/s"
+  h=$(run_verify "$URL/"); s=$(run_verify "$URL/" --fetch-ahead 0); d=$(run_verify "$TMP/data/log"); l=$(hps600)
+  http+=("$h"); seq1+=("$s"); dir+=("$d"); lim+=("$l")
+  echo "round $i: server $h entries/s | server, one request at a time $s entries/s | directory $d entries/s | sha256 600 B $l/s"
 done
-python3 - "${http[*]}" "${dir[*]}" "${lim[*]}" <<'PY'
+python3 - "${http[*]}" "${seq1[*]}" "${dir[*]}" "${lim[*]}" <<'PY'
 import statistics as st, sys
-h, d, l = ([float(x) for x in a.split()] for a in sys.argv[1:4])
-H, D, L = st.median(h), st.median(d), st.median(l)
-print(f"median: server {H:,.0f} entries/s ({H/L:.3f} of the limit) | directory {D:,.0f} entries/s ({D/L:.3f}) | SHA-256 limit (600 B leaves) {L:,.0f}/s")
+h, s, d, l = ([float(x) for x in a.split()] for a in sys.argv[1:5])
+H, S, D, L = st.median(h), st.median(s), st.median(d), st.median(l)
+print(f"median: server {H:,.0f} entries/s ({H/L:.3f} of the limit, {H/S:.2f}x one-at-a-time, {H/D:.3f} of the directory) | server, one request at a time {S:,.0f} ({S/L:.3f}) | directory {D:,.0f} entries/s ({D/L:.3f}) | SHA-256 limit (600 B leaves) {L:,.0f}/s")
 PY
