@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// The indexed fields of one event. `fields` is in [`crate::Field`] order: actor.id, action, resource.id,
+/// The indexed fields of one event. `fields` is in `crate::Field` order: actor.id, action, resource.id,
 /// outcome.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Extracted<'a> {

@@ -263,7 +263,7 @@ impl RetentionPlan {
     }
 
     /// The explicit retention the store must send with immutable objects
-    /// ([`crate::S3Config::retention`]); `None` sends no retention headers.
+    /// (`crate::S3Config::retention`); `None` sends no retention headers.
     pub fn retention(&self) -> Option<Retention> {
         match *self {
             RetentionPlan::Explicit { mode, days, .. } => {

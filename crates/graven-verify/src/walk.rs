@@ -250,9 +250,9 @@ fn upcoming(bundle_index: u64, last_bundle: u64, size: TreeSize) -> Vec<(String,
     for i in bundle_index..end {
         let first = i * TILE_WIDTH;
         let Some(b) = tile::bundle_for_entry(first, size) else { break };
-        out.push((b.path(), crate::MAX_BUNDLE_BYTES));
+        out.push((b.path(), crate::fetch::MAX_BUNDLE_BYTES));
         if let Some(t) = tile::tile_for_hash(0, first, size).filter(|_| b.is_full()) {
-            out.push((t.path(), crate::MAX_TILE_BYTES));
+            out.push((t.path(), crate::fetch::MAX_TILE_BYTES));
         }
     }
     out

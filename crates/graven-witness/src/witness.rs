@@ -1,4 +1,4 @@
-//! The witness as a service holds it: the pure rules ([`crate::machine`]), the durable records
+//! The witness as a service holds it: the pure rules (`crate::machine`), the durable records
 //! ([`crate::store`]) and one lock per origin that makes "check, then update" atomic.
 //!
 //! C2SP `tlog-witness` §add-checkpoint: "The witness MUST persist the new checkpoint before

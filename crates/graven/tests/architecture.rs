@@ -272,8 +272,17 @@ fn code_of(text: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i..].starts_with(b"//") {
+            let start = i;
             while i < b.len() && b[i] != b'\n' {
                 i += 1;
+            }
+            // A doc comment's intra-doc links name modules as surely as code does (rustdoc
+            // resolves them, and a reader follows them): they count as edges.
+            let comment = &text[start..i];
+            if comment.starts_with("///") || comment.starts_with("//!") {
+                for link in doc_links(comment) {
+                    out.push_str(&format!(" {link}; "));
+                }
             }
         } else if b[i] == b'"' {
             // Skip the literal (escapes included), keep the quotes.
@@ -292,6 +301,34 @@ fn code_of(text: &str) -> String {
             out.push(b[i] as char);
             i += 1;
         }
+    }
+    out
+}
+
+/// The targets of the intra-doc links in one doc-comment line: `[`a::b`]`, `[text](a::b)` and
+/// `[text]: a::b`, for paths that start with `crate::` or `super::`.
+fn doc_links(comment: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = comment;
+    while let Some(open) = rest.find('[') {
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find(']') else { break };
+        let inner = rest[..close].trim_matches('`');
+        let after = &rest[close + 1..];
+        let target = if let Some(t) = after.strip_prefix('(') {
+            t.split(')').next().unwrap_or("")
+        } else if let Some(t) = after.strip_prefix(": ") {
+            t.trim()
+        } else {
+            inner
+        };
+        let target = target.trim_matches('`').trim_end_matches("()").trim_end_matches('!');
+        if (target.starts_with("crate::") || target.starts_with("super::"))
+            && target.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        {
+            out.push(target.to_owned());
+        }
+        rest = after;
     }
     out
 }
@@ -465,6 +502,12 @@ fn the_cycle_check_sees_cycles() {
     let code = code_of("use crate::a::B; // crate::zz\nfn f() { crate::b::c(); let s = \"crate::x\"; }");
     let got: Vec<Vec<String>> = paths_from(&code, "crate");
     assert_eq!(got, [vec!["a", "B"], vec!["b", "c"]]);
+    // Intra-doc links are edges; a path merely in code format is not.
+    let code = code_of(
+        "/// See [`crate::d::E`], [the f](crate::f) and `crate::g`.\n//! [h]: crate::h::I\nfn x() {}",
+    );
+    let got: Vec<Vec<String>> = paths_from(&code, "crate");
+    assert_eq!(got, [vec!["d", "E"], vec!["f"], vec!["h", "I"]]);
 }
 
 #[test]

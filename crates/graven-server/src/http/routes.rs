@@ -1,5 +1,5 @@
 //! The one table of every operation the API serves: method, path, metric label and the access
-//! it needs. The guard ([`super::guard`]) looks each request up here and refuses anything not
+//! it needs. The guard (`super::guard`) looks each request up here and refuses anything not
 //! listed, so a route added without an entry is unreachable rather than unprotected.
 
 use axum::http::Method;

@@ -43,7 +43,7 @@ pub struct AppState {
     /// The server's time: credentials' expiry, signature windows, the denied-record limiter.
     pub clock: Arc<dyn graven_clock::Clock>,
     /// Set once the server drains (SIGTERM): live streams end at once
-    /// ([`crate::serve::Node::begin_drain`]).
+    /// (`crate::serve::Node::begin_drain`).
     pub draining: tokio::sync::watch::Sender<bool>,
 }
 
