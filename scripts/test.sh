@@ -27,15 +27,20 @@ step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 # SeaweedFS for the S3 store's tests (crates/graven-s3); they fail, never skip, without it.
 SEAWEEDFS_VERSION=4.48
-weed_on_path() {
-  # pip puts scripts in the interpreter's scripts directory, or the user's when it installs with --user.
+# Puts the directory holding the pip-installed executable $1 on PATH if it is not there:
+# pip puts scripts in the interpreter's scripts directory, or the user's when it installs with
+# --user.
+pip_script_on_path() {
   local d
   for d in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)" \
            "$(python3 -m site --user-base 2>/dev/null || true)/bin"; do
-    if [ -n "$d" ] && [ -x "$d/weed" ] && [[ ":$PATH:" != *":$d:"* ]]; then
+    if [ -n "$d" ] && [ -x "$d/$1" ] && [[ ":$PATH:" != *":$d:"* ]]; then
       export PATH="$PATH:$d"
     fi
   done
+}
+weed_on_path() {
+  pip_script_on_path weed
   weed version >/dev/null 2>&1
 }
 step "SeaweedFS"
@@ -68,13 +73,7 @@ promtool --version | head -1
 # wants exactly this version: the seed's requests depend on it).
 SCHEMATHESIS_VERSION=4.32.5
 schemathesis_on_path() {
-  local d
-  for d in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)" \
-           "$(python3 -m site --user-base 2>/dev/null || true)/bin"; do
-    if [ -n "$d" ] && [ -x "$d/schemathesis" ] && [[ ":$PATH:" != *":$d:"* ]]; then
-      export PATH="$PATH:$d"
-    fi
-  done
+  pip_script_on_path schemathesis
   schemathesis --version 2>/dev/null | grep -qw "$SCHEMATHESIS_VERSION"
 }
 step "schemathesis"

@@ -22,7 +22,7 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -367,34 +367,11 @@ struct PyItem {
 
 /// The Python checker's verdicts on `items`, in order.
 fn python_check(items: &[PyItem]) -> Vec<String> {
-    common::python_with_cryptography();
-    let tmp = tempfile::tempdir().unwrap();
-    let script = tmp.path().join("check_signatures.py");
-    std::fs::write(&script, PY_CHECKER).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input: String = items
+    let lines: Vec<serde_json::Value> = items
         .iter()
-        .map(|i| {
-            format!(
-                "{}\n",
-                serde_json::json!({"kind": i.kind, "vkey": i.vkey, "text": i.text, "line": i.line})
-            )
-        })
+        .map(|i| serde_json::json!({"kind": i.kind, "vkey": i.vkey, "text": i.text, "line": i.line}))
         .collect();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "the Python checker failed: {}", String::from_utf8_lossy(&out.stderr));
-    let verdicts: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
-    assert_eq!(verdicts.len(), items.len());
-    verdicts
+    common::python_verdicts("check_signatures.py", PY_CHECKER, &lines)
 }
 
 /// Checks every item with Python and expects `want(i)`; and one damaged copy of the first

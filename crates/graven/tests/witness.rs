@@ -227,29 +227,9 @@ for l in sys.stdin:
 
 /// Runs the Python checker over `items` (vkey, text, line); its verdicts, in order.
 fn python_check(items: &[(String, String, String)]) -> Vec<String> {
-    common::python_with_cryptography();
-    let tmp = tempfile::tempdir().unwrap();
-    let script = tmp.path().join("check_cosignature.py");
-    std::fs::write(&script, PY_CHECKER).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input: String = items
-        .iter()
-        .map(|(v, t, l)| format!("{}\n", serde_json::json!({"vkey": v, "text": t, "line": l})))
-        .collect();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "the Python checker failed: {}", String::from_utf8_lossy(&out.stderr));
-    let verdicts: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
-    assert_eq!(verdicts.len(), items.len());
-    verdicts
+    let lines: Vec<serde_json::Value> =
+        items.iter().map(|(v, t, l)| serde_json::json!({"vkey": v, "text": t, "line": l})).collect();
+    common::python_verdicts("check_cosignature.py", PY_CHECKER, &lines)
 }
 
 /// Every returned cosignature passes the independent check, and a damaged one does not (so

@@ -350,6 +350,31 @@ pub fn python_with_cryptography() {
     );
 }
 
+/// Runs the Python checker `script` (written to a temporary file named `name`) with one JSON
+/// object a line on its standard input; its answer, one verdict a line, one per input line.
+pub fn python_verdicts(name: &str, script: &str, lines: &[serde_json::Value]) -> Vec<String> {
+    python_with_cryptography();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(name);
+    std::fs::write(&path, script).unwrap();
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "the Python checker failed: {}", String::from_utf8_lossy(&out.stderr));
+    let verdicts: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(verdicts.len(), lines.len());
+    verdicts
+}
+
 /// A `graven witness` child, killed on drop.
 pub struct Witness {
     pub child: std::process::Child,
