@@ -10,6 +10,7 @@ mod cmd_keygen;
 mod cmd_proof_file;
 mod cmd_prove;
 mod cmd_search;
+mod cmd_send;
 mod cmd_serve;
 mod cmd_sign;
 mod cmd_verify;
@@ -74,6 +75,9 @@ enum Command {
     Search(Box<cmd_search::SearchArgs>),
     /// Print a server's latest events, and with -f keep following new ones.
     Tail(Box<cmd_search::TailArgs>),
+    /// Send an event (from flags, or JSON/NDJSON on stdin) and check its receipt against the
+    /// log's key: exit 0 only if it was logged, so a CI step can fail closed.
+    Send(Box<cmd_send::SendArgs>),
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
     /// directory, or fetch and verify an inclusion proof from a running server (--url); with
     /// --format tlog-proof, write a C2SP tlog-proof of one entry.
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd_export::run(*args),
         Command::Search(args) => cmd_search::search(*args),
         Command::Tail(args) => cmd_search::tail(*args),
+        Command::Send(args) => cmd_send::run(*args),
         Command::Prove(args) => cmd_prove::run(args),
         Command::Identity { command } => cmd_identity::identity(command),
         Command::Key { command } => cmd_identity::key(command),
