@@ -232,9 +232,12 @@ pub struct IdentityView {
     pub labels: BTreeMap<String, String>,
     pub last_seen_at: Option<String>,
     pub owner: String,
-    /// `writer`, `auditor` or `admin`.
-    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["writer", "auditor", "admin"])))]
+    /// `writer`, `auditor`, `admin` or `source`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["writer", "auditor", "admin", "source"])))]
     pub role: String,
+    /// For the source role: what it may report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceGrant>,
     /// `active`, `disabled` or `revoked` (final).
     #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "disabled", "revoked"])))]
     pub status: String,
@@ -497,6 +500,97 @@ pub struct NewIdentity {
     pub owner: String,
     #[serde(default)]
     pub role: Role,
+    /// Required for, and only for, the `source` role: what it may report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceGrant>,
+}
+
+/// What a `source` identity may report (docs/sources.md): from which platforms, and for which
+/// subjects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SourceGrant {
+    /// The platforms whose endpoint it may use (`/v1/sources/<type>`): `kubernetes`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 1), inner(regex(pattern = r"^kubernetes$")))
+    )]
+    pub types: Vec<String>,
+    /// Glob patterns (`*` any run, `?` one character) of the subject ids it vouches for, e.g.
+    /// `system:serviceaccount:*`; `*` for any.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(min = 1, max = 32), inner(length(min = 1, max = 128), regex(pattern = r"^[!-~]+$")))
+    )]
+    pub subjects: Vec<String>,
+}
+
+/// `POST /v1/sources/kubernetes`: what a Kubernetes API server's audit webhook backend sends
+/// (an `audit.k8s.io/v1` `EventList`). Described for clients; the server reads the records
+/// itself (docs/sources.md), keeping each one as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KubernetesEventList {
+    /// `EventList`.
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "EventList")))]
+    pub kind: String,
+    /// `audit.k8s.io/v1`.
+    #[serde(rename = "apiVersion")]
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "audit.k8s.io/v1")))]
+    pub api_version: String,
+    /// The audit records, at most `max_batch_events`.
+    #[serde(default)]
+    pub items: Vec<KubernetesAuditEvent>,
+}
+
+/// One `audit.k8s.io/v1` `Event`: the members Graven reads (every other member is kept with
+/// the record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KubernetesAuditEvent {
+    /// The request's unique id: with the stage, what a retried record is recognised by.
+    #[serde(rename = "auditID")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
+    pub audit_id: String,
+    /// `RequestReceived`, `ResponseStarted`, `ResponseComplete` or `Panic`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("enum" = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]))
+    )]
+    pub stage: String,
+    /// The authenticated user: `username` becomes the event's actor id. The record's other
+    /// members (`verb`, `objectRef`, `responseStatus`, ...) are read as docs/sources.md says
+    /// and kept with it.
+    pub user: KubernetesUser,
+}
+
+/// `user` (and `impersonatedUser`) of a Kubernetes audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct KubernetesUser {
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 1024)))]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+}
+
+/// What a source endpoint did with a batch (`POST /v1/sources/<type>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SourceReport {
+    /// Events appended, one per record taken.
+    pub logged: u64,
+    /// The index of the first of them (absent when none was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_index: Option<u64>,
+    /// Records of a stage the request did not ask for (Kubernetes: `stages`), not logged.
+    pub skipped: u64,
+    /// Records already logged (the same platform event id from the same source): not logged
+    /// again.
+    pub duplicates: u64,
 }
 
 /// What sort of non-human identity it is.
@@ -525,6 +619,8 @@ pub enum Role {
     Auditor,
     /// Everything an auditor may, append as itself, and manage identities and keys.
     Admin,
+    /// Report its subjects' events on a platform's source endpoint (docs/sources.md).
+    Source,
 }
 
 /// `POST /v1/identities/{id}/keys` and `.../keys/rotate`: a new API key. Without `expires_at`

@@ -17,6 +17,8 @@ pub enum Access {
     Append,
     /// Managing identities and keys: admin.
     Admin,
+    /// A platform's source endpoint: the source role (which platforms and subjects, its grant).
+    Source,
 }
 
 impl Access {
@@ -27,6 +29,7 @@ impl Access {
             Access::ReadPath | Access::Read => matches!(role, Role::Auditor | Role::Admin),
             Access::Append => matches!(role, Role::Writer | Role::Admin),
             Access::Admin => role == Role::Admin,
+            Access::Source => role == Role::Source,
         }
     }
 
@@ -36,6 +39,7 @@ impl Access {
             Access::ReadPath | Access::Read => "the auditor or admin role",
             Access::Append => "the writer or admin role",
             Access::Admin => "the admin role",
+            Access::Source => "the source role",
         }
     }
 }
@@ -67,12 +71,21 @@ mod tests {
     #[test]
     fn roles_get_exactly_their_access() {
         let table = [
-            (Role::Writer, [true, false, false, true, false]),
-            (Role::Auditor, [true, true, true, false, false]),
-            (Role::Admin, [true, true, true, true, true]),
+            (Role::Writer, [true, false, false, true, false, false]),
+            (Role::Auditor, [true, true, true, false, false, false]),
+            (Role::Admin, [true, true, true, true, true, false]),
+            // A source reports its subjects' events on its endpoint, and does nothing else.
+            (Role::Source, [true, false, false, false, false, true]),
         ];
         for (role, expect) in table {
-            let all = [Access::Public, Access::ReadPath, Access::Read, Access::Append, Access::Admin];
+            let all = [
+                Access::Public,
+                Access::ReadPath,
+                Access::Read,
+                Access::Append,
+                Access::Admin,
+                Access::Source,
+            ];
             let got = all.map(|a| a.permits(role));
             assert_eq!(got, expect, "{role:?}");
         }

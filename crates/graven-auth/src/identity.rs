@@ -61,6 +61,10 @@ pub enum Role {
     Auditor,
     /// Everything an auditor may, append as itself, and manage identities and keys.
     Admin,
+    /// Report, on a platform's source endpoint (`/v1/sources/<type>`), events of the subjects
+    /// it vouches for: each stored with that subject as its actor, marked `attested_by` this
+    /// identity ([`SourceGrant`] says which platforms and which subjects). Nothing else.
+    Source,
 }
 
 impl Role {
@@ -69,7 +73,59 @@ impl Role {
             Role::Writer => "writer",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Source => "source",
         }
+    }
+}
+
+/// The platforms a source identity may report from, by the name of their endpoint.
+pub const SOURCE_TYPES: &[&str] = &["kubernetes"];
+
+/// What a `source` identity may report: from which platforms, and for which subjects (glob
+/// patterns over the subject's id, e.g. `system:serviceaccount:*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceGrant {
+    pub types: Vec<String>,
+    pub subjects: Vec<String>,
+}
+
+impl SourceGrant {
+    pub fn allows_type(&self, t: &str) -> bool {
+        self.types.iter().any(|x| x == t)
+    }
+
+    pub fn allows_subject(&self, id: &str) -> bool {
+        self.subjects.iter().any(|p| glob_match(p, id))
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        if self.types.is_empty() || self.types.len() > SOURCE_TYPES.len() {
+            return Err(bad(
+                "source.types",
+                format!("name 1 to {} of: {}", SOURCE_TYPES.len(), SOURCE_TYPES.join(", ")),
+            ));
+        }
+        for t in &self.types {
+            if !SOURCE_TYPES.contains(&t.as_str()) {
+                return Err(bad(
+                    "source.types",
+                    format!("{t:?} is not a source; known: {}", SOURCE_TYPES.join(", ")),
+                ));
+            }
+        }
+        if self.subjects.is_empty() || self.subjects.len() > MAX_PATTERNS {
+            return Err(bad(
+                "source.subjects",
+                format!(
+                    "give 1 to {MAX_PATTERNS} subject patterns, e.g. \"system:serviceaccount:*\" (\"*\" for any)"
+                ),
+            ));
+        }
+        for p in &self.subjects {
+            check_pattern(p).map_err(|e| bad("source.subjects", e.why))?;
+        }
+        Ok(())
     }
 }
 
@@ -152,6 +208,9 @@ pub struct IdentityRecord {
     /// Ed25519 public keys for request signatures and client-signed events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_keys: Vec<PublicKeyRecord>,
+    /// For the `source` role: what it may report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceGrant>,
 }
 
 /// A field that breaks a rule: `field` names it, `why` says how to fix it.
@@ -227,6 +286,9 @@ pub struct NewIdentity {
     pub allowed_actions: Vec<String>,
     #[serde(default = "default_role")]
     pub role: Role,
+    /// Required for, and only for, the `source` role.
+    #[serde(default)]
+    pub source: Option<SourceGrant>,
 }
 
 fn default_role() -> Role {
@@ -260,6 +322,23 @@ impl NewIdentity {
         for p in &self.allowed_actions {
             check_pattern(p)?;
         }
+        match (&self.role, &self.source) {
+            (Role::Source, Some(g)) => g.check()?,
+            (Role::Source, None) => {
+                return Err(bad(
+                    "source",
+                    "the source role needs `source`: {\"types\": [\"kubernetes\"], \"subjects\": [\"system:serviceaccount:*\"]}",
+                ));
+            }
+            (_, Some(_)) => return Err(bad("source", "only an identity with the source role has one")),
+            (_, None) => {}
+        }
+        if self.role == Role::Source && !self.allowed_actions.is_empty() {
+            return Err(bad(
+                "allowed_actions",
+                "a source reports its subjects' actions; it has no allowed actions",
+            ));
+        }
         Ok(IdentityRecord {
             id: self.id,
             kind: self.kind,
@@ -274,6 +353,7 @@ impl NewIdentity {
             last_seen_ms: None,
             keys: Vec::new(),
             public_keys: Vec::new(),
+            source: self.source,
         })
     }
 }
@@ -404,7 +484,42 @@ mod tests {
             labels: BTreeMap::new(),
             allowed_actions: vec![],
             role: Role::Writer,
+            source: None,
         }
+    }
+
+    #[test]
+    fn a_source_needs_a_grant_and_only_a_source_has_one() {
+        let grant = |types: &[&str], subjects: &[&str]| SourceGrant {
+            types: types.iter().map(|s| s.to_string()).collect(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut n = new("src:k8s");
+        n.role = Role::Source;
+        assert_eq!(n.clone().into_record(0).unwrap_err().field, "source");
+        n.source = Some(grant(&["kubernetes"], &["system:serviceaccount:*"]));
+        let r = n.clone().into_record(0).unwrap();
+        let g = r.source.unwrap();
+        assert!(g.allows_type("kubernetes") && !g.allows_type("openbao"));
+        assert!(g.allows_subject("system:serviceaccount:ci:deployer"));
+        assert!(!g.allows_subject("admin") && !g.allows_subject("system:anonymous"));
+        for (types, subjects, field) in [
+            (vec!["openbao"], vec!["*"], "source.types"),
+            (vec![], vec!["*"], "source.types"),
+            (vec!["kubernetes"], vec![], "source.subjects"),
+            (vec!["kubernetes"], vec!["has space"], "source.subjects"),
+        ] {
+            let mut m = n.clone();
+            m.source = Some(grant(&types, &subjects));
+            assert_eq!(m.into_record(0).unwrap_err().field, field, "{types:?} {subjects:?}");
+        }
+        let mut m = n.clone();
+        m.allowed_actions = vec!["k8s.*".into()];
+        assert_eq!(m.into_record(0).unwrap_err().field, "allowed_actions");
+        // A writer with a grant: refused.
+        let mut w = new("svc:w");
+        w.source = Some(grant(&["kubernetes"], &["*"]));
+        assert_eq!(w.into_record(0).unwrap_err().field, "source");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Principal {
     pub role: Role,
     pub key_id: String,
     pub allowed_actions: Vec<String>,
+    /// For the source role: what it may report.
+    pub source: Option<crate::identity::SourceGrant>,
     /// What events this principal appends are attributed to.
     pub actor: Actor,
     pub(crate) last_seen: Arc<AtomicI64>,

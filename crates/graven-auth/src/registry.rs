@@ -75,6 +75,7 @@ impl Snapshot {
                     role: r.role,
                     key_id: k.key_id.clone(),
                     allowed_actions: r.allowed_actions.clone(),
+                    source: r.source.clone(),
                     actor: Actor {
                         id: r.id.clone(),
                         kind: r.kind.as_str().into(),
@@ -137,6 +138,7 @@ fn slots(
                 role: r.role,
                 key_id: k.key_id.clone(),
                 allowed_actions: r.allowed_actions.clone(),
+                source: r.source.clone(),
                 actor: Actor {
                     id: r.id.clone(),
                     kind: r.kind.as_str().into(),
@@ -474,6 +476,7 @@ impl Registry {
                     last_seen_ms: None,
                     keys: Vec::new(),
                     public_keys: Vec::new(),
+                    source: None,
                 };
                 events.push(serde_json::json!({
                     "action": "graven.identity.create",
@@ -647,6 +650,7 @@ impl Registry {
             role: r.role,
             key_id: credential.to_owned(),
             allowed_actions: r.allowed_actions.clone(),
+            source: r.source.clone(),
             actor: actor(r.kind),
             last_seen: snap.last_seen.get(id).cloned().unwrap_or_default(),
             expires_ms,

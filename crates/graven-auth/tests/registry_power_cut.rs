@@ -44,6 +44,7 @@ fn records(tag: &str, n: u8) -> BTreeMap<String, IdentityRecord> {
                 last_seen_ms: None,
                 keys: Vec::new(),
                 public_keys: Vec::new(),
+                source: None,
             },
         );
         registry::add_key(&mut out, &id, &format!("{:016x}", u64::from(i) + 1), &[i; 32], 5, None);

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod problem;
 pub mod reload;
 pub mod serve;
+pub mod source_ids;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timestamping;

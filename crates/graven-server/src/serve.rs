@@ -336,6 +336,7 @@ pub async fn open(
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
         stamps,
         clock,
+        source_seen: crate::source_ids::Seen::default(),
         draining: tokio::sync::watch::Sender::new(false),
     });
 

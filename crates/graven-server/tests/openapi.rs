@@ -59,12 +59,14 @@ fn generated_schemas() -> Map<String, Value> {
     add::<PublicKeyList>(&mut answers);
     add::<PublicKeyView>(&mut answers);
     add::<Problem>(&mut answers);
+    add::<SourceReport>(&mut answers);
     let mut requests = generator(Contract::Deserialize);
     add::<NewEvent<Event>>(&mut requests);
     add::<NewIdentity>(&mut requests);
     add::<KeyRequest>(&mut requests);
     add::<ChangeRequest>(&mut requests);
     add::<PublicKeyRequest>(&mut requests);
+    add::<KubernetesEventList>(&mut requests);
     let mut all = answers.take_definitions(true);
     for (name, schema) in requests.take_definitions(true) {
         if let Some(same) = all.get(&name) {

@@ -43,12 +43,19 @@ pub enum IdentityCommand {
         /// The accountable human or team.
         #[arg(long)]
         owner: String,
-        /// writer, auditor or admin.
+        /// writer, auditor, admin or source.
         #[arg(long, default_value = "writer")]
         role: String,
         /// An action pattern it may log, e.g. 'deploy.*' (repeatable; none: any action).
         #[arg(long = "allow")]
         allow: Vec<String>,
+        /// With --role source: a platform it may report from, e.g. kubernetes (repeatable).
+        #[arg(long = "source-type", value_name = "TYPE")]
+        source_types: Vec<String>,
+        /// With --role source: a pattern of the subject ids it vouches for, e.g.
+        /// 'system:serviceaccount:*' (repeatable).
+        #[arg(long = "subject", value_name = "PATTERN")]
+        subjects: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
         /// A label as key=value (repeatable).
@@ -345,16 +352,30 @@ fn reason_body(reason: Option<String>) -> Option<Value> {
 
 pub fn identity(cmd: IdentityCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        IdentityCommand::Create { id, kind, owner, role, allow, description, labels, client } => {
+        IdentityCommand::Create {
+            id,
+            kind,
+            owner,
+            role,
+            allow,
+            source_types,
+            subjects,
+            description,
+            labels,
+            client,
+        } => {
             let mut map = serde_json::Map::new();
             for l in labels {
                 let (k, v) = l.split_once('=').with_context(|| format!("--label {l:?}: write key=value"))?;
                 map.insert(k.to_owned(), json!(v));
             }
-            let body = json!({
+            let mut body = json!({
                 "id": id, "kind": kind, "owner": owner, "role": role, "allowed_actions": allow,
                 "description": description, "labels": map,
             });
+            if !source_types.is_empty() || !subjects.is_empty() {
+                body["source"] = json!({"types": source_types, "subjects": subjects});
+            }
             print(&client.call("POST", "/v1/identities", Some(body))?)
         }
         IdentityCommand::List { client, output } => {

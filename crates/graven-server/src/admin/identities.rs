@@ -90,6 +90,10 @@ fn view(r: &IdentityRecord, now: i64) -> IdentityView {
         last_seen_at: r.last_seen_ms.map(fmt_ms),
         keys: r.keys.iter().map(|k| key_record_view(k, now)).collect(),
         audit_index: None,
+        source: r
+            .source
+            .as_ref()
+            .map(|g| graven_api::SourceGrant { types: g.types.clone(), subjects: g.subjects.clone() }),
     }
 }
 
@@ -185,6 +189,10 @@ async fn create(State(st): St, Extension(admin): Admin, peer: MaybePeer, body: B
             "kind": rec.kind, "owner": rec.owner, "role": rec.role, "description": rec.description,
             "labels": rec.labels, "allowed_actions": rec.allowed_actions,
         });
+        let mut details = details;
+        if let Some(g) = &rec.source {
+            details["source"] = json!(g);
+        }
         let receipt =
             audit::change(&st, &admin, "graven.identity.create", &rec.id, details, ip(peer)).await?;
         records.insert(rec.id.clone(), rec.clone());
@@ -224,7 +232,9 @@ fn new_identity(n: graven_api::NewIdentity) -> NewIdentity {
             R::Writer => Role::Writer,
             R::Auditor => Role::Auditor,
             R::Admin => Role::Admin,
+            R::Source => Role::Source,
         },
+        source: n.source.map(|g| graven_auth::identity::SourceGrant { types: g.types, subjects: g.subjects }),
     }
 }
 

@@ -42,6 +42,8 @@ pub struct AppState {
     pub stamps: graven_tlog::StampStore,
     /// The server's time: credentials' expiry, signature windows, the denied-record limiter.
     pub clock: Arc<dyn graven_clock::Clock>,
+    /// The platform event ids already logged from each source (`sources`).
+    pub source_seen: crate::source_ids::Seen,
     /// Set once the server drains (SIGTERM): live streams end at once
     /// (`crate::serve::Node::begin_drain`).
     pub draining: tokio::sync::watch::Sender<bool>,

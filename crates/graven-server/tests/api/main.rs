@@ -23,6 +23,7 @@ mod ops;
 mod proofs;
 mod search;
 mod signatures;
+mod sources;
 mod stream;
 mod tiles;
 mod util;

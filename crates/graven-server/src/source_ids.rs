@@ -1,0 +1,106 @@
+//! The platform event ids a source has had logged (`http::sources`), remembered so that a
+//! platform's retry of a batch is not logged twice. In memory and bounded: the oldest are
+//! forgotten first.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// Platform event ids remembered per server, oldest forgotten first (about 100 bytes each).
+pub const MAX_REMEMBERED_EVENTS: usize = 1 << 18;
+
+/// The platform event ids already logged (or being logged) from each source: a digest of
+/// (source identity, platform, event id, stage), and whether its commit is still in flight.
+#[derive(Debug, Default)]
+pub struct Seen {
+    inner: Mutex<SeenInner>,
+}
+
+#[derive(Debug, Default)]
+struct SeenInner {
+    state: HashMap<u128, bool>,
+    order: VecDeque<u128>,
+}
+
+/// A key of the request is being logged by another request still in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight;
+
+impl Seen {
+    /// Claims the keys of a request: `Ok(duplicates)` marks the rest in flight; `Err` if one
+    /// is in flight in another request (the sender should retry a moment later).
+    pub fn claim(&self, keys: &[u128]) -> Result<Vec<bool>, InFlight> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.iter().any(|k| g.state.get(k) == Some(&false)) {
+            return Err(InFlight);
+        }
+        let dup: Vec<bool> = keys.iter().map(|k| g.state.contains_key(k)).collect();
+        for (k, d) in keys.iter().zip(&dup) {
+            if !d {
+                g.state.insert(*k, false);
+                g.order.push_back(*k);
+            }
+        }
+        while g.order.len() > MAX_REMEMBERED_EVENTS {
+            if let Some(old) = g.order.pop_front() {
+                g.state.remove(&old);
+            }
+        }
+        Ok(dup)
+    }
+
+    /// Settles the claimed keys: remembered as logged, or forgotten if the commit failed.
+    pub fn settle(&self, keys: &[u128], logged: bool) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if logged {
+                g.state.insert(*k, true);
+            } else {
+                g.state.remove(k);
+            }
+        }
+        if !logged {
+            let gone: std::collections::HashSet<u128> = keys.iter().copied().collect();
+            g.order.retain(|k| !gone.contains(k));
+        }
+    }
+}
+
+pub fn event_key(source: &str, platform: &str, id: &str, stage: &str) -> u128 {
+    let mut h = Sha256::new();
+    for part in ["graven-source-event", source, platform, id, stage] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    let d = h.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_remember_settle_and_refuse_what_is_in_flight() {
+        let s = Seen::default();
+        assert_eq!(s.claim(&[1, 2]).unwrap(), [false, false]);
+        // In flight in another request: retry later.
+        assert!(s.claim(&[2, 3]).is_err());
+        s.settle(&[1, 2], true);
+        assert_eq!(s.claim(&[2, 3]).unwrap(), [true, false]);
+        // A failed commit forgets its keys: the retry logs them.
+        s.settle(&[3], false);
+        assert_eq!(s.claim(&[3]).unwrap(), [false]);
+        assert_ne!(
+            event_key("a", "kubernetes", "x", "ResponseComplete"),
+            event_key("b", "kubernetes", "x", "ResponseComplete")
+        );
+        assert_ne!(
+            event_key("a", "kubernetes", "x", "ResponseComplete"),
+            event_key("a", "kubernetes", "x", "Panic")
+        );
+    }
+}
