@@ -342,6 +342,10 @@ impl Federation {
         if !delegation.is_empty() {
             extra.push(("on_behalf_of".into(), J::Array(delegation)));
         }
+        let kept = kept_claims(claims.claims());
+        if !kept.is_empty() {
+            extra.push(("claims".into(), J::Object(kept)));
+        }
         registry.federated(
             &policy.identity,
             &issuer.issuer,
@@ -424,6 +428,44 @@ impl Federation {
             Err(e) => tracing::warn!(issuer = %issuer.issuer, error = %e, "key fetch task failed"),
         }
     }
+}
+
+/// The claims of CI and workload tokens that say which run of which pipeline acted, kept on
+/// the actor (`actor.claims`) when the token has them as strings: GitHub Actions' (`run_id`,
+/// `workflow_ref`, `sha`, `actor`, ...) and GitLab CI's (`project_path`, `pipeline_id`, ...).
+/// Each is the issuer's signed word, like `sub`.
+pub const KEPT_CLAIMS: &[&str] = &[
+    "repository",
+    "repository_owner",
+    "workflow",
+    "workflow_ref",
+    "job_workflow_ref",
+    "run_id",
+    "run_number",
+    "run_attempt",
+    "ref",
+    "sha",
+    "actor",
+    "event_name",
+    "environment",
+    "project_path",
+    "pipeline_id",
+    "job_id",
+    "user_login",
+];
+
+/// Longest kept claim value; a longer one is left out rather than cut.
+const MAX_KEPT_CLAIM: usize = 1024;
+
+fn kept_claims(claims: &serde_json::Map<String, Value>) -> Vec<(String, J)> {
+    KEPT_CLAIMS
+        .iter()
+        .filter_map(|name| {
+            let v = claims.get(*name)?.as_str()?;
+            (v.len() <= MAX_KEPT_CLAIM && !v.chars().any(char::is_control))
+                .then(|| ((*name).to_owned(), J::String(v.to_owned())))
+        })
+        .collect()
 }
 
 /// The `act` chain (RFC 8693 section 4.1), outermost first, as `on_behalf_of` entries.

@@ -276,6 +276,47 @@ fn oidc_tokens_are_attributed_and_follow_key_rotation() {
     assert_eq!(r.status(), 201, "the current key still works: {}", r.text());
 }
 
+/// A GitHub Actions token: the run's claims (`run_id`, `workflow_ref`, `sha`, `actor`, ...)
+/// are kept on the actor, so the log says which run of which workflow at which commit acted;
+/// claims that are not strings, too long, or not in the list are not.
+#[test]
+fn ci_token_claims_are_kept_on_the_actor() {
+    let iss = issuer();
+    let ec = ec_key("ec-1");
+    iss.publish(&[&ec]);
+    let h = Harness::builder().config(&oidc_config(&iss.url, "", true)).start();
+    create_identity(&h, "ci:payments-deploy", "ci_job", &[]);
+    let mut c = claims(&iss.url, GH_SUB);
+    for (k, v) in [
+        ("repository", "acme/payments"),
+        ("workflow_ref", "acme/payments/.github/workflows/deploy.yml@refs/heads/main"),
+        ("run_id", "9876543210"),
+        ("run_attempt", "2"),
+        ("sha", "4e1c2b9f0d3a7e5c6b8a9d0e1f2a3b4c5d6e7f80"),
+        ("ref", "refs/heads/main"),
+        ("actor", "octocat"),
+        ("event_name", "push"),
+    ] {
+        c[k] = json!(v);
+    }
+    c["environment"] = json!({"not": "a string"});
+    c["job_id"] = json!("x".repeat(2000));
+    c["unlisted"] = json!("kept nowhere");
+    let t = ec.sign(json!({}), &c);
+    let r = h.check(post(&h, &t, r#"{"action":"deployment.create"}"#)).expect(201);
+    let e = h.event(r.json()["index"].as_u64().unwrap());
+    assert_eq!(
+        e["actor"]["claims"],
+        json!({"repository": "acme/payments",
+               "workflow_ref": "acme/payments/.github/workflows/deploy.yml@refs/heads/main",
+               "run_id": "9876543210", "run_attempt": "2", "ref": "refs/heads/main",
+               "sha": "4e1c2b9f0d3a7e5c6b8a9d0e1f2a3b4c5d6e7f80", "actor": "octocat", "event_name": "push"}),
+        "{e}"
+    );
+    assert_eq!(e["actor"]["id"], "ci:payments-deploy");
+    assert_eq!(e["actor"]["subject"], GH_SUB);
+}
+
 /// A reload (SIGHUP) brings federation in and takes it away again while the node runs: a
 /// policy added by a reload authenticates from the next request on, one removed by a reload
 /// stops at once; each change is in the log before it takes effect.
