@@ -137,7 +137,12 @@ fn graven_server_names_the_server_for_every_command() {
         assert!(out.status.success(), "{args:?}: {}", err(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(ok(&["search", "--json"]).contains("graven.identity.create"));
+    // Search reads the index, which follows the log a moment behind a fresh start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok(&["search", "--json"]).contains("graven.identity.create") {
+        assert!(std::time::Instant::now() < deadline, "search never found the bootstrap records");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(ok(&["tail", "--json"]).contains("\"index\":0"));
     assert!(ok(&["identity", "list"]).contains("admin"));
     assert!(ok(&["verify", "--vkey", &s.vkey]).starts_with("OK: mistakes.example/log verifies"));
@@ -189,6 +194,12 @@ fn tables_fit_the_terminal_and_pipes_get_every_character() {
     assert_eq!(s.post_event(&writer, &format!(r#"{{"action":"{long_action}"}}"#)).status, 201);
     let url = format!("http://{}", s.addr);
     let env = [("GRAVEN_SERVER", url.as_str()), ("GRAVEN_TOKEN", s.token.as_str())];
+    // Once the index has the long event, search shows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !String::from_utf8_lossy(&run(&["search", "--json"], &env).stdout).contains(&long_action) {
+        assert!(std::time::Instant::now() < deadline, "the index never caught up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     for args in [vec!["search"], vec!["tail"], vec!["identity", "list"]] {
         let shown = on_terminal(70, &args, &env);
         assert!(shown.lines().count() >= 2, "{args:?}: {shown}");
