@@ -162,7 +162,8 @@ fn walk<F: Fetch>(
     let last_bundle = size.0.div_ceil(TILE_WIDTH);
     for bundle_index in from / TILE_WIDTH..last_bundle {
         let Some(b) = tile::bundle_for_entry(bundle_index * TILE_WIDTH, size) else { break };
-        f.prefetch(&upcoming(bundle_index, last_bundle, size));
+        let held = cursors.first().and_then(|c| c.as_ref()).map(|c| c.tile);
+        f.prefetch(&upcoming(bundle_index, last_bundle, size, held));
         let (bytes, bundle_path) = fetch_bundle(f, b, size)?;
         let entries = decode_bundle_prefix(&bytes, b.width)
             .map_err(|source| VerifyError::Data { path: bundle_path.clone(), source })?;
@@ -241,17 +242,18 @@ fn walk<F: Fetch>(
 const HINT_BUNDLES: u64 = 32;
 
 /// The files the walk reads next, in the order it reads them: each bundle from `bundle_index`
-/// on, then, for a full bundle, the level-0 tile of its hashes (compared once the bundle is
+/// on, then, for a full bundle, the level-0 tile of its hashes unless it is `held` (compared once the bundle is
 /// hashed; a partial bundle's hashes are checked through the root instead, so its tile is not
 /// read and not named).
-fn upcoming(bundle_index: u64, last_bundle: u64, size: TreeSize) -> Vec<(String, u64)> {
+fn upcoming(bundle_index: u64, last_bundle: u64, size: TreeSize, held: Option<TileId>) -> Vec<(String, u64)> {
     let end = last_bundle.min(bundle_index.saturating_add(HINT_BUNDLES));
     let mut out = Vec::with_capacity(2 * (end - bundle_index.min(end)) as usize);
     for i in bundle_index..end {
         let first = i * TILE_WIDTH;
         let Some(b) = tile::bundle_for_entry(first, size) else { break };
         out.push((b.path(), crate::fetch::MAX_BUNDLE_BYTES));
-        if let Some(t) = tile::tile_for_hash(0, first, size).filter(|_| b.is_full()) {
+        // The level-0 tile the walk already holds (the remembered edge's) is not read again.
+        if let Some(t) = tile::tile_for_hash(0, first, size).filter(|t| b.is_full() && Some(*t) != held) {
             out.push((t.path(), crate::fetch::MAX_TILE_BYTES));
         }
     }
