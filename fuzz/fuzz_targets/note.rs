@@ -79,7 +79,7 @@ fn check_note(data: &[u8]) {
 
     // No trusted keys: nothing can verify, and no crypto runs.
     match note::open(data, &[]) {
-        Err(NoteError::Unverified { seen }) => assert!(seen.len() <= sigs.len()),
+        Err(NoteError::Unverified { seen, trusted }) => assert!(seen.len() <= sigs.len() && trusted.is_empty()),
         other => panic!("open with no keys gave {other:?}"),
     }
 
@@ -106,14 +106,16 @@ fn check_note(data: &[u8]) {
         Err(NoteError::InvalidSignature { name }) => {
             assert!(TRUSTED.iter().any(|k| k.name() == name), "InvalidSignature for {name:?}");
         }
-        Err(NoteError::Unverified { seen }) => {
+        Err(NoteError::Unverified { seen, trusted }) => {
             for s in sigs {
                 assert!(
                     !TRUSTED.iter().any(|k| k.name() == s.name && k.id() == s.key_id),
                     "Unverified although a trusted key signed"
                 );
             }
-            assert!(seen.iter().all(|name| sigs.iter().any(|s| s.name == name)));
+            // Each signer is named as `name+keyid`, and each trusted key the same way.
+            assert!(seen.iter().all(|who| sigs.iter().any(|s| *who == format!("{}+{:08x}", s.name, s.key_id))));
+            assert_eq!(trusted.len(), TRUSTED.len());
         }
         Err(e) => panic!("open failed with {e:?} on a note that parses"),
     }
