@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Events per second through a platform source endpoint beside the native JSON API, in the same
+run, with the same client: POST /v1/sources/kubernetes (audit.k8s.io/v1 EventLists, each record
+with a fresh auditID) against POST /v1/events (NDJSON batches of the events those records map
+to, about the same size). Rounds alternate between the two; medians are printed.
+
+Usage: bench/sources.py URL SOURCE_KEY WRITER_KEY [--seconds 10] [--threads 4] [--batch 400]
+       [--rounds 3]
+(bench/sources.sh starts a release server, makes the identities and calls this.)
+"""
+import argparse, http.client, json, statistics, threading, time, urllib.parse
+
+def k8s_body(prefix, n):
+    items = []
+    for i in range(n):
+        items.append({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": f"{prefix}-{i}", "stage": "ResponseComplete",
+            "requestURI": "/apis/apps/v1/namespaces/prod/deployments/payments", "verb": "patch",
+            "user": {"username": "system:serviceaccount:ci:deployer", "uid": "0f6b",
+                     "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "sourceIPs": ["10.0.3.7"], "userAgent": "argocd-application-controller/v2.13",
+            "objectRef": {"resource": "deployments", "namespace": "prod", "name": "payments",
+                          "apiGroup": "apps", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestReceivedTimestamp": "2026-12-07T10:00:00.123456Z",
+            "stageTimestamp": "2026-12-07T10:00:00.150000Z"})
+    return json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}).encode()
+
+def native_body(prefix, n):
+    lines = []
+    for i in range(n):
+        lines.append(json.dumps({
+            "action": "k8s.patch", "outcome": "success", "request_id": f"{prefix}-{i}",
+            "resource": {"type": "k8s:apps/deployments", "id": "prod/payments"},
+            "occurred_at": "2026-12-07T10:00:00.123456Z",
+            "source": {"ip": "10.0.3.7", "user_agent": "argocd-application-controller/v2.13"},
+            "details": {"kubernetes": {"verb": "patch", "stage": "ResponseComplete",
+                                        "requestURI": "/apis/apps/v1/namespaces/prod/deployments/payments"}}}))
+    return ("\n".join(lines) + "\n").encode()
+
+def run(url, path, key, ctype, make, seconds, threads, batch, tag):
+    u = urllib.parse.urlparse(url)
+    events, lat, errors = [0], [], []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    def worker(t):
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        n = 0
+        while time.monotonic() < stop:
+            body = make(f"{tag}-{t}-{n}", batch)
+            n += 1
+            t0 = time.monotonic()
+            c.request("POST", path, body, {"Authorization": f"Bearer {key}", "Content-Type": ctype})
+            r = c.getresponse()
+            data = r.read()
+            dt = time.monotonic() - t0
+            with lock:
+                if r.status in (200, 201):
+                    events[0] += batch
+                    lat.append(dt)
+                else:
+                    errors.append((r.status, data[:200]))
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    t0 = time.monotonic()
+    for t in ts: t.start()
+    for t in ts: t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise SystemExit(f"{path}: {len(errors)} failed requests, e.g. {errors[0]}")
+    lat.sort()
+    p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+    return events[0] / wall, p(0.5), p(0.99)
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument("url"); a.add_argument("source_key"); a.add_argument("writer_key")
+    a.add_argument("--seconds", type=float, default=10); a.add_argument("--threads", type=int, default=4)
+    a.add_argument("--batch", type=int, default=400); a.add_argument("--rounds", type=int, default=3)
+    o = a.parse_args()
+    k, n = [], []
+    for r in range(o.rounds):
+        ks = run(o.url, "/v1/sources/kubernetes", o.source_key, "application/json", k8s_body, o.seconds, o.threads, o.batch, f"r{r}k")
+        ns = run(o.url, "/v1/events", o.writer_key, "application/x-ndjson", native_body, o.seconds, o.threads, o.batch, f"r{r}n")
+        k.append(ks); n.append(ns)
+        print(f"round {r+1}: kubernetes {ks[0]:,.0f} events/s (p50 {ks[1]:.1f} ms, p99 {ks[2]:.1f} ms per request) | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms)", flush=True)
+    K = statistics.median(x[0] for x in k); N = statistics.median(x[0] for x in n)
+    print(f"median: kubernetes source {K:,.0f} events/s | native NDJSON {N:,.0f} events/s | ratio {K/N:.2f}")
+
+if __name__ == "__main__":
+    main()
