@@ -1,5 +1,5 @@
 //! Who is asking and what they may do: the `Authorization` header, and the access each route
-//! needs by role. Keys themselves are checked by the registry ([`crate::registry`]).
+//! needs by role. Keys themselves are checked by the registry (`registry`).
 
 use crate::identity::Role;
 

@@ -1,9 +1,9 @@
 //! Who a verified request is: the [`Principal`] a credential maps to, the [`Actor`] its
 //! events are attributed to, and the [`Denial`] of a credential that maps to no usable one.
 //!
-//! Built by the registry (`crate::registry`) for API keys and public keys, by
-//! `crate::oidc` for OIDC tokens and by `crate::mtls` for client certificates; read by
-//! the shaper (`crate::shape`) and by the HTTP layer. Kept small and free of I/O: the
+//! Built by the registry (`registry`) for API keys and public keys, by
+//! `oidc` for OIDC tokens and by `mtls` for client certificates; read by
+//! the shaper (`shape`) and by the HTTP layer. Kept small and free of I/O: the
 //! `event_shape` fuzz target compiles it from source with `identity`, `apikey` and `shape`.
 
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub struct Principal {
     pub actor: Actor,
     pub(crate) last_seen: Arc<AtomicI64>,
     /// When the credential itself stops being valid, if it says so (a JWT's `exp`). Key expiry
-    /// and revocation are looked up afresh by `crate::registry::Registry::still_valid`.
+    /// and revocation are looked up afresh by `registry::Registry::still_valid`.
     pub expires_ms: Option<i64>,
 }
 
@@ -59,7 +59,7 @@ pub enum Denial {
     IdentityDisabled(Arc<Principal>),
     IdentityRevoked(Arc<Principal>),
     /// A federated credential (OIDC token, client certificate) that was refused before it
-    /// named a usable identity; `reason` is a stable slug (`crate::oidc`, `crate::mtls`).
+    /// named a usable identity; `reason` is a stable slug (`oidc`, `mtls`).
     Federated {
         reason: &'static str,
         message: String,

@@ -1,5 +1,5 @@
 //! Ed25519 public keys registered to identities, for RFC 9421 request signatures
-//! (`crate::sigauth`) and client-signed events (`crate::event_signature`): the accepted
+//! (`sigauth`) and client-signed events (`event_signature`): the accepted
 //! encodings and the per-identity bound.
 //!
 //! A key's id is derived from the key (`graven_core::event_sig::key_id`: the first 8 bytes of

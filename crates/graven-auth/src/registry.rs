@@ -233,7 +233,7 @@ impl Bootstrap {
 #[derive(Debug)]
 pub struct BootstrapPlan {
     pub outcome: Bootstrap,
-    /// The events to append first, as request bodies for `crate::shape::shape_self_audit`.
+    /// The events to append first, as request bodies for `shape::shape_self_audit`.
     pub events: Vec<serde_json::Value>,
     records: Option<BTreeMap<String, IdentityRecord>>,
     /// A newly minted key, written to `admin.token` once the registry holds it.

@@ -55,7 +55,7 @@ enum Writer {
 pub struct Unstamped {
     pub bytes: Vec<u8>,
     pub stamp_at: usize,
-    /// The client's own signature, still to be checked (`crate::event_signature`) before the
+    /// The client's own signature, still to be checked (`event_signature`) before the
     /// event may be sequenced.
     pub client_sig: Option<ClientSigned>,
 }

@@ -13,8 +13,6 @@
 //! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
 //! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
 
-pub mod admin;
-pub mod audit;
 pub mod config;
 pub mod http;
 pub mod logs;

@@ -1,5 +1,5 @@
 //! The server's log on standard error: one line per `tracing` event, as text (the default) or
-//! JSON (`log_format`). What is logged: every request (`crate::http::request_log`) and every
+//! JSON (`log_format`). What is logged: every request (`http::request_log`) and every
 //! error the server meets (storage, witnesses, trusted time, the registry, the lease).
 //!
 //! Every value is written in printable ASCII: any other character is escaped (`\n`, `\u{1b}`,

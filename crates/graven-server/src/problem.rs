@@ -39,7 +39,7 @@ impl Problem {
 }
 
 /// Why the server failed a request (a 5xx problem's detail), kept in the answer's extensions
-/// for the request log (`crate::http::request_log`); never sent anywhere else.
+/// for the request log (`http::request_log`); never sent anywhere else.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerError(pub std::sync::Arc<str>);
 

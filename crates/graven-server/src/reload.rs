@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use crate::audit;
 use crate::config::{Config, ConfigError, FileSnapshot, RELOADABLE_KEYS};
+use crate::http::audit;
 use crate::http::state::{AppState, LiveSettings};
 
 /// Resolves the configuration again, as at start.

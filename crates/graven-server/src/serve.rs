@@ -92,7 +92,7 @@ async fn bootstrap(
         if plan.events.is_empty() {
             return Ok(registry.apply_bootstrap(plan, data)?);
         }
-        match crate::audit::record_startup(engine, &plan.events).await {
+        match crate::http::audit::record_startup(engine, &plan.events).await {
             Ok(()) => return Ok(registry.apply_bootstrap(plan, data)?),
             Err(graven_engine::engine::SubmitError::NotWriter { .. }) if shared && clock.now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -128,7 +128,7 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 /// until SIGTERM or SIGINT. Then it drains: no new connections; live streams end at once;
 /// requests in flight have until the drain deadline (`drain_timeout_ms`); then the sequencer
 /// commits and acknowledges everything it accepted, and the node stops. With `reloader`, each
-/// SIGHUP reloads the configuration ([`crate::reload`]).
+/// SIGHUP reloads the configuration (`reload`).
 pub async fn run_with(
     listener: tokio::net::TcpListener,
     config: Config,
@@ -405,7 +405,7 @@ pub async fn open(
             let mut tick = tokio::time::interval(DENIED_SUMMARY_INTERVAL);
             loop {
                 tick.tick().await;
-                if let Err(e) = crate::audit::summarize_dropped(&state).await {
+                if let Err(e) = crate::http::audit::summarize_dropped(&state).await {
                     tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
                 }
             }
@@ -469,7 +469,7 @@ impl Node {
         if let Some(s) = &stamper {
             s.abort();
         }
-        if let Err(e) = crate::audit::summarize_dropped(&state).await {
+        if let Err(e) = crate::http::audit::summarize_dropped(&state).await {
             tracing::warn!(error = %e.detail, "could not log the summary of dropped denied records");
         }
         let engine = state.engine.clone();

@@ -237,7 +237,7 @@ impl Default for Retry {
 
 /// The root of the tree of `size`, computed from the stored tiles of the published tree of
 /// `published` (for checking that a new checkpoint extends one served before: see
-/// `crate::replica`).
+/// `replica`).
 pub(crate) fn root_at(
     store: &dyn ObjectStore,
     published: TreeSize,

@@ -1,4 +1,4 @@
-//! Object storage for a tiled log: the few operations the object-store writer (`crate::ObjectLog`)
+//! Object storage for a tiled log: the few operations the object-store writer (`ObjectLog`)
 //! and the readers need, behind a trait, so the same protocol runs on S3 (crate `graven-s3`)
 //! and, in tests, on [`MemStore`], which can also fail on demand.
 //!

@@ -5,7 +5,7 @@
 //!   checkpoint of that size;
 //! - `graven/checkpoint/<size, 20 digits>`: that checkpoint, exactly as the log's signer wrote
 //!   it. On an object store the writer archives every checkpoint there before publishing it
-//!   ([`crate::objlog`]); a local log has no archive, so [`StampStore::put`] writes the stamped
+//!   (`objlog`); a local log has no archive, so [`StampStore::put`] writes the stamped
 //!   checkpoint there first.
 //!
 //! Both are create-only: written once, never replaced (identical bytes written again are

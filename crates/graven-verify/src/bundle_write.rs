@@ -1,4 +1,4 @@
-//! Writes evidence bundles (format in [`crate::bundle`] and `docs/bundle-format.md`).
+//! Writes evidence bundles (format in `bundle` and `docs/bundle-format.md`).
 //!
 //! The writer checks every proof against the bundle's checkpoint right before writing it, so
 //! it cannot produce a bundle that its own verifier would reject.

@@ -34,7 +34,7 @@
 //! not checked, not as failures, and such admins' registry events as ignored; `graven verify
 //! --full` checks them all.
 //!
-//! Every string a message quotes from a leaf goes through [`crate::text::quote`].
+//! Every string a message quotes from a leaf goes through `text::quote`.
 
 use std::collections::{HashMap, HashSet};
 

@@ -7,7 +7,7 @@ use graven_core::tile::{self, TILE_WIDTH};
 
 /// The path of the log's checkpoint (C2SP tlog-tiles).
 pub(crate) const CHECKPOINT: &str = "checkpoint";
-/// Where a Graven log keeps its time-stamp tokens (see `crate::timestamps`).
+/// Where a Graven log keeps its time-stamp tokens (see `timestamps`).
 pub const TIMESTAMP_DIR: &str = "graven/timestamp/";
 /// Largest hash tile: 256 hashes of 32 bytes.
 pub const MAX_TILE_BYTES: u64 = TILE_WIDTH * 32;

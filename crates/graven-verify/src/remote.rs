@@ -1,7 +1,7 @@
 //! Proofs from a server, checked: what `graven prove --url` and `graven export --server` rely
 //! on. Nothing the server says is taken on trust.
 //!
-//! - The checkpoint must be signed by the verifier key ([`crate::fetch_checkpoint`]).
+//! - The checkpoint must be signed by the verifier key (`fetch_checkpoint`).
 //! - An entry's bytes come from the log's tiles (the C2SP tlog-tiles read path), must hash to
 //!   the level-0 tile's hash, and must be proven included in the signed tree
 //!   ([`LogTiles::entry`]); the server's search answer may choose *which* entries, never what

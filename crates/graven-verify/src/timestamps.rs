@@ -5,7 +5,7 @@
 //! `graven/timestamp/<size, 20 digits>` (the token's DER) and `graven/checkpoint/<size, 20
 //! digits>` (the checkpoint it stamps, as the log's signer wrote it).
 //!
-//! [`verify_log_stamped`] verifies the log as `crate::verify_log_since_visiting` does, and
+//! [`verify_log_stamped`] verifies the log as `verify_log_since_visiting` does, and
 //! every token of a checkpoint in the range it verified (from the remembered size, or from 0
 //! in full mode, up to the checkpoint verified): for each,
 //! 1. the stamped checkpoint: the archived one, which must open with the log's key and origin,
@@ -97,7 +97,7 @@ impl Stamps {
     }
 }
 
-/// Verifies the log behind `f` like `crate::verify_log_since_visiting`, then every time-stamp
+/// Verifies the log behind `f` like `verify_log_since_visiting`, then every time-stamp
 /// token of a checkpoint in the range it verified (see the module documentation), with `tsa`,
 /// holding their times to `remembered` (the stamp the trust store kept: its size and time).
 #[allow(clippy::too_many_arguments)]

@@ -81,7 +81,7 @@ pub fn verify_log_since_visiting<F: Fetch>(
 }
 
 /// [`verify_log_since_visiting`] that also keeps the roots the walk rebuilt at
-/// `capture.sizes` (for `crate::timestamps`).
+/// `capture.sizes` (for `timestamps`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn verify_capturing<F: Fetch>(
     f: &mut F,

@@ -156,7 +156,7 @@ impl LogPolicy {
 }
 
 /// A log that fully verified ([`VerifiedLog`]) and whose checkpoint the policy accepts. Only
-/// [`LogPolicy::check_log`] makes one; `crate::TrustStore::remember_witnessed` takes it.
+/// [`LogPolicy::check_log`] makes one; `TrustStore::remember_witnessed` takes it.
 #[derive(Debug, Clone)]
 pub struct WitnessedLog {
     log: VerifiedLog,

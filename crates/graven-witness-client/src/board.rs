@@ -1,6 +1,6 @@
 //! What the rounds gathered: the checkpoints of recent rounds with the cosignature lines that
 //! verified, which of them met the quorum, and which one the log publishes. Pure: no I/O, no
-//! clock; `crate::rounds` drives it.
+//! clock; `rounds` drives it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

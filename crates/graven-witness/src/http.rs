@@ -1,6 +1,6 @@
 //! The witness's HTTP interface, C2SP `tlog-witness` §HTTP Interface:
 //!
-//! - `POST <prefix>/add-checkpoint`: the body as [`crate::request`] reads it; `200` with the
+//! - `POST <prefix>/add-checkpoint`: the body as `request` reads it; `200` with the
 //!   cosignature lines (each `— <name> <base64>` and a newline), or the spec's status: `400`,
 //!   `403`, `404`, `409` (body `<size>\n`, `Content-Type: text/x.tlog.size`), `422`. Beyond the
 //!   spec: `413` for a body over the limit, `408` for one that does not arrive in time, `503`
@@ -12,7 +12,7 @@
 //!
 //! The witness uses one prefix for both the submission and the monitoring prefix (the spec
 //! allows it). Handlers are thin: the decision and the durable update are
-//! [`crate::witness::Witness::add_checkpoint`], run on a blocking thread (it fsyncs). Once
+//! `witness::Witness::add_checkpoint`, run on a blocking thread (it fsyncs). Once
 //! started, an update runs to the end even if the client goes away.
 
 use std::sync::Arc;

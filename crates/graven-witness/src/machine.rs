@@ -1,6 +1,6 @@
 //! The witness's rules, pure: C2SP `tlog-witness` §add-checkpoint, applied to a parsed
 //! request, the checkpoint the witness last cosigned for that origin, and the time. No I/O, no
-//! clock, no lock: `crate::witness::Witness` makes a decision and its update atomic and
+//! clock, no lock: `witness::Witness` makes a decision and its update atomic and
 //! durable.
 //!
 //! The checks run in the order the spec states them:

@@ -124,7 +124,7 @@ pub struct Submission<'a> {
 
 impl<'a> Submission<'a> {
     /// Parses a whole body. Every error is a "400 Bad Request" except that an old size larger
-    /// than the checkpoint's is left to `crate::machine::Machine::decide`, which the spec has
+    /// than the checkpoint's is left to `machine::Machine::decide`, which the spec has
     /// check it after the signature.
     pub fn parse(body: &'a [u8]) -> Result<Self, Malformed> {
         let request = AddCheckpoint::parse(body)?;

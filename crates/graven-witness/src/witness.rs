@@ -1,5 +1,5 @@
-//! The witness as a service holds it: the pure rules (`crate::machine`), the durable records
-//! ([`crate::store`]) and one lock per origin that makes "check, then update" atomic.
+//! The witness as a service holds it: the pure rules (`machine`), the durable records
+//! (`store`) and one lock per origin that makes "check, then update" atomic.
 //!
 //! C2SP `tlog-witness` §add-checkpoint: "The witness MUST persist the new checkpoint before
 //! responding. Note that checking the old size against the latest checkpoint and persisting the

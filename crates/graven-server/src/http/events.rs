@@ -21,7 +21,7 @@ use graven_engine::engine::{Entry, OnceKey, Receipt, SubmitError};
 
 use super::body::read_body;
 use super::state::{AppState, Peer, blocking, finish, parse_index, read_problem};
-use crate::audit::{self, Refusal};
+use crate::http::audit::{self, Refusal};
 use crate::problem::{Problem, submit_problem};
 
 type St = State<Arc<AppState>>;

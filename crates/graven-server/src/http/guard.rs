@@ -18,7 +18,7 @@ use super::body::read_body;
 use super::request_log::Identity;
 use super::routes::route_entry;
 use super::state::{AppState, Peer, finish};
-use crate::audit::{self, Refusal};
+use crate::http::audit::{self, Refusal};
 use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;

@@ -16,7 +16,7 @@
 //! | [`timestamps`] | trusted time: stored time-stamp tokens, the checkpoints they stamp, the stamped sizes |
 //! | [`witnessed`] | `?witnessed=true`: receipts and proofs against a checkpoint with the witness quorum |
 //!
-//! The identity and key administration routes are in [`crate::admin`].
+//! The identity and key administration routes are in `admin`.
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub mod admin;
+pub mod audit;
 pub mod body;
 pub mod events;
 pub mod guard;
@@ -69,8 +71,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .merge(crate::admin::identities::routes())
-        .merge(crate::admin::public_keys::routes())
+        .merge(crate::http::admin::identities::routes())
+        .merge(crate::http::admin::public_keys::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -1,4 +1,4 @@
-//! One log line per request (`crate::logs` writes it): the method, the route template that
+//! One log line per request (`logs` writes it): the method, the route template that
 //! matched (`/v1/events/{index}`, never the path as sent, which a client chooses; `-` when no
 //! route matched), the status, the identity when the request was authenticated, the client's
 //! address and the latency until the answer's head was ready (for `/v1/stream`, until the

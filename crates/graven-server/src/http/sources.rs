@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::body::read_body;
 use super::state::{AppState, Peer, StrictQuery, finish};
-use crate::audit::{self, Refusal};
+use crate::http::audit::{self, Refusal};
 use crate::problem::{Problem, submit_problem};
 use crate::source_ids::event_key;
 

@@ -45,7 +45,7 @@ pub struct AppState {
     /// The platform event ids already logged from each source (`sources`).
     pub source_seen: crate::source_ids::Seen,
     /// Set once the server drains (SIGTERM): live streams end at once
-    /// (`crate::serve::Node::begin_drain`).
+    /// (`serve::Node::begin_drain`).
     pub draining: tokio::sync::watch::Sender<bool>,
 }
 

@@ -1,8 +1,8 @@
 //! An in-process test harness for the HTTP API (feature `testing`).
 //!
-//! [`Harness`] opens a real node ([`crate::serve::open`]: a real log, engine, registry with its
+//! [`Harness`] opens a real node (`serve::open`: a real log, engine, registry with its
 //! bootstrap admin key, search index and indexer, the same settings resolution as `graven
-//! serve`) in a temporary directory, and sends requests through [`crate::http::app`] with
+//! serve`) in a temporary directory, and sends requests through `http::app` with
 //! `tower::ServiceExt::oneshot`: no socket, no process. Every test goes through one helper,
 //! [`Harness::check`]:
 //!
@@ -384,7 +384,7 @@ impl Harness {
     }
 
     /// Replaces `<data>/graven.toml` with `toml` and reloads it, as `graven serve` does on
-    /// SIGHUP ([`crate::reload`]).
+    /// SIGHUP (`reload`).
     pub fn reload_config(&self, toml: &str) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
         let path = self.data().join("graven.toml");
         std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

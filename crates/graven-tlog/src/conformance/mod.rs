@@ -1,9 +1,9 @@
-//! The one conformance suite for [`crate::ObjectStore`]: every property the log relies on, written
+//! The one conformance suite for `ObjectStore`: every property the log relies on, written
 //! once, generic over the store, and run on each implementation (feature `testing`).
 //!
 //! - [`store`]: the store contract itself (conditional writes and their races, create-only
 //!   writes, retention, listing with deleted keys, size limits, typed errors, counters).
-//! - [`protocol`]: the object-store log ([`crate::ObjectLog`]) on that store (the local
+//! - [`protocol`]: the object-store log (`ObjectLog`) on that store (the local
 //!   layout byte for byte, recovery, a failure at every put, racing writers, other writers
 //!   acting in the middle of an open or an append, tampering refused).
 //! - [`Backend`]: what a store under test provides besides the trait: fresh stores, a second
@@ -12,7 +12,7 @@
 //! - [`Failing`] and [`Hooked`]: stores around the store under test that inject a fault or
 //!   another writer's action at a chosen request.
 //!
-//! A store's test file implements [`Backend`] and calls [`object_store_conformance!`](crate::object_store_conformance),
+//! A store's test file implements [`Backend`] and calls `object_store_conformance!`,
 //! which makes one `#[test]` per property, so a property added here runs on every store:
 //! `MemStore` in `graven-tlog/tests/conformance.rs`, `S3Store` on SeaweedFS in
 //! `graven-s3/tests/seaweed/`. Test code: the functions panic on the first property that

@@ -1,4 +1,4 @@
-//! `/v1/identities`: the registry's HTTP API (admin only; [`crate::http::guard`] checks that).
+//! `/v1/identities`: the registry's HTTP API (admin only; `http::guard` checks that).
 //!
 //! Every change runs the same steps under one lock: read the records, check the change,
 //! append its audit event (attributed to the admin, committed), make the new records durable,
@@ -19,7 +19,7 @@ use axum::{Extension, Router};
 use graven_api::{ChangeRequest, IdentityList, IdentityView, KeyList, KeyRequest, KeyView, NewKey, Retiring};
 use serde_json::json;
 
-use crate::audit;
+use crate::http::audit;
 use crate::http::body::read_json as parse;
 use crate::http::state::{AppState, Peer, finish};
 use crate::problem::Problem;
@@ -53,7 +53,7 @@ fn ip(peer: MaybePeer) -> Option<IpAddr> {
 }
 
 pub(crate) fn fmt_ms(ms: i64) -> String {
-    crate::audit::format_ms(ms)
+    crate::http::audit::format_ms(ms)
 }
 
 fn key_record_view(k: &KeyRecord, now: i64) -> KeyView {

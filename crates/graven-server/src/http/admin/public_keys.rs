@@ -100,7 +100,7 @@ async fn add(
         // The event carries the key itself: verifiers rebuild the key set from the log.
         let details = json!({"key_id": key_id, "alg": "ed25519", "public_key": record.public_key});
         let receipt =
-            crate::audit::change(&st, &admin, "graven.key.add_public", &id, details, peer.map(|p| p.0.0)).await?;
+            crate::http::audit::change(&st, &admin, "graven.key.add_public", &id, details, peer.map(|p| p.0.0)).await?;
         install(&st, records, base, receipt.index).await?;
         let v = PublicKeyView { identity: Some(id), audit_index: Some(receipt.index), ..view(&record) };
         Ok(json_response(StatusCode::CREATED, &v))
@@ -139,9 +139,15 @@ async fn revoke(
         key.revoked_ms = Some(now);
         let after = view(key);
         let details = json!({"key_id": key_id, "reason": b.reason});
-        let receipt =
-            crate::audit::change(&st, &admin, "graven.key.revoke_public", &id, details, peer.map(|p| p.0.0))
-                .await?;
+        let receipt = crate::http::audit::change(
+            &st,
+            &admin,
+            "graven.key.revoke_public",
+            &id,
+            details,
+            peer.map(|p| p.0.0),
+        )
+        .await?;
         install(&st, records, base, receipt.index).await?;
         let v = PublicKeyView { identity: Some(id), audit_index: Some(receipt.index), ..after };
         Ok(json_response(StatusCode::OK, &v))
