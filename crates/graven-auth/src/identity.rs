@@ -79,7 +79,7 @@ impl Role {
 }
 
 /// The platforms a source identity may report from, by the name of their endpoint.
-pub const SOURCE_TYPES: &[&str] = &["kubernetes"];
+pub const SOURCE_TYPES: &[&str] = &["kubernetes", "openbao", "syslog", "otlp", "cloudtrail"];
 
 /// What a `source` identity may report: from which platforms, and for which subjects (glob
 /// patterns over the subject's id, e.g. `system:serviceaccount:*`).

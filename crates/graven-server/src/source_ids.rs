@@ -35,12 +35,15 @@ impl Seen {
         if keys.iter().any(|k| g.state.get(k) == Some(&false)) {
             return Err(InFlight);
         }
-        let dup: Vec<bool> = keys.iter().map(|k| g.state.contains_key(k)).collect();
-        for (k, d) in keys.iter().zip(&dup) {
-            if !d {
+        // One at a time, so a key twice in one request is logged once.
+        let mut dup = Vec::with_capacity(keys.len());
+        for k in keys {
+            let seen = g.state.contains_key(k);
+            if !seen {
                 g.state.insert(*k, false);
                 g.order.push_back(*k);
             }
+            dup.push(seen);
         }
         while g.order.len() > MAX_REMEMBERED_EVENTS {
             if let Some(old) = g.order.pop_front() {
@@ -67,11 +70,14 @@ impl Seen {
     }
 }
 
-pub fn event_key(source: &str, platform: &str, id: &str, stage: &str) -> u128 {
+/// The key of a platform event id (`dedup_id`, which tells apart whatever one platform id
+/// covers, such as a Kubernetes record's stages) reported by one source.
+pub fn event_key(source: &str, platform: &str, dedup_id: &str) -> u128 {
     let mut h = Sha256::new();
-    for part in ["graven-source-event", source, platform, id, stage] {
+    for part in ["graven-source-event", source, platform, dedup_id] {
+        // Length-prefixed, so no two lists of parts hash alike.
+        h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
-        h.update(b"\n");
     }
     let d = h.finalize();
     let mut first = [0u8; 16];
@@ -94,13 +100,11 @@ mod tests {
         // A failed commit forgets its keys: the retry logs them.
         s.settle(&[3], false);
         assert_eq!(s.claim(&[3]).unwrap(), [false]);
-        assert_ne!(
-            event_key("a", "kubernetes", "x", "ResponseComplete"),
-            event_key("b", "kubernetes", "x", "ResponseComplete")
-        );
-        assert_ne!(
-            event_key("a", "kubernetes", "x", "ResponseComplete"),
-            event_key("a", "kubernetes", "x", "Panic")
-        );
+        // A key twice in one request: the second is a duplicate.
+        assert_eq!(s.claim(&[7, 7]).unwrap(), [false, true]);
+        assert_ne!(event_key("a", "kubernetes", "x"), event_key("b", "kubernetes", "x"));
+        assert_ne!(event_key("a", "kubernetes", "x"), event_key("a", "openbao", "x"));
+        // Parts are delimited: ("ab", "c") is not ("a", "bc").
+        assert_ne!(event_key("a", "b", "c\nd"), event_key("a", "b\nc", "d"));
     }
 }

@@ -1,45 +1,27 @@
-//! Platform sources (docs/sources.md): a `source` identity reports the events of the subjects
-//! it vouches for, as the platform records them, and each is stored with that subject as its
-//! actor, marked `"auth": "attested"` and `attested_by` the source's own verified credential,
-//! so a reported actor is never taken for one that authenticated itself.
-//!
 //! Kubernetes: the API server's audit webhook backend posts `audit.k8s.io/v1` `EventList`s to
 //! `POST /v1/sources/kubernetes`. A request is all or nothing: every record it takes is logged
 //! in one commit, or none is. Records of stages the request does not ask for (`?stages=`,
 //! default `ResponseComplete`) are skipped; a record already logged from this source (the same
-//! `auditID` and stage, remembered while the server runs) is not logged again, so the API
-//! server's retry after a lost answer is not logged twice.
+//! `auditID` and stage) is not logged again, so the API server's retry after a lost answer is
+//! not logged twice.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use graven_auth::principal::{Actor, Principal};
-use graven_auth::shape::{self as event, EventError};
-use graven_engine::engine::Entry;
+use axum::response::Response;
+use graven_auth::principal::Principal;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
-use super::body::read_body;
-use super::state::{AppState, Peer, StrictQuery, finish};
-use crate::http::audit::{self, Refusal};
-use crate::problem::{Problem, submit_problem};
-use crate::source_ids::event_key;
+use super::report::{Batch, Record, Subject, bad, respond};
+use crate::http::body::read_body;
+use crate::http::state::{AppState, Peer, StrictQuery};
+use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
 
 const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
-
-fn bad(detail: String) -> Problem {
-    Problem::bad_request("invalid-source-record", format!("{detail}; nothing was appended"))
-}
-
-fn forbidden(detail: String) -> Problem {
-    Problem::new(StatusCode::FORBIDDEN, "source-not-allowed", "Not allowed for this source", detail)
-}
 
 /// The query of `POST /v1/sources/kubernetes`.
 #[derive(Debug, serde::Deserialize)]
@@ -58,37 +40,18 @@ pub async fn kubernetes(
     body: Body,
 ) -> Response {
     let r = kubernetes_inner(&st, &principal, &query, body).await;
-    if let Err(p) = &r
-        && p.kind == "source-not-allowed"
-    {
-        // A source naming a subject (or a platform) outside its grant is refused like any
-        // credential used beyond its rights, and recorded.
-        let refusal = Refusal {
-            who: Some(&principal),
-            claimed_key: None,
-            claimed_identity: None,
-            reason: "source-not-allowed",
-            route: "POST /v1/sources/kubernetes",
-            attempted_action: None,
-            peer: peer.map(|p| p.0.0),
-        };
-        audit::denied(&st, refusal).await;
-    }
-    finish(&st, "POST /v1/sources/kubernetes", r)
+    respond(&st, &principal, peer.map(|p| p.0.0), ROUTE, r).await
 }
+
+const ROUTE: &str = "POST /v1/sources/kubernetes";
 
 async fn kubernetes_inner(
     st: &AppState,
     principal: &Principal,
     query: &KubernetesQuery,
     body: Body,
-) -> Result<Response, Problem> {
-    let grant = principal.source.as_ref().filter(|g| g.allows_type("kubernetes")).ok_or_else(|| {
-        forbidden(format!(
-            "identity {} may not report Kubernetes events (its source grant does not name kubernetes); nothing was appended",
-            principal.identity
-        ))
-    })?;
+) -> Result<graven_api::SourceReport, Problem> {
+    let mut batch = Batch::new(principal, "kubernetes")?;
     let stages: Vec<String> = match &query.stages {
         None => vec!["ResponseComplete".to_owned()],
         Some(list) => {
@@ -121,20 +84,7 @@ async fn kubernetes_inner(
             list.kind, list.api_version
         )));
     }
-    let max = st.engine.config().max_batch_events;
-    if list.items.len() > max {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch-too-large",
-            "The batch is too large",
-            format!(
-                "{} records in one EventList; at most {max} (set the webhook's batch size below it); nothing was appended",
-                list.items.len()
-            ),
-        ));
-    }
-    let mut taken: Vec<(u128, Entry)> = Vec::new();
-    let mut skipped = 0u64;
+    Batch::check_count(st, list.items.len(), "EventList (set the webhook's batch size below it)")?;
     for (i, raw) in list.items.iter().enumerate() {
         let at = format!("items[{i}]");
         let item: Map<String, Value> = serde_json::from_str(raw.get())
@@ -148,91 +98,24 @@ async fn kubernetes_inner(
             bad(format!("{at}.auditID is missing (or longer than 256 bytes): every audit event has one"))
         })?;
         if !stages.iter().any(|s| s == stage) {
-            skipped += 1;
+            batch.skip();
             continue;
         }
-        let (body, subject) = map_kubernetes(&item, raw.get(), &at, true)?;
-        if !grant.allows_subject(&subject.id) {
-            return Err(forbidden(format!(
-                "{at}: identity {} vouches only for subjects matching {}; {:?} does not match; nothing was appended",
-                principal.identity,
-                grant.subjects.join(", "),
-                subject.id
-            )));
-        }
-        let actor = attested(subject, principal);
-        let shaped = match event::shape(&body, &actor) {
-            Ok(e) => e,
-            // Too large or too deep with the whole record: its digest and the mapped fields.
-            Err(EventError::TooLarge(_) | EventError::Json(_)) => {
-                let (body, _) = map_kubernetes(&item, raw.get(), &at, false)?;
-                event::shape(&body, &actor).map_err(|e| bad(format!("{at}: {e}")))?
-            }
-            Err(e) => return Err(bad(format!("{at}: {e}"))),
-        };
-        let key = event_key(&principal.identity, "kubernetes", audit_id, stage);
-        taken.push((key, Entry::event(shaped.bytes, shaped.stamp_at)));
+        let dedup_id = format!("{audit_id}/{stage}");
+        let rec = map_kubernetes(&item, raw.get(), &at, dedup_id)?;
+        batch.add(&at, rec)?;
     }
-    let keys: Vec<u128> = taken.iter().map(|(k, _)| *k).collect();
-    let dup = st.source_seen.claim(&keys).map_err(|_| {
-        let mut p = Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "retry",
-            "A record is being logged by another request",
-            "a record of this batch is being logged by a request still in flight; send the batch again in a moment (its records already logged are not logged twice); nothing was appended".to_owned(),
-        );
-        p.retry_after = Some(1);
-        p
-    })?;
-    let mut fresh_keys = Vec::new();
-    let mut entries = Vec::new();
-    for ((key, entry), d) in taken.into_iter().zip(&dup) {
-        if !d {
-            fresh_keys.push(key);
-            entries.push(entry);
-        }
-    }
-    let duplicates = dup.iter().filter(|d| **d).count() as u64;
-    let first_index = if entries.is_empty() {
-        None
-    } else {
-        let n = entries.len();
-        match st.engine.submit(entries).await {
-            Ok(receipts) => {
-                st.source_seen.settle(&fresh_keys, true);
-                debug_assert_eq!(receipts.len(), n);
-                receipts.first().map(|r| r.index)
-            }
-            Err(e) => {
-                st.source_seen.settle(&fresh_keys, false);
-                return Err(submit_problem(e));
-            }
-        }
-    };
-    let report =
-        graven_api::SourceReport { logged: fresh_keys.len() as u64, first_index, skipped, duplicates };
-    let body = serde_json::to_string(&report).map_err(|e| Problem::internal(e.to_string()))?;
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
-}
-
-/// The subject a record names, before it is marked attested.
-struct Subject {
-    id: String,
-    kind: &'static str,
-    extra: Vec<(String, Value)>,
+    batch.commit(st).await
 }
 
 /// The event a Kubernetes audit record describes (docs/sources.md has the table), and its
-/// subject. With `whole`, the record itself goes under `details.kubernetes.record`; its
-/// SHA-256 always goes under `details.kubernetes.record_sha256`.
-fn map_kubernetes(
+/// subject.
+fn map_kubernetes<'a>(
     item: &Map<String, Value>,
-    raw: &str,
+    raw: &'a str,
     at: &str,
-    whole: bool,
-) -> Result<(Vec<u8>, Subject), Problem> {
+    dedup_id: String,
+) -> Result<Record<'a>, Problem> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     let user =
         item.get("user").and_then(Value::as_object).ok_or_else(|| bad(format!("{at}.user is missing")))?;
@@ -331,38 +214,12 @@ fn map_kubernetes(
             k8s.insert(k.into(), v.clone());
         }
     }
-    let digest = Sha256::digest(raw.as_bytes());
-    k8s.insert("record_sha256".into(), json!(digest.iter().map(|b| format!("{b:02x}")).collect::<String>()));
-    if whole {
-        k8s.insert("record".into(), Value::Object(item.clone()));
-    }
-    ev.insert("details".into(), json!({"kubernetes": k8s}));
-    let body = serde_json::to_vec(&Value::Object(ev)).map_err(|e| Problem::internal(e.to_string()))?;
-    Ok((body, Subject { id: username, kind, extra }))
-}
-
-/// A JSON value as the shaper's own JSON type (which keeps numbers and order as RFC 8785
-/// wants them).
-fn to_jcs(v: &Value) -> graven_core::jcs::Value {
-    graven_core::jcs::parse(v.to_string().as_bytes()).unwrap_or(graven_core::jcs::Value::Null)
-}
-
-/// The stored actor of a reported event: the subject, marked as attested by the source.
-fn attested(subject: Subject, source: &Principal) -> Actor {
-    let by = json!({
-        "id": source.actor.id,
-        "kind": source.actor.kind,
-        "credential": source.actor.credential,
-        "auth": source.actor.auth,
-    });
-    let mut extra = vec![("attested_by".to_owned(), by), ("platform".to_owned(), json!("kubernetes"))];
-    extra.extend(subject.extra);
-    let extra = extra.into_iter().map(|(k, v)| (k, to_jcs(&v))).collect();
-    Actor {
-        id: subject.id,
-        kind: subject.kind.to_owned(),
-        credential: format!("attested:{}", source.identity),
-        auth: "attested".to_owned(),
-        extra,
-    }
+    Ok(Record {
+        event: ev,
+        platform_fields: k8s,
+        original: Value::Object(item.clone()),
+        original_bytes: raw.as_bytes(),
+        dedup_id: Some(dedup_id),
+        subject: Subject { id: username, kind: kind.to_owned(), extra },
+    })
 }

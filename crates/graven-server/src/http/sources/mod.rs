@@ -1,0 +1,12 @@
+//! Platform sources (docs/sources.md): a `source` identity reports the events of the subjects
+//! it vouches for, as the platform records them, and each is stored with that subject as its
+//! actor, marked `"auth": "attested"` and `attested_by` the source's own verified credential,
+//! so a reported actor is never taken for one that authenticated itself.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`report`] | what every source shares: the grant check, the attested actor, the original record kept (or its digest), de-duplication by the platform's event id, one all-or-nothing commit |
+//! | [`kubernetes`] | `POST /v1/sources/kubernetes`: the API server's audit webhook (`audit.k8s.io/v1` `EventList`) |
+
+pub mod kubernetes;
+pub mod report;
