@@ -511,10 +511,15 @@ pub struct NewIdentity {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SourceGrant {
-    /// The platforms whose endpoint it may use (`/v1/sources/<type>`): `kubernetes`.
+    /// The platforms it may report from: `kubernetes` and `openbao` (`/v1/sources/<type>`),
+    /// `otlp` (`/v1/logs`), `syslog` (the syslog listener), `cloudtrail` (`graven import
+    /// cloudtrail`).
     #[cfg_attr(
         feature = "schema",
-        schemars(length(min = 1, max = 1), inner(regex(pattern = r"^kubernetes$")))
+        schemars(
+            length(min = 1, max = 5),
+            inner(regex(pattern = r"^(kubernetes|openbao|syslog|otlp|cloudtrail)$"))
+        )
     )]
     pub types: Vec<String>,
     /// Glob patterns (`*` any run, `?` one character) of the subject ids it vouches for, e.g.
@@ -575,6 +580,62 @@ pub struct KubernetesUser {
     pub uid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+}
+
+/// `POST /v1/sources/openbao`: one OpenBao (or Vault) audit entry, as the `http` audit device
+/// sends it (several, one per line, are taken too). Described for clients; the server reads
+/// the entry itself (docs/sources.md), keeping it as it came, HMAC'd fields included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OpenBaoAuditEntry {
+    /// `request` (written before OpenBao acts) or `response` (after).
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["request", "response"])))]
+    pub entry_type: String,
+    /// The request: its `id` (with the type, what a retried entry is recognised by),
+    /// `operation`, `path`, `mount_type`, `remote_address`, ...
+    pub request: OpenBaoRequest,
+    /// The token that made the request (`display_name`, `metadata.role_name`, `entity_id`,
+    /// `policies`, ...): the event's actor. Absent on a request made without a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<OpenBaoAuth>,
+    /// When OpenBao wrote the entry (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Why the request failed, if it did (`permission denied` makes the outcome `denied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `auth` of an OpenBao audit entry: the members Graven reads (the rest is kept with the entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OpenBaoAuth {
+    /// The token's display name (`approle`, `root`, `kubernetes-ns-sa`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The identity entity the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// What the auth method recorded about the login, e.g. `role_name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+/// `request` of an OpenBao audit entry: the members Graven reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OpenBaoRequest {
+    /// The request's id, on most entries (an entry without one is recognised by its bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = 256)))]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// What a source endpoint did with a batch (`POST /v1/sources/<type>`).

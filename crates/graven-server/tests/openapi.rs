@@ -67,6 +67,7 @@ fn generated_schemas() -> Map<String, Value> {
     add::<ChangeRequest>(&mut requests);
     add::<PublicKeyRequest>(&mut requests);
     add::<KubernetesEventList>(&mut requests);
+    add::<OpenBaoAuditEntry>(&mut requests);
     let mut all = answers.take_definitions(true);
     for (name, schema) in requests.take_definitions(true) {
         if let Some(same) = all.get(&name) {

@@ -19,6 +19,7 @@ mod input;
 mod leaves;
 mod mtls;
 mod oidc;
+mod openbao;
 mod ops;
 mod proofs;
 mod search;

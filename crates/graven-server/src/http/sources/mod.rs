@@ -7,6 +7,8 @@
 //! |---|---|
 //! | [`report`] | what every source shares: the grant check, the attested actor, the original record kept (or its digest), de-duplication by the platform's event id, one all-or-nothing commit |
 //! | [`kubernetes`] | `POST /v1/sources/kubernetes`: the API server's audit webhook (`audit.k8s.io/v1` `EventList`) |
+//! | [`openbao`] | `POST /v1/sources/openbao`: OpenBao's (and Vault's) `http` audit device |
 
 pub mod kubernetes;
+pub mod openbao;
 pub mod report;
