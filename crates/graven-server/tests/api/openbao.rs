@@ -75,16 +75,17 @@ fn openbao_audit_entries_keep_the_token_and_role_as_an_attested_actor() {
     assert_eq!(refused[0]["actor"]["id"], "openbao:approle:ci");
     assert_eq!(refused[0]["details"]["openbao"]["error"], "permission denied");
     // The root token's requests.
-    assert!(events.iter().any(|e| e["actor"]["id"] == "openbao:root"
-        && e["resource"]["id"] == "auth/token/create"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["actor"]["id"] == "openbao:root" && e["resource"]["id"] == "auth/token/create")
+    );
 
     // Search finds the role's token as an actor, once the index has caught up.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let found = loop {
-        let found = h
-            .check(h.get("/v1/events?actor=openbao%3Aapprole%3Aci").bearer(h.token()))
-            .expect(200)
-            .json();
+        let found =
+            h.check(h.get("/v1/events?actor=openbao%3Aapprole%3Aci").bearer(h.token())).expect(200).json();
         if found["indexed_size"].as_u64() >= Some(size + 11) || std::time::Instant::now() > deadline {
             break found;
         }
@@ -143,4 +144,25 @@ fn openbao_entries_outside_the_grant_or_malformed_are_refused_whole() {
     post(&h, &key, "?type=response", good).expect(400);
     assert_eq!(h.size(), before, "nothing appended by refused input");
     assert_eq!(post(&h, &key, "", good).expect(200).json()["logged"], 1);
+}
+
+#[test]
+fn a_retry_after_a_restart_or_a_crash_is_not_logged_twice() {
+    let mut h = Harness::start();
+    let key = source(&h, "src:bao-prod", &["openbao:*"]);
+    let size = h.size();
+    assert_eq!(post(&h, &key, "", ENTRIES).expect(200).json()["logged"], 11);
+    // A clean restart: the ids are read back from the log before the first claim.
+    h.restart();
+    let a = post(&h, &key, "", ENTRIES).expect(200).json();
+    assert_eq!(a, json!({"logged": 0, "skipped": 12, "duplicates": 11}));
+    // Killed: the same.
+    assert_eq!(post(&h, &key, "?types=request", ENTRIES).expect(200).json()["logged"], 11);
+    h.crash_restart();
+    let a = post(&h, &key, "?types=request,response", ENTRIES).expect(200).json();
+    assert_eq!(a, json!({"logged": 0, "skipped": 1, "duplicates": 22}));
+    assert_eq!(h.size(), size + 22);
+    // Another source's identical entries are its own: not duplicates of these.
+    let other = source(&h, "src:bao-dr", &["openbao:*"]);
+    assert_eq!(post(&h, &other, "", ENTRIES).expect(200).json()["logged"], 11);
 }

@@ -84,7 +84,8 @@ async fn openbao_inner(
         let entry: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
             bad(format!("{at} is not an OpenBao audit entry ({e}): configure the audit device with format \"json\" (its default)"))
         })?;
-        let ty = entry.get("type").and_then(Value::as_str).ok_or_else(|| bad(format!("{at}.type is missing")))?;
+        let ty =
+            entry.get("type").and_then(Value::as_str).ok_or_else(|| bad(format!("{at}.type is missing")))?;
         if !TYPES.contains(&ty) {
             return Err(bad(format!("{at}.type {ty:?} is not one of {}", TYPES.join(", "))));
         }

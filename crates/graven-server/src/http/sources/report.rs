@@ -8,7 +8,8 @@
 //!   and the mapped fields: never silently cut;
 //! - a record with the platform's own event id (`details.<platform>.dedup_id`) already logged
 //!   from this source is not logged again ([`Batch::commit`]), so a retry after a lost answer
-//!   is not logged twice.
+//!   is not logged twice, after a restart too (the ids are read back from the log's last
+//!   entries before the first claim).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::http::audit::{self, Refusal};
 use crate::http::state::{AppState, finish};
 use crate::problem::{Problem, submit_problem};
-use crate::source_ids::event_key;
+use crate::source_ids::{MAX_REMEMBERED_EVENTS, event_key, key_of_leaf};
 
 /// A record that cannot be read as the platform's format: 400, nothing appended.
 pub fn bad(detail: String) -> Problem {
@@ -145,6 +146,9 @@ impl<'p> Batch<'p> {
     /// Commits every record not already logged, in one commit, or none.
     pub async fn commit(self, st: &AppState) -> Result<graven_api::SourceReport, Problem> {
         let keys: Vec<u128> = self.taken.iter().filter_map(|(k, _)| *k).collect();
+        if !keys.is_empty() {
+            remember_the_log(st).await?;
+        }
         let dup = st.source_seen.claim(&keys).map_err(|_| {
             let mut p = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -188,6 +192,56 @@ impl<'p> Batch<'p> {
         };
         Ok(graven_api::SourceReport { logged, first_index, skipped: self.skipped, duplicates })
     }
+}
+
+/// Before a node's first claim: the ids of the reported leaves among the log's last
+/// [`MAX_REMEMBERED_EVENTS`] entries, so a retry that arrives after a restart (or at a new
+/// writer) is recognised. Other source requests wait for it; a failed read answers 503 and is
+/// tried again by the next request.
+async fn remember_the_log(st: &AppState) -> Result<(), Problem> {
+    st.source_seen
+        .rebuilt
+        .get_or_try_init(|| async {
+            let size = st.engine.committed().size;
+            let reader = st.reader.lock().unwrap_or_else(|e| e.into_inner()).fresh();
+            let started = std::time::Instant::now();
+            let keys = tokio::task::spawn_blocking(move || -> Result<Vec<u128>, String> {
+                let tree = graven_core::hash::TreeSize(size);
+                let mut keys = Vec::new();
+                let mut index = size.saturating_sub(MAX_REMEMBERED_EVENTS as u64);
+                while index < size {
+                    let (first, entries) = reader.bundle(index, tree).map_err(|e| e.to_string())?;
+                    let skip = usize::try_from(index - first).unwrap_or(usize::MAX);
+                    keys.extend(entries.iter().skip(skip).filter_map(|e| key_of_leaf(e)));
+                    index = first + entries.len() as u64;
+                }
+                Ok(keys)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading the log for the ids sources have had logged failed; source requests are answered 503 until a later try succeeds");
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "retry",
+                    "The server is starting its sources",
+                    "the server could not yet read which records sources have had logged; send the batch again in a moment; nothing was appended".to_owned(),
+                );
+                p.retry_after = Some(1);
+                p
+            })?;
+            st.source_seen.remember_logged(&keys);
+            tracing::info!(
+                scanned_to = size,
+                ids = keys.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "remembered the platform event ids sources had logged"
+            );
+            Ok::<u64, Problem>(size)
+        })
+        .await
+        .map(|_| ())
 }
 
 /// The answer to a source's request: its [`graven_api::SourceReport`], or its problem. A
