@@ -638,6 +638,54 @@ pub struct OpenBaoRequest {
     pub path: Option<String>,
 }
 
+/// `POST /v1/sources/cloudtrail`: the records of an AWS CloudTrail log file, as CloudTrail
+/// writes it (unzipped). Described for clients; the server reads each record itself
+/// (docs/sources.md), keeping it as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CloudTrailLogFile {
+    /// The records, at most `max_batch_events`.
+    #[serde(rename = "Records")]
+    pub records: Vec<CloudTrailRecord>,
+}
+
+/// One CloudTrail record: the members Graven reads (every other member is kept with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CloudTrailRecord {
+    /// The record's unique id: what a re-imported record is recognised by.
+    #[serde(rename = "eventID")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
+    pub event_id: String,
+    /// The service, e.g. `s3.amazonaws.com`.
+    #[serde(rename = "eventSource")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+    pub event_source: String,
+    /// The API call, e.g. `GetObject`.
+    #[serde(rename = "eventName")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+    pub event_name: String,
+    /// Who made the call: the event's actor.
+    #[serde(rename = "userIdentity")]
+    pub user_identity: CloudTrailUserIdentity,
+}
+
+/// `userIdentity` of a CloudTrail record: the members Graven reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CloudTrailUserIdentity {
+    /// `IAMUser`, `AssumedRole`, `AWSService`, `AWSAccount`, `Root`, `FederatedUser`, ...
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+    pub identity_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "accountId", default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(rename = "invokedBy", default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+}
+
 /// What a source endpoint did with a batch (`POST /v1/sources/<type>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

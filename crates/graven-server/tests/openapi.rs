@@ -68,6 +68,7 @@ fn generated_schemas() -> Map<String, Value> {
     add::<PublicKeyRequest>(&mut requests);
     add::<KubernetesEventList>(&mut requests);
     add::<OpenBaoAuditEntry>(&mut requests);
+    add::<CloudTrailLogFile>(&mut requests);
     let mut all = answers.take_definitions(true);
     for (name, schema) in requests.take_definitions(true) {
         if let Some(same) = all.get(&name) {

@@ -13,6 +13,7 @@ mod access;
 mod answers;
 mod attribution;
 mod client_signed;
+mod cloudtrail;
 mod denied;
 mod identities;
 mod input;

@@ -6,9 +6,11 @@
 //! | module | what |
 //! |---|---|
 //! | [`report`] | what every source shares: the grant check, the attested actor, the original record kept (or its digest), de-duplication by the platform's event id, one all-or-nothing commit |
+//! | [`cloudtrail`] | `POST /v1/sources/cloudtrail`: AWS CloudTrail log files (`{"Records": [...]}`), as `graven import cloudtrail` posts them |
 //! | [`kubernetes`] | `POST /v1/sources/kubernetes`: the API server's audit webhook (`audit.k8s.io/v1` `EventList`) |
 //! | [`openbao`] | `POST /v1/sources/openbao`: OpenBao's (and Vault's) `http` audit device |
 
+pub mod cloudtrail;
 pub mod kubernetes;
 pub mod openbao;
 pub mod report;
