@@ -6,6 +6,7 @@ mod cmd_bundle;
 mod cmd_docs;
 mod cmd_export;
 mod cmd_identity;
+mod cmd_import;
 mod cmd_keygen;
 mod cmd_proof_file;
 mod cmd_prove;
@@ -78,6 +79,13 @@ enum Command {
     /// Send an event (from flags, or JSON/NDJSON on stdin) and check its receipt against the
     /// log's key: exit 0 only if it was logged, so a CI step can fail closed.
     Send(Box<cmd_send::SendArgs>),
+    /// Import a platform's audit records into a server as a source identity: AWS CloudTrail
+    /// log files from a directory or a bucket (resumable; records already logged are not
+    /// logged again).
+    Import {
+        #[command(subcommand)]
+        command: cmd_import::ImportCommand,
+    },
     /// Print an inclusion proof (--index) or a consistency proof (--from, --to) from a log
     /// directory, or fetch and verify an inclusion proof from a running server (--url); with
     /// --format tlog-proof, write a C2SP tlog-proof of one entry.
@@ -148,6 +156,7 @@ fn main() -> ExitCode {
         Command::Prove(args) => cmd_prove::run(args),
         Command::Identity { command } => cmd_identity::identity(command),
         Command::Key { command } => cmd_identity::key(command),
+        Command::Import { command } => cmd_import::run(command),
         Command::SignEvent { key } => cmd_sign::sign_event(&key),
         Command::Witness(args) => cmd_witness::run(args),
         Command::Completions { shell } => cmd_docs::completions(Cli::command(), shell),

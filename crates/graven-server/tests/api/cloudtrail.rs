@@ -7,8 +7,6 @@
 use graven_server::testing::Harness;
 use serde_json::{Value, json};
 
-pub const ACCOUNT: &str = "111122223333";
-
 fn source(h: &Harness, id: &str, subjects: &[&str]) -> String {
     let body = json!({"id": id, "kind": "integration", "owner": "team-cloud", "role": "source",
                       "source": {"types": ["cloudtrail"], "subjects": subjects}});
@@ -20,83 +18,11 @@ fn post(h: &Harness, key: &str, body: &Value) -> graven_server::testing::Answer 
     h.check(h.post("/v1/sources/cloudtrail").bearer(key).json(body.to_string()))
 }
 
-/// Records of the five kinds, as CloudTrail writes them.
+/// Records of the five kinds, as CloudTrail writes them (also read by
+/// `crates/graven/tests/cloudtrail.rs`).
 pub fn records() -> Vec<Value> {
-    vec![
-        json!({
-            "eventVersion": "1.09",
-            "userIdentity": {"type": "IAMUser", "principalId": "AIDAJ45Q7YFFAREXAMPLE",
-                "arn": format!("arn:aws:iam::{ACCOUNT}:user/ci-deployer"), "accountId": ACCOUNT,
-                "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "userName": "ci-deployer"},
-            "eventTime": "2026-12-01T09:00:01Z", "eventSource": "s3.amazonaws.com", "eventName": "PutObject",
-            "awsRegion": "eu-west-1", "sourceIPAddress": "203.0.113.10", "userAgent": "aws-cli/2.17.0",
-            "requestParameters": {"bucketName": "releases", "key": "app-1.4.2.tar.gz"},
-            "responseElements": null, "requestID": "8XXWCQ9W2ZBTMT6K",
-            "eventID": "2a9d8e0e-5c1f-4a1e-9c49-000000000001", "readOnly": false,
-            "resources": [{"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::releases/app-1.4.2.tar.gz"},
-                          {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::releases"}],
-            "eventType": "AwsApiCall", "managementEvent": false, "recipientAccountId": ACCOUNT,
-            "eventCategory": "Data"
-        }),
-        json!({
-            "eventVersion": "1.09",
-            "userIdentity": {"type": "AssumedRole", "principalId": "AROAIDPPEZS35WEXAMPLE:i-0abc",
-                "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/payments-api/i-0abc"),
-                "accountId": ACCOUNT, "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
-                "sessionContext": {
-                    "sessionIssuer": {"type": "Role", "principalId": "AROAIDPPEZS35WEXAMPLE",
-                        "arn": format!("arn:aws:iam::{ACCOUNT}:role/payments-api"), "accountId": ACCOUNT,
-                        "userName": "payments-api"},
-                    "attributes": {"creationDate": "2026-12-01T08:00:00Z", "mfaAuthenticated": "false"},
-                    "ec2RoleDelivery": "2.0"}},
-            "eventTime": "2026-12-01T09:00:02Z", "eventSource": "secretsmanager.amazonaws.com",
-            "eventName": "GetSecretValue", "awsRegion": "eu-west-1", "sourceIPAddress": "10.0.1.17",
-            "userAgent": "aws-sdk-go-v2/1.30.0", "requestParameters": {"secretId": "prod/db"},
-            "responseElements": null, "requestID": "b7a6c1f0-0000-4000-8000-000000000002",
-            "eventID": "2a9d8e0e-5c1f-4a1e-9c49-000000000002", "readOnly": true,
-            "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT,
-            "eventCategory": "Management"
-        }),
-        json!({
-            "eventVersion": "1.08",
-            "userIdentity": {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"},
-            "eventTime": "2026-12-01T09:00:03Z", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
-            "awsRegion": "eu-west-1", "sourceIPAddress": "ec2.amazonaws.com", "userAgent": "ec2.amazonaws.com",
-            "requestParameters": {"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/payments-api"), "roleSessionName": "i-0abc"},
-            "responseElements": {"credentials": {"accessKeyId": "ASIAIOSFODNN7EXAMPLE", "expiration": "Dec 1, 2026, 3:00:03 PM"}},
-            "requestID": "c1b2-0003", "eventID": "2a9d8e0e-5c1f-4a1e-9c49-000000000003",
-            "readOnly": true, "resources": [{"accountId": ACCOUNT, "type": "AWS::IAM::Role",
-                "ARN": format!("arn:aws:iam::{ACCOUNT}:role/payments-api")}],
-            "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT,
-            "sharedEventID": "5f9c-0003", "eventCategory": "Management"
-        }),
-        json!({
-            "eventVersion": "1.08",
-            "userIdentity": {"type": "AWSAccount", "principalId": "AROAEXAMPLEID:ops", "accountId": "444455556666"},
-            "eventTime": "2026-12-01T09:00:04Z", "eventSource": "kms.amazonaws.com", "eventName": "Decrypt",
-            "awsRegion": "eu-west-1", "sourceIPAddress": "198.51.100.7", "userAgent": "aws-sdk-java/2.25",
-            "requestParameters": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}, "responseElements": null,
-            "requestID": "d1c2-0004", "eventID": "2a9d8e0e-5c1f-4a1e-9c49-000000000004", "readOnly": true,
-            "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key",
-                "ARN": format!("arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab")}],
-            "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT,
-            "sharedEventID": "6a0d-0004", "eventCategory": "Management"
-        }),
-        json!({
-            "eventVersion": "1.09",
-            "userIdentity": {"type": "IAMUser", "principalId": "AIDAJ45Q7YFFAREXAMPLE",
-                "arn": format!("arn:aws:iam::{ACCOUNT}:user/ci-deployer"), "accountId": ACCOUNT,
-                "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "userName": "ci-deployer"},
-            "eventTime": "2026-12-01T09:00:05Z", "eventSource": "iam.amazonaws.com", "eventName": "CreateAccessKey",
-            "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.10", "userAgent": "aws-cli/2.17.0",
-            "errorCode": "AccessDenied",
-            "errorMessage": "User: arn:aws:iam::111122223333:user/ci-deployer is not authorized to perform: iam:CreateAccessKey",
-            "requestParameters": {"userName": "admin"}, "responseElements": null, "requestID": "e1d2-0005",
-            "eventID": "2a9d8e0e-5c1f-4a1e-9c49-000000000005", "readOnly": false,
-            "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT,
-            "eventCategory": "Management"
-        }),
-    ]
+    let file: Value = serde_json::from_str(include_str!("../fixtures/cloudtrail-records.json")).unwrap();
+    file["Records"].as_array().unwrap().clone()
 }
 
 #[test]
