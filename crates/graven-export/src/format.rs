@@ -281,6 +281,14 @@ pub fn cef(r: &Record<'_>) -> String {
         ext.push(("cs1Label", "actorKind".into()));
         ext.push(("cs1", v.to_owned()));
     }
+    // A subject a source reported (docs/sources.md) says so, and names the source: never read
+    // as an actor that authenticated itself.
+    if str_at(&ev, &["actor", "auth"]) == Some("attested")
+        && let Some(by) = str_at(&ev, &["actor", "attested_by", "id"])
+    {
+        ext.push(("flexString1Label", "attestedBy".into()));
+        ext.push(("flexString1", by.to_owned()));
+    }
     // `src` must be an IP address; anything else the client sent goes to a custom string.
     if let Some(v) = str_at(&ev, &["source", "ip"]) {
         if v.parse::<std::net::IpAddr>().is_ok() {
@@ -451,6 +459,22 @@ mod tests {
         let raw_line = jsonl(&rec(b"\xffraw"));
         let v: Value = serde_json::from_str(&raw_line).unwrap();
         assert_eq!(v["entry_base64"], "/3Jhdw==");
+    }
+
+    #[test]
+    fn an_attested_actor_is_marked_and_names_its_source() {
+        let leaf = br#"{"action":"k8s.get","actor":{"attested_by":{"auth":"api_key","credential":"key:ab","id":"src:cluster","kind":"integration"},"auth":"attested","credential":"attested:src:cluster","id":"system:serviceaccount:ci:deployer","kind":"kubernetes_service_account","platform":"kubernetes"},"v":1}"#;
+        let line = cef(&rec(leaf));
+        assert!(line.contains("suser=system:serviceaccount:ci:deployer"), "{line}");
+        assert!(line.contains("suid=attested:src:cluster"), "{line}");
+        assert!(line.contains("flexString1Label=attestedBy flexString1=src:cluster"), "{line}");
+        let v = ocsf(&rec(leaf));
+        assert_eq!(v["actor"]["user"]["uid"], "system:serviceaccount:ci:deployer");
+        assert_eq!(v["actor"]["user"]["credential_uid"], "attested:src:cluster");
+        assert_eq!(v["unmapped"]["actor"]["auth"], "attested");
+        assert_eq!(v["unmapped"]["actor"]["attested_by"]["id"], "src:cluster");
+        // A directly authenticated actor has no such field.
+        assert!(!cef(&rec(EVENT.as_bytes())).contains("attestedBy"));
     }
 
     #[test]
