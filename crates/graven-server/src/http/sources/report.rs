@@ -35,33 +35,11 @@ pub fn forbidden(detail: String) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "source-not-allowed", "Not allowed for this source", detail)
 }
 
-/// The subject a record names, before it is marked attested: its id (what search finds), its
-/// kind, and the platform's other fields about it (kept on the actor).
-#[derive(Debug, Clone)]
-pub struct Subject {
-    pub id: String,
-    pub kind: String,
-    pub extra: Vec<(String, Value)>,
-}
+pub use graven_sources::{Record, Subject};
 
-/// One platform record, mapped.
-#[derive(Debug)]
-pub struct Record<'a> {
-    /// The event's fields as a client would send them (`action`, `resource`, `outcome`,
-    /// `occurred_at`, `request_id`, `source`); `details.<platform>` is added here.
-    pub event: Map<String, Value>,
-    /// The platform's own fields that have no place in Graven's event, under
-    /// `details.<platform>`.
-    pub platform_fields: Map<String, Value>,
-    /// The record as the platform sent it: kept whole when it fits.
-    pub original: Value,
-    /// Its bytes as received, whose SHA-256 is always kept.
-    pub original_bytes: &'a [u8],
-    /// The platform's own id of this record (with whatever else tells two records with one id
-    /// apart, such as a Kubernetes stage): a record with an id already logged from this source
-    /// is not logged again.
-    pub dedup_id: Option<String>,
-    pub subject: Subject,
+/// A record the platform's module could not read: 400, nothing appended.
+pub fn record_problem(e: graven_sources::RecordError) -> Problem {
+    bad(e.0)
 }
 
 /// The records of one request from one source, checked and shaped, not yet committed.
