@@ -10,10 +10,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use graven_core::checkpoint::VerifiedCheckpoint;
-use graven_core::merkle;
-use graven_core::note::VerifierKey;
-use graven_core::{Hash, LeafIndex, TreeSize};
 use serde_json::{Map, Value, json};
 
 use crate::escape;
@@ -96,26 +92,6 @@ fn credential(a: &SendArgs) -> anyhow::Result<String> {
         .context("no credential: give --token-file <file>, set GRAVEN_TOKEN, or --oidc-token-env <VAR>")
 }
 
-/// A receipt, checked: its checkpoint is signed by `vkey` and its proof leads from its leaf hash
-/// at its index to that checkpoint's root. Returns (index, tree size).
-pub fn check_receipt(r: &graven_api::Receipt, vkey: &VerifierKey) -> anyhow::Result<(u64, u64)> {
-    let cp = VerifiedCheckpoint::open(r.checkpoint.as_bytes(), vkey, vkey.name())
-        .map_err(|e| anyhow::anyhow!("its checkpoint does not open with the log's key ({e})"))?;
-    if cp.size().0 != r.tree_size {
-        bail!("its tree_size {} is not its checkpoint's size {}", r.tree_size, cp.size().0);
-    }
-    let leaf = Hash::from_base64(&r.leaf_hash).context("its leaf_hash is not a base64 hash")?;
-    let proof = r
-        .inclusion_proof
-        .iter()
-        .map(|h| Hash::from_base64(h).map(|h| h.0))
-        .collect::<Result<Vec<[u8; 32]>, _>>()
-        .context("its inclusion proof holds a hash that is not base64")?;
-    merkle::verify_inclusion(&leaf, LeafIndex(r.index), TreeSize(r.tree_size), &proof, &cp.root())
-        .map_err(|e| anyhow::anyhow!("its inclusion proof does not lead to the checkpoint's root: {e}"))?;
-    Ok((r.index, r.tree_size))
-}
-
 pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
     let vkey_arg = a.vkey.clone().or_else(|| std::env::var("GRAVEN_VKEY").ok().filter(|v| !v.is_empty()));
     let Some(vkey_arg) = vkey_arg else {
@@ -181,13 +157,14 @@ pub fn run(a: SendArgs) -> anyhow::Result<ExitCode> {
         bail!("not logged, as far as can be told: {count} events sent, {} receipts back", receipts.len());
     }
     for (i, r) in receipts.iter().enumerate() {
-        let (index, size) = check_receipt(r, &vkey).with_context(|| {
+        let checked = graven_client::verify_receipt(r, &vkey).with_context(|| {
             format!("the receipt of event {} does not check out, so it cannot be shown to be logged", i + 1)
         })?;
         println!("{}", serde_json::to_string(r)?);
         eprintln!(
-            "graven: logged at index {index} (tree size {}), receipt checked against {}",
-            crate::human::count(size),
+            "graven: logged at index {} (tree size {}), receipt checked against {}",
+            checked.index,
+            crate::human::count(checked.tree_size),
             escape::message(&vkey.to_string())
         );
     }
