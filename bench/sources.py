@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Events per second through a platform source endpoint beside the native JSON API, in the same
-run, with the same client: POST /v1/sources/kubernetes (audit.k8s.io/v1 EventLists, each record
-with a fresh auditID) against POST /v1/events (NDJSON batches of the events those records map
-to, about the same size). Rounds alternate between the two; medians are printed.
+"""Events per second through the platform source endpoints beside the native JSON API, in the
+same run, with the same client: POST /v1/sources/kubernetes (audit.k8s.io/v1 EventLists, each
+record with a fresh auditID), /v1/sources/openbao (OpenBao audit entries, one per line, each a
+fresh request.id), /v1/sources/cloudtrail (CloudTrail Records, each a fresh eventID) against
+POST /v1/events (NDJSON batches of events of about the Kubernetes mapping's size). Each round
+runs every endpoint in turn; medians are printed.
 
 Usage: bench/sources.py URL SOURCE_KEY WRITER_KEY [--seconds 10] [--threads 4] [--batch 400]
-       [--rounds 3]
+       [--rounds 3] [--sources kubernetes,openbao,cloudtrail]
 (bench/sources.sh starts a release server, makes the identities and calls this.)
 """
 import argparse, http.client, json, statistics, threading, time, urllib.parse
@@ -26,6 +28,48 @@ def k8s_body(prefix, n):
             "requestReceivedTimestamp": "2026-12-07T10:00:00.123456Z",
             "stageTimestamp": "2026-12-07T10:00:00.150000Z"})
     return json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}).encode()
+
+def openbao_body(prefix, n):
+    lines = []
+    for i in range(n):
+        lines.append(json.dumps({
+            "time": "2026-12-07T17:37:16.146927814Z", "type": "response",
+            "auth": {"client_token": "hmac-sha256:275ba71ce3c0701cfacdef46388ca89f5c09fcc017bac6d14a267c791b8ea51c",
+                     "accessor": "hmac-sha256:126f9790488140d551c348d99d12fcb505d03efd81351d15fd14340954b13bb0",
+                     "display_name": "approle", "policies": ["default"], "token_policies": ["default"],
+                     "metadata": {"role_name": "ci"}, "entity_id": "5379333f-c567-0633-13c7-2635923c047f",
+                     "token_type": "service", "token_ttl": 2764800},
+            "request": {"id": f"{prefix}-{i}", "operation": "read", "mount_point": "secret/",
+                        "mount_type": "kv", "mount_class": "secret", "namespace": {"id": "root"},
+                        "path": "secret/data/payments", "remote_address": "10.0.3.7", "remote_port": 36342},
+            "response": {"mount_point": "secret/", "mount_type": "kv",
+                         "data": {"data": "hmac-sha256:be201b48b625ad2f93e7834151f66fc3d335ce022550ec35abec0f557fa1ad49"}}}))
+    return ("\n".join(lines) + "\n").encode()
+
+def cloudtrail_body(prefix, n):
+    records = []
+    for i in range(n):
+        records.append({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "AssumedRole", "principalId": "AROAIDPPEZS35WEXAMPLE:i-0abc",
+                             "arn": "arn:aws:sts::111122223333:assumed-role/payments-api/i-0abc",
+                             "accountId": "111122223333", "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
+                             "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAIDPPEZS35WEXAMPLE",
+                                                                  "arn": "arn:aws:iam::111122223333:role/payments-api",
+                                                                  "accountId": "111122223333", "userName": "payments-api"}}},
+            "eventTime": "2026-12-01T09:00:02Z", "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "GetSecretValue", "awsRegion": "eu-west-1", "sourceIPAddress": "10.0.1.17",
+            "userAgent": "aws-sdk-go-v2/1.30.0", "requestParameters": {"secretId": "prod/db"},
+            "responseElements": None, "requestID": f"{prefix}-{i}", "eventID": f"{prefix}-{i}",
+            "readOnly": True, "eventType": "AwsApiCall", "managementEvent": True,
+            "recipientAccountId": "111122223333", "eventCategory": "Management"})
+    return json.dumps({"Records": records}).encode()
+
+SOURCES = {
+    "kubernetes": ("/v1/sources/kubernetes", "application/json", k8s_body),
+    "openbao": ("/v1/sources/openbao", "application/json", openbao_body),
+    "cloudtrail": ("/v1/sources/cloudtrail", "application/json", cloudtrail_body),
+}
 
 def native_body(prefix, n):
     lines = []
@@ -77,15 +121,25 @@ def main():
     a.add_argument("url"); a.add_argument("source_key"); a.add_argument("writer_key")
     a.add_argument("--seconds", type=float, default=10); a.add_argument("--threads", type=int, default=4)
     a.add_argument("--batch", type=int, default=400); a.add_argument("--rounds", type=int, default=3)
+    a.add_argument("--sources", default="kubernetes,openbao,cloudtrail")
     o = a.parse_args()
-    k, n = [], []
+    names = [x for x in o.sources.split(",") if x]
+    got = {x: [] for x in names}
+    n = []
     for r in range(o.rounds):
-        ks = run(o.url, "/v1/sources/kubernetes", o.source_key, "application/json", k8s_body, o.seconds, o.threads, o.batch, f"r{r}k")
+        parts = []
+        for x in names:
+            path, ctype, make = SOURCES[x]
+            res = run(o.url, path, o.source_key, ctype, make, o.seconds, o.threads, o.batch, f"r{r}{x}")
+            got[x].append(res)
+            parts.append(f"{x} {res[0]:,.0f} events/s (p50 {res[1]:.1f} ms, p99 {res[2]:.1f} ms)")
         ns = run(o.url, "/v1/events", o.writer_key, "application/x-ndjson", native_body, o.seconds, o.threads, o.batch, f"r{r}n")
-        k.append(ks); n.append(ns)
-        print(f"round {r+1}: kubernetes {ks[0]:,.0f} events/s (p50 {ks[1]:.1f} ms, p99 {ks[2]:.1f} ms per request) | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms)", flush=True)
-    K = statistics.median(x[0] for x in k); N = statistics.median(x[0] for x in n)
-    print(f"median: kubernetes source {K:,.0f} events/s | native NDJSON {N:,.0f} events/s | ratio {K/N:.2f}")
+        n.append(ns)
+        parts.append(f"native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms)")
+        print(f"round {r+1}: " + " | ".join(parts), flush=True)
+    N = statistics.median(x[0] for x in n)
+    med = [f"{x} {statistics.median(v[0] for v in got[x]):,.0f} events/s ({statistics.median(v[0] for v in got[x]) / N:.2f} of native)" for x in names]
+    print(f"median: " + " | ".join(med) + f" | native NDJSON {N:,.0f} events/s")
 
 if __name__ == "__main__":
     main()

@@ -48,6 +48,28 @@ pub struct Receipt {
     pub witnessed: bool,
 }
 
+/// `POST /v1/events?receipt=range` (an NDJSON batch): one receipt for the whole batch, which
+/// is always a contiguous run of leaves (docs/receipts.md, "Range receipts"). A client checks
+/// it by recomputing each event's leaf hash, then the tree's root from those leaf hashes and
+/// `range_proof`, and comparing with the signed checkpoint's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RangeReceipt {
+    /// The signed checkpoint (a C2SP tlog-checkpoint in a C2SP signed note) the proof leads to.
+    pub checkpoint: String,
+    /// The 0-based index of the batch's first event; the others follow in order.
+    pub first_index: u64,
+    /// The RFC 6962 leaf hash of each stored entry, in order, base64.
+    pub leaf_hashes: Vec<String>,
+    /// The `logged_at` the sequencer stamped: one commit, one time (`null` for raw entries).
+    pub logged_at: Option<String>,
+    /// The hashes, base64, of the tree's nodes outside the run, in the order a left-to-right
+    /// walk from the root meets them (docs/receipts.md): at most two per level.
+    pub range_proof: Vec<String>,
+    /// The size of the tree the proof and the checkpoint are for.
+    pub tree_size: u64,
+}
+
 /// `GET /v1/proofs/inclusion`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -32,7 +32,7 @@
 
 use std::time::Duration;
 
-pub use graven_api::Receipt;
+pub use graven_api::{RangeReceipt, Receipt};
 use graven_core::checkpoint::VerifiedCheckpoint;
 use graven_core::note::VerifierKey;
 use graven_core::{Hash, LeafIndex, TreeSize, merkle};
@@ -107,6 +107,45 @@ pub fn verify_receipt(r: &Receipt, vkey: &VerifierKey) -> Result<VerifiedReceipt
         tree_size: r.tree_size,
         leaf_hash: leaf,
         logged_at: r.logged_at.clone(),
+        receipt: r.clone(),
+    })
+}
+
+/// A batch's range receipt checked against the log's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBatch {
+    /// The index of the batch's first event; the others follow in order.
+    pub first_index: u64,
+    pub tree_size: u64,
+    /// Each event's leaf hash, in order.
+    pub leaf_hashes: Vec<Hash>,
+    /// The receipt as the server sent it (verifiable offline with [`verify_range_receipt`]).
+    pub receipt: RangeReceipt,
+}
+
+/// Checks a range receipt offline: the checkpoint is signed by `vkey`, its size is the
+/// receipt's, and the leaf hashes with the range proof give the checkpoint's root
+/// (docs/receipts.md).
+pub fn verify_range_receipt(r: &RangeReceipt, vkey: &VerifierKey) -> Result<VerifiedBatch, ReceiptError> {
+    let cp = VerifiedCheckpoint::open(r.checkpoint.as_bytes(), vkey, vkey.name())
+        .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
+    if cp.size().0 != r.tree_size {
+        return Err(ReceiptError::SizeMismatch { receipt: r.tree_size, checkpoint: cp.size().0 });
+    }
+    let hashes = |v: &[String], what| {
+        v.iter()
+            .map(|h| Hash::from_base64(h))
+            .collect::<Result<Vec<Hash>, _>>()
+            .map_err(|_| ReceiptError::NotAHash(what))
+    };
+    let leaves = hashes(&r.leaf_hashes, "leaf_hashes")?;
+    let proof = hashes(&r.range_proof, "range proof")?;
+    graven_core::range_proof::verify_range(r.first_index, &leaves, TreeSize(r.tree_size), &proof, &cp.root())
+        .map_err(|e| ReceiptError::Proof(e.to_string()))?;
+    Ok(VerifiedBatch {
+        first_index: r.first_index,
+        tree_size: r.tree_size,
+        leaf_hashes: leaves,
         receipt: r.clone(),
     })
 }
@@ -206,13 +245,35 @@ impl Client {
     }
 
     /// Sends a batch (all or nothing: every event is logged in one commit, or none); returns
-    /// their checked receipts, in order.
-    pub fn send_batch(&self, events: &[Value]) -> Result<Vec<VerifiedReceipt>, Error> {
+    /// one checked receipt for the whole batch (a range receipt: its leaf hashes and one proof,
+    /// some 50 bytes an event).
+    pub fn send_batch(&self, events: &[Value]) -> Result<VerifiedBatch, Error> {
+        if events.is_empty() {
+            return Err(Error::Config("an empty batch: nothing to send".into()));
+        }
+        let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
+        let text =
+            self.post_raw(&format!("{}/v1/events?receipt=range", self.server), body, "application/x-ndjson")?;
+        let r: RangeReceipt = serde_json::from_str(&text)
+            .map_err(|e| Error::MaybeLogged(format!("the answer is not a range receipt: {e}")))?;
+        if r.leaf_hashes.len() != events.len() {
+            return Err(Error::MaybeLogged(format!(
+                "{} events sent, {} leaf hashes back",
+                events.len(),
+                r.leaf_hashes.len()
+            )));
+        }
+        verify_range_receipt(&r, &self.vkey).map_err(|source| Error::Receipt { event: 0, source })
+    }
+
+    /// [`Client::send_batch`] with one receipt per event, each checkable on its own.
+    pub fn send_batch_each(&self, events: &[Value]) -> Result<Vec<VerifiedReceipt>, Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
-        self.post(body, "application/x-ndjson", events.len())
+        let text = self.post_raw(&format!("{}/v1/events", self.server), body, "application/x-ndjson")?;
+        self.receipts(&text, events.len())
     }
 
     /// No receipt, no action: sends `event` (the intent), checks its receipt, and only then
@@ -228,12 +289,17 @@ impl Client {
     }
 
     fn post(&self, body: String, content_type: &str, count: usize) -> Result<Vec<VerifiedReceipt>, Error> {
-        let url = format!("{}/v1/events", self.server);
+        let text = self.post_raw(&format!("{}/v1/events", self.server), body, content_type)?;
+        self.receipts(&text, count)
+    }
+
+    /// Posts `body` (retrying as [`RetryPolicy`] says); the text of a 201.
+    fn post_raw(&self, url: &str, body: String, content_type: &str) -> Result<String, Error> {
         let mut attempt = 0u32;
         loop {
             let sent = self
                 .agent
-                .post(&url)
+                .post(url)
                 .header("Authorization", &format!("Bearer {}", self.token))
                 .header("Content-Type", content_type)
                 .send(body.as_bytes());
@@ -252,7 +318,7 @@ impl Client {
                         .read_to_string()
                         .map_err(|e| Error::MaybeLogged(format!("reading the answer: {e}")))?;
                     if status == 201 {
-                        return self.receipts(&text, count);
+                        return Ok(text);
                     }
                     let p = serde_json::from_str::<graven_api::Problem>(&text).ok();
                     let refused = Error::Refused {

@@ -23,6 +23,7 @@ pub mod jcs;
 pub mod merkle;
 pub mod note;
 pub mod policy;
+pub mod range_proof;
 pub mod replay;
 pub mod tile;
 pub mod tile_source;

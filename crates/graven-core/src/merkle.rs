@@ -113,7 +113,7 @@ impl VerifiedConsistency {
 }
 
 /// Largest power of two strictly less than `n` (`n >= 2`).
-fn split_point(n: u64) -> u64 {
+pub(crate) fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }

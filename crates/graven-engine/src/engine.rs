@@ -181,6 +181,18 @@ pub struct Receipt {
     pub inclusion_proof: Vec<Hash>,
 }
 
+/// One receipt for a run of entries committed together (`Engine::submit_range`).
+#[derive(Debug, Clone)]
+pub struct RangeReceipt {
+    pub first_index: u64,
+    /// The `logged_at` the sequencer stamped, when the run holds events (one commit, one time).
+    pub logged_at: Option<Arc<str>>,
+    pub leaf_hashes: Vec<Hash>,
+    pub tree_size: u64,
+    pub checkpoint: Arc<str>,
+    pub range_proof: Vec<Hash>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
@@ -449,6 +461,30 @@ impl Engine {
     /// Submits canonical entries, all or nothing, and waits until they are durable and
     /// covered by a signed checkpoint. Receipts come back in the same order.
     pub async fn submit(&self, entries: Vec<Entry>) -> Result<Vec<Receipt>, SubmitError> {
+        let placed = self.place(entries).await?;
+        if placed.entries.len() <= INLINE_RECEIPTS {
+            return self.inner.receipts(placed);
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.receipts(placed))
+            .await
+            .map_err(|e| SubmitError::Storage(format!("building receipts: {e}")))?
+    }
+
+    /// [`Engine::submit`], answered with one receipt for the whole run of entries (they are
+    /// always contiguous): their leaf hashes and one proof that the run is in the tree
+    /// (docs/receipts.md, "Range receipts"), instead of a proof per entry.
+    pub async fn submit_range(&self, entries: Vec<Entry>) -> Result<RangeReceipt, SubmitError> {
+        let placed = self.place(entries).await?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.range_receipt(placed))
+            .await
+            .map_err(|e| SubmitError::Storage(format!("building the receipt: {e}")))?
+    }
+
+    /// Puts `entries` in the pool and waits until they are committed (durable, under a signed
+    /// checkpoint).
+    async fn place(&self, entries: Vec<Entry>) -> Result<Placed, SubmitError> {
         if self.is_poisoned() {
             return Err(SubmitError::Storage("an earlier commit failed".into()));
         }
@@ -510,17 +546,10 @@ impl Engine {
             return Err(e);
         }
         // The sequencer releases the pool reservation when it has answered.
-        let placed = match rx.await {
-            Ok(r) => r?,
-            Err(_) => return Err(SubmitError::ShuttingDown),
-        };
-        if placed.entries.len() <= INLINE_RECEIPTS {
-            return self.inner.receipts(placed);
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(SubmitError::ShuttingDown),
         }
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.receipts(placed))
-            .await
-            .map_err(|e| SubmitError::Storage(format!("building receipts: {e}")))?
     }
 
     /// Stops taking submissions, lets the sequencer commit and answer everything already
@@ -535,6 +564,35 @@ impl Engine {
 }
 
 impl Inner {
+    /// One receipt for a run of committed entries: their leaf hashes and a range proof.
+    fn range_receipt(&self, placed: Placed) -> Result<RangeReceipt, SubmitError> {
+        if placed.leaf_hashes.len() != placed.entries.len() || placed.entries.is_empty() {
+            return Err(SubmitError::Storage("the commit returned the wrong number of leaf hashes".into()));
+        }
+        let mut reader = {
+            let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            idle.pop().unwrap_or_else(|| self.reader_proto.lock().unwrap_or_else(|p| p.into_inner()).fresh())
+        };
+        let count = placed.entries.len() as u64;
+        let proof = reader.range_proof(placed.first, count, placed.size);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
+        let range_proof = proof.map_err(|e| {
+            SubmitError::Storage(format!(
+                "building the receipt for {}..{}: {e}",
+                placed.first,
+                placed.first + count
+            ))
+        })?;
+        Ok(RangeReceipt {
+            first_index: placed.first,
+            logged_at: placed.entries.iter().any(|e| e.stamp_at.is_some()).then(|| placed.logged_at.clone()),
+            leaf_hashes: placed.leaf_hashes,
+            tree_size: placed.size.0,
+            checkpoint: placed.checkpoint,
+            range_proof,
+        })
+    }
+
     /// Receipts for entries that are committed: leaf hashes, and inclusion proofs against the
     /// checkpoint that covers them.
     fn receipts(&self, placed: Placed) -> Result<Vec<Receipt>, SubmitError> {

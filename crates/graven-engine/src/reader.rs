@@ -100,6 +100,12 @@ impl LogReader {
         &mut self.hashes
     }
 
+    /// The proof that leaves `[first, first + count)` are in the tree of `size`
+    /// (`graven_core::range_proof`).
+    pub fn range_proof(&mut self, first: u64, count: u64, size: TreeSize) -> Result<Vec<Hash>, ReadError> {
+        graven_core::range_proof::range_proof(self.at(size), first, count, size).map_err(proof_err)
+    }
+
     pub fn inclusion_proof(&mut self, index: LeafIndex, size: TreeSize) -> Result<Vec<Hash>, ReadError> {
         merkle::inclusion_proof(self.at(size), index, size).map_err(proof_err)
     }

@@ -44,6 +44,7 @@ fn generated_schemas() -> Map<String, Value> {
     use graven_api::*;
     let mut answers = generator(Contract::Serialize);
     add::<Receipt>(&mut answers);
+    add::<RangeReceipt>(&mut answers);
     add::<InclusionProof>(&mut answers);
     add::<ConsistencyProof>(&mut answers);
     add::<LogInfo>(&mut answers);

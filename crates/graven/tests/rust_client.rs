@@ -29,10 +29,21 @@ fn the_rust_client_logs_checks_receipts_and_fails_closed() {
     let vkey = s.vkey.parse().unwrap();
     assert_eq!(graven_client::verify_receipt(&r.receipt, &vkey).unwrap(), r);
 
+    // A batch: one range receipt, checked; its leaf hashes are the stored events'.
     let batch: Vec<_> =
         (0..5).map(|i| json!({"action": "payment.capture", "request_id": format!("c-{i}")})).collect();
-    let rs = client.send_batch(&batch).unwrap();
-    assert_eq!(rs.iter().map(|r| r.index).collect::<Vec<_>>(), (size + 1..size + 6).collect::<Vec<_>>());
+    let b = client.send_batch(&batch).unwrap();
+    assert_eq!((b.first_index, b.leaf_hashes.len()), (size + 1, 5));
+    for (i, h) in b.leaf_hashes.iter().enumerate() {
+        let stored =
+            s.req("GET", &format!("/v1/events/{}", size + 1 + i as u64), Some(&s.token), None).json();
+        assert_eq!(stored["leaf_hash"], h.to_base64());
+        assert_eq!(stored["event"]["request_id"], format!("c-{i}"));
+    }
+    assert_eq!(graven_client::verify_range_receipt(&b.receipt, &vkey).unwrap(), b);
+    // Per-event receipts when asked.
+    let rs = client.send_batch_each(&batch[..2]).unwrap();
+    assert_eq!(rs.iter().map(|r| r.index).collect::<Vec<_>>(), [size + 6, size + 7]);
 
     // An action the identity may not log: refused, with the server's problem, nothing appended.
     let before = s.size();

@@ -221,6 +221,34 @@ fn submit_refusal<'a>(
     )
 }
 
+/// `receipt=range` asks a batch for one range receipt (docs/receipts.md); `receipt=each`, the
+/// default, for one receipt per event.
+fn wants_range(query: Option<&str>) -> Result<bool, Problem> {
+    let mut range = false;
+    for pair in query.unwrap_or("").split('&') {
+        let Some((k, v)) = pair.split_once('=').or((pair == "receipt").then_some((pair, ""))) else {
+            continue;
+        };
+        if k != "receipt" {
+            continue;
+        }
+        range = match v {
+            "range" => true,
+            "each" => false,
+            other => {
+                return Err(Problem::bad_request(
+                    "bad-parameter",
+                    format!(
+                        "receipt must be each (a receipt per event) or range (one receipt for a batch), got {:?}",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                ));
+            }
+        };
+    }
+    Ok(range)
+}
+
 async fn post_events_inner(
     st: &AppState,
     principal: &Principal,
@@ -229,6 +257,13 @@ async fn post_events_inner(
     body: Body,
 ) -> Result<Response, Refused> {
     let witnessed = super::witnessed::wants_witnessed(query)?;
+    let range = wants_range(query)?;
+    if range && witnessed {
+        return Err(Refused::Problem(Problem::bad_request(
+            "bad-parameter",
+            "receipt=range with witnessed=true is not served yet: ask for per-event receipts (receipt=each) with witnessed=true, or a range receipt and fetch a witnessed checkpoint later",
+        )));
+    }
     let window = i64::try_from(st.engine.config().client_signature_window.as_secs()).unwrap_or(i64::MAX / 4);
     let actor = &principal.actor;
     let patterns = &principal.allowed_actions;
@@ -254,6 +289,12 @@ async fn post_events_inner(
         super::witnessed::quorum_reachable(st)?;
     }
     if !ndjson {
+        if range {
+            return Err(Refused::Problem(Problem::bad_request(
+                "bad-parameter",
+                "receipt=range is for a batch (application/x-ndjson; a batch of one is fine); one application/json event gets its own receipt",
+            )));
+        }
         let e = event::shape_with(&body, actor, &allowed).map_err(|e| shape_refusal(e, None))?;
         let signed = e.client_sig;
         let mut entry = Entry::event(e.bytes, e.stamp_at);
@@ -312,6 +353,25 @@ async fn post_events_inner(
         let items: Vec<(Option<usize>, &event::ClientSigned)> = signed.iter().map(|(l, c)| (*l, c)).collect();
         event_signature::check(&st.registry, principal, &items, st.now_ms(), window)
             .map_err(client_sig_refusal)?;
+    }
+    if range {
+        let r = st.engine.submit_range(entries).await.map_err(|e| {
+            submit_refusal(e, |entry| {
+                signed.iter().find(|(l, _)| *l == Some(entry + 1)).map(|(l, c)| (*l, &c.sig))
+            })
+        })?;
+        let wire = graven_api::RangeReceipt {
+            checkpoint: r.checkpoint.to_string(),
+            first_index: r.first_index,
+            leaf_hashes: r.leaf_hashes.iter().map(|h| B64.encode(h.as_bytes())).collect(),
+            logged_at: r.logged_at.as_deref().map(str::to_owned),
+            range_proof: r.range_proof.iter().map(|h| B64.encode(h.as_bytes())).collect(),
+            tree_size: r.tree_size,
+        };
+        let body = serde_json::to_string(&wire).map_err(|e| Problem::internal(e.to_string()))?;
+        let mut resp = (StatusCode::CREATED, body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(resp);
     }
     let receipts = st.engine.submit(entries).await.map_err(|e| {
         submit_refusal(e, |entry| {

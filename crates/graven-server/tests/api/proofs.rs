@@ -115,3 +115,62 @@ fn receipts_and_proofs_verify_against_the_checkpoint() {
     h.check(h.get("/v1/proofs/inclusion?index=x").bearer(&t)).expect(400).problem("bad-parameter");
     h.check(h.get(format!("/v1/events/{}", b0 + 51)).bearer(&t)).expect(404).problem("not-found");
 }
+
+#[test]
+fn a_batch_asked_for_a_range_receipt_gets_one_proof_for_the_run() {
+    let h = Harness::start();
+    let t = h.token().to_owned();
+    let vkey = VerifierKey::parse(&h.vkey()).unwrap();
+    let n = 300usize;
+    let batch: String =
+        (0..n).map(|i| format!("{{\"action\":\"batch.item\",\"request_id\":\"r{i}\"}}\n")).collect();
+    let first = h.size();
+    let a =
+        h.check(h.post("/v1/events?receipt=range").bearer(&t).body("application/x-ndjson", batch.clone()));
+    let a = a.expect(201);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let bytes_per_event = a.bytes().len() / n;
+    let r = a.json();
+    assert_eq!(r["first_index"].as_u64(), Some(first));
+    let leaves: Vec<Hash> = r["leaf_hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| Hash::from_base64(x.as_str().unwrap()).unwrap())
+        .collect();
+    let proof: Vec<Hash> = r["range_proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| Hash::from_base64(x.as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(leaves.len(), n);
+    assert!(proof.len() <= 2 * 64);
+    let cp =
+        VerifiedCheckpoint::open(r["checkpoint"].as_str().unwrap().as_bytes(), &vkey, vkey.name()).unwrap();
+    assert_eq!(cp.size().0, r["tree_size"].as_u64().unwrap());
+    graven_core::range_proof::verify_range(first, &leaves, cp.size(), &proof, &cp.root()).unwrap();
+    // The leaf hashes are the stored events', in order.
+    for i in [0, 1, n / 2, n - 1] {
+        let (_, leaf) = stored_event(&h, first + i as u64);
+        assert_eq!(leaves[i], leaf);
+    }
+    assert!(r["logged_at"].is_string());
+    // The per-event answer for the same batch is some twenty times larger.
+    let each = h.check(h.post("/v1/events").bearer(&t).body("application/x-ndjson", batch)).expect(201);
+    assert!(each.bytes().len() / n > 10 * bytes_per_event, "{} vs {bytes_per_event}", each.bytes().len() / n);
+    assert!(bytes_per_event <= 64, "{bytes_per_event} bytes per event");
+
+    // Asked wrongly: a clear 400, nothing appended.
+    let size = h.size();
+    for (q, ctype, body) in [
+        ("receipt=ranges", "application/x-ndjson", "{\"action\":\"a.b\"}\n"),
+        ("receipt", "application/x-ndjson", "{\"action\":\"a.b\"}\n"),
+        ("receipt=range", "application/json", "{\"action\":\"a.b\"}"),
+        ("receipt=range&witnessed=true", "application/x-ndjson", "{\"action\":\"a.b\"}\n"),
+    ] {
+        let p = h.check(h.post(format!("/v1/events?{q}")).bearer(&t).body(ctype, body)).expect(400).json();
+        assert!(p["detail"].as_str().unwrap().contains("receipt"), "{q}: {p}");
+    }
+    assert_eq!(h.size(), size);
+}
