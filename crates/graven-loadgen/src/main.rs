@@ -167,6 +167,10 @@ struct BulkArgs {
     /// Distinct pre-built request bodies to cycle through.
     #[arg(long, default_value_t = 8)]
     pool: usize,
+    /// `each`: a receipt per event (the server's default); `range`: one range receipt per
+    /// batch (`?receipt=range`, docs/receipts.md).
+    #[arg(long, default_value = "each", value_parser = ["each", "range"])]
+    receipt: String,
     /// With --server-pid: after the run, wait up to this long for the server to go idle
     /// (its search index catching up) and report that time and CPU too.
     #[arg(long, default_value_t = 300)]
@@ -877,7 +881,13 @@ fn delta(a: &Probe, b: &Probe) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 // bulk
 
+/// The leaf hashes of a range receipt (0 if it is not one).
+fn count_leaf_hashes(resp: &[u8]) -> u64 {
+    serde_json::from_slice::<graven_api::RangeReceipt>(resp).map_or(0, |r| r.leaf_hashes.len() as u64)
+}
+
 async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
+    let range = a.receipt == "range";
     let connections = a.common.connections(8);
     if a.batch == 0 || a.events == 0 || connections == 0 {
         bail!("--batch, --events and --connections must be at least 1");
@@ -934,14 +944,15 @@ async fn bulk(a: BulkArgs) -> anyhow::Result<serde_json::Value> {
                     }
                 }
                 let Some(s) = sender.as_mut() else { continue };
-                let req = build(&t, Method::POST, "/v1/events", Some("application/x-ndjson"), body, true)?;
+                let path = if range { "/v1/events?receipt=range" } else { "/v1/events" };
+                let req = build(&t, Method::POST, path, Some("application/x-ndjson"), body, true)?;
                 let t0 = Instant::now();
                 match exchange(s, req).await {
                     Ok((status, resp)) => {
                         st.record(status, t0.elapsed(), len, &resp);
                         if status == StatusCode::CREATED {
                             st.ok_requests += 1;
-                            let lines = count_lines(&resp);
+                            let lines = if range { count_leaf_hashes(&resp) } else { count_lines(&resp) };
                             if lines != n as u64 {
                                 st.receipt_mismatches += 1;
                             }
