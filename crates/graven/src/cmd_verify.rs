@@ -25,8 +25,9 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// A log directory, the log's base URL, s3://bucket/prefix (credentials and endpoint from
-    /// the AWS environment variables), an evidence bundle file (.tar), or a C2SP tlog-proof
-    /// file (.tlog-proof, with --policy and --event). Default: the server GRAVEN_SERVER names,
+    /// the AWS environment variables), an evidence bundle file (.tar), a C2SP tlog-proof
+    /// file (.tlog-proof, with --policy and --event), or a file of receipts (.json, .jsonl:
+    /// a receipt per event, or a batch's range receipt; docs/receipts.md). Default: the server GRAVEN_SERVER names,
     /// else http://127.0.0.1:7878.
     #[arg(value_name = "TARGET")]
     target: Option<String>,
@@ -124,6 +125,12 @@ fn run_on(target: &str, a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.event.is_some() {
         anyhow::bail!("--event goes with a .tlog-proof file, whose entry it is");
     }
+    if crate::cmd_receipt_file::is_receipt_file(target) {
+        if a.follow {
+            anyhow::bail!("--follow watches a log; a receipt file is checked once");
+        }
+        return crate::cmd_receipt_file::verify(target, a.vkey.as_deref(), a.json);
+    }
     let tsa = a.tsa_cert.as_deref().map(crate::input::tsa_verifier).transpose()?;
     if crate::cmd_bundle::is_bundle(target) {
         return crate::cmd_bundle::run(target, a.vkey.as_deref(), &a.policy, a.json, tsa.as_ref());
@@ -146,7 +153,7 @@ fn run_on(target: &str, a: VerifyArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{shown} is not a directory; as a server's URL, {as_url}");
         }
         anyhow::bail!(
-            "{shown} is not a directory, an evidence bundle, a .tlog-proof file or an http(s) or s3:// URL"
+            "{shown} is not a directory, an evidence bundle, a .tlog-proof file, a receipt file (.json) or an http(s) or s3:// URL"
         );
     }
     let (vkey, policy) = match a.vkey.as_deref() {

@@ -10,6 +10,7 @@ mod cmd_import;
 mod cmd_keygen;
 mod cmd_proof_file;
 mod cmd_prove;
+mod cmd_receipt_file;
 mod cmd_search;
 mod cmd_send;
 mod cmd_serve;

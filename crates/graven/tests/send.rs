@@ -179,3 +179,59 @@ fn a_receipt_that_does_not_check_out_fails_the_step() {
     let env = [("GRAVEN_TOKEN", writer.as_str()), ("GRAVEN_VKEY", s.vkey.as_str())];
     assert_eq!(receipts(&send(&["--action", "deploy.create", "--server", &fake.url()], b"", &env)).len(), 1);
 }
+
+/// `graven verify` of a receipt file, offline: one event's receipts as `graven send` printed
+/// them, a batch's range receipt; altered or checked against another key, they fail.
+#[test]
+fn kept_receipts_verify_offline_and_altered_ones_do_not() {
+    let (tmp, s, writer) = setup();
+    let url = format!("http://{}", s.addr);
+    let env = [
+        ("GRAVEN_SERVER", url.as_str()),
+        ("GRAVEN_TOKEN", writer.as_str()),
+        ("GRAVEN_VKEY", s.vkey.as_str()),
+    ];
+    let out = send(&[], b"{\"action\":\"deploy.a\"}\n{\"action\":\"deploy.b\"}\n", &env);
+    assert!(out.status.success());
+    let each = tmp.path().join("receipts.jsonl");
+    std::fs::write(&each, &out.stdout).unwrap();
+    let mut r = common::agent()
+        .post(format!("{url}/v1/events?receipt=range"))
+        .header("Authorization", &format!("Bearer {writer}"))
+        .header("Content-Type", "application/x-ndjson")
+        .send(&b"{\"action\":\"deploy.c\"}\n{\"action\":\"deploy.d\"}\n{\"action\":\"deploy.e\"}\n"[..])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let range_text = r.body_mut().read_to_string().unwrap();
+    let range = tmp.path().join("batch-receipt.json");
+    std::fs::write(&range, &range_text).unwrap();
+
+    let verify = |file: &std::path::Path, vkey: &str| {
+        Command::new(env!("CARGO_BIN_EXE_graven"))
+            .args(["verify", file.to_str().unwrap(), "--vkey", vkey, "--json"])
+            .output()
+            .unwrap()
+    };
+    for (file, events) in [(&each, 2), (&range, 3)] {
+        let out = verify(file, &s.vkey);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((v["ok"].as_bool(), v["events"].as_u64()), (Some(true), Some(events)), "{v}");
+    }
+    // Another log's key with the same name: not shown logged.
+    let other = tmp.path().join("other.key");
+    let other_vkey = common::keygen(&other, "send.example/log");
+    for file in [&each, &range] {
+        let out = verify(file, &other_vkey);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A leaf hash swapped for another event's: refused.
+    let mut v: Value = serde_json::from_str(&range_text).unwrap();
+    let first = v["leaf_hashes"][0].clone();
+    v["leaf_hashes"][0] = v["leaf_hashes"][1].clone();
+    v["leaf_hashes"][1] = first;
+    std::fs::write(&range, v.to_string()).unwrap();
+    let out = verify(&range, &s.vkey);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not check out"));
+}
