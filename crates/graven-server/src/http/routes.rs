@@ -28,6 +28,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/events", "GET /v1/events", Access::Read),
     route("GET", "/v1/events/{index}", "GET /v1/events/{index}", Access::Read),
     route("POST", "/v1/sources/kubernetes", "POST /v1/sources/kubernetes", Access::Source),
+    route("POST", "/v1/logs", "POST /v1/logs", Access::Source),
     route("GET", "/v1/proofs/inclusion", "GET /v1/proofs/inclusion", Access::Read),
     route("GET", "/v1/proofs/consistency", "GET /v1/proofs/consistency", Access::Read),
     route("GET", "/v1/stream", "GET /v1/stream", Access::Read),

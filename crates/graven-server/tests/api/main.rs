@@ -20,6 +20,7 @@ mod leaves;
 mod mtls;
 mod oidc;
 mod ops;
+mod otlp;
 mod proofs;
 mod search;
 mod signatures;

@@ -7,6 +7,10 @@
 //! |---|---|
 //! | [`report`] | what every source shares: the grant check, the attested actor, the original record kept (or its digest), de-duplication by the platform's event id, one all-or-nothing commit |
 //! | [`kubernetes`] | `POST /v1/sources/kubernetes`: the API server's audit webhook (`audit.k8s.io/v1` `EventList`) |
+//! | [`otlp`] | `POST /v1/logs`: OpenTelemetry logs over OTLP/HTTP (protobuf or JSON, gzip or not), answered as OTLP answers |
+//! | [`otlp_map`] | OTLP logs decoded and mapped to events, with no I/O (the fuzz target `otlp_logs` compiles it alone) |
 
 pub mod kubernetes;
+pub mod otlp;
+pub mod otlp_map;
 pub mod report;
