@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Events per second through a platform source endpoint beside the native JSON API, in the same
 run, with the same client: POST /v1/sources/kubernetes (audit.k8s.io/v1 EventLists, each record
-with a fresh auditID) against POST /v1/events (NDJSON batches of the events those records map
-to, about the same size). Rounds alternate between the two; medians are printed.
+with a fresh auditID) or POST /v1/logs (--source otlp: OTLP/HTTP protobuf
+ExportLogsServiceRequests, as the SDK exporters send them, each record with a fresh
+log.record.uid) against POST /v1/events (NDJSON batches of the events those records map to,
+about the same size). Rounds alternate between the two; medians are printed.
 
-Usage: bench/sources.py URL SOURCE_KEY WRITER_KEY [--seconds 10] [--threads 4] [--batch 400]
-       [--rounds 3]
+Usage: bench/sources.py URL SOURCE_KEY WRITER_KEY [--source kubernetes|otlp] [--seconds 10]
+       [--threads 4] [--batch 400] [--rounds 3]
 (bench/sources.sh starts a release server, makes the identities and calls this.)
 """
 import argparse, http.client, json, statistics, threading, time, urllib.parse
@@ -37,6 +39,37 @@ def native_body(prefix, n):
             "source": {"ip": "10.0.3.7", "user_agent": "argocd-application-controller/v2.13"},
             "details": {"kubernetes": {"verb": "patch", "stage": "ResponseComplete",
                                         "requestURI": "/apis/apps/v1/namespaces/prod/deployments/payments"}}}))
+    return ("\n".join(lines) + "\n").encode()
+
+def otlp_body(prefix, n):
+    # opentelemetry-proto's Python messages (installed with opentelemetry-exporter-otlp-proto-http).
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    kv = lambda k, v: KeyValue(key=k, value=AnyValue(string_value=v))
+    records = [LogRecord(
+        time_unix_nano=1765101600123456000, observed_time_unix_nano=1765101600124000000,
+        severity_number=9, severity_text="INFO", event_name="payment.refund",
+        trace_id=bytes.fromhex("5b8efff798038103d269b633813fc60c"), span_id=bytes.fromhex("eee19b7ec3c1b174"),
+        body=AnyValue(string_value="refund issued"),
+        attributes=[kv("log.record.uid", f"{prefix}-{i}"), kv("enduser.id", "alice@example.com"),
+                    kv("http.route", "/v1/refunds")]) for i in range(n)]
+    resource = Resource(attributes=[kv("service.name", "payments-api"), kv("service.namespace", "shop"),
+                                    kv("service.instance.id", "pod-7d9f")])
+    return ExportLogsServiceRequest(resource_logs=[ResourceLogs(resource=resource, scope_logs=[
+        ScopeLogs(scope=InstrumentationScope(name="payments.audit", version="1.2.0"), log_records=records)])]).SerializeToString()
+
+def native_otlp_body(prefix, n):
+    lines = []
+    for i in range(n):
+        lines.append(json.dumps({
+            "action": "payment.refund", "request_id": "5b8efff798038103d269b633813fc60c",
+            "occurred_at": "2025-12-07T10:00:00.123456000Z",
+            "details": {"otlp": {"severity_number": 9, "severity_text": "INFO", "body": "refund issued",
+                                 "attributes": {"log.record.uid": f"{prefix}-{i}", "enduser.id": "alice@example.com",
+                                                "http.route": "/v1/refunds"},
+                                 "span_id": "eee19b7ec3c1b174", "scope": {"name": "payments.audit", "version": "1.2.0"}}}}))
     return ("\n".join(lines) + "\n").encode()
 
 def run(url, path, key, ctype, make, seconds, threads, batch, tag):
@@ -77,15 +110,20 @@ def main():
     a.add_argument("url"); a.add_argument("source_key"); a.add_argument("writer_key")
     a.add_argument("--seconds", type=float, default=10); a.add_argument("--threads", type=int, default=4)
     a.add_argument("--batch", type=int, default=400); a.add_argument("--rounds", type=int, default=3)
+    a.add_argument("--source", choices=["kubernetes", "otlp"], default="kubernetes")
     o = a.parse_args()
+    if o.source == "otlp":
+        path, ctype, make, native = "/v1/logs", "application/x-protobuf", otlp_body, native_otlp_body
+    else:
+        path, ctype, make, native = "/v1/sources/kubernetes", "application/json", k8s_body, native_body
     k, n = [], []
     for r in range(o.rounds):
-        ks = run(o.url, "/v1/sources/kubernetes", o.source_key, "application/json", k8s_body, o.seconds, o.threads, o.batch, f"r{r}k")
-        ns = run(o.url, "/v1/events", o.writer_key, "application/x-ndjson", native_body, o.seconds, o.threads, o.batch, f"r{r}n")
+        ks = run(o.url, path, o.source_key, ctype, make, o.seconds, o.threads, o.batch, f"r{r}k")
+        ns = run(o.url, "/v1/events", o.writer_key, "application/x-ndjson", native, o.seconds, o.threads, o.batch, f"r{r}n")
         k.append(ks); n.append(ns)
-        print(f"round {r+1}: kubernetes {ks[0]:,.0f} events/s (p50 {ks[1]:.1f} ms, p99 {ks[2]:.1f} ms per request) | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms)", flush=True)
+        print(f"round {r+1}: {o.source} {ks[0]:,.0f} events/s (p50 {ks[1]:.1f} ms, p99 {ks[2]:.1f} ms per request) | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms)", flush=True)
     K = statistics.median(x[0] for x in k); N = statistics.median(x[0] for x in n)
-    print(f"median: kubernetes source {K:,.0f} events/s | native NDJSON {N:,.0f} events/s | ratio {K/N:.2f}")
+    print(f"median: {o.source} source {K:,.0f} events/s | native NDJSON {N:,.0f} events/s | ratio {K/N:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Events per second through POST /v1/sources/kubernetes beside POST /v1/events (NDJSON), in the
-# same run, on a release `graven serve` with a fresh data directory (bench/sources.py drives it).
+# Events per second through POST /v1/sources/kubernetes (or, SOURCE=otlp, POST /v1/logs with
+# OTLP/HTTP protobuf) beside POST /v1/events (NDJSON), in the same run, on a release `graven serve` with a fresh data directory (bench/sources.py drives it).
 #
 # Usage: bench/sources.sh [ROUNDS]   (default 3)
 # Env:   SKIP_BUILD=1  use target/release/graven as it is
+#        SOURCE=kubernetes (default) or otlp
 #        SECONDS_PER=10 THREADS=4 BATCH=400   (BATCH: records per EventList / events per batch;
 #        400 is the API server's default --audit-webhook-batch-max-size)
 set -euo pipefail
@@ -26,10 +27,16 @@ for _ in $(seq 1 200); do
 done
 [ -n "$URL" ] || { cat "$TMP/out" "$TMP/err" >&2; exit 1; }
 export GRAVEN_TOKEN; GRAVEN_TOKEN=$(cat "$TMP/data/admin.token")
+SOURCE=${SOURCE:-kubernetes}
+case "$SOURCE" in
+  kubernetes) SUBJECT='system:serviceaccount:*' ;;
+  otlp) SUBJECT='payments-*' ;;
+  *) echo "SOURCE must be kubernetes or otlp" >&2; exit 2 ;;
+esac
 "$BIN" identity create src:bench --kind integration --owner bench --role source \
-  --source-type kubernetes --subject 'system:serviceaccount:*' --server "$URL" >/dev/null
+  --source-type "$SOURCE" --subject "$SUBJECT" --server "$URL" >/dev/null
 "$BIN" identity create svc:bench --kind service_account --owner bench --server "$URL" >/dev/null
 SKEY=$("$BIN" key create src:bench --server "$URL" 2>/dev/null)
 WKEY=$("$BIN" key create svc:bench --server "$URL" 2>/dev/null)
-python3 "$ROOT/bench/sources.py" "$URL" "$SKEY" "$WKEY" --rounds "$ROUNDS" \
+python3 "$ROOT/bench/sources.py" "$URL" "$SKEY" "$WKEY" --source "$SOURCE" --rounds "$ROUNDS" \
   --seconds "${SECONDS_PER:-10}" --threads "${THREADS:-4}" --batch "${BATCH:-400}"
