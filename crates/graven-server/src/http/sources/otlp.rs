@@ -1,6 +1,6 @@
 //! OpenTelemetry logs: an OTLP/HTTP receiver at `POST /v1/logs` (OTLP 1.x: protobuf or
-//! OTLP/JSON; gzip, deflate or neither). Each log record becomes one event whose actor is its resource's
-//! `service.name`, attested by the source identity that sent it (the mapping:
+//! OTLP/JSON; gzip, deflate or neither). Each log record becomes one event whose actor is its
+//! resource's `service.name`, attested by the source identity that sent it (the mapping:
 //! [`super::otlp_map`], docs/sources.md).
 //!
 //! A request is all or nothing, like every source: one record Graven cannot take (not OTLP, no

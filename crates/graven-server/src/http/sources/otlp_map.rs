@@ -486,6 +486,11 @@ fn plain(v: &Value, at: &str, depth: usize) -> Result<Value, OtlpError> {
         return match d {
             Value::Number(_) => Ok(d.clone()),
             Value::String(s) if ["NaN", "Infinity", "-Infinity"].contains(&s.as_str()) => Ok(d.clone()),
+            // Protobuf's JSON mapping also writes a double as a string.
+            Value::String(s) => match s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                Some(n) => Ok(Value::Number(n)),
+                None => Err(invalid(format!("{at}.doubleValue is not a number"))),
+            },
             _ => Err(invalid(format!("{at}.doubleValue is not a number"))),
         };
     }
@@ -689,7 +694,8 @@ fn map_record(
         Some(v) => Some(severity(v).ok_or_else(|| invalid(format!("{at}.severityNumber is not 0 to 24")))?),
     };
     let severity_text = text("severityText")?;
-    let event_name = text("eventName")?.or(attrs.get("event.name").and_then(Value::as_str));
+    let event_name =
+        text("eventName")?.or(attrs.get("event.name").and_then(Value::as_str).filter(|s| !s.is_empty()));
     let trace_id = id_hex(rec, "traceId", 16, at)?;
     let span_id = id_hex(rec, "spanId", 8, at)?;
 
@@ -807,6 +813,54 @@ mod tests {
         assert_eq!(severity(&json!("SEVERITY_NUMBER_FATAL4")), Some(24));
         assert_eq!(severity(&json!(25)), None);
         assert_eq!(severity(&json!("SEVERITY_NUMBER_INFO5")), None);
+    }
+
+    /// The fuzz seed `protobuf-request` was written by opentelemetry-proto's own Python
+    /// messages, so it also checks the field numbers here.
+    #[test]
+    fn a_request_written_by_opentelemetry_proto_maps_as_its_json_twin() {
+        let seed = include_bytes!("../../../../../fuzz/seeds/otlp_logs/protobuf-request");
+        let m = decode(&seed[1..], Encoding::Protobuf, 10).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].subject_id, "payments-api");
+        assert_eq!(m[0].subject_extra, vec![("resource".to_owned(), json!({"k8s.pod.name": "p"}))]);
+        assert_eq!(m[0].event["action"], "payment.refund");
+        assert_eq!(m[0].event["outcome"], "failure");
+        assert_eq!(m[0].event["occurred_at"], "2018-12-13T14:51:00.300000000Z");
+        assert_eq!(m[0].event["request_id"], "5b8efff798038103d269b633813fc60c");
+        assert_eq!(m[0].dedup_id.as_deref(), Some("01JF01"));
+        assert_eq!(
+            m[0].platform_fields["attributes"],
+            json!({"log.record.uid": "01JF01", "n": -7, "d": 2.5, "b": "AAE=", "a": [true], "m": {"x": "y"}})
+        );
+        assert_eq!(m[0].platform_fields["scope"], json!({"name": "payments.audit", "version": "1.2.0"}));
+        assert_eq!(m[1].event, json!({"action": "otel.log"}).as_object().unwrap().clone());
+        // The record as kept (OTLP/JSON) maps as the protobuf one did.
+        let service = json!({"key": "service.name", "value": {"stringValue": "payments-api"}});
+        let pod = json!({"key": "k8s.pod.name", "value": {"stringValue": "p"}});
+        let req = json!({"resourceLogs": [{"resource": {"attributes": [service, pod]},
+            "scopeLogs": [{"scope": {"name": "payments.audit", "version": "1.2.0"},
+                           "logRecords": [m[0].original.clone()]}]}]});
+        let j = decode(req.to_string().as_bytes(), Encoding::Json, 10).unwrap();
+        assert_eq!((&j[0].event, &j[0].platform_fields), (&m[0].event, &m[0].platform_fields));
+        assert_eq!(j[0].original, m[0].original);
+        assert_ne!(j[0].original_bytes, m[0].original_bytes, "the digest is of the bytes received");
+    }
+
+    #[test]
+    fn an_empty_event_name_is_no_action_and_doubles_may_be_strings() {
+        let rec = json!({"attributes": [{"key": "event.name", "value": {"stringValue": ""}},
+                                        {"key": "x", "value": {"doubleValue": "1.5"}}]});
+        let req = json!({"resourceLogs": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "s"}}]},
+            "scopeLogs": [{"logRecords": [rec]}]}]});
+        let m = decode(req.to_string().as_bytes(), Encoding::Json, 10).unwrap();
+        assert_eq!(m[0].event["action"], "otel.log");
+        assert_eq!(m[0].platform_fields["attributes"]["x"], 1.5);
+        assert_eq!(
+            decode(req.to_string().as_bytes(), Encoding::Json, 0),
+            Err(OtlpError::TooMany { records: 1, max: 0 })
+        );
     }
 
     #[test]
