@@ -335,6 +335,17 @@ fn otlp_protobuf_logs_gzip_or_not_answer_in_protobuf() {
     );
     zipped_json.expect(200);
     assert_eq!(h.event(size + 3)["action"], "payment.refund");
+    // deflate (zlib), the exporters' other compression.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&pb_request("ci-runner", vec![deploy_record()])).unwrap();
+    let deflated = h.check(
+        h.post("/v1/logs")
+            .bearer(&key)
+            .header("content-encoding", "deflate")
+            .body("application/x-protobuf", z.finish().unwrap()),
+    );
+    deflated.expect(200);
+    assert_eq!(h.event(size + 4)["action"], "deploy.finish");
 }
 
 #[test]
