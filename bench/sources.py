@@ -2,12 +2,14 @@
 """Events per second through the platform source endpoints beside the native JSON API, in the
 same run, with the same client: POST /v1/sources/kubernetes (audit.k8s.io/v1 EventLists, each
 record with a fresh auditID), /v1/sources/openbao (OpenBao audit entries, one per line, each a
-fresh request.id), /v1/sources/cloudtrail (CloudTrail Records, each a fresh eventID) against
+fresh request.id), /v1/sources/cloudtrail (CloudTrail Records, each a fresh eventID), /v1/logs
+(OTLP/HTTP protobuf ExportLogsServiceRequests, as the SDK exporters send them, each record with
+a fresh log.record.uid) against
 POST /v1/events (NDJSON batches of events of about the Kubernetes mapping's size). Each round
 runs every endpoint in turn; medians are printed.
 
 Usage: bench/sources.py URL SOURCE_KEY WRITER_KEY [--seconds 10] [--threads 4] [--batch 400]
-       [--rounds 3] [--sources kubernetes,openbao,cloudtrail]
+       [--rounds 3] [--sources kubernetes,openbao,cloudtrail,otlp]
 (bench/sources.sh starts a release server, makes the identities and calls this.)
 """
 import argparse, http.client, json, statistics, threading, time, urllib.parse
@@ -65,11 +67,6 @@ def cloudtrail_body(prefix, n):
             "recipientAccountId": "111122223333", "eventCategory": "Management"})
     return json.dumps({"Records": records}).encode()
 
-SOURCES = {
-    "kubernetes": ("/v1/sources/kubernetes", "application/json", k8s_body),
-    "openbao": ("/v1/sources/openbao", "application/json", openbao_body),
-    "cloudtrail": ("/v1/sources/cloudtrail", "application/json", cloudtrail_body),
-}
 
 def native_body(prefix, n):
     lines = []
@@ -82,6 +79,25 @@ def native_body(prefix, n):
             "details": {"kubernetes": {"verb": "patch", "stage": "ResponseComplete",
                                         "requestURI": "/apis/apps/v1/namespaces/prod/deployments/payments"}}}))
     return ("\n".join(lines) + "\n").encode()
+
+def otlp_body(prefix, n):
+    # opentelemetry-proto's Python messages (installed with opentelemetry-exporter-otlp-proto-http).
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    kv = lambda k, v: KeyValue(key=k, value=AnyValue(string_value=v))
+    records = [LogRecord(
+        time_unix_nano=1765101600123456000, observed_time_unix_nano=1765101600124000000,
+        severity_number=9, severity_text="INFO", event_name="payment.refund",
+        trace_id=bytes.fromhex("5b8efff798038103d269b633813fc60c"), span_id=bytes.fromhex("eee19b7ec3c1b174"),
+        body=AnyValue(string_value="refund issued"),
+        attributes=[kv("log.record.uid", f"{prefix}-{i}"), kv("enduser.id", "alice@example.com"),
+                    kv("http.route", "/v1/refunds")]) for i in range(n)]
+    resource = Resource(attributes=[kv("service.name", "payments-api"), kv("service.namespace", "shop"),
+                                    kv("service.instance.id", "pod-7d9f")])
+    return ExportLogsServiceRequest(resource_logs=[ResourceLogs(resource=resource, scope_logs=[
+        ScopeLogs(scope=InstrumentationScope(name="payments.audit", version="1.2.0"), log_records=records)])]).SerializeToString()
 
 def run(url, path, key, ctype, make, seconds, threads, batch, tag):
     u = urllib.parse.urlparse(url)
@@ -121,7 +137,7 @@ def main():
     a.add_argument("url"); a.add_argument("source_key"); a.add_argument("writer_key")
     a.add_argument("--seconds", type=float, default=10); a.add_argument("--threads", type=int, default=4)
     a.add_argument("--batch", type=int, default=400); a.add_argument("--rounds", type=int, default=3)
-    a.add_argument("--sources", default="kubernetes,openbao,cloudtrail")
+    a.add_argument("--sources", default="kubernetes,openbao,cloudtrail,otlp")
     o = a.parse_args()
     names = [x for x in o.sources.split(",") if x]
     got = {x: [] for x in names}

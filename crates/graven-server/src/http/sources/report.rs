@@ -232,9 +232,29 @@ pub async fn respond(
     route: &'static str,
     r: Result<graven_api::SourceReport, Problem>,
 ) -> Response {
-    if let Err(p) = &r
-        && p.kind == "source-not-allowed"
-    {
+    if let Err(p) = &r {
+        record_refusal(st, principal, peer, route, p).await;
+    }
+    let r = r.and_then(|report| {
+        let body = serde_json::to_string(&report).map_err(|e| Problem::internal(e.to_string()))?;
+        let mut resp = (StatusCode::OK, body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(resp)
+    });
+    finish(st, route, r)
+}
+
+/// Records `p` as a `denied` event of the source when it is a refusal of the source's rights
+/// (a platform or subject outside its grant): what [`respond`] does, for a source that answers
+/// in its platform's own format.
+pub async fn record_refusal(
+    st: &AppState,
+    principal: &Principal,
+    peer: Option<std::net::IpAddr>,
+    route: &'static str,
+    p: &Problem,
+) {
+    if p.kind == "source-not-allowed" {
         let refusal = Refusal {
             who: Some(principal),
             claimed_key: None,
@@ -246,13 +266,6 @@ pub async fn respond(
         };
         audit::denied(st, refusal).await;
     }
-    let r = r.and_then(|report| {
-        let body = serde_json::to_string(&report).map_err(|e| Problem::internal(e.to_string()))?;
-        let mut resp = (StatusCode::OK, body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(resp)
-    });
-    finish(st, route, r)
 }
 
 fn hex(bytes: &[u8]) -> String {
