@@ -27,8 +27,8 @@ fn text(out: &Output) -> String {
 }
 
 /// `pip install --no-build-isolation` builds with the installed setuptools, which before 70.1
-/// needs the `wheel` package for its wheels; installs it with pip if missing (as
-/// scripts/test.sh does), and fails if that does not work.
+/// needs the `wheel` package for its wheels; installs them with pip if missing
+/// (as `common::python_with_cryptography` does cryptography), and fails if that does not work.
 fn python_can_build_wheels() {
     let probe = "import setuptools, sys\n\
                  v = tuple(int(x) for x in setuptools.__version__.split('.')[:2])\n\
@@ -37,19 +37,19 @@ fn python_can_build_wheels() {
     if can() {
         return;
     }
-    let pip = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "setuptools>=61",
-            "wheel==0.45.1",
-        ])
-        .status();
+    // As scripts/test.sh installs its tools: into the interpreter, else (an externally managed
+    // Python) into the user's site.
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(extra)
+            .args(["setuptools>=61", "wheel==0.45.1"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = pip(&[]) || pip(&["--user", "--break-system-packages"]);
     assert!(
-        pip.is_ok_and(|s| s.success()) && can(),
+        installed && can(),
         "python3 needs setuptools (and, before setuptools 70.1, wheel) to install clients/python; \
          `python3 -m pip install setuptools wheel` failed"
     );
