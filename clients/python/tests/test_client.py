@@ -40,7 +40,7 @@ class Stub:
     """An HTTP server answering POSTs from a script of (status, headers, body, delay) and
     recording each request's path, headers and body."""
 
-    def __init__(self, script):
+    def __init__(self, script, tls=None):
         self.script = list(script)
         self.requests = []
         stub = self
@@ -67,7 +67,11 @@ class Stub:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self):
@@ -278,6 +282,67 @@ class FailClosed(unittest.TestCase):
                         with c.logged({"action": "a.b"}):
                             ran.append("body")
                 self.assertEqual(ran, [])
+
+
+def self_signed(directory):
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1, and the path of
+    that certificate (to trust it)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graven test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_path, key_path)
+    return ctx, cert_path
+
+
+class Tls(unittest.TestCase):
+    def test_https_with_a_trusted_private_ca(self):
+        import ssl
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            server_ctx, cert = self_signed(d)
+            with Stub([ok()], tls=server_ctx) as s:
+                r = client(s.url, ssl_context=ssl.create_default_context(cafile=cert)).send({"action": "a.b"})
+        self.assertEqual(r.index, 2)
+        self.assertEqual(len(s.requests), 1)
+
+    def test_an_untrusted_certificate_is_not_retried_and_nothing_is_sent(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            server_ctx, _ = self_signed(d)
+            with Stub([ok()], tls=server_ctx) as s:
+                c = client(s.url)
+                with self.assertRaises(UnreachableError):
+                    c.send({"action": "a.b"})
+        self.assertEqual((s.requests, c._sleep), ([], []))
 
 
 class Configuration(unittest.TestCase):

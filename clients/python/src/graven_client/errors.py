@@ -2,8 +2,9 @@
 
 What matters most to a caller is whether the event is in the log. Each class says:
 
-- :class:`RefusedError`: the server answered with an error status that guarantees nothing was
-  appended (any 4xx, or 503 once the retries are spent). Fix the request or try later.
+- :class:`RefusedError`: the server answered with a status that guarantees nothing was
+  appended (any 4xx, a 3xx such as a follower's 307, or 503 and 429 once the retries are
+  spent). Fix the request or try later.
 - :class:`UnreachableError`: no connection could be made, so nothing was sent.
 - :class:`MaybeLoggedError`: the request may have reached the log (a timeout or a dropped
   connection after the body was sent, a 5xx other than 503, an answer that is not receipts).
