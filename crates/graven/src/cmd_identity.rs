@@ -49,7 +49,8 @@ pub enum IdentityCommand {
         /// An action pattern it may log, e.g. 'deploy.*' (repeatable; none: any action).
         #[arg(long = "allow")]
         allow: Vec<String>,
-        /// With --role source: a platform it may report from, e.g. kubernetes (repeatable).
+        /// With --role source: a platform it may report from: kubernetes, openbao, cloudtrail,
+        /// otlp or syslog (repeatable).
         #[arg(long = "source-type", value_name = "TYPE")]
         source_types: Vec<String>,
         /// With --role source: a pattern of the subject ids it vouches for, e.g.
