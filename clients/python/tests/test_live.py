@@ -9,7 +9,7 @@ import unittest
 
 from _support import OTHER_VKEY
 
-from graven_client import Client, ReceiptError, RefusedError, verify_receipt
+from graven_client import Client, ReceiptError, RefusedError, verify_range_receipt, verify_receipt
 
 NEEDED = ("GRAVEN_SERVER", "GRAVEN_TOKEN", "GRAVEN_VKEY")
 
@@ -43,6 +43,18 @@ class Live(unittest.TestCase):
         self.assertEqual(len(rs), 3)
         self.assertEqual(sorted(r.index for r in rs), [r.index for r in rs])
         self.assertEqual(len({r.index for r in rs}), 3)
+
+    def test_a_batch_with_one_range_receipt(self):
+        events = [{"action": "deploy.step", "request_id": f"py-range-{i}"} for i in range(7)]
+        b = self.client.send_batch_range(events)
+        self.assertEqual(len(b.leaf_hashes), 7)
+        self.assertLess(b.first_index + 6, b.tree_size)
+        # It verifies again offline, and not once a leaf hash is swapped for another's.
+        raw = dict(b.receipt.raw)
+        self.assertEqual(verify_range_receipt(json.dumps(raw), os.environ["GRAVEN_VKEY"]).first_index, b.first_index)
+        raw["leaf_hashes"] = [raw["leaf_hashes"][1], raw["leaf_hashes"][0]] + raw["leaf_hashes"][2:]
+        with self.assertRaises(ReceiptError):
+            verify_range_receipt(raw, os.environ["GRAVEN_VKEY"])
 
     def test_a_tampered_receipt_is_rejected(self):
         good = json.loads(self.client.send({"action": "tamper.me"}).to_json())

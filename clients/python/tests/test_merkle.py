@@ -1,13 +1,22 @@
 """RFC 6962 / 9162 inclusion proofs: the transparency-dev probes, the classic 8-leaf tree, and
-every index of every tree of 1 to 64 leaves against a naive recursive reference."""
+every index of every tree of 1 to 64 leaves against a naive recursive reference; range proofs
+(docs/receipts.md) for every run of every tree of 1 to 20 leaves, from the same reference."""
 
 import base64
 import os
 import unittest
 
-from _support import VECTORS, ref_leaf, ref_path, ref_root, vector_json
+from _support import VECTORS, _split, ref_leaf, ref_path, ref_root, vector_json
 
-from graven_client import ProofError, leaf_hash_of, node_hash, root_from_inclusion, verify_inclusion
+from graven_client import (
+    ProofError,
+    leaf_hash_of,
+    node_hash,
+    root_from_inclusion,
+    root_from_range,
+    verify_inclusion,
+    verify_range,
+)
 
 
 def _b64(s):
@@ -89,3 +98,50 @@ class AgainstReference(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _ref_range_proof(first, end, leaves, lo=0):
+    """The range proof of [first, end) over the reference tree of ``leaves`` (whose first
+    leaf is at ``lo``), as docs/receipts.md defines it, computed from the RFC's recursion."""
+    m = len(leaves)
+    if lo + m <= first or lo >= end:
+        return [ref_root(leaves)]
+    if m == 1:
+        return []
+    k = _split(m)
+    return _ref_range_proof(first, end, leaves[:k], lo) + _ref_range_proof(first, end, leaves[k:], lo + k)
+
+
+class RangeProofs(unittest.TestCase):
+    def test_every_range_of_sizes_1_to_20(self):
+        for n in range(1, 21):
+            leaves = [ref_leaf(str(i).encode()) for i in range(n)]
+            root = ref_root(leaves)
+            for first in range(n):
+                for end in range(first + 1, n + 1):
+                    proof = _ref_range_proof(first, end, leaves)
+                    verify_range(first, leaves[first:end], n, proof, root)
+                    with self.assertRaises(ProofError):
+                        verify_range(first, leaves[first:end], n, proof + [root], root)
+                    bad = list(leaves[first:end])
+                    bad[-1] = ref_leaf(b"x")
+                    with self.assertRaises(ProofError):
+                        verify_range(first, bad, n, proof, root)
+                    if end < n:
+                        with self.assertRaises(ProofError):
+                            verify_range(first + 1, leaves[first:end], n, proof, root)
+
+    def test_bad_range_inputs(self):
+        leaves = [ref_leaf(b"a"), ref_leaf(b"b")]
+        root = ref_root(leaves)
+        for first, run, size, proof in [
+            (0, [], 2, []),
+            (1, leaves, 2, []),
+            (0, leaves, 2, [b"short"]),
+            (0, [b"short"], 2, [leaves[1]]),
+            (-1, leaves, 2, []),
+            (0, leaves, 2, [root] * 129),
+        ]:
+            with self.assertRaises(ProofError):
+                verify_range(first, run, size, proof, root)
+        self.assertEqual(root_from_range(0, leaves, 2, []), root)

@@ -20,9 +20,9 @@ from .errors import (
     UnreachableError,
     VerificationError,
 )
-from .merkle import leaf_hash_of, node_hash, root_from_inclusion, verify_inclusion
+from .merkle import leaf_hash_of, node_hash, root_from_inclusion, root_from_range, verify_inclusion, verify_range
 from .note import VerifierKey, load_vkey, open_note, parse_vkey
-from .receipt import Receipt, VerifiedReceipt, verify_receipt
+from .receipt import RangeReceipt, Receipt, VerifiedBatch, VerifiedReceipt, verify_range_receipt, verify_receipt
 
 __version__ = "0.1.0"
 
@@ -35,12 +35,14 @@ __all__ = [
     "MaybeLoggedError",
     "NoteError",
     "ProofError",
+    "RangeReceipt",
     "Receipt",
     "ReceiptError",
     "RefusedError",
     "RetryPolicy",
     "UnreachableError",
     "VerificationError",
+    "VerifiedBatch",
     "VerifiedReceipt",
     "VerifierKey",
     "leaf_hash_of",
@@ -51,6 +53,9 @@ __all__ = [
     "parse_checkpoint_text",
     "parse_vkey",
     "root_from_inclusion",
+    "root_from_range",
     "verify_inclusion",
+    "verify_range",
+    "verify_range_receipt",
     "verify_receipt",
 ]

@@ -11,7 +11,15 @@ from typing import Sequence
 
 from .errors import ProofError
 
-__all__ = ["HASH_SIZE", "leaf_hash_of", "node_hash", "root_from_inclusion", "verify_inclusion"]
+__all__ = [
+    "HASH_SIZE",
+    "leaf_hash_of",
+    "node_hash",
+    "root_from_inclusion",
+    "root_from_range",
+    "verify_inclusion",
+    "verify_range",
+]
 
 HASH_SIZE = 32
 
@@ -75,3 +83,58 @@ def verify_inclusion(index: int, tree_size: int, leaf_hash: bytes, proof: Sequen
         raise ProofError("the root is not 32 bytes")
     if root_from_inclusion(index, tree_size, leaf_hash, proof) != bytes(root):
         raise ProofError("the proof does not lead to the root")
+
+
+#: Most hashes a range proof can need (at most two per level of a tree of 2**64 leaves).
+MAX_RANGE_PROOF_LEN = 128
+
+
+def _split(m: int) -> int:
+    """The largest power of two smaller than ``m`` (``m >= 2``)."""
+    return 1 << ((m - 1).bit_length() - 1)
+
+
+def root_from_range(first: int, leaf_hashes: Sequence[bytes], tree_size: int, proof: Sequence[bytes]) -> bytes:
+    """The root a range proof leads to from the leaves ``[first, first + len(leaf_hashes))`` of
+    the tree of ``tree_size`` leaves (docs/receipts.md, "Range receipts"): walk the tree from the
+    root, left before right; a node with no leaf in the run is the next proof element, a leaf of
+    the run the next leaf hash, any other node the hash of its children. Every element of both
+    lists must be used. Raises :class:`ProofError` otherwise."""
+    for v, what in ((first, "first index"), (tree_size, "tree size")):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**64:
+            raise ProofError(f"the {what} is not an unsigned 64-bit integer")
+    end = first + len(leaf_hashes)
+    if not leaf_hashes or end > tree_size:
+        raise ProofError(f"leaves {first}..{end} are not a run in a tree of size {tree_size}")
+    if len(proof) > MAX_RANGE_PROOF_LEN:
+        raise ProofError("the range proof is longer than any tree needs")
+    for h in list(proof) + list(leaf_hashes):
+        if not isinstance(h, (bytes, bytearray)) or len(h) != HASH_SIZE:
+            raise ProofError("a hash is not 32 bytes")
+    leaves, elements = iter(leaf_hashes), iter(proof)
+
+    def walk(lo: int, m: int) -> bytes:
+        if lo + m <= first or lo >= end:
+            h = next(elements, None)
+        elif m == 1:
+            h = next(leaves, None)
+        else:
+            k = _split(m)
+            return node_hash(walk(lo, k), walk(lo + k, m - k))
+        if h is None:
+            raise ProofError("the range proof has fewer hashes than the tree needs")
+        return bytes(h)
+
+    root = walk(0, tree_size)
+    if next(elements, None) is not None or next(leaves, None) is not None:
+        raise ProofError("the range proof has more hashes than the tree needs")
+    return root
+
+
+def verify_range(first: int, leaf_hashes: Sequence[bytes], tree_size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """Checks that ``leaf_hashes`` are leaves ``first``, ``first + 1``, ... of the tree of
+    ``tree_size`` leaves whose root is ``root``; raises :class:`ProofError` if not."""
+    if len(root) != HASH_SIZE:
+        raise ProofError("the root is not 32 bytes")
+    if root_from_range(first, leaf_hashes, tree_size, proof) != bytes(root):
+        raise ProofError("the range proof does not lead to the root")

@@ -13,10 +13,10 @@ from typing import Any, Mapping, Optional, Tuple, Union
 from ._b64 import decode_strict
 from .checkpoint import Checkpoint, open_checkpoint
 from .errors import ReceiptError, VerificationError
-from .merkle import HASH_SIZE, verify_inclusion
+from .merkle import HASH_SIZE, verify_inclusion, verify_range
 from .note import VerifierKey, load_vkey
 
-__all__ = ["Receipt", "VerifiedReceipt", "verify_receipt"]
+__all__ = ["RangeReceipt", "Receipt", "VerifiedBatch", "VerifiedReceipt", "verify_range_receipt", "verify_receipt"]
 
 _FIELDS = ("checkpoint", "inclusion_proof", "index", "leaf_hash", "logged_at", "tree_size", "witnessed")
 
@@ -200,3 +200,102 @@ def verify_receipt(
         raise ReceiptError(f"its inclusion proof does not lead to the checkpoint's root: {e}") from e
     return VerifiedReceipt(_MINT, r, cp, key)
 
+
+
+@dataclass(frozen=True)
+class RangeReceipt:
+    """A batch's range receipt as the server sent it (``POST /v1/events?receipt=range``), not
+    yet verified: the checkpoint, the batch's first index, each event's leaf hash (base64) and
+    one range proof (docs/receipts.md)."""
+
+    checkpoint: str
+    first_index: int
+    leaf_hashes: Tuple[str, ...]
+    logged_at: Optional[str]
+    range_proof: Tuple[str, ...]
+    tree_size: int
+    raw: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> "RangeReceipt":
+        if not isinstance(obj, Mapping):
+            raise ReceiptError("a range receipt is a JSON object")
+        missing = [f for f in ("checkpoint", "first_index", "leaf_hashes", "range_proof", "tree_size") if f not in obj]
+        if missing:
+            raise ReceiptError(f"the range receipt has no {', '.join(missing)}")
+        for f in ("leaf_hashes", "range_proof"):
+            if not isinstance(obj[f], list) or not all(isinstance(h, str) for h in obj[f]):
+                raise ReceiptError(f"the range receipt's {f} is not a list of strings")
+        if not isinstance(obj["checkpoint"], str):
+            raise ReceiptError("the range receipt's checkpoint is not a string")
+        at = obj.get("logged_at")
+        if at is not None and not isinstance(at, str):
+            raise ReceiptError("the range receipt's logged_at is not a string")
+        return cls(
+            checkpoint=obj["checkpoint"],
+            first_index=_u64(obj["first_index"], "first_index"),
+            leaf_hashes=tuple(obj["leaf_hashes"]),
+            logged_at=at,
+            range_proof=tuple(obj["range_proof"]),
+            tree_size=_u64(obj["tree_size"], "tree_size"),
+            raw=dict(obj),
+        )
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes]) -> "RangeReceipt":
+        try:
+            obj = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ReceiptError(f"the range receipt is not JSON: {e}") from None
+        return cls.from_dict(obj)
+
+
+@dataclass(frozen=True)
+class VerifiedBatch:
+    """A range receipt that verified: each of ``leaf_hashes`` (raw bytes) is the leaf at
+    ``first_index + i`` of the tree of ``tree_size`` that ``checkpoint`` signs."""
+
+    first_index: int
+    tree_size: int
+    leaf_hashes: Tuple[bytes, ...]
+    checkpoint: Checkpoint
+    receipt: RangeReceipt
+
+
+def _hashes(values: Tuple[str, ...], what: str) -> list:
+    out = []
+    for h in values:
+        raw = decode_strict(h)
+        if raw is None or len(raw) != HASH_SIZE:
+            raise ReceiptError(f"its {what} holds something that is not a base64 32-byte hash")
+        out.append(raw)
+    return out
+
+
+def verify_range_receipt(
+    receipt: Union[RangeReceipt, Mapping[str, Any], str, bytes],
+    vkey: Union[VerifierKey, str],
+) -> VerifiedBatch:
+    """Verifies a batch's range receipt offline against the log's verifier key: the checkpoint
+    opens with the key, its size is the receipt's, and the leaf hashes with the range proof give
+    its root. Raises :class:`ReceiptError` if not."""
+    key = vkey if isinstance(vkey, VerifierKey) else load_vkey(vkey)
+    if isinstance(receipt, (str, bytes)):
+        r = RangeReceipt.from_json(receipt)
+    elif isinstance(receipt, RangeReceipt):
+        r = receipt
+    else:
+        r = RangeReceipt.from_dict(receipt)
+    try:
+        cp = open_checkpoint(r.checkpoint, key)
+    except VerificationError as e:
+        raise ReceiptError(f"its checkpoint does not open with the log's key: {e}") from e
+    if cp.tree_size != r.tree_size:
+        raise ReceiptError(f"its tree_size {r.tree_size} is not its checkpoint's size {cp.tree_size}")
+    leaves = _hashes(r.leaf_hashes, "leaf_hashes")
+    proof = _hashes(r.range_proof, "range proof")
+    try:
+        verify_range(r.first_index, leaves, r.tree_size, proof, cp.root_hash)
+    except VerificationError as e:
+        raise ReceiptError(f"its range proof does not lead to the checkpoint's root: {e}") from e
+    return VerifiedBatch(r.first_index, r.tree_size, tuple(leaves), cp, r)
