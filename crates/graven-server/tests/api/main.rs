@@ -25,5 +25,6 @@ mod search;
 mod signatures;
 mod sources;
 mod stream;
+mod syslog;
 mod tiles;
 mod util;
