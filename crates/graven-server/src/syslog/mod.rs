@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::config::SyslogSetup;
 use crate::http::AppState;
 use crate::http::audit::{self, Refusal};
-use crate::http::sources::report::Batch;
+use crate::http::sources::report::{Batch, bad};
 use crate::problem::Problem;
 
 /// The platform, and the `route` of the refusals recorded for this listener.
@@ -367,10 +367,11 @@ async fn commit(
     let mut error = None;
     for (i, f) in frames.iter().enumerate() {
         let bytes = &buf[f.msg.clone()];
+        let at = format!("message {} of the connection", seen + i as u64 + 1);
         let added = rfc5424::parse(bytes)
-            .map_err(|e| crate::http::sources::report::bad(e.to_string()))
-            .and_then(|m| map::record(&m, bytes, peer.ip()).map_err(crate::http::sources::report::bad))
-            .and_then(|rec| batch.add(&format!("message {} of the connection", seen + i as u64 + 1), rec));
+            .map_err(|e| bad(format!("{at}: {e}")))
+            .and_then(|m| map::record(&m, bytes, peer.ip()).map_err(|e| bad(format!("{at}: {e}"))))
+            .and_then(|rec| batch.add(&at, rec));
         if let Err(p) = added {
             error = Some(p);
             break;

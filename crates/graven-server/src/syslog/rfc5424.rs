@@ -144,10 +144,10 @@ pub fn parse(b: &[u8]) -> Result<Message<'_>, ParseError> {
         return Err(ParseError { part: Part::Pri, at: 1, why: "PRIVAL is 0 to 191, without leading zeros" });
     }
     c.expect(b'>', Part::Pri, "expected '>' after the priority")?;
-    if c.peek() == Some(b'0') {
+    if !c.peek().is_some_and(|d| (b'1'..=b'9').contains(&d)) {
         return Err(c.err(
             Part::Version,
-            "VERSION starts with a non-zero digit (an RFC 3164 message has none; send RFC 5424)",
+            "expected VERSION 1 after PRI; an RFC 3164 (BSD) message has none: send RFC 5424 (logger --rfc5424; rsyslog's template RSYSLOG_SyslogProtocol23Format)",
         ));
     }
     let version = digits(&mut c, Part::Version, 3)?;
