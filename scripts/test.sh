@@ -6,7 +6,8 @@
 # it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH and
 # schemathesis (the API contract test) when it is missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
-# Debian's `prometheus` package when `promtool` is missing.
+# Debian's `prometheus` package when `promtool` is missing and its `rsyslog` when `rsyslogd`
+# is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +68,22 @@ if ! command -v promtool >/dev/null 2>&1; then
   hash -r
 fi
 promtool --version | head -1
+
+# rsyslogd (Debian's `rsyslog` package) forwards to the syslog listener with omfwd, and
+# util-linux `logger` sends to it directly (crates/graven/tests/syslog.rs; they fail, never
+# skip, without them).
+step "rsyslog"
+if ! command -v rsyslogd >/dev/null 2>&1; then
+  echo "rsyslogd not found; installing Debian's rsyslog package"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends rsyslog >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog >/dev/null; }
+  hash -r
+fi
+rsyslogd -v | head -1
+command -v logger >/dev/null 2>&1 || { echo "logger (util-linux) is missing" >&2; exit 1; }
 
 # schemathesis (PyPI), the property-based API tester that holds the running server to its
 # OpenAPI document (crates/graven/tests/schemathesis.rs; it fails, never skips, without it, and
