@@ -116,35 +116,46 @@ pub async fn serve(
         };
         let (state, setup, tls) = (state.clone(), setup.clone(), tls.clone());
         tasks.spawn(async move {
-            accepted(stream, peer, listen, &state, &setup, tls.as_ref()).await;
+            let ended = accepted(stream, peer, listen, &state, &setup, tls.as_ref()).await;
             drop(permit);
+            match &ended.error {
+                Some(e) => {
+                    tracing::warn!(peer = %peer, logged = ended.logged, error = %e, "syslog: connection closed")
+                }
+                None => tracing::debug!(peer = %peer, logged = ended.logged, "syslog: connection ended"),
+            }
         });
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
 }
 
-/// One accepted connection: its TLS handshake when configured, its attester, then
-/// [`connection`].
-async fn accepted(
-    stream: tokio::net::TcpStream,
+/// One accepted connection (a TCP stream, or an in-memory one in tests): its TLS handshake
+/// when configured, its attester (the client certificate, else the listener's identity; a
+/// connection with neither is closed), then [`connection`].
+pub async fn accepted<S>(
+    stream: S,
     peer: SocketAddr,
     listen: SocketAddr,
-    st: &Arc<AppState>,
+    st: &AppState,
     setup: &SyslogSetup,
     tls: Option<&crate::tls::TlsServer>,
-) {
+) -> Ended
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let listener = setup.identity.clone().map(|identity| Attester::Listener { identity, listen });
-    let ended = match tls.filter(|_| setup.tls) {
+    let closed = |why: &str| Ended { error: Some(why.to_owned()), ..Ended::default() };
+    match tls.filter(|_| setup.tls) {
         None => match listener {
             Some(a) => connection(stream, peer, a, st, setup.max_frame_bytes).await,
-            None => return,
+            None => closed("no [syslog] identity attests a connection without TLS"),
         },
         Some(tls) => {
-            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await
-            else {
-                tracing::warn!(peer = %peer, "syslog: the TLS handshake failed or timed out");
-                return;
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return closed(&format!("the TLS handshake failed: {e}")),
+                Err(_) => return closed("the TLS handshake took longer than 10 s"),
             };
             let cert = stream
                 .get_ref()
@@ -154,18 +165,9 @@ async fn accepted(
                 .map(|c| Attester::Certificate(Arc::new(c)));
             match cert.or(listener) {
                 Some(a) => connection(stream, peer, a, st, setup.max_frame_bytes).await,
-                None => {
-                    tracing::warn!(peer = %peer, "syslog: a TLS connection without a client certificate, and no [syslog] identity; closed");
-                    return;
-                }
+                None => closed("a TLS connection without a client certificate, and no [syslog] identity"),
             }
         }
-    };
-    match &ended.error {
-        Some(e) => {
-            tracing::warn!(peer = %peer, logged = ended.logged, error = %e, "syslog: connection closed")
-        }
-        None => tracing::debug!(peer = %peer, logged = ended.logged, "syslog: connection ended"),
     }
 }
 
@@ -234,12 +236,16 @@ pub async fn connection<S: AsyncRead + Unpin>(
     let mut draining = st.draining.subscribe();
     let cap = max_frame + 16 + READ_CHUNK;
     let mut buf: Vec<u8> = Vec::with_capacity(cap);
-    let mut limit = MAX_BATCH.min(st.engine.config().max_batch_events);
+    // A batch the pool could never take would be pushed back for ever: stay within it.
+    let cfg = st.engine.config();
+    let max_limit = MAX_BATCH.min(cfg.max_batch_events).min(cfg.max_pending_events).max(1);
+    let max_bytes = (cfg.max_batch_bytes.min(cfg.max_pending_bytes) / 4).max(1);
+    let mut limit = max_limit;
     let mut backoff = Duration::from_millis(20);
     loop {
         // Every complete frame buffered is committed before the connection is read again.
         loop {
-            let (frames, framing) = frames(&buf, max_frame, limit, st.engine.config().max_batch_bytes / 4);
+            let (frames, framing) = frames(&buf, max_frame, limit, max_bytes);
             if frames.is_empty() {
                 if let Some(e) = framing {
                     ended.error =
@@ -263,6 +269,7 @@ pub async fn connection<S: AsyncRead + Unpin>(
                     ended.duplicates += c.duplicates;
                     buf.drain(..c.consumed);
                     backoff = Duration::from_millis(20);
+                    limit = (limit * 2).min(max_limit);
                     if let Some(e) = c.error {
                         if e.kind == "source-not-allowed" {
                             refuse(st, Some(&principal), "source-not-allowed", peer).await;
@@ -281,8 +288,10 @@ pub async fn connection<S: AsyncRead + Unpin>(
                         ));
                         return ended;
                     }
+                    // Smaller batches fit sooner into a pool others fill too.
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    limit = (limit / 2).max(1);
                 }
                 Err(p) => {
                     if p.kind == "source-not-allowed" {

@@ -171,3 +171,18 @@ fn a_subject_outside_the_grant_or_an_inactive_identity_is_refused_and_recorded()
     let ended = send(&h, "svc:w", &framed(&[SU]));
     assert!(ended.error.unwrap().contains("may not report syslog"));
 }
+
+/// A pool smaller than a batch: the connection commits in batches the pool can take (it would
+/// otherwise be pushed back for ever), and every message is logged.
+#[test]
+fn batches_stay_within_the_pending_pool() {
+    let h = Harness::builder().config("max_pending_events = 2\n").start();
+    source(&h, "src:syslog-relay", &["*"]);
+    let size = h.size();
+    let msgs: Vec<Vec<u8>> = (0..7).map(|i| format!("<13>1 - web-1 app - - - n{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let ended = send(&h, "src:syslog-relay", &framed(&refs));
+    assert_eq!(ended, Ended { logged: 7, duplicates: 0, error: None });
+    assert_eq!(h.size(), size + 7);
+    assert_eq!(h.event(size + 6)["details"]["syslog"]["msg"], "n6");
+}
