@@ -945,6 +945,45 @@ mod tests {
     }
 
     #[test]
+    fn syslog_settings_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str, o: Overrides| {
+            resolve(Overrides { config: Some(write_file(d.path(), text)), ..o }).map_err(|e| e.to_string())
+        };
+        let c = resolve_text(
+            "[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"src:relay\"\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let s = c.syslog.unwrap();
+        assert_eq!((s.max_frame_bytes, s.max_connections, s.tls), (65536, 1024, false));
+        // Flags replace the file's listen and identity.
+        let o = Overrides {
+            syslog_listen: Some("127.0.0.1:0".into()),
+            syslog_identity: Some("src:other".into()),
+            ..Default::default()
+        };
+        let s = resolve_text("", o).unwrap().syslog.unwrap();
+        assert_eq!(
+            (s.listen.to_string().as_str(), s.identity.as_deref()),
+            ("127.0.0.1:0", Some("src:other"))
+        );
+        assert!(resolve_text("", Overrides::default()).unwrap().syslog.is_none());
+        for (bad, says) in [
+            ("[syslog]\nidentity = \"src:relay\"\n", "needs listen"),
+            ("[syslog]\nlisten = \"localhost:6514\"\nidentity = \"x\"\n", "IP:PORT"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\n", "needs identity"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\ntls = true\n", "tls_cert"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nmax_frame_bytes = 100\n", "2048"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nmax_connections = 0\n", "at least 1"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nport = 1\n", "unknown field"),
+        ] {
+            let e = resolve_text(bad, Overrides::default()).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn a_snapshot_names_the_keys_that_changed() {
         let d = tempfile::tempdir().unwrap();
         let read = |text: &str| {
