@@ -302,7 +302,13 @@ pub async fn connection<S: AsyncRead + Unpin>(
                 }
             }
         }
+        // Only an incomplete frame is left (at most MSG-LEN and `max_frame` bytes), so there is
+        // always room for one more read; a zero-byte read would look like the end.
         let room = cap.saturating_sub(buf.len());
+        if room == 0 {
+            ended.error = Some("a frame does not fit the read buffer; the connection is closed".into());
+            return ended;
+        }
         let mut limited = (&mut stream).take(room as u64);
         let n = tokio::select! {
             r = limited.read_buf(&mut buf) => match r {
