@@ -73,7 +73,7 @@ pub struct Ended {
 pub fn check_identity(registry: &graven_auth::registry::Registry, identity: &str) -> Result<(), String> {
     let Some(r) = registry.get(identity) else {
         return Err(format!(
-            "[syslog] identity {identity:?} is not registered: create it with `graven identity create {identity} --role source --source-type syslog --subject '<pattern>'`, then start again"
+            "[syslog] identity {identity:?} is not registered: create it with `graven identity create {identity} --kind integration --owner <team> --role source --source-type syslog --subject '<pattern>'`, then start again"
         ));
     };
     if r.role != graven_auth::identity::Role::Source {
