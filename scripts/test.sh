@@ -6,8 +6,8 @@
 # it installs SeaweedFS (`weed`, for the S3 store's tests) when `weed` is not on PATH and
 # schemathesis (the API contract test) when it is missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
-# Debian's `prometheus` package when `promtool` is missing and its `rsyslog` when `rsyslogd`
-# is.
+# Debian's `prometheus` package when `promtool` is missing and its `rsyslog` and
+# `rsyslog-openssl` when `rsyslogd` or its TLS driver is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,17 +69,18 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 promtool --version | head -1
 
-# rsyslogd (Debian's `rsyslog` package) forwards to the syslog listener with omfwd, and
-# util-linux `logger` sends to it directly (crates/graven/tests/syslog.rs; they fail, never
+# rsyslogd (Debian's `rsyslog` package, and `rsyslog-openssl` for its TLS driver) forwards to
+# the syslog listener with omfwd, over TCP and over TLS, and util-linux `logger` sends to it
+# directly (crates/graven/tests/syslog.rs; they fail, never
 # skip, without them).
 step "rsyslog"
-if ! command -v rsyslogd >/dev/null 2>&1; then
-  echo "rsyslogd not found; installing Debian's rsyslog package"
+if ! command -v rsyslogd >/dev/null 2>&1 || ! ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1; then
+  echo "rsyslogd or its TLS driver not found; installing Debian's rsyslog and rsyslog-openssl packages"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y --no-install-recommends rsyslog >/dev/null \
-    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog >/dev/null; }
+  $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null; }
   hash -r
 fi
 rsyslogd -v | head -1
