@@ -15,6 +15,11 @@ pub const SD_ID: &str = "graven@32473";
 /// Longest `event_id` taken for de-duplication.
 const MAX_EVENT_ID: usize = 256;
 
+/// Most JSON bytes of `msg`, and of `structured_data`, among the mapped fields: with both at
+/// most this, the mapped fields always fit an entry (65,535 bytes), so a message too large to
+/// keep whole is still logged, with its SHA-256 (the record, when it fits, holds them too).
+const MAX_MAPPED_PART: usize = 16 << 10;
+
 const FACILITIES: [&str; 24] = [
     "kern",
     "user",
@@ -133,6 +138,17 @@ pub fn record<'a>(m: &Message<'_>, frame: &'a [u8], peer: std::net::IpAddr) -> R
     }
     if let Some(msg) = m.msg {
         fields.insert("msg".into(), json!(String::from_utf8_lossy(msg)));
+    }
+    // Left out, and said so, rather than cut: a part too large for the mapped fields.
+    let mut omitted = Vec::new();
+    for part in ["structured_data", "msg"] {
+        if fields.get(part).is_some_and(|v| v.to_string().len() > MAX_MAPPED_PART) {
+            fields.remove(part);
+            omitted.push(part);
+        }
+    }
+    if !omitted.is_empty() {
+        fields.insert("omitted".into(), json!(omitted));
     }
     let dedup_id = match ours("event_id") {
         Some(e) if e.len() > MAX_EVENT_ID => {

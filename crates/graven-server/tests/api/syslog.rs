@@ -28,6 +28,11 @@ fn framed(msgs: &[&[u8]]) -> Vec<u8> {
 
 /// Sends `bytes` on one connection attested by `identity`'s listener, then closes it.
 fn send(h: &Harness, identity: &str, bytes: &[u8]) -> Ended {
+    send_max(h, identity, bytes, MAX_FRAME)
+}
+
+/// [`send`] to a listener whose longest message is `max_frame` bytes.
+fn send_max(h: &Harness, identity: &str, bytes: &[u8], max_frame: usize) -> Ended {
     use tokio::io::AsyncWriteExt;
     let who = Attester::Listener { identity: identity.into(), listen: "127.0.0.1:6514".parse().unwrap() };
     let peer = "127.0.0.1:40000".parse().unwrap();
@@ -35,7 +40,7 @@ fn send(h: &Harness, identity: &str, bytes: &[u8]) -> Ended {
         let (mut client, server) = tokio::io::duplex(bytes.len() + 1);
         client.write_all(bytes).await.unwrap();
         drop(client);
-        syslog::connection(server, peer, who, h.state(), MAX_FRAME).await
+        syslog::connection(server, peer, who, h.state(), max_frame).await
     })
 }
 
@@ -185,4 +190,30 @@ fn batches_stay_within_the_pending_pool() {
     assert_eq!(ended, Ended { logged: 7, duplicates: 0, error: None });
     assert_eq!(h.size(), size + 7);
     assert_eq!(h.event(size + 6)["details"]["syslog"]["msg"], "n6");
+}
+
+/// A message too large for one entry is still logged: its SHA-256 and its header fields, the
+/// parts too large left out and named, never cut.
+#[test]
+fn a_message_too_large_to_keep_is_logged_with_its_digest_and_header() {
+    let h = Harness::start();
+    source(&h, "src:syslog-relay", &["*"]);
+    let size = h.size();
+    let mut big = b"<13>1 2026-12-07T10:00:00Z web-1 app - dump [x@1 k=\"v\"] ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 70_000));
+    let mid: Vec<u8> = [&b"<13>1 - web-1 app - - - "[..], &[b'b'; 30_000][..]].concat();
+    let ended = send_max(&h, "src:syslog-relay", &framed(&[&big, &mid]), 100_000);
+    assert_eq!(ended, Ended { logged: 2, duplicates: 0, error: None });
+    let d = &h.event(size)["details"]["syslog"];
+    assert!(d.get("record").is_none() && d.get("msg").is_none(), "the record or its msg was kept");
+    assert_eq!(d["omitted"], json!(["msg"]));
+    assert_eq!(d["structured_data"], json!({"x@1": {"k": "v"}}));
+    assert_eq!(d["msgid"], "dump");
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&big).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(d["record_sha256"], digest);
+    // Too large for the mapped fields, but the whole record fits: kept whole.
+    let d = &h.event(size + 1)["details"]["syslog"];
+    assert_eq!(d["omitted"], json!(["msg"]));
+    assert_eq!(d["record"].as_str().unwrap().len(), mid.len());
 }
