@@ -218,6 +218,20 @@ async fn refuse(st: &AppState, who: Option<&Principal>, reason: &'static str, pe
 /// Serves one connection (TCP, TLS, or an in-memory stream in tests) until it closes, fails
 /// or the server drains: reads frames, and commits the complete ones before reading again.
 pub async fn connection<S: AsyncRead + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    who: Attester,
+    st: &AppState,
+    max_frame: usize,
+) -> Ended {
+    let ended = serve_connection(stream, peer, who, st, max_frame).await;
+    if ended.error.is_some() {
+        st.metrics.syslog_closed.inc();
+    }
+    ended
+}
+
+async fn serve_connection<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     who: Attester,
@@ -267,6 +281,8 @@ pub async fn connection<S: AsyncRead + Unpin>(
                 Ok(c) => {
                     ended.logged += c.logged;
                     ended.duplicates += c.duplicates;
+                    st.metrics.syslog_messages.inc_by(c.logged);
+                    st.metrics.syslog_duplicates.inc_by(c.duplicates);
                     buf.drain(..c.consumed);
                     backoff = Duration::from_millis(20);
                     limit = (limit * 2).min(max_limit);

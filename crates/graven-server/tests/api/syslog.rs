@@ -92,6 +92,9 @@ fn syslog_messages_keep_their_subject_marked_attested_by_the_listener_identity()
     // event_id already logged from this source is not logged again; one without is.
     let ended = send(&h, "src:syslog-relay", &framed(&[named, SU]));
     assert_eq!(ended, Ended { logged: 1, duplicates: 1, error: None });
+    assert_eq!(h.metric("graven_syslog_messages_total"), 3);
+    assert_eq!(h.metric("graven_syslog_duplicates_total"), 1);
+    assert_eq!(h.metric("graven_syslog_connections_closed_total"), 0);
 
     // Search finds the subject as an actor.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -120,6 +123,7 @@ fn a_frame_longer_than_the_limit_closes_the_connection_and_nothing_of_it_is_logg
     assert_eq!(ended.logged, 1, "{ended:?}");
     let e = ended.error.unwrap();
     assert!(e.contains("longer than the limit of 2048") && e.contains("nothing of that frame"), "{e}");
+    assert_eq!(h.metric("graven_syslog_connections_closed_total"), 1);
     assert_eq!(h.size(), size + 1, "only the message before it");
 
     // A frame cut short by the end of the connection: nothing partial is logged.
