@@ -140,9 +140,13 @@ pub fn record<'a>(m: &Message<'_>, frame: &'a [u8], peer: std::net::IpAddr) -> R
         fields.insert("msg".into(), json!(String::from_utf8_lossy(msg)));
     }
     // Left out, and said so, rather than cut: a part too large for the mapped fields.
+    // JSON is at most 6 bytes per byte of the message (`\u00XX`): a short message needs no
+    // measuring.
     let mut omitted = Vec::new();
     for part in ["structured_data", "msg"] {
-        if fields.get(part).is_some_and(|v| v.to_string().len() > MAX_MAPPED_PART) {
+        if frame.len() * 6 + 64 > MAX_MAPPED_PART
+            && fields.get(part).is_some_and(|v| v.to_string().len() > MAX_MAPPED_PART)
+        {
             fields.remove(part);
             omitted.push(part);
         }
