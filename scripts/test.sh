@@ -7,7 +7,8 @@
 # schemathesis (the API contract test), OpenBao (`bao`, the audit-device test) and the
 # OpenTelemetry Python SDK (the OTLP test) when they are missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
-# Debian's `prometheus` package when `promtool` is missing.
+# Debian's `prometheus` package when `promtool` is missing and its `rsyslog` and
+# `rsyslog-openssl` when `rsyslogd` or its TLS driver is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,23 @@ if ! command -v promtool >/dev/null 2>&1; then
   hash -r
 fi
 promtool --version | head -1
+
+# rsyslogd (Debian's `rsyslog` package, and `rsyslog-openssl` for its TLS driver) forwards to
+# the syslog listener with omfwd, over TCP and over TLS, and util-linux `logger` sends to it
+# directly (crates/graven/tests/syslog.rs; they fail, never
+# skip, without them).
+step "rsyslog"
+if ! command -v rsyslogd >/dev/null 2>&1 || ! ls /usr/lib/*/rsyslog/lmnsd_ossl.so >/dev/null 2>&1; then
+  echo "rsyslogd or its TLS driver not found; installing Debian's rsyslog and rsyslog-openssl packages"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null; }
+  hash -r
+fi
+rsyslogd -v | head -1
+command -v logger >/dev/null 2>&1 || { echo "logger (util-linux) is missing" >&2; exit 1; }
 
 # schemathesis (PyPI), the property-based API tester that holds the running server to its
 # OpenAPI document (crates/graven/tests/schemathesis.rs; it fails, never skips, without it, and

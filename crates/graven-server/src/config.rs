@@ -104,6 +104,97 @@ pub struct FileConfig {
     /// How many refused requests become `denied` records in the log (the rest are counted and
     /// summed up every 10 s). Reloaded on SIGHUP.
     pub denied_records: Option<DeniedRecordsConfig>,
+    /// `[syslog]`: RFC 5424 messages over TCP or TLS (docs/sources.md).
+    pub syslog: Option<SyslogFileConfig>,
+}
+
+/// `[syslog]`: a listener for RFC 5424 messages, octet-counted (RFC 6587) over TCP or TLS
+/// (RFC 5425), reported by a `source` identity with a grant for `syslog`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogFileConfig {
+    /// `IP:PORT` (`--syslog-listen`).
+    pub listen: Option<String>,
+    /// The source identity that attests messages from a connection without a client
+    /// certificate (`--syslog-identity`).
+    pub identity: Option<String>,
+    /// TLS (RFC 5425) with the server's `tls_cert`, `tls_key` and client CAs.
+    pub tls: Option<bool>,
+    /// Longest message (default 65,536 bytes).
+    pub max_frame_bytes: Option<usize>,
+    /// Most open syslog connections (default 1,024); more are refused.
+    pub max_connections: Option<usize>,
+}
+
+/// The resolved `[syslog]` settings.
+#[derive(Debug, Clone)]
+pub struct SyslogSetup {
+    pub listen: SocketAddr,
+    /// Attests a connection without a client certificate; without it such a connection is
+    /// refused.
+    pub identity: Option<String>,
+    pub tls: bool,
+    pub max_frame_bytes: usize,
+    pub max_connections: usize,
+}
+
+/// Default longest syslog message.
+pub const DEFAULT_SYSLOG_MAX_FRAME_BYTES: usize = 64 << 10;
+/// RFC 5425 §4.3.1: a receiver must take messages of up to 2,048 octets.
+const MIN_SYSLOG_FRAME_BYTES: usize = 2048;
+/// Longest syslog message accepted as a setting: one entry's worth.
+const MAX_SYSLOG_FRAME_BYTES: usize = 1 << 20;
+
+fn resolve_syslog(
+    o: &Overrides,
+    file: &FileConfig,
+    tls: Option<&crate::tls::TlsConfig>,
+) -> Result<Option<SyslogSetup>, ConfigError> {
+    let f = file.syslog.clone().unwrap_or_default();
+    let Some(listen_s) = o.syslog_listen.clone().or(f.listen.clone()) else {
+        if file.syslog.is_some() || o.syslog_identity.is_some() {
+            return Err(ConfigError::Setting(
+                "[syslog] needs listen (or --syslog-listen), e.g. listen = \"127.0.0.1:6514\"".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let listen: SocketAddr = listen_s.parse().map_err(|_| ConfigError::Invalid {
+        what: "syslog listen address",
+        value: listen_s.clone(),
+        why: "expected IP:PORT, e.g. 127.0.0.1:6514",
+    })?;
+    let identity = o.syslog_identity.clone().or(f.identity.clone());
+    let use_tls = f.tls.unwrap_or(false);
+    if use_tls && tls.is_none() {
+        return Err(ConfigError::Setting(
+            "[syslog] tls = true needs the server's tls_cert and tls_key (and client_ca for client certificates)"
+                .into(),
+        ));
+    }
+    let client_certs = use_tls && tls.is_some_and(|t| !t.client_cas.is_empty());
+    if identity.is_none() && !client_certs {
+        return Err(ConfigError::Setting(
+            "[syslog] needs identity (or --syslog-identity): the source identity that attests the messages of a connection without a client certificate".into(),
+        ));
+    }
+    let max_frame_bytes = f.max_frame_bytes.unwrap_or(DEFAULT_SYSLOG_MAX_FRAME_BYTES);
+    if !(MIN_SYSLOG_FRAME_BYTES..=MAX_SYSLOG_FRAME_BYTES).contains(&max_frame_bytes) {
+        return Err(ConfigError::Invalid {
+            what: "syslog max_frame_bytes",
+            value: max_frame_bytes.to_string(),
+            why: "from 2048 (RFC 5425's least) to 1048576",
+        });
+    }
+    let max_connections = f.max_connections.unwrap_or(1024);
+    if max_connections == 0 {
+        return Err(ConfigError::Invalid {
+            what: "syslog max_connections",
+            value: "0".into(),
+            why: "must be at least 1",
+        });
+    }
+    Ok(Some(SyslogSetup { listen, identity, tls: use_tls, max_frame_bytes, max_connections }))
 }
 
 /// `[denied_records]`: token buckets for the `denied` records of refused requests, all sources
@@ -207,6 +298,9 @@ pub struct Overrides {
     pub tsa_cert: Option<PathBuf>,
     pub tsa_policy: Option<String>,
     pub tsa_interval: Option<u64>,
+    /// `--syslog-listen`, `--syslog-identity`: replace `[syslog]`'s `listen` and `identity`.
+    pub syslog_listen: Option<String>,
+    pub syslog_identity: Option<String>,
 }
 
 /// `client_ca` in the config file: one PEM file (`client_ca = "ca.pem"`, vouching for any
@@ -400,6 +494,8 @@ pub struct Config {
     pub timestamping: Option<TimestampingSetup>,
     /// How many refused requests become `denied` records (`[denied_records]`).
     pub denied_limits: graven_auth::ratelimit::Limits,
+    /// The syslog listener, when `[syslog]` or `--syslog-listen` is set.
+    pub syslog: Option<SyslogSetup>,
 }
 
 /// The TSA, checked at start: a well-formed URL and a readable root file.
@@ -591,6 +687,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
     };
     let denied_limits = resolve_denied_records(file.denied_records.as_ref())?;
     let tls = resolve_tls(&o, &file)?;
+    let syslog = resolve_syslog(&o, &file, tls.as_ref())?;
     let storage = resolve_storage(&o, &file)?;
     let witnessing = resolve_witnessing(&o, &file)?;
     let timestamping = resolve_timestamping(&o, &file)?;
@@ -693,6 +790,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
         witnessing,
         timestamping,
         denied_limits,
+        syslog,
     };
     Ok((config, snapshot))
 }
@@ -844,6 +942,45 @@ mod tests {
             assert!(e.contains("denied_records."), "{bad}: {e}");
         }
         assert!(resolve_text("[denied_records]\nrates = 1.0\n").is_err(), "an unknown key");
+    }
+
+    #[test]
+    fn syslog_settings_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str, o: Overrides| {
+            resolve(Overrides { config: Some(write_file(d.path(), text)), ..o }).map_err(|e| e.to_string())
+        };
+        let c = resolve_text(
+            "[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"src:relay\"\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let s = c.syslog.unwrap();
+        assert_eq!((s.max_frame_bytes, s.max_connections, s.tls), (65536, 1024, false));
+        // Flags replace the file's listen and identity.
+        let o = Overrides {
+            syslog_listen: Some("127.0.0.1:0".into()),
+            syslog_identity: Some("src:other".into()),
+            ..Default::default()
+        };
+        let s = resolve_text("", o).unwrap().syslog.unwrap();
+        assert_eq!(
+            (s.listen.to_string().as_str(), s.identity.as_deref()),
+            ("127.0.0.1:0", Some("src:other"))
+        );
+        assert!(resolve_text("", Overrides::default()).unwrap().syslog.is_none());
+        for (bad, says) in [
+            ("[syslog]\nidentity = \"src:relay\"\n", "needs listen"),
+            ("[syslog]\nlisten = \"localhost:6514\"\nidentity = \"x\"\n", "IP:PORT"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\n", "needs identity"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\ntls = true\n", "tls_cert"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nmax_frame_bytes = 100\n", "2048"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nmax_connections = 0\n", "at least 1"),
+            ("[syslog]\nlisten = \"127.0.0.1:6514\"\nidentity = \"x\"\nport = 1\n", "unknown field"),
+        ] {
+            let e = resolve_text(bad, Overrides::default()).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

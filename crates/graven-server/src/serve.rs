@@ -136,10 +136,38 @@ pub async fn run_with(
     reloader: Option<crate::reload::Reloader>,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let syslog_listener = match &config.syslog {
+        Some(s) => Some(bind(s.listen).await.map_err(|e| match e {
+            ServeError::PortInUse { addr } => ServeError::Config(format!(
+                "{addr} is already in use (another syslog receiver listens there): stop it, or choose another address with --syslog-listen"
+            )),
+            e => e,
+        })?),
+        None => None,
+    };
     let node = open(&config, store, addr).await?;
     for line in node.banner() {
         println!("{line}");
     }
+    // The syslog listener: its source identity checked now, looked up again per connection.
+    let syslog = match (syslog_listener, &config.syslog) {
+        (Some(listener), Some(setup)) => {
+            if let Some(id) = &setup.identity {
+                crate::syslog::check_identity(&node.state.registry, id).map_err(ServeError::Config)?;
+            }
+            let at =
+                listener.local_addr().map_err(|source| ServeError::Listen { addr: setup.listen, source })?;
+            let scheme = if setup.tls { "tls" } else { "tcp" };
+            println!("syslog listening on {scheme}://{at}");
+            Some(tokio::spawn(crate::syslog::serve(
+                listener,
+                setup.clone(),
+                node.state.clone(),
+                node.tls.clone(),
+            )))
+        }
+        _ => None,
+    };
     let scheme = if node.tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
@@ -148,6 +176,12 @@ pub async fn run_with(
     let served = serve_connections(listener, router, &config, &node).await;
     if let Some(task) = reloads {
         task.abort();
+    }
+    // The drain began: syslog connections commit what they read and end.
+    if let Some(task) = syslog
+        && tokio::time::timeout(config.drain_timeout, task).await.is_err()
+    {
+        tracing::warn!("syslog connections were still committing at the drain deadline");
     }
     // No new requests now; the sequencer commits and answers what was accepted, then stops
     // (and a shared log's writer gives up its lease).

@@ -113,6 +113,7 @@ fn the_sample_resolves_as_shipped_and_with_every_setting_on() {
     assert!(c.tls.as_ref().is_some_and(|t| !t.client_cas.is_empty() && !t.spiffe_ids.is_empty()));
     assert!(c.oidc.as_ref().is_some_and(|o| !o.issuers.is_empty() && !o.policies.is_empty()));
     assert!(c.storage.is_some() && c.key.is_some() && c.witnessing.is_some() && c.timestamping.is_some());
+    assert!(c.syslog.as_ref().is_some_and(|s| s.identity.is_some()));
     // `[denied_records]` shows the limiter's defaults.
     assert_eq!(
         format!("{:?}", c.denied_limits),

@@ -111,6 +111,15 @@ pub struct ServeArgs {
     /// The least number of seconds between two requests to the TSA [default: 60].
     #[arg(long, env = "GRAVEN_TSA_INTERVAL")]
     tsa_interval: Option<u64>,
+    /// Take RFC 5424 syslog messages (TCP, RFC 6587 octet counting) on this IP:PORT; port 0
+    /// picks a free port. Other settings are under [syslog] in the config file
+    /// (docs/sources.md).
+    #[arg(long, env = "GRAVEN_SYSLOG_LISTEN")]
+    syslog_listen: Option<String>,
+    /// The source identity (role source, a grant for syslog) that attests syslog messages
+    /// from a connection without a client certificate.
+    #[arg(long, env = "GRAVEN_SYSLOG_IDENTITY")]
+    syslog_identity: Option<String>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -259,6 +268,8 @@ fn overrides(a: ServeArgs) -> Overrides {
         tsa_cert: a.tsa_cert,
         tsa_policy: a.tsa_policy,
         tsa_interval: a.tsa_interval,
+        syslog_listen: a.syslog_listen,
+        syslog_identity: a.syslog_identity,
     }
 }
 

@@ -87,6 +87,11 @@ pub struct Metrics {
     pub denied_records: Counter,
     /// `denied` records not appended: over the rate limit (or the log refused them).
     pub denied_dropped: Counter,
+    /// The syslog listener: messages logged, messages not logged again (their `event_id` was),
+    /// connections the server closed on an error (a message it could not log).
+    pub syslog_messages: Counter,
+    pub syslog_duplicates: Counter,
+    pub syslog_closed: Counter,
     witness: WitnessMetrics,
     witnessing: std::sync::OnceLock<graven_witness_client::Witnessing>,
     pub tsa: TsaMetrics,
@@ -168,6 +173,19 @@ impl Metrics {
             "Refused requests not recorded because of the rate limit",
             denied_dropped.clone(),
         );
+        let (syslog_messages, syslog_duplicates, syslog_closed) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register("syslog_messages", "Syslog messages logged", syslog_messages.clone());
+        registry.register(
+            "syslog_duplicates",
+            "Syslog messages not logged again: their event_id was logged before",
+            syslog_duplicates.clone(),
+        );
+        registry.register(
+            "syslog_connections_closed",
+            "Syslog connections the server closed on a message it could not log (the reason is in the server log)",
+            syslog_closed.clone(),
+        );
         let witness = WitnessMetrics::default();
         if witnessed {
             registry.register(
@@ -239,6 +257,9 @@ impl Metrics {
             store_requests,
             denied_records,
             denied_dropped,
+            syslog_messages,
+            syslog_duplicates,
+            syslog_closed,
             witness,
             witnessing: std::sync::OnceLock::new(),
             tsa,

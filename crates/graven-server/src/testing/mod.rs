@@ -290,6 +290,12 @@ impl Harness {
         Conn { rt: self.rt().handle().clone(), io: client }
     }
 
+    /// The node's TLS acceptor, when it speaks TLS (for listeners other than HTTP's, such as
+    /// syslog's).
+    pub fn tls(&self) -> Option<&crate::tls::TlsServer> {
+        self.node().tls()
+    }
+
     /// One HTTPS request on a new connection with the client settings `tls` (its roots, and
     /// its certificate if any). A failed handshake is an error.
     pub fn check_tls(&self, tls: Arc<rustls::ClientConfig>, req: Request) -> std::io::Result<Answer> {

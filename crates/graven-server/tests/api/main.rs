@@ -28,5 +28,6 @@ mod search;
 mod signatures;
 mod sources;
 mod stream;
+mod syslog;
 mod tiles;
 mod util;

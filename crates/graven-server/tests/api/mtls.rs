@@ -256,3 +256,73 @@ fn mtls_each_client_ca_vouches_only_for_its_trust_domains() {
     let d = denied(&h, 401, || post_as(&h, &prod, Some(&other), r#"{"action":"mtls.attempt"}"#).unwrap());
     assert_eq!(d["details"]["reason"], "trust-domain-not-vouched", "{d}");
 }
+
+/// Syslog over TLS (RFC 5425): a relay's client certificate attests its messages, as it
+/// would authenticate an HTTPS request; without a certificate (and no listener identity) the
+/// connection is closed and nothing is logged.
+#[test]
+fn mtls_syslog_over_tls_is_attested_by_the_client_certificate() {
+    use graven_server::config::SyslogSetup;
+    use graven_server::syslog::{self, Ended};
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = ca("graven test CA");
+    let (cert, key) = server_files(dir, &pki);
+    let ca_pem = write_pem(dir, "ca.pem", &pki.ca.pem());
+    let h = Harness::builder()
+        .config(&format!("tls_cert = {cert:?}\ntls_key = {key:?}\nclient_ca = {ca_pem:?}\n"))
+        .start();
+    let relay_id = "spiffe://example.org/ns/logging/sa/rsyslog";
+    let body = json!({"id": relay_id, "kind": "workload", "owner": "team-platform", "role": "source",
+                      "source": {"types": ["syslog"], "subjects": ["*@*.prod"]}});
+    h.check_tls(client(&pki, None), h.post("/v1/identities").bearer(h.token()).json(body))
+        .unwrap()
+        .expect(201);
+    let relay = pki.leaf(&[], &[relay_id], true, 7);
+    let setup = SyslogSetup {
+        listen: "127.0.0.1:6514".parse().unwrap(),
+        identity: None,
+        tls: true,
+        max_frame_bytes: 2048,
+        max_connections: 4,
+    };
+    let msg: &[u8] = b"<38>1 2026-12-07T10:00:00Z web-1.prod rotate 77 keyrot - rotated the signing key";
+    let mut framed = format!("{} ", msg.len()).into_bytes();
+    framed.extend_from_slice(msg);
+    let send = |cert: Option<&Leaf>| -> Ended {
+        let config = client(&pki, cert);
+        let (st, tls, setup, framed) = (h.state().clone(), h.tls().cloned(), setup.clone(), framed.clone());
+        h.block_on(async move {
+            let (client_io, server_io) = tokio::io::duplex(64 << 10);
+            let server = tokio::spawn(async move {
+                let peer = "127.0.0.1:41000".parse().unwrap();
+                syslog::accepted(server_io, peer, setup.listen, &st, &setup, tls.as_ref()).await
+            });
+            let connector = tokio_rustls::TlsConnector::from(config);
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            if let Ok(mut c) = connector.connect(name, client_io).await {
+                let _ = c.write_all(&framed).await;
+                let _ = c.shutdown().await;
+                // As a relay does: the connection stays open until the server closes it.
+                let _ = tokio::io::AsyncReadExt::read_to_end(&mut c, &mut Vec::new()).await;
+            }
+            server.await.unwrap()
+        })
+    };
+    let size = h.size();
+    assert_eq!(send(Some(&relay)), Ended { logged: 1, duplicates: 0, error: None });
+    let e = h.event(size);
+    assert_eq!(e["actor"]["id"], "rotate@web-1.prod");
+    assert_eq!(e["actor"]["auth"], "attested");
+    assert_eq!(e["actor"]["attested_by"]["id"], relay_id);
+    assert_eq!(e["actor"]["attested_by"]["auth"], "mtls");
+    assert_eq!(e["actor"]["attested_by"]["credential"], relay_id);
+    assert_eq!(e["action"], "syslog.keyrot");
+
+    let ended = send(None);
+    assert_eq!(ended.logged, 0);
+    let e = ended.error.unwrap();
+    assert!(e.contains("without a client certificate"), "{e}");
+    assert_eq!(h.size(), size + 1);
+}
