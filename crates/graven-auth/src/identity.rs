@@ -504,7 +504,7 @@ mod tests {
         assert!(g.allows_subject("system:serviceaccount:ci:deployer"));
         assert!(!g.allows_subject("admin") && !g.allows_subject("system:anonymous"));
         for (types, subjects, field) in [
-            (vec!["openbao"], vec!["*"], "source.types"),
+            (vec!["jenkins"], vec!["*"], "source.types"),
             (vec![], vec!["*"], "source.types"),
             (vec!["kubernetes"], vec![], "source.subjects"),
             (vec!["kubernetes"], vec!["has space"], "source.subjects"),
