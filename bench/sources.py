@@ -99,6 +99,13 @@ def otlp_body(prefix, n):
     return ExportLogsServiceRequest(resource_logs=[ResourceLogs(resource=resource, scope_logs=[
         ScopeLogs(scope=InstrumentationScope(name="payments.audit", version="1.2.0"), log_records=records)])]).SerializeToString()
 
+SOURCES = {
+    "kubernetes": ("/v1/sources/kubernetes", "application/json", k8s_body),
+    "openbao": ("/v1/sources/openbao", "application/json", openbao_body),
+    "cloudtrail": ("/v1/sources/cloudtrail", "application/json", cloudtrail_body),
+    "otlp": ("/v1/logs", "application/x-protobuf", otlp_body),
+}
+
 def run(url, path, key, ctype, make, seconds, threads, batch, tag):
     u = urllib.parse.urlparse(url)
     events, lat, errors = [0], [], []
