@@ -84,15 +84,25 @@ pub struct VerifiedReceipt {
     pub receipt: Receipt,
 }
 
+/// A receipt's checkpoint, opened with the log's key, for the tree size the receipt names.
+fn open_checkpoint(
+    note: &str,
+    tree_size: u64,
+    vkey: &VerifierKey,
+) -> Result<VerifiedCheckpoint, ReceiptError> {
+    let cp = VerifiedCheckpoint::open(note.as_bytes(), vkey, vkey.name())
+        .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
+    if cp.size().0 != tree_size {
+        return Err(ReceiptError::SizeMismatch { receipt: tree_size, checkpoint: cp.size().0 });
+    }
+    Ok(cp)
+}
+
 /// Checks a receipt offline: the checkpoint is signed by `vkey` (for the log `vkey` names),
 /// its size is the receipt's, and the inclusion proof leads from the leaf hash at its index to
 /// the checkpoint's root.
 pub fn verify_receipt(r: &Receipt, vkey: &VerifierKey) -> Result<VerifiedReceipt, ReceiptError> {
-    let cp = VerifiedCheckpoint::open(r.checkpoint.as_bytes(), vkey, vkey.name())
-        .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
-    if cp.size().0 != r.tree_size {
-        return Err(ReceiptError::SizeMismatch { receipt: r.tree_size, checkpoint: cp.size().0 });
-    }
+    let cp = open_checkpoint(&r.checkpoint, r.tree_size, vkey)?;
     let leaf = Hash::from_base64(&r.leaf_hash).map_err(|_| ReceiptError::NotAHash("leaf_hash"))?;
     let proof = r
         .inclusion_proof
@@ -127,11 +137,7 @@ pub struct VerifiedBatch {
 /// receipt's, and the leaf hashes with the range proof give the checkpoint's root
 /// (docs/receipts.md).
 pub fn verify_range_receipt(r: &RangeReceipt, vkey: &VerifierKey) -> Result<VerifiedBatch, ReceiptError> {
-    let cp = VerifiedCheckpoint::open(r.checkpoint.as_bytes(), vkey, vkey.name())
-        .map_err(|e| ReceiptError::Checkpoint(e.to_string()))?;
-    if cp.size().0 != r.tree_size {
-        return Err(ReceiptError::SizeMismatch { receipt: r.tree_size, checkpoint: cp.size().0 });
-    }
+    let cp = open_checkpoint(&r.checkpoint, r.tree_size, vkey)?;
     let hashes = |v: &[String], what| {
         v.iter()
             .map(|h| Hash::from_base64(h))

@@ -161,6 +161,17 @@ class VerifiedReceipt:
         return f"VerifiedReceipt(origin={self.origin!r}, index={self.index}, tree_size={self.tree_size})"
 
 
+def _checkpoint_of(note: str, tree_size: int, key: VerifierKey) -> Checkpoint:
+    """A receipt's checkpoint, opened with the log's key, for the tree size the receipt names."""
+    try:
+        cp = open_checkpoint(note, key)
+    except VerificationError as e:
+        raise ReceiptError(f"its checkpoint does not open with the log's key: {e}") from e
+    if cp.tree_size != tree_size:
+        raise ReceiptError(f"its tree_size {tree_size} is not its checkpoint's size {cp.tree_size}")
+    return cp
+
+
 def verify_receipt(
     receipt: Union[Receipt, Mapping[str, Any], str, bytes],
     vkey: Union[VerifierKey, str],
@@ -179,21 +190,11 @@ def verify_receipt(
         r = receipt
     else:
         r = Receipt.from_dict(receipt)
-    try:
-        cp = open_checkpoint(r.checkpoint, key)
-    except VerificationError as e:
-        raise ReceiptError(f"its checkpoint does not open with the log's key: {e}") from e
-    if cp.tree_size != r.tree_size:
-        raise ReceiptError(f"its tree_size {r.tree_size} is not its checkpoint's size {cp.tree_size}")
+    cp = _checkpoint_of(r.checkpoint, r.tree_size, key)
     leaf = decode_strict(r.leaf_hash)
     if leaf is None or len(leaf) != HASH_SIZE:
         raise ReceiptError("its leaf_hash is not a base64 32-byte hash")
-    proof = []
-    for h in r.inclusion_proof:
-        raw = decode_strict(h)
-        if raw is None or len(raw) != HASH_SIZE:
-            raise ReceiptError("its inclusion proof holds something that is not a base64 32-byte hash")
-        proof.append(raw)
+    proof = _hashes(r.inclusion_proof, "inclusion proof")
     try:
         verify_inclusion(r.index, r.tree_size, leaf, proof, cp.root_hash)
     except VerificationError as e:
@@ -286,12 +287,7 @@ def verify_range_receipt(
         r = receipt
     else:
         r = RangeReceipt.from_dict(receipt)
-    try:
-        cp = open_checkpoint(r.checkpoint, key)
-    except VerificationError as e:
-        raise ReceiptError(f"its checkpoint does not open with the log's key: {e}") from e
-    if cp.tree_size != r.tree_size:
-        raise ReceiptError(f"its tree_size {r.tree_size} is not its checkpoint's size {cp.tree_size}")
+    cp = _checkpoint_of(r.checkpoint, r.tree_size, key)
     leaves = _hashes(r.leaf_hashes, "leaf_hashes")
     proof = _hashes(r.range_proof, "range proof")
     try:
