@@ -7,7 +7,13 @@
 //!   object they hold, its id is bounded, and its subject has an id and a kind.
 //! - Kubernetes: a record is skipped exactly when its stage is not asked for, and its id is
 //!   `<auditID>/<stage>`.
+//! - OpenBao's socket device: the line framer (`graven-server`'s `stream_source::lines`,
+//!   compiled from source: `std` only) cuts the body into the lines a split at `\n` gives (one
+//!   `\r` before it dropped), each at most the limit, until a line longer than the limit.
 #![no_main]
+
+#[path = "../../crates/graven-server/src/stream_source/lines.rs"]
+mod stream_lines;
 
 use graven_sources::{Record, cloudtrail, kubernetes, openbao};
 use libfuzzer_sys::fuzz_target;
@@ -50,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let types: Vec<&str> = if sel & 4 == 0 { vec!["response"] } else { vec!["request", "response"] };
+            check_line_framer(body);
             for (i, line) in openbao::lines(body).iter().enumerate() {
                 match openbao::map_line(i, line, &types) {
                     Ok(Some(r)) => check(body, &r),
@@ -73,4 +80,30 @@ fuzz_target!(|data: &[u8]| {
 /// The stage of a record, if it has a string one.
 fn r_stage(raw: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(raw).ok()?.get("stage")?.as_str().map(str::to_owned)
+}
+
+/// The socket device's framer against a split at `\n`.
+fn check_line_framer(body: &[u8]) {
+    const MAX: usize = 256;
+    let mut rest = body;
+    let mut reference = body.split(|&b| b == b'\n');
+    loop {
+        match stream_lines::next_line(rest, MAX) {
+            Ok(Some(l)) => {
+                assert!(l.line.end < l.consumed && l.consumed <= rest.len() && l.line.len() <= MAX);
+                let want = reference.next().expect("a line the split has too");
+                let want = want.strip_suffix(b"\r").unwrap_or(want);
+                assert_eq!(&rest[l.line.clone()], want);
+                rest = &rest[l.consumed..];
+            }
+            Ok(None) => {
+                assert!(!rest.contains(&b'\n') && rest.len() <= MAX + 1);
+                return;
+            }
+            Err(e) => {
+                assert!(e.len > MAX && e.max == MAX);
+                return;
+            }
+        }
+    }
 }

@@ -106,7 +106,39 @@ pub struct FileConfig {
     pub denied_records: Option<DeniedRecordsConfig>,
     /// `[syslog]`: RFC 5424 messages over TCP or TLS (docs/sources.md).
     pub syslog: Option<SyslogFileConfig>,
+    /// `[openbao_socket]`: OpenBao's (or Vault's) `socket` audit device (docs/sources.md).
+    pub openbao_socket: Option<OpenBaoSocketFileConfig>,
 }
+
+/// `[openbao_socket]`: a listener for OpenBao's `socket` audit device (TCP, one JSON entry
+/// per line), reported by a `source` identity with a grant for `openbao`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBaoSocketFileConfig {
+    /// `IP:PORT` (`--bao-audit-listen`).
+    pub listen: Option<String>,
+    /// The source identity that attests the entries (`--bao-audit-identity`).
+    pub identity: Option<String>,
+    /// The entry types logged: `request`, `response` (default `["response"]`).
+    pub types: Option<Vec<String>>,
+    /// Longest entry (default 1 MiB).
+    pub max_frame_bytes: Option<usize>,
+    /// Most open connections (default 64); more are refused.
+    pub max_connections: Option<usize>,
+}
+
+/// The resolved `[openbao_socket]` settings.
+#[derive(Debug, Clone)]
+pub struct OpenBaoSocketSetup {
+    pub stream: StreamSetup,
+    /// The entry types logged (of `graven_sources::openbao::TYPES`).
+    pub types: Vec<&'static str>,
+}
+
+/// Default longest OpenBao audit entry.
+pub const DEFAULT_OPENBAO_MAX_FRAME_BYTES: usize = 1 << 20;
+/// Longest OpenBao audit entry accepted as a setting.
+const MAX_OPENBAO_FRAME_BYTES: usize = 16 << 20;
 
 /// `[syslog]`: a listener for RFC 5424 messages, octet-counted (RFC 6587) over TCP or TLS
 /// (RFC 5425), reported by a `source` identity with a grant for `syslog`.
@@ -126,13 +158,14 @@ pub struct SyslogFileConfig {
     pub max_connections: Option<usize>,
 }
 
-/// The resolved `[syslog]` settings.
+/// The resolved settings of a source's own listener (`[syslog]`, `[openbao_socket]`).
 #[derive(Debug, Clone)]
-pub struct SyslogSetup {
+pub struct StreamSetup {
     pub listen: SocketAddr,
     /// Attests a connection without a client certificate; without it such a connection is
     /// refused.
     pub identity: Option<String>,
+    /// TLS with the server's certificate (syslog only: RFC 5425).
     pub tls: bool,
     pub max_frame_bytes: usize,
     pub max_connections: usize,
@@ -149,7 +182,7 @@ fn resolve_syslog(
     o: &Overrides,
     file: &FileConfig,
     tls: Option<&crate::tls::TlsConfig>,
-) -> Result<Option<SyslogSetup>, ConfigError> {
+) -> Result<Option<StreamSetup>, ConfigError> {
     let f = file.syslog.clone().unwrap_or_default();
     let Some(listen_s) = o.syslog_listen.clone().or(f.listen.clone()) else {
         if file.syslog.is_some() || o.syslog_identity.is_some() {
@@ -194,7 +227,78 @@ fn resolve_syslog(
             why: "must be at least 1",
         });
     }
-    Ok(Some(SyslogSetup { listen, identity, tls: use_tls, max_frame_bytes, max_connections }))
+    Ok(Some(StreamSetup { listen, identity, tls: use_tls, max_frame_bytes, max_connections }))
+}
+
+fn resolve_openbao_socket(
+    o: &Overrides,
+    file: &FileConfig,
+) -> Result<Option<OpenBaoSocketSetup>, ConfigError> {
+    let f = file.openbao_socket.clone().unwrap_or_default();
+    let Some(listen_s) = o.bao_audit_listen.clone().or(f.listen.clone()) else {
+        if file.openbao_socket.is_some() || o.bao_audit_identity.is_some() {
+            return Err(ConfigError::Setting(
+                "[openbao_socket] needs listen (or --bao-audit-listen), e.g. listen = \"127.0.0.1:9090\""
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let listen: SocketAddr = listen_s.parse().map_err(|_| ConfigError::Invalid {
+        what: "openbao_socket listen address",
+        value: listen_s.clone(),
+        why: "expected IP:PORT, e.g. 127.0.0.1:9090",
+    })?;
+    let Some(identity) = o.bao_audit_identity.clone().or(f.identity.clone()) else {
+        return Err(ConfigError::Setting(
+            "[openbao_socket] needs identity (or --bao-audit-identity): the source identity that attests the entries (OpenBao's socket device has no TLS, so the listener's identity is the only attester)".into(),
+        ));
+    };
+    let types = match &f.types {
+        None => vec!["response"],
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::Invalid {
+                what: "openbao_socket types",
+                value: "[]".into(),
+                why: "name at least one of request, response",
+            });
+        }
+        Some(list) => {
+            let mut types = Vec::new();
+            for t in list {
+                let Some(known) = graven_sources::openbao::TYPES.iter().find(|k| *k == t) else {
+                    return Err(ConfigError::Invalid {
+                        what: "openbao_socket types",
+                        value: t.clone(),
+                        why: "each one of request, response",
+                    });
+                };
+                if !types.contains(known) {
+                    types.push(*known);
+                }
+            }
+            types
+        }
+    };
+    let max_frame_bytes = f.max_frame_bytes.unwrap_or(DEFAULT_OPENBAO_MAX_FRAME_BYTES);
+    if !(MIN_SYSLOG_FRAME_BYTES..=MAX_OPENBAO_FRAME_BYTES).contains(&max_frame_bytes) {
+        return Err(ConfigError::Invalid {
+            what: "openbao_socket max_frame_bytes",
+            value: max_frame_bytes.to_string(),
+            why: "from 2048 to 16777216",
+        });
+    }
+    let max_connections = f.max_connections.unwrap_or(64);
+    if max_connections == 0 {
+        return Err(ConfigError::Invalid {
+            what: "openbao_socket max_connections",
+            value: "0".into(),
+            why: "must be at least 1",
+        });
+    }
+    let stream =
+        StreamSetup { listen, identity: Some(identity), tls: false, max_frame_bytes, max_connections };
+    Ok(Some(OpenBaoSocketSetup { stream, types }))
 }
 
 /// `[denied_records]`: token buckets for the `denied` records of refused requests, all sources
@@ -301,6 +405,10 @@ pub struct Overrides {
     /// `--syslog-listen`, `--syslog-identity`: replace `[syslog]`'s `listen` and `identity`.
     pub syslog_listen: Option<String>,
     pub syslog_identity: Option<String>,
+    /// `--bao-audit-listen`, `--bao-audit-identity`: replace `[openbao_socket]`'s `listen` and
+    /// `identity`.
+    pub bao_audit_listen: Option<String>,
+    pub bao_audit_identity: Option<String>,
 }
 
 /// `client_ca` in the config file: one PEM file (`client_ca = "ca.pem"`, vouching for any
@@ -495,7 +603,10 @@ pub struct Config {
     /// How many refused requests become `denied` records (`[denied_records]`).
     pub denied_limits: graven_auth::ratelimit::Limits,
     /// The syslog listener, when `[syslog]` or `--syslog-listen` is set.
-    pub syslog: Option<SyslogSetup>,
+    pub syslog: Option<StreamSetup>,
+    /// OpenBao's socket audit device listener, when `[openbao_socket]` or
+    /// `--bao-audit-listen` is set.
+    pub openbao_socket: Option<OpenBaoSocketSetup>,
 }
 
 /// The TSA, checked at start: a well-formed URL and a readable root file.
@@ -688,6 +799,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
     let denied_limits = resolve_denied_records(file.denied_records.as_ref())?;
     let tls = resolve_tls(&o, &file)?;
     let syslog = resolve_syslog(&o, &file, tls.as_ref())?;
+    let openbao_socket = resolve_openbao_socket(&o, &file)?;
     let storage = resolve_storage(&o, &file)?;
     let witnessing = resolve_witnessing(&o, &file)?;
     let timestamping = resolve_timestamping(&o, &file)?;
@@ -791,6 +903,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
         timestamping,
         denied_limits,
         syslog,
+        openbao_socket,
     };
     Ok((config, snapshot))
 }
@@ -942,6 +1055,53 @@ mod tests {
             assert!(e.contains("denied_records."), "{bad}: {e}");
         }
         assert!(resolve_text("[denied_records]\nrates = 1.0\n").is_err(), "an unknown key");
+    }
+
+    #[test]
+    fn openbao_socket_settings_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str, o: Overrides| {
+            resolve(Overrides { config: Some(write_file(d.path(), text)), ..o }).map_err(|e| e.to_string())
+        };
+        let c = resolve_text(
+            "[openbao_socket]\nlisten = \"127.0.0.1:9090\"\nidentity = \"src:bao\"\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let s = c.openbao_socket.unwrap();
+        assert_eq!((s.stream.max_frame_bytes, s.stream.max_connections, s.stream.tls), (1 << 20, 64, false));
+        assert_eq!(s.types, vec!["response"]);
+        let c = resolve_text(
+            "[openbao_socket]\nlisten = \"127.0.0.1:9090\"\nidentity = \"src:bao\"\ntypes = [\"request\", \"response\", \"request\"]\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.openbao_socket.unwrap().types, vec!["request", "response"]);
+        let o = Overrides {
+            bao_audit_listen: Some("127.0.0.1:0".into()),
+            bao_audit_identity: Some("src:other".into()),
+            ..Default::default()
+        };
+        let s = resolve_text("", o).unwrap().openbao_socket.unwrap();
+        assert_eq!(
+            (s.stream.listen.to_string().as_str(), s.stream.identity.as_deref()),
+            ("127.0.0.1:0", Some("src:other"))
+        );
+        assert!(resolve_text("", Overrides::default()).unwrap().openbao_socket.is_none());
+        let at = "[openbao_socket]\nlisten = \"127.0.0.1:9090\"\nidentity = \"x\"\n";
+        for (bad, says) in [
+            ("[openbao_socket]\nidentity = \"src:bao\"\n".to_owned(), "needs listen"),
+            ("[openbao_socket]\nlisten = \"localhost:9090\"\nidentity = \"x\"\n".to_owned(), "IP:PORT"),
+            ("[openbao_socket]\nlisten = \"127.0.0.1:9090\"\n".to_owned(), "needs identity"),
+            (format!("{at}types = []\n"), "at least one"),
+            (format!("{at}types = [\"reply\"]\n"), "\"reply\""),
+            (format!("{at}max_frame_bytes = 100\n"), "2048"),
+            (format!("{at}max_connections = 0\n"), "at least 1"),
+            (format!("{at}tls = true\n"), "unknown field"),
+        ] {
+            let e = resolve_text(&bad, Overrides::default()).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
 //! | [`serve`] | start-up, the accept loop, graceful drain |
 //! | [`logs`] | the log on standard error: one line per request and per error, text or JSON |
+//! | [`stream_source`] | sources on their own TCP listener: accept loop, attestation, read-no-faster-than-logged commits |
 //! | [`syslog`] | the syslog listener: RFC 5424 over TCP (RFC 6587 octet counting) or TLS (RFC 5425), reported as a platform source |
+//! | [`openbao_socket`] | OpenBao's `socket` audit device: one JSON entry per line over TCP, reported as the `openbao` source |
 //! | [`tls`] | the rustls acceptor and the client CAs |
 //! | [`timestamping`] | trusted time: the latest checkpoint stamped by an RFC 3161 TSA at most once per interval, tokens checked and stored |
 //! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
@@ -18,10 +20,12 @@ pub mod config;
 pub mod http;
 pub mod logs;
 pub mod metrics;
+pub mod openbao_socket;
 pub mod problem;
 pub mod reload;
 pub mod serve;
 pub mod source_ids;
+pub mod stream_source;
 pub mod syslog;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -136,38 +136,35 @@ pub async fn run_with(
     reloader: Option<crate::reload::Reloader>,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
-    let syslog_listener = match &config.syslog {
-        Some(s) => Some(bind(s.listen).await.map_err(|e| match e {
-            ServeError::PortInUse { addr } => ServeError::Config(format!(
-                "{addr} is already in use (another syslog receiver listens there): stop it, or choose another address with --syslog-listen"
-            )),
-            e => e,
-        })?),
-        None => None,
-    };
+    let syslog_listener = bind_source(config.syslog.as_ref(), "a syslog receiver", "--syslog-listen").await?;
+    let bao_listener = bind_source(
+        config.openbao_socket.as_ref().map(|o| &o.stream),
+        "an OpenBao audit receiver",
+        "--bao-audit-listen",
+    )
+    .await?;
     let node = open(&config, store, addr).await?;
     for line in node.banner() {
         println!("{line}");
     }
-    // The syslog listener: its source identity checked now, looked up again per connection.
-    let syslog = match (syslog_listener, &config.syslog) {
-        (Some(listener), Some(setup)) => {
-            if let Some(id) = &setup.identity {
-                crate::syslog::check_identity(&node.state.registry, id).map_err(ServeError::Config)?;
-            }
-            let at =
-                listener.local_addr().map_err(|source| ServeError::Listen { addr: setup.listen, source })?;
-            let scheme = if setup.tls { "tls" } else { "tcp" };
-            println!("syslog listening on {scheme}://{at}");
-            Some(tokio::spawn(crate::syslog::serve(
-                listener,
-                setup.clone(),
-                node.state.clone(),
-                node.tls.clone(),
-            )))
-        }
-        _ => None,
-    };
+    // The sources' listeners: their source identity checked now, looked up again per
+    // connection.
+    let mut listeners = Vec::new();
+    if let (Some(listener), Some(setup)) = (syslog_listener, &config.syslog) {
+        let scheme = if setup.tls { "tls" } else { "tcp" };
+        listeners.push(start_source(
+            Arc::new(crate::syslog::Syslog),
+            listener,
+            setup,
+            &node,
+            "syslog",
+            scheme,
+        )?);
+    }
+    if let (Some(listener), Some(setup)) = (bao_listener, &config.openbao_socket) {
+        let protocol = Arc::new(crate::openbao_socket::OpenBaoSocket { types: setup.types.clone() });
+        listeners.push(start_source(protocol, listener, &setup.stream, &node, "openbao audit", "tcp")?);
+    }
     let scheme = if node.tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
@@ -177,17 +174,58 @@ pub async fn run_with(
     if let Some(task) = reloads {
         task.abort();
     }
-    // The drain began: syslog connections commit what they read and end.
-    if let Some(task) = syslog
-        && tokio::time::timeout(config.drain_timeout, task).await.is_err()
-    {
-        tracing::warn!("syslog connections were still committing at the drain deadline");
+    // The drain began: the sources' connections commit what they read and end.
+    let deadline = tokio::time::Instant::now() + config.drain_timeout;
+    for task in listeners {
+        if tokio::time::timeout_at(deadline, task).await.is_err() {
+            tracing::warn!("source connections were still committing at the drain deadline");
+        }
     }
     // No new requests now; the sequencer commits and answers what was accepted, then stops
     // (and a shared log's writer gives up its lease).
     let size = node.stop().await;
     println!("stopped; tree size {size}");
     served.map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// The listener of a source with its own port (`setup`, when configured), bound before the
+/// node opens so that a port in use stops the start-up early.
+async fn bind_source(
+    setup: Option<&crate::config::StreamSetup>,
+    who: &str,
+    flag: &str,
+) -> Result<Option<tokio::net::TcpListener>, ServeError> {
+    let Some(s) = setup else { return Ok(None) };
+    bind(s.listen).await.map(Some).map_err(|e| match e {
+        ServeError::PortInUse { addr } => ServeError::Config(format!(
+            "{addr} is already in use (perhaps {who} listens there): stop it, or choose another address with {flag}"
+        )),
+        e => e,
+    })
+}
+
+/// Checks a source listener's identity and starts its accept loop; prints where it listens.
+fn start_source<P: crate::stream_source::Protocol>(
+    protocol: Arc<P>,
+    listener: tokio::net::TcpListener,
+    setup: &crate::config::StreamSetup,
+    node: &Node,
+    name: &str,
+    scheme: &str,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    if let Some(id) = &setup.identity {
+        crate::stream_source::check_identity(&*protocol, &node.state.registry, id)
+            .map_err(ServeError::Config)?;
+    }
+    let at = listener.local_addr().map_err(|source| ServeError::Listen { addr: setup.listen, source })?;
+    println!("{name} listening on {scheme}://{at}");
+    Ok(tokio::spawn(crate::stream_source::serve(
+        protocol,
+        listener,
+        setup.clone(),
+        node.state.clone(),
+        node.tls.clone(),
+    )))
 }
 
 /// A node opened on its data directory (and its shared store, if any), ready to serve but not

@@ -120,6 +120,15 @@ pub struct ServeArgs {
     /// from a connection without a client certificate.
     #[arg(long, env = "GRAVEN_SYSLOG_IDENTITY")]
     syslog_identity: Option<String>,
+    /// Take OpenBao's (or Vault's) `socket` audit device on this IP:PORT: TCP, one JSON entry
+    /// per line; port 0 picks a free port. Other settings are under [openbao_socket] in the
+    /// config file (docs/sources.md).
+    #[arg(long, env = "GRAVEN_BAO_AUDIT_LISTEN")]
+    bao_audit_listen: Option<String>,
+    /// The source identity (role source, a grant for openbao) that attests the device's
+    /// entries.
+    #[arg(long, env = "GRAVEN_BAO_AUDIT_IDENTITY")]
+    bao_audit_identity: Option<String>,
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -270,6 +279,8 @@ fn overrides(a: ServeArgs) -> Overrides {
         tsa_interval: a.tsa_interval,
         syslog_listen: a.syslog_listen,
         syslog_identity: a.syslog_identity,
+        bao_audit_listen: a.bao_audit_listen,
+        bao_audit_identity: a.bao_audit_identity,
     }
 }
 

@@ -51,16 +51,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start_bao(dir: &std::path::Path, graven: &str, key: &str) -> Bao {
-    let key_file = dir.join("graven.key");
-    std::fs::write(&key_file, key).unwrap();
+/// An `http` audit device posting to `graven` with the source's `key`.
+fn http_device(graven: &str, key: &str) -> String {
     // The key goes in the header as the device's options allow; the URI and header values may
     // also name a file (`file://...`), which keeps the key out of the configuration.
     let headers = json!({"Authorization": [format!("Bearer {key}")]}).to_string();
-    let hcl = format!(
+    format!(
         "audit \"http\" \"graven\" {{\n  options {{\n    uri = \"{graven}/v1/sources/openbao?types=request,response\"\n    headers = {}\n  }}\n}}\n",
         serde_json::to_string(&headers).unwrap()
-    );
+    )
+}
+
+/// A `bao server -dev` with the audit devices of `hcl`, once it is healthy.
+fn start_bao(dir: &std::path::Path, hcl: &str) -> Bao {
     let config = dir.join("bao.hcl");
     std::fs::write(&config, hcl).unwrap();
     let port = free_port();
@@ -124,7 +127,7 @@ fn a_real_openbao_audit_device_feeds_graven_and_fails_closed_without_it() {
 
     // OpenBao starts: the device's test entry is taken.
     let before = s.size();
-    let bao = start_bao(tmp.path(), &server, &key);
+    let bao = start_bao(tmp.path(), &http_device(&server, &key));
 
     // A CI job's AppRole, set up by the root token; the job logs in, reads a secret it may
     // not, and the root token writes one.
@@ -198,6 +201,119 @@ fn a_real_openbao_audit_device_feeds_graven_and_fails_closed_without_it() {
     assert_eq!(r["data"]["metadata"]["version"], 1);
 
     let trust = tmp.path().join("trust");
+    let out =
+        graven_as(&["verify", &server, "--vkey", &s.vkey, "--trust-dir", trust.to_str().unwrap()], &s.token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The `socket` audit device (TCP, one JSON entry per line) pointed at `graven serve
+/// --bao-audit-listen`: OpenBao starts, and its requests appear in Graven under the token's
+/// role, attested by the listener's source identity. The device waits for no answer, so this
+/// form cannot make OpenBao fail closed (docs/sources.md); what is checked instead is that once
+/// the identity is disabled nothing more is logged under it and the refusal is recorded.
+#[test]
+fn a_real_openbao_socket_audit_device_feeds_graven_listener() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    // The listener's identity must exist before the listener starts: registered on a first
+    // start, as an admin would, then the server is restarted with the listener.
+    let first = start(&data, &["--origin", "openbao.example/log"]);
+    let body = json!({"id": "src:bao-socket", "kind": "integration", "owner": "team-secrets", "role": "source",
+                      "source": {"types": ["openbao"], "subjects": ["openbao:*"]}});
+    let r = first.admin("POST", "/v1/identities", Some(body));
+    assert_eq!(r.status, 201, "{}", r.body);
+    drop(first);
+    let s = start(
+        &data,
+        &[
+            "--origin",
+            "openbao.example/log",
+            "--bao-audit-listen",
+            "127.0.0.1:0",
+            "--bao-audit-identity",
+            "src:bao-socket",
+        ],
+    );
+    let listen = s
+        .banner_value("openbao audit listening on tcp://")
+        .expect("the OpenBao audit listener's address")
+        .to_owned();
+    let hcl = format!(
+        "audit \"socket\" \"graven\" {{\n  options {{\n    address = \"{listen}\"\n    socket_type = \"tcp\"\n  }}\n}}\n"
+    );
+    let bao = start_bao(tmp.path(), &hcl);
+
+    let (st, _) = bao.call("root", "POST", "sys/auth/approle", Some(json!({"type": "approle"})));
+    assert_eq!(st, 204);
+    let (st, _) =
+        bao.call("root", "POST", "auth/approle/role/deploy", Some(json!({"token_policies": "default"})));
+    assert_eq!(st, 204);
+    let (_, r) = bao.call("root", "GET", "auth/approle/role/deploy/role-id", None);
+    let role_id = r["data"]["role_id"].as_str().unwrap().to_owned();
+    let (_, r) = bao.call("root", "POST", "auth/approle/role/deploy/secret-id", None);
+    let secret_id = r["data"]["secret_id"].as_str().unwrap().to_owned();
+    let (st, r) =
+        bao.call("", "POST", "auth/approle/login", Some(json!({"role_id": role_id, "secret_id": secret_id})));
+    assert_eq!(st, 200, "{r}");
+    let token = r["auth"]["client_token"].as_str().unwrap().to_owned();
+    let entity = r["auth"]["entity_id"].as_str().unwrap().to_owned();
+    let (st, _) = bao.call(&token, "GET", "secret/data/payments", None);
+    assert_eq!(st, 403);
+
+    // The listener logs responses (its default types): the login and the refused read, under
+    // the role, attested by the listener's identity. The device does not wait for Graven, so
+    // the test waits for the entries to be committed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events: Vec<Value> = (0..s.size())
+            .map(|i| s.event(i))
+            .filter(|e| e["actor"]["id"] == "openbao:approle:deploy")
+            .collect();
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(events.len(), 2, "{events:?}");
+    let login = events.iter().find(|e| e["resource"]["id"] == "auth/approle/login").unwrap();
+    assert_eq!(login["actor"]["entity_id"], entity.as_str());
+    assert_eq!(login["actor"]["attested_by"]["id"], "src:bao-socket");
+    assert_eq!(login["actor"]["attested_by"]["auth"], "openbao_listener");
+    assert_eq!(login["details"]["openbao"]["type"], "response");
+    let read = events.iter().find(|e| e["resource"]["id"] == "secret/data/payments").unwrap();
+    assert_eq!(read["outcome"], "denied");
+    let metrics = s.req("GET", "/metrics", Some(&s.token), None).body;
+    let entries: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("graven_openbao_socket_entries_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no graven_openbao_socket_entries_total: {metrics}"));
+    assert!(entries >= 2.0, "{metrics}");
+
+    // The identity disabled: the next entries are refused (the connection is closed, the
+    // refusal recorded), and nothing more is logged under it.
+    let r = s.admin("POST", "/v1/identities/src:bao-socket/disable", Some(json!({"reason": "test"})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let logged = s.all_events().iter().filter(|e| e.contains("\"attested_by\"")).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = bao.call(&token, "GET", "secret/data/other", None);
+        let refused = s.all_events().iter().any(|e| {
+            e.contains("graven.access.denied")
+                && e.contains("openbao-socket")
+                && e.contains("identity-not-active")
+        });
+        if refused {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal was recorded for the disabled listener identity");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = s.all_events().iter().filter(|e| e.contains("\"attested_by\"")).count();
+    assert_eq!(after, logged, "nothing was logged under the disabled identity");
+
+    let trust = tmp.path().join("trust");
+    let server = format!("http://{}", s.addr);
     let out =
         graven_as(&["verify", &server, "--vkey", &s.vkey, "--trust-dir", trust.to_str().unwrap()], &s.token);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

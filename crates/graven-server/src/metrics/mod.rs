@@ -67,6 +67,15 @@ impl TsaMetrics {
     }
 }
 
+/// A source listener's counters (syslog, OpenBao's socket device): frames logged, frames not
+/// logged again (their platform's id was), connections the server closed on an error.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    pub logged: Counter,
+    pub duplicates: Counter,
+    pub closed: Counter,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -89,9 +98,10 @@ pub struct Metrics {
     pub denied_dropped: Counter,
     /// The syslog listener: messages logged, messages not logged again (their `event_id` was),
     /// connections the server closed on an error (a message it could not log).
-    pub syslog_messages: Counter,
-    pub syslog_duplicates: Counter,
-    pub syslog_closed: Counter,
+    pub syslog: StreamCounters,
+    /// The OpenBao `socket` audit device's listener: entries logged, entries not logged again
+    /// (their request id and type were), connections closed on an error.
+    pub openbao_socket: StreamCounters,
     witness: WitnessMetrics,
     witnessing: std::sync::OnceLock<graven_witness_client::Witnessing>,
     pub tsa: TsaMetrics,
@@ -173,18 +183,33 @@ impl Metrics {
             "Refused requests not recorded because of the rate limit",
             denied_dropped.clone(),
         );
-        let (syslog_messages, syslog_duplicates, syslog_closed) =
-            (Counter::default(), Counter::default(), Counter::default());
-        registry.register("syslog_messages", "Syslog messages logged", syslog_messages.clone());
+        let syslog = StreamCounters::default();
+        registry.register("syslog_messages", "Syslog messages logged", syslog.logged.clone());
         registry.register(
             "syslog_duplicates",
             "Syslog messages not logged again: their event_id was logged before",
-            syslog_duplicates.clone(),
+            syslog.duplicates.clone(),
         );
         registry.register(
             "syslog_connections_closed",
             "Syslog connections the server closed on a message it could not log (the reason is in the server log)",
-            syslog_closed.clone(),
+            syslog.closed.clone(),
+        );
+        let openbao_socket = StreamCounters::default();
+        registry.register(
+            "openbao_socket_entries",
+            "OpenBao socket audit device entries logged",
+            openbao_socket.logged.clone(),
+        );
+        registry.register(
+            "openbao_socket_duplicates",
+            "OpenBao socket audit device entries not logged again: their request id and type were logged before",
+            openbao_socket.duplicates.clone(),
+        );
+        registry.register(
+            "openbao_socket_connections_closed",
+            "OpenBao socket audit device connections the server closed on an entry it could not log (the reason is in the server log)",
+            openbao_socket.closed.clone(),
         );
         let witness = WitnessMetrics::default();
         if witnessed {
@@ -257,9 +282,8 @@ impl Metrics {
             store_requests,
             denied_records,
             denied_dropped,
-            syslog_messages,
-            syslog_duplicates,
-            syslog_closed,
+            syslog,
+            openbao_socket,
             witness,
             witnessing: std::sync::OnceLock::new(),
             tsa,

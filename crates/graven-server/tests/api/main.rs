@@ -21,6 +21,7 @@ mod leaves;
 mod mtls;
 mod oidc;
 mod openbao;
+mod openbao_socket;
 mod ops;
 mod otlp;
 mod proofs;

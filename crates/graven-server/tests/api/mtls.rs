@@ -262,8 +262,9 @@ fn mtls_each_client_ca_vouches_only_for_its_trust_domains() {
 /// connection is closed and nothing is logged.
 #[test]
 fn mtls_syslog_over_tls_is_attested_by_the_client_certificate() {
-    use graven_server::config::SyslogSetup;
-    use graven_server::syslog::{self, Ended};
+    use graven_server::config::StreamSetup;
+    use graven_server::stream_source::{self, Ended};
+    use graven_server::syslog::Syslog;
     use tokio::io::AsyncWriteExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -280,7 +281,7 @@ fn mtls_syslog_over_tls_is_attested_by_the_client_certificate() {
         .unwrap()
         .expect(201);
     let relay = pki.leaf(&[], &[relay_id], true, 7);
-    let setup = SyslogSetup {
+    let setup = StreamSetup {
         listen: "127.0.0.1:6514".parse().unwrap(),
         identity: None,
         tls: true,
@@ -297,7 +298,8 @@ fn mtls_syslog_over_tls_is_attested_by_the_client_certificate() {
             let (client_io, server_io) = tokio::io::duplex(64 << 10);
             let server = tokio::spawn(async move {
                 let peer = "127.0.0.1:41000".parse().unwrap();
-                syslog::accepted(server_io, peer, setup.listen, &st, &setup, tls.as_ref()).await
+                stream_source::accepted(&Syslog, server_io, peer, setup.listen, &st, &setup, tls.as_ref())
+                    .await
             });
             let connector = tokio_rustls::TlsConnector::from(config);
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -311,7 +313,7 @@ fn mtls_syslog_over_tls_is_attested_by_the_client_certificate() {
         })
     };
     let size = h.size();
-    assert_eq!(send(Some(&relay)), Ended { logged: 1, duplicates: 0, error: None });
+    assert_eq!(send(Some(&relay)), Ended { logged: 1, duplicates: 0, skipped: 0, error: None });
     let e = h.event(size);
     assert_eq!(e["actor"]["id"], "rotate@web-1.prod");
     assert_eq!(e["actor"]["auth"], "attested");

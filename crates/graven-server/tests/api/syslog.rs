@@ -53,7 +53,7 @@ fn syslog_messages_keep_their_subject_marked_attested_by_the_listener_identity()
     let size = h.size();
     let named = br#"<86>1 2026-12-07T10:00:00.5+01:00 mymachine.example.com sshd 4242 login [graven@32473 actor="svc:deployer" action="ssh.login" outcome="denied" resource_type="host" resource_id="db-1" event_id="e-1"][meta sequenceId="7"] denied"#;
     let ended = send(&h, "src:syslog-relay", &framed(&[SU, named]));
-    assert_eq!(ended, Ended { logged: 2, duplicates: 0, error: None });
+    assert_eq!(ended, Ended { logged: 2, duplicates: 0, skipped: 0, error: None });
     assert_eq!(h.size(), size + 2);
 
     let e = h.event(size);
@@ -91,7 +91,7 @@ fn syslog_messages_keep_their_subject_marked_attested_by_the_listener_identity()
     // The sender sends the same message again (it could not tell whether it arrived): an
     // event_id already logged from this source is not logged again; one without is.
     let ended = send(&h, "src:syslog-relay", &framed(&[named, SU]));
-    assert_eq!(ended, Ended { logged: 1, duplicates: 1, error: None });
+    assert_eq!(ended, Ended { logged: 1, duplicates: 1, skipped: 0, error: None });
     assert_eq!(h.metric("graven_syslog_messages_total"), 3);
     assert_eq!(h.metric("graven_syslog_duplicates_total"), 1);
     assert_eq!(h.metric("graven_syslog_connections_closed_total"), 0);
@@ -191,7 +191,7 @@ fn batches_stay_within_the_pending_pool() {
     let msgs: Vec<Vec<u8>> = (0..7).map(|i| format!("<13>1 - web-1 app - - - n{i}").into_bytes()).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
     let ended = send(&h, "src:syslog-relay", &framed(&refs));
-    assert_eq!(ended, Ended { logged: 7, duplicates: 0, error: None });
+    assert_eq!(ended, Ended { logged: 7, duplicates: 0, skipped: 0, error: None });
     assert_eq!(h.size(), size + 7);
     assert_eq!(h.event(size + 6)["details"]["syslog"]["msg"], "n6");
 }
@@ -207,7 +207,7 @@ fn a_message_too_large_to_keep_is_logged_with_its_digest_and_header() {
     big.extend(std::iter::repeat_n(b'a', 70_000));
     let mid: Vec<u8> = [&b"<13>1 - web-1 app - - - "[..], &[b'b'; 30_000][..]].concat();
     let ended = send_max(&h, "src:syslog-relay", &framed(&[&big, &mid]), 100_000);
-    assert_eq!(ended, Ended { logged: 2, duplicates: 0, error: None });
+    assert_eq!(ended, Ended { logged: 2, duplicates: 0, skipped: 0, error: None });
     let d = &h.event(size)["details"]["syslog"];
     assert!(d.get("record").is_none() && d.get("msg").is_none(), "the record or its msg was kept");
     assert_eq!(d["omitted"], json!(["msg"]));
