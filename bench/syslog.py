@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Events per second through the syslog listener beside the native JSON API, in the same run,
-with the same client machinery (bench/sources.py's `run` for the native side).
+"""Events per second through the syslog listener (and, with --openbao, the listener of OpenBao's
+`socket` audit device) beside the native JSON API, in the same run, with the same client
+machinery (bench/sources.py's `run` for the native side).
 
 Syslog has no acknowledgement, so a syslog round sends octet-counted RFC 5424 messages on
 --threads connections for --seconds (a send that blocks is the listener's backpressure), then
@@ -8,14 +9,14 @@ waits until the tree has grown by every message sent: the rate is messages / (ti
 first send until the last one is committed). The native round posts NDJSON batches of the
 events those messages map to.
 
-Usage: bench/syslog.py URL ADMIN_TOKEN WRITER_KEY SYSLOG_HOST:PORT [--seconds 10]
-       [--threads 4] [--batch 400] [--rounds 3]
+Usage: bench/syslog.py URL ADMIN_TOKEN WRITER_KEY SYSLOG_HOST:PORT [--openbao HOST:PORT]
+       [--seconds 10] [--threads 4] [--batch 400] [--rounds 3]
 (bench/syslog.sh starts a release server with the listener, makes the identities and calls this.)
 """
 import argparse, http.client, json, os, socket, statistics, sys, threading, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sources import run  # noqa: E402
+from sources import openbao_body, run  # noqa: E402
 
 def message(i):
     m = (f'<86>1 2026-12-07T10:00:00.123456Z web-1.prod deployer 4242 deploy '
@@ -45,7 +46,12 @@ def tree_size(url, token):
         raise SystemExit(f"/v1/log: {r.status} {body[:200]}")
     return json.loads(body)["tree_size"]
 
-def syslog_round(url, token, target, seconds, threads, batch, tag):
+def syslog_chunk(prefix, batch):
+    return b"".join(message(f"{prefix}-{i}") for i in range(batch))
+
+def stream_round(url, token, target, chunk, seconds, threads, batch, tag):
+    """--threads connections to `target` each write `chunk(prefix, batch)` for --seconds; the
+    rate is what was written over the time until the last of it is committed."""
     host, port = target.rsplit(":", 1)
     size0 = tree_size(url, token)
     sent, lock = [0], threading.Lock()
@@ -54,7 +60,7 @@ def syslog_round(url, token, target, seconds, threads, batch, tag):
         s = socket.create_connection((host, int(port)))
         n = 0
         while time.monotonic() < stop:
-            s.sendall(b"".join(message(f"{tag}-{t}-{n + i}") for i in range(batch)))
+            s.sendall(chunk(f"{tag}-{t}-{n}", batch))
             n += batch
         s.close()
         with lock:
@@ -66,7 +72,7 @@ def syslog_round(url, token, target, seconds, threads, batch, tag):
     deadline = time.monotonic() + 120
     while tree_size(url, token) < size0 + sent[0]:
         if time.monotonic() > deadline:
-            raise SystemExit(f"syslog: {sent[0]} sent, only {tree_size(url, token) - size0} logged after 120 s")
+            raise SystemExit(f"{target}: {sent[0]} sent, only {tree_size(url, token) - size0} logged after 120 s")
         time.sleep(0.02)
     wall = time.monotonic() - t0
     return sent[0] / wall, wall - seconds
@@ -76,15 +82,26 @@ def main():
     a.add_argument("url"); a.add_argument("admin_token"); a.add_argument("writer_key"); a.add_argument("syslog")
     a.add_argument("--seconds", type=float, default=10); a.add_argument("--threads", type=int, default=4)
     a.add_argument("--batch", type=int, default=400); a.add_argument("--rounds", type=int, default=3)
+    a.add_argument("--openbao", help="HOST:PORT of the OpenBao socket device listener")
     o = a.parse_args()
-    s, n = [], []
+    s, b, n = [], [], []
     for r in range(o.rounds):
-        ss = syslog_round(o.url, o.admin_token, o.syslog, o.seconds, o.threads, o.batch, f"r{r}s")
+        ss = stream_round(o.url, o.admin_token, o.syslog, syslog_chunk, o.seconds, o.threads, o.batch, f"r{r}s")
+        s.append(ss)
+        line = f"round {r+1}: syslog {ss[0]:,.0f} events/s (last committed {ss[1]*1000:.0f} ms after the senders stopped)"
+        if o.openbao:
+            bs = stream_round(o.url, o.admin_token, o.openbao, openbao_body, o.seconds, o.threads, o.batch, f"r{r}b")
+            b.append(bs)
+            line += f" | openbao socket {bs[0]:,.0f} events/s (last committed {bs[1]*1000:.0f} ms after)"
         ns = run(o.url, "/v1/events", o.writer_key, "application/x-ndjson", native_body, o.seconds, o.threads, o.batch, f"r{r}n")
-        s.append(ss); n.append(ns)
-        print(f"round {r+1}: syslog {ss[0]:,.0f} events/s (last committed {ss[1]*1000:.0f} ms after the senders stopped) | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms per request)", flush=True)
+        n.append(ns)
+        print(line + f" | native {ns[0]:,.0f} events/s (p50 {ns[1]:.1f} ms, p99 {ns[2]:.1f} ms per request)", flush=True)
     S = statistics.median(x[0] for x in s); N = statistics.median(x[0] for x in n)
-    print(f"median: syslog {S:,.0f} events/s | native NDJSON {N:,.0f} events/s | ratio {S/N:.2f}")
+    out = f"median: syslog {S:,.0f} events/s ({S/N:.2f} of native)"
+    if b:
+        B = statistics.median(x[0] for x in b)
+        out += f" | openbao socket {B:,.0f} events/s ({B/N:.2f} of native)"
+    print(out + f" | native NDJSON {N:,.0f} events/s")
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Events per second through the syslog listener (RFC 5424, octet-counted TCP) beside POST
-# /v1/events (NDJSON), in the same run, on a release `graven serve` with a fresh data directory
+# Events per second through the syslog listener (RFC 5424, octet-counted TCP) and the listener
+# of OpenBao's socket audit device (one JSON entry per line) beside POST /v1/events (NDJSON), in
+# the same run, on a release `graven serve` with a fresh data directory
 # (bench/syslog.py drives it). The source identity is registered on a first start, then the
-# server is restarted with --syslog-listen (the identity must exist at start-up).
+# server is restarted with --syslog-listen and --bao-audit-listen (the identity must exist at
+# start-up).
 #
 # Usage: bench/syslog.sh [ROUNDS]   (default 3)
 # Env:   SKIP_BUILD=1  use target/release/graven as it is
@@ -32,11 +34,13 @@ echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 start
 export GRAVEN_TOKEN; GRAVEN_TOKEN=$(cat "$TMP/data/admin.token")
 "$BIN" identity create src:bench --kind integration --owner bench --role source \
-  --source-type syslog --subject '*' --server "$URL" >/dev/null
+  --source-type syslog --source-type openbao --subject '*' --server "$URL" >/dev/null
 "$BIN" identity create svc:bench --kind service_account --owner bench --server "$URL" >/dev/null
 WKEY=$("$BIN" key create svc:bench --server "$URL" 2>/dev/null)
 stop
-start --syslog-listen 127.0.0.1:0 --syslog-identity src:bench
+start --syslog-listen 127.0.0.1:0 --syslog-identity src:bench \
+  --bao-audit-listen 127.0.0.1:0 --bao-audit-identity src:bench
 SYSLOG=$(grep -o 'syslog listening on tcp://[0-9.:]*' "$TMP/out" | sed 's|.*tcp://||')
-python3 "$ROOT/bench/syslog.py" "$URL" "$GRAVEN_TOKEN" "$WKEY" "$SYSLOG" --rounds "$ROUNDS" \
+BAO=$(grep -o 'openbao audit listening on tcp://[0-9.:]*' "$TMP/out" | sed 's|.*tcp://||')
+python3 "$ROOT/bench/syslog.py" "$URL" "$GRAVEN_TOKEN" "$WKEY" "$SYSLOG" --openbao "$BAO" --rounds "$ROUNDS" \
   --seconds "${SECONDS_PER:-10}" --threads "${THREADS:-4}" --batch "${BATCH:-400}"

@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`http`] | `fn app(state) -> Router`: the route table, the guard, and the handlers of events, proofs, tiles, search and the stream |
+//! | [`console`] | the auditor's console at `/ui`: sessions, server-rendered pages, the browser's own proof check |
 //! | [`admin`] | `/v1/identities` and its keys and public keys |
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
 //! | [`serve`] | start-up, the accept loop, graceful drain |
@@ -17,6 +18,7 @@
 //! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
 
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -409,6 +409,7 @@ pub async fn open(
         stamps,
         clock,
         source_seen: crate::source_ids::Seen::default(),
+        console: crate::console::Console { secure_cookie: config.tls.is_some(), ..Default::default() },
         draining: tokio::sync::watch::Sender::new(false),
     });
 

@@ -102,6 +102,23 @@ pub async fn change(
     append(st, body, &admin.actor).await
 }
 
+/// Appends the record of a console sign-in or sign-out (`action`) by `who`, attributed to the
+/// identity whose credential it was, and waits until it is committed.
+pub async fn console_session(
+    st: &AppState,
+    who: &Principal,
+    action: &str,
+    peer: Option<IpAddr>,
+) -> Result<Receipt, Problem> {
+    let body = json!({
+        "action": action,
+        "outcome": "success",
+        "resource": {"type": "graven.console", "id": "/ui"},
+        "source": source(peer),
+    });
+    append(st, body, &who.actor).await
+}
+
 /// What a denied record says about the refused request.
 #[derive(Debug, Clone)]
 pub struct Refusal<'a> {

@@ -15,18 +15,30 @@ use crate::problem::Problem;
 
 type St = State<Arc<AppState>>;
 
-#[derive(Debug, Deserialize)]
+/// The filters of a search, as the query string gives them (the console's search page takes
+/// the same).
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    actor: Option<String>,
-    action: Option<String>,
-    resource: Option<String>,
-    outcome: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-    order: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub resource: Option<String>,
+    pub outcome: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    pub order: Option<String>,
+}
+
+/// One page of a search: the events (index and entry bytes, read from the log at the
+/// committed size), the cursor of the next page, and how far the index and the log have got.
+#[derive(Debug)]
+pub struct SearchPage {
+    pub events: Vec<(u64, Vec<u8>)>,
+    pub next_cursor: Option<String>,
+    pub indexed_size: u64,
+    pub tree_size: u64,
 }
 
 /// Parses an RFC 3339 time (a search's `since` or `until`) into the fixed `logged_at` format
@@ -54,74 +66,9 @@ fn index_time(s: &str, what: &str) -> Result<String, Problem> {
 /// says how far it has got.
 pub async fn search(State(st): St, StrictQuery(q): StrictQuery<SearchQuery>) -> Response {
     let r = async {
-        // Absent is the index's default page; a limit given is used as given (0 is not
-        // "the default"), within 1..=1000.
-        let limit = match q.limit.as_deref() {
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=graven_index::MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(Problem::bad_request(
-                        "bad-parameter",
-                        format!("limit must be from 1 to {}, got {l:?}", graven_index::MAX_LIMIT),
-                    ));
-                }
-            },
-            None => 0,
-        };
-        let order = match q.order.as_deref() {
-            None | Some("newest") | Some("desc") => graven_index::Order::NewestFirst,
-            Some("oldest") | Some("asc") => graven_index::Order::OldestFirst,
-            Some(o) => {
-                return Err(Problem::bad_request(
-                    "bad-parameter",
-                    format!("order {o:?}: use newest or oldest"),
-                ));
-            }
-        };
-        let query = graven_index::Query {
-            actor: q.actor,
-            action: q.action,
-            resource: q.resource,
-            outcome: q.outcome,
-            since: q.since.as_deref().map(|s| index_time(s, "since")).transpose()?,
-            until: q.until.as_deref().map(|s| index_time(s, "until")).transpose()?,
-            limit,
-            cursor: q.cursor,
-            order,
-        };
-        let index = st.index.clone();
-        let reader = st.reader.clone();
-        let size = TreeSize(st.engine.committed().size);
-        let (page, indexed, events) = blocking(move || {
-            let page = index.search(&query).map_err(|e| match e {
-                graven_index::IndexError::BadCursor | graven_index::IndexError::BadQuery(_) => {
-                    Problem::bad_request("bad-parameter", e.to_string())
-                }
-                e => Problem::internal(e.to_string()),
-            })?;
-            let indexed = index.indexed_size().map_err(|e| Problem::internal(e.to_string()))?;
-            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
-            let mut bundles: std::collections::HashMap<u64, (u64, Vec<Vec<u8>>)> = Default::default();
-            let mut events = Vec::with_capacity(page.indices.len());
-            for &i in &page.indices {
-                if i >= size.0 {
-                    continue;
-                }
-                let key = i / 256;
-                if let std::collections::hash_map::Entry::Vacant(v) = bundles.entry(key) {
-                    v.insert(r.bundle(i, size).map_err(read_problem)?);
-                }
-                if let Some(e) =
-                    bundles.get(&key).and_then(|(first, entries)| entries.get((i - first) as usize))
-                {
-                    events.push((i, e.clone()));
-                }
-            }
-            Ok((page, indexed, events))
-        })
-        .await?;
+        let page = run(&st, q).await?;
         let mut body = String::from("{\"events\":[");
-        for (k, (i, e)) in events.iter().enumerate() {
+        for (k, (i, e)) in page.events.iter().enumerate() {
             if k > 0 {
                 body.push(',');
             }
@@ -129,9 +76,10 @@ pub async fn search(State(st): St, StrictQuery(q): StrictQuery<SearchQuery>) -> 
             body.push_str(&format!("{{\"index\":{i},\"{key}\":{value}}}"));
         }
         body.push_str(&format!(
-            "],\"next_cursor\":{},\"indexed_size\":{indexed},\"tree_size\":{}}}",
+            "],\"next_cursor\":{},\"indexed_size\":{},\"tree_size\":{}}}",
             serde_json::to_string(&page.next_cursor).unwrap_or_else(|_| "null".into()),
-            size.0
+            page.indexed_size,
+            page.tree_size
         ));
         let mut resp = body.into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -139,6 +87,73 @@ pub async fn search(State(st): St, StrictQuery(q): StrictQuery<SearchQuery>) -> 
     }
     .await;
     finish(&st, "GET /v1/events", r)
+}
+
+/// Runs a search: its parameters checked (a typed 400 for each mistake), a page of the index,
+/// each event read from the log at the committed size.
+pub async fn run(st: &AppState, q: SearchQuery) -> Result<SearchPage, Problem> {
+    // Absent is the index's default page; a limit given is used as given (0 is not "the
+    // default"), within 1..=1000.
+    let limit = match q.limit.as_deref() {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=graven_index::MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(Problem::bad_request(
+                    "bad-parameter",
+                    format!("limit must be from 1 to {}, got {l:?}", graven_index::MAX_LIMIT),
+                ));
+            }
+        },
+        None => 0,
+    };
+    let order = match q.order.as_deref() {
+        None | Some("newest") | Some("desc") => graven_index::Order::NewestFirst,
+        Some("oldest") | Some("asc") => graven_index::Order::OldestFirst,
+        Some(o) => {
+            return Err(Problem::bad_request("bad-parameter", format!("order {o:?}: use newest or oldest")));
+        }
+    };
+    let query = graven_index::Query {
+        actor: q.actor,
+        action: q.action,
+        resource: q.resource,
+        outcome: q.outcome,
+        since: q.since.as_deref().map(|s| index_time(s, "since")).transpose()?,
+        until: q.until.as_deref().map(|s| index_time(s, "until")).transpose()?,
+        limit,
+        cursor: q.cursor,
+        order,
+    };
+    let index = st.index.clone();
+    let reader = st.reader.clone();
+    let size = TreeSize(st.engine.committed().size);
+    blocking(move || {
+        let page = index.search(&query).map_err(|e| match e {
+            graven_index::IndexError::BadCursor | graven_index::IndexError::BadQuery(_) => {
+                Problem::bad_request("bad-parameter", e.to_string())
+            }
+            e => Problem::internal(e.to_string()),
+        })?;
+        let indexed = index.indexed_size().map_err(|e| Problem::internal(e.to_string()))?;
+        let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bundles: std::collections::HashMap<u64, (u64, Vec<Vec<u8>>)> = Default::default();
+        let mut events = Vec::with_capacity(page.indices.len());
+        for &i in &page.indices {
+            if i >= size.0 {
+                continue;
+            }
+            let key = i / 256;
+            if let std::collections::hash_map::Entry::Vacant(v) = bundles.entry(key) {
+                v.insert(r.bundle(i, size).map_err(read_problem)?);
+            }
+            if let Some(e) = bundles.get(&key).and_then(|(first, entries)| entries.get((i - first) as usize))
+            {
+                events.push((i, e.clone()));
+            }
+        }
+        Ok(SearchPage { events, next_cursor: page.next_cursor, indexed_size: indexed, tree_size: size.0 })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod answers;
 mod attribution;
 mod client_signed;
 mod cloudtrail;
+mod console;
 mod denied;
 mod identities;
 mod input;

@@ -1,0 +1,478 @@
+//! The console's pages. Each reads what the API would (the same search, the same reader, the
+//! same registry) and renders it with [`super::html`]; nothing here changes the log but the
+//! sign-in and sign-out records.
+
+use std::fmt::Write as _;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use graven_auth::access::Access;
+use graven_core::hash::{Hash, LeafIndex, TreeSize};
+use serde_json::Value;
+
+use super::html::{self, Frame, attr, text, url};
+use super::{SignedIn, St, cross_site, redirect, session};
+use crate::http::Peer;
+use crate::http::audit::{self, Refusal};
+use crate::http::search::{self, SearchQuery};
+use crate::http::state::{StrictQuery, blocking, read_problem};
+use crate::problem::Problem;
+
+/// Longest sign-in form.
+const MAX_FORM_BYTES: usize = 16 << 10;
+/// Events on a search page.
+const PAGE_EVENTS: &str = "50";
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))], body)
+        .into_response()
+}
+
+fn frame(s: &SignedIn) -> Frame<'_> {
+    Frame { identity: &s.principal.identity, form_token: &s.form_token }
+}
+
+/// A problem as a page (the same words the API would answer).
+fn problem_page(s: &SignedIn, p: &Problem) -> Response {
+    let body = format!("<p class=\"error\" id=\"problem\">{}</p>", text(&p.detail));
+    html_response(p.status, html::page(p.title, Some(&frame(s)), &body))
+}
+
+fn sign_in_page(message: Option<&str>) -> String {
+    let mut body = String::new();
+    if let Some(m) = message {
+        let _ = write!(body, "<p class=\"error\" id=\"problem\">{}</p>", text(m));
+    }
+    body.push_str(
+        "<form method=\"post\" action=\"/ui/signin\" class=\"signin\">\
+         <label for=\"credential\">An auditor's or admin's API key (or an OIDC token)</label>\
+         <input type=\"password\" id=\"credential\" name=\"credential\" autocomplete=\"off\" required>\
+         <button type=\"submit\" id=\"signin\">Sign in</button></form>\
+         <p class=\"note\">The console is read-only. A session lasts 8 hours, or until you sign out, \
+         the identity is disabled or its key revoked. Every sign-in is recorded in the log.</p>",
+    );
+    html::page("Sign in", None, &body)
+}
+
+/// `GET /ui/signin`.
+pub async fn sign_in_form() -> Response {
+    html_response(StatusCode::OK, sign_in_page(None))
+}
+
+#[derive(serde::Deserialize)]
+struct SignInForm {
+    credential: String,
+}
+
+/// `POST /ui/signin`: the credential checked as the API checks a bearer credential, the role
+/// (auditor or admin), then a session; a refusal is recorded as any refused credential is.
+pub async fn sign_in(
+    State(st): St,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    const ROUTE: &str = "POST /ui/signin";
+    let peer = peer.map(|p| p.0.0);
+    if cross_site(&headers) {
+        return html_response(
+            StatusCode::FORBIDDEN,
+            sign_in_page(Some("a sign-in from another site is refused")),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return html_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                sign_in_page(Some("the form is larger than 16 KiB: paste only the key or token")),
+            );
+        }
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&bytes) else {
+        return html_response(
+            StatusCode::BAD_REQUEST,
+            sign_in_page(Some("the form has no credential field: send credential=<key>")),
+        );
+    };
+    let credential = form.credential.trim();
+    let now = st.now_ms();
+    let live = st.live();
+    let authenticated = match &live.oidc {
+        Some(oidc) if graven_auth::jwt::looks_like_jwt(credential) => {
+            oidc.authenticate(credential, &st.registry, now).await
+        }
+        _ => st.registry.authenticate(credential, now),
+    };
+    let principal = match authenticated {
+        Ok(p) => p,
+        Err(d) => {
+            let claimed = match &d {
+                graven_auth::principal::Denial::Invalid { key_id } => key_id.clone(),
+                _ => None,
+            };
+            let r = Refusal {
+                who: d.principal().map(|p| &**p),
+                claimed_key: claimed.as_deref(),
+                claimed_identity: None,
+                reason: d.reason(),
+                route: ROUTE,
+                attempted_action: None,
+                peer,
+            };
+            audit::denied(&st, r).await;
+            return html_response(StatusCode::UNAUTHORIZED, sign_in_page(Some(&d.message())));
+        }
+    };
+    if !Access::Read.permits(principal.role) {
+        let r = Refusal {
+            who: Some(&principal),
+            claimed_key: None,
+            claimed_identity: None,
+            reason: "role",
+            route: ROUTE,
+            attempted_action: None,
+            peer,
+        };
+        audit::denied(&st, r).await;
+        let m = format!(
+            "identity {} has the {} role; the console is for auditors and admins",
+            principal.identity,
+            principal.role.as_str()
+        );
+        return html_response(StatusCode::FORBIDDEN, sign_in_page(Some(&m)));
+    }
+    let (token, _) = match st.console.sessions.create(&principal.identity, principal.clone(), now) {
+        Ok(made) => made,
+        Err(e) => {
+            let m = match e {
+                session::SessionError::Full => "too many console sessions are open; try again later",
+                session::SessionError::Random => "the server could not make a session token",
+            };
+            return html_response(StatusCode::SERVICE_UNAVAILABLE, sign_in_page(Some(m)));
+        }
+    };
+    // Recorded before the session is handed out: no session that the log does not show.
+    if let Err(p) = audit::console_session(&st, &principal, "graven.console.signin", peer).await {
+        st.console.sessions.end(&token);
+        return html_response(p.status, sign_in_page(Some(&p.detail)));
+    }
+    let secure = if st.console.secure_cookie { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session::COOKIE,
+        session::LIFETIME_MS / 1000
+    );
+    let mut resp = redirect("/ui/log");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(serde::Deserialize)]
+struct SignOutForm {
+    form_token: String,
+}
+
+/// `POST /ui/signout`: ends the session (the form carries the session's form token).
+pub async fn sign_out(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    peer: Option<Extension<Peer>>,
+    body: Body,
+) -> Response {
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.unwrap_or_default();
+    let ok = serde_urlencoded::from_bytes::<SignOutForm>(&bytes).is_ok_and(|f| f.form_token == s.form_token);
+    if !ok {
+        return (StatusCode::FORBIDDEN, "sign out from the console's own button").into_response();
+    }
+    st.console.sessions.end(&s.token);
+    let _ = audit::console_session(&st, &s.principal, "graven.console.signout", peer.map(|p| p.0.0)).await;
+    let mut resp = redirect("/ui/signin");
+    let cookie = format!("{}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0", session::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `GET /ui/log`: the log's state.
+pub async fn log(State(st): St, Extension(s): Extension<SignedIn>) -> Response {
+    let c = st.engine.committed();
+    let index = st.index.clone();
+    let indexed = blocking(move || index.indexed_size().map_err(|e| Problem::internal(e.to_string()))).await;
+    let latest = if c.size > 0 {
+        let reader = st.reader.clone();
+        let size = TreeSize(c.size);
+        blocking(move || {
+            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            r.entry(size.0 - 1, size).map_err(read_problem)
+        })
+        .await
+        .ok()
+        .and_then(|e| serde_json::from_slice::<Value>(&e).ok())
+        .and_then(|v| v.get("logged_at").and_then(Value::as_str).map(str::to_owned))
+    } else {
+        None
+    };
+    let mut b = String::from("<dl class=\"facts\">");
+    let mut fact = |k: &str, id: &str, v: String| {
+        let _ = write!(b, "<dt>{}</dt><dd id=\"{id}\">{v}</dd>", text(k));
+    };
+    fact("Origin", "origin", text(&st.origin));
+    fact("Tree size", "tree-size", c.size.to_string());
+    fact("Root hash", "root", text(&c.root.to_base64()));
+    fact("Latest event logged at", "latest", latest.map_or_else(|| "no event yet".to_owned(), |t| text(&t)));
+    fact(
+        "Search index",
+        "index-lag",
+        match indexed {
+            Ok(n) => format!("{n} events indexed, {} behind the log", c.size.saturating_sub(n)),
+            Err(p) => text(&p.detail),
+        },
+    );
+    fact(
+        "Witnesses",
+        "witnesses",
+        match st.witnessing.as_ref().map(crate::witnessing::info) {
+            Some(w) => text(&serde_json::to_string(&w).unwrap_or_default()),
+            None => "no witness policy is configured".to_owned(),
+        },
+    );
+    fact(
+        "Verifier key the server reports",
+        "server-vkey",
+        format!("<code>{}</code>", text(&st.verifier_key)),
+    );
+    b.push_str("</dl><h2>Latest checkpoint</h2>");
+    let _ = write!(b, "<pre id=\"checkpoint\">{}</pre>", text(&c.checkpoint));
+    b.push_str(
+        "<p class=\"note\">The server reports this key; the console checks proofs only against the key \
+         <a href=\"/ui/settings\">you pin in this browser</a>, which you should take from somewhere other than this server.</p>",
+    );
+    html_response(StatusCode::OK, html::page("Log", Some(&frame(&s)), &b))
+}
+
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => text(s),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => text(&v.to_string()),
+    }
+}
+
+/// One search result row.
+fn row(out: &mut String, index: u64, entry: &[u8]) {
+    let Ok(e) = serde_json::from_slice::<Value>(entry) else {
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/ui/events/{index}\">{index}</a></td><td colspan=\"5\">(not a JSON event)</td></tr>"
+        );
+        return;
+    };
+    let actor = e.get("actor");
+    let actor_id = actor.and_then(|a| a.get("id")).and_then(Value::as_str).unwrap_or("");
+    let attested = actor.and_then(|a| a.get("attested_by")).and_then(|a| a.get("id")).and_then(Value::as_str);
+    let resource = e.get("resource").map(|r| {
+        let t = r.get("type").and_then(Value::as_str).unwrap_or("");
+        let id = r.get("id").and_then(Value::as_str).unwrap_or("");
+        format!("{t} {id}")
+    });
+    let mark = match attested {
+        Some(by) => format!(
+            " <span class=\"reported\" title=\"reported by a source\">reported by {}</span>",
+            text(by)
+        ),
+        None => String::new(),
+    };
+    let _ = write!(
+        out,
+        "<tr><td><a href=\"/ui/events/{index}\">{index}</a></td><td>{}</td><td><a href=\"/ui/search?actor={}\">{}</a>{mark}</td><td>{}</td><td>{}</td><td class=\"outcome\">{}</td></tr>",
+        cell(e.get("logged_at")),
+        url(actor_id),
+        text(actor_id),
+        cell(e.get("action")),
+        resource.map(|r| text(&r)).unwrap_or_default(),
+        cell(e.get("outcome")),
+    );
+}
+
+/// `GET /ui/search`: the API's filters, newest first, 50 a page.
+pub async fn search(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    StrictQuery(mut q): StrictQuery<SearchQuery>,
+) -> Response {
+    for f in [
+        &mut q.actor,
+        &mut q.action,
+        &mut q.resource,
+        &mut q.outcome,
+        &mut q.since,
+        &mut q.until,
+        &mut q.cursor,
+    ] {
+        if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            *f = None;
+        }
+    }
+    if q.limit.is_none() {
+        q.limit = Some(PAGE_EVENTS.to_owned());
+    }
+    let mut b = String::from("<form method=\"get\" action=\"/ui/search\" class=\"filters\">");
+    for (name, label, v) in [
+        ("actor", "Actor", &q.actor),
+        ("action", "Action", &q.action),
+        ("resource", "Resource", &q.resource),
+        ("outcome", "Outcome", &q.outcome),
+        ("since", "Since (RFC 3339)", &q.since),
+        ("until", "Until (RFC 3339)", &q.until),
+    ] {
+        let _ = write!(
+            b,
+            "<label>{label} <input name=\"{name}\" id=\"f-{name}\" value=\"{}\"></label>",
+            attr(v.as_deref().unwrap_or(""))
+        );
+    }
+    b.push_str("<button type=\"submit\" id=\"search\">Search</button></form>");
+    let filters: Vec<(&str, String)> = [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("resource", &q.resource),
+        ("outcome", &q.outcome),
+        ("since", &q.since),
+        ("until", &q.until),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect();
+    let page = match search::run(&st, q).await {
+        Ok(p) => p,
+        Err(p) => return problem_page(&s, &p),
+    };
+    let _ = write!(
+        b,
+        "<p class=\"note\" id=\"index-state\">The index has {} of the log's {} events.</p>",
+        page.indexed_size, page.tree_size
+    );
+    b.push_str("<table id=\"results\"><thead><tr><th>Index</th><th>Logged at</th><th>Actor</th><th>Action</th><th>Resource</th><th>Outcome</th></tr></thead><tbody>");
+    for (i, e) in &page.events {
+        row(&mut b, *i, e);
+    }
+    b.push_str("</tbody></table>");
+    if page.events.is_empty() {
+        b.push_str("<p id=\"no-results\">No event matches.</p>");
+    }
+    if let Some(next) = &page.next_cursor {
+        let mut href = String::from("/ui/search?");
+        for (k, v) in &filters {
+            let _ = write!(href, "{k}={}&", url(v));
+        }
+        let _ = write!(href, "cursor={}", url(next));
+        let _ = write!(b, "<p><a id=\"next\" href=\"{}\">Older events</a></p>", attr(&href));
+    }
+    html_response(StatusCode::OK, html::page("Search", Some(&frame(&s)), &b))
+}
+
+/// `GET /ui/events/{index}`: the entry as stored, its place in the log, and the material for
+/// the browser's own check (entry bytes, proof, signed checkpoint) in data attributes.
+pub async fn event(State(st): St, Extension(s): Extension<SignedIn>, Path(index): Path<String>) -> Response {
+    let Ok(index) = index.parse::<u64>() else {
+        return problem_page(
+            &s,
+            &Problem::bad_request("bad-parameter", "the event index is a number: /ui/events/42"),
+        );
+    };
+    let c = st.engine.committed();
+    if index >= c.size {
+        return problem_page(
+            &s,
+            &Problem::not_found(format!("no event {index}: the log has {} events (0-based)", c.size)),
+        );
+    }
+    let reader = st.reader.clone();
+    let size = TreeSize(c.size);
+    let read = blocking(move || {
+        let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = r.entry(index, size).map_err(read_problem)?;
+        let proof = r.inclusion_proof(LeafIndex(index), size).map_err(read_problem)?;
+        Ok((entry, proof))
+    })
+    .await;
+    let (entry, proof) = match read {
+        Ok(x) => x,
+        Err(p) => return problem_page(&s, &p),
+    };
+    let proof: Vec<String> = proof.iter().map(Hash::to_base64).collect();
+    let shown = String::from_utf8_lossy(&entry);
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<dl class=\"facts\"><dt>Index</dt><dd id=\"index\">{index}</dd><dt>Tree size</dt><dd>{}</dd>\
+         <dt>Leaf hash the server reports</dt><dd><code>{}</code></dd></dl>",
+        c.size,
+        text(&graven_core::leaf_hash(&entry).to_base64())
+    );
+    b.push_str("<h2>Check in this browser</h2>");
+    let _ = write!(
+        b,
+        "<div id=\"proof-check\" data-index=\"{index}\" data-size=\"{}\" data-entry=\"{}\" data-proof=\"{}\" data-checkpoint=\"{}\">\
+         <p id=\"verdict\" class=\"pending\">Checking…</p><ul id=\"checks\"></ul></div>",
+        c.size,
+        B64.encode(&entry),
+        attr(&proof.join(",")),
+        B64.encode(c.checkpoint.as_bytes()),
+    );
+    b.push_str("<h2>The entry as stored (canonical JSON)</h2>");
+    let _ = write!(b, "<pre id=\"entry\">{}</pre>", text(&shown));
+    b.push_str("<h2>Signed checkpoint</h2>");
+    let _ = write!(b, "<pre id=\"checkpoint\">{}</pre>", text(&c.checkpoint));
+    b.push_str("<h2>Inclusion proof</h2><ol id=\"proof\">");
+    for h in &proof {
+        let _ = write!(b, "<li><code>{}</code></li>", text(h));
+    }
+    b.push_str("</ol>");
+    html_response(StatusCode::OK, html::page(&format!("Event {index}"), Some(&frame(&s)), &b))
+}
+
+/// `GET /ui/settings`: the verifier key pinned in this browser (kept in its local storage by
+/// the console's script; the server never sees it).
+pub async fn settings(Extension(s): Extension<SignedIn>) -> Response {
+    let b = "<p>Paste the log's verifier key (<code>name+keyid+base64</code>) from a source you trust: \
+             the log's documentation, your deployment's configuration, a colleague. The console checks proofs \
+             against this key only; it is kept in this browser and never sent to the server.</p>\
+             <form id=\"pin-form\" class=\"pin\"><input id=\"vkey\" name=\"vkey\" size=\"80\" autocomplete=\"off\">\
+             <button type=\"submit\" id=\"pin\">Pin this key</button><button type=\"button\" id=\"unpin\">Forget it</button></form>\
+             <p id=\"pinned\">No key pinned in this browser.</p>";
+    html_response(StatusCode::OK, html::page("Verifier key", Some(&frame(&s)), b))
+}
+
+/// `GET /ui/identities`.
+pub async fn identities(State(st): St, Extension(s): Extension<SignedIn>) -> Response {
+    let now = st.now_ms();
+    let mut b = String::from(
+        "<table id=\"identities\"><thead><tr><th>Identity</th><th>Kind</th><th>Owner</th><th>Role</th><th>Status</th><th>Keys</th></tr></thead><tbody>",
+    );
+    for r in st.registry.records().values() {
+        let live_keys = r.keys.iter().filter(|k| k.usable(now)).count();
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/ui/search?actor={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{live_keys} usable of {}</td></tr>",
+            url(&r.id),
+            text(&r.id),
+            text(r.kind.as_str()),
+            text(&r.owner),
+            text(r.role.as_str()),
+            text(r.status.as_str()),
+            r.keys.len()
+        );
+    }
+    b.push_str("</tbody></table>");
+    html_response(StatusCode::OK, html::page("Identities", Some(&frame(&s)), &b))
+}
