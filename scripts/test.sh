@@ -7,8 +7,9 @@
 # schemathesis (the API contract test), OpenBao (`bao`, the audit-device test) and the
 # OpenTelemetry Python SDK (the OTLP test) when they are missing, network access to crates.io, from
 # which it builds siglog once per machine (the interop tests), and apt (as root, or sudo) for
-# Debian's `prometheus` package when `promtool` is missing and its `rsyslog` and
-# `rsyslog-openssl` when `rsyslogd` or its TLS driver is.
+# Debian's `prometheus` package when `promtool` is missing, its `rsyslog` and
+# `rsyslog-openssl` when `rsyslogd` or its TLS driver is, and its `chromium` and
+# `chromium-driver` (the console's browser tests) when `chromedriver` is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +87,22 @@ if ! command -v rsyslogd >/dev/null 2>&1 || ! ls /usr/lib/*/rsyslog/lmnsd_ossl.s
 fi
 rsyslogd -v | head -1
 command -v logger >/dev/null 2>&1 || { echo "logger (util-linux) is missing" >&2; exit 1; }
+
+# Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver`): the console's
+# end-to-end tests drive a real browser through WebDriver (crates/graven/tests/console.rs; it
+# fails, never skips, without them).
+step "chromium"
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "chromium or chromedriver not found; installing Debian's chromium and chromium-driver packages"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; }
+  hash -r
+fi
+chromium --version | head -1
+chromedriver --version | head -1
 
 # schemathesis (PyPI), the property-based API tester that holds the running server to its
 # OpenAPI document (crates/graven/tests/schemathesis.rs; it fails, never skips, without it, and

@@ -42,9 +42,11 @@
   // A C2SP verifier key: <name>+<key id, 8 hex>+<base64 of 0x01 || Ed25519 public key>.
   async function parseVkey(text) {
     const s = text.trim();
-    const parts = s.split('+');
-    if (parts.length !== 3) throw new Error('a verifier key has three parts, name+keyid+base64');
-    const [name, idHex, keyB64] = parts;
+    // The name has no '+'; the base64 key may.
+    const i = s.indexOf('+');
+    const j = i < 0 ? -1 : s.indexOf('+', i + 1);
+    if (j < 0) throw new Error('a verifier key has three parts, name+keyid+base64');
+    const [name, idHex, keyB64] = [s.slice(0, i), s.slice(i + 1, j), s.slice(j + 1)];
     if (!name || /[\s+]/.test(name)) throw new Error('the key name is empty or has a space or a plus');
     if (!/^[0-9a-f]{8}$/.test(idHex)) throw new Error('the key id is not 8 lowercase hex digits');
     let raw;
@@ -106,10 +108,11 @@
     return sn === 0n ? r : null;
   }
 
+  // One line of the check: passed (true), failed (false), or not checked (null).
   function item(list, ok, words) {
     const li = document.createElement('li');
-    li.className = ok ? 'ok' : 'fail';
-    li.textContent = (ok ? '\u2713 ' : '\u2717 ') + words;
+    li.className = ok === null ? 'unchecked' : ok ? 'ok' : 'fail';
+    li.textContent = (ok === null ? '\u2013 ' : ok ? '\u2713 ' : '\u2717 ') + words;
     list.appendChild(li);
   }
 
