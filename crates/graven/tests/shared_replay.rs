@@ -78,7 +78,8 @@ fn signer(writer: &Server, id: &str, role: &str, seed: u8) -> (SigningKey, Strin
     writer.identity(id, role, &[]);
     let k = SigningKey::from_bytes(&[seed; 32]);
     let pk = base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes());
-    let r = writer.admin("POST", &format!("/v1/identities/{id}/public-keys"), Some(json!({"public_key": pk})));
+    let r =
+        writer.admin("POST", &format!("/v1/identities/{id}/public-keys"), Some(json!({"public_key": pk})));
     assert_eq!(r.status, 201, "{}", r.body);
     let kid = graven_core::event_sig::key_id(k.verifying_key().as_bytes());
     (k, kid)
@@ -96,7 +97,14 @@ struct Signed {
     headers: SignedHeaders,
 }
 
-fn sign(k: &SigningKey, kid: &str, method: &'static str, path: &'static str, body: &[u8], nonce: Option<&str>) -> Signed {
+fn sign(
+    k: &SigningKey,
+    kid: &str,
+    method: &'static str,
+    path: &'static str,
+    body: &[u8],
+    nonce: Option<&str>,
+) -> Signed {
     let target = RequestParts { method, path, ..Default::default() };
     Signed { method, path, body: body.to_vec(), headers: sign_request(k, kid, &target, body, now_s(), nonce) }
 }
@@ -170,7 +178,11 @@ fn a_signed_request_accepted_by_one_node_is_refused_by_the_other() {
     assert_eq!(status, 401, "a read accepted by A, replayed to B: {body}");
     assert!(body.contains("another node"), "{body}");
     for n in [&a, &b] {
-        assert!(n.banner.iter().any(|l| l.starts_with("replay cache: shared by every node")), "{:?}", n.banner);
+        assert!(
+            n.banner.iter().any(|l| l.starts_with("replay cache: shared by every node")),
+            "{:?}",
+            n.banner
+        );
     }
 
     // A signed write, accepted by A (the writer). B sends writes to the writer, so the replay
