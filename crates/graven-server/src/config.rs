@@ -969,6 +969,29 @@ mod tests {
     }
 
     #[test]
+    fn replay_claims_need_a_shared_log_and_an_s3_url() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str, o: Overrides| {
+            resolve(Overrides { config: Some(write_file(d.path(), text)), ..o }).map_err(|e| e.to_string())
+        };
+        let shared = "storage = \"s3://log/prod\"\n";
+        let c =
+            resolve_text(&format!("{shared}replay_claims = \"s3://claims/prod\"\n"), Overrides::default())
+                .unwrap();
+        assert_eq!(c.storage.unwrap().replay_claims.as_deref(), Some("s3://claims/prod"));
+        // The flag replaces the file's.
+        let o = Overrides { replay_claims: Some("s3://other/x".into()), ..Default::default() };
+        let c = resolve_text(&format!("{shared}replay_claims = \"s3://claims/prod\"\n"), o).unwrap();
+        assert_eq!(c.storage.unwrap().replay_claims.as_deref(), Some("s3://other/x"));
+        assert_eq!(resolve_text(shared, Overrides::default()).unwrap().storage.unwrap().replay_claims, None);
+        let e = resolve_text("replay_claims = \"s3://claims/prod\"\n", Overrides::default()).unwrap_err();
+        assert!(e.contains("local directory") && e.contains("storage"), "{e}");
+        let e = resolve_text(&format!("{shared}replay_claims = \"/tmp/claims\"\n"), Overrides::default())
+            .unwrap_err();
+        assert!(e.contains("replay_claims") && e.contains("s3://"), "{e}");
+    }
+
+    #[test]
     fn syslog_settings_are_checked() {
         let d = tempfile::tempdir().unwrap();
         let resolve_text = |text: &str, o: Overrides| {

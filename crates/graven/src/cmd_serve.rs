@@ -149,13 +149,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
     let store = match &config.storage {
-        Some(s) => Some(graven_server::serve::SharedStores {
-            log: open_store(s)?,
-            replay_claims: match &s.replay_claims {
+        Some(s) => {
+            // The claims' bucket first: refused, it leaves the log's bucket untouched.
+            let replay_claims = match &s.replay_claims {
                 Some(url) => Some(open_claims_store(s, url)?),
                 None => None,
-            },
-        }),
+            };
+            Some(graven_server::serve::SharedStores { log: open_store(s)?, replay_claims })
+        }
         None => None,
     };
     // SIGHUP reads the same file again, under the same flags and environment.

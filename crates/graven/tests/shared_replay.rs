@@ -57,7 +57,13 @@ impl Log {
 
     /// `graven serve` on the log with the shared claims, reaching S3 at `endpoint`.
     fn node(&self, name: &str, endpoint: &str) -> Server {
-        let env = [
+        let env = self.env(endpoint);
+        let args = ["--storage", &self.url, "--key", self.key.to_str().unwrap()];
+        start_env(&self.tmp.path().join(name), &args, &env)
+    }
+
+    fn env<'a>(&'a self, endpoint: &'a str) -> [(&'a str, &'a str); 8] {
+        [
             ("AWS_ENDPOINT_URL", endpoint),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
@@ -66,9 +72,7 @@ impl Log {
             ("AWS_DEFAULT_REGION", ""),
             ("AWS_SESSION_TOKEN", ""),
             ("GRAVEN_REPLAY_CLAIMS", &self.claims),
-        ];
-        let args = ["--storage", &self.url, "--key", self.key.to_str().unwrap()];
-        start_env(&self.tmp.path().join(name), &args, &env)
+        ]
     }
 }
 
@@ -313,4 +317,49 @@ fn a_node_that_cannot_reach_the_shared_claims_refuses_signed_requests() {
     });
     assert_eq!(status, 200, "{body}");
     assert_eq!(send(&a, &read).0, 401, "claimed by B: refused by A");
+}
+
+/// Claims under a bucket's default Object Lock rule would each be locked for the rule's period:
+/// refused at start, before the node serves anything or writes to the log's bucket.
+#[test]
+fn a_claims_bucket_under_a_default_retention_rule_is_refused() {
+    let mut log = Log::new("replay-locked");
+    let locked = Seaweed::shared().bucket_with_default_retention(
+        "replay-locked-claims",
+        graven_s3::DefaultRetention {
+            mode: graven_s3::RetentionMode::Governance,
+            period: graven_s3::RetentionPeriod::Days(1),
+        },
+    );
+    log.claims = format!("s3://{}/claims", locked.bucket);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graven"))
+        .args(["serve", "--data", log.tmp.path().join("a").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--storage", &log.url, "--key", log.key.to_str().unwrap()])
+        .envs(log.env(&log.endpoint))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("graven serve started on a claims bucket with a default retention rule");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("replay_claims") && err.contains("default Object Lock retention rule"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    let log_bucket = log.url.trim_start_matches("s3://").split('/').next().unwrap().to_owned();
+    let mut cfg = locked.clone();
+    cfg.bucket = log_bucket;
+    cfg.prefix = String::new();
+    let s3 = graven_s3::S3Store::connect(cfg).unwrap();
+    use graven_tlog::ObjectStore as _;
+    assert_eq!(s3.first_key_after("", "").unwrap(), None, "the log's bucket is untouched");
 }
