@@ -11,6 +11,7 @@
 //! | [`registry`], [`registry_file`] | `identities.json` (or a shared log's signed object) in memory; O(1) authentication; the file format |
 //! | [`jwt`], [`oidc`] | JWS tokens and JWKs (pure, fuzzed); OIDC federation with cached key sets |
 //! | [`httpsig`], [`sigauth`] | RFC 9421 signatures and RFC 9530 digests; the request-signature credential |
+//! | [`replay_claims`] | a shared log's replay cache: one create-only object per signed request, over an `ObjectStore` |
 //! | [`mtls`] | the principal of a verified client certificate (SPIFFE ID, trust domains) |
 //! | [`event_signature`] | client-signed events, checked before sequencing |
 //! | [`shape`] | a request body attributed to its actor as a canonical event; the reserved `graven.` namespace |
@@ -19,7 +20,7 @@
 //!
 //! Module dependencies point one way: `principal` → {`identity`, `apikey`}; `registry` →
 //! {`principal`, `identity`, `apikey`, `public_key`, `registry_file`}; `oidc`, `mtls`,
-//! `sigauth`, `event_signature` → `registry`; `shape` → `principal`.
+//! `sigauth`, `event_signature` → `registry`; `sigauth` → `replay_claims`; `shape` → `principal`.
 
 pub mod access;
 pub mod apikey;
@@ -34,5 +35,6 @@ pub mod public_key;
 pub mod ratelimit;
 pub mod registry;
 pub mod registry_file;
+pub mod replay_claims;
 pub mod shape;
 pub mod sigauth;

@@ -15,8 +15,10 @@
 //!    still ahead (else 401);
 //! 5. the Ed25519 signature verifies over the RFC 9421 §2.5 signature base (else 401), which
 //!    covers the `Content-Digest` header: no byte of the body is read before this;
-//! 6. its `nonce` (or, without one, the signature itself) was not seen within the window
-//!    (else 401);
+//! 6. its `nonce` (or, without one, the signature itself) was not seen within the window by
+//!    this node (else 401), nor, on a shared log with shared claims, by any node: it is then
+//!    claimed for every node (`replay_claims`; claimed elsewhere: 401; the claims out of
+//!    reach: 503, never accepted unchecked);
 //! 7. `Content-Digest` has a `sha-256` equal to the SHA-256 of the body received (else 401).
 //!
 //! **Replays.** A replay is the same signed request sent again, so one key per request is
@@ -27,13 +29,26 @@
 //! With the default ±60 s window a key lives at most about 121 s, so one node sustains about
 //! 17,000 signed requests per second; a longer window lowers that in proportion (the first
 //! version kept two 32-byte keys per request for ±300 s with room for 262,144, so it refused
-//! signed requests beyond about 440 per second: `bench/auth-cost.sh` ran into it). The cache is **per node**: behind a load balancer, a
-//! signature replayed to another node within the window is not caught by this cache (the
-//! request's own content, e.g. a `request_id`, still shows the duplicate in the log). Because
+//! signed requests beyond about 440 per second: `bench/auth-cost.sh` ran into it).
+//!
+//! The cache is **per node**. On a shared log, where another node would not catch a replay
+//! within the window, [`SigAuth::shared`] puts claims shared by every node behind it
+//! (`crate::replay_claims`): a request new to this node is accepted only once this node has
+//! claimed its key for the whole log, with one conditional create in the object store, made
+//! after the signature verified (so nobody without a registered key can make the server write
+//! a claim). The node's cache stays in front, so a replay to the same node costs no request.
+//! If the claim cannot be made the request is refused ([`RefusalKind::Unavailable`], 503) and
+//! the node forgets its own entry, so the client's retry is checked afresh; a claim that is
+//! made is kept, like the node's own entry, even if the body then fails its digest (the
+//! signed headers were used). Without shared claims (a single node, or a shared log that does
+//! not set `replay_claims`), a signature replayed to another node within the window is not
+//! caught (the request's own content, e.g. a `request_id`, still shows the duplicate in the
+//! log). Because
 //! Ed25519 is deterministic, two identical requests signed in the same second have the same
 //! signature: send a `nonce` to make them distinct.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use graven_core::replay::{ReplayCache, Seen};
@@ -42,6 +57,7 @@ use sha2::{Digest, Sha256};
 use crate::httpsig::{self, RequestParts};
 use crate::principal::{Denial, Principal};
 use crate::registry::Registry;
+use crate::replay_claims::{Claim, ClaimError, ReplayClaims};
 
 /// Live nonces or signatures remembered for replay detection.
 pub const REPLAY_CAPACITY: usize = 2 << 20;
@@ -50,19 +66,52 @@ pub const DEFAULT_WINDOW_SECONDS: u64 = 60;
 /// The header fields whose presence makes a request a signed one (checked here).
 pub const SIGNATURE_FIELDS: [&str; 2] = ["signature-input", "signature"];
 
-/// Request-signature settings and the replay cache.
+/// Request-signature settings, the node's replay cache, and a shared log's shared one.
 #[derive(Debug)]
 pub struct SigAuth {
     window: i64,
     replay: Mutex<ReplayCache>,
+    /// A shared log's claims, made by every node (None: this node's cache alone).
+    shared: Option<Arc<dyn ReplayClaims>>,
+    counts: Arc<ClaimCounts>,
+}
+
+/// How the shared claims of the requests this node checked went (for the metrics).
+#[derive(Debug, Default)]
+pub struct ClaimCounts {
+    /// Claimed by this node: the request was new everywhere.
+    pub new: AtomicU64,
+    /// Already claimed by another node (or earlier on this one): refused as a replay.
+    pub taken: AtomicU64,
+    /// The shared cache could not be reached: refused with 503, nothing claimed for certain.
+    pub unavailable: AtomicU64,
 }
 
 impl SigAuth {
+    /// This node's replay cache alone: a single node, or a log on a local directory.
     pub fn new(window_seconds: u64) -> Self {
         SigAuth {
             window: i64::try_from(window_seconds).unwrap_or(i64::MAX / 2),
             replay: Mutex::new(ReplayCache::new(REPLAY_CAPACITY)),
+            shared: None,
+            counts: Arc::default(),
         }
+    }
+
+    /// This node's cache in front of claims shared by every node of a log: a request new to
+    /// this node is accepted only once it has claimed its key in `claims`.
+    pub fn shared(window_seconds: u64, claims: Arc<dyn ReplayClaims>) -> Self {
+        SigAuth { shared: Some(claims), ..Self::new(window_seconds) }
+    }
+
+    /// Where the shared claims are kept, if they are.
+    pub fn shared_location(&self) -> Option<String> {
+        self.shared.as_ref().map(|c| c.location())
+    }
+
+    /// The shared claims made so far, by outcome (all zero without shared claims).
+    pub fn claim_counts(&self) -> Arc<ClaimCounts> {
+        self.counts.clone()
     }
 }
 
@@ -98,6 +147,9 @@ pub enum RefusalKind {
     Unauthorized,
     /// Too many signed requests in the window: the replay cache is full (503, retry).
     Busy,
+    /// The shared replay cache could not be reached, so whether the request is a replay is
+    /// unknown: refused, never accepted unchecked (503, retry).
+    Unavailable,
     /// The body could not be read; `status` is the HTTP status its reader gave.
     Body { status: u16 },
 }
@@ -274,18 +326,20 @@ where
         Some(n) => tagged(b"nonce", format!("{keyid}\n{n}").as_bytes()),
         None => tagged(b"sig", &signature.to_bytes()),
     };
+    let until = created.saturating_add(window).saturating_add(1);
     let seen = {
         let mut cache = sig.replay.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(once, created.saturating_add(window).saturating_add(1), now_s)
+        cache.insert(once, until, now_s)
+    };
+    let replayed = |elsewhere: &str| {
+        found(
+            "signature-replayed",
+            format!("this signature (or its nonce) was already used{elsewhere}; sign each request afresh"),
+        )
     };
     match seen {
         Seen::New => {}
-        Seen::Replay => {
-            return Err(found(
-                "signature-replayed",
-                "this signature (or its nonce) was already used; sign each request afresh".into(),
-            ));
-        }
+        Seen::Replay => return Err(replayed("")),
         Seen::Full => {
             return Err(Refusal {
                 kind: RefusalKind::Busy,
@@ -294,6 +348,31 @@ where
                 claimed_identity: Some(principal.identity.clone()),
                 claimed_key: Some(principal.key_id.clone()),
             });
+        }
+    }
+    // New to this node; on a shared log, new to the log only once claimed for every node.
+    if let Some(claims) = &sig.shared {
+        match claim(claims.clone(), once, until).await {
+            Ok(Claim::New) => {
+                sig.counts.new.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Claim::Taken) => {
+                sig.counts.taken.fetch_add(1, Ordering::Relaxed);
+                return Err(replayed(" (on another node of this log)"));
+            }
+            Err(e) => {
+                sig.counts.unavailable.fetch_add(1, Ordering::Relaxed);
+                // Not known to be claimed: forget it here too, so the client's retry, once the
+                // store answers again, is checked afresh rather than refused as a replay.
+                sig.replay.lock().unwrap_or_else(|e| e.into_inner()).remove(once);
+                return Err(Refusal {
+                    kind: RefusalKind::Unavailable,
+                    reason: "replay-check-unavailable",
+                    detail: format!("{e}; nothing was accepted, retry shortly"),
+                    claimed_identity: Some(principal.identity.clone()),
+                    claimed_key: Some(principal.key_id.clone()),
+                });
+            }
         }
     }
     let bytes = read_body()
@@ -306,6 +385,18 @@ where
         ));
     }
     Ok((principal, bytes))
+}
+
+/// Claims `key` in the shared cache off the async runtime (the claim blocks on a network
+/// request); called outside a runtime, it blocks the caller.
+async fn claim(claims: Arc<dyn ReplayClaims>, key: u128, until: i64) -> Result<Claim, ClaimError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return claims.claim(key, until);
+    }
+    let location = claims.location();
+    tokio::task::spawn_blocking(move || claims.claim(key, until)).await.unwrap_or_else(|e| {
+        Err(ClaimError::Unavailable { location, cause: format!("the claim's task failed: {e}") })
+    })
 }
 
 /// The first 128 bits of SHA-256(tag || 0 || data): collisions between honest requests are
@@ -324,6 +415,88 @@ fn tagged(tag: &[u8], data: &[u8]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay_claims::StoreClaims;
+    use ed25519_dalek::SigningKey;
+    use graven_tlog::MemStore;
+
+    /// A registry holding one writer with `k`'s public key; its key id.
+    fn registry(dir: &std::path::Path, k: &SigningKey) -> (Registry, String) {
+        use base64::Engine as _;
+        let kid = graven_core::event_sig::key_id(k.verifying_key().as_bytes());
+        let record: crate::identity::IdentityRecord = serde_json::from_value(serde_json::json!({
+            "id": "svc:signer", "kind": "service_account", "owner": "t", "role": "writer",
+            "status": "active", "created_ms": 0,
+            "public_keys": [{"key_id": kid, "alg": "ed25519", "created_ms": 0,
+                "public_key": base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes())}],
+        }))
+        .unwrap();
+        let reg = Registry::open(dir).unwrap();
+        reg.install([(record.id.clone(), record)].into_iter().collect()).unwrap();
+        (reg, kid)
+    }
+
+    /// Sends one signed request (its fields) to a node: Ok(()) or the refusal's reason.
+    async fn send(
+        node: &SigAuth,
+        reg: &Registry,
+        h: &httpsig::SignedHeaders,
+        now_s: i64,
+    ) -> Result<(), &'static str> {
+        let fields: Vec<(&str, &[u8])> = vec![
+            ("content-digest", h.content_digest.as_bytes()),
+            ("signature-input", h.signature_input.as_bytes()),
+            ("signature", h.signature.as_bytes()),
+        ];
+        let req = SignedRequest { method: "POST", path: "/v1/events", query: None, fields: &fields };
+        check(node, reg, req, now_s * 1000, || async { Ok::<_, (u16, String)>(b"{}".to_vec()) })
+            .await
+            .map(|_| ())
+            .map_err(|r| r.reason)
+    }
+
+    /// Two nodes sharing claims: a request accepted by one is refused by the other; with the
+    /// store unreachable a new request is refused (503), and accepted once it is back.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_request_accepted_by_one_node_is_refused_by_the_other() {
+        let d = tempfile::tempdir().unwrap();
+        let k = SigningKey::from_bytes(&[5u8; 32]);
+        let (reg, kid) = registry(d.path(), &k);
+        let store = Arc::new(MemStore::new());
+        let a = SigAuth::shared(60, Arc::new(StoreClaims::with_node_id(store.clone(), [1; 16])));
+        let b = SigAuth::shared(60, Arc::new(StoreClaims::with_node_id(store.clone(), [2; 16])));
+        let alone = SigAuth::new(60);
+        let now = 1_800_000_000;
+        let target = httpsig::RequestParts { method: "POST", path: "/v1/events", ..Default::default() };
+        let h = httpsig::sign_request(&k, &kid, &target, b"{}", now, Some("n1"));
+        assert_eq!(send(&a, &reg, &h, now).await, Ok(()));
+        assert_eq!(send(&a, &reg, &h, now + 1).await, Err("signature-replayed"), "this node's cache");
+        assert_eq!(send(&b, &reg, &h, now + 1).await, Err("signature-replayed"), "the shared claim");
+        assert_eq!(
+            send(&alone, &reg, &h, now + 1).await,
+            Ok(()),
+            "a node without shared claims: the old hole"
+        );
+        assert_eq!(a.claim_counts().new.load(Ordering::Relaxed), 1);
+        assert_eq!(b.claim_counts().taken.load(Ordering::Relaxed), 1);
+
+        // The store unreachable: refused, not accepted unchecked, and not remembered as used.
+        let h2 = httpsig::sign_request(&k, &kid, &target, b"{}", now, Some("n2"));
+        store.fail_after(0, false);
+        assert_eq!(send(&b, &reg, &h2, now).await, Err("replay-check-unavailable"));
+        assert_eq!(b.claim_counts().unavailable.load(Ordering::Relaxed), 1);
+        store.heal();
+        assert_eq!(send(&b, &reg, &h2, now).await, Ok(()), "the retry is checked afresh");
+        assert_eq!(send(&a, &reg, &h2, now).await, Err("signature-replayed"));
+        // A bad signature never reaches the shared claims.
+        let mut forged = httpsig::sign_request(&k, &kid, &target, b"{}", now, Some("n3"));
+        forged.signature = h.signature.clone();
+        assert_eq!(send(&a, &reg, &forged, now).await, Err("bad-signature"));
+        assert_eq!(
+            a.claim_counts().new.load(Ordering::Relaxed) + b.claim_counts().new.load(Ordering::Relaxed),
+            2,
+            "two requests claimed, no more"
+        );
+    }
 
     #[test]
     fn the_replay_cache_remembers_for_the_window_and_is_bounded() {

@@ -81,6 +81,9 @@ pub struct FileConfig {
     pub allow_no_object_lock: Option<bool>,
     /// MiB of tiles and bundles a node on S3 keeps in memory (default 128).
     pub tile_cache_mb: Option<u64>,
+    /// `s3://bucket/prefix`: a shared log's replay cache for RFC 9421 signatures, shared by
+    /// every node (docs/scale-out.md). Unset: each node remembers only what it saw.
+    pub replay_claims: Option<String>,
     /// A C2SP tlog-policy file naming the witnesses (with their URLs) that cosign each
     /// checkpoint, and the quorum (see docs/witness.md).
     pub witness_policy: Option<PathBuf>,
@@ -395,6 +398,8 @@ pub struct Overrides {
     pub allow_no_object_lock: Option<bool>,
     pub retention_mode: Option<String>,
     pub retention_days: Option<u64>,
+    /// `--replay-claims`: replaces the file's `replay_claims`.
+    pub replay_claims: Option<String>,
     /// `--witness-policy`: replaces the file's `witness_policy`.
     pub witness_policy: Option<PathBuf>,
     /// `--tsa-url`, `--tsa-cert`, `--tsa-policy`, `--tsa-interval` (seconds).
@@ -550,6 +555,9 @@ pub struct SharedStorage {
     pub lease_ttl: Duration,
     /// Bytes of tiles and bundles kept in memory.
     pub tile_cache_bytes: usize,
+    /// `s3://bucket/prefix` where every node claims the signed requests it accepts, so that a
+    /// request accepted by one is refused by all; `None`: each node's own cache only.
+    pub replay_claims: Option<String>,
 }
 
 /// Longest retention accepted: 100 years.
@@ -909,9 +917,24 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
 }
 
 fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStorage>, ConfigError> {
+    let replay_claims = o.replay_claims.clone().or(file.replay_claims.clone());
     let Some(url) = o.storage.clone().or(file.storage.clone()) else {
+        if replay_claims.is_some() {
+            return Err(ConfigError::Setting(
+                "replay_claims (--replay-claims) shares the replay cache between the nodes of a log in object storage; a log on a local directory has one node, whose own cache suffices: remove the setting, or set storage too".into(),
+            ));
+        }
         return Ok(None);
     };
+    if let Some(r) = &replay_claims
+        && (!r.starts_with("s3://") || r.len() > 1024)
+    {
+        return Err(ConfigError::Invalid {
+            what: "replay_claims",
+            value: r.clone(),
+            why: "expected s3://bucket/prefix, in a bucket without a default Object Lock retention rule",
+        });
+    }
     if !url.starts_with("s3://") || url.len() > 1024 {
         return Err(ConfigError::Invalid {
             what: "storage",
@@ -980,6 +1003,7 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
         require_object_lock: !o.allow_no_object_lock.or(file.allow_no_object_lock).unwrap_or(false),
         advertise_url,
         lease_ttl: Duration::from_millis(ttl),
+        replay_claims,
     }))
 }
 
@@ -1102,6 +1126,29 @@ mod tests {
             let e = resolve_text(&bad, Overrides::default()).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn replay_claims_need_a_shared_log_and_an_s3_url() {
+        let d = tempfile::tempdir().unwrap();
+        let resolve_text = |text: &str, o: Overrides| {
+            resolve(Overrides { config: Some(write_file(d.path(), text)), ..o }).map_err(|e| e.to_string())
+        };
+        let shared = "storage = \"s3://log/prod\"\n";
+        let c =
+            resolve_text(&format!("{shared}replay_claims = \"s3://claims/prod\"\n"), Overrides::default())
+                .unwrap();
+        assert_eq!(c.storage.unwrap().replay_claims.as_deref(), Some("s3://claims/prod"));
+        // The flag replaces the file's.
+        let o = Overrides { replay_claims: Some("s3://other/x".into()), ..Default::default() };
+        let c = resolve_text(&format!("{shared}replay_claims = \"s3://claims/prod\"\n"), o).unwrap();
+        assert_eq!(c.storage.unwrap().replay_claims.as_deref(), Some("s3://other/x"));
+        assert_eq!(resolve_text(shared, Overrides::default()).unwrap().storage.unwrap().replay_claims, None);
+        let e = resolve_text("replay_claims = \"s3://claims/prod\"\n", Overrides::default()).unwrap_err();
+        assert!(e.contains("local directory") && e.contains("storage"), "{e}");
+        let e = resolve_text(&format!("{shared}replay_claims = \"/tmp/claims\"\n"), Overrides::default())
+            .unwrap_err();
+        assert!(e.contains("replay_claims") && e.contains("s3://"), "{e}");
     }
 
     #[test]

@@ -123,6 +123,14 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
     })
 }
 
+/// A shared log's object stores: the log's own, and the one its nodes claim signed requests
+/// in (`replay_claims`, docs/scale-out.md), if one is set.
+#[derive(Debug, Clone)]
+pub struct SharedStores {
+    pub log: Arc<dyn ObjectStore>,
+    pub replay_claims: Option<Arc<dyn ObjectStore>>,
+}
+
 /// Serves on `listener` (from [`bind`]; a shared log's node advertises its address to the
 /// others), on a log kept in `store` (object storage shared by several nodes) when given,
 /// until SIGTERM or SIGINT. Then it drains: no new connections; live streams end at once;
@@ -132,7 +140,7 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 pub async fn run_with(
     listener: tokio::net::TcpListener,
     config: Config,
-    store: Option<Arc<dyn ObjectStore>>,
+    store: Option<SharedStores>,
     reloader: Option<crate::reload::Reloader>,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: config.listen, source })?;
@@ -257,9 +265,13 @@ pub struct Node {
 /// listens: a shared log's node advertises it to the others unless `advertise_url` is set.
 pub async fn open(
     config: &Config,
-    store: Option<Arc<dyn ObjectStore>>,
+    store: Option<SharedStores>,
     addr: std::net::SocketAddr,
 ) -> Result<Node, ServeError> {
+    let (store, claims) = match store {
+        Some(s) => (Some(s.log), s.replay_claims),
+        None => (None, None),
+    };
     // Tiles and bundles never change once written: keep the recent ones in memory, so proofs,
     // entries and receipts do not each cost a request to the store.
     let cache = config.storage.as_ref().map_or(DEFAULT_TILE_CACHE_BYTES, |s| s.tile_cache_bytes);
@@ -390,6 +402,19 @@ pub async fn open(
         Some(t) => Some(crate::tls::acceptor(t).map_err(ServeError::Config)?),
         None => None,
     };
+    // A shared log's nodes claim each signed request in one place, so a request accepted by
+    // one is refused by all (graven_auth::replay_claims); otherwise each node's own cache.
+    let window = config.signature_window.as_secs();
+    let http_sig = match &claims {
+        Some(c) => {
+            let claims = graven_auth::replay_claims::StoreClaims::new(c.clone())
+                .map_err(|e| ServeError::Config(format!("a node id for the shared replay cache: {e}")))?;
+            let sig = graven_auth::sigauth::SigAuth::shared(window, Arc::new(claims));
+            metrics.set_replay_claims(sig.claim_counts());
+            sig
+        }
+        None => graven_auth::sigauth::SigAuth::new(window),
+    };
     let state = Arc::new(AppState {
         engine: engine.clone(),
         reader: Arc::new(Mutex::new(LogReader::on(source.clone()))),
@@ -403,7 +428,7 @@ pub async fn open(
         max_body_bytes: config.max_body_bytes,
         body_timeout: config.body_timeout,
         index,
-        http_sig: graven_auth::sigauth::SigAuth::new(config.signature_window.as_secs()),
+        http_sig,
         witnessing: witnessing.as_ref().map(|w| w.witnessing.clone()),
         witness_wait: config.witnessing.as_ref().map_or(Duration::ZERO, |w| w.wait),
         stamps,
@@ -422,6 +447,12 @@ pub async fn open(
     if let Some(store) = &store {
         let role = if engine.is_writer() { "writer" } else { "read replica" };
         banner.push(format!("storage: {} (this node: {role})", store.location()));
+        banner.push(match state.http_sig.shared_location() {
+            Some(at) => format!(
+                "replay cache: shared by every node, claims in {at} (one object per signed request, kept until that location's lifecycle rule removes it)"
+            ),
+            None => "replay cache: this node only; a signed request replayed to another node within the window is not caught (set replay_claims, docs/scale-out.md)".into(),
+        });
     }
     if config.public_read_path {
         banner.push("read path (/checkpoint, /tile, /v1/log) is public".into());

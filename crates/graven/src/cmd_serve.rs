@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// does not choose a retention for a bucket that has Object Lock.
     #[arg(long, env = "GRAVEN_ALLOW_NO_OBJECT_LOCK")]
     allow_no_object_lock: bool,
+    /// Share the replay cache of RFC 9421 signatures between every node of a log in object
+    /// storage: s3://bucket/prefix, in a bucket without a default Object Lock retention rule,
+    /// with a lifecycle rule that expires its objects (docs/scale-out.md). A signed request
+    /// accepted by one node is then refused by all. Default: each node's own cache.
+    #[arg(long, env = "GRAVEN_REPLAY_CLAIMS")]
+    replay_claims: Option<String>,
     /// A C2SP tlog-policy file: the witnesses (`witness <name> <vkey> <url>`) asked to cosign
     /// every checkpoint, and the quorum that makes a checkpoint witnessed (docs/witness.md).
     #[arg(long, env = "GRAVEN_WITNESS_POLICY")]
@@ -152,7 +158,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
     let store = match &config.storage {
-        Some(s) => Some(open_store(s)?),
+        Some(s) => {
+            // The claims' bucket first: refused, it leaves the log's bucket untouched.
+            let replay_claims = match &s.replay_claims {
+                Some(url) => Some(open_claims_store(s, url)?),
+                None => None,
+            };
+            Some(graven_server::serve::SharedStores { log: open_store(s)?, replay_claims })
+        }
         None => None,
     };
     // SIGHUP reads the same file again, under the same flags and environment.
@@ -272,6 +285,7 @@ fn overrides(a: ServeArgs) -> Overrides {
         allow_no_object_lock: a.allow_no_object_lock.then_some(true),
         retention_mode: a.retention_mode,
         retention_days: a.retention_days,
+        replay_claims: a.replay_claims,
         witness_policy: a.witness_policy,
         tsa_url: a.tsa_url,
         tsa_cert: a.tsa_cert,
@@ -346,6 +360,37 @@ fn open_store(
     println!("{}", plan.summary());
     cfg.retention = plan.retention();
     Ok(std::sync::Arc::new(graven_s3::S3Store::connect(cfg)?))
+}
+
+/// Connects to where a shared log's nodes claim signed requests (`replay_claims`), with the
+/// log's endpoint, region and credentials. A bucket with a default Object Lock retention rule
+/// is refused: every claim (one object per signed request) would be locked for the rule's
+/// period, which nothing may shorten, and Graven never writes a weaker retention than a
+/// bucket's rule. Claims are written without retention; the location's lifecycle rule
+/// removes them (docs/scale-out.md).
+fn open_claims_store(
+    s: &graven_server::config::SharedStorage,
+    url: &str,
+) -> anyhow::Result<std::sync::Arc<dyn graven_tlog::ObjectStore>> {
+    let mut cfg = graven_s3::S3Config::from_url(url)?;
+    if let Some(e) = &s.endpoint {
+        cfg.endpoint = Some(e.clone());
+        cfg.path_style = true;
+    }
+    if let Some(r) = &s.region {
+        cfg.region = r.clone();
+    }
+    cfg.retention = None;
+    let store = graven_s3::S3Store::connect(cfg)?;
+    let report = store.check_bucket()?;
+    if let Some(rule) = &report.default_retention {
+        anyhow::bail!(
+            "replay_claims: bucket {} has a default Object Lock retention rule ({rule}), which would lock every claim (one object per signed request) for that long; put the claims in a bucket without one, with a lifecycle rule that expires them (docs/scale-out.md)",
+            report.bucket
+        );
+    }
+    check_conditional_writes(&store)?;
+    Ok(std::sync::Arc::new(store))
 }
 
 /// Rebuilds `<data>/index.redb` from `<data>/log`. The index is derived data; the log is the

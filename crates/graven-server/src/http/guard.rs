@@ -164,11 +164,16 @@ async fn signed_request(
     use graven_auth::sigauth::RefusalKind;
     let status = match r.kind {
         RefusalKind::Malformed => StatusCode::BAD_REQUEST,
-        RefusalKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        RefusalKind::Busy | RefusalKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         RefusalKind::Body { status } => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         _ => StatusCode::UNAUTHORIZED,
     };
-    let p = if status == StatusCode::SERVICE_UNAVAILABLE {
+    let p = if r.kind == RefusalKind::Unavailable {
+        // The shared replay cache did not answer: fail closed, the client retries.
+        let mut p = Problem::new(status, "replay-check-unavailable", "Replay check unavailable", r.detail);
+        p.retry_after = Some(1);
+        p
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
         let mut p = Problem::new(status, "replay-cache-full", "Too many signed requests", r.detail);
         p.retry_after = Some(1);
         p

@@ -31,6 +31,11 @@ pub struct OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WitnessLabels {
     witness: String,
 }
@@ -92,6 +97,9 @@ pub struct Metrics {
     pub http: Family<HttpLabels, Counter>,
     writer: Gauge,
     store_requests: Family<OpLabels, Gauge>,
+    /// A shared log's replay claims (`replay_claims`), by outcome; set by [`Metrics::set_replay_claims`].
+    replay_claims: Family<OutcomeLabels, Gauge>,
+    replay_counts: std::sync::OnceLock<Arc<graven_auth::sigauth::ClaimCounts>>,
     /// `denied` records appended to the log.
     pub denied_records: Counter,
     /// `denied` records not appended: over the rate limit (or the log refused them).
@@ -172,6 +180,12 @@ impl Metrics {
             "store_requests",
             "Requests made to the object store since start, by operation (shared logs only)",
             store_requests.clone(),
+        );
+        let replay_claims = Family::<OutcomeLabels, Gauge>::default();
+        registry.register(
+            "replay_claims",
+            "Signed requests this node claimed in the shared replay cache since start, by outcome: new, taken (a replay), unavailable (refused with 503) (shared logs with replay_claims only)",
+            replay_claims.clone(),
         );
         let http = Family::<HttpLabels, Counter>::default();
         registry.register("http_responses", "HTTP responses by route and status", http.clone());
@@ -280,6 +294,8 @@ impl Metrics {
             http,
             writer,
             store_requests,
+            replay_claims,
+            replay_counts: std::sync::OnceLock::new(),
             denied_records,
             denied_dropped,
             syslog,
@@ -288,6 +304,11 @@ impl Metrics {
             witnessing: std::sync::OnceLock::new(),
             tsa,
         })
+    }
+
+    /// Reports the shared replay claims from now on (a shared log with `replay_claims`).
+    pub fn set_replay_claims(&self, counts: Arc<graven_auth::sigauth::ClaimCounts>) {
+        let _ = self.replay_counts.set(counts);
     }
 
     /// Reports the witness rounds from now on.
@@ -315,6 +336,13 @@ impl Metrics {
         if let Some(store) = self.engine.store() {
             for (op, n) in store.request_counts() {
                 self.store_requests.get_or_create(&OpLabels { op }).set(n as i64);
+            }
+        }
+        if let Some(c) = self.replay_counts.get() {
+            for (outcome, n) in [("new", &c.new), ("taken", &c.taken), ("unavailable", &c.unavailable)] {
+                self.replay_claims
+                    .get_or_create(&OutcomeLabels { outcome })
+                    .set(n.load(Ordering::Relaxed) as i64);
             }
         }
         if let Some(w) = self.witnessing.get() {
