@@ -9,7 +9,7 @@ use graven_core::note::SignerKey;
 use graven_tlog::LocalLog;
 
 use crate::config::Config;
-use crate::http::{AppState, app};
+use crate::http::AppState;
 use crate::metrics::Metrics;
 use graven_engine::engine::Engine;
 use graven_engine::reader::{LogReader, Source};
@@ -176,7 +176,7 @@ pub async fn run_with(
     let scheme = if node.tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    let router = app(node.state.clone());
+    let router = crate::console::app_with_console(node.state.clone(), node.tls.is_some());
     let reloads = reloader.map(|r| tokio::spawn(crate::reload::on_sighup(node.state.clone(), r)));
     let served = serve_connections(listener, router, &config, &node).await;
     if let Some(task) = reloads {
@@ -434,7 +434,6 @@ pub async fn open(
         stamps,
         clock,
         source_seen: crate::source_ids::Seen::default(),
-        console: crate::console::Console { secure_cookie: config.tls.is_some(), ..Default::default() },
         draining: tokio::sync::watch::Sender::new(false),
     });
 

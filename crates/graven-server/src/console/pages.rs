@@ -15,8 +15,9 @@ use graven_auth::access::Access;
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use serde_json::Value;
 
+use super::guard::{SignedIn, St, cross_site, redirect};
 use super::html::{self, Frame, attr, text, url};
-use super::{SignedIn, St, cross_site, redirect, session};
+use super::session;
 use crate::http::Peer;
 use crate::http::audit::{self, Refusal};
 use crate::http::search::{self, SearchQuery};
@@ -147,7 +148,7 @@ pub async fn sign_in(
         );
         return html_response(StatusCode::FORBIDDEN, sign_in_page(Some(&m)));
     }
-    let (token, _) = match st.console.sessions.create(&principal.identity, principal.clone(), now) {
+    let (token, _) = match st.sessions.create(&principal.identity, principal.clone(), now) {
         Ok(made) => made,
         Err(e) => {
             let m = match e {
@@ -159,10 +160,10 @@ pub async fn sign_in(
     };
     // Recorded before the session is handed out: no session that the log does not show.
     if let Err(p) = audit::console_session(&st, &principal, "graven.console.signin", peer).await {
-        st.console.sessions.end(&token);
+        st.sessions.end(&token);
         return html_response(p.status, sign_in_page(Some(&p.detail)));
     }
-    let secure = if st.console.secure_cookie { "; Secure" } else { "" };
+    let secure = if st.secure_cookie { "; Secure" } else { "" };
     let cookie = format!(
         "{}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         session::COOKIE,
@@ -192,7 +193,7 @@ pub async fn sign_out(
     if !ok {
         return (StatusCode::FORBIDDEN, "sign out from the console's own button").into_response();
     }
-    st.console.sessions.end(&s.token);
+    st.sessions.end(&s.token);
     let _ = audit::console_session(&st, &s.principal, "graven.console.signout", peer.map(|p| p.0.0)).await;
     let mut resp = redirect("/ui/signin");
     let cookie = format!("{}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0", session::COOKIE);

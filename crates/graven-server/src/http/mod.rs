@@ -77,7 +77,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::http::admin::identities::routes())
         .merge(crate::http::admin::public_keys::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .merge(crate::console::routes(state.clone()))
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(request_log::log))

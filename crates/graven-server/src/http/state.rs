@@ -44,8 +44,6 @@ pub struct AppState {
     pub clock: Arc<dyn graven_clock::Clock>,
     /// The platform event ids already logged from each source (`sources`).
     pub source_seen: crate::source_ids::Seen,
-    /// The console's sessions (`/ui`).
-    pub console: crate::console::Console,
     /// Set once the server drains (SIGTERM): live streams end at once
     /// (`serve::Node::begin_drain`).
     pub draining: tokio::sync::watch::Sender<bool>,

@@ -465,7 +465,7 @@ impl Harness {
             .rt()
             .block_on(crate::serve::open(&config, None, addr))
             .unwrap_or_else(|e| panic!("starting the node: {e}"));
-        self.router = Some(crate::http::app(node.state().clone()));
+        self.router = Some(crate::console::app_with_console(node.state().clone(), node.tls().is_some()));
         self.graceful = Some(hyper_util::server::graceful::GracefulShutdown::new());
         self.node = Some(node);
         self.config = Some(config);
