@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod event;
 pub mod event_sig;
+pub mod glob;
 pub mod hash;
 pub mod hex;
 pub mod jcs;
