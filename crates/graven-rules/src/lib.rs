@@ -179,7 +179,8 @@ impl Rules {
                 return Err(bad(format!("severity {severity:?}: use low, medium, high or critical")));
             }
             let window = |kind: &str| -> Result<(u64, i64), RuleError> {
-                let max = c.max.ok_or_else(|| bad(format!("{kind} needs max (the most events in the window)")))?;
+                let max =
+                    c.max.ok_or_else(|| bad(format!("{kind} needs max (the most events in the window)")))?;
                 if max == 0 || max >= MAX_WINDOW_EVENTS {
                     return Err(bad(format!("max {max}: from 1 to {}", MAX_WINDOW_EVENTS - 1)));
                 }
@@ -207,17 +208,25 @@ impl Rules {
                     let hours = match &c.hours {
                         None => None,
                         Some(h) => {
-                            let (a, b) = h.split_once('-').ok_or_else(|| bad(format!("hours {h:?}: write HH:MM-HH:MM (UTC)")))?;
+                            let (a, b) = h
+                                .split_once('-')
+                                .ok_or_else(|| bad(format!("hours {h:?}: write HH:MM-HH:MM (UTC)")))?;
                             let (a, b) = (minutes(a.trim()), minutes(b.trim()));
                             match (a, b) {
                                 (Some(a), Some(b)) if a != b => Some((a, b)),
-                                _ => return Err(bad(format!("hours {h:?}: write HH:MM-HH:MM (UTC), two different times"))),
+                                _ => {
+                                    return Err(bad(format!(
+                                        "hours {h:?}: write HH:MM-HH:MM (UTC), two different times"
+                                    )));
+                                }
                             }
                         }
                     };
                     let mut networks = Vec::new();
                     for n in &c.networks {
-                        networks.push(Net::parse(n).ok_or_else(|| bad(format!("network {n:?}: write a CIDR such as 10.0.0.0/8 or 2001:db8::/32")))?);
+                        networks.push(Net::parse(n).ok_or_else(|| {
+                            bad(format!("network {n:?}: write a CIDR such as 10.0.0.0/8 or 2001:db8::/32"))
+                        })?);
                     }
                     if c.actions.is_empty() && hours.is_none() && networks.is_empty() {
                         return Err(bad("outside_allowed needs actions, hours or networks".into()));
@@ -400,8 +409,11 @@ impl Evaluator {
             return Vec::new();
         };
         let denied = event.get("outcome").and_then(Value::as_str) == Some("denied");
-        let ip: Option<IpAddr> =
-            event.get("source").and_then(|s| s.get("ip")).and_then(Value::as_str).and_then(|s| s.parse().ok());
+        let ip: Option<IpAddr> = event
+            .get("source")
+            .and_then(|s| s.get("ip"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
         let previous = self.last_seen.get(&actor).copied();
         let count = self.events.get(&actor).copied().unwrap_or(0);
         let pair = (actor.clone(), action.clone());
@@ -431,9 +443,17 @@ impl Evaluator {
                     }
                     if let Some((from, to)) = hours {
                         let minute = u32::try_from(at.rem_euclid(86_400_000_000) / 60_000_000).unwrap_or(0);
-                        let inside = if from < to { (*from..*to).contains(&minute) } else { minute >= *from || minute < *to };
+                        let inside = if from < to {
+                            (*from..*to).contains(&minute)
+                        } else {
+                            minute >= *from || minute < *to
+                        };
                         if !inside {
-                            why.push(format!("at {:02}:{:02} UTC, outside the allowed hours", minute / 60, minute % 60));
+                            why.push(format!(
+                                "at {:02}:{:02} UTC, outside the allowed hours",
+                                minute / 60,
+                                minute % 60
+                            ));
                         }
                     }
                     if !networks.is_empty() {
@@ -444,7 +464,10 @@ impl Evaluator {
                         }
                     }
                     if !why.is_empty() {
-                        raise(&actor, format!("{actor} acted outside what it is allowed: {}", why.join("; ")));
+                        raise(
+                            &actor,
+                            format!("{actor} acted outside what it is allowed: {}", why.join("; ")),
+                        );
                     }
                 }
                 Kind::DormantActive { micros } => {
@@ -457,13 +480,22 @@ impl Evaluator {
                 }
                 Kind::NewAction { min_events } => {
                     if new_pair && count >= *min_events && !self.pairs_full {
-                        raise(&actor, format!("{actor} performed {action:?} for the first time (after {count} events)"));
+                        raise(
+                            &actor,
+                            format!("{actor} performed {action:?} for the first time (after {count} events)"),
+                        );
                     }
                 }
                 Kind::Rate { max, window_us } => {
                     let w = self.windows.entry(r.name.clone()).or_default();
                     if let Some(n) = count_in(w, &actor, at, *window_us, *max) {
-                        raise(&actor, format!("{actor}: {n} events within {} s (the most allowed is {max})", window_us / 1_000_000));
+                        raise(
+                            &actor,
+                            format!(
+                                "{actor}: {n} events within {} s (the most allowed is {max})",
+                                window_us / 1_000_000
+                            ),
+                        );
                     }
                 }
                 Kind::DeniedBurst { max, window_us, per_source } => {
@@ -481,7 +513,13 @@ impl Evaluator {
                     let w = self.windows.entry(r.name.clone()).or_default();
                     if let Some(n) = count_in(w, &key, at, *window_us, *max) {
                         let by = if *per_source { "from" } else { "for" };
-                        raise(&key, format!("{n} denied events {by} {key} within {} s (the most allowed is {max})", window_us / 1_000_000));
+                        raise(
+                            &key,
+                            format!(
+                                "{n} denied events {by} {key} within {} s (the most allowed is {max})",
+                                window_us / 1_000_000
+                            ),
+                        );
                     }
                 }
             }
@@ -501,7 +539,13 @@ impl Evaluator {
 
 /// Counts an event of `key` at `at` in its window; `Some(count)` when that passes `max` and the
 /// key is not quiet (then it is quiet for one window).
-fn count_in(windows: &mut HashMap<String, Window>, key: &str, at: i64, window_us: i64, max: u64) -> Option<usize> {
+fn count_in(
+    windows: &mut HashMap<String, Window>,
+    key: &str,
+    at: i64,
+    window_us: i64,
+    max: u64,
+) -> Option<usize> {
     if !windows.contains_key(key) && windows.len() >= MAX_KEYS_PER_RULE {
         windows.retain(|_, w| w.times.back().is_some_and(|t| at - t < window_us) || w.quiet_until > at);
         if windows.len() >= MAX_KEYS_PER_RULE {

@@ -61,7 +61,10 @@ fn a_dormant_actor_acting_again_alerts_once_it_was_seen() {
     r.days = Some(30);
     let mut e = Evaluator::new(rules(vec![r]));
     let day = 86_400;
-    assert!(e.observe(0, &ev("svc:old", "read", 0, "success", None), true).is_empty(), "first seen: not dormant");
+    assert!(
+        e.observe(0, &ev("svc:old", "read", 0, "success", None), true).is_empty(),
+        "first seen: not dormant"
+    );
     assert!(e.observe(1, &ev("svc:old", "read", 29 * day, "success", None), true).is_empty());
     let a = e.observe(2, &ev("svc:old", "write", 60 * day, "success", None), true);
     assert_eq!(a.len(), 1);
@@ -97,11 +100,19 @@ fn rates_and_denied_bursts_alert_once_per_window() {
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!((raised[0].rule.as_str(), raised[0].event_index), ("rate", 3));
     // After the quiet window, a burst alerts again.
-    let more: Vec<Alert> = (0..5).flat_map(|i| e.observe(100 + i, &ev("a", "x", 120 + i as i64, "success", None), true)).collect();
+    let more: Vec<Alert> = (0..5)
+        .flat_map(|i| e.observe(100 + i, &ev("a", "x", 120 + i as i64, "success", None), true))
+        .collect();
     assert_eq!(more.len(), 1);
     // Denied events from one address, by several actors: per source.
     let burst: Vec<Alert> = (0..4)
-        .flat_map(|i| e.observe(200 + i, &ev(&format!("x{i}"), "login", 1000 + i as i64, "denied", Some("192.0.2.1")), true))
+        .flat_map(|i| {
+            e.observe(
+                200 + i,
+                &ev(&format!("x{i}"), "login", 1000 + i as i64, "denied", Some("192.0.2.1")),
+                true,
+            )
+        })
         .filter(|a| a.rule == "burst")
         .collect();
     assert_eq!(burst.len(), 1);
@@ -117,7 +128,14 @@ fn learning_without_alerting_and_alert_events_are_skipped() {
     assert!(e.observe(1, &ev("a", "write", 1, "success", None), false).is_empty(), "learning only");
     assert!(e.observe(2, &ev("a", "write", 2, "success", None), true).is_empty(), "learnt");
     // An alert's own event is not evaluated, even as a new action.
-    let alert = Alert { rule: "new".into(), kind: "new_action", severity: "medium".into(), event_index: 2, subject: "a".into(), summary: "s".into() };
+    let alert = Alert {
+        rule: "new".into(),
+        kind: "new_action",
+        severity: "medium".into(),
+        event_index: 2,
+        subject: "a".into(),
+        summary: "s".into(),
+    };
     let mut body = alert.event();
     body["actor"] = json!({"id": "graven:server"});
     body["logged_at"] = json!("2026-12-07T00:00:09Z");
@@ -140,11 +158,19 @@ fn bad_rules_are_named_with_what_to_fix() {
         (RuleConfig { hours: Some("9-17".into()), ..rule("x", "outside_allowed") }, "HH:MM-HH:MM"),
         (RuleConfig { networks: vec!["10.0.0.0/33".into()], ..rule("x", "outside_allowed") }, "CIDR"),
         (RuleConfig { days: Some(3), ..rule("x", "new_action") }, "days has no meaning"),
-        (RuleConfig { max: Some(1), window_seconds: Some(1), per: Some("ip".into()), ..rule("x", "denied_burst") }, "use identity or source"),
+        (
+            RuleConfig {
+                max: Some(1),
+                window_seconds: Some(1),
+                per: Some("ip".into()),
+                ..rule("x", "denied_burst")
+            },
+            "use identity or source",
+        ),
         (RuleConfig { severity: Some("urgent".into()), ..rule("x", "new_action") }, "severity"),
     ];
     for (c, says) in cases {
-        let e = Rules::from_config(&[c.clone()]).unwrap_err();
+        let e = Rules::from_config(std::slice::from_ref(&c)).unwrap_err();
         assert!(e.0.contains(says), "{c:?}: {e}");
     }
     let e = Rules::from_config(&[rule("x", "new_action"), rule("x", "new_action")]).unwrap_err();

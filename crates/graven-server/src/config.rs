@@ -111,6 +111,48 @@ pub struct FileConfig {
     pub syslog: Option<SyslogFileConfig>,
     /// `[openbao_socket]`: OpenBao's (or Vault's) `socket` audit device (docs/sources.md).
     pub openbao_socket: Option<OpenBaoSocketFileConfig>,
+    /// `[[rules]]`: alert rules (docs/rules.md). Reloaded on SIGHUP.
+    #[serde(default)]
+    pub rules: Vec<graven_rules::RuleConfig>,
+    /// `[alerts]`: where alerts are delivered (docs/rules.md).
+    pub alerts: Option<AlertsFileConfig>,
+}
+
+/// `[alerts]`: webhooks that receive every alert (JSON, retried until answered 2xx).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFileConfig {
+    /// `http://` or `https://` URLs.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+/// Most alert webhooks.
+const MAX_WEBHOOKS: usize = 16;
+
+fn resolve_alerts(file: &FileConfig) -> Result<(graven_rules::Rules, Vec<String>), ConfigError> {
+    let rules = graven_rules::Rules::from_config(&file.rules)
+        .map_err(|e| ConfigError::Setting(format!("[[rules]]: {e}")))?;
+    let webhooks = file.alerts.as_ref().map(|a| a.webhooks.clone()).unwrap_or_default();
+    if webhooks.len() > MAX_WEBHOOKS {
+        return Err(ConfigError::Setting(format!(
+            "[alerts] webhooks: {} given, at most {MAX_WEBHOOKS}",
+            webhooks.len()
+        )));
+    }
+    for w in &webhooks {
+        let ok = (w.starts_with("https://") || w.starts_with("http://"))
+            && w.len() <= 2048
+            && !w.contains(char::is_whitespace);
+        if !ok {
+            return Err(ConfigError::Invalid {
+                what: "[alerts] webhook",
+                value: w.clone(),
+                why: "expected an http:// or https:// URL without spaces",
+            });
+        }
+    }
+    Ok((rules, webhooks))
 }
 
 /// `[openbao_socket]`: a listener for OpenBao's `socket` audit device (TCP, one JSON entry
@@ -350,7 +392,7 @@ fn resolve_denied_records(
 
 /// The top-level keys of the config file that `SIGHUP` applies to a running server; a change
 /// to any other key is reported as needing a restart.
-pub const RELOADABLE_KEYS: &[&str] = &["oidc", "spiffe_ids", "denied_records", "public_read_path"];
+pub const RELOADABLE_KEYS: &[&str] = &["oidc", "spiffe_ids", "denied_records", "public_read_path", "rules"];
 
 /// The config file a configuration was resolved from, as read: for a reload, to tell which
 /// keys changed and to record which file is in force.
@@ -615,6 +657,10 @@ pub struct Config {
     /// OpenBao's socket audit device listener, when `[openbao_socket]` or
     /// `--bao-audit-listen` is set.
     pub openbao_socket: Option<OpenBaoSocketSetup>,
+    /// The alert rules (`[[rules]]`).
+    pub rules: graven_rules::Rules,
+    /// Where alerts are delivered (`[alerts] webhooks`).
+    pub alert_webhooks: Vec<String>,
 }
 
 /// The TSA, checked at start: a well-formed URL and a readable root file.
@@ -808,6 +854,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
     let tls = resolve_tls(&o, &file)?;
     let syslog = resolve_syslog(&o, &file, tls.as_ref())?;
     let openbao_socket = resolve_openbao_socket(&o, &file)?;
+    let (rules, alert_webhooks) = resolve_alerts(&file)?;
     let storage = resolve_storage(&o, &file)?;
     let witnessing = resolve_witnessing(&o, &file)?;
     let timestamping = resolve_timestamping(&o, &file)?;
@@ -912,6 +959,8 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
         denied_limits,
         syslog,
         openbao_socket,
+        rules,
+        alert_webhooks,
     };
     Ok((config, snapshot))
 }

@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`http`] | `fn app(state) -> Router`: the route table, the guard, and the handlers of events, proofs, tiles, search and the stream |
+//! | [`alerting`] | alert rules on every committed event, alerts as events, webhooks (the log is the queue) |
 //! | [`console`] | the auditor's console at `/ui`: sessions, server-rendered pages, the browser's own proof check |
 //! | [`admin`] | `/v1/identities` and its keys and public keys |
 //! | [`audit`] | the server's own events: identity and key changes, refused requests, their summaries |
@@ -17,6 +18,7 @@
 //! | [`witnessing`] | witness cosignatures for each checkpoint (the rounds of [`graven_witness_client`], fed by the engine) |
 //! | [`config`], [`metrics`], [`problem`] | flags > env > TOML > defaults; Prometheus; RFC 9457 problems |
 
+pub mod alerting;
 pub mod config;
 pub mod console;
 pub mod http;

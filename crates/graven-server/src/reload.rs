@@ -64,6 +64,7 @@ pub fn live_settings(config: &Config, clock: Arc<dyn graven_clock::Clock>) -> Re
         public_read_path: config.public_read_path,
         oidc,
         spiffe_ids: Arc::new(config.tls.as_ref().map(|t| t.spiffe_ids.clone()).unwrap_or_default()),
+        rules: Arc::new(config.rules.clone()),
     })
 }
 

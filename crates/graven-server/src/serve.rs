@@ -250,6 +250,8 @@ pub struct Node {
     /// What start-up says about the log and the credentials, one line each.
     banner: Vec<String>,
     indexer: tokio::task::JoinHandle<()>,
+    /// The alert rules' evaluation and the webhooks' deliveries.
+    alerting: Vec<tokio::task::JoinHandle<()>>,
     flusher: tokio::task::JoinHandle<()>,
     summarizer: tokio::task::JoinHandle<()>,
     refresher: Option<tokio::task::JoinHandle<()>>,
@@ -528,7 +530,36 @@ pub async fn open(
             }
         })
     });
-    Ok(Node { state, tls, bootstrap, banner, indexer, flusher, summarizer, refresher, witnessing, stamper })
+    // Alerts: the rules on every committed event, and each webhook's deliveries.
+    // Where each resumes is settled now, before any request is served.
+    let size = engine.committed().size;
+    let alert_state = data.join("alerts");
+    let mark = crate::alerting::start_mark(&data, size)
+        .map_err(io("keeping the alerts' watermark", &alert_state))?;
+    let mut alerting = vec![tokio::spawn(crate::alerting::evaluate(state.clone(), data.to_path_buf(), mark))];
+    for url in &config.alert_webhooks {
+        let cursor = crate::alerting::start_cursor(&data, url, size)
+            .map_err(io("keeping an alert webhook's cursor", &alert_state))?;
+        alerting.push(tokio::spawn(crate::alerting::deliver(
+            state.clone(),
+            data.to_path_buf(),
+            url.clone(),
+            cursor,
+        )));
+    }
+    Ok(Node {
+        state,
+        tls,
+        bootstrap,
+        banner,
+        indexer,
+        flusher,
+        summarizer,
+        refresher,
+        witnessing,
+        stamper,
+        alerting,
+    })
 }
 
 impl Node {
@@ -564,8 +595,11 @@ impl Node {
     /// index is made durable, and the writer writes back last-seen times. Returns the final
     /// tree size.
     pub async fn stop(self) -> u64 {
-        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, .. } = self;
+        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, alerting, .. } = self;
         summarizer.abort();
+        for t in &alerting {
+            t.abort();
+        }
         if let Some(w) = &witnessing {
             w.stop();
         }
@@ -602,9 +636,12 @@ impl Node {
     /// is in (it holds the log's lock until it has stopped).
     #[cfg(feature = "testing")]
     pub(crate) async fn halt(self) {
-        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, .. } = self;
+        let Node { state, indexer, flusher, summarizer, refresher, witnessing, stamper, alerting, .. } = self;
         summarizer.abort();
         flusher.abort();
+        for t in &alerting {
+            t.abort();
+        }
         if let Some(w) = &witnessing {
             w.stop();
         }

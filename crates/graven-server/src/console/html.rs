@@ -71,7 +71,7 @@ pub struct Frame<'a> {
 pub fn page(title: &str, frame: Option<&Frame<'_>>, body: &str) -> String {
     let nav = match frame {
         Some(f) => format!(
-            "<nav><a href=\"/ui/log\">Log</a><a href=\"/ui/identities\">Identities</a><a href=\"/ui/search\">Search</a><a href=\"/ui/settings\">Verifier key</a>\
+            "<nav><a href=\"/ui/log\">Log</a><a href=\"/ui/identities\">Identities</a><a href=\"/ui/search\">Search</a><a href=\"/ui/search?action=graven.alert\" id=\"alerts\">Alerts</a><a href=\"/ui/settings\">Verifier key</a>\
              <span class=\"who\">{}</span><form method=\"post\" action=\"/ui/signout\" class=\"signout\"><input type=\"hidden\" name=\"form_token\" value=\"{}\"><button type=\"submit\" id=\"signout\">Sign out</button></form></nav>",
             text(f.identity),
             attr(f.form_token)

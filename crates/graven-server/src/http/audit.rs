@@ -102,6 +102,20 @@ pub async fn change(
     append(st, body, &admin.actor).await
 }
 
+/// Appends alert events (`graven.alert`, built by `graven_rules::Alert::event`), attributed to
+/// the server, in one commit, and waits until they are committed.
+pub async fn record_alerts(st: &AppState, bodies: &[serde_json::Value]) -> Result<(), Problem> {
+    let actor = server_actor();
+    let mut entries = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let bytes = serde_json::to_vec(body).map_err(|e| Problem::internal(e.to_string()))?;
+        let e = shape::shape_self_audit(&bytes, &actor)
+            .map_err(|e| Problem::internal(format!("alert event: {e}")))?;
+        entries.push(Entry::event(e.bytes, e.stamp_at));
+    }
+    st.engine.submit(entries).await.map(|_| ()).map_err(crate::problem::submit_problem)
+}
+
 /// Appends the record of a console sign-in or sign-out (`action`) by `who`, attributed to the
 /// identity whose credential it was, and waits until it is committed.
 pub async fn console_session(

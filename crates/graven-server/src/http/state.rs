@@ -59,6 +59,8 @@ pub struct LiveSettings {
     pub oidc: Option<Arc<graven_auth::oidc::Federation>>,
     /// SPIFFE ID → identity id, for mTLS clients.
     pub spiffe_ids: Arc<std::collections::BTreeMap<String, String>>,
+    /// The alert rules (`[[rules]]`), evaluated on every committed event.
+    pub rules: Arc<graven_rules::Rules>,
 }
 
 /// The client's address, put in each request's extensions by the accept loop.

@@ -25,6 +25,11 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct OpLabels {
     op: &'static str,
@@ -111,6 +116,9 @@ pub struct Metrics {
     /// (their request id and type were), connections closed on an error.
     pub openbao_socket: StreamCounters,
     witness: WitnessMetrics,
+    /// Alerts raised, by rule; webhook posts, by outcome.
+    alerts: Family<RuleLabels, Counter>,
+    webhooks: Family<OutcomeLabels, Counter>,
     witnessing: std::sync::OnceLock<graven_witness_client::Witnessing>,
     pub tsa: TsaMetrics,
 }
@@ -225,6 +233,14 @@ impl Metrics {
             "OpenBao socket audit device connections the server closed on an entry it could not log (the reason is in the server log)",
             openbao_socket.closed.clone(),
         );
+        let alerts = Family::<RuleLabels, Counter>::default();
+        registry.register("alerts", "Alerts raised (graven.alert events appended), by rule", alerts.clone());
+        let webhooks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "alert_webhook_posts",
+            "Alert webhook posts, by outcome (delivered, failed: retried)",
+            webhooks.clone(),
+        );
         let witness = WitnessMetrics::default();
         if witnessed {
             registry.register(
@@ -301,6 +317,8 @@ impl Metrics {
             syslog,
             openbao_socket,
             witness,
+            alerts,
+            webhooks,
             witnessing: std::sync::OnceLock::new(),
             tsa,
         })
@@ -312,6 +330,16 @@ impl Metrics {
     }
 
     /// Reports the witness rounds from now on.
+    /// An alert raised by `rule`.
+    pub fn alert(&self, rule: &str) {
+        self.alerts.get_or_create(&RuleLabels { rule: rule.to_owned() }).inc();
+    }
+
+    /// A webhook post that was `delivered` or `failed`.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
     pub fn set_witnessing(&self, w: graven_witness_client::Witnessing) {
         let _ = self.witnessing.set(w);
     }

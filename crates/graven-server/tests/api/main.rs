@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
 mod access;
+mod alerts;
 mod answers;
 mod attribution;
 mod client_signed;
