@@ -46,6 +46,7 @@ pub fn routes(state: Arc<ConsoleState>) -> Router<Arc<ConsoleState>> {
         .route("/ui", get(|| async { guard::redirect("/ui/log") }))
         .route("/ui/log", get(pages::log))
         .route("/ui/search", get(pages::search))
+        .route("/ui/export", get(pages::export))
         .route("/ui/events/{index}", get(pages::event))
         .route("/ui/identities", get(pages::identities))
         .route("/ui/settings", get(pages::settings))

@@ -370,6 +370,19 @@ pub async fn search(
     if page.events.is_empty() {
         b.push_str("<p id=\"no-results\">No event matches.</p>");
     }
+    let mut export = String::new();
+    for (k, v) in &filters {
+        let _ = write!(export, "&{k}={}", url(v));
+    }
+    let _ = write!(
+        b,
+        "<p class=\"exports\">Export this selection (at most {MAX_EXPORT_EVENTS} events, newest first): \
+         <a id=\"export-jsonl\" href=\"/ui/export?format=jsonl{e}\">JSON Lines</a> \
+         <a id=\"export-ocsf\" href=\"/ui/export?format=ocsf{e}\">OCSF</a> \
+         <a id=\"export-cef\" href=\"/ui/export?format=cef{e}\">CEF</a>. \
+         For an evidence bundle that proves each event against a signed checkpoint, use <code>graven export --bundle</code>.</p>",
+        e = attr(&export)
+    );
     if let Some(next) = &page.next_cursor {
         let mut href = String::from("/ui/search?");
         for (k, v) in &filters {
@@ -379,6 +392,105 @@ pub async fn search(
         let _ = write!(b, "<p><a id=\"next\" href=\"{}\">Older events</a></p>", attr(&href));
     }
     html_response(StatusCode::OK, html::page("Search", Some(&frame(&s)), &b))
+}
+
+/// Most events one export holds.
+pub const MAX_EXPORT_EVENTS: u64 = 100_000;
+
+/// The query of `GET /ui/export`: a format and the search's filters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    resource: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /ui/export?format=jsonl|ocsf|cef&<filters>`: the selection a search shows, newest
+/// first, as `graven export` writes each record (origin, index, leaf hash), at most
+/// [`MAX_EXPORT_EVENTS`]; streamed as it is read.
+pub async fn export(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    StrictQuery(q): StrictQuery<ExportQuery>,
+) -> Response {
+    use futures_util::StreamExt as _;
+    use graven_export::format::{Format, Record, render};
+    let (format, ext) = match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => (Format::Jsonl, "jsonl"),
+        "ocsf" => (Format::Ocsf, "ocsf.jsonl"),
+        "cef" => (Format::Cef, "cef"),
+        f => {
+            return problem_page(
+                &s,
+                &Problem::bad_request("bad-parameter", format!("format {f:?}: use jsonl, ocsf or cef")),
+            );
+        }
+    };
+    let blank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let base = SearchQuery {
+        actor: blank(q.actor),
+        action: blank(q.action),
+        resource: blank(q.resource),
+        outcome: blank(q.outcome),
+        since: blank(q.since),
+        until: blank(q.until),
+        limit: Some("1000".into()),
+        ..SearchQuery::default()
+    };
+    // The first page now, so that a bad filter is a page with its error, not a cut download.
+    let first = match search::run(&st, base.clone()).await {
+        Ok(p) => p,
+        Err(p) => return problem_page(&s, &p),
+    };
+    let origin = st.origin.clone();
+    let st = st.clone();
+    let lines = move |page: &search::SearchPage, left: &mut u64| -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, e) in &page.events {
+            if *left == 0 {
+                break;
+            }
+            *left -= 1;
+            let r = Record { origin: &origin, index: *i, leaf: e, leaf_hash: graven_core::leaf_hash(e) };
+            out.extend_from_slice(render(format, &r).as_bytes());
+            out.push(b'\n');
+        }
+        out
+    };
+    let mut left = MAX_EXPORT_EVENTS;
+    let head = lines(&first, &mut left);
+    let state = (first.next_cursor, left, st, base, lines);
+    let rest = futures_util::stream::unfold(state, |(cursor, mut left, st, base, lines)| async move {
+        let cursor = cursor.filter(|_| left > 0)?;
+        let q = SearchQuery { cursor: Some(cursor), ..base.clone() };
+        match search::run(&st, q).await {
+            Ok(page) => {
+                let chunk = lines(&page, &mut left);
+                Some((
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)),
+                    (page.next_cursor, left, st, base, lines),
+                ))
+            }
+            Err(p) => Some((Err(std::io::Error::other(p.detail)), (None, 0, st, base, lines))),
+        }
+    });
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) })
+            .chain(rest);
+    let ctype = if format == Format::Cef { "text/plain; charset=utf-8" } else { "application/x-ndjson" };
+    let disposition = format!("attachment; filename=\"graven-export.{ext}\"");
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }
 
 /// `GET /ui/events/{index}`: the entry as stored, its place in the log, and the material for
