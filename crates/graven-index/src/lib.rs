@@ -87,12 +87,14 @@ mod cursor;
 mod db;
 mod error;
 mod extract;
+mod inventory;
 mod query;
 mod schema;
 mod search;
 
 pub use db::{AUTO_FLUSH, Index};
 pub use error::IndexError;
+pub use inventory::{Activity, DAYS, HOURS, MAX_SOURCES, Seen, Usage};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, MAX_SCAN, Order, Page, Query, entry_matches};
 pub use schema::MAX_KEY_BYTES;
 
