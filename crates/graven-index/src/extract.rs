@@ -28,6 +28,8 @@ pub(crate) struct ActorExtra<'a> {
     pub(crate) credential: Option<Cow<'a, str>>,
     /// The `id` of `actor.attested_by`, when that is an object with a string `id`.
     pub(crate) attested_by: Option<Cow<'a, str>>,
+    /// The `credential` of `actor.attested_by` (the reporting source's key), when a string.
+    pub(crate) attested_credential: Option<Cow<'a, str>>,
 }
 
 pub(crate) fn extract(entry: &[u8]) -> Extracted<'_> {
@@ -338,8 +340,8 @@ mod fast {
             }
         }
 
-        /// `resource` (or `actor.attested_by`, one level down): the string `id` member of an object
-        /// (last one wins), else `None`. `depth` is the value's own nesting level.
+        /// `resource`: the string `id` member of an object (last one wins), else `None`. `depth` is
+        /// the value's own nesting level.
         fn id_of(&mut self, depth: usize) -> Option<Option<&'a str>> {
             if self.peek()? != b'{' {
                 return self.lenient(depth).map(|_| None);
@@ -363,6 +365,36 @@ mod fast {
                 }
                 if self.next_member()? {
                     return (self.b[self.i - 1] == b'}').then_some(id);
+                }
+            }
+        }
+
+        /// `actor.attested_by` (nesting level 2): its string `id` and `credential` members (last
+        /// of each wins), both `None` when it is not an object.
+        #[allow(clippy::type_complexity)]
+        fn attester_of(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
+            if self.peek()? != b'{' {
+                return self.lenient(2).map(|_| (None, None));
+            }
+            self.i += 1;
+            self.ws();
+            let (mut id, mut credential) = (None, None);
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some((None, None));
+            }
+            loop {
+                let key = self.raw_string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                match key {
+                    b"id" => id = self.lenient(3)?,
+                    b"credential" => credential = self.lenient(3)?,
+                    _ => self.value(3)?,
+                }
+                if self.next_member()? {
+                    return (self.b[self.i - 1] == b'}').then_some((id, credential));
                 }
             }
         }
@@ -391,7 +423,11 @@ mod fast {
                     b"id" => id = self.lenient(2)?,
                     b"kind" => extra.kind = self.lenient(2)?.map(Cow::Borrowed),
                     b"credential" => extra.credential = self.lenient(2)?.map(Cow::Borrowed),
-                    b"attested_by" => extra.attested_by = self.id_of(2)?.map(Cow::Borrowed),
+                    b"attested_by" => {
+                        let (id, credential) = self.attester_of()?;
+                        extra.attested_by = id.map(Cow::Borrowed);
+                        extra.attested_credential = credential.map(Cow::Borrowed);
+                    }
                     _ => self.value(2)?,
                 }
                 if self.next_member()? {
@@ -652,7 +688,11 @@ impl<'de> Deserialize<'de> for ActorOf<'de> {
                         ActorKey::Id => out.id = map.next_value::<Lenient<'de>>()?.0,
                         ActorKey::Kind => out.extra.kind = map.next_value::<Lenient<'de>>()?.0,
                         ActorKey::Credential => out.extra.credential = map.next_value::<Lenient<'de>>()?.0,
-                        ActorKey::AttestedBy => out.extra.attested_by = map.next_value::<IdOf<'de>>()?.0,
+                        ActorKey::AttestedBy => {
+                            let a = map.next_value::<ActorOf<'de>>()?;
+                            out.extra.attested_by = a.id;
+                            out.extra.attested_credential = a.extra.credential;
+                        }
                         ActorKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -899,7 +939,9 @@ mod fast_tests {
                 v.extend(a);
                 v.extend_from_slice(b",\"attested_by\":");
                 if nested {
-                    v.extend_from_slice(b"{\"kind\":1,\"id\":");
+                    v.extend_from_slice(b"{\"kind\":1,\"credential\":");
+                    v.extend(c.clone());
+                    v.extend_from_slice(b",\"id\":");
                     v.extend(b);
                     v.push(b'}');
                 } else {

@@ -2,7 +2,9 @@
 //!
 //! Every entry with a string `actor.id` updates that actor's [`Activity`] (first and last entry,
 //! counts, the kind it was last given, the sources that reported it, and hourly and daily
-//! buckets of its recent events) and the [`Usage`] of its `actor.credential`, in the same redb
+//! buckets of its recent events) and the [`Usage`] of its `actor.credential` (and, for an entry
+//! a source reported, the use of the source's own credential, `actor.attested_by.credential`,
+//! under the source's id, so that a source's keys show their last use too), in the same redb
 //! write transaction that indexes the entry. So the inventory is exactly as far as the search
 //! index (`indexed_size`), survives a restart, and is rebuilt by `graven reindex` like the rest.
 //! Nothing here scans the log on a read: a read is one pass over the `inventory` table.
@@ -295,7 +297,10 @@ impl Pending {
             }
         };
         activity.apply(at, ev);
-        if let Some(c) = ev.actor.credential.as_deref() {
+        // The actor's credential; and for a reported entry, the reporting source's own
+        // credential (`actor.attested_by.credential`), recorded under the source's id.
+        let attester = ev.actor.attested_by.as_deref().zip(ev.actor.attested_credential.as_deref());
+        for (id, c) in ev.actor.credential.as_deref().map(|c| (id, c)).into_iter().chain(attester) {
             let key = (id.to_owned(), c.to_owned());
             let usage = match self.credentials.get_mut(&key) {
                 Some(u) => u,
@@ -471,7 +476,11 @@ mod tests {
         a.encode(&mut b);
         assert_eq!(Activity::decode("svc:x", &b), Some(a));
         assert_eq!(Activity::decode("svc:x", &b[..b.len() - 1]), None);
-        let u = Usage { first: Seen { index: 1, at_us: None }, last: Seen { index: 2, at_us: Some(9) }, events: 2 };
+        let u = Usage {
+            first: Seen { index: 1, at_us: None },
+            last: Seen { index: 2, at_us: Some(9) },
+            events: 2,
+        };
         u.encode(&mut b);
         assert_eq!(Usage::decode(&b), Some(u));
     }

@@ -46,7 +46,7 @@ impl Ev {
                 actor["credential"] = c.into();
             }
             if let Some(s) = self.attested_by {
-                actor["attested_by"] = serde_json::json!({"id": s, "kind": "integration", "auth": "api_key"});
+                actor["attested_by"] = serde_json::json!({"id": s, "kind": "integration", "auth": "api_key", "credential": format!("key:{s}")});
             }
             m.insert("actor".into(), actor);
         }
@@ -55,7 +55,10 @@ impl Ev {
         }
         if let Some((d, h, mi)) = self.time {
             let (month, day) = if d < 30 { (11, d + 1) } else { (12, d - 29) };
-            m.insert("logged_at".into(), format!("2026-{month:02}-{day:02}T{h:02}:{mi:02}:00.000000Z").into());
+            m.insert(
+                "logged_at".into(),
+                format!("2026-{month:02}-{day:02}T{h:02}:{mi:02}:00.000000Z").into(),
+            );
         }
         m.insert("action".into(), "x.y".into());
         serde_json::to_vec(&m).unwrap()
@@ -145,14 +148,20 @@ fn naive(evs: &[Ev], now_us: i64) -> BTreeMap<String, Naive> {
 fn naive_credentials(evs: &[Ev]) -> BTreeMap<(String, String), Usage> {
     let mut out: BTreeMap<(String, String), Usage> = BTreeMap::new();
     for (i, e) in evs.iter().enumerate() {
-        let (Some(id), Some(c)) = (e.actor, e.credential) else { continue };
-        if e.garbage {
-            continue;
-        }
+        let Some(id) = e.actor.filter(|_| !e.garbage) else { continue };
         let at = Seen { index: i as u64, at_us: e.micros() };
-        let u = out.entry((id.into(), c.into())).or_insert(Usage { first: at, last: at, events: 0 });
-        u.last = at;
-        u.events += 1;
+        let mut uses = Vec::new();
+        if let Some(c) = e.credential {
+            uses.push((id.to_owned(), c.to_owned()));
+        }
+        if let Some(s) = e.attested_by {
+            uses.push((s.to_owned(), format!("key:{s}")));
+        }
+        for key in uses {
+            let u = out.entry(key).or_insert(Usage { first: at, last: at, events: 0 });
+            u.last = at;
+            u.events += 1;
+        }
     }
     out
 }
@@ -183,7 +192,7 @@ fn observed(index: &Index, now_us: i64) -> BTreeMap<String, Naive> {
 
 fn observed_credentials(index: &Index, evs: &[Ev]) -> BTreeMap<(String, String), Usage> {
     let mut out = BTreeMap::new();
-    let mut actors: Vec<&str> = evs.iter().filter_map(|e| e.actor).collect();
+    let mut actors: Vec<&str> = evs.iter().flat_map(|e| [e.actor, e.attested_by]).flatten().collect();
     actors.sort_unstable();
     actors.dedup();
     for a in actors {
@@ -269,6 +278,10 @@ fn a_reported_subject_is_recorded_with_its_source() {
     let creds = index.credentials("system:serviceaccount:ci:deployer").unwrap();
     assert_eq!(creds.len(), 1);
     assert_eq!(creds[0].0, "attested:src:cluster-prod");
+    // The source's own key is recorded as used, under the source.
+    let src = index.credentials("src:cluster-prod").unwrap();
+    assert_eq!(src.len(), 1);
+    assert_eq!((src[0].0.as_str(), src[0].1.last.index, src[0].1.events), ("key:3f0c", 0, 1));
     // The source itself acted in no entry: it is not in the inventory of the log.
     assert_eq!(index.activity("src:cluster-prod").unwrap(), None);
 }

@@ -17,6 +17,7 @@ mod cloudtrail;
 mod denied;
 mod identities;
 mod input;
+mod inventory;
 mod leaves;
 mod mtls;
 mod oidc;
