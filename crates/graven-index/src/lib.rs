@@ -32,6 +32,9 @@
 //! * `counts: (u8, &str) -> u64`: how many entries of the complete blocks hold each value key, to pick
 //!   the most selective filter. A block is counted when it fills up, so adds that end mid-block write no
 //!   counts; searches add the value's entries in the partial last block from its posting.
+//! * `inventory: &str -> &[u8]` and `credentials: (&str, &str) -> &[u8]`: per actor, its
+//!   [`Activity`]; per actor and credential, its [`Usage`]; updated in the same transaction as
+//!   the rest (see `inventory.rs`, and docs/inventory.md for what the API makes of them).
 //!
 //! # Durability
 //!

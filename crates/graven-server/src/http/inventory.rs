@@ -174,9 +174,11 @@ impl Row<'_> {
         }
     }
 
-    /// `key_used`: whether an entry was made with one of its API keys (a source's key is used
-    /// by the entries it reports, which are not its own).
-    fn matches(&self, f: &Filters, now_ms: i64, key_used: bool) -> bool {
+    /// `key_use`: for an identity with no entry of its own, `Some` if an entry was made with one
+    /// of its API keys (a source's key is used by the entries it reports, which are not its
+    /// own), holding the latest such entry's time.
+    fn matches(&self, f: &Filters, now_ms: i64, key_use: Option<Option<i64>>) -> bool {
+        let key_used = key_use.is_some();
         let events = self.activity.map_or(0, |a| a.events);
         let reported = self.activity.is_some_and(|a| a.reported > 0);
         if f.registered.is_some_and(|v| v != self.record.is_some())
@@ -188,10 +190,12 @@ impl Row<'_> {
             return false;
         }
         if let Some(n) = f.dormant_days {
-            // Idle since its last entry, or, never seen, since it was registered.
-            let since_ms = match (self.activity.and_then(|a| a.last.at_us), self.record) {
+            // Idle since its last entry (or the last entry made with its keys), or, never
+            // used, since it was registered.
+            let last_us = self.activity.and_then(|a| a.last.at_us).or(key_use.flatten());
+            let since_ms = match (last_us, self.record) {
                 (Some(us), _) => us / 1000,
-                (None, Some(r)) if events == 0 => r.created_ms,
+                (None, Some(r)) if events == 0 && !key_used => r.created_ms,
                 _ => return false, // entries without a time: how long it has been idle is unknown
             };
             if now_ms.saturating_sub(since_ms) < (n as i64).saturating_mul(DAY_MS) {
@@ -302,15 +306,17 @@ pub fn page(
         };
         let has_keys = row.record.is_some_and(|r| !r.keys.is_empty());
         let idle = row.activity.is_none_or(|a| a.events == 0);
-        // Credentials are read only for the page's identities, and for `never_used`, only for
-        // registered identities with keys and no entry of their own.
+        // Credentials are read only for the page's identities, and for `never_used` and
+        // `dormant_days`, only for registered identities with keys and no entry of their own.
         let mut u = None;
-        if f.never_used.is_some() && has_keys && idle {
+        if (f.never_used.is_some() || f.dormant_days.is_some()) && has_keys && idle {
             u = Some(usage(row.id)?);
         }
-        let key_used =
-            u.as_ref().is_some_and(|u: &Vec<(String, Usage)>| u.iter().any(|(c, _)| c.starts_with("key:")));
-        if !row.matches(f, now_ms, key_used) {
+        let key_use = u.as_ref().and_then(|u: &Vec<(String, Usage)>| {
+            let keys = u.iter().filter(|(c, _)| c.starts_with("key:"));
+            keys.map(|(_, u)| u.last.at_us).reduce(|a, b| a.max(b))
+        });
+        if !row.matches(f, now_ms, key_use) {
             continue;
         }
         if items.len() >= f.limit {
@@ -461,8 +467,133 @@ pub fn is_dangerous(c: char) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use graven_auth::identity::{Kind, Role};
+
+    const DAY_US: i64 = DAY_MS * 1000;
+    /// 2026-11-01T00:00:00Z.
+    const T0_US: i64 = 1_793_491_200_000_000;
+
+    fn rec(id: &str, created_days: i64, keys: &[(&str, i64, Option<i64>)], status: Status) -> IdentityRecord {
+        let ms = |d: i64| T0_US / 1000 + d * DAY_MS;
+        IdentityRecord {
+            id: id.into(),
+            kind: Kind::ServiceAccount,
+            owner: "team".into(),
+            description: String::new(),
+            labels: BTreeMap::new(),
+            allowed_actions: Vec::new(),
+            role: Role::Writer,
+            status,
+            created_ms: ms(created_days),
+            status_changed_ms: None,
+            last_seen_ms: None,
+            keys: keys
+                .iter()
+                .map(|&(k, created, expires)| KeyRecord {
+                    key_id: k.into(),
+                    sha256: String::new(),
+                    created_ms: ms(created),
+                    expires_ms: expires.map(ms),
+                    revoked_ms: None,
+                })
+                .collect(),
+            public_keys: Vec::new(),
+            source: None,
+        }
+    }
+
+    fn entry(actor: &str, credential: &str, attester: Option<(&str, &str)>, day: i64) -> Vec<u8> {
+        let mut a = serde_json::json!({"id": actor, "credential": credential, "kind": "bot"});
+        if let Some((s, c)) = attester {
+            a["attested_by"] = serde_json::json!({"id": s, "credential": c});
+        }
+        let at = graven_core::event::format_timestamp(T0_US + day * DAY_US);
+        serde_json::to_vec(&serde_json::json!({"actor": a, "logged_at": at, "outcome": "success"})).unwrap()
+    }
+
+    /// The time-dependent filters at a `now` of day 39.5 (12:00 UTC): an identity that acted on
+    /// day 2 (idle 37.5 days), one that acted on day 39 at 00:00, a source whose key reported a
+    /// subject then (not dormant although it has no entry of its own), one registered on day 0
+    /// and never used, and keys of several ages, one expired.
+    #[test]
+    fn dormant_never_used_and_key_age_at_a_given_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = graven_index::Index::open(&dir.path().join("i.redb")).unwrap();
+        let entries = [
+            entry("svc:old", "key:k-old", None, 2),
+            entry("svc:new", "key:k-new", None, 39),
+            entry("sa:subject", "attested:src", Some(("src:k8s", "key:k-src")), 39),
+        ];
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        index.add(0, &refs).unwrap();
+        let records: BTreeMap<String, IdentityRecord> = [
+            rec("svc:old", 0, &[("k-old", 0, None)], Status::Active),
+            rec("svc:new", 0, &[("k-new", 35, None), ("k-gone", 0, Some(10))], Status::Active),
+            rec("src:k8s", 0, &[("k-src", 1, None)], Status::Active),
+            rec("svc:idle", 0, &[("k-idle", 0, None)], Status::Disabled),
+        ]
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+        let now_ms = (T0_US + 39 * DAY_US + DAY_US / 2) / 1000;
+        let (_, acts) = index.inventory().unwrap();
+        let ids = |f: Filters| -> Vec<String> {
+            let f = Filters { limit: 100, ..f };
+            let (items, next) =
+                page(&acts, &records, now_ms, &f, |id| Ok(index.credentials(id).unwrap())).unwrap();
+            assert_eq!(next, None);
+            items.into_iter().map(|i| i.id).collect()
+        };
+        assert_eq!(ids(Filters { dormant_days: Some(30), ..Filters::default() }), ["svc:idle", "svc:old"]);
+        assert_eq!(ids(Filters { dormant_days: Some(1), ..Filters::default() }), ["svc:idle", "svc:old"]);
+        assert_eq!(ids(Filters { dormant_days: Some(39), ..Filters::default() }), ["svc:idle"]);
+        assert_eq!(ids(Filters { dormant_days: Some(40), ..Filters::default() }), Vec::<String>::new());
+        assert_eq!(
+            ids(Filters { dormant_days: Some(0), ..Filters::default() }),
+            ["sa:subject", "src:k8s", "svc:idle", "svc:new", "svc:old"]
+        );
+        assert_eq!(ids(Filters { never_used: Some(true), ..Filters::default() }), ["svc:idle"]);
+        // Keys: k-new is 4.5 days old, k-gone expired (not active), k-src 38.5 days, the rest 39.5.
+        assert_eq!(
+            ids(Filters { key_older_than_days: Some(6), ..Filters::default() }),
+            ["src:k8s", "svc:idle", "svc:old"]
+        );
+        assert_eq!(
+            ids(Filters { key_older_than_days: Some(39), ..Filters::default() }),
+            ["svc:idle", "svc:old"]
+        );
+        assert_eq!(ids(Filters { key_older_than_days: Some(5), ..Filters::default() }).len(), 3);
+        assert_eq!(ids(Filters { key_older_than_days: Some(4), ..Filters::default() }).len(), 4);
+        assert_eq!(ids(Filters { status: Some(Status::Disabled), ..Filters::default() }), ["svc:idle"]);
+        assert_eq!(ids(Filters { registered: Some(false), ..Filters::default() }), ["sa:subject"]);
+        // Windows at `now`: the day-39 entries are 12 hours old, within 24 hours and 30 days;
+        // day 2's in neither.
+        let (items, _) = page(&acts, &records, now_ms, &Filters { limit: 100, ..Filters::default() }, |id| {
+            Ok(index.credentials(id).unwrap())
+        })
+        .unwrap();
+        let row = |id: &str| items.iter().find(|i| i.id == id).unwrap().clone();
+        assert_eq!((row("svc:new").events_24h, row("svc:new").events_30d), (1, 1));
+        assert_eq!((row("svc:old").events_24h, row("svc:old").events_30d, row("svc:old").events), (0, 0, 1));
+        let src = row("src:k8s");
+        assert_eq!((src.events, src.keys[0].events), (0, 1));
+        assert_eq!(src.keys[0].last_used.as_ref().map(|s| s.index), Some(2));
+        assert_eq!(src.keys[0].age_days, 38);
+        let new = row("svc:new");
+        let states: Vec<&str> = new.keys.iter().map(|k| k.state.as_str()).collect();
+        assert_eq!(states, ["active", "expired"]);
+        // To the hour: at day 40 00:00 the day-39 00:00 entry is 24 hours old, outside the
+        // current hour and the 23 before it; still inside the current day and the 29 before it.
+        let day40 = (T0_US + 40 * DAY_US) / 1000;
+        let (items, _) =
+            page(&acts, &records, day40, &Filters { limit: 100, ..Filters::default() }, |_| Ok(Vec::new()))
+                .unwrap();
+        let new = items.iter().find(|i| i.id == "svc:new").unwrap();
+        assert_eq!((new.events_24h, new.events_30d), (0, 1));
+    }
 
     #[test]
     fn cursors_round_trip_any_id() {
