@@ -34,8 +34,8 @@ fn logged_at(s: u64, us: u64) -> String {
 fn event(i: u64, n: u64, actors: u64) -> Vec<u8> {
     let a = (i * 7919) % actors;
     let s = START_S + i * 40 * DAY_S / n;
-    let outcome = if i % 10 == 0 { "denied" } else { "success" };
-    let actor = if a % 4 == 0 {
+    let outcome = if i.is_multiple_of(10) { "denied" } else { "success" };
+    let actor = if a.is_multiple_of(4) {
         format!(
             r#"{{"attested_by":{{"auth":"api_key","credential":"key:src{0}","id":"src:cluster-{0}","kind":"integration"}},"auth":"attested","credential":"attested:src:cluster-{0}","id":"system:serviceaccount:ns{1}:sa{1}","kind":"kubernetes_service_account","platform":"kubernetes"}}"#,
             a % 16 / 4,

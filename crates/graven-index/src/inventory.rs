@@ -119,10 +119,10 @@ impl Activity {
         if ev.fields[3].as_deref() == Some("denied") {
             self.denied += 1;
         }
-        if let Some(k) = ev.actor.kind.as_deref() {
-            if self.kind.as_deref() != Some(k) {
-                self.kind = Some(k.to_owned());
-            }
+        if let Some(k) = ev.actor.kind.as_deref()
+            && self.kind.as_deref() != Some(k)
+        {
+            self.kind = Some(k.to_owned());
         }
         if let Some(src) = ev.actor.attested_by.as_deref() {
             self.reported += 1;

@@ -25,13 +25,13 @@ fn logged_at(s: u64, us: u64) -> String {
 }
 
 fn is_reported(a: u64) -> bool {
-    a % 4 == 0
+    a.is_multiple_of(4)
 }
 
 fn event(i: u64, n: u64, actors: u64) -> Vec<u8> {
     let a = (i * 7919) % actors;
     let s = START_S + i * 40 * DAY_S / n;
-    let outcome = if i % 10 == 0 { "denied" } else { "success" };
+    let outcome = if i.is_multiple_of(10) { "denied" } else { "success" };
     let actor = if is_reported(a) {
         format!(
             r#"{{"attested_by":{{"auth":"api_key","credential":"key:src{0}","id":"src:cluster-{0}","kind":"integration"}},"auth":"attested","credential":"attested:src:cluster-{0}","id":"system:serviceaccount:ns{1}:sa{1}","kind":"kubernetes_service_account","platform":"kubernetes"}}"#,
