@@ -275,6 +275,20 @@ impl Index {
         Ok((size, all))
     }
 
+    /// At most `max` actors' [`Activity`], in `id` order, after `after` (all from the first
+    /// without it), with the indexed size, from one snapshot: the inventory read in bounded
+    /// chunks (what `GET /v1/inventory` does, so its memory does not grow with the log's actors).
+    pub fn inventory_after(
+        &self,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<(u64, Vec<Activity>), IndexError> {
+        let txn = self.db.begin_read()?;
+        let size = read_size(&txn.open_table(STATE)?)?;
+        let chunk = inventory::read_after(&txn.open_table(INVENTORY)?, after, max)?;
+        Ok((size, chunk))
+    }
+
     /// One actor's [`Activity`], if it has any entry.
     pub fn activity(&self, actor: &str) -> Result<Option<Activity>, IndexError> {
         let txn = self.db.begin_read()?;

@@ -348,6 +348,21 @@ pub(crate) fn read_all(
     Ok(out)
 }
 
+/// At most `max` activities after `after` (exclusive), in `id` order.
+pub(crate) fn read_after(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    after: Option<&str>,
+    max: usize,
+) -> Result<Vec<Activity>, IndexError> {
+    let lower = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+    let mut out = Vec::new();
+    for row in table.range::<&str>((lower, std::ops::Bound::Unbounded))?.take(max) {
+        let (k, v) = row?;
+        out.push(Activity::decode(k.value(), v.value()).ok_or(IndexError::Corrupt("bad activity"))?);
+    }
+    Ok(out)
+}
+
 /// Every credential `actor` used, in credential order.
 pub(crate) fn read_credentials(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,

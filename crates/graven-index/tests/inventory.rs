@@ -203,7 +203,26 @@ fn observed_credentials(index: &Index, evs: &[Ev]) -> BTreeMap<(String, String),
     out
 }
 
+/// The inventory read in chunks of `n` equals the whole read.
+fn chunked(index: &Index, n: usize) -> Vec<Activity> {
+    let mut out: Vec<Activity> = Vec::new();
+    loop {
+        let after = out.last().map(|a| a.id.clone());
+        let (_, chunk) = index.inventory_after(after.as_deref(), n).unwrap();
+        assert!(chunk.len() <= n);
+        let done = chunk.len() < n;
+        out.extend(chunk);
+        if done {
+            return out;
+        }
+    }
+}
+
 fn check(index: &Index, evs: &[Ev], nows: &[i64]) -> Result<(), TestCaseError> {
+    let whole = index.inventory().unwrap().1;
+    for n in [1, 2, 3, 100] {
+        prop_assert_eq!(&chunked(index, n), &whole, "in chunks of {}", n);
+    }
     for &now in nows {
         prop_assert_eq!(observed(index, now), naive(evs, now), "now = {}", now);
     }

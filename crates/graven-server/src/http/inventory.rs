@@ -266,43 +266,92 @@ fn item(row: &Row<'_>, usage: &[(String, Usage)], now_ms: i64) -> InventoryItem 
     }
 }
 
-/// One page: the registry's identities and the log's actors (`activities`, in id order) merged
-/// by id, filtered, from `f.after` on. `usage` gives a registered identity's credentials' use
-/// (asked only for the page's registered identities). Returns the items and the next cursor.
+/// Activities read from the index in chunks of [`CHUNK`], so that an answer holds one chunk
+/// and its page in memory however many actors the log has.
+#[derive(Debug)]
+pub struct Chunks<'a> {
+    index: &'a graven_index::Index,
+    buf: std::collections::VecDeque<Activity>,
+    after: Option<String>,
+    done: bool,
+    /// The indexed size of the first chunk's snapshot.
+    pub indexed_size: Option<u64>,
+}
+
+/// Activities per read of the index.
+pub const CHUNK: usize = 1024;
+
+impl<'a> Chunks<'a> {
+    /// The activities after `after`, in id order.
+    pub fn new(index: &'a graven_index::Index, after: Option<&str>) -> Chunks<'a> {
+        Chunks {
+            index,
+            buf: Default::default(),
+            after: after.map(str::to_owned),
+            done: false,
+            indexed_size: None,
+        }
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Result<Activity, Problem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() && !self.done {
+            match self.index.inventory_after(self.after.as_deref(), CHUNK) {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(Problem::internal(e.to_string())));
+                }
+                Ok((size, chunk)) => {
+                    self.indexed_size.get_or_insert(size);
+                    self.done = chunk.len() < CHUNK;
+                    self.after = chunk.last().map(|a| a.id.clone());
+                    self.buf.extend(chunk);
+                }
+            }
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}
+
+/// One page: the registry's identities and the log's actors (`activities`, in id order, from
+/// after `f.after`) merged by id, filtered. `usage` gives a registered identity's credentials'
+/// use (asked only for the page's registered identities, and for `never_used` and
+/// `dormant_days` for those with no entry of their own). Returns the items and the next cursor.
+/// It stops reading `activities` once the page is full.
 pub fn page(
-    activities: &[Activity],
+    mut activities: impl Iterator<Item = Result<Activity, Problem>>,
     records: &BTreeMap<String, IdentityRecord>,
     now_ms: i64,
     f: &Filters,
     mut usage: impl FnMut(&str) -> Result<Vec<(String, Usage)>, Problem>,
 ) -> Result<(Vec<InventoryItem>, Option<String>), Problem> {
-    let start = f.after.as_deref().map_or(0, |a| activities.partition_point(|x| x.id.as_str() <= a));
-    let mut acts = activities[start..].iter().peekable();
     let lower = f.after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     let mut recs = records.range::<str, _>((lower, Bound::Unbounded)).peekable();
+    let mut next_act = activities.next().transpose()?;
     let mut items = Vec::new();
     loop {
-        let row = match (acts.peek().copied(), recs.peek().copied()) {
+        let (take_act, take_rec) = match (&next_act, recs.peek()) {
             (None, None) => return Ok((items, None)),
-            (Some(a), Some((id, r))) if a.id.as_str() == id.as_str() => {
-                let row = Row { id: id.as_str(), record: Some(r), activity: Some(a) };
-                acts.next();
-                recs.next();
-                row
-            }
-            (Some(a), Some((id, _))) if a.id.as_str() < id.as_str() => {
-                acts.next();
-                Row { id: a.id.as_str(), record: None, activity: Some(a) }
-            }
-            (Some(a), None) => {
-                acts.next();
-                Row { id: a.id.as_str(), record: None, activity: Some(a) }
-            }
-            (_, Some((id, r))) => {
-                let row = Row { id: id.as_str(), record: Some(r), activity: None };
-                recs.next();
-                row
-            }
+            (Some(a), Some((id, _))) if a.id.as_str() == id.as_str() => (true, true),
+            (Some(a), Some((id, _))) if a.id.as_str() < id.as_str() => (true, false),
+            (Some(_), None) => (true, false),
+            (_, Some(_)) => (false, true),
+        };
+        let act = if take_act {
+            let a = next_act.take();
+            next_act = activities.next().transpose()?;
+            a
+        } else {
+            None
+        };
+        let rec = if take_rec { recs.next() } else { None };
+        let row = match (&act, rec) {
+            (_, Some((id, r))) => Row { id: id.as_str(), record: Some(r), activity: act.as_ref() },
+            (Some(a), None) => Row { id: a.id.as_str(), record: None, activity: Some(a) },
+            (None, None) => continue, // not reached: one of them was taken
         };
         let has_keys = row.record.is_some_and(|r| !r.keys.is_empty());
         let idle = row.activity.is_none_or(|a| a.events == 0);
@@ -346,9 +395,14 @@ pub async fn inventory(
         let records = st.registry.records();
         let internal = |e: graven_index::IndexError| Problem::internal(e.to_string());
         let (indexed_size, items, next) = blocking(move || {
-            let (size, activities) = index.inventory().map_err(internal)?;
+            let mut chunks = Chunks::new(&index, filters.after.as_deref());
             let (items, next) =
-                page(&activities, &records, now_ms, &filters, |id| index.credentials(id).map_err(internal))?;
+                page(&mut chunks, &records, now_ms, &filters, |id| index.credentials(id).map_err(internal))?;
+            // `page` reads the first chunk whatever the filters; this is its snapshot's size.
+            let size = match chunks.indexed_size {
+                Some(s) => s,
+                None => index.indexed_size().map_err(internal)?,
+            };
             Ok((size, items, next))
         })
         .await?;
@@ -539,11 +593,12 @@ mod tests {
         .map(|r| (r.id.clone(), r))
         .collect();
         let now_ms = (T0_US + 39 * DAY_US + DAY_US / 2) / 1000;
-        let (_, acts) = index.inventory().unwrap();
         let ids = |f: Filters| -> Vec<String> {
             let f = Filters { limit: 100, ..f };
-            let (items, next) =
-                page(&acts, &records, now_ms, &f, |id| Ok(index.credentials(id).unwrap())).unwrap();
+            let (items, next) = page(Chunks::new(&index, None), &records, now_ms, &f, |id| {
+                Ok(index.credentials(id).unwrap())
+            })
+            .unwrap();
             assert_eq!(next, None);
             items.into_iter().map(|i| i.id).collect()
         };
@@ -571,9 +626,13 @@ mod tests {
         assert_eq!(ids(Filters { registered: Some(false), ..Filters::default() }), ["sa:subject"]);
         // Windows at `now`: the day-39 entries are 12 hours old, within 24 hours and 30 days;
         // day 2's in neither.
-        let (items, _) = page(&acts, &records, now_ms, &Filters { limit: 100, ..Filters::default() }, |id| {
-            Ok(index.credentials(id).unwrap())
-        })
+        let (items, _) = page(
+            Chunks::new(&index, None),
+            &records,
+            now_ms,
+            &Filters { limit: 100, ..Filters::default() },
+            |id| Ok(index.credentials(id).unwrap()),
+        )
         .unwrap();
         let row = |id: &str| items.iter().find(|i| i.id == id).unwrap().clone();
         assert_eq!((row("svc:new").events_24h, row("svc:new").events_30d), (1, 1));
@@ -588,11 +647,58 @@ mod tests {
         // To the hour: at day 40 00:00 the day-39 00:00 entry is 24 hours old, outside the
         // current hour and the 23 before it; still inside the current day and the 29 before it.
         let day40 = (T0_US + 40 * DAY_US) / 1000;
-        let (items, _) =
-            page(&acts, &records, day40, &Filters { limit: 100, ..Filters::default() }, |_| Ok(Vec::new()))
-                .unwrap();
+        let (items, _) = page(
+            Chunks::new(&index, None),
+            &records,
+            day40,
+            &Filters { limit: 100, ..Filters::default() },
+            |_| Ok(Vec::new()),
+        )
+        .unwrap();
         let new = items.iter().find(|i| i.id == "svc:new").unwrap();
         assert_eq!((new.events_24h, new.events_30d), (0, 1));
+    }
+
+    /// More actors than a chunk: pages walked through cursors list every actor and every
+    /// registered identity once, in id order, across chunk boundaries.
+    #[test]
+    fn pages_cross_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = graven_index::Index::open(&dir.path().join("i.redb")).unwrap();
+        let n = CHUNK * 2 + 300;
+        let entries: Vec<Vec<u8>> = (0..n).map(|i| entry(&format!("a:{i:05}"), "key:x", None, 1)).collect();
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        index.add(0, &refs).unwrap();
+        // Registered: every third actor, and ids between actors that never acted.
+        let records: BTreeMap<String, IdentityRecord> = (0..n)
+            .step_by(3)
+            .flat_map(|i| [format!("a:{i:05}"), format!("a:{i:05}~idle")])
+            .map(|id| (id.clone(), rec(&id, 0, &[], Status::Active)))
+            .collect();
+        let mut want: Vec<String> =
+            (0..n).map(|i| format!("a:{i:05}")).chain(records.keys().cloned()).collect();
+        want.sort_unstable();
+        want.dedup();
+        let now_ms = (T0_US + 2 * DAY_US) / 1000;
+        for limit in [7, 700, 1000] {
+            let (mut got, mut after) = (Vec::new(), None);
+            loop {
+                let f = Filters { limit, after: after.clone(), ..Filters::default() };
+                let (items, next) =
+                    page(Chunks::new(&index, f.after.as_deref()), &records, now_ms, &f, |_| Ok(Vec::new()))
+                        .unwrap();
+                assert!(items.len() <= limit);
+                got.extend(items.into_iter().map(|i| i.id));
+                match next {
+                    Some(c) => after = Some(decode_cursor(&c).unwrap()),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "limit {limit}");
+        }
+        let f = Filters { limit: 10_000, registered: Some(false), ..Filters::default() };
+        let (items, _) = page(Chunks::new(&index, None), &records, now_ms, &f, |_| Ok(Vec::new())).unwrap();
+        assert_eq!(items.len(), n - n.div_ceil(3));
     }
 
     #[test]
