@@ -286,6 +286,8 @@ pub struct InventoryPage {
     pub next_cursor: Option<String>,
     /// The server's time the windows (`events_24h`, `events_30d`) and ages were computed at.
     pub now: String,
+    /// The log's committed size when the answer was made (`indexed_size` trails it).
+    pub tree_size: u64,
 }
 
 /// One identity of the inventory.

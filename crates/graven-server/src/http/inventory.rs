@@ -393,6 +393,7 @@ pub async fn inventory(
         let now_ms = st.now_ms();
         let index = st.index.clone();
         let records = st.registry.records();
+        let tree_size = st.engine.committed().size;
         let internal = |e: graven_index::IndexError| Problem::internal(e.to_string());
         let (indexed_size, items, next) = blocking(move || {
             let mut chunks = Chunks::new(&index, filters.after.as_deref());
@@ -413,6 +414,7 @@ pub async fn inventory(
                     indexed_size,
                     next_cursor: next,
                     now: crate::http::audit::format_ms(now_ms),
+                    tree_size,
                 };
                 crate::http::admin::identities::json_response(axum::http::StatusCode::OK, &body)
             }

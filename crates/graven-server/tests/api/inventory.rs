@@ -42,6 +42,7 @@ fn caught_up(h: &Harness, token: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v = h.check(h.get("/v1/inventory?limit=1000").bearer(token)).expect(200).json();
+        assert_eq!(v["tree_size"], h.size());
         if v["indexed_size"] == h.size() {
             return v;
         }
