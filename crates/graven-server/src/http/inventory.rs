@@ -703,6 +703,60 @@ mod tests {
         assert_eq!(items.len(), n - n.div_ceil(3));
     }
 
+    /// Every CSV record has the header's number of fields (counted outside quotes), whatever
+    /// the strings hold.
+    #[test]
+    fn csv_records_have_the_headers_fields() {
+        let seen = Some(InventorySeen { at: Some("2026-12-07T10:00:00.000000Z".into()), index: 3 });
+        let item = |id: &str, keys: Vec<InventoryKey>| InventoryItem {
+            denied: 1,
+            events: 2,
+            events_24h: 1,
+            events_30d: 2,
+            first_seen: seen.clone(),
+            id: id.into(),
+            keys,
+            kind: Some("k,\"ind".into()),
+            last_seen: None,
+            owner: Some("=o".into()),
+            registered: true,
+            reported: true,
+            reported_by: vec!["src:a".into(), "src,\"b\n".into()],
+            reported_events: 1,
+            role: None,
+            status: Some("active".into()),
+        };
+        let key = InventoryKey {
+            age_days: 3,
+            created_at: "2026-12-04T10:00:00.000000Z".into(),
+            events: 1,
+            expires_at: None,
+            key_id: "0123456789abcdef".into(),
+            last_used: seen.clone(),
+            state: "active".into(),
+        };
+        let text = csv(&[item("a,\"b\"\r\n", vec![key.clone(), key]), item("", Vec::new())]);
+        let fields = |line: &str| {
+            let mut quoted = false;
+            1 + line
+                .chars()
+                .filter(|&c| {
+                    if c == '"' {
+                        quoted = !quoted;
+                    }
+                    c == ',' && !quoted
+                })
+                .count()
+        };
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for l in &lines[..3] {
+            assert_eq!(fields(l), CSV_HEADER.split(',').count(), "{l}");
+        }
+        assert!(lines[1].ends_with(",3,\"2026-12-07T10:00:00.000000Z\""), "{}", lines[1]);
+        assert!(lines[1].contains(",\"'=o\","), "{}", lines[1]);
+    }
+
     #[test]
     fn cursors_round_trip_any_id() {
         for id in ["svc:a", "", "é\"\n,=x", "system:serviceaccount:ci:deployer"] {
