@@ -393,7 +393,6 @@ pub async fn inventory(
         let now_ms = st.now_ms();
         let index = st.index.clone();
         let records = st.registry.records();
-        let tree_size = st.engine.committed().size;
         let internal = |e: graven_index::IndexError| Problem::internal(e.to_string());
         let (indexed_size, items, next) = blocking(move || {
             let mut chunks = Chunks::new(&index, filters.after.as_deref());
@@ -407,6 +406,8 @@ pub async fn inventory(
             Ok((size, items, next))
         })
         .await?;
+        // Read after the index, so that `indexed_size <= tree_size`.
+        let tree_size = st.engine.committed().size;
         Ok(match format {
             Format::Json => {
                 let body = InventoryPage {
