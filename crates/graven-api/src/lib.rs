@@ -273,6 +273,88 @@ pub struct IdentityList {
     pub identities: Vec<IdentityView>,
 }
 
+/// `GET /v1/inventory`: a page of machine identities (registered ones, reported subjects and
+/// any other actor of the log), in `id` order, and a cursor for the next (docs/inventory.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InventoryPage {
+    pub identities: Vec<InventoryItem>,
+    /// Entries `0..indexed_size` of the log are counted; the inventory trails the log by as
+    /// much as the search index does.
+    pub indexed_size: u64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// The server's time the windows (`events_24h`, `events_30d`) and ages were computed at.
+    pub now: String,
+    /// The log's committed size when the answer was made (`indexed_size` trails it).
+    pub tree_size: u64,
+}
+
+/// One identity of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InventoryItem {
+    /// Entries of the log attributed to it with `outcome: "denied"`.
+    pub denied: u64,
+    /// Entries attributed to it.
+    pub events: u64,
+    /// Entries whose `logged_at` is in the current UTC hour or the 23 before it.
+    pub events_24h: u64,
+    /// Entries whose `logged_at` is in the current UTC day or the 29 before it.
+    pub events_30d: u64,
+    /// Its first entry in the log; `null` if it has none.
+    pub first_seen: Option<InventorySeen>,
+    pub id: String,
+    /// Its API keys, for a registered identity: never the keys themselves.
+    pub keys: Vec<InventoryKey>,
+    /// The registry's kind for a registered identity, else the `actor.kind` of its latest entry
+    /// that has one.
+    pub kind: Option<String>,
+    /// Its last entry in the log; `null` if it has none.
+    pub last_seen: Option<InventorySeen>,
+    /// The registry's owner, for a registered identity.
+    pub owner: Option<String>,
+    /// Whether it is in the identity registry.
+    pub registered: bool,
+    /// Whether a source reported entries for it (`actor.attested_by`).
+    pub reported: bool,
+    /// The sources that reported it (`actor.attested_by.id`), first seen first, at most 8.
+    pub reported_by: Vec<String>,
+    /// Entries of it that a source reported.
+    pub reported_events: u64,
+    /// The registry's role, for a registered identity.
+    pub role: Option<String>,
+    /// The registry's status (`active`, `disabled`, `revoked`), for a registered identity.
+    pub status: Option<String>,
+}
+
+/// One entry of an identity or of a credential: its log index and `logged_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InventorySeen {
+    /// `null` if the entry has no `logged_at`.
+    pub at: Option<String>,
+    pub index: u64,
+}
+
+/// An API key of a registered identity, with its use in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InventoryKey {
+    /// Whole days since it was created.
+    pub age_days: u64,
+    pub created_at: String,
+    /// Entries made with it (`actor.credential` = `key:<key id>`).
+    pub events: u64,
+    pub expires_at: Option<String>,
+    pub key_id: String,
+    /// The last entry made with it; `null` if it was never used for an entry.
+    pub last_used: Option<InventorySeen>,
+    /// `active`, `expired` or `revoked`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "expired", "revoked"])))]
+    pub state: String,
+}
+
 /// `GET /v1/identities/{id}/keys`: an identity's API keys, never the keys themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -202,8 +202,13 @@ impl Builder {
     }
 
     /// Appends one entry (the block must not be full).
+    #[cfg(test)]
     pub(crate) fn push(&mut self, entry: &[u8]) {
-        let ev = extract::extract(entry);
+        self.push_extracted(&extract::extract(entry));
+    }
+
+    /// [`push`](Self::push) of an entry already extracted.
+    pub(crate) fn push_extracted(&mut self, ev: &extract::Extracted<'_>) {
         let t = ev.logged_at.as_deref().map_or(0, |s| pack_time(s.as_bytes()));
         self.push_parts(t, ev.fields.each_ref().map(|f| f.as_deref().map(str::as_bytes)));
     }

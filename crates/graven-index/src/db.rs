@@ -11,6 +11,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use crate::block::{self, Builder};
 use crate::error::IndexError;
+use crate::extract;
+use crate::inventory::{self, Activity, CREDENTIALS, INVENTORY, InventoryTables, Pending, Usage};
 use crate::query::{MAX_SCAN, Page, Query};
 use crate::schema::{
     BLOCKS, CLOCKS, COUNTS, FORMAT, K_BLOCK_LEN, K_CLOCK, K_FORMAT, K_MONOTONIC, K_SIZE, POSTINGS, STATE,
@@ -210,11 +212,18 @@ impl Index {
                 postings: txn.open_table(POSTINGS)?,
             };
             let mut count_table = txn.open_table(COUNTS)?;
+            let mut inv = InventoryTables {
+                inventory: txn.open_table(INVENTORY)?,
+                credentials: txn.open_table(CREDENTIALS)?,
+            };
+            let mut pending = Pending::default();
             let mut new_from = b.len();
             while !new.is_empty() {
                 let take = (len as usize - b.len()).min(new.len());
                 for e in &new[..take] {
-                    b.push(e);
+                    let ev = extract::extract(e);
+                    pending.record(b.block * len + b.len() as u64, &ev, &mut inv)?;
+                    b.push_extracted(&ev);
                 }
                 new = &new[take..];
                 w.write_block(&b, new_from, &mut tables, &mut counts)?;
@@ -228,6 +237,7 @@ impl Index {
                     write_counts(&mut count_table, &mut counts)?;
                 }
             }
+            pending.write(&mut inv)?;
         }
         let new_size = b.block * len + b.len() as u64;
         state.insert(K_SIZE, &new_size.to_be_bytes()[..])?;
@@ -254,6 +264,44 @@ impl Index {
         let plan = Plan::new(q)?;
         let txn = self.db.begin_read()?;
         plan.run(&txn, self.block_len, budget.max(1))
+    }
+
+    /// The inventory (see `inventory.rs`): every actor's [`Activity`] in `id` order, with the
+    /// number of entries it covers (the indexed size), read from one snapshot.
+    pub fn inventory(&self) -> Result<(u64, Vec<Activity>), IndexError> {
+        let txn = self.db.begin_read()?;
+        let size = read_size(&txn.open_table(STATE)?)?;
+        let all = inventory::read_all(&txn.open_table(INVENTORY)?)?;
+        Ok((size, all))
+    }
+
+    /// At most `max` actors' [`Activity`], in `id` order, after `after` (all from the first
+    /// without it), with the indexed size, from one snapshot: the inventory read in bounded
+    /// chunks (what `GET /v1/inventory` does, so its memory does not grow with the log's actors).
+    pub fn inventory_after(
+        &self,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<(u64, Vec<Activity>), IndexError> {
+        let txn = self.db.begin_read()?;
+        let size = read_size(&txn.open_table(STATE)?)?;
+        let chunk = inventory::read_after(&txn.open_table(INVENTORY)?, after, max)?;
+        Ok((size, chunk))
+    }
+
+    /// One actor's [`Activity`], if it has any entry.
+    pub fn activity(&self, actor: &str) -> Result<Option<Activity>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(INVENTORY)?;
+        let got = table.get(actor)?;
+        got.map(|g| Activity::decode(actor, g.value()).ok_or(IndexError::Corrupt("bad activity"))).transpose()
+    }
+
+    /// Every credential (`actor.credential`) `actor`'s entries carry, with its [`Usage`], in
+    /// credential order.
+    pub fn credentials(&self, actor: &str) -> Result<Vec<(String, Usage)>, IndexError> {
+        let txn = self.db.begin_read()?;
+        inventory::read_credentials(&txn.open_table(CREDENTIALS)?, actor)
     }
 
     /// Deletes everything (for `graven reindex`): afterwards `indexed_size()` is 0. Durable.

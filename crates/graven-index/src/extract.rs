@@ -17,6 +17,19 @@ pub(crate) struct Extracted<'a> {
     pub(crate) fields: [Option<Cow<'a, str>>; 4],
     /// Only set when the value has the fixed 27-character timestamp format.
     pub(crate) logged_at: Option<Cow<'a, str>>,
+    /// `actor.kind`, `actor.credential` and `actor.attested_by.id` (strings; for the inventory).
+    pub(crate) actor: ActorExtra<'a>,
+}
+
+/// The members of `actor` besides its `id` that the inventory keeps (each a string, else absent).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ActorExtra<'a> {
+    pub(crate) kind: Option<Cow<'a, str>>,
+    pub(crate) credential: Option<Cow<'a, str>>,
+    /// The `id` of `actor.attested_by`, when that is an object with a string `id`.
+    pub(crate) attested_by: Option<Cow<'a, str>>,
+    /// The `credential` of `actor.attested_by` (the reporting source's key), when a string.
+    pub(crate) attested_credential: Option<Cow<'a, str>>,
 }
 
 pub(crate) fn extract(entry: &[u8]) -> Extracted<'_> {
@@ -62,7 +75,7 @@ mod fast {
 
     // `crate::extract`, not `super`: the same items, named so that the module-cycle check
     // (which reads a file's `super` as its parent's) sees no edge to the crate root.
-    use crate::extract::{Extracted, is_timestamp};
+    use crate::extract::{ActorExtra, Extracted, is_timestamp};
 
     pub(super) const MAX_DEPTH: usize = 32;
 
@@ -106,9 +119,13 @@ mod fast {
                 p.eat(b':')?;
                 p.ws();
                 match key {
-                    b"actor" => out.fields[0] = p.id_of()?.map(Cow::Borrowed),
+                    b"actor" => {
+                        let (id, extra) = p.actor_of()?;
+                        out.fields[0] = id.map(Cow::Borrowed);
+                        out.actor = extra;
+                    }
                     b"action" => out.fields[1] = p.lenient(1)?.map(Cow::Borrowed),
-                    b"resource" => out.fields[2] = p.id_of()?.map(Cow::Borrowed),
+                    b"resource" => out.fields[2] = p.id_of(1)?.map(Cow::Borrowed),
                     b"outcome" => out.fields[3] = p.lenient(1)?.map(Cow::Borrowed),
                     b"logged_at" => out.logged_at = p.lenient(1)?.map(Cow::Borrowed),
                     _ => p.value(1)?,
@@ -323,10 +340,11 @@ mod fast {
             }
         }
 
-        /// `actor` / `resource`: the string `id` member of an object (last one wins), else `None`.
-        fn id_of(&mut self) -> Option<Option<&'a str>> {
+        /// `resource`: the string `id` member of an object (last one wins), else `None`. `depth` is
+        /// the value's own nesting level.
+        fn id_of(&mut self, depth: usize) -> Option<Option<&'a str>> {
             if self.peek()? != b'{' {
-                return self.lenient(1).map(|_| None);
+                return self.lenient(depth).map(|_| None);
             }
             self.i += 1;
             self.ws();
@@ -341,12 +359,79 @@ mod fast {
                 self.eat(b':')?;
                 self.ws();
                 if key == b"id" {
-                    id = self.lenient(2)?;
+                    id = self.lenient(depth + 1)?;
                 } else {
-                    self.value(2)?;
+                    self.value(depth + 1)?;
                 }
                 if self.next_member()? {
                     return (self.b[self.i - 1] == b'}').then_some(id);
+                }
+            }
+        }
+
+        /// `actor.attested_by` (nesting level 2): its string `id` and `credential` members (last
+        /// of each wins), both `None` when it is not an object.
+        #[allow(clippy::type_complexity)]
+        fn attester_of(&mut self) -> Option<(Option<&'a str>, Option<&'a str>)> {
+            if self.peek()? != b'{' {
+                return self.lenient(2).map(|_| (None, None));
+            }
+            self.i += 1;
+            self.ws();
+            let (mut id, mut credential) = (None, None);
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some((None, None));
+            }
+            loop {
+                let key = self.raw_string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                match key {
+                    b"id" => id = self.lenient(3)?,
+                    b"credential" => credential = self.lenient(3)?,
+                    _ => self.value(3)?,
+                }
+                if self.next_member()? {
+                    return (self.b[self.i - 1] == b'}').then_some((id, credential));
+                }
+            }
+        }
+
+        /// `actor`: its string `id`, and the members the inventory keeps; all absent when it is not
+        /// an object. The last occurrence of each member wins.
+        #[allow(clippy::type_complexity)]
+        fn actor_of(&mut self) -> Option<(Option<&'a str>, ActorExtra<'a>)> {
+            let mut extra = ActorExtra::default();
+            if self.peek()? != b'{' {
+                return self.lenient(1).map(|_| (None, extra));
+            }
+            self.i += 1;
+            self.ws();
+            let mut id = None;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some((None, extra));
+            }
+            loop {
+                let key = self.raw_string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                match key {
+                    b"id" => id = self.lenient(2)?,
+                    b"kind" => extra.kind = self.lenient(2)?.map(Cow::Borrowed),
+                    b"credential" => extra.credential = self.lenient(2)?.map(Cow::Borrowed),
+                    b"attested_by" => {
+                        let (id, credential) = self.attester_of()?;
+                        extra.attested_by = id.map(Cow::Borrowed);
+                        extra.attested_credential = credential.map(Cow::Borrowed);
+                    }
+                    _ => self.value(2)?,
+                }
+                if self.next_member()? {
+                    return (self.b[self.i - 1] == b'}').then_some((id, extra));
                 }
             }
         }
@@ -399,7 +484,11 @@ impl<'de> Deserialize<'de> for Top<'de> {
                 let mut out = Extracted::default();
                 while let Some(key) = map.next_key::<TopKey>()? {
                     match key {
-                        TopKey::Actor => out.fields[0] = map.next_value::<IdOf<'de>>()?.0,
+                        TopKey::Actor => {
+                            let a = map.next_value::<ActorOf<'de>>()?;
+                            out.fields[0] = a.id;
+                            out.actor = a.extra;
+                        }
                         TopKey::Action => out.fields[1] = map.next_value::<Lenient<'de>>()?.0,
                         TopKey::Resource => out.fields[2] = map.next_value::<IdOf<'de>>()?.0,
                         TopKey::Outcome => out.fields[3] = map.next_value::<Lenient<'de>>()?.0,
@@ -547,6 +636,103 @@ impl<'de> Deserialize<'de> for IdOf<'de> {
     }
 }
 
+/// `actor`: its string `id` and the members the inventory keeps; all `None` for a non-object.
+#[derive(Default)]
+struct ActorOf<'a> {
+    id: Option<Cow<'a, str>>,
+    extra: ActorExtra<'a>,
+}
+
+enum ActorKey {
+    Id,
+    Kind,
+    Credential,
+    AttestedBy,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ActorKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ActorKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ActorKey, E> {
+                Ok(match v {
+                    "id" => ActorKey::Id,
+                    "kind" => ActorKey::Kind,
+                    "credential" => ActorKey::Credential,
+                    "attested_by" => ActorKey::AttestedBy,
+                    _ => ActorKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ActorOf<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ActorOf<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActorOf<'de>, A::Error> {
+                let mut out = ActorOf::default();
+                while let Some(key) = map.next_key::<ActorKey>()? {
+                    match key {
+                        ActorKey::Id => out.id = map.next_value::<Lenient<'de>>()?.0,
+                        ActorKey::Kind => out.extra.kind = map.next_value::<Lenient<'de>>()?.0,
+                        ActorKey::Credential => out.extra.credential = map.next_value::<Lenient<'de>>()?.0,
+                        ActorKey::AttestedBy => {
+                            let a = map.next_value::<ActorOf<'de>>()?;
+                            out.extra.attested_by = a.id;
+                            out.extra.attested_credential = a.extra.credential;
+                        }
+                        ActorKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            // Every non-object value is consumed whole (through `IdOf`, which ignores it).
+            fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ActorOf<'de>, E> {
+                Ok(ActorOf::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ActorOf<'de>, A::Error> {
+                LenientVisitor.visit_seq(seq).map(|_| ActorOf::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -673,6 +859,9 @@ mod fast_tests {
                 b"\"outcome\"",
                 b"\"logged_at\"",
                 b"\"id\"",
+                b"\"kind\"",
+                b"\"credential\"",
+                b"\"attested_by\"",
                 b"\"x\"",
                 b"\"\xc3\xa9\"",
             ]),
@@ -742,6 +931,24 @@ mod fast_tests {
                 v.extend(a);
                 v.extend_from_slice(b",\"kind\":");
                 v.extend(b);
+                v.push(b'}');
+                v
+            }), 2 => (atom(), atom(), atom(), prop::bool::ANY).prop_map(|(a, b, c, nested)| {
+                // An actor with the members the inventory keeps (a reported subject's shape).
+                let mut v = b"{\"credential\":".to_vec();
+                v.extend(a);
+                v.extend_from_slice(b",\"attested_by\":");
+                if nested {
+                    v.extend_from_slice(b"{\"kind\":1,\"credential\":");
+                    v.extend(c.clone());
+                    v.extend_from_slice(b",\"id\":");
+                    v.extend(b);
+                    v.push(b'}');
+                } else {
+                    v.extend(b);
+                }
+                v.extend_from_slice(b",\"id\":");
+                v.extend(c);
                 v.push(b'}');
                 v
             })],

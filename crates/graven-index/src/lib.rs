@@ -32,6 +32,9 @@
 //! * `counts: (u8, &str) -> u64`: how many entries of the complete blocks hold each value key, to pick
 //!   the most selective filter. A block is counted when it fills up, so adds that end mid-block write no
 //!   counts; searches add the value's entries in the partial last block from its posting.
+//! * `inventory: &str -> &[u8]` and `credentials: (&str, &str) -> &[u8]`: per actor, its
+//!   [`Activity`]; per actor and credential, its [`Usage`]; updated in the same transaction as
+//!   the rest (see `inventory.rs`, and docs/inventory.md for what the API makes of them).
 //!
 //! # Durability
 //!
@@ -87,12 +90,14 @@ mod cursor;
 mod db;
 mod error;
 mod extract;
+mod inventory;
 mod query;
 mod schema;
 mod search;
 
 pub use db::{AUTO_FLUSH, Index};
 pub use error::IndexError;
+pub use inventory::{Activity, DAYS, HOURS, MAX_SOURCES, Seen, Usage};
 pub use query::{DEFAULT_LIMIT, MAX_LIMIT, MAX_SCAN, Order, Page, Query, entry_matches};
 pub use schema::MAX_KEY_BYTES;
 

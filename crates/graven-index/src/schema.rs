@@ -5,6 +5,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::block::Time;
 use crate::error::IndexError;
+use crate::inventory::{CREDENTIALS, INVENTORY};
 
 /// Field values longer than this many bytes are indexed under a truncated key (see the crate docs).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -13,7 +14,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub(crate) const EXACT_KEY_BYTES: usize = MAX_KEY_BYTES - 4;
 
 /// Bumped whenever the on-disk layout changes; an index in another format is cleared on open.
-pub(crate) const FORMAT: &[u8] = b"graven-index/2";
+pub(crate) const FORMAT: &[u8] = b"graven-index/3";
 pub(crate) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 pub(crate) const CLOCKS: TableDefinition<u64, u128> = TableDefinition::new("clocks");
@@ -32,6 +33,8 @@ pub(crate) fn reset(txn: &WriteTransaction) -> Result<(), IndexError> {
     txn.delete_table(CLOCKS)?;
     txn.delete_table(POSTINGS)?;
     txn.delete_table(COUNTS)?;
+    txn.delete_table(INVENTORY)?;
+    txn.delete_table(CREDENTIALS)?;
     // Tables of format 1, if the file was written by it.
     for name in ["meta", "by_actor", "by_action", "by_resource", "by_outcome"] {
         txn.delete_table(TableDefinition::<u64, ()>::new(name))?;
@@ -45,6 +48,8 @@ pub(crate) fn create_tables(txn: &WriteTransaction, block_len: u64) -> Result<()
     txn.open_table(CLOCKS)?;
     txn.open_table(POSTINGS)?;
     txn.open_table(COUNTS)?;
+    txn.open_table(INVENTORY)?;
+    txn.open_table(CREDENTIALS)?;
     let mut state = txn.open_table(STATE)?;
     state.insert(K_FORMAT, FORMAT)?;
     state.insert(K_BLOCK_LEN, &block_len.to_be_bytes()[..])?;

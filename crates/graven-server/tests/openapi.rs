@@ -52,6 +52,7 @@ fn generated_schemas() -> Map<String, Value> {
     add::<SearchPage<Event>>(&mut answers);
     add::<StreamItem<Event>>(&mut answers);
     add::<TimestampList>(&mut answers);
+    add::<InventoryPage>(&mut answers);
     add::<IdentityList>(&mut answers);
     add::<IdentityView>(&mut answers);
     add::<KeyList>(&mut answers);

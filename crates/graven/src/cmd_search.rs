@@ -30,7 +30,7 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn server(&self) -> anyhow::Result<Server> {
+    pub(crate) fn server(&self) -> anyhow::Result<Server> {
         let token = match &self.token_file {
             Some(p) => Some(crate::input::read_small(p, 4096)?.trim().to_owned()),
             None => std::env::var("GRAVEN_TOKEN").ok().filter(|t| !t.is_empty()),

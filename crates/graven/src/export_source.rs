@@ -262,6 +262,24 @@ impl Server {
         let body = self.read(req, "GET /v1/events", MAX_API_BODY)?;
         serde_json::from_slice(&body).context("GET /v1/events: the answer is not a page of events")
     }
+
+    /// One page of the inventory (`GET /v1/inventory`, JSON).
+    pub fn inventory(
+        &self,
+        query: &[(&str, String)],
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<graven_api::InventoryPage> {
+        let mut req = self.request("/v1/inventory").query("limit", limit.to_string());
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        if let Some(c) = cursor {
+            req = req.query("cursor", c);
+        }
+        let body = self.read(req, "GET /v1/inventory", MAX_API_BODY)?;
+        serde_json::from_slice(&body).context("GET /v1/inventory: the answer is not a page of the inventory")
+    }
 }
 
 /// Why `GET /v1/stream` gave no stream. The text may quote the server: escape it before

@@ -7,6 +7,7 @@ mod cmd_docs;
 mod cmd_export;
 mod cmd_identity;
 mod cmd_import;
+mod cmd_inventory;
 mod cmd_keygen;
 mod cmd_proof_file;
 mod cmd_prove;
@@ -77,6 +78,9 @@ enum Command {
     Search(Box<cmd_search::SearchArgs>),
     /// Print a server's latest events, and with -f keep following new ones.
     Tail(Box<cmd_search::TailArgs>),
+    /// List a server's machine identities (GET /v1/inventory): registered, reported by a
+    /// source, or seen in the log, with first and last seen and activity; a table, --json or --csv.
+    Inventory(Box<cmd_inventory::InventoryArgs>),
     /// Send an event (from flags, or JSON/NDJSON on stdin) and check its receipt against the
     /// log's key: exit 0 only if it was logged, so a CI step can fail closed.
     Send(Box<cmd_send::SendArgs>),
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd_export::run(*args),
         Command::Search(args) => cmd_search::search(*args),
         Command::Tail(args) => cmd_search::tail(*args),
+        Command::Inventory(args) => cmd_inventory::run(*args),
         Command::Send(args) => cmd_send::run(*args),
         Command::Prove(args) => cmd_prove::run(args),
         Command::Identity { command } => cmd_identity::identity(command),

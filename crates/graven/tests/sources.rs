@@ -2,7 +2,7 @@
 //! registers a Kubernetes source with `graven identity create --role source`, the audit webhook
 //! posts an `audit.k8s.io/v1` `EventList` to `/v1/sources/kubernetes` with its key, and an
 //! auditor finds the service account's actions with `graven search --actor`, attested by the
-//! source; the log verifies.
+//! source, and the service account in `graven inventory`; the log verifies.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -82,6 +82,25 @@ fn a_kubernetes_source_registered_with_the_cli_feeds_search_and_verify() {
     // The table says who attested it too: the actor is the subject, not the source.
     let out = graven_as(&["search", "--actor", sa, "--server", &server], &s.token);
     assert!(String::from_utf8_lossy(&out.stdout).contains(sa));
+
+    // The inventory has the subject, reported by the source, and the source's key as used.
+    let out = graven_as(&["inventory", "--reported", "true", "--json", "--server", &server], &s.token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0]["id"].as_str(), rows[0]["registered"].as_bool()), (Some(sa), Some(false)));
+    assert_eq!(rows[0]["reported_by"], json!(["src:cluster-prod"]));
+    assert_eq!(rows[0]["events_24h"], 1);
+    let out = graven_as(&["inventory", "--csv", "--registered", "true", "--server", &server], &s.token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(csv.starts_with("id,kind,registered,"), "{csv}");
+    let src_row = csv.lines().find(|l| l.starts_with("\"src:cluster-prod\"")).unwrap();
+    assert!(src_row.contains(",\"integration\",true,false,"), "{src_row}");
+    let out = graven_as(&["inventory", "--server", &server], &s.token);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.contains("reported by src:cluster-prod") && table.contains("SEEN_AS"), "{table}");
 
     let trust = tmp.path().join("trust");
     let out =

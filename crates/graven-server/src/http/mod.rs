@@ -31,6 +31,7 @@ pub mod audit;
 pub mod body;
 pub mod events;
 pub mod guard;
+pub mod inventory;
 pub mod proofs;
 pub mod request_log;
 pub mod routes;
@@ -64,6 +65,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/inclusion", get(proofs::inclusion_proof))
         .route("/v1/proofs/consistency", get(proofs::consistency_proof))
         .route("/v1/stream", get(stream::stream))
+        .route("/v1/inventory", get(inventory::inventory))
         .route("/v1/log", get(tiles::log_info))
         .route("/checkpoint", get(tiles::checkpoint))
         .route("/tile/{*path}", get(tiles::tile_file))

@@ -34,6 +34,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/proofs/inclusion", "GET /v1/proofs/inclusion", Access::Read),
     route("GET", "/v1/proofs/consistency", "GET /v1/proofs/consistency", Access::Read),
     route("GET", "/v1/stream", "GET /v1/stream", Access::Read),
+    route("GET", "/v1/inventory", "GET /v1/inventory", Access::Read),
     route("GET", "/v1/log", "GET /v1/log", Access::ReadPath),
     route("GET", "/checkpoint", "GET /checkpoint", Access::ReadPath),
     route("GET", "/tile/{*path}", "GET /tile", Access::ReadPath),

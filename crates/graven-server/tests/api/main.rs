@@ -19,6 +19,7 @@ mod console;
 mod denied;
 mod identities;
 mod input;
+mod inventory;
 mod leaves;
 mod mtls;
 mod oidc;
