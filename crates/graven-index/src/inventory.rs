@@ -109,6 +109,12 @@ impl Activity {
     }
 
     /// Events in the current UTC day at `now_us` and the `DAYS - 1` days before it.
+    /// `(UTC day since the epoch, events)`, ascending: the newest days with events (at most
+    /// the window's), for a histogram.
+    pub fn daily(&self) -> &[(u32, u32)] {
+        &self.days
+    }
+
     pub fn events_last_days(&self, now_us: i64) -> u64 {
         window(&self.days, bucket(now_us, US_PER_DAY), DAYS)
     }

@@ -49,7 +49,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn console_pages_at_a_million_events_and_ten_thousand_identities() {
     let events = env("GRAVEN_CONSOLE_EVENTS", 1_000_000);
     let actors = env("GRAVEN_CONSOLE_ACTORS", 10_000);
-    let h = Harness::builder().config("max_body_bytes = 16777216\nmax_batch_events = 4096\nmax_pending_events = 65536\n").start();
+    let h = Harness::builder()
+        .config("max_body_bytes = 16777216\nmax_batch_events = 4096\nmax_pending_events = 65536\n")
+        .start();
     let body = json!({"id": "src:cluster", "kind": "integration", "owner": "team-platform", "role": "source",
                       "source": {"types": ["kubernetes"], "subjects": ["system:serviceaccount:*"]}});
     h.check(h.post("/v1/identities").bearer(h.token()).json(body)).expect(201);

@@ -114,6 +114,18 @@ fn an_auditor_checks_an_event_in_the_browser_and_sees_tampering() {
             }
     );
     b.screenshot(&dir.join("search.png"));
+    // The inventory counts what the index has: wait for both events.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        b.goto(&format!("{ui}/identity?id=svc%3Adeployer"));
+        let events = b.text("#events");
+        if events.starts_with('2') {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{events}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    b.screenshot(&dir.join("identity.png"));
     let results = b.text("#results");
     assert!(results.contains("deploy.release"), "{results}");
 

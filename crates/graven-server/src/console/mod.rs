@@ -49,6 +49,8 @@ pub fn routes(state: Arc<ConsoleState>) -> Router<Arc<ConsoleState>> {
         .route("/ui/export", get(pages::export))
         .route("/ui/events/{index}", get(pages::event))
         .route("/ui/identities", get(pages::identities))
+        .route("/ui/identity", get(pages::identity))
+        .route("/ui/credential", get(pages::credential))
         .route("/ui/settings", get(pages::settings))
         .route("/ui/signout", post(pages::sign_out))
         .route_layer(axum::middleware::from_fn_with_state(state, guard::signed_in));

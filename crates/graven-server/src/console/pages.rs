@@ -566,26 +566,433 @@ pub async fn settings(Extension(s): Extension<SignedIn>) -> Response {
     html_response(StatusCode::OK, html::page("Verifier key", Some(&frame(&s)), b))
 }
 
-/// `GET /ui/identities`.
-pub async fn identities(State(st): St, Extension(s): Extension<SignedIn>) -> Response {
-    let now = st.now_ms();
-    let mut b = String::from(
-        "<table id=\"identities\"><thead><tr><th>Identity</th><th>Kind</th><th>Owner</th><th>Role</th><th>Status</th><th>Keys</th></tr></thead><tbody>",
-    );
-    for r in st.registry.records().values() {
-        let live_keys = r.keys.iter().filter(|k| k.usable(now)).count();
+/// An index entry's `logged_at`, as the log writes it.
+fn seen_at(s: &graven_index::Seen) -> String {
+    s.at_us.map_or_else(|| "(no time)".to_owned(), graven_core::event::format_timestamp)
+}
+
+fn seen(s: &Option<graven_api::InventorySeen>) -> String {
+    match s {
+        Some(s) => {
+            format!("<a href=\"/ui/events/{}\">{}</a>", s.index, text(s.at.as_deref().unwrap_or("(no time)")))
+        }
+        None => "never".to_owned(),
+    }
+}
+
+/// `GET /ui/identities`: the inventory (`GET /v1/inventory`'s filters and paging; `format=csv`
+/// or `json` downloads the page).
+pub async fn identities(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    StrictQuery(q): StrictQuery<crate::http::inventory::InventoryQuery>,
+) -> Response {
+    use crate::http::inventory::{Format, parse, respond, run};
+    let q = q.without_blanks();
+    let raw = q.raw();
+    let (filters, format) = match parse(q, None) {
+        Ok(x) => x,
+        Err(p) => return problem_page(&s, &p),
+    };
+    let page = match run(&st, filters).await {
+        Ok(p) => p,
+        Err(p) => return problem_page(&s, &p),
+    };
+    if format == Format::Csv || raw.iter().any(|(k, v)| *k == "format" && v == "json") {
+        let mut resp = respond(page, format);
+        let name = if format == Format::Csv { "graven-inventory.csv" } else { "graven-inventory.json" };
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        return resp;
+    }
+    let value = |k: &str| raw.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let mut b = String::from("<form method=\"get\" action=\"/ui/identities\" class=\"filters\">");
+    for (name, label) in [
+        ("dormant_days", "Dormant for days"),
+        ("key_older_than_days", "A key older than days"),
+        ("kind", "Kind"),
+    ] {
         let _ = write!(
             b,
-            "<tr><td><a href=\"/ui/search?actor={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{live_keys} usable of {}</td></tr>",
-            url(&r.id),
-            text(&r.id),
-            text(r.kind.as_str()),
-            text(&r.owner),
-            text(r.role.as_str()),
-            text(r.status.as_str()),
-            r.keys.len()
+            "<label>{label} <input name=\"{name}\" id=\"f-{name}\" value=\"{}\"></label>",
+            attr(value(name))
+        );
+    }
+    let select = |b: &mut String, name: &str, label: &str, options: &[(&str, &str)]| {
+        let _ = write!(b, "<label>{label} <select name=\"{name}\" id=\"f-{name}\">");
+        for (v, shown) in options {
+            let sel = if value(name) == *v { " selected" } else { "" };
+            let _ = write!(b, "<option value=\"{v}\"{sel}>{shown}</option>");
+        }
+        b.push_str("</select></label>");
+    };
+    select(
+        &mut b,
+        "status",
+        "Status",
+        &[("", "any"), ("active", "active"), ("disabled", "disabled"), ("revoked", "revoked")],
+    );
+    select(&mut b, "reported", "Reported by a source", &[("", "either"), ("true", "yes"), ("false", "no")]);
+    select(&mut b, "never_used", "Never used", &[("", "either"), ("true", "never used")]);
+    b.push_str("<button type=\"submit\" id=\"filter\">Filter</button></form>");
+    let mut query = String::new();
+    for (k, v) in raw.iter().filter(|(k, v)| *k != "cursor" && *k != "format" && !v.is_empty()) {
+        let _ = write!(query, "&{k}={}", url(v));
+    }
+    let _ = write!(
+        b,
+        "<p class=\"note\" id=\"index-state\">{} identities on this page; the inventory counts the log's first {} of {} entries, at {}. \
+         Download this page: <a id=\"inventory-csv\" href=\"/ui/identities?format=csv{q}\">CSV</a> \
+         <a id=\"inventory-json\" href=\"/ui/identities?format=json{q}\">JSON</a>.</p>",
+        page.identities.len(),
+        page.indexed_size,
+        page.tree_size,
+        text(&page.now),
+        q = attr(&query)
+    );
+    b.push_str(
+        "<table id=\"identities\"><thead><tr><th>Identity</th><th>Kind</th><th>Source</th><th>Owner</th><th>Status</th>\
+         <th>Keys (oldest, last used)</th><th>First seen</th><th>Last seen</th><th>24 h</th><th>30 d</th><th>Denied</th></tr></thead><tbody>",
+    );
+    for i in &page.identities {
+        let source = if i.registered && !i.reported {
+            "registered".to_owned()
+        } else if i.reported {
+            format!("reported by {}", text(&i.reported_by.join(", ")))
+        } else {
+            "seen in the log".to_owned()
+        };
+        let keys = if i.keys.is_empty() {
+            String::new()
+        } else {
+            let oldest = i.keys.iter().filter(|k| k.state == "active").map(|k| k.age_days).max();
+            let last = i.keys.iter().filter_map(|k| k.last_used.as_ref()).filter_map(|u| u.at.clone()).max();
+            format!(
+                "{} ({}, {})",
+                i.keys.len(),
+                oldest.map_or_else(|| "none active".to_owned(), |d| format!("{d} days")),
+                last.map_or_else(|| "never used".to_owned(), |t| text(&t))
+            )
+        };
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/ui/identity?id={}\">{}</a></td><td>{}</td><td>{source}</td><td>{}</td><td>{}</td><td>{keys}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url(&i.id),
+            text(&i.id),
+            text(i.kind.as_deref().unwrap_or("")),
+            text(i.owner.as_deref().unwrap_or("")),
+            text(i.status.as_deref().unwrap_or("")),
+            seen(&i.first_seen),
+            seen(&i.last_seen),
+            i.events_24h,
+            i.events_30d,
+            i.denied,
         );
     }
     b.push_str("</tbody></table>");
+    if let Some(next) = &page.next_cursor {
+        let _ = write!(
+            b,
+            "<p><a id=\"next\" href=\"/ui/identities?cursor={}{}\">More identities</a></p>",
+            url(next),
+            attr(&query)
+        );
+    }
     html_response(StatusCode::OK, html::page("Identities", Some(&frame(&s)), &b))
+}
+
+/// The query of `GET /ui/identity`: the identity and its timeline's filters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityQuery {
+    id: String,
+    action: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Days shown in an identity's histogram.
+const HISTOGRAM_DAYS: i64 = 30;
+
+/// `GET /ui/identity?id=...`: one identity: what the inventory knows, its activity per day
+/// over 30 days, the credentials its events carry (each a link to what it did), and its
+/// events newest first.
+pub async fn identity(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    StrictQuery(q): StrictQuery<IdentityQuery>,
+) -> Response {
+    if q.id.is_empty() || q.id.len() > 1024 {
+        return problem_page(
+            &s,
+            &Problem::bad_request("bad-parameter", "give the identity: /ui/identity?id=svc:deployer"),
+        );
+    }
+    let index = st.index.clone();
+    let id = q.id.clone();
+    let read = blocking(move || {
+        let a = index.activity(&id).map_err(|e| Problem::internal(e.to_string()))?;
+        let c = index.credentials(&id).map_err(|e| Problem::internal(e.to_string()))?;
+        Ok((a, c))
+    })
+    .await;
+    let (activity, credentials) = match read {
+        Ok(x) => x,
+        Err(p) => return problem_page(&s, &p),
+    };
+    let record = st.registry.get(&q.id);
+    let mut b = String::from("<dl class=\"facts\">");
+    let _ = write!(b, "<dt>Identity</dt><dd id=\"identity\">{}</dd>", text(&q.id));
+    match &record {
+        Some(r) => {
+            let _ = write!(
+                b,
+                "<dt>Registered</dt><dd>{} {}, owner {}, role {}, status {}</dd>",
+                text(r.kind.as_str()),
+                text(&r.id),
+                text(&r.owner),
+                text(r.role.as_str()),
+                text(r.status.as_str())
+            );
+        }
+        None => b.push_str("<dt>Registered</dt><dd>no: known from the log only</dd>"),
+    }
+    let now_us = st.now_ms().saturating_mul(1000);
+    match &activity {
+        Some(a) => {
+            let at = |x: &graven_index::Seen| {
+                format!("<a href=\"/ui/events/{}\">{}</a>", x.index, text(&seen_at(x)))
+            };
+            let _ = write!(
+                b,
+                "<dt>Events</dt><dd id=\"events\">{} ({} denied{})</dd><dt>First seen</dt><dd>{}</dd><dt>Last seen</dt><dd>{}</dd>\
+                 <dt>Last 24 h / 30 d</dt><dd>{} / {}</dd>",
+                a.events,
+                a.denied,
+                if a.reported == 0 {
+                    String::new()
+                } else {
+                    format!(", {} reported by {}", a.reported, text(&a.sources.join(", ")))
+                },
+                at(&a.first),
+                at(&a.last),
+                a.events_last_hours(now_us),
+                a.events_last_days(now_us)
+            );
+        }
+        None => b.push_str("<dt>Events</dt><dd id=\"events\">none indexed</dd>"),
+    }
+    b.push_str("</dl>");
+    // Activity per UTC day, the last 30 days, as an inline SVG (no script, no style).
+    if let Some(a) = &activity {
+        let today = now_us.div_euclid(86_400_000_000);
+        let counts: Vec<u64> = (0..HISTOGRAM_DAYS)
+            .map(|k| {
+                let day = today - (HISTOGRAM_DAYS - 1 - k);
+                a.daily().iter().find(|(d, _)| i64::from(*d) == day).map_or(0, |(_, n)| u64::from(*n))
+            })
+            .collect();
+        let max = counts.iter().copied().max().unwrap_or(0).max(1);
+        b.push_str("<h2>Activity per day (UTC), the last 30 days</h2><svg id=\"histogram\" width=\"620\" height=\"110\" viewBox=\"0 0 620 110\" role=\"img\" aria-label=\"events per day\">");
+        for (k, n) in counts.iter().enumerate() {
+            let h = n * 90 / max;
+            let ago = HISTOGRAM_DAYS as usize - 1 - k;
+            let when = match ago {
+                0 => "today".to_owned(),
+                1 => "yesterday".to_owned(),
+                d => format!("{d} days ago"),
+            };
+            let _ = write!(
+                b,
+                "<rect x=\"{}\" y=\"{}\" width=\"16\" height=\"{h}\" fill=\"#0b5cad\"><title>{when}: {n} events</title></rect>",
+                k * 20 + 10,
+                100 - h
+            );
+        }
+        let _ = write!(
+            b,
+            "<text x=\"10\" y=\"108\" font-size=\"10\">30 days ago</text><text x=\"560\" y=\"108\" font-size=\"10\">today</text><text x=\"10\" y=\"10\" font-size=\"10\">{max}</text></svg>"
+        );
+    }
+    if !credentials.is_empty() {
+        b.push_str("<h2>Credentials its events carry</h2><table id=\"credentials\"><thead><tr><th>Credential</th><th>Events</th><th>First use</th><th>Last use</th></tr></thead><tbody>");
+        for (c, u) in &credentials {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"/ui/credential?id={}&amp;credential={}\">{}</a></td><td>{}</td><td><a href=\"/ui/events/{}\">{}</a></td><td><a href=\"/ui/events/{}\">{}</a></td></tr>",
+                url(&q.id),
+                url(c),
+                text(c),
+                u.events,
+                u.first.index,
+                text(&seen_at(&u.first)),
+                u.last.index,
+                text(&seen_at(&u.last))
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    // Its events, newest first, with the search's filters.
+    let sq = SearchQuery {
+        actor: Some(q.id.clone()),
+        action: q.action.clone().filter(|v| !v.is_empty()),
+        outcome: q.outcome.clone().filter(|v| !v.is_empty()),
+        since: q.since.clone().filter(|v| !v.is_empty()),
+        until: q.until.clone().filter(|v| !v.is_empty()),
+        cursor: q.cursor.clone().filter(|v| !v.is_empty()),
+        limit: Some(PAGE_EVENTS.to_owned()),
+        ..SearchQuery::default()
+    };
+    let _ = write!(
+        b,
+        "<h2>Events, newest first</h2><form method=\"get\" action=\"/ui/identity\" class=\"filters\"><input type=\"hidden\" name=\"id\" value=\"{}\">",
+        attr(&q.id)
+    );
+    for (name, label, v) in [
+        ("action", "Action", &q.action),
+        ("outcome", "Outcome", &q.outcome),
+        ("since", "Since (RFC 3339)", &q.since),
+        ("until", "Until (RFC 3339)", &q.until),
+    ] {
+        let _ = write!(
+            b,
+            "<label>{label} <input name=\"{name}\" value=\"{}\"></label>",
+            attr(v.as_deref().unwrap_or(""))
+        );
+    }
+    b.push_str("<button type=\"submit\">Filter</button></form>");
+    let page = match search::run(&st, sq).await {
+        Ok(p) => p,
+        Err(p) => return problem_page(&s, &p),
+    };
+    b.push_str("<table id=\"results\"><thead><tr><th>Index</th><th>Logged at</th><th>Actor</th><th>Action</th><th>Resource</th><th>Outcome</th></tr></thead><tbody>");
+    for (i, e) in &page.events {
+        row(&mut b, *i, e);
+    }
+    b.push_str("</tbody></table>");
+    if let Some(next) = &page.next_cursor {
+        let mut href = format!("/ui/identity?id={}", url(&q.id));
+        for (k, v) in
+            [("action", &q.action), ("outcome", &q.outcome), ("since", &q.since), ("until", &q.until)]
+        {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                let _ = write!(href, "&{k}={}", url(v));
+            }
+        }
+        let _ = write!(href, "&cursor={}", url(next));
+        let _ = write!(b, "<p><a id=\"next\" href=\"{}\">Older events</a></p>", attr(&href));
+    }
+    html_response(StatusCode::OK, html::page(&format!("Identity {}", q.id), Some(&frame(&s)), &b))
+}
+
+/// The query of `GET /ui/credential`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialQuery {
+    id: String,
+    credential: String,
+    cursor: Option<String>,
+}
+
+/// Events of the identity read per credential page, at most.
+const CREDENTIAL_SCAN: usize = 20_000;
+
+/// `GET /ui/credential?id=...&credential=...`: what one credential did ("what did this leaked
+/// key do?"): its use (exact, from the inventory), and the identity's events that carry it,
+/// newest first, found by reading the identity's events (at most 20,000 per page, said so).
+pub async fn credential(
+    State(st): St,
+    Extension(s): Extension<SignedIn>,
+    StrictQuery(q): StrictQuery<CredentialQuery>,
+) -> Response {
+    if q.id.is_empty() || q.credential.is_empty() || q.id.len() > 1024 || q.credential.len() > 1024 {
+        return problem_page(
+            &s,
+            &Problem::bad_request(
+                "bad-parameter",
+                "give the identity and the credential: /ui/credential?id=svc:deployer&credential=key:0123456789abcdef",
+            ),
+        );
+    }
+    let index = st.index.clone();
+    let id = q.id.clone();
+    let usage =
+        match blocking(move || index.credentials(&id).map_err(|e| Problem::internal(e.to_string()))).await {
+            Ok(u) => u.into_iter().find(|(c, _)| *c == q.credential).map(|(_, u)| u),
+            Err(p) => return problem_page(&s, &p),
+        };
+    let mut b = format!(
+        "<dl class=\"facts\"><dt>Credential</dt><dd id=\"credential\">{}</dd><dt>Of</dt><dd><a href=\"/ui/identity?id={}\">{}</a></dd>",
+        text(&q.credential),
+        url(&q.id),
+        text(&q.id)
+    );
+    match &usage {
+        Some(u) => {
+            let _ = write!(
+                b,
+                "<dt>Events</dt><dd id=\"uses\">{}</dd><dt>First use</dt><dd><a href=\"/ui/events/{}\">{}</a></dd><dt>Last use</dt><dd><a href=\"/ui/events/{}\">{}</a></dd></dl>",
+                u.events,
+                u.first.index,
+                text(&seen_at(&u.first)),
+                u.last.index,
+                text(&seen_at(&u.last))
+            );
+        }
+        None => b.push_str("<dt>Events</dt><dd id=\"uses\">0: no indexed event carries it</dd></dl>"),
+    }
+    let mut found = Vec::new();
+    let mut scanned = 0usize;
+    let mut cursor = q.cursor.clone().filter(|c| !c.is_empty());
+    let mut resume = None;
+    while usage.is_some() && scanned < CREDENTIAL_SCAN && found.len() < 50 {
+        let sq = SearchQuery {
+            actor: Some(q.id.clone()),
+            cursor: cursor.clone(),
+            limit: Some("1000".into()),
+            ..SearchQuery::default()
+        };
+        let page = match search::run(&st, sq).await {
+            Ok(p) => p,
+            Err(p) => return problem_page(&s, &p),
+        };
+        for (i, e) in page.events {
+            scanned += 1;
+            let carries = serde_json::from_slice::<Value>(&e).ok().is_some_and(|v| {
+                v.get("actor").and_then(|a| a.get("credential")).and_then(Value::as_str)
+                    == Some(q.credential.as_str())
+            });
+            if carries {
+                found.push((i, e));
+            }
+        }
+        resume = page.next_cursor.clone();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let _ = write!(
+        b,
+        "<h2>Its events, newest first</h2><p class=\"note\" id=\"scanned\">{} found among {scanned} events of the identity read on this page.</p>",
+        found.len()
+    );
+    b.push_str("<table id=\"results\"><thead><tr><th>Index</th><th>Logged at</th><th>Actor</th><th>Action</th><th>Resource</th><th>Outcome</th></tr></thead><tbody>");
+    for (i, e) in &found {
+        row(&mut b, *i, e);
+    }
+    b.push_str("</tbody></table>");
+    if let Some(next) = resume.filter(|_| usage.is_some()) {
+        let href = format!(
+            "/ui/credential?id={}&credential={}&cursor={}",
+            url(&q.id),
+            url(&q.credential),
+            url(&next)
+        );
+        let _ = write!(b, "<p><a id=\"next\" href=\"{}\">Older events</a></p>", attr(&href));
+    }
+    html_response(StatusCode::OK, html::page("Credential", Some(&frame(&s)), &b))
 }

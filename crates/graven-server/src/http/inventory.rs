@@ -44,6 +44,48 @@ pub struct InventoryQuery {
     format: Option<String>,
 }
 
+impl InventoryQuery {
+    /// The same query without the parameters given empty (a form's unset fields).
+    pub fn without_blanks(mut self) -> Self {
+        for f in [
+            &mut self.dormant_days,
+            &mut self.never_used,
+            &mut self.key_older_than_days,
+            &mut self.status,
+            &mut self.kind,
+            &mut self.reported,
+            &mut self.registered,
+            &mut self.limit,
+            &mut self.cursor,
+            &mut self.format,
+        ] {
+            if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *f = None;
+            }
+        }
+        self
+    }
+
+    /// The parameters as given (the console writes them back into its form and links).
+    pub fn raw(&self) -> Vec<(&'static str, String)> {
+        [
+            ("dormant_days", &self.dormant_days),
+            ("never_used", &self.never_used),
+            ("key_older_than_days", &self.key_older_than_days),
+            ("status", &self.status),
+            ("kind", &self.kind),
+            ("reported", &self.reported),
+            ("registered", &self.registered),
+            ("limit", &self.limit),
+            ("cursor", &self.cursor),
+            ("format", &self.format),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// The answer's media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -382,6 +424,36 @@ pub fn page(
     }
 }
 
+/// One page of the inventory for `filters` (what `GET /v1/inventory` answers, and the
+/// console's identities page shows).
+pub async fn run(st: &AppState, filters: Filters) -> Result<InventoryPage, Problem> {
+    let now_ms = st.now_ms();
+    let index = st.index.clone();
+    let records = st.registry.records();
+    let internal = |e: graven_index::IndexError| Problem::internal(e.to_string());
+    let (indexed_size, items, next) = blocking(move || {
+        let mut chunks = Chunks::new(&index, filters.after.as_deref());
+        let (items, next) =
+            page(&mut chunks, &records, now_ms, &filters, |id| index.credentials(id).map_err(internal))?;
+        // `page` reads the first chunk whatever the filters; this is its snapshot's size.
+        let size = match chunks.indexed_size {
+            Some(s) => s,
+            None => index.indexed_size().map_err(internal)?,
+        };
+        Ok((size, items, next))
+    })
+    .await?;
+    // Read after the index, so that `indexed_size <= tree_size`.
+    let tree_size = st.engine.committed().size;
+    Ok(InventoryPage {
+        identities: items,
+        indexed_size,
+        next_cursor: next,
+        now: crate::http::audit::format_ms(now_ms),
+        tree_size,
+    })
+}
+
 pub async fn inventory(
     State(st): St,
     headers: HeaderMap,
@@ -390,54 +462,33 @@ pub async fn inventory(
     let r = async {
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let (filters, format) = parse(q, accept)?;
-        let now_ms = st.now_ms();
-        let index = st.index.clone();
-        let records = st.registry.records();
-        let internal = |e: graven_index::IndexError| Problem::internal(e.to_string());
-        let (indexed_size, items, next) = blocking(move || {
-            let mut chunks = Chunks::new(&index, filters.after.as_deref());
-            let (items, next) =
-                page(&mut chunks, &records, now_ms, &filters, |id| index.credentials(id).map_err(internal))?;
-            // `page` reads the first chunk whatever the filters; this is its snapshot's size.
-            let size = match chunks.indexed_size {
-                Some(s) => s,
-                None => index.indexed_size().map_err(internal)?,
-            };
-            Ok((size, items, next))
-        })
-        .await?;
-        // Read after the index, so that `indexed_size <= tree_size`.
-        let tree_size = st.engine.committed().size;
-        Ok(match format {
-            Format::Json => {
-                let body = InventoryPage {
-                    identities: items,
-                    indexed_size,
-                    next_cursor: next,
-                    now: crate::http::audit::format_ms(now_ms),
-                    tree_size,
-                };
-                crate::http::admin::identities::json_response(axum::http::StatusCode::OK, &body)
-            }
-            Format::Csv => {
-                let mut resp = csv(&items).into_response();
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
-                );
-                if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                    h.insert("graven-next-cursor", c);
-                }
-                if let Ok(v) = HeaderValue::from_str(&indexed_size.to_string()) {
-                    h.insert("graven-indexed-size", v);
-                }
-                resp
-            }
-        })
+        let page = run(&st, filters).await?;
+        Ok(respond(page, format))
     }
     .await;
     finish(&st, "GET /v1/inventory", r)
+}
+
+/// A page as JSON, or as CSV with its cursor and indexed size in headers.
+pub fn respond(page: InventoryPage, format: Format) -> Response {
+    match format {
+        Format::Json => crate::http::admin::identities::json_response(axum::http::StatusCode::OK, &page),
+        Format::Csv => {
+            let mut resp = csv(&page.identities).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+            );
+            if let Some(c) = page.next_cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                h.insert("graven-next-cursor", c);
+            }
+            if let Ok(v) = HeaderValue::from_str(&page.indexed_size.to_string()) {
+                h.insert("graven-indexed-size", v);
+            }
+            resp
+        }
+    }
 }
 
 /// The CSV columns, in order.

@@ -246,3 +246,72 @@ fn the_selection_exports_as_jsonl_ocsf_and_cef() {
     assert_eq!(page(&h, &cookie, "/ui/export?since=never").status(), 400);
     assert_eq!(h.check(h.get("/ui/export?format=jsonl")).status(), 303);
 }
+
+#[test]
+fn the_inventory_an_identity_and_a_credential_have_their_pages() {
+    let h = Harness::start();
+    let writer = h.identity("svc:writer", "writer", &["deploy.*"]);
+    let other_key = h.new_key("svc:writer", json!({}));
+    let mut by_other = Vec::new();
+    for i in 0..4 {
+        let key = if i % 2 == 0 { &writer } else { &other_key };
+        let ev = json!({"action": format!("deploy.n{i}"), "outcome": "success"});
+        let index =
+            h.check(h.post("/v1/events").bearer(key).json(ev)).expect(201).json()["index"].as_u64().unwrap();
+        if i % 2 == 1 {
+            by_other.push(index);
+        }
+    }
+    let auditor = h.identity("svc:auditor", "auditor", &[]);
+    let cookie = session(&h, &auditor);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while h.check(h.get("/v1/events?limit=1").bearer(h.token())).expect(200).json()["indexed_size"].as_u64()
+        < Some(h.size())
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The inventory, with its filters (a form's unset fields are empty) and downloads.
+    let t = page(
+        &h,
+        &cookie,
+        "/ui/identities?dormant_days=&status=&reported=&never_used=&kind=&key_older_than_days=",
+    )
+    .expect(200)
+    .text();
+    assert!(t.contains("/ui/identity?id=svc%3Awriter"), "{t}");
+    assert!(t.contains("registered"));
+    let t = page(&h, &cookie, "/ui/identities?never_used=true").expect(200).text();
+    assert!(!t.contains("/ui/identity?id=svc%3Awriter"), "the writer used its keys");
+    assert_eq!(page(&h, &cookie, "/ui/identities?dormant_days=x").status(), 400);
+    let csv = page(&h, &cookie, "/ui/identities?format=csv").expect(200);
+    assert!(csv.content_type().starts_with("text/csv"));
+    assert!(csv.header("content-disposition").unwrap().contains("graven-inventory.csv"));
+    assert!(csv.text().contains("svc:writer"));
+    // One identity: facts, a histogram, its credentials, its events.
+    let t = page(&h, &cookie, "/ui/identity?id=svc%3Awriter").expect(200).text();
+    assert!(t.contains("<svg id=\"histogram\""));
+    assert!(t.contains(">today: 4 events"), "today's bar: {t}");
+    let cred = format!("key:{}", graven_server::testing::key_id(&other_key));
+    assert!(t.contains(&graven_server::console::html::url(&cred)), "its credentials link to their pages");
+    let t = page(&h, &cookie, "/ui/identity?id=svc%3Awriter&action=deploy.n2").expect(200).text();
+    assert_eq!(t.matches("<tr><td><a href=\"/ui/events/").count(), 1, "the timeline's filter");
+    // What one key did: only the events that carry it.
+    let t = page(
+        &h,
+        &cookie,
+        &format!("/ui/credential?id=svc%3Awriter&credential={}", graven_server::console::html::url(&cred)),
+    )
+    .expect(200)
+    .text();
+    assert!(t.contains("<dd id=\"uses\">2</dd>"), "{t}");
+    let shown: Vec<u64> = t
+        .match_indices("<tr><td><a href=\"/ui/events/")
+        .map(|(i, m)| t[i + m.len()..].split('"').next().unwrap().parse().unwrap())
+        .collect();
+    let mut want = by_other.clone();
+    want.reverse();
+    assert_eq!(shown, want);
+    assert_eq!(page(&h, &cookie, "/ui/identity").status(), 400);
+    assert_eq!(page(&h, &cookie, "/ui/credential?id=svc%3Awriter").status(), 400);
+}
