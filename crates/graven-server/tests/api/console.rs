@@ -61,6 +61,10 @@ fn an_auditor_signs_in_and_every_page_is_served_with_strict_headers() {
         assert!(!regex_like_handler(&t), "{path}: an inline event handler");
         assert!(!t.contains("http://") && !t.contains("https://"), "{path}: nothing from elsewhere");
     }
+    // The log page: every entry of this young log was logged within the last minute.
+    let t = page(&h, &cookie, "/ui/log").expect(200).text();
+    let want = format!("<dd id=\"ingest\">{} events in the last minute", h.size());
+    assert!(t.contains(&want), "{want}: {t}");
     let a = h.check(h.get("/ui/assets/console.js")).expect(200);
     assert!(a.content_type().starts_with("text/javascript"));
     assert!(a.text().contains("crypto.subtle.verify"));
