@@ -546,3 +546,36 @@ fn oidc_time_claims_are_integers_and_not_issued_in_the_future() {
         assert_eq!(d["details"]["reason"], reason, "{claim} = {value}: {d}");
     }
 }
+
+/// The console takes an OIDC token where an issuer is configured: one that maps to an auditor
+/// signs in; one that maps to a writer is refused, as a key of a writer is.
+#[test]
+fn the_console_signs_in_with_an_oidc_token_of_an_auditor() {
+    let iss = issuer();
+    let ec1 = ec_key("ec-1");
+    iss.publish(&[&ec1]);
+    let h = Harness::builder().config(&oidc_config(&iss.url, "", true)).start();
+    let body =
+        json!({"id": "ci:payments-deploy", "kind": "ci_job", "owner": "team-audit", "role": "auditor"});
+    h.check(h.post("/v1/identities").bearer(h.token()).json(body)).expect(201);
+    create_identity(&h, "workload:deployer", "workload", &["deploy.*"]);
+    let form = |t: &str| format!("credential={t}");
+    let size = h.size();
+    let t = ec1.sign(json!({}), &claims(&iss.url, GH_SUB));
+    let a = h.check(h.post("/ui/signin").body("application/x-www-form-urlencoded", form(&t)));
+    assert_eq!(a.status(), 303, "{}", a.text());
+    let cookie = a.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    h.check(h.get("/ui/log").header("cookie", &cookie)).expect(200);
+    let signin = h.events_with_action(size, "graven.console.signin");
+    assert_eq!(signin[0]["actor"]["id"], "ci:payments-deploy");
+    assert_eq!(signin[0]["actor"]["auth"], "oidc");
+    // A writer's token: refused and recorded.
+    let t = ec1.sign(json!({}), &claims(&iss.url, K8S_SUB));
+    let a = h.check(h.post("/ui/signin").body("application/x-www-form-urlencoded", form(&t)));
+    assert_eq!(a.status(), 403);
+    assert!(a.header("set-cookie").is_none());
+    // A forged token (another key): refused.
+    let forged = ec_key("ec-1").sign(json!({}), &claims(&iss.url, GH_SUB));
+    let a = h.check(h.post("/ui/signin").body("application/x-www-form-urlencoded", form(&forged)));
+    assert_eq!(a.status(), 401);
+}
