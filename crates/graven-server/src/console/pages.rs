@@ -425,8 +425,9 @@ pub async fn search(
         "<p class=\"exports\">Export this selection (at most {MAX_EXPORT_EVENTS} events, newest first): \
          <a id=\"export-jsonl\" href=\"/ui/export?format=jsonl{e}\">JSON Lines</a> \
          <a id=\"export-ocsf\" href=\"/ui/export?format=ocsf{e}\">OCSF</a> \
-         <a id=\"export-cef\" href=\"/ui/export?format=cef{e}\">CEF</a>. \
-         For an evidence bundle that proves each event against a signed checkpoint, use <code>graven export --bundle</code>.</p>",
+         <a id=\"export-cef\" href=\"/ui/export?format=cef{e}\">CEF</a>; \
+         or an <a id=\"export-bundle\" href=\"/ui/export?format=bundle{e}\">evidence bundle</a> of its newest {MAX_BUNDLE_EVENTS} events, \
+         each with its inclusion proof against the signed checkpoint (check it offline with <code>graven verify file.tar --vkey ...</code>).</p>",
         e = attr(&export)
     );
     if let Some(next) = &page.next_cursor {
@@ -466,6 +467,22 @@ pub async fn export(
 ) -> Response {
     use futures_util::StreamExt as _;
     use graven_export::format::{Format, Record, render};
+    if q.format.as_deref() == Some("bundle") {
+        let filters = SearchQuery {
+            actor: q.actor.filter(|v| !v.trim().is_empty()),
+            action: q.action.filter(|v| !v.trim().is_empty()),
+            resource: q.resource.filter(|v| !v.trim().is_empty()),
+            outcome: q.outcome.filter(|v| !v.trim().is_empty()),
+            since: q.since.filter(|v| !v.trim().is_empty()),
+            until: q.until.filter(|v| !v.trim().is_empty()),
+            limit: Some("1000".into()),
+            ..SearchQuery::default()
+        };
+        return match bundle(&st, filters).await {
+            Ok(r) => r,
+            Err(p) => problem_page(&s, &p),
+        };
+    }
     let (format, ext) = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => (Format::Jsonl, "jsonl"),
         "ocsf" => (Format::Ocsf, "ocsf.jsonl"),
@@ -473,7 +490,10 @@ pub async fn export(
         f => {
             return problem_page(
                 &s,
-                &Problem::bad_request("bad-parameter", format!("format {f:?}: use jsonl, ocsf or cef")),
+                &Problem::bad_request(
+                    "bad-parameter",
+                    format!("format {f:?}: use jsonl, ocsf, cef or bundle"),
+                ),
             );
         }
     };
@@ -537,6 +557,59 @@ pub async fn export(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     resp
+}
+
+/// Most events in an evidence bundle made by the console (it is built in memory).
+pub const MAX_BUNDLE_EVENTS: usize = 10_000;
+
+/// An evidence bundle (docs/bundle-format.md, as `graven export --bundle` writes) of the newest
+/// [`MAX_BUNDLE_EVENTS`] events a search selects, each with its inclusion proof against the
+/// committed checkpoint, and the log's verifier key: `graven verify <file.tar> --vkey ...`
+/// checks it offline.
+async fn bundle(st: &super::state::ConsoleState, base: SearchQuery) -> Result<Response, Problem> {
+    let c = st.engine.committed();
+    let mut picked: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut q = base.clone();
+    loop {
+        let page = search::run(st, q.clone()).await?;
+        for (i, e) in page.events {
+            if i < c.size && picked.len() < MAX_BUNDLE_EVENTS {
+                picked.push((i, e));
+            }
+        }
+        match page.next_cursor {
+            Some(next) if picked.len() < MAX_BUNDLE_EVENTS => q.cursor = Some(next),
+            _ => break,
+        }
+    }
+    picked.sort_by_key(|(i, _)| *i);
+    picked.dedup_by_key(|(i, _)| *i);
+    let key = graven_core::note::VerifierKey::parse(&st.verifier_key)
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let checkpoint =
+        graven_core::checkpoint::VerifiedCheckpoint::open(c.checkpoint.as_bytes(), &key, key.name())
+            .map_err(|e| Problem::internal(format!("the committed checkpoint: {e}")))?;
+    let reader = st.reader.clone();
+    let size = TreeSize(c.size);
+    let tar = blocking(move || {
+        let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+        let internal = |e: graven_verify::BundleWriteError| Problem::internal(e.to_string());
+        let mut w = graven_verify::BundleWriter::new(Vec::new(), &key, &checkpoint).map_err(internal)?;
+        for (i, leaf) in &picked {
+            let proof = r.inclusion_proof(LeafIndex(*i), size).map_err(read_problem)?;
+            w.add_event(*i, leaf, &proof).map_err(internal)?;
+        }
+        w.finish().map_err(internal)
+    })
+    .await?;
+    let mut resp = tar.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"graven-evidence.tar\""),
+    );
+    Ok(resp)
 }
 
 /// `GET /ui/events/{index}`: the entry as stored, its place in the log, and the material for
