@@ -772,7 +772,7 @@ pub async fn identities(
     );
     b.push_str(
         "<table id=\"identities\"><thead><tr><th>Identity</th><th>Kind</th><th>Source</th><th>Owner</th><th>Status</th>\
-         <th>Keys (oldest, last used)</th><th>First seen</th><th>Last seen</th><th>24 h</th><th>30 d</th><th>Denied</th></tr></thead><tbody>",
+         <th>Keys (oldest, last used, next expiry)</th><th>First seen</th><th>Last seen</th><th>24 h</th><th>30 d</th><th>Denied</th></tr></thead><tbody>",
     );
     for i in &page.identities {
         let source = if i.registered && !i.reported {
@@ -787,11 +787,14 @@ pub async fn identities(
         } else {
             let oldest = i.keys.iter().filter(|k| k.state == "active").map(|k| k.age_days).max();
             let last = i.keys.iter().filter_map(|k| k.last_used.as_ref()).filter_map(|u| u.at.clone()).max();
+            let expires =
+                i.keys.iter().filter(|k| k.state == "active").filter_map(|k| k.expires_at.clone()).min();
             format!(
-                "{} ({}, {})",
+                "{} ({}, {}{})",
                 i.keys.len(),
                 oldest.map_or_else(|| "none active".to_owned(), |d| format!("{d} days")),
-                last.map_or_else(|| "never used".to_owned(), |t| text(&t))
+                last.map_or_else(|| "never used".to_owned(), |t| text(&t)),
+                expires.map_or_else(String::new, |t| format!(", one expires {}", text(&t)))
             )
         };
         let _ = write!(
