@@ -50,11 +50,15 @@ fn an_auditor_checks_an_event_in_the_browser_and_sees_tampering() {
     );
     let auditor_key =
         admin("POST", "/v1/identities/svc:auditor/keys", json!({}))["key"].as_str().unwrap().to_owned();
-    let hostile = "<script>window.pwned=1</script>\u{202e}gpj.exe\"'><img src=x onerror=\"window.pwned=2\">";
+    // Identity fields refuse control characters (a 400), so the owner holds markup and a bidi
+    // override only; events hold control characters too.
+    let hostile_owner =
+        "<script>window.pwned=1</script>\u{202e}gpj.exe\"'><img src=x onerror=\"window.pwned=2\">";
+    let hostile = "<script>window.pwned=1</script>\u{202e}gpj.exe\u{1b}[31m\u{7}\"'><img src=x onerror=\"window.pwned=2\">";
     admin(
         "POST",
         "/v1/identities",
-        json!({"id": "svc:deployer", "kind": "service_account", "owner": hostile, "role": "writer", "allowed_actions": ["*"]}),
+        json!({"id": "svc:deployer", "kind": "service_account", "owner": hostile_owner, "role": "writer", "allowed_actions": ["*"]}),
     );
     let writer =
         admin("POST", "/v1/identities/svc:deployer/keys", json!({}))["key"].as_str().unwrap().to_owned();
@@ -126,6 +130,11 @@ fn an_auditor_checks_an_event_in_the_browser_and_sees_tampering() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     b.screenshot(&dir.join("identity.png"));
+    // What one key did: the credential's page, from the identity's list of credentials.
+    b.click("#credentials a");
+    assert!(b.wait_for("return location.pathname === '/ui/credential'", 10), "{}", b.url());
+    assert_eq!(b.text("#uses"), "2");
+    b.screenshot(&dir.join("credential.png"));
     let results = b.text("#results");
     assert!(results.contains("deploy.release"), "{results}");
 
@@ -146,7 +155,17 @@ fn an_auditor_checks_an_event_in_the_browser_and_sees_tampering() {
         let body = b.run("return document.body.innerText").as_str().unwrap().to_owned();
         assert!(body.contains("<script>window.pwned=1</script>"), "{page}: shown as text");
         assert!(body.contains("[U+202E]gpj.exe"), "{page}: the override is shown, not obeyed");
-        assert!(!body.contains('\u{202e}'));
+        if page.contains("/search") {
+            assert!(
+                body.contains("[U+202E]gpj.exe[U+001B][31m[U+0007]"),
+                "{page}: control characters are shown"
+            );
+        }
+        if page.contains("/events/") {
+            // The entry as stored: canonical JSON writes control characters as \u escapes.
+            assert!(body.contains("[U+202E]gpj.exe\\u001b[31m\\u0007"), "{page}: the entry's escapes");
+        }
+        assert!(!body.contains('\u{202e}') && !body.contains('\u{1b}') && !body.contains('\u{7}'));
     }
 
     // The event's proof, checked in the browser against the pinned key.
