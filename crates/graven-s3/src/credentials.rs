@@ -110,7 +110,10 @@ impl NamedChain {
         let links: Vec<(Link, Box<dyn ProvideCredentials>)> = vec![
             (Link::Environment, Box::new(EnvironmentVariableCredentialsProvider::new())),
             (Link::Profile, Box::new(ProfileFileCredentialsProvider::builder().configure(conf).build())),
-            (Link::WebIdentity, Box::new(WebIdentityTokenCredentialsProvider::builder().configure(conf).build())),
+            (
+                Link::WebIdentity,
+                Box::new(WebIdentityTokenCredentialsProvider::builder().configure(conf).build()),
+            ),
             (Link::Container, Box::new(EcsCredentialsProvider::builder().configure(conf).build())),
             (Link::InstanceProfile, Box::new(ImdsCredentialsProvider::builder().configure(conf).build())),
         ];
@@ -154,7 +157,12 @@ struct LinkFailed {
 
 impl std::fmt::Display for LinkFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "S3 credentials from the {}: {}", self.what, aws_sdk_s3::error::DisplayErrorContext(&self.source))
+        write!(
+            f,
+            "S3 credentials from the {}: {}",
+            self.what,
+            aws_sdk_s3::error::DisplayErrorContext(&self.source)
+        )
     }
 }
 
@@ -197,7 +205,8 @@ mod tests {
                 _ => None,
             }
         };
-        let all = [Link::Environment, Link::Profile, Link::WebIdentity, Link::Container, Link::InstanceProfile];
+        let all =
+            [Link::Environment, Link::Profile, Link::WebIdentity, Link::Container, Link::InstanceProfile];
         for l in all {
             assert!(!l.describe(&env).contains("SECRET-VALUE"), "{l:?}");
         }
@@ -207,6 +216,9 @@ mod tests {
         );
         assert!(Link::Container.describe(&env).contains("http://169.254.170.23/v1/credentials"));
         assert!(Link::Profile.describe(&env).starts_with("profile default "));
-        assert_eq!(Link::InstanceProfile.describe(&env), "EC2 instance profile (IMDSv2 at http://169.254.169.254)");
+        assert_eq!(
+            Link::InstanceProfile.describe(&env),
+            "EC2 instance profile (IMDSv2 at http://169.254.169.254)"
+        );
     }
 }

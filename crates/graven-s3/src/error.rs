@@ -8,7 +8,9 @@ use crate::address::UrlError;
 pub enum S3Error {
     #[error(transparent)]
     Url(#[from] UrlError),
-    #[error("half a key pair: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (to use the standard credential chain)")]
+    #[error(
+        "half a key pair: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (to use the standard credential chain)"
+    )]
     HalfKeyPair,
     #[error("starting the S3 client's threads: {0}")]
     Runtime(std::io::Error),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aws_config::provider_config::ProviderConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -18,7 +19,6 @@ use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, ChecksumAlgorithm, CreateBucketConfiguration,
     ObjectLockEnabled, ObjectLockMode, VersioningConfiguration,
 };
-use aws_config::provider_config::ProviderConfig;
 use aws_smithy_http_client::tls;
 use futures_util::{StreamExt, TryStreamExt};
 use graven_tlog::{Cond, Object, ObjectStore, StoreError};

@@ -103,11 +103,18 @@ fn the_docs_print_the_policies_the_table_builds() {
         );
     }
     for c in iam::S3_CALLS {
-        let row = format!("| `{}` | {} |", c.operation, c.actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "));
+        let row = format!(
+            "| `{}` | {} |",
+            c.operation,
+            c.actions.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+        );
         assert!(doc.contains(&row), "docs/scale-out.md lacks the row starting {row}");
     }
     for never in iam::NEVER {
-        let policies = [iam::serve_policy("audit-bucket", "audit/main"), iam::verify_policy("audit-bucket", "audit/main")];
+        let policies = [
+            iam::serve_policy("audit-bucket", "audit/main"),
+            iam::verify_policy("audit-bucket", "audit/main"),
+        ];
         assert!(policies.iter().all(|p| !p.contains(never)));
     }
 }

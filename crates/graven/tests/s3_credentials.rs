@@ -64,7 +64,10 @@ impl Fake {
                     let Some(req) = read_request(&mut conn) else { return };
                     let (status, headers, body) = handler(&req);
                     log.lock().unwrap().push(req);
-                    let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+                        body.len()
+                    );
                     for (k, v) in headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -103,7 +106,13 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<Req> {
     let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
-    Some(Req { at: SystemTime::now(), method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Req {
+        at: SystemTime::now(),
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 /// RFC 3339, whole seconds, as IMDS, ECS and STS write `Expiration`.
@@ -170,8 +179,12 @@ fn serve_with(hint: &str, env: &[(&str, String)], gate: Option<&Gate>) -> Run {
     let data = tmp.path().join("node");
     let url = format!("s3://{}/audit/main", cfg.bucket);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graven"));
-    cmd.args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(["--storage", &url, "--key", key.to_str().unwrap()]);
+    cmd.args(["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"]).args([
+        "--storage",
+        &url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("AWS_") {
             cmd.env_remove(k);
@@ -209,7 +222,8 @@ fn serve_with(hint: &str, env: &[(&str, String)], gate: Option<&Gate>) -> Run {
 /// Appends one event and reads it back.
 fn append_one(s: &common::Server, action: &str) {
     let before = s.size();
-    let r = s.post_event(&s.token, &format!(r#"{{"action":"{action}","resource":{{"type":"doc","id":"d"}}}}"#));
+    let r =
+        s.post_event(&s.token, &format!(r#"{{"action":"{action}","resource":{{"type":"doc","id":"d"}}}}"#));
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(s.size(), before + 1);
     assert_eq!(s.event(before)["action"], action);
@@ -332,7 +346,11 @@ fn web_identity_through_sts() {
             && form.get("WebIdentityToken").map(String::as_str) == Some(JWT)
             && form.get("RoleSessionName").is_some_and(|n| !n.is_empty());
         if !ok {
-            return (400, vec![], "<ErrorResponse><Error><Code>InvalidIdentityToken</Code></Error></ErrorResponse>".into());
+            return (
+                400,
+                vec![],
+                "<ErrorResponse><Error><Code>InvalidIdentityToken</Code></Error></ErrorResponse>".into(),
+            );
         }
         let t = minted.issue(Duration::from_secs(3600));
         let body = format!(
@@ -363,7 +381,10 @@ fn web_identity_through_sts() {
     run.assert_signed_with_issued(&issued, &gate);
     run.assert_quiet_about(&[JWT]);
     let reqs = sts.requests();
-    assert!(!reqs.is_empty() && reqs.iter().all(|r| r.body.contains("Action=AssumeRoleWithWebIdentity")), "{reqs:#?}");
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|r| r.body.contains("Action=AssumeRoleWithWebIdentity")),
+        "{reqs:#?}"
+    );
 }
 
 #[test]
@@ -396,12 +417,17 @@ fn container_credentials_endpoint() {
     );
     assert_eq!(
         run.source(),
-        format!("S3 credentials: container credentials endpoint {full_uri} (ECS task role or EKS Pod Identity)")
+        format!(
+            "S3 credentials: container credentials endpoint {full_uri} (ECS task role or EKS Pod Identity)"
+        )
     );
     run.assert_signed_with_issued(&issued, &gate);
     run.assert_quiet_about(&[AUTH]);
     let reqs = ecs.requests();
-    assert!(!reqs.is_empty() && reqs.iter().all(|r| r.headers.get("authorization").map(String::as_str) == Some(AUTH)));
+    assert!(
+        !reqs.is_empty()
+            && reqs.iter().all(|r| r.headers.get("authorization").map(String::as_str) == Some(AUTH))
+    );
 }
 
 #[test]
@@ -411,7 +437,9 @@ fn named_profile_in_the_shared_credentials_file() {
     let config = dir.path().join("config");
     std::fs::write(
         &creds,
-        format!("[audit]\naws_access_key_id = {ACCESS_KEY_ID}\naws_secret_access_key = {SECRET_ACCESS_KEY}\n"),
+        format!(
+            "[audit]\naws_access_key_id = {ACCESS_KEY_ID}\naws_secret_access_key = {SECRET_ACCESS_KEY}\n"
+        ),
     )
     .unwrap();
     std::fs::write(&config, "[profile audit]\nregion = us-east-1\n").unwrap();
@@ -439,7 +467,10 @@ fn named_profile_in_the_shared_credentials_file() {
 fn keys_in_the_environment_come_first() {
     let issued = Issued::default();
     let imds = fake_imds(&issued, Duration::from_secs(3600));
-    let mut env = vec![("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()), ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into())];
+    let mut env = vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
+    ];
     env.extend(imds_env(&imds));
     let run = serve_with("env-first", &env, None);
     assert_eq!(
@@ -487,8 +518,12 @@ fn no_source_at_all_is_a_clear_refusal() {
     let _ = common::keygen(&key, "creds.example/log");
     let nothing = tmp.path().join("no-such-file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_graven"));
-    cmd.args(["serve", "--data", tmp.path().join("d").to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(["--storage", &format!("s3://{}", cfg.bucket), "--key", key.to_str().unwrap()]);
+    cmd.args(["serve", "--data", tmp.path().join("d").to_str().unwrap(), "--listen", "127.0.0.1:0"]).args([
+        "--storage",
+        &format!("s3://{}", cfg.bucket),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("AWS_") {
             cmd.env_remove(k);
@@ -615,7 +650,11 @@ fn pass(mut conn: std::net::TcpStream, issued: &Issued, upstream: &str) -> Resul
 
     let refuse = |conn: &mut std::net::TcpStream, why: String| -> Result<(), String> {
         let xml = format!("<Error><Code>InvalidToken</Code><Message>{why}</Message></Error>");
-        let _ = write!(conn, "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{xml}", xml.len());
+        let _ = write!(
+            conn,
+            "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{xml}",
+            xml.len()
+        );
         Err(format!("{method} {target}: {why}"))
     };
     let auth = get("authorization").unwrap_or_default();
@@ -729,9 +768,16 @@ impl SigV4 {
                 .collect();
             canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
         }
-        let canonical =
-            format!("{method}\n{path}\n{}\n{canonical_headers}\n{}\n{payload}", query.join("&"), signed.join(";"));
-        let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}", self.scope, hex(&Sha256::digest(canonical.as_bytes())));
+        let canonical = format!(
+            "{method}\n{path}\n{}\n{canonical_headers}\n{}\n{payload}",
+            query.join("&"),
+            signed.join(";")
+        );
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{}\n{}",
+            self.scope,
+            hex(&Sha256::digest(canonical.as_bytes()))
+        );
         let mut key = format!("AWS4{secret}").into_bytes();
         for part in self.scope.split('/') {
             key = hmac(&key, part.as_bytes());
@@ -778,6 +824,12 @@ fn percent_decode(s: &str) -> String {
 /// SigV4's URI encoding: everything but `A-Z a-z 0-9 - . _ ~` as `%XX`.
 fn uri_encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
