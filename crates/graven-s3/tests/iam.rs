@@ -26,8 +26,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The S3 operations called in `src`, as the SDK's fluent builders are called: an operation is
 /// a method with no arguments followed by `.bucket(` (every S3 operation Graven calls names its
-/// bucket), or a method called on something named `client` / `client()`. Whitespace is ignored,
-/// so calls split over lines count.
+/// bucket), or, in a file that names `aws_sdk_s3` or `graven_s3`, a method called on something
+/// named `client` / `client()`. Whitespace is ignored, so calls split over lines count.
 fn operations_called(src: &str) -> BTreeSet<String> {
     let flat: String = src.chars().filter(|c| !c.is_whitespace()).collect();
     let ident_before = |end: usize| -> Option<String> {
@@ -38,7 +38,8 @@ fn operations_called(src: &str) -> BTreeSet<String> {
     for (i, _) in flat.match_indices("().bucket(") {
         ops.extend(ident_before(i));
     }
-    for pat in ["client.", "client()."] {
+    let s3_file = flat.contains("aws_sdk_s3") || flat.contains("graven_s3");
+    for pat in ["client.", "client()."].into_iter().filter(|_| s3_file) {
         for (i, _) in flat.match_indices(pat) {
             let rest = &flat[i + pat.len()..];
             let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
@@ -52,7 +53,7 @@ fn operations_called(src: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_scanner_sees_calls_split_over_lines() {
-    let src = "let r = self\n    .client\n    .put_object()\n    .bucket(&b);\nc.get_object()\n .bucket(b);";
+    let src = "use aws_sdk_s3::Client;\nlet r = self\n    .client\n    .put_object()\n    .bucket(&b);\nc.get_object()\n .bucket(b);";
     let ops = operations_called(src);
     assert_eq!(ops, BTreeSet::from(["get_object".to_owned(), "put_object".to_owned()]));
 }
