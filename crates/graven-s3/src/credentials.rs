@@ -182,8 +182,8 @@ impl std::fmt::Display for NoCredentials {
 
 impl std::error::Error for NoCredentials {}
 
-/// What start-up prints for the keys given in [`crate::S3Config`] (read from the
-/// environment by [`crate::S3Config::from_url`]), which take precedence over the chain.
+/// What start-up prints for the keys given in the `S3Config` (read from the
+/// environment by `S3Config::from_url`), which take precedence over the chain.
 pub(crate) const CONFIG_SOURCE: &str =
     "static keys from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), no refresh";
 
