@@ -8,8 +8,10 @@ use crate::address::UrlError;
 pub enum S3Error {
     #[error(transparent)]
     Url(#[from] UrlError),
-    #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
-    NoCredentials,
+    #[error(
+        "half a key pair: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (to use the standard credential chain)"
+    )]
+    HalfKeyPair,
     #[error("starting the S3 client's threads: {0}")]
     Runtime(std::io::Error),
     #[error("bucket {bucket} does not exist{at}; create it first (with Object Lock, for retention)")]

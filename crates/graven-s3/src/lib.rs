@@ -27,12 +27,19 @@
 //! [`CONNECT_TIMEOUT`], a whole operation (retries included) after [`OPERATION_TIMEOUT`], so an
 //! unreachable endpoint is an error, not a hang.
 //!
-//! Credentials come only from the configuration ([`S3Config::from_url`] reads the standard
-//! environment variables); instance profiles, SSO and `~/.aws` files are not consulted.
+//! ## Credentials
+//! The keys in the configuration ([`S3Config::from_url`] reads `AWS_ACCESS_KEY_ID` and
+//! `AWS_SECRET_ACCESS_KEY`) come first. Without them, the AWS SDK's standard chain: the
+//! environment, the shared config files and SSO, a web identity token file, a container
+//! endpoint (ECS, EKS Pod Identity), the EC2 instance profile (IMDSv2); temporary credentials
+//! are fetched again before they expire. [`S3Store::credential_source`] names the source.
+//! Every S3 operation the store calls, and the IAM action it needs: [`iam::S3_CALLS`].
 
 mod address;
 mod config;
+mod credentials;
 mod error;
+pub mod iam;
 mod retention;
 mod store;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aws_config::provider_config::ProviderConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -24,6 +25,7 @@ use graven_tlog::{Cond, Object, ObjectStore, StoreError};
 
 use crate::address;
 use crate::config::S3Config;
+use crate::credentials::{self, NamedChain, SourceCell};
 use crate::error::S3Error;
 use crate::retention::{self, BucketReport, RetentionMode, Versioning};
 
@@ -48,6 +50,8 @@ struct Inner {
     puts: AtomicU64,
     bucket_ops: AtomicU64,
     lists: AtomicU64,
+    /// Where the credentials of the last request came from.
+    source: SourceCell,
 }
 
 impl fmt::Debug for S3Store {
@@ -80,10 +84,16 @@ impl S3Store {
     /// Builds the client and its runtime. Makes no request.
     pub fn connect(cfg: S3Config) -> Result<S3Store, S3Error> {
         address::validate_bucket(&cfg.bucket)?;
-        let (Some(key_id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) else {
-            return Err(S3Error::NoCredentials);
+        // Keys in the configuration come first, and half a pair is an error, never a reason
+        // to fall back to the chain.
+        let fixed = match (&cfg.access_key_id, &cfg.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                Some(Credentials::new(id, secret, cfg.session_token.clone(), None, "graven-config"))
+            }
+            (None, None) => None,
+            _ => return Err(S3Error::HalfKeyPair),
         };
-        let credentials = Credentials::new(key_id, secret, cfg.session_token.clone(), None, "graven-config");
+        let source = SourceCell::default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("graven-s3")
@@ -96,9 +106,8 @@ impl S3Store {
                 .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
                 .build_https();
             let mut b = aws_sdk_s3::Config::builder()
-                .http_client(http)
+                .http_client(http.clone())
                 .region(Region::new(cfg.region.clone()))
-                .credentials_provider(credentials)
                 .force_path_style(cfg.path_style)
                 .retry_config(RetryConfig::standard())
                 .timeout_config(
@@ -110,6 +119,20 @@ impl S3Store {
             if let Some(e) = &cfg.endpoint {
                 b = b.endpoint_url(e);
             }
+            b = match fixed {
+                Some(c) => {
+                    source.set(credentials::CONFIG_SOURCE.to_owned());
+                    b.credentials_provider(c)
+                }
+                // The same HTTP client (rustls, ring) for STS, the container endpoint and
+                // IMDS; the region is the store's, so no lookup goes to IMDS for one.
+                None => {
+                    let conf = ProviderConfig::without_region()
+                        .with_http_client(http)
+                        .with_region(Some(Region::new(cfg.region.clone())));
+                    b.credentials_provider(NamedChain::new(&conf, source.clone()))
+                }
+            };
             Client::from_conf(b.build())
         };
         Ok(S3Store {
@@ -120,9 +143,18 @@ impl S3Store {
                 puts: AtomicU64::new(0),
                 bucket_ops: AtomicU64::new(0),
                 lists: AtomicU64::new(0),
+                source,
             }),
             runtime: Some(runtime),
         })
+    }
+
+    /// Where the credentials that signed the last request came from (the configuration's keys,
+    /// or the link of the standard chain that answered: see the `credentials` module), for
+    /// start-up to print. Never a key, a secret or a token. `None` before the first request
+    /// when the chain is used.
+    pub fn credential_source(&self) -> Option<String> {
+        self.inner.source.get()
     }
 
     /// The configuration the store was built with.

@@ -340,6 +340,10 @@ fn open_store(
     }
     let probe = graven_s3::S3Store::connect(cfg.clone())?;
     let report = probe.check_bucket()?;
+    // Named once the first request has been signed: the source that answered, never a secret.
+    if let Some(source) = probe.credential_source() {
+        println!("S3 credentials: {source}");
+    }
     report.require(s.require_object_lock)?;
     let ask = graven_s3::RetentionAsk {
         mode: s.retention_mode.map(|m| match m {

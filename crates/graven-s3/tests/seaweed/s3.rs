@@ -277,10 +277,10 @@ fn an_unreachable_endpoint_is_an_error_not_a_hang() {
 }
 
 #[test]
-fn connect_needs_credentials() {
+fn connect_refuses_half_a_key_pair() {
     let mut cfg = Seaweed::shared().config("gt-anything");
     cfg.secret_access_key = None;
-    assert!(matches!(S3Store::connect(cfg), Err(S3Error::NoCredentials)));
+    assert!(matches!(S3Store::connect(cfg), Err(S3Error::HalfKeyPair)));
 }
 
 #[test]
