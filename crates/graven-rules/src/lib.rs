@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 
 /// The action of an alert's own event. Events with it are never evaluated.
 pub const ALERT_ACTION: &str = "graven.alert";
+/// The kinds of rule.
+const KINDS: [&str; 5] = ["outside_allowed", "dormant_active", "new_action", "rate", "denied_burst"];
 /// Most rules.
 pub const MAX_RULES: usize = 256;
 /// Most (actor, action) pairs remembered for `new_action`; past it, no pair is learnt (and
@@ -190,21 +192,32 @@ impl Rules {
                 }
                 Ok((max, (w as i64) * 1_000_000))
             };
-            let unused = |keys: &[(&str, bool)]| -> Result<(), RuleError> {
-                match keys.iter().find(|(_, set)| *set) {
-                    Some((k, _)) => Err(bad(format!("{k} has no meaning for kind {:?}", c.kind))),
-                    None => Ok(()),
-                }
+            // The kind-specific keys given; each must be one the kind takes.
+            let given = [
+                ("actions", !c.actions.is_empty()),
+                ("hours", c.hours.is_some()),
+                ("networks", !c.networks.is_empty()),
+                ("days", c.days.is_some()),
+                ("min_events", c.min_events.is_some()),
+                ("max", c.max.is_some()),
+                ("window_seconds", c.window_seconds.is_some()),
+                ("per", c.per.is_some()),
+            ];
+            let takes: &[&str] = match c.kind.as_str() {
+                "outside_allowed" => &["actions", "hours", "networks"],
+                "dormant_active" => &["days"],
+                "new_action" => &["min_events"],
+                "rate" => &["max", "window_seconds"],
+                "denied_burst" => &["max", "window_seconds", "per"],
+                _ => &[],
             };
+            if KINDS.contains(&c.kind.as_str())
+                && let Some((k, _)) = given.iter().find(|(k, set)| *set && !takes.contains(k))
+            {
+                return Err(bad(format!("{k} has no meaning for kind {:?}", c.kind)));
+            }
             let kind = match c.kind.as_str() {
                 "outside_allowed" => {
-                    unused(&[
-                        ("days", c.days.is_some()),
-                        ("min_events", c.min_events.is_some()),
-                        ("max", c.max.is_some()),
-                        ("window_seconds", c.window_seconds.is_some()),
-                        ("per", c.per.is_some()),
-                    ])?;
                     let hours = match &c.hours {
                         None => None,
                         Some(h) => {
@@ -234,53 +247,18 @@ impl Rules {
                     Kind::OutsideAllowed { actions: c.actions.clone(), hours, networks }
                 }
                 "dormant_active" => {
-                    unused(&[
-                        ("actions", !c.actions.is_empty()),
-                        ("hours", c.hours.is_some()),
-                        ("networks", !c.networks.is_empty()),
-                        ("min_events", c.min_events.is_some()),
-                        ("max", c.max.is_some()),
-                        ("window_seconds", c.window_seconds.is_some()),
-                        ("per", c.per.is_some()),
-                    ])?;
                     let days = c.days.ok_or_else(|| bad("dormant_active needs days".into()))?;
                     if days == 0 || days > 3650 {
                         return Err(bad(format!("days {days}: from 1 to 3650")));
                     }
                     Kind::DormantActive { micros: (days as i64) * 86_400 * 1_000_000 }
                 }
-                "new_action" => {
-                    unused(&[
-                        ("actions", !c.actions.is_empty()),
-                        ("hours", c.hours.is_some()),
-                        ("networks", !c.networks.is_empty()),
-                        ("days", c.days.is_some()),
-                        ("max", c.max.is_some()),
-                        ("window_seconds", c.window_seconds.is_some()),
-                        ("per", c.per.is_some()),
-                    ])?;
-                    Kind::NewAction { min_events: c.min_events.unwrap_or(1) }
-                }
+                "new_action" => Kind::NewAction { min_events: c.min_events.unwrap_or(1) },
                 "rate" => {
-                    unused(&[
-                        ("actions", !c.actions.is_empty()),
-                        ("hours", c.hours.is_some()),
-                        ("networks", !c.networks.is_empty()),
-                        ("days", c.days.is_some()),
-                        ("min_events", c.min_events.is_some()),
-                        ("per", c.per.is_some()),
-                    ])?;
                     let (max, window_us) = window("rate")?;
                     Kind::Rate { max, window_us }
                 }
                 "denied_burst" => {
-                    unused(&[
-                        ("actions", !c.actions.is_empty()),
-                        ("hours", c.hours.is_some()),
-                        ("networks", !c.networks.is_empty()),
-                        ("days", c.days.is_some()),
-                        ("min_events", c.min_events.is_some()),
-                    ])?;
                     let (max, window_us) = window("denied_burst")?;
                     let per_source = match c.per.as_deref() {
                         None | Some("identity") => false,

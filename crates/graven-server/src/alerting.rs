@@ -5,7 +5,7 @@
 //!
 //! **The log is the queue.** Evaluation keeps a watermark, `<data>/alerts/evaluated`: every
 //! event below it has been evaluated and its alerts committed. It is written (durably) only
-//! after the alerts it covers are acknowledged, so a crash re-evaluates the events since, and
+//! after the alerts it covers are acknowledged (at once then, else at most once a second), so a crash re-evaluates the events since, and
 //! an alert already in the log for a (rule, event index) is not appended again. What the rules
 //! know of the past (last activity, actions performed, recent counts) is learnt by reading the
 //! log from its start when rules are first in force. Each webhook keeps its own cursor
@@ -50,6 +50,37 @@ fn write_mark(path: &Path, value: u64) -> std::io::Result<()> {
         graven_fs::atomic::create_dir_all(&fs, parent, graven_fs::atomic::Access::Default)?;
     }
     graven_fs::atomic::replace(&fs, path, format!("{value}\n").as_bytes(), graven_fs::atomic::Access::Default)
+}
+
+/// How often a mark that moved is written when nothing forces it: the marks are not on the
+/// path of a commit, and an older mark only means reading (never raising or posting) again.
+const MARK_EVERY: Duration = Duration::from_secs(1);
+
+/// A durable mark (the watermark, a webhook's cursor) in memory, written when forced or at most
+/// once per [`MARK_EVERY`], so that a busy log does not cost an fsync per commit.
+struct Mark {
+    path: PathBuf,
+    value: u64,
+    written: u64,
+    at: std::time::Instant,
+}
+
+impl Mark {
+    fn new(path: PathBuf, value: u64) -> Mark {
+        Mark { path, value, written: value, at: std::time::Instant::now() }
+    }
+
+    /// Moves the mark to `to`; writes it if `force`, or if it moved and was last written
+    /// [`MARK_EVERY`] ago.
+    fn advance(&mut self, to: u64, force: bool) -> std::io::Result<()> {
+        self.value = to;
+        if self.value != self.written && (force || self.at.elapsed() >= MARK_EVERY) {
+            write_mark(&self.path, self.value)?;
+            self.written = self.value;
+            self.at = std::time::Instant::now();
+        }
+        Ok(())
+    }
 }
 
 /// The entries `[from, to)` of the log at size `to`, read on a blocking thread.
@@ -97,7 +128,7 @@ pub fn start_cursor(data: &Path, url: &str, size: u64) -> std::io::Result<u64> {
 /// Evaluates the rules on every committed event from `mark` ([`start_mark`]) until the task
 /// is aborted.
 pub async fn evaluate(st: Arc<AppState>, data: PathBuf, mark: u64) {
-    let mark_path = dir(&data).join("evaluated");
+    let mut mark = Mark::new(dir(&data).join("evaluated"), mark);
     let mut committed = st.engine.subscribe();
     let mut rules: Arc<Rules> = st.live().rules.clone();
     let mut eval = Evaluator::new((*rules).clone());
@@ -105,7 +136,6 @@ pub async fn evaluate(st: Arc<AppState>, data: PathBuf, mark: u64) {
     // the watermark are known (after a start, or a replica becoming the writer).
     let mut learnt = 0u64;
     let mut known: Option<HashSet<(String, u64)>> = None;
-    let mut mark = Some(mark);
     let mut backoff = Duration::from_millis(200);
     loop {
         let size = st.engine.committed().size;
@@ -114,19 +144,16 @@ pub async fn evaluate(st: Arc<AppState>, data: PathBuf, mark: u64) {
             eval.set_rules((*live).clone());
             rules = live;
         }
-        // First start: evaluate from the log's current end (rules added later apply from then).
-        let w = *mark.get_or_insert(size);
+        let w = mark.value;
         let step = async {
             if !st.engine.is_writer() {
                 known = None;
                 return Ok(false);
             }
             if rules.is_empty() {
-                // Nothing to raise: move the watermark on; learning waits for rules.
-                if w < size {
-                    write_mark(&mark_path, size).map_err(|e| e.to_string())?;
-                    mark = Some(size);
-                }
+                // Nothing to raise: move the watermark on (rules added later apply from then);
+                // learning waits for rules.
+                mark.advance(size, false).map_err(|e| e.to_string())?;
                 return Ok(false);
             }
             // Learn the past below the watermark without alerting.
@@ -154,6 +181,8 @@ pub async fn evaluate(st: Arc<AppState>, data: PathBuf, mark: u64) {
                 known = Some(k);
             }
             if w >= size {
+                // Idle: write a mark that moved since it was last written.
+                mark.advance(w, false).map_err(|e| e.to_string())?;
                 return Ok(false);
             }
             let to = (w + STEP).min(size);
@@ -170,8 +199,9 @@ pub async fn evaluate(st: Arc<AppState>, data: PathBuf, mark: u64) {
                     st.metrics.alert(&a.rule);
                 }
             }
-            write_mark(&mark_path, to).map_err(|e| e.to_string())?;
-            mark = Some(to);
+            // Written at once after alerts were committed; otherwise now and then (a crash re-reads
+            // the events since, and an alert the log holds is not raised again).
+            mark.advance(to, !raised.is_empty()).map_err(|e| e.to_string())?;
             Ok::<bool, String>(to < size)
         };
         match step.await {
@@ -205,8 +235,8 @@ fn webhook_file(url: &str) -> String {
 
 /// Posts every alert event from `cursor` ([`start_cursor`]) on to `url`, in order, until the
 /// task is aborted.
-pub async fn deliver(st: Arc<AppState>, data: PathBuf, url: String, mut cursor: u64) {
-    let path = dir(&data).join(webhook_file(&url));
+pub async fn deliver(st: Arc<AppState>, data: PathBuf, url: String, cursor: u64) {
+    let mut cursor = Mark::new(dir(&data).join(webhook_file(&url)), cursor);
     let mut committed = st.engine.subscribe();
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -216,9 +246,10 @@ pub async fn deliver(st: Arc<AppState>, data: PathBuf, url: String, mut cursor: 
     let mut backoff = Duration::from_secs(1);
     loop {
         let size = st.engine.committed().size;
-        if cursor < size {
-            let to = (cursor + STEP).min(size);
-            let entries = match read(&st, cursor, to).await {
+        let from = cursor.value;
+        if from < size {
+            let to = (from + STEP).min(size);
+            let entries = match read(&st, from, to).await {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(error = %e, "alerts: reading the log for a webhook failed");
@@ -262,15 +293,19 @@ pub async fn deliver(st: Arc<AppState>, data: PathBuf, url: String, mut cursor: 
                         }
                     }
                 }
-                if let Err(e) = write_mark(&path, i + 1) {
+                // Delivered: the cursor passes it for good.
+                if let Err(e) = cursor.advance(i + 1, true) {
                     tracing::error!(error = %e, url = %url, "alerts: cannot keep the webhook's cursor");
                 }
             }
-            cursor = to;
-            if let Err(e) = write_mark(&path, cursor) {
+            if let Err(e) = cursor.advance(to, false) {
                 tracing::error!(error = %e, url = %url, "alerts: cannot keep the webhook's cursor");
             }
             continue;
+        }
+        // Idle: write a cursor that moved since it was last written.
+        if let Err(e) = cursor.advance(from, false) {
+            tracing::error!(error = %e, url = %url, "alerts: cannot keep the webhook's cursor");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), committed.changed()).await;
     }

@@ -19,6 +19,24 @@ fn session(h: &Harness, key: &str) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
+/// A node where `svc:writer` logged `n` events (`deploy.n0`, ...), and an auditor's session:
+/// the node, the events' indices, the session cookie.
+fn writer_events_and_auditor(n: usize) -> (Harness, Vec<u64>, String) {
+    let h = Harness::start();
+    let writer = h.identity("svc:writer", "writer", &["*"]);
+    let indices = (0..n)
+        .map(|i| {
+            let ev = json!({"action": format!("deploy.n{i}"), "outcome": "success"});
+            h.check(h.post("/v1/events").bearer(&writer).json(ev)).expect(201).json()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let key = h.identity("svc:auditor", "auditor", &[]);
+    let cookie = session(&h, &key);
+    (h, indices, cookie)
+}
+
 fn page(h: &Harness, cookie: &str, path: &str) -> Answer {
     h.check(h.get(path).header("cookie", cookie))
 }
@@ -204,19 +222,7 @@ fn hostile_strings_are_rendered_inert() {
 
 #[test]
 fn the_selection_exports_as_jsonl_ocsf_and_cef() {
-    let h = Harness::start();
-    let writer = h.identity("svc:writer", "writer", &["*"]);
-    let mut indices = Vec::new();
-    for i in 0..5 {
-        let ev = json!({"action": format!("deploy.n{i}"), "outcome": "success"});
-        indices.push(
-            h.check(h.post("/v1/events").bearer(&writer).json(ev)).expect(201).json()["index"]
-                .as_u64()
-                .unwrap(),
-        );
-    }
-    let key = h.identity("svc:auditor", "auditor", &[]);
-    let cookie = session(&h, &key);
+    let (h, indices, cookie) = writer_events_and_auditor(5);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let jsonl = loop {
         let a = page(&h, &cookie, "/ui/export?format=jsonl&actor=svc%3Awriter").expect(200);
@@ -322,19 +328,7 @@ fn the_inventory_an_identity_and_a_credential_have_their_pages() {
 
 #[test]
 fn the_selection_exports_as_an_evidence_bundle_that_verifies_offline() {
-    let h = Harness::start();
-    let writer = h.identity("svc:writer", "writer", &["*"]);
-    let mut indices = Vec::new();
-    for i in 0..3 {
-        let ev = json!({"action": format!("deploy.n{i}"), "outcome": "success"});
-        indices.push(
-            h.check(h.post("/v1/events").bearer(&writer).json(ev)).expect(201).json()["index"]
-                .as_u64()
-                .unwrap(),
-        );
-    }
-    let key = h.identity("svc:auditor", "auditor", &[]);
-    let cookie = session(&h, &key);
+    let (h, indices, cookie) = writer_events_and_auditor(3);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let report = loop {
         let a = page(&h, &cookie, "/ui/export?format=bundle&actor=svc%3Awriter").expect(200);
