@@ -29,7 +29,7 @@ use graven_clock::{Clock, Moment};
 use graven_core::hash::{Hash, LeafIndex, TreeSize};
 use graven_core::merkle::Prover;
 use graven_core::note::SignerKey;
-use graven_tlog::{LogError, LogWriter, ObjectLog, ObjectStore};
+use graven_tlog::{LogError, LogWriter, ObjectLog, ObjectStore, OnPublished, PipelinedLog, Published};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{oneshot, watch};
@@ -246,6 +246,10 @@ pub struct Shared {
     pub lease: Arc<Lease>,
     /// How often a replica looks for a new checkpoint.
     pub poll: Duration,
+    /// Whether the writer pipelines its commits ([`PipelinedLog`]): the next batch's head is
+    /// committed while the objects and checkpoint of earlier ones are written. Off in the
+    /// deterministic simulation, which runs every request on the sequencer's thread.
+    pub pipeline: bool,
 }
 
 struct Job {
@@ -391,7 +395,7 @@ impl Engine {
             last_poll: None,
             config: config.clone(),
             poisoned: poisoned.clone(),
-            committed: committed_tx,
+            committed: Arc::new(committed_tx),
             stats: stats.clone(),
         };
         let engine = Engine {
@@ -737,7 +741,7 @@ struct Sequencer {
     last_poll: Option<Moment>,
     config: EngineConfig,
     poisoned: Arc<AtomicBool>,
-    committed: watch::Sender<Committed>,
+    committed: Arc<watch::Sender<Committed>>,
     stats: Arc<EngineStats>,
 }
 
@@ -797,6 +801,10 @@ impl Sequencer {
     /// takes over at once.
     fn stop(&mut self) -> NextStep {
         self.stopped = true;
+        // Batches committed but not yet published are answered before the lease goes.
+        if let Some(log) = self.log.as_mut() {
+            log.flush();
+        }
         if let Some(shared) = &self.shared {
             shared.lease.release();
         }
@@ -933,13 +941,30 @@ impl Sequencer {
         });
         match opened {
             Ok(log) => {
-                tracing::info!(size = log.size().0, "this node is now the log's writer");
+                tracing::info!(
+                    size = log.size().0,
+                    pipeline = shared.pipeline,
+                    "this node is now the log's writer"
+                );
                 self.committed.send_replace(Committed {
                     size: log.size().0,
                     root: log.root(),
                     checkpoint: Arc::from(log.checkpoint().unwrap_or_default()),
                 });
-                self.log = Some(Box::new(log));
+                let log: Box<dyn LogWriter> = if shared.pipeline {
+                    match PipelinedLog::new(log) {
+                        Ok(l) => Box::new(l),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not start pipelined commits; giving up the lease");
+                            self.stats.commit_errors.inc();
+                            shared.lease.give_up();
+                            return false;
+                        }
+                    }
+                } else {
+                    Box::new(log)
+                };
+                self.log = Some(log);
                 self.rebuild_once();
                 true
             }
@@ -995,16 +1020,18 @@ impl Sequencer {
         self.stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
     }
 
-    /// What a failed commit means. A local log is poisoned until restart. A shared log's node
-    /// drops its writer: when fenced it is a replica now; otherwise it reopens the log
-    /// (finishing the batch if it was committed) before the next commit.
-    fn commit_failed(&mut self, e: LogError) -> SubmitError {
+    /// What a failed commit means for this node (the batch itself is answered by
+    /// [`answer`]). A local log is poisoned until restart. A shared log's node drops its
+    /// writer: when fenced it is a replica now; otherwise it reopens the log (finishing the
+    /// batch if it was committed) before the next commit.
+    fn commit_failed(&mut self, e: &LogError) {
         self.stats.commit_errors.inc();
         let Some(shared) = &self.shared else {
             self.poisoned.store(true, Ordering::SeqCst);
             tracing::error!(error = %e, "commit failed; the log is poisoned until restart");
-            return SubmitError::Storage(e.to_string());
+            return;
         };
+        // Dropping a pipelined writer publishes (or fails) what it committed first.
         self.log = None;
         self.once_ready = false;
         if matches!(e, LogError::Fenced) {
@@ -1017,10 +1044,9 @@ impl Sequencer {
             } else {
                 tracing::warn!("another node moved the log on; this node is now a read replica");
             }
-            return SubmitError::NotWriter { writer: None };
+            return;
         }
         tracing::error!(error = %e, "commit failed; the log will be reopened before the next commit");
-        SubmitError::Storage(e.to_string())
     }
 
     /// Claims every client-signature id of `job`, or none: a replayed id, an id whose window
@@ -1068,6 +1094,10 @@ impl Sequencer {
     /// clocks) whose window has not ended. `logged_at` never decreases along the log, so the
     /// scan walks back bundle by bundle and stops at the first bundle that ends before that.
     fn rebuild_once(&mut self) {
+        // What it reads must be written: every committed batch published first.
+        if let Some(log) = self.log.as_mut() {
+            log.flush();
+        }
         self.once.clear();
         self.once_ready = false;
         let Some(size) = self.log.as_ref().map(|l| l.size()) else { return };
@@ -1155,38 +1185,112 @@ impl Sequencer {
         }
         let events: usize = jobs.iter().map(|j| j.entries.len()).sum();
         let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
-        let started = self.clock.now();
-        let result = match self.log.as_mut() {
-            _ if self.poisoned.load(Ordering::SeqCst) => {
-                Err(SubmitError::Storage("an earlier commit failed".into()))
-            }
-            None => Err(SubmitError::NotWriter { writer: None }),
-            Some(log) => {
-                let entries: Vec<&[u8]> =
-                    jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.bytes.as_slice())).collect();
-                // The commit point: after this returns Ok, every entry is durable and covered
-                // by the new signed checkpoint.
-                log.append_batch(&entries).map_err(|e| self.commit_failed(e))
-            }
+        let reply = Reply {
+            jobs: Vec::new(),
+            events,
+            bytes,
+            logged_at,
+            started: self.clock.now(),
+            clock: self.clock.clone(),
+            stats: self.stats.clone(),
+            committed: self.committed.clone(),
         };
-        let elapsed = self.clock.now().since(started);
-        match result {
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
+        let log = match self.log.as_mut() {
+            _ if self.poisoned.load(Ordering::SeqCst) => {
+                return Reply { jobs, ..reply }
+                    .refused(SubmitError::Storage("an earlier commit failed".into()));
             }
+            None => return Reply { jobs, ..reply }.refused(SubmitError::NotWriter { writer: None }),
+            Some(log) => log,
+        };
+        // The jobs go to whichever comes second: the log's answer (now, or later from its
+        // publishing thread) or this thread, once the entries are no longer borrowed.
+        let slot = Arc::new(Mutex::new(Slot::Empty));
+        let done: OnPublished = {
+            let slot = slot.clone();
+            Box::new(move |r| Slot::published(&slot, r))
+        };
+        let submitted = {
+            let entries: Vec<&[u8]> =
+                jobs.iter().flat_map(|j| j.entries.iter().map(|e| e.bytes.as_slice())).collect();
+            // The commit point: once `done` has `Ok`, every entry is durable and covered by a
+            // published signed checkpoint.
+            log.submit(&entries, done)
+        };
+        Slot::jobs(&slot, Reply { jobs, ..reply });
+        if let Err(e) = submitted {
+            self.commit_failed(&e);
+        }
+    }
+}
+
+/// Where a commit's answer meets its jobs (see [`Sequencer::commit`]).
+enum Slot {
+    Empty,
+    Answer(Result<Published, LogError>),
+    Jobs(Reply),
+}
+
+impl Slot {
+    fn published(slot: &Mutex<Slot>, r: Result<Published, LogError>) {
+        let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *s, Slot::Empty) {
+            Slot::Jobs(reply) => {
+                drop(s);
+                reply.answer(r);
+            }
+            _ => *s = Slot::Answer(r),
+        }
+    }
+
+    fn jobs(slot: &Mutex<Slot>, reply: Reply) {
+        let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *s, Slot::Empty) {
+            Slot::Answer(r) => {
+                drop(s);
+                reply.answer(r);
+            }
+            _ => *s = Slot::Jobs(reply),
+        }
+    }
+}
+
+/// The jobs of one commit and what answering them needs, on whichever thread the answer
+/// comes.
+struct Reply {
+    jobs: Vec<Job>,
+    events: usize,
+    bytes: usize,
+    logged_at: Arc<str>,
+    started: Moment,
+    clock: Arc<dyn Clock>,
+    stats: Arc<EngineStats>,
+    committed: Arc<watch::Sender<Committed>>,
+}
+
+impl Reply {
+    /// Answers every job with where its entries landed, or with the error.
+    fn answer(self, r: Result<Published, LogError>) {
+        match r {
+            Err(e) => self.refused(match e {
+                LogError::Fenced => SubmitError::NotWriter { writer: None },
+                e => SubmitError::Storage(e.to_string()),
+            }),
             Ok(published) => {
-                self.stats.events_committed.inc_by(events as u64);
-                self.stats.commits.inc();
-                self.stats.batch_events.observe(events as f64);
-                self.stats.commit_seconds.observe(elapsed.as_secs_f64());
+                let Reply { jobs, events, bytes, logged_at, started, clock, stats, committed } = self;
+                stats.events_committed.inc_by(events as u64);
+                stats.commits.inc();
+                stats.batch_events.observe(events as f64);
+                stats.commit_seconds.observe(clock.now().since(started).as_secs_f64());
                 let checkpoint: Arc<str> = Arc::from(published.checkpoint.as_str());
                 let size = published.new_size;
-                self.committed.send_replace(Committed {
-                    size: size.0,
-                    root: published.root,
-                    checkpoint: checkpoint.clone(),
+                // Several batches published by one checkpoint each bring it: moved once.
+                committed.send_if_modified(|c| {
+                    if c.size >= size.0 && !c.checkpoint.is_empty() {
+                        return false;
+                    }
+                    *c = Committed { size: size.0, root: published.root, checkpoint: checkpoint.clone() };
+                    true
                 });
                 let mut next = published.old_size.0;
                 let mut hashes = published.leaf_hashes.into_iter();
@@ -1203,9 +1307,18 @@ impl Sequencer {
                         leaf_hashes,
                     }));
                 }
+                stats.pending_events.fetch_sub(events, Ordering::SeqCst);
+                stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
             }
         }
-        self.stats.pending_events.fetch_sub(events, Ordering::SeqCst);
-        self.stats.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
+    }
+
+    /// Answers every job with `e` and releases their pool reservation.
+    fn refused(self, e: SubmitError) {
+        for job in self.jobs {
+            let _ = job.reply.send(Err(e.clone()));
+        }
+        self.stats.pending_events.fetch_sub(self.events, Ordering::SeqCst);
+        self.stats.pending_bytes.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }

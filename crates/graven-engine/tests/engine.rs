@@ -274,8 +274,13 @@ fn a_record_of_ids_that_could_not_be_rebuilt_is_rebuilt_later() {
     let clock = SimClock::new(1_767_225_600_000_000);
     let lease =
         Lease::with_node_id(store.clone(), None, Duration::from_secs(5), Arc::new(clock.clone()), "a".into());
-    let shared =
-        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let shared = Shared {
+        store: store.clone(),
+        key: key(),
+        lease: lease.clone(),
+        poll: Duration::from_millis(250),
+        pipeline: false,
+    };
     let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
     let (engine, mut stepper) =
         Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
@@ -388,8 +393,13 @@ fn a_writer_whose_lease_ran_out_while_it_opened_the_log_does_not_commit_on_it() 
     let clock = SimClock::new(1_767_225_600_000_000);
     let lease = Lease::with_node_id(store.clone(), None, ttl, Arc::new(clock.clone()), "a".into());
     let other = Lease::with_node_id(inner.clone(), None, ttl, Arc::new(clock.clone()), "b".into());
-    let shared =
-        Shared { store: store.clone(), key: key(), lease: lease.clone(), poll: Duration::from_millis(250) };
+    let shared = Shared {
+        store: store.clone(),
+        key: key(),
+        lease: lease.clone(),
+        poll: Duration::from_millis(250),
+        pipeline: false,
+    };
     let config = EngineConfig { clock: Arc::new(clock.clone()), ..EngineConfig::default() };
     let (engine, mut stepper) =
         Engine::start_shared_stepped(shared, LogReader::objects(store.clone()), config);
@@ -426,4 +436,101 @@ fn a_writer_whose_lease_ran_out_while_it_opened_the_log_does_not_commit_on_it() 
         other => panic!("a no longer holds the lease: expected NotWriter, got {other:?}"),
     }
     assert!(!engine.is_writer(), "a is a read replica now");
+}
+
+/// A store whose tile, bundle, archive and checkpoint writes take a few milliseconds, so the
+/// sequencer commits further heads while the publishing thread writes.
+#[derive(Debug)]
+struct SlowPublishing(Arc<graven_tlog::MemStore>);
+
+impl graven_tlog::ObjectStore for SlowPublishing {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<graven_tlog::Object>, graven_tlog::StoreError> {
+        self.0.get(key, limit)
+    }
+    fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        cond: graven_tlog::Cond<'_>,
+        retain: bool,
+    ) -> Result<String, graven_tlog::StoreError> {
+        if key != graven_tlog::objlog::HEAD_KEY && !key.starts_with("graven/lease") {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        self.0.put(key, data, cond, retain)
+    }
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, graven_tlog::StoreError> {
+        self.0.first_key_after(prefix, after)
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+}
+
+/// A shared log's writer with pipelined commits, under concurrent submissions: every receipt
+/// verifies against a checkpoint that was archived and is covered by the published one (an
+/// acknowledgement means published), no index is given twice, and the log holds exactly the
+/// acknowledged entries and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commits_acknowledge_only_published_entries() {
+    use graven_engine::engine::Shared;
+    use graven_engine::lease::Lease;
+    use graven_tlog::ObjectStore;
+    let mem = Arc::new(graven_tlog::MemStore::new());
+    let store: Arc<dyn ObjectStore> = Arc::new(SlowPublishing(mem.clone()));
+    let lease = Lease::with_node_id(
+        store.clone(),
+        None,
+        std::time::Duration::from_secs(30),
+        graven_clock::system(),
+        "a".into(),
+    );
+    assert!(lease.tick(), "takes the free lease");
+    let shared = Shared {
+        store: store.clone(),
+        key: key(),
+        lease: lease.clone(),
+        poll: std::time::Duration::from_millis(250),
+        pipeline: true,
+    };
+    let engine =
+        Engine::start_shared(shared, LogReader::objects(store.clone()), EngineConfig::default()).unwrap();
+    let mut watch = engine.subscribe();
+    watch.wait_for(|c| !c.checkpoint.is_empty()).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..24 {
+        let e = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut all = Vec::new();
+            for round in 0..6 {
+                all.extend(e.submit(batch(&format!("t{t}-{round}"), 1 + (t % 5))).await.unwrap());
+            }
+            all
+        }));
+    }
+    let mut receipts = Vec::new();
+    for t in tasks {
+        receipts.extend(t.await.unwrap());
+    }
+    engine.shutdown();
+    let published = graven_tlog::read_published(mem.as_ref(), &key().verifier()).unwrap().unwrap().1;
+    let mut indices: Vec<u64> = receipts.iter().map(|r| r.index).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), receipts.len(), "an index was given twice");
+    let mut sizes = std::collections::BTreeSet::new();
+    for r in &receipts {
+        check_receipt(r);
+        assert!(r.tree_size <= published.size().0);
+        sizes.insert(r.tree_size);
+    }
+    for s in &sizes {
+        let archived = mem.get(&graven_tlog::objlog::archive_key(*s), 1 << 16).unwrap();
+        assert!(archived.is_some(), "a receipt's checkpoint of size {s} was never archived");
+    }
+    let mut f = graven_tlog::StoreFetch::new(mem.clone());
+    let report = verify_log(&mut f, &key().verifier(), None, |_, _| {}).unwrap();
+    // The log's first entry is none: an empty log's checkpoint, then only these submissions.
+    assert_eq!(report.size.0, receipts.len() as u64);
+    eprintln!("{} entries acknowledged under {} distinct published sizes", receipts.len(), sizes.len());
 }

@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// A shared log's writer lease: a standby takes over this long after the writer stops
     /// renewing it.
     pub lease_ttl_ms: Option<u64>,
+    /// A shared log's writer commits the next batch while the objects and checkpoint of the
+    /// previous ones are written (default `true`; docs/scale-out.md).
+    pub pipeline_commits: Option<bool>,
     /// S3 endpoint and region; the AWS environment variables are used when these are unset.
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
@@ -595,6 +598,8 @@ pub struct SharedStorage {
     pub require_object_lock: bool,
     pub advertise_url: Option<String>,
     pub lease_ttl: Duration,
+    /// Whether the writer pipelines its commits.
+    pub pipeline_commits: bool,
     /// Bytes of tiles and bundles kept in memory.
     pub tile_cache_bytes: usize,
     /// `s3://bucket/prefix` where every node claims the signed requests it accepts, so that a
@@ -1043,6 +1048,7 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
         });
     }
     Ok(Some(SharedStorage {
+        pipeline_commits: file.pipeline_commits.unwrap_or(true),
         tile_cache_bytes: (cache_mb as usize) << 20,
         url,
         endpoint: file.s3_endpoint.clone(),

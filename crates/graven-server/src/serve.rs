@@ -344,6 +344,7 @@ pub async fn open(
                 key,
                 lease: lease.clone(),
                 poll: Duration::from_millis(250),
+                pipeline: shared_cfg.pipeline_commits,
             };
             let engine =
                 Engine::start_shared(shared, LogReader::objects(store.clone()), config.engine.clone())?;

@@ -48,6 +48,33 @@ pub enum LogError {
     Invariant(&'static str),
 }
 
+impl LogError {
+    /// The same error for a second recipient (several batches failing for one cause): the
+    /// variants that carry an I/O or open error are given as their message.
+    pub fn duplicate(&self) -> LogError {
+        match self {
+            LogError::Locked(p) => LogError::Locked(p.clone()),
+            LogError::NotALog(p) => LogError::NotALog(p.clone()),
+            LogError::Tiles(s) => LogError::Tiles(s.clone()),
+            LogError::RootMismatch => LogError::RootMismatch,
+            LogError::EntryTooLarge { index, len } => LogError::EntryTooLarge { index: *index, len: *len },
+            LogError::Poisoned => LogError::Poisoned,
+            LogError::Store(e) => LogError::Store(e.clone()),
+            LogError::Fenced => LogError::Fenced,
+            LogError::Head(s) => LogError::Head(s.clone()),
+            LogError::NotAnObjectLog(s) => LogError::NotAnObjectLog(s.clone()),
+            LogError::BatchTooLarge { bytes, max } => LogError::BatchTooLarge { bytes: *bytes, max: *max },
+            LogError::Invariant(s) => LogError::Invariant(s),
+            LogError::Io { op, path, source } => LogError::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            LogError::Checkpoint(e) => LogError::Head(format!("its checkpoint does not open: {e}")),
+        }
+    }
+}
+
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> LogError + 'a {
     move |source| LogError::Io { op, path: path.to_path_buf(), source }
 }

@@ -3,7 +3,9 @@
 //! - [`LocalLog`] (`local`): a C2SP tiled log in a local directory; the commit protocol is in
 //!   that module's docs and in docs/storage.md.
 //! - [`ObjectLog`] (`objlog`): the log on an object store ([`ObjectStore`], `objstore`), its
-//!   head moved by compare-and-swap; what a replica checks before serving (`replica`).
+//!   head moved by compare-and-swap; what a replica checks before serving (`replica`);
+//!   [`PipelinedLog`] (`pipeline`): its commits pipelined, the next head committed while a
+//!   thread of its own writes and publishes the earlier ones.
 //! - [`StampStore`] (`stamps`): trusted-time tokens beside the checkpoints they stamp.
 //! - [`LogWriter`] (`writer`): what the sequencer drives either through; [`Published`], the
 //!   result of a commit; [`LogError`] (`error`).
@@ -22,6 +24,7 @@ mod error;
 mod local;
 pub mod objlog;
 pub mod objstore;
+pub mod pipeline;
 pub mod replica;
 pub mod stamps;
 mod tail;
@@ -35,5 +38,6 @@ pub use objlog::{ObjectLog, read_object, read_published};
 #[cfg(feature = "verify")]
 pub use objstore::StoreFetch;
 pub use objstore::{CachedStore, Cond, MemStore, Object, ObjectStore, StoreError, put_immutable};
+pub use pipeline::PipelinedLog;
 pub use stamps::{StampError, StampStore};
-pub use writer::{LogWriter, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, Published};
+pub use writer::{LogWriter, MAX_BUNDLE_BYTES, MAX_TILE_BYTES, OnPublished, Published};

@@ -20,9 +20,14 @@
 //!    acknowledges nothing and stops. Once this write succeeds the batch is durable in the
 //!    store and is part of the log, whatever happens to this process;
 //! 3. write the tiles and bundles (create-only: bytes identical to an existing object are
-//!    fine, other bytes are an error), and archive the checkpoint;
+//!    fine, other bytes are an error), and archive the checkpoint, all at once;
 //! 4. replace `checkpoint`, `If-Match` the ETag of the one this writer published last;
 //! 5. acknowledge.
+//!
+//! With pipelined commits (`pipeline`), step 2 of the next batch runs while step 3 and 4 of
+//! earlier ones do: its head then also carries every entry of the batches whose objects are
+//! not all written yet (the head starts where the written tree ends), and one step 3 and 4
+//! finishes every batch committed meanwhile, publishing the newest checkpoint.
 //!
 //! Every object of step 3 is a function of the head alone, so whoever opens the log next
 //! (this node after a restart, or a standby taking over) reads the head and finishes steps 3
@@ -54,7 +59,7 @@ use graven_core::note::{self, SignerKey, VerifierKey};
 use graven_core::tile::MAX_ENTRY_SIZE;
 
 use crate::error::LogError;
-use crate::objstore::{Cond, ObjectStore, StoreError, put_immutable};
+use crate::objstore::{Cond, ObjectStore, StoreError};
 use crate::tail::Tail;
 use crate::writer::{LogWriter, MAX_TILE_BYTES, Published};
 
@@ -289,13 +294,27 @@ pub struct ObjectLog {
     root: Hash,
     checkpoint: Option<String>,
     head_etag: Option<String>,
-    /// ETag of the `checkpoint` object this writer last published or found.
-    public_etag: Option<String>,
+    /// Steps 3 and 4: the objects, the archive and the public checkpoint.
+    pub(crate) publisher: Publisher,
     tail: Option<Tail>,
     state: State,
     retry: Retry,
     /// What the retries wait on.
     clock: Arc<dyn Clock>,
+}
+
+/// A batch whose head has landed (step 2): durable and part of the log, not yet published.
+pub(crate) struct Sealed {
+    pub(crate) old_size: TreeSize,
+    pub(crate) new_size: TreeSize,
+    pub(crate) root: Hash,
+    /// The signed checkpoint of `new_size`.
+    pub(crate) note: String,
+    /// The tiles and bundles of the tree of `new_size` that the batch adds to the one before it.
+    pub(crate) writes: Vec<(String, Vec<u8>)>,
+    pub(crate) leaf_hashes: Vec<Hash>,
+    /// The head's ETag once this batch's head landed.
+    pub(crate) head_etag: Option<String>,
 }
 
 impl std::fmt::Debug for ObjectLog {
@@ -350,13 +369,19 @@ impl ObjectLog {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, LogError> {
         let mut log = ObjectLog {
-            store,
-            key,
+            store: store.clone(),
+            key: key.clone(),
             size: TreeSize(0),
             root: graven_core::empty_root(),
             checkpoint: None,
             head_etag: None,
-            public_etag: None,
+            publisher: Publisher {
+                store: store.clone(),
+                key: key.verifier(),
+                retry,
+                clock: clock.clone(),
+                public_etag: None,
+            },
             tail: None,
             state: State::Open,
             retry,
@@ -435,7 +460,7 @@ impl ObjectLog {
         log.root = ext.root;
         log.checkpoint = Some(head.checkpoint.clone());
         log.head_etag = Some(obj.etag);
-        log.finish(&ext.writes, &head.checkpoint, head.to)?;
+        log.finish(ext.writes, &head.checkpoint, head.to)?;
         log.tail = Some(ext.tail);
         Ok(log)
     }
@@ -491,18 +516,79 @@ impl ObjectLog {
             });
         }
         let result = self.commit(entries);
-        match &result {
+        self.follow_outcome(&result);
+        result
+    }
+
+    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+        let (old, old_root) = (self.size, self.root);
+        let sealed = self.seal_unchecked(old, old_root, &[], entries)?;
+        // 3 and 4. Tiles, bundles and archive, then the public checkpoint.
+        match self.finish(sealed.writes, &sealed.note, sealed.new_size) {
+            Ok(()) => {}
+            // The batch is committed, its objects and archived checkpoint written, but another
+            // writer has taken over and published past it (every later head extends this
+            // one): the entries are in the log, so acknowledge them, and write no more.
+            Err(LogError::Fenced) => self.state = State::Fenced,
+            Err(e) => return Err(e),
+        }
+        Ok(Published {
+            old_size: sealed.old_size,
+            new_size: sealed.new_size,
+            root: sealed.root,
+            checkpoint: sealed.note,
+            leaf_hashes: sealed.leaf_hashes,
+        })
+    }
+
+    /// Steps 1 and 2 of an append whose head also carries `carried`: the entries from
+    /// `carried_from` (whose root is `carried_root`) up to the current size, committed by
+    /// earlier heads whose objects are not all written yet (see `pipeline`). Once this
+    /// returns, the batch is in the log; nothing of step 3 or 4 is done. The writer's state
+    /// follows the outcome as in [`ObjectLog::append`].
+    pub(crate) fn seal<E: AsRef<[u8]>>(
+        &mut self,
+        carried_from: TreeSize,
+        carried_root: Hash,
+        carried: &[&[u8]],
+        entries: &[E],
+    ) -> Result<Sealed, LogError> {
+        match self.state {
+            State::Open => {}
+            State::Poisoned => return Err(LogError::Poisoned),
+            State::Fenced => return Err(LogError::Fenced),
+        }
+        let bytes: usize =
+            carried.iter().map(|e| e.len() + 2).chain(entries.iter().map(|e| e.as_ref().len() + 2)).sum();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(LogError::BatchTooLarge { bytes, max: MAX_BATCH_BYTES });
+        }
+        let result = self.seal_unchecked(carried_from, carried_root, carried, entries);
+        self.follow_outcome(&result);
+        result
+    }
+
+    fn follow_outcome<T>(&mut self, result: &Result<T, LogError>) {
+        match result {
             Err(LogError::Fenced) => self.state = State::Fenced,
             Err(LogError::Store(_) | LogError::Tiles(_) | LogError::RootMismatch) => {
                 self.state = State::Poisoned
             }
             _ => {}
         }
-        result
     }
 
-    fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
+    fn seal_unchecked<E: AsRef<[u8]>>(
+        &mut self,
+        carried_from: TreeSize,
+        carried_root: Hash,
+        carried: &[&[u8]],
+        entries: &[E],
+    ) -> Result<Sealed, LogError> {
         let (old, old_root) = (self.size, self.root);
+        if carried_from.0 + carried.len() as u64 != old.0 {
+            return Err(LogError::Invariant("the carried entries do not end at the log's size"));
+        }
         // 1. Everything this append writes, computed from the right edge (no I/O once the
         //    tail is in memory).
         let tail = match self.tail.take() {
@@ -522,29 +608,26 @@ impl ObjectLog {
             .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
 
         // 2. The commit point. Crash before it lands: nothing changed. After: the batch is in
-        //    the log, and whoever opens it next finishes steps 3 and 4.
-        let head = Head::encode(old, old_root, new, &note, entries);
+        //    the log, and whoever opens it next finishes steps 3 and 4, from the head's start.
+        let head = if carried.is_empty() {
+            Head::encode(old, old_root, new, &note, entries)
+        } else {
+            let all: Vec<&[u8]> = carried.iter().copied().chain(entries.iter().map(AsRef::as_ref)).collect();
+            Head::encode(carried_from, carried_root, new, &note, &all)
+        };
         self.swap_head(&head)?;
         self.size = new;
         self.root = ext.root;
         self.checkpoint = Some(note.clone());
-
-        // 3 and 4. Tiles, bundles, archive, then the public checkpoint.
-        match self.finish(&ext.writes, &note, new) {
-            Ok(()) => {}
-            // The batch is committed, its objects and archived checkpoint written, but another
-            // writer has taken over and published past it (every later head extends this
-            // one): the entries are in the log, so acknowledge them, and write no more.
-            Err(LogError::Fenced) => self.state = State::Fenced,
-            Err(e) => return Err(e),
-        }
         self.tail = Some(ext.tail);
-        Ok(Published {
+        Ok(Sealed {
             old_size: old,
             new_size: new,
             root: ext.root,
-            checkpoint: note,
+            note,
+            writes: ext.writes,
             leaf_hashes: ext.leaf_hashes,
+            head_etag: self.head_etag.clone(),
         })
     }
 
@@ -590,29 +673,65 @@ impl ObjectLog {
         }
     }
 
-    /// Steps 3 and 4 of a committed batch: its objects, the archived checkpoint, then the
-    /// public checkpoint. Idempotent: anyone may run it again for the same head.
-    fn finish(&mut self, writes: &[(String, Vec<u8>)], note: &str, size: TreeSize) -> Result<(), LogError> {
-        let store = self.store.clone();
-        retry_with(self.retry, self.clock.as_ref(), || store.put_immutable_all(writes))?;
-        retry_with(self.retry, self.clock.as_ref(), || {
-            put_immutable(store.as_ref(), &archive_key(size.0), note.as_bytes())
-        })?;
-        self.publish(note, size)
+    /// Steps 3 and 4 of a committed batch (see [`Publisher::finish`]).
+    fn finish(&mut self, writes: Vec<(String, Vec<u8>)>, note: &str, size: TreeSize) -> Result<(), LogError> {
+        self.publisher.finish(writes, note, size, self.head_etag.as_deref())
     }
 
-    /// [`LogError::Fenced`] if the head is no longer the one this writer committed or read,
-    /// otherwise `other`.
-    fn fenced_or(&self, other: LogError) -> LogError {
+    /// The publishing half, for a thread of its own (`pipeline`); this writer keeps a new one
+    /// that knows nothing of the public checkpoint.
+    pub(crate) fn take_publisher(&mut self) -> Publisher {
+        let fresh = Publisher {
+            store: self.store.clone(),
+            key: self.key.verifier(),
+            retry: self.retry,
+            clock: self.clock.clone(),
+            public_etag: None,
+        };
+        std::mem::replace(&mut self.publisher, fresh)
+    }
+}
+
+/// Steps 3 and 4 of committed batches: the objects, the archived checkpoint, the public
+/// checkpoint. The writer's own, or its publishing thread's when commits are pipelined.
+pub(crate) struct Publisher {
+    store: Arc<dyn ObjectStore>,
+    key: VerifierKey,
+    retry: Retry,
+    clock: Arc<dyn Clock>,
+    /// ETag of the `checkpoint` object this writer last published or found.
+    public_etag: Option<String>,
+}
+
+impl Publisher {
+    /// Steps 3 and 4 of a committed batch: its objects and the archived checkpoint, at once
+    /// (each is a function of the head alone), then the public checkpoint. Idempotent: anyone
+    /// may run it again for the same head. `head_etag` is the head the writer committed or
+    /// read, which tells another writer's move from tampering.
+    pub(crate) fn finish(
+        &mut self,
+        mut writes: Vec<(String, Vec<u8>)>,
+        note: &str,
+        size: TreeSize,
+        head_etag: Option<&str>,
+    ) -> Result<(), LogError> {
+        writes.push((archive_key(size.0), note.as_bytes().to_vec()));
+        let store = self.store.clone();
+        retry_with(self.retry, self.clock.as_ref(), || store.put_immutable_all(&writes))?;
+        self.publish(note, size, head_etag)
+    }
+
+    /// [`LogError::Fenced`] if the head is no longer `head_etag`, otherwise `other`.
+    fn fenced_or(&self, other: LogError, head_etag: Option<&str>) -> LogError {
         match retry_with(self.retry, self.clock.as_ref(), || self.store.get(HEAD_KEY, MAX_HEAD_BYTES)) {
-            Ok(Some(o)) if Some(&o.etag) != self.head_etag.as_ref() => LogError::Fenced,
+            Ok(Some(o)) if Some(o.etag.as_str()) != head_etag => LogError::Fenced,
             Ok(_) => other,
             Err(e) => e.into(),
         }
     }
 
     /// Replaces the public checkpoint with `note`, `If-Match` the one this writer knows.
-    fn publish(&mut self, note: &str, size: TreeSize) -> Result<(), LogError> {
+    fn publish(&mut self, note: &str, size: TreeSize, head_etag: Option<&str>) -> Result<(), LogError> {
         let store = self.store.clone();
         if self.public_etag.is_none() {
             // First publication by this writer: learn what is there.
@@ -624,16 +743,18 @@ impl ObjectLog {
                     return Ok(());
                 }
                 Some(o) => {
-                    let vkey = self.key.verifier();
-                    let current = VerifiedCheckpoint::open(&o.bytes, &vkey, vkey.name())?;
+                    let current = VerifiedCheckpoint::open(&o.bytes, &self.key, self.key.name())?;
                     if current.size() >= size {
                         // Another writer moved the log on since this one read the head, or
                         // the store was altered; only the head tells.
-                        return Err(self.fenced_or(LogError::Head(format!(
-                            "the public checkpoint is for size {}, not behind the head's {}; the store was altered",
-                            current.size().0,
-                            size.0
-                        ))));
+                        return Err(self.fenced_or(
+                            LogError::Head(format!(
+                                "the public checkpoint is for size {}, not behind the head's {}; the store was altered",
+                                current.size().0,
+                                size.0
+                            )),
+                            head_etag,
+                        ));
                     }
                     self.public_etag = Some(o.etag);
                 }

@@ -23,11 +23,37 @@ pub struct Published {
     pub leaf_hashes: Vec<Hash>,
 }
 
+/// What is called once a submitted batch is published, or cannot be.
+pub type OnPublished = Box<dyn FnOnce(Result<Published, LogError>) + Send>;
+
 /// What a sequencer needs of a log, on a local disk or on an object store.
 pub trait LogWriter: Send + std::fmt::Debug {
     /// Appends `entries` and publishes one checkpoint covering them; see `LocalLog::append`
     /// and `ObjectLog::append` for what an error means on each.
     fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError>;
+
+    /// Appends `entries` and calls `done` with what [`LogWriter::append_batch`] would return,
+    /// once they are published (`Ok` means what it means there: durable, and covered by a
+    /// published signed checkpoint, which may be a later one than theirs). A writer that
+    /// pipelines commits returns once the batch is committed and calls `done` later, from
+    /// another thread, in the order of submission; this default calls it before returning.
+    /// An error returned here was given to `done` too: it says the writer is unusable.
+    fn submit(&mut self, entries: &[&[u8]], done: OnPublished) -> Result<(), LogError> {
+        match self.append_batch(entries) {
+            Ok(p) => {
+                done(Ok(p));
+                Ok(())
+            }
+            Err(e) => {
+                done(Err(e.duplicate()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns once every submitted batch was published or failed (its `done` called).
+    fn flush(&mut self) {}
+
     fn size(&self) -> TreeSize;
     fn root(&self) -> Hash;
     fn checkpoint(&self) -> Option<&str>;

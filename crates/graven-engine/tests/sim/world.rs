@@ -482,8 +482,13 @@ impl World {
             clock,
             ..EngineConfig::default()
         };
-        let shared =
-            Shared { store: store.clone(), key: self.key.clone(), lease: lease.clone(), poll: self.cfg.poll };
+        let shared = Shared {
+            store: store.clone(),
+            key: self.key.clone(),
+            lease: lease.clone(),
+            poll: self.cfg.poll,
+            pipeline: false,
+        };
         let (engine, stepper) = Engine::start_shared_stepped(shared, LogReader::objects(store), config);
         *lock(&self.steppers[i]) = Some(stepper);
         let now = self.clock.now();

@@ -63,6 +63,8 @@ macro_rules! object_store_conformance {
             protocol::opening_an_empty_store_while_another_writer_starts_the_log_is_no_alarm,
             protocol::a_committed_batch_overtaken_before_publication_is_acknowledged,
             protocol::a_deleted_or_rolled_back_head_is_refused_not_forked,
+            protocol::pipelined_commits_acknowledge_only_what_is_published,
+            protocol::pipelined_commits_failing_at_every_put_keep_every_acknowledged_entry,
         );
     };
     (@each $backend:expr; $($module:ident :: $name:ident),* $(,)?) => {

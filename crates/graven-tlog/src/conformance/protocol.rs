@@ -614,3 +614,144 @@ pub fn a_deleted_or_rolled_back_head_is_refused_not_forked(b: &impl Backend) {
     let e = ObjectLog::open(store.clone(), key()).unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
 }
+
+/// Results of pipelined submissions, in the order their `done` ran.
+type Acks = Arc<std::sync::Mutex<Vec<(usize, Result<crate::writer::Published, String>)>>>;
+
+fn ack_into(acks: &Acks, n: usize) -> crate::writer::OnPublished {
+    let acks = acks.clone();
+    Box::new(move |r| acks.lock().unwrap().push((n, r.map_err(|e| e.to_string()))))
+}
+
+/// Pipelined commits: three batches committed while the publishing thread is held at its
+/// first write. Nothing is acknowledged before a checkpoint covering it is published; the
+/// head carries every entry whose objects are not written; once let go, the first batch is
+/// published alone and the next two together, with one checkpoint, one archive and the
+/// partial objects of that size only (none of the size in between, which was never
+/// published); the log verifies and a plain writer goes on from it.
+pub fn pipelined_commits_acknowledge_only_what_is_published(b: &impl Backend) {
+    use crate::pipeline::PipelinedLog;
+    use crate::writer::LogWriter;
+    let store = b.fresh("pipelined");
+    ObjectLog::open(store.clone(), key()).unwrap().append(&entries(0..300)).unwrap();
+    let gate = Arc::new(super::wrappers::Gate::new(store.clone(), HEAD_KEY));
+    let mut log = PipelinedLog::new(ObjectLog::open(gate.clone(), key()).unwrap()).unwrap();
+    let _open = super::wrappers::OpenOnDrop(gate.clone());
+    gate.close();
+    let acks: Acks = Default::default();
+    let batches = [entries(300..310), entries(310..420), entries(420..700)];
+    for (n, batch) in batches.iter().enumerate() {
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        log.submit(&refs, ack_into(&acks, n)).unwrap();
+        if n == 0 {
+            assert!(gate.wait_for_held(1), "the publishing thread never reached the store");
+        }
+    }
+    assert_eq!(log.size(), TreeSize(700));
+    assert!(acks.lock().unwrap().is_empty(), "acknowledged before publication");
+    let head = crate::objlog::Head::parse(&store.get(HEAD_KEY, 1 << 30).unwrap().unwrap().bytes).unwrap();
+    assert_eq!(
+        (head.from, head.to),
+        (TreeSize(300), TreeSize(700)),
+        "the head carries every unwritten entry"
+    );
+    assert_eq!(head.entries, entries(300..700));
+    assert_eq!(read_published(store.as_ref(), &key().verifier()).unwrap().unwrap().1.size(), TreeSize(300));
+
+    gate.open();
+    log.flush();
+    let acks = std::mem::take(&mut *acks.lock().unwrap());
+    assert_eq!(acks.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [0, 1, 2], "answered in order");
+    let sizes: Vec<(u64, u64)> = acks
+        .iter()
+        .map(|(_, r)| {
+            let p = r.as_ref().unwrap();
+            assert_eq!(open_checkpoint(&p.checkpoint).size(), p.new_size);
+            (p.old_size.0, p.new_size.0)
+        })
+        .collect();
+    assert_eq!(sizes, [(300, 310), (310, 700), (420, 700)]);
+    let published = read_published(store.as_ref(), &key().verifier()).unwrap().unwrap();
+    assert_eq!(published.1.size(), TreeSize(700));
+    assert!(store.get(&archive_key(310), 1 << 16).unwrap().is_some());
+    assert!(store.get(&archive_key(700), 1 << 16).unwrap().is_some());
+    assert!(store.get(&archive_key(420), 1 << 16).unwrap().is_none(), "420 was never published");
+    assert!(store.get("tile/entries/001.p/164", 1 << 30).unwrap().is_none(), "a partial bundle of 420");
+    assert!(store.get("tile/entries/002.p/188", 1 << 30).unwrap().is_some());
+    drop(log);
+    assert_eq!(log_entries(store.clone()), entries(0..700));
+    let mut next = ObjectLog::open(b.reconnect(&store), key()).unwrap();
+    assert_eq!(next.size(), TreeSize(700));
+    next.append(&entries(700..710)).unwrap();
+    assert_eq!(verify(store).unwrap(), 710);
+}
+
+/// Pipelined commits failing at every put, three batches in flight (held as in
+/// [`pipelined_commits_acknowledge_only_what_is_published`]), with the put either not sent
+/// or sent and its answer lost. After each: every acknowledged batch is in the log the next
+/// writer opens, which ends at a batch boundary, verifies and goes on.
+pub fn pipelined_commits_failing_at_every_put_keep_every_acknowledged_entry(b: &impl Backend) {
+    let ends = [300u64, 310, 420, 700];
+    for land in [false, true] {
+        let mut step = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let acked = pipelined_fail_at_put(b, land, step, &ends);
+            seen.insert(acked);
+            if acked == 3 {
+                break;
+            }
+            step += 1;
+            assert!(step < 200, "the batches were never all acknowledged");
+        }
+        assert!(step >= 6, "expected several failure points, got {step}");
+        assert!(seen.contains(&0) && seen.contains(&1), "land={land}: acknowledged counts {seen:?}");
+        eprintln!(
+            "pipelined every put: land={land}: all acknowledged from failure point {step} on; counts {seen:?}"
+        );
+    }
+}
+
+/// One failure point: every put from the `step`-th on fails. How many batches were
+/// acknowledged.
+fn pipelined_fail_at_put(b: &impl Backend, land: bool, step: u64, ends: &[u64; 4]) -> usize {
+    use crate::pipeline::PipelinedLog;
+    use crate::writer::LogWriter;
+    let fast = Retry { attempts: 2, first_wait: Duration::from_millis(1) };
+    let store = b.fresh(&format!("pipelined-every-put-{land}-{step}"));
+    ObjectLog::open(store.clone(), key()).unwrap().append(&entries(0..ends[0])).unwrap();
+    let failing = Arc::new(Failing::new(store.clone(), step, land));
+    let gate = Arc::new(super::wrappers::Gate::new(failing.clone(), HEAD_KEY));
+    let acks: Acks = Default::default();
+    if let Ok(log) = ObjectLog::open_with(gate.clone(), key(), fast) {
+        let mut log = PipelinedLog::new(log).unwrap();
+        let _open = super::wrappers::OpenOnDrop(gate.clone());
+        gate.close();
+        for n in 0..3 {
+            let batch = entries(ends[n]..ends[n + 1]);
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            if log.submit(&refs, ack_into(&acks, n)).is_err() {
+                break;
+            }
+            if n == 0 {
+                // The publishing thread is held at its first put (or its round has failed).
+                let _ = gate.wait_for_held(1);
+            }
+        }
+        gate.open();
+        drop(log);
+    }
+    let acks = std::mem::take(&mut *acks.lock().unwrap());
+    let ok: Vec<usize> = acks.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
+    // Acknowledged in order, a prefix of the batches.
+    assert_eq!(ok, (0..ok.len()).collect::<Vec<_>>(), "land={land} step {step}: {acks:?}");
+    let mut next = ObjectLog::open(store.clone(), key()).unwrap();
+    let size = next.size().0;
+    assert!(ends.contains(&size), "land={land} step {step}: size {size} is not a batch boundary");
+    assert!(size >= ends[ok.len()], "land={land} step {step}: an acknowledged batch was lost (size {size})");
+    assert_eq!(verify(store.clone()).unwrap(), size, "land={land} step {step}");
+    assert_eq!(log_entries(store.clone()), entries(0..size));
+    next.append(&entries(size..size + 70)).unwrap();
+    assert_eq!(verify(store.clone()).unwrap(), size + 70, "land={land} step {step}");
+    ok.len()
+}

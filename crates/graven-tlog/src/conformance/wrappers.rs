@@ -147,3 +147,95 @@ impl ObjectStore for Hooked {
         self.inner.location()
     }
 }
+
+/// A store that holds back every put except those of one key while it is closed: a writer's
+/// publishing thread stopped at its first write while its sequencer commits further heads.
+/// Opening it lets the held puts through, in the order they came.
+pub struct Gate {
+    inner: Arc<dyn ObjectStore>,
+    /// The one key whose puts are never held.
+    free: String,
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+    /// Puts waiting at the gate now.
+    waiting: AtomicU64,
+}
+
+impl Gate {
+    /// Around `inner`, open.
+    pub fn new(inner: Arc<dyn ObjectStore>, free: &str) -> Self {
+        Gate {
+            inner,
+            free: free.to_owned(),
+            closed: Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+            waiting: AtomicU64::new(0),
+        }
+    }
+
+    pub fn close(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    pub fn open(&self) {
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.opened.notify_all();
+    }
+
+    /// Waits until `n` puts are held at the gate (a test's way to know the other thread got
+    /// there), for at most ten seconds.
+    pub fn wait_for_held(&self, n: u64) -> bool {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.waiting.load(Ordering::SeqCst) < n {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+}
+
+/// Opens its gate when dropped: a test that fails while the gate is closed ends instead of
+/// waiting forever for a thread held there.
+pub struct OpenOnDrop(pub Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate").field("free", &self.free).finish_non_exhaustive()
+    }
+}
+
+impl ObjectStore for Gate {
+    fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
+        self.inner.get(key, limit)
+    }
+
+    fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
+        if key != self.free {
+            let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+            if *closed {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                while *closed {
+                    closed = self.opened.wait(closed).unwrap_or_else(|p| p.into_inner());
+                }
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.inner.put(key, data, cond, retain)
+    }
+
+    fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
+        self.inner.first_key_after(prefix, after)
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+}
