@@ -300,8 +300,8 @@ fn publish_rounds(mut publisher: Publisher, shared: &Shared) {
         };
         let last = round.last().map(|q| (q.sealed.new_size, q.sealed.root, q.sealed.note.clone()));
         {
+            // The written size first, so that a commit waiting for room goes on at once.
             let mut p = shared.lock();
-            p.working = false;
             if answer.is_ok()
                 && let Some((size, _, _)) = &last
             {
@@ -312,20 +312,24 @@ fn publish_rounds(mut publisher: Publisher, shared: &Shared) {
             }
         }
         shared.changed.notify_all();
-        let Some((size, root, note)) = last else { continue };
-        for q in round {
-            let r = match &answer {
-                Ok(()) => Ok(Published {
-                    old_size: q.sealed.old_size,
-                    new_size: size,
-                    root,
-                    checkpoint: note.clone(),
-                    leaf_hashes: q.sealed.leaf_hashes,
-                }),
-                Err(e) => Err(e.duplicate()),
-            };
-            (q.done)(r);
+        if let Some((size, root, note)) = last {
+            for q in round {
+                let r = match &answer {
+                    Ok(()) => Ok(Published {
+                        old_size: q.sealed.old_size,
+                        new_size: size,
+                        root,
+                        checkpoint: note.clone(),
+                        leaf_hashes: q.sealed.leaf_hashes,
+                    }),
+                    Err(e) => Err(e.duplicate()),
+                };
+                (q.done)(r);
+            }
         }
+        // Only now is the round over: `flush` returns once every answer was given.
+        shared.lock().working = false;
+        shared.changed.notify_all();
     }
 }
 
