@@ -2,7 +2,7 @@
 # The S3 backend against the local disk: ingest and proof serving of `graven serve`, with the
 # object store (SeaweedFS, started here on loopback) on the same machine.
 #
-# Usage: [RUNS=3] [BULK_EVENTS=300000] [SINGLE_SECS=10] [PROOF_SECS=10] bench/s3.sh
+# Usage: [RUNS=3] [BULK_EVENTS=300000] [SINGLE_SECS=10] [PROOF_SECS=10] [SERIAL=1] bench/s3.sh
 #
 # RUNS interleaved rounds; in each, every measurement gets a FRESH server (fresh data dir, and
 # for S3 a fresh prefix s3://BUCKET/run-N-<phase>):
@@ -17,6 +17,8 @@
 #            (64) twice: "proofs-cold" then "proofs-warm"
 #   single   graven-loadgen single --connections $SINGLE_CONNECTIONS (64) --duration-secs
 #            $SINGLE_SECS, local then S3
+# With SERIAL=1 (the default), bulk and single also run on S3 with `pipeline_commits = false`
+# (backend "s3-serial": one commit at a time, as before pipelining), in the same rounds.
 # For every S3 measurement, graven_store_requests{op} and graven_events_committed_total are
 # read from /metrics before and after: S3 requests per 1,000 events (per op and summed), and
 # per 1,000 proofs. SeaweedFS's CPU time (from /proc) over each measurement is recorded for
@@ -137,12 +139,18 @@ KEY=$TMP/signer.key
 # ---------------------------------------------------------------------------------------------
 # Servers and probes
 
-# Starts graven serve; sets SPID and SURL. $1 = data dir, $2 = S3 prefix or "" for local.
+SERIAL=${SERIAL:-1}
+BACKENDS="local s3"
+[ "$SERIAL" = 1 ] && BACKENDS="local s3 s3-serial"
+printf 'pipeline_commits = false\n' >"$TMP/serial.toml"
+
+# Starts graven serve; sets SPID and SURL. $1 = data dir, $2 = S3 prefix or "" for local,
+# $3 = "serial" for S3 without pipelined commits.
 # Its output goes to $1.<n>.out/.err, n counting the server starts (a data dir can be served
 # twice).
 NSTART=0
 start_server() {
-    local data=$1 prefix=$2 storage=() out err
+    local data=$1 prefix=$2 serial=${3:-} storage=() out err
     NSTART=$((NSTART + 1))
     out=$data.$NSTART.out
     err=$data.$NSTART.err
@@ -150,6 +158,7 @@ start_server() {
     # published figures were measured with.
     [ -n "$prefix" ] && storage=(--storage "s3://$BUCKET/$prefix" --key "$KEY"
                                  --retention-mode governance --retention-days 365)
+    [ "$serial" = serial ] && storage+=(--config "$TMP/serial.toml")
     # shellcheck disable=SC2086
     "$GRAVEN" serve --data "$data" --listen 127.0.0.1:0 "${storage[@]}" $SERVER_ARGS >"$out" 2>"$err" &
     SPID=$!
@@ -229,7 +238,7 @@ row = {"system": "graven", "run": int(run), "backend": backend, "phase": phase, 
        "wall_s": wall, "events_committed": ev, "writer": a["metrics"].get("graven_writer"),
        "weed_cpu_s": (a["weed_cpu_s"] - b["weed_cpu_s"]) if a["weed_cpu_s"] is not None and b["weed_cpu_s"] is not None else None}
 row["weed_cpu_pct"] = row["weed_cpu_s"] / wall * 100 if row["weed_cpu_s"] is not None and wall > 0 else None
-if backend == "s3":
+if backend.startswith("s3"):
     total = sum(req.values())
     row["s3_requests"] = {**req, "total": total}
     if ev > 0:
@@ -296,18 +305,18 @@ print(json.dumps({"system":"machine","nproc":os.cpu_count(),"cpu":cpu,"loadavg":
 # Rounds
 
 for run in $(seq 1 "$RUNS"); do
-    for backend in local s3; do
+    for backend in $BACKENDS; do
         data=$TMP/$backend-bulk$run
         prefix=""
-        [ "$backend" = s3 ] && prefix=run-$run-bulk
-        start_server "$data" "$prefix"
-        [ "$backend" = s3 ] && wait_writer
+        [ "$backend" != local ] && prefix=run-$run-$backend-bulk
+        start_server "$data" "$prefix" "${backend#s3-}"
+        [ "$backend" != local ] && wait_writer
         log "run $run: $backend bulk, $BULK_CONNECTIONS connections x $BULK_BATCH events/request, $BULK_EVENTS events ($SURL${prefix:+, s3://$BUCKET/$prefix})"
         measure "$run" "$backend" bulk "$data/admin.token" bulk \
             --connections "$BULK_CONNECTIONS" --batch "$BULK_BATCH" --events "$BULK_EVENTS"
         stop_server
 
-        if [ "$PROOF_SECS" != 0 ]; then
+        if [ "$PROOF_SECS" != 0 ] && [ "$backend" != s3-serial ]; then
             # A fresh process on the filled log: local restarts on the same data dir; S3 is a
             # new node (its own data dir) on the same prefix. The admin key is the first
             # node's (with S3, the nodes share their credentials through the bucket).
@@ -329,12 +338,12 @@ for run in $(seq 1 "$RUNS"); do
     done
 
     if [ "$SINGLE_SECS" != 0 ]; then
-        for backend in local s3; do
+        for backend in $BACKENDS; do
             data=$TMP/$backend-single$run
             prefix=""
-            [ "$backend" = s3 ] && prefix=run-$run-single
-            start_server "$data" "$prefix"
-            [ "$backend" = s3 ] && wait_writer
+            [ "$backend" != local ] && prefix=run-$run-$backend-single
+            start_server "$data" "$prefix" "${backend#s3-}"
+            [ "$backend" != local ] && wait_writer
             log "run $run: $backend single, $SINGLE_CONNECTIONS connections, ${SINGLE_SECS}s ($SURL)"
             measure "$run" "$backend" single "$data/admin.token" single \
                 --connections "$SINGLE_CONNECTIONS" --duration-secs "$SINGLE_SECS"
