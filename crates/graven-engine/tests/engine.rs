@@ -36,8 +36,15 @@ fn batch(tag: &str, n: usize) -> Vec<Entry> {
 }
 
 fn start(fs: &Arc<SimFs>, dir: &Path) -> Engine {
+    start_with(fs, dir, false)
+}
+
+/// The engine on a local log, its commits pipelined or not.
+fn start_with(fs: &Arc<SimFs>, dir: &Path, pipelined: bool) -> Engine {
     let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
-    Engine::start(Box::new(log), LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap()
+    let log: Box<dyn graven_tlog::LogWriter> =
+        if pipelined { Box::new(graven_tlog::PipelinedLocalLog::new(log).unwrap()) } else { Box::new(log) };
+    Engine::start(log, LogReader::with_fs(fs.clone(), dir), EngineConfig::default()).unwrap()
 }
 
 fn check_receipt(r: &Receipt) {
@@ -51,9 +58,15 @@ fn check_receipt(r: &Receipt) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_verify_offline() {
+    for pipelined in [false, true] {
+        receipts_verify_offline_with(pipelined).await;
+    }
+}
+
+async fn receipts_verify_offline_with(pipelined: bool) {
     let fs = Arc::new(SimFs::new());
     let dir = Path::new("/data/log");
-    let engine = start(&fs, dir);
+    let engine = start_with(&fs, dir, pipelined);
     let mut tasks = Vec::new();
     for t in 0..8 {
         let e = engine.clone();
@@ -76,10 +89,15 @@ async fn receipts_verify_offline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledgement_after_a_storage_error_and_recovery_succeeds() {
     let dir = Path::new("/data/log");
-    for mode in [FailMode::Before, FailMode::After] {
+    for (mode, pipelined) in [
+        (FailMode::Before, false),
+        (FailMode::After, false),
+        (FailMode::Before, true),
+        (FailMode::After, true),
+    ] {
         for step in [0usize, 1, 2, 3, 5, 8, 13, 21, 34, 55] {
             let fs = Arc::new(SimFs::new());
-            let engine = start(&fs, dir);
+            let engine = start_with(&fs, dir, pipelined);
             let mut acked: Vec<Receipt> = engine.submit(batch("warmup", 300)).await.unwrap();
             fs.fail_after(step, mode);
             let mut failed = false;

@@ -68,8 +68,8 @@ pub struct FileConfig {
     /// A shared log's writer lease: a standby takes over this long after the writer stops
     /// renewing it.
     pub lease_ttl_ms: Option<u64>,
-    /// A shared log's writer commits the next batch while the objects and checkpoint of the
-    /// previous ones are written (default `true`; docs/scale-out.md).
+    /// The writer prepares and commits the next batch while the previous ones are made
+    /// durable and published (default `true`; docs/storage.md, docs/scale-out.md).
     pub pipeline_commits: Option<bool>,
     /// S3 endpoint and region; the AWS environment variables are used when these are unset.
     pub s3_endpoint: Option<String>,
@@ -598,8 +598,6 @@ pub struct SharedStorage {
     pub require_object_lock: bool,
     pub advertise_url: Option<String>,
     pub lease_ttl: Duration,
-    /// Whether the writer pipelines its commits.
-    pub pipeline_commits: bool,
     /// Bytes of tiles and bundles kept in memory.
     pub tile_cache_bytes: usize,
     /// `s3://bucket/prefix` where every node claims the signed requests it accepts, so that a
@@ -628,6 +626,8 @@ pub struct Config {
     pub origin_given: bool,
     /// Largest request body, single event or NDJSON batch.
     pub max_body_bytes: usize,
+    /// Whether the writer pipelines its commits (`pipeline_commits`).
+    pub pipeline_commits: bool,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
     /// Most open client connections; more are refused.
@@ -947,6 +947,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
             "max_body_bytes",
             o.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20),
         )?,
+        pipeline_commits: file.pipeline_commits.unwrap_or(true),
         body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),
@@ -1048,7 +1049,6 @@ fn resolve_storage(o: &Overrides, file: &FileConfig) -> Result<Option<SharedStor
         });
     }
     Ok(Some(SharedStorage {
-        pipeline_commits: file.pipeline_commits.unwrap_or(true),
         tile_cache_bytes: (cache_mb as usize) << 20,
         url,
         endpoint: file.s3_endpoint.clone(),

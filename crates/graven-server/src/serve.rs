@@ -316,7 +316,12 @@ pub async fn open(
     let (engine, source) = match &store {
         None => {
             let log = LocalLog::open(&log_dir, key)?;
-            let engine = Engine::start(Box::new(log), LogReader::new(&log_dir), config.engine.clone())?;
+            let log: Box<dyn graven_tlog::LogWriter> = if config.pipeline_commits {
+                Box::new(graven_tlog::PipelinedLocalLog::new(log)?)
+            } else {
+                Box::new(log)
+            };
+            let engine = Engine::start(log, LogReader::new(&log_dir), config.engine.clone())?;
             (engine, Source::Dir { fs: Arc::new(graven_tlog::RealFs), dir: log_dir.clone() })
         }
         Some(store) => {
@@ -344,7 +349,7 @@ pub async fn open(
                 key,
                 lease: lease.clone(),
                 poll: Duration::from_millis(250),
-                pipeline: shared_cfg.pipeline_commits,
+                pipeline: config.pipeline_commits,
             };
             let engine =
                 Engine::start_shared(shared, LogReader::objects(store.clone()), config.engine.clone())?;

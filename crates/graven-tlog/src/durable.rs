@@ -140,6 +140,18 @@ impl Batch {
         Ok(tmp)
     }
 
+    /// Takes in what `other` wrote and has not synced, so that one [`Batch::sync`] makes both
+    /// durable (several commits made durable together).
+    pub fn absorb(&mut self, mut other: Batch) {
+        for p in std::mem::take(&mut other.fresh) {
+            if !self.fresh.contains(&p) {
+                self.fresh.push(p);
+            }
+        }
+        self.dirs.append(&mut other.dirs);
+        self.held.append(&mut other.held);
+    }
+
     /// Makes everything written since the last sync durable: the files written under their
     /// final names, the contents of held files, and every directory touched.
     ///

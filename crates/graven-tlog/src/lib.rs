@@ -33,7 +33,7 @@ mod writer;
 pub use error::LogError;
 /// The filesystem layer (its trait, the real filesystem, the simulated disk), from `graven-fs`.
 pub use graven_fs::{Fs, LOCK_FILE, RealFs, sim};
-pub use local::LocalLog;
+pub use local::{LocalLog, PipelinedLocalLog};
 pub use objlog::{ObjectLog, read_object, read_published};
 #[cfg(feature = "verify")]
 pub use objstore::StoreFetch;

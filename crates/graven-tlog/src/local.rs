@@ -32,8 +32,9 @@ use graven_fs::{Fs, LOCK_FILE, RealFs};
 
 use crate::durable;
 use crate::error::{LogError, io_err};
+use crate::pipeline::{Committed, Publish, Publishing, append_and_wait, nothing_to_commit};
 use crate::tail::Tail;
-use crate::writer::{LogWriter, Published};
+use crate::writer::{LogWriter, OnPublished, Published};
 
 /// A local tiled log open for appending. Holds an exclusive lock on the directory.
 pub struct LocalLog {
@@ -225,6 +226,154 @@ impl LocalLog {
         self.checkpoint = Some(note.clone());
         self.tail = Some(ext.tail);
         Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes: ext.leaf_hashes })
+    }
+}
+
+impl LocalLog {
+    /// Steps 1 and 2 of an append (see `commit`) for a pipelined writer: every new tile and
+    /// bundle written under its final name, not synced, and the checkpoint signed, not
+    /// written; the returned batch of files is made durable and the checkpoint published by
+    /// the publishing thread ([`LocalPublisher`]). Each file lies beyond this writer's newest
+    /// tree, so beyond every tree it or a crash could leave published: a crash leaves the
+    /// published checkpoint valid whatever of these files survives.
+    pub(crate) fn seal(&mut self, entries: &[&[u8]]) -> Result<Committed<durable::Batch>, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if let Some((index, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > MAX_ENTRY_SIZE) {
+            return Err(LogError::EntryTooLarge { index, len: e.len() });
+        }
+        let result = self.seal_unchecked(entries);
+        if matches!(result, Err(LogError::Io { .. })) {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn seal_unchecked(&mut self, entries: &[&[u8]]) -> Result<Committed<durable::Batch>, LogError> {
+        let old = self.size;
+        let dir = self.dir.clone();
+        let mut batch = durable::Batch::within(self.fs.clone(), &self.dir);
+        let tail = match self.tail.take() {
+            Some(t) if t.size == old => t,
+            _ => self.load_tail()?,
+        };
+        let ext = tail.extend(entries)?;
+        for (rel, bytes) in &ext.writes {
+            let path = dir.join(rel);
+            batch.write_new(&path, bytes).map_err(io_err("writing", &path))?;
+        }
+        let new = ext.tail.size;
+        let cp = Checkpoint::new(self.key.name(), new, ext.root)
+            .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
+        let note = self
+            .key
+            .sign(&cp.to_text())
+            .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
+        self.size = new;
+        self.root = ext.root;
+        self.checkpoint = Some(note.clone());
+        self.tail = Some(ext.tail);
+        Ok(Committed {
+            old_size: old,
+            new_size: new,
+            root: ext.root,
+            note,
+            leaf_hashes: ext.leaf_hashes,
+            work: Some(batch),
+        })
+    }
+
+    /// The publishing half, for a pipelined writer's thread.
+    pub(crate) fn publisher(&self) -> LocalPublisher {
+        LocalPublisher { fs: self.fs.clone(), dir: self.dir.clone() }
+    }
+}
+
+/// Steps 4 and 5 of a local append (see `LocalLog::commit`) for a round of pipelined commits:
+/// the files of every batch and the newest checkpoint, held, made durable in one concurrent
+/// round of fsyncs; then the checkpoint renamed over the old one and its directory synced.
+pub(crate) struct LocalPublisher {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+}
+
+impl Publish for LocalPublisher {
+    type Work = durable::Batch;
+
+    fn publish(&mut self, works: Vec<durable::Batch>, note: &str, _size: TreeSize) -> Result<(), LogError> {
+        let mut batch = durable::Batch::within(self.fs.clone(), &self.dir);
+        for w in works {
+            batch.absorb(w);
+        }
+        let cp_path = self.dir.join("checkpoint");
+        batch.hold(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
+        batch.sync().map_err(io_err("syncing directories of", &self.dir))?;
+        batch.publish().map_err(io_err("publishing", &cp_path))
+    }
+}
+
+/// A [`LocalLog`] whose commits are pipelined (`pipeline`): the next batch's files are written
+/// while the previous batches are made durable and published, and one round of fsyncs and
+/// one checkpoint publish every batch written meanwhile. Acknowledged still means durable and
+/// published; a crash anywhere leaves the last published checkpoint valid.
+pub struct PipelinedLocalLog {
+    log: LocalLog,
+    publishing: Publishing<durable::Batch>,
+}
+
+impl std::fmt::Debug for PipelinedLocalLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelinedLocalLog").field("log", &self.log).finish_non_exhaustive()
+    }
+}
+
+impl PipelinedLocalLog {
+    /// Pipelines the commits of `log`, publishing an empty log's first checkpoint first.
+    pub fn new(mut log: LocalLog) -> Result<Self, LogError> {
+        if log.checkpoint().is_none() {
+            log.append::<&[u8]>(&[])?;
+        }
+        let publishing = Publishing::start(log.publisher(), log.size())?;
+        Ok(PipelinedLocalLog { log, publishing })
+    }
+}
+
+impl LogWriter for PipelinedLocalLog {
+    fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError> {
+        append_and_wait(self, entries)
+    }
+
+    fn submit(&mut self, entries: &[&[u8]], done: OnPublished) -> Result<(), LogError> {
+        if entries.is_empty() {
+            nothing_to_commit(self, done);
+            return Ok(());
+        }
+        let sealed = self.publishing.wait_until(|_| true).and_then(|()| self.log.seal(entries));
+        match sealed {
+            Ok(committed) => {
+                self.publishing.queue(committed, done);
+                Ok(())
+            }
+            Err(e) => {
+                done(Err(e.duplicate()));
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.publishing.flush();
+    }
+
+    fn size(&self) -> TreeSize {
+        self.log.size
+    }
+    fn root(&self) -> Hash {
+        self.log.root
+    }
+    fn checkpoint(&self) -> Option<&str> {
+        self.log.checkpoint.as_deref()
     }
 }
 

@@ -1,8 +1,19 @@
-//! Pipelined commits on an object store: the next batch's head is committed (step 2 of
-//! `objlog`) while a publishing thread writes the objects, the archive and the public
-//! checkpoint (steps 3 and 4) of the batches committed before it.
+//! Pipelined commits: the sequencer's thread prepares and commits the next batch while a
+//! publishing thread of the writer's own makes earlier batches durable and published, and
+//! answers them, in order, once they are. [`Publishing`] is that thread and its queue, shared
+//! by both writers; a round of it takes every batch queued since the last one and publishes
+//! them under the newest one's checkpoint ([`Publish`]).
 //!
-//! What keeps the head protocol's guarantees:
+//! - On a local disk ([`crate::PipelinedLocalLog`]), the next batch's files are written while
+//!   the earlier batches' fsyncs run; a round fsyncs every batch's files with the newest
+//!   checkpoint, held, in one concurrent round, then renames it into place. Every file a
+//!   batch writes lies beyond every tree that could be published before it, so a power cut
+//!   anywhere leaves the last published checkpoint valid (`local`).
+//! - On an object store ([`PipelinedLog`]), the next batch's head is committed (step 2 of
+//!   `objlog`) while the publishing thread writes the objects, the archive and the public
+//!   checkpoint (steps 3 and 4) of the batches committed before it.
+//!
+//! What keeps the object store's head protocol's guarantees:
 //! - **The head still carries everything a next writer needs.** A head commits its batch and
 //!   also every entry of the earlier batches whose objects are not all written yet: it starts
 //!   at the size up to which the publishing thread has written every object (the *written
@@ -40,23 +51,30 @@ use crate::writer::{LogWriter, OnPublished, Published};
 /// objects are not written yet. Past it, the next commit waits for the publishing thread.
 pub const MAX_CARRIED_BYTES: usize = 4 << 20;
 
-/// A committed batch whose objects are not all written: what its head carried.
-struct Unwritten {
-    from: TreeSize,
-    from_root: Hash,
-    entries: Vec<Vec<u8>>,
-    bytes: usize,
+/// A committed batch, as a pipelined writer's sequencer hands it to its publishing thread.
+pub(crate) struct Committed<W> {
+    pub(crate) old_size: TreeSize,
+    pub(crate) new_size: TreeSize,
+    pub(crate) root: Hash,
+    /// The signed checkpoint of `new_size`.
+    pub(crate) note: String,
+    pub(crate) leaf_hashes: Vec<Hash>,
+    /// What is left to do for the batch (its writes), taken by [`Publish::publish`].
+    pub(crate) work: Option<W>,
 }
 
-impl Unwritten {
-    fn to(&self) -> TreeSize {
-        TreeSize(self.from.0 + self.entries.len() as u64)
-    }
+/// The publishing half of a pipelined writer.
+pub(crate) trait Publish: Send + 'static {
+    type Work: Send + 'static;
+    /// Makes every batch of a round durable and published under the newest one's checkpoint
+    /// (`note`, of `size`), given each batch's work, oldest first. [`LogError::Fenced`] means
+    /// the batches are in the log but another writer took over.
+    fn publish(&mut self, works: Vec<Self::Work>, note: &str, size: TreeSize) -> Result<(), LogError>;
 }
 
-/// A committed batch waiting for the publishing thread.
-struct Queued {
-    sealed: Sealed,
+/// A batch waiting for the publishing thread.
+struct Queued<W> {
+    committed: Committed<W>,
     done: OnPublished,
 }
 
@@ -71,59 +89,46 @@ enum Stopped {
     Failed,
 }
 
-struct Progress {
-    queue: VecDeque<Queued>,
+struct Progress<W> {
+    queue: VecDeque<Queued<W>>,
     /// The publishing thread is working on a round taken off the queue.
     working: bool,
-    /// Every object of the tree of this size is written, and its checkpoint published.
+    /// Every batch up to this size is durable and published.
     written: TreeSize,
     stopped: Option<Stopped>,
     /// No more submissions: the thread finishes the queue and ends.
     closing: bool,
 }
 
-struct Shared {
-    progress: Mutex<Progress>,
+struct Shared<W> {
+    progress: Mutex<Progress<W>>,
     changed: Condvar,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Progress> {
+impl<W> Shared<W> {
+    fn lock(&self) -> MutexGuard<'_, Progress<W>> {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, p: MutexGuard<'a, Progress<W>>) -> MutexGuard<'a, Progress<W>> {
+        self.changed.wait(p).unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// An [`ObjectLog`] whose commits are pipelined (see the module documentation). Its
-/// [`LogWriter::submit`] returns once the batch's head has landed; [`LogWriter::append_batch`]
-/// is a submit that waits for its own publication.
-pub struct PipelinedLog {
-    log: ObjectLog,
-    /// Committed batches whose objects may not all be written, oldest first.
-    unwritten: VecDeque<Unwritten>,
-    shared: Arc<Shared>,
+/// A publishing thread and its queue: what both pipelined writers share.
+pub(crate) struct Publishing<W: Send + 'static> {
+    shared: Arc<Shared<W>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for PipelinedLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelinedLog").field("log", &self.log).finish_non_exhaustive()
-    }
-}
-
-impl PipelinedLog {
-    /// Starts pipelining commits on `log`, an open object-store log that has published a
-    /// checkpoint (everything it committed is written).
-    pub fn new(log: ObjectLog) -> Result<Self, LogError> {
-        if log.checkpoint().is_none() {
-            return Err(LogError::Invariant("a log is pipelined once it has published a checkpoint"));
-        }
-        let mut log = log;
-        let publisher = log.take_publisher();
+impl<W: Send + 'static> Publishing<W> {
+    /// Starts the thread; everything up to `written` is durable and published already.
+    pub(crate) fn start<P: Publish<Work = W>>(publisher: P, written: TreeSize) -> Result<Self, LogError> {
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress {
                 queue: VecDeque::new(),
                 working: false,
-                written: log.size(),
+                written,
                 stopped: None,
                 closing: false,
             }),
@@ -140,17 +145,11 @@ impl PipelinedLog {
                     source: e,
                 })?
         };
-        Ok(PipelinedLog { log, unwritten: VecDeque::new(), shared, thread: Some(thread) })
+        Ok(Publishing { shared, thread: Some(thread) })
     }
 
-    /// Whether another writer has taken over.
-    pub fn is_fenced(&self) -> bool {
-        self.log.is_fenced() || self.shared.lock().stopped == Some(Stopped::Fenced)
-    }
-
-    /// Waits until the carried entries and this batch may go into one head, and says where
-    /// the head starts. Errors if publishing stopped.
-    fn wait_for_room(&mut self, bytes: usize) -> Result<(), LogError> {
+    /// Waits until `ready(written)` holds; an error if publishing stopped meanwhile.
+    pub(crate) fn wait_until(&self, mut ready: impl FnMut(TreeSize) -> bool) -> Result<(), LogError> {
         let mut p = self.shared.lock();
         loop {
             match p.stopped {
@@ -158,23 +157,193 @@ impl PipelinedLog {
                 Some(Stopped::Failed) => return Err(LogError::Poisoned),
                 None => {}
             }
-            while self.unwritten.front().is_some_and(|u| u.to() <= p.written) {
-                self.unwritten.pop_front();
-            }
-            let carried: usize = self.unwritten.iter().map(|u| u.bytes).sum();
-            if carried == 0 || (carried <= MAX_CARRIED_BYTES && carried + bytes <= MAX_BATCH_BYTES) {
+            if ready(p.written) {
                 return Ok(());
             }
-            p = self.shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            p = self.shared.wait(p);
         }
     }
 
-    fn seal(&mut self, entries: &[&[u8]]) -> Result<Sealed, LogError> {
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.shared.lock().stopped == Some(Stopped::Fenced)
+    }
+
+    pub(crate) fn queue(&self, committed: Committed<W>, done: OnPublished) {
+        self.shared.lock().queue.push_back(Queued { committed, done });
+        self.shared.changed.notify_all();
+    }
+
+    /// Returns once every queued batch was answered.
+    pub(crate) fn flush(&self) {
+        let mut p = self.shared.lock();
+        while !p.queue.is_empty() || p.working {
+            p = self.shared.wait(p);
+        }
+    }
+}
+
+impl<W: Send + 'static> Drop for Publishing<W> {
+    /// Publishes what was queued (or fails it), then ends the thread.
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.changed.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The publishing thread: rounds until closed and drained.
+fn publish_rounds<P: Publish>(mut publisher: P, shared: &Shared<P::Work>) {
+    loop {
+        let (mut round, stopped) = {
+            let mut p = shared.lock();
+            while p.queue.is_empty() && !p.closing {
+                p = shared.wait(p);
+            }
+            if p.queue.is_empty() {
+                return;
+            }
+            p.working = true;
+            (p.queue.drain(..).collect::<Vec<_>>(), p.stopped)
+        };
+        let Some(newest) =
+            round.last().map(|q| (q.committed.new_size, q.committed.root, q.committed.note.clone()))
+        else {
+            continue;
+        };
+        let outcome = match stopped {
+            Some(Stopped::Failed) => Err(LogError::Poisoned),
+            _ => {
+                let works = round.iter_mut().filter_map(|q| q.committed.work.take()).collect();
+                publisher.publish(works, &newest.2, newest.0)
+            }
+        };
+        // What the round's batches are told, and what the log's progress becomes.
+        let (answer, stop) = match outcome {
+            Ok(()) => (Ok(()), None),
+            // Each batch's commit point landed before another writer moved the log on, so
+            // every later one extends it: the entries are in the log (as in
+            // `ObjectLog::append`).
+            Err(LogError::Fenced) => (Ok(()), Some(Stopped::Fenced)),
+            Err(e) => (Err(e), Some(Stopped::Failed)),
+        };
+        {
+            // The written size first, so that a commit waiting for room goes on at once.
+            let mut p = shared.lock();
+            if answer.is_ok() {
+                p.written = newest.0;
+            }
+            if stop.is_some() && p.stopped != Some(Stopped::Failed) {
+                p.stopped = stop;
+            }
+        }
+        shared.changed.notify_all();
+        let (size, root, note) = newest;
+        for q in round {
+            let r = match &answer {
+                Ok(()) => Ok(Published {
+                    old_size: q.committed.old_size,
+                    new_size: size,
+                    root,
+                    checkpoint: note.clone(),
+                    leaf_hashes: q.committed.leaf_hashes,
+                }),
+                Err(e) => Err(e.duplicate()),
+            };
+            (q.done)(r);
+        }
+        // Only now is the round over: `flush` returns once every answer was given.
+        shared.lock().working = false;
+        shared.changed.notify_all();
+    }
+}
+
+/// A committed batch whose objects are not all written: what its head carried.
+struct Unwritten {
+    from: TreeSize,
+    from_root: Hash,
+    entries: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Unwritten {
+    fn to(&self) -> TreeSize {
+        TreeSize(self.from.0 + self.entries.len() as u64)
+    }
+}
+
+/// What is left of an object-store batch once its head landed.
+pub(crate) struct ObjectWork {
+    writes: Vec<(String, Vec<u8>)>,
+    head_etag: Option<String>,
+}
+
+impl Publish for Publisher {
+    type Work = ObjectWork;
+
+    /// Every full object of the round's batches and the partial ones of the newest, with its
+    /// archived checkpoint; then its publication.
+    fn publish(&mut self, works: Vec<ObjectWork>, note: &str, size: TreeSize) -> Result<(), LogError> {
+        let count = works.len();
+        let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut head_etag = None;
+        for (i, w) in works.into_iter().enumerate() {
+            let newest = i + 1 == count;
+            writes.extend(w.writes.into_iter().filter(|(k, _)| newest || !is_partial(k)));
+            head_etag = w.head_etag;
+        }
+        self.finish(writes, note, size, head_etag.as_deref())
+    }
+}
+
+/// An [`ObjectLog`] whose commits are pipelined (see the module documentation). Its
+/// [`LogWriter::submit`] returns once the batch's head has landed; [`LogWriter::append_batch`]
+/// is a submit that waits for its own publication.
+pub struct PipelinedLog {
+    log: ObjectLog,
+    /// Committed batches whose objects may not all be written, oldest first.
+    unwritten: VecDeque<Unwritten>,
+    publishing: Publishing<ObjectWork>,
+}
+
+impl std::fmt::Debug for PipelinedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelinedLog").field("log", &self.log).finish_non_exhaustive()
+    }
+}
+
+impl PipelinedLog {
+    /// Starts pipelining commits on `log`, an open object-store log that has published a
+    /// checkpoint (everything it committed is written).
+    pub fn new(log: ObjectLog) -> Result<Self, LogError> {
+        if log.checkpoint().is_none() {
+            return Err(LogError::Invariant("a log is pipelined once it has published a checkpoint"));
+        }
+        let mut log = log;
+        let publishing = Publishing::start(log.take_publisher(), log.size())?;
+        Ok(PipelinedLog { log, unwritten: VecDeque::new(), publishing })
+    }
+
+    /// Whether another writer has taken over.
+    pub fn is_fenced(&self) -> bool {
+        self.log.is_fenced() || self.publishing.is_fenced()
+    }
+
+    fn seal(&mut self, entries: &[&[u8]]) -> Result<Committed<ObjectWork>, LogError> {
         let bytes: usize = entries.iter().map(|e| e.len() + 2).sum();
         if bytes > MAX_BATCH_BYTES {
             return Err(LogError::BatchTooLarge { bytes, max: MAX_BATCH_BYTES });
         }
-        self.wait_for_room(bytes)?;
+        // Room in the head for the carried entries and this batch.
+        let unwritten = &mut self.unwritten;
+        self.publishing.wait_until(|written| {
+            while unwritten.front().is_some_and(|u| u.to() <= written) {
+                unwritten.pop_front();
+            }
+            let carried: usize = unwritten.iter().map(|u| u.bytes).sum();
+            carried == 0 || (carried <= MAX_CARRIED_BYTES && carried + bytes <= MAX_BATCH_BYTES)
+        })?;
         let (from, from_root) = match self.unwritten.front() {
             Some(u) => (u.from, u.from_root),
             None => (self.log.size(), self.log.root()),
@@ -182,52 +351,66 @@ impl PipelinedLog {
         let carried: Vec<&[u8]> =
             self.unwritten.iter().flat_map(|u| u.entries.iter().map(Vec::as_slice)).collect();
         let (old, old_root) = (self.log.size(), self.log.root());
-        let sealed = self.log.seal(from, from_root, &carried, entries)?;
+        let sealed: Sealed = self.log.seal(from, from_root, &carried, entries)?;
         self.unwritten.push_back(Unwritten {
             from: old,
             from_root: old_root,
             entries: entries.iter().map(|e| e.to_vec()).collect(),
             bytes,
         });
-        Ok(sealed)
+        Ok(Committed {
+            old_size: sealed.old_size,
+            new_size: sealed.new_size,
+            root: sealed.root,
+            note: sealed.note,
+            leaf_hashes: sealed.leaf_hashes,
+            work: Some(ObjectWork { writes: sealed.writes, head_etag: sealed.head_etag }),
+        })
     }
+}
+
+/// [`LogWriter::append_batch`] of a pipelined writer: a submission that waits for its answer.
+pub(crate) fn append_and_wait(log: &mut dyn LogWriter, entries: &[&[u8]]) -> Result<Published, LogError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    log.submit(
+        entries,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    )?;
+    rx.recv().unwrap_or(Err(LogError::Invariant("the publishing thread ended without an answer")))
+}
+
+/// The answer to an empty submission: the newest checkpoint, once everything before is
+/// published.
+pub(crate) fn nothing_to_commit(log: &mut dyn LogWriter, done: OnPublished) {
+    log.flush();
+    let r = match log.checkpoint() {
+        Some(cp) => Ok(Published {
+            old_size: log.size(),
+            new_size: log.size(),
+            root: log.root(),
+            checkpoint: cp.to_owned(),
+            leaf_hashes: Vec::new(),
+        }),
+        None => Err(LogError::Invariant("no checkpoint")),
+    };
+    done(r);
 }
 
 impl LogWriter for PipelinedLog {
     fn append_batch(&mut self, entries: &[&[u8]]) -> Result<Published, LogError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(
-            entries,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )?;
-        rx.recv().unwrap_or(Err(LogError::Invariant("the publishing thread ended without an answer")))
+        append_and_wait(self, entries)
     }
 
     fn submit(&mut self, entries: &[&[u8]], done: OnPublished) -> Result<(), LogError> {
         if entries.is_empty() {
-            // Nothing to commit: the answer is the newest published checkpoint.
-            self.flush();
-            let r = match self.log.checkpoint() {
-                Some(cp) => Ok(Published {
-                    old_size: self.log.size(),
-                    new_size: self.log.size(),
-                    root: self.log.root(),
-                    checkpoint: cp.to_owned(),
-                    leaf_hashes: Vec::new(),
-                }),
-                None => Err(LogError::Invariant("no checkpoint")),
-            };
-            done(r);
+            nothing_to_commit(self, done);
             return Ok(());
         }
         match self.seal(entries) {
-            Ok(sealed) => {
-                let mut p = self.shared.lock();
-                p.queue.push_back(Queued { sealed, done });
-                drop(p);
-                self.shared.changed.notify_all();
+            Ok(committed) => {
+                self.publishing.queue(committed, done);
                 Ok(())
             }
             Err(e) => {
@@ -238,10 +421,7 @@ impl LogWriter for PipelinedLog {
     }
 
     fn flush(&mut self) {
-        let mut p = self.shared.lock();
-        while !p.queue.is_empty() || p.working {
-            p = self.shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
+        self.publishing.flush();
     }
 
     fn size(&self) -> TreeSize {
@@ -255,97 +435,9 @@ impl LogWriter for PipelinedLog {
     }
 }
 
-impl Drop for PipelinedLog {
-    /// Publishes what was committed (or fails it), then ends the publishing thread.
-    fn drop(&mut self) {
-        self.shared.lock().closing = true;
-        self.shared.changed.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Whether `key` names a partial tile or bundle (`.../<N>.p/<W>`).
 fn is_partial(key: &str) -> bool {
     key.contains(".p/")
-}
-
-/// The publishing thread: rounds until closed and drained.
-fn publish_rounds(mut publisher: Publisher, shared: &Shared) {
-    loop {
-        let (round, stopped) = {
-            let mut p = shared.lock();
-            while p.queue.is_empty() && !p.closing {
-                p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
-            }
-            if p.queue.is_empty() {
-                return;
-            }
-            p.working = true;
-            (p.queue.drain(..).collect::<Vec<_>>(), p.stopped)
-        };
-        let mut round = round;
-        let outcome = match stopped {
-            Some(Stopped::Failed) => Err(LogError::Poisoned),
-            _ => publish_round(&mut publisher, &mut round),
-        };
-        // What the round's batches are told, and what the log's progress becomes.
-        let (answer, stop) = match outcome {
-            Ok(()) => (Ok(()), None),
-            // Each batch's head landed before another writer moved the head on, so every later
-            // head extends it: the entries are in the log (as in `ObjectLog::append`).
-            Err(LogError::Fenced) => (Ok(()), Some(Stopped::Fenced)),
-            Err(e) => (Err(e), Some(Stopped::Failed)),
-        };
-        let last = round.last().map(|q| (q.sealed.new_size, q.sealed.root, q.sealed.note.clone()));
-        {
-            // The written size first, so that a commit waiting for room goes on at once.
-            let mut p = shared.lock();
-            if answer.is_ok()
-                && let Some((size, _, _)) = &last
-            {
-                p.written = *size;
-            }
-            if stop.is_some() && p.stopped != Some(Stopped::Failed) {
-                p.stopped = stop;
-            }
-        }
-        shared.changed.notify_all();
-        if let Some((size, root, note)) = last {
-            for q in round {
-                let r = match &answer {
-                    Ok(()) => Ok(Published {
-                        old_size: q.sealed.old_size,
-                        new_size: size,
-                        root,
-                        checkpoint: note.clone(),
-                        leaf_hashes: q.sealed.leaf_hashes,
-                    }),
-                    Err(e) => Err(e.duplicate()),
-                };
-                (q.done)(r);
-            }
-        }
-        // Only now is the round over: `flush` returns once every answer was given.
-        shared.lock().working = false;
-        shared.changed.notify_all();
-    }
-}
-
-/// One round: every full object of the round's batches and the partial ones of the newest,
-/// with its archived checkpoint; then its publication.
-fn publish_round(publisher: &mut Publisher, round: &mut [Queued]) -> Result<(), LogError> {
-    let count = round.len();
-    let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
-    for (i, q) in round.iter_mut().enumerate() {
-        let newest = i + 1 == count;
-        writes.extend(
-            std::mem::take(&mut q.sealed.writes).into_iter().filter(|(k, _)| newest || !is_partial(k)),
-        );
-    }
-    let Some(last) = round.last() else { return Ok(()) };
-    publisher.finish(writes, &last.sealed.note, last.sealed.new_size, last.sealed.head_etag.as_deref())
 }
 
 #[cfg(test)]
