@@ -866,6 +866,12 @@ impl Sequencer {
     /// then commits it.
     fn gather_and_commit(&mut self, now: Moment) -> NextStep {
         let (max_events, max_bytes) = (self.config.max_batch_events, self.config.max_batch_bytes);
+        // A pipelined log with a batch still queued: what arrives meanwhile joins the next one.
+        if self.batch.is_none()
+            && let Some(log) = self.log.as_mut()
+        {
+            log.ready();
+        }
         loop {
             if self.batch.as_ref().is_some_and(|b| b.events >= max_events || b.bytes >= max_bytes) {
                 break;

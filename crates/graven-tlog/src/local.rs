@@ -366,6 +366,10 @@ impl LogWriter for PipelinedLocalLog {
         self.publishing.flush();
     }
 
+    fn ready(&mut self) {
+        self.publishing.wait_taken();
+    }
+
     fn size(&self) -> TreeSize {
         self.log.size
     }

@@ -164,6 +164,15 @@ impl<W: Send + 'static> Publishing<W> {
         }
     }
 
+    /// Returns once no batch is queued (the publishing thread has taken every one), or
+    /// publishing stopped.
+    pub(crate) fn wait_taken(&self) {
+        let mut p = self.shared.lock();
+        while !p.queue.is_empty() && p.stopped.is_none() {
+            p = self.shared.wait(p);
+        }
+    }
+
     pub(crate) fn is_fenced(&self) -> bool {
         self.shared.lock().stopped == Some(Stopped::Fenced)
     }
@@ -422,6 +431,10 @@ impl LogWriter for PipelinedLog {
 
     fn flush(&mut self) {
         self.publishing.flush();
+    }
+
+    fn ready(&mut self) {
+        self.publishing.wait_taken();
     }
 
     fn size(&self) -> TreeSize {

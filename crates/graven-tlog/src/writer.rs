@@ -54,6 +54,12 @@ pub trait LogWriter: Send + std::fmt::Debug {
     /// Returns once every submitted batch was published or failed (its `done` called).
     fn flush(&mut self) {}
 
+    /// Returns once a new batch would not wait behind another committed one: a pipelined
+    /// writer keeps at most one batch queued while a round is published. The sequencer calls
+    /// it before it gathers a batch, so that a batch takes in everything that arrived while
+    /// the earlier ones were published rather than being cut small.
+    fn ready(&mut self) {}
+
     fn size(&self) -> TreeSize;
     fn root(&self) -> Hash;
     fn checkpoint(&self) -> Option<&str>;
