@@ -367,7 +367,9 @@ impl LogWriter for PipelinedLocalLog {
     }
 
     fn ready(&mut self) {
-        self.publishing.wait_taken();
+        // One batch queued at most: on a local disk a batch costs CPU (its hashes, signature
+        // and files), which many small batches would multiply.
+        self.publishing.wait_taken(1);
     }
 
     fn size(&self) -> TreeSize {

@@ -51,6 +51,12 @@ use crate::writer::{LogWriter, OnPublished, Published};
 /// objects are not written yet. Past it, the next commit waits for the publishing thread.
 pub const MAX_CARRIED_BYTES: usize = 4 << 20;
 
+/// Most committed heads waiting for the publishing thread while it publishes a round. A head
+/// costs one request; a round costs its partial objects, the archive and the checkpoint
+/// whatever number of batches it takes, so on a busy store letting a few heads queue makes a
+/// round take several batches and the requests per event fall.
+pub const MAX_QUEUED_HEADS: usize = 4;
+
 /// A committed batch, as a pipelined writer's sequencer hands it to its publishing thread.
 pub(crate) struct Committed<W> {
     pub(crate) old_size: TreeSize,
@@ -164,11 +170,11 @@ impl<W: Send + 'static> Publishing<W> {
         }
     }
 
-    /// Returns once no batch is queued (the publishing thread has taken every one), or
-    /// publishing stopped.
-    pub(crate) fn wait_taken(&self) {
+    /// Returns once fewer than `max` batches are queued (not yet taken by the publishing
+    /// thread), or publishing stopped.
+    pub(crate) fn wait_taken(&self, max: usize) {
         let mut p = self.shared.lock();
-        while !p.queue.is_empty() && p.stopped.is_none() {
+        while p.queue.len() >= max.max(1) && p.stopped.is_none() {
             p = self.shared.wait(p);
         }
     }
@@ -291,19 +297,44 @@ pub(crate) struct ObjectWork {
 impl Publish for Publisher {
     type Work = ObjectWork;
 
-    /// Every full object of the round's batches and the partial ones of the newest, with its
-    /// archived checkpoint; then its publication.
+    /// Every full object of the round's batches and the partial ones of the newest size, with
+    /// its archived checkpoint; then its publication.
     fn publish(&mut self, works: Vec<ObjectWork>, note: &str, size: TreeSize) -> Result<(), LogError> {
-        let count = works.len();
-        let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
         let mut head_etag = None;
-        for (i, w) in works.into_iter().enumerate() {
-            let newest = i + 1 == count;
-            writes.extend(w.writes.into_iter().filter(|(k, _)| newest || !is_partial(k)));
+        let writes = round_writes(works.into_iter().map(|w| {
             head_etag = w.head_etag;
-        }
+            w.writes
+        }));
         self.finish(writes, note, size, head_etag.as_deref())
     }
+}
+
+/// What a round of batches writes, given each batch's writes oldest first: every full tile and
+/// bundle, and the partial ones of the newest size. A batch writes the partial tiles it changed,
+/// so the newest size's partial tile at some level may be an earlier batch's (the newest left
+/// that level as it was): for each tile, the last partial written, unless the tile was
+/// completed later in the round. Partial tiles superseded within the round belong to sizes
+/// never published, and are not written.
+fn round_writes(batches: impl Iterator<Item = Vec<(String, Vec<u8>)>>) -> Vec<(String, Vec<u8>)> {
+    let mut full: Vec<(String, Vec<u8>)> = Vec::new();
+    // Tile (its path without `.p/<width>`) -> its last partial write.
+    let mut partial: std::collections::BTreeMap<String, (String, Vec<u8>)> =
+        std::collections::BTreeMap::new();
+    for writes in batches {
+        for (key, bytes) in writes {
+            match key.split_once(".p/") {
+                Some((tile, _)) => {
+                    partial.insert(tile.to_owned(), (key, bytes));
+                }
+                None => {
+                    partial.remove(&key);
+                    full.push((key, bytes));
+                }
+            }
+        }
+    }
+    full.extend(partial.into_values());
+    full
 }
 
 /// An [`ObjectLog`] whose commits are pipelined (see the module documentation). Its
@@ -434,7 +465,7 @@ impl LogWriter for PipelinedLog {
     }
 
     fn ready(&mut self) {
-        self.publishing.wait_taken();
+        self.publishing.wait_taken(MAX_QUEUED_HEADS);
     }
 
     fn size(&self) -> TreeSize {
@@ -448,20 +479,37 @@ impl LogWriter for PipelinedLog {
     }
 }
 
-/// Whether `key` names a partial tile or bundle (`.../<N>.p/<W>`).
-fn is_partial(key: &str) -> bool {
-    key.contains(".p/")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn w(keys: &[&str]) -> Vec<(String, Vec<u8>)> {
+        keys.iter().map(|k| (k.to_string(), k.as_bytes().to_vec())).collect()
+    }
+
     #[test]
-    fn partial_names_are_told_from_full_ones() {
-        assert!(is_partial("tile/0/x001/234.p/17"));
-        assert!(is_partial("tile/entries/000.p/1"));
-        assert!(!is_partial("tile/0/x001/234"));
-        assert!(!is_partial("tile/entries/x001/255"));
+    fn a_round_writes_every_full_object_and_the_last_partial_of_each_tile() {
+        let got = round_writes(
+            [
+                w(&["tile/0/001", "tile/1/000.p/2", "tile/0/002.p/8", "tile/entries/002.p/8"]),
+                w(&["tile/0/002.p/18", "tile/entries/002.p/18"]),
+                w(&["tile/0/003.p/1"]),
+            ]
+            .into_iter(),
+        );
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["tile/0/001", "tile/0/002.p/18", "tile/0/003.p/1", "tile/1/000.p/2", "tile/entries/002.p/18"]
+        );
+    }
+
+    #[test]
+    fn a_partial_tile_completed_later_in_the_round_is_not_written() {
+        let got = round_writes(
+            [w(&["tile/entries/004.p/10"]), w(&["tile/entries/004", "tile/entries/005.p/3"])].into_iter(),
+        );
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["tile/entries/004", "tile/entries/005.p/3"]);
     }
 }
