@@ -478,7 +478,9 @@ impl<'a> Pass<'a> {
                         if !(0xDC00..=0xDFFF).contains(&low) {
                             return Err(JcsError::LoneSurrogate { offset: start, code_unit: unit });
                         }
-                        char::from_u32(0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00))
+                        char::from_u32(
+                            0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00),
+                        )
                     }
                     _ => char::from_u32(u32::from(unit)),
                 };
@@ -731,7 +733,19 @@ mod tests {
 
     #[test]
     fn key_order_matches_utf16() {
-        let keys = ["", "a", "aa", "b", "\u{7f}", "\u{80}", "\u{e000}", "\u{fb33}", "\u{ffff}", "\u{10000}", "\u{1f602}"];
+        let keys = [
+            "",
+            "a",
+            "aa",
+            "b",
+            "\u{7f}",
+            "\u{80}",
+            "\u{e000}",
+            "\u{fb33}",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{1f602}",
+        ];
         for a in keys {
             for b in keys {
                 assert_eq!(compare_keys(a, b), cmp_utf16(a, b), "{a:?} {b:?}");
