@@ -54,6 +54,9 @@
 //! as literal UTF-8 (including U+2028, U+2029 and non-BMP characters); numbers in ES6 form; object
 //! members sorted by the UTF-16 code units of their unescaped keys (§3.2.3), which differs from
 //! UTF-8 byte order for characters above U+FFFF versus U+E000–U+FFFF.
+//!
+//! `jcs_direct` gives the same bytes and the same errors in one pass, without a tree, and is what
+//! the ingest path uses; [`canonicalize`] here stays the reference it is tested against.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
