@@ -165,6 +165,47 @@ pub fn shape_self_audit(body: &[u8], actor: &Actor) -> Result<Unstamped, EventEr
 /// server writes is one its own verifier, with the same [`jcs::MAX_DEPTH`], can parse.
 const MAX_MEMBER_DEPTH: usize = jcs::MAX_DEPTH - 1;
 
+/// The canonical `actor` the server writes, from the verified credential.
+fn verified_actor(actor: &Actor) -> Result<Vec<u8>, EventError> {
+    let mut out = Vec::with_capacity(160);
+    if actor.extra.is_empty() {
+        // The common case, written as `Value::write_canonical` would (keys in order), without
+        // building the value: depth 1, so within the limit below.
+        for (i, (key, value)) in [
+            ("auth", &actor.auth),
+            ("credential", &actor.credential),
+            ("id", &actor.id),
+            ("kind", &actor.kind),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            jcs::write_string(value, &mut out);
+        }
+        out.push(b'}');
+        return Ok(out);
+    }
+    let mut verified = vec![
+        ("auth".into(), Value::String(actor.auth.clone())),
+        ("credential".into(), Value::String(actor.credential.clone())),
+        ("id".into(), Value::String(actor.id.clone())),
+        ("kind".into(), Value::String(actor.kind.clone())),
+    ];
+    verified.extend(actor.extra.iter().cloned());
+    let verified_actor = Value::Object(verified);
+    // What a credential records (an OIDC `act` chain, say) is bounded by its own parser, but the
+    // rule is checked here, where the leaf is made.
+    let depth = verified_actor.depth();
+    if depth > MAX_MEMBER_DEPTH {
+        return Err(EventError::TooDeep { path: "actor (from the credential)", depth, max: jcs::MAX_DEPTH });
+    }
+    verified_actor.write_canonical(&mut out);
+    Ok(out)
+}
+
 /// One pass over the body (`jcs_direct::members`: every JSON rule checked, each member's value
 /// canonical), then the members checked in the order the client wrote them; only the few that
 /// are read are looked at again, and `details` and the client's `actor` are copied through as
@@ -251,24 +292,9 @@ fn shape_as(
     if !has_action {
         return Err(EventError::MissingAction);
     }
-    let mut verified = vec![
-        ("auth".into(), Value::String(actor.auth.clone())),
-        ("credential".into(), Value::String(actor.credential.clone())),
-        ("id".into(), Value::String(actor.id.clone())),
-        ("kind".into(), Value::String(actor.kind.clone())),
-    ];
-    verified.extend(actor.extra.iter().cloned());
-    let verified_actor = Value::Object(verified);
-    // What a credential records (an OIDC `act` chain, say) is bounded by its own parser, but the
-    // rule is checked here, where the leaf is made.
-    let depth = verified_actor.depth();
-    if depth > MAX_MEMBER_DEPTH {
-        return Err(EventError::TooDeep { path: "actor (from the credential)", depth, max: jcs::MAX_DEPTH });
-    }
-    let mut actor_bytes = Vec::with_capacity(160);
-    verified_actor.write_canonical(&mut actor_bytes);
-    out.push(("actor", Cow::Owned(actor_bytes)));
-    out.push(("logged_at", Cow::Owned(format!("\"{PLACEHOLDER}\"").into_bytes())));
+    out.push(("actor", Cow::Owned(verified_actor(actor)?)));
+    // Quoted below, where its position is noted.
+    out.push(("logged_at", Cow::Borrowed(PLACEHOLDER.as_bytes())));
     out.push(("v", Cow::Borrowed(b"1")));
     // Top-level keys are all from a fixed ASCII set, so byte order is RFC 8785's UTF-16 order
     // and they need no escaping: write the members one by one and note where `logged_at`'s
@@ -286,8 +312,12 @@ fn shape_as(
         bytes.extend_from_slice(b"\":");
         if *key == "logged_at" {
             stamp_at = Some(bytes.len() + 1);
+            bytes.push(b'"');
+            bytes.extend_from_slice(value);
+            bytes.push(b'"');
+        } else {
+            bytes.extend_from_slice(value);
         }
-        bytes.extend_from_slice(value);
     }
     bytes.push(b'}');
     if bytes.len() > MAX_ENTRY_SIZE {

@@ -17,7 +17,8 @@ use shape_tree::Writer;
 
 fn actor(oidc: bool) -> Actor {
     let mut actor = Actor {
-        id: "svc:a".into(),
+        // Characters the canonical form escapes, and one it does not.
+        id: "svc:a\"\\\n\u{1F602}".into(),
         kind: "service_account".into(),
         credential: "key:0123456789abcdef".into(),
         auth: "api_key".into(),

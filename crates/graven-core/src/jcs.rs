@@ -446,8 +446,9 @@ pub(crate) fn write_number(n: f64, out: &mut Vec<u8>) {
 }
 
 /// RFC 8785 §3.2.2.2: escape only `"`, `\` and U+0000–U+001F, with the short forms where JSON
-/// has them and lowercase `\u00xx` otherwise; everything else is copied as UTF-8.
-pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
+/// has them and lowercase `\u00xx` otherwise; everything else is copied as UTF-8. Appends `s`,
+/// quoted, as [`Value::String`] would be written.
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut run_start = 0;

@@ -29,6 +29,19 @@ use crate::jcs::{JcsError, MAX_DEPTH, MAX_INPUT, cmp_utf16, exact_number, hex_di
 /// with every earlier key: events' objects are small, and this keeps them free of allocation.
 const LINEAR_KEYS: usize = 16;
 
+/// The bytes that end a run of string text copied as it is: `"`, `\\` and the controls.
+const STOPS_A_RUN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Integer literals of at most this many digits are exact doubles below 2^53 and print as
 /// written: no need for the general number rule.
 const SHORT_INTEGER_DIGITS: usize = 15;
@@ -263,7 +276,7 @@ impl<'a> Pass<'a> {
                 let mut out = std::mem::take(&mut self.out);
                 let result = self.string(&mut Canonical(&mut out));
                 self.out = out;
-                result.map(|()| true)
+                result.map(|_| true)
             }
             Some(b't') => self.literal("true"),
             Some(b'f') => self.literal("false"),
@@ -315,7 +328,7 @@ impl<'a> Pass<'a> {
         let mut keys = std::mem::take(&mut self.keys);
         let read = self.string(&mut Plain(&mut keys));
         self.keys = keys;
-        read?;
+        let escaped = read?;
         self.check_duplicate(key_start, key_offset)?;
         self.skip_whitespace();
         if self.peek() != Some(b':') {
@@ -325,7 +338,15 @@ impl<'a> Pass<'a> {
         self.skip_whitespace();
 
         let start = self.out.len();
-        write_string(self.keys.get(key_start..).unwrap_or_default(), &mut self.out);
+        let key = self.keys.get(key_start..).unwrap_or_default();
+        if escaped {
+            write_string(key, &mut self.out);
+        } else {
+            // Nothing in it needs escaping (a run stops at every byte that does): as it is.
+            self.out.push(b'"');
+            self.out.extend_from_slice(key.as_bytes());
+            self.out.push(b'"');
+        }
         self.out.push(b':');
         if self.stack.len() == 1 {
             self.deepest = 1;
@@ -414,14 +435,16 @@ impl<'a> Pass<'a> {
     }
 
     /// Reads a string whose opening quote is just before `pos`, through its closing quote,
-    /// into `sink`; every check of `jcs`'s `parse_string`, at the same offsets.
-    fn string(&mut self, sink: &mut impl Sink) -> Result<(), JcsError> {
+    /// into `sink`; every check of `jcs`'s `parse_string`, at the same offsets. True if it held
+    /// an escape sequence (else its text in the input is its canonical text, quotes aside).
+    fn string(&mut self, sink: &mut impl Sink) -> Result<bool, JcsError> {
         sink.open();
         let mut run_start = self.pos;
+        let mut escaped = false;
         loop {
             // Skip the bytes that are copied as they are.
             while let Some(&b) = self.bytes.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
+                if STOPS_A_RUN[usize::from(b)] {
                     break;
                 }
                 self.pos += 1;
@@ -432,13 +455,14 @@ impl<'a> Pass<'a> {
                     self.push_run(sink, run_start)?;
                     self.pos += 1;
                     sink.close();
-                    return Ok(());
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
                     self.push_run(sink, run_start)?;
                     let c = self.escape()?;
                     sink.push_char(c);
                     run_start = self.pos;
+                    escaped = true;
                 }
                 Some(byte) => return Err(JcsError::ControlCharacter { offset: self.pos, byte }),
             }
