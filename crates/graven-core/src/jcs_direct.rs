@@ -170,10 +170,12 @@ impl<'a> Pass<'a> {
             text,
             bytes: input,
             pos: 0,
+            // Sized for an event, so that one rarely reallocates (the output is at most the
+            // input's length unless a number like `1e20` is written out in full).
             out: Vec::with_capacity(input.len()),
-            keys: String::new(),
-            segments: Vec::new(),
-            stack: Vec::new(),
+            keys: String::with_capacity(256),
+            segments: Vec::with_capacity(32),
+            stack: Vec::with_capacity(8),
             deepest: 0,
             keep_top,
             scratch: Vec::new(),
