@@ -42,6 +42,28 @@ const STOPS_A_RUN: [bool; 256] = {
     table
 };
 
+/// The first position from `pos` on, in steps of eight bytes, where the next eight bytes hold
+/// one that stops a run (or fewer than eight are left). Each test is exact for the whole word:
+/// `(x - 0x01…) & !x & 0x80…` is non-zero iff some byte of `x` is zero, and with `0x20…` iff some
+/// byte is below 0x20.
+fn skip_words(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    while let Some(Ok(word)) = bytes.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_ne_bytes(word);
+        let (q, b) = (x ^ QUOTES, x ^ BACKSLASHES);
+        let hits = (q.wrapping_sub(ONES) & !q) | (b.wrapping_sub(ONES) & !b) | (x.wrapping_sub(SPACES) & !x);
+        if hits & HIGHS != 0 {
+            break;
+        }
+        pos += 8;
+    }
+    pos
+}
+
 /// Integer literals of at most this many digits are exact doubles below 2^53 and print as
 /// written: no need for the general number rule.
 const SHORT_INTEGER_DIGITS: usize = 15;
@@ -444,7 +466,9 @@ impl<'a> Pass<'a> {
         let mut run_start = self.pos;
         let mut escaped = false;
         loop {
-            // Skip the bytes that are copied as they are.
+            // Skip the bytes that are copied as they are: eight at a time while none of them
+            // stops a run, then one by one.
+            self.pos = skip_words(self.bytes, self.pos);
             while let Some(&b) = self.bytes.get(self.pos) {
                 if STOPS_A_RUN[usize::from(b)] {
                     break;
@@ -755,6 +779,22 @@ mod tests {
         assert!(members(b"[1]").unwrap().is_none());
         assert!(members(b" \"{\" ").unwrap().is_none());
         assert_eq!(members(b"{\"a\":}").unwrap_err(), jcs::canonicalize(b"{\"a\":}").unwrap_err());
+    }
+
+    #[test]
+    fn word_skipping_stops_at_every_byte_that_ends_a_run() {
+        for stop in (0u8..0x20).chain([b'"', b'\\']) {
+            for at in 0..20 {
+                let mut bytes = vec![b'a'; 24];
+                bytes.extend([0x7f, 0x80, 0xff, b'!', b'#', b'[', b']', 0xc3]);
+                bytes[at] = stop;
+                let end = skip_words(&bytes, 0);
+                assert!(end <= at && at < end + 8, "{stop:#x} at {at}: {end}");
+            }
+        }
+        let plain: Vec<u8> = (0x20u8..=0xff).filter(|&b| b != b'"' && b != b'\\').collect();
+        assert_eq!(skip_words(&plain, 0), plain.len() / 8 * 8);
+        assert_eq!(skip_words(b"abc", 0), 0);
     }
 
     #[test]
