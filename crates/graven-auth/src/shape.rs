@@ -14,11 +14,11 @@
 //! Pure, and compiled from source by the `event_shape` fuzz target (with `principal`,
 //! `identity` and `apikey`): it names nothing else of this crate.
 
+use std::borrow::Cow;
+
 use graven_core::event::LOGGED_AT_PLACEHOLDER as PLACEHOLDER;
 use graven_core::event::MAX_ENTRY_SIZE;
 use graven_core::event_sig;
-use std::borrow::Cow;
-
 use graven_core::jcs::{self, JcsError, Value};
 use graven_core::jcs_direct;
 

@@ -11,9 +11,11 @@
 //! the segments are put in order in place. So the error for a bad input is the one `jcs::parse`
 //! gives, at the same offset: both read the document in the same order and check the same
 //! things at the same bytes. The tree-based `jcs::canonicalize` is the reference this module is
-//! tested against (`tests/jcs_direct.rs`, the `jcs` fuzz target).
+//! tested against (`tests/jcs_vectors.rs`, the `jcs` fuzz target).
 //!
-//! Nesting uses an explicit stack of at most [`MAX_DEPTH`] frames, never recursion.
+//! Nesting uses an explicit stack of at most [`MAX_DEPTH`] frames, never recursion. Putting an
+//! object's members in order copies its bytes once, when it closes, so no byte of the input is
+//! copied more than [`MAX_DEPTH`] times however the document nests.
 //!
 //! [`members`] does the same but leaves the top-level object's members apart, each with its
 //! canonical value, its text in the input and its depth: what event shaping needs to check a
@@ -29,7 +31,7 @@ use crate::jcs::{JcsError, MAX_DEPTH, MAX_INPUT, cmp_utf16, exact_number, hex_di
 /// with every earlier key: events' objects are small, and this keeps them free of allocation.
 const LINEAR_KEYS: usize = 16;
 
-/// The bytes that end a run of string text copied as it is: `"`, `\\` and the controls.
+/// The bytes that end a run of string text copied as it is: `"`, `\` and the controls.
 const STOPS_A_RUN: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
@@ -149,8 +151,6 @@ struct Segment {
 /// An array or object being read.
 struct Frame {
     object: bool,
-    /// Items or members so far.
-    count: usize,
     /// The object's first segment in `Pass::segments` and first key byte in `Pass::keys`.
     segments: usize,
     keys: usize,
@@ -317,13 +317,7 @@ impl<'a> Pass<'a> {
         }
         self.pos += 1;
         self.out.push(if object { b'{' } else { b'[' });
-        self.stack.push(Frame {
-            object,
-            count: 0,
-            segments: self.segments.len(),
-            keys: self.keys.len(),
-            seen: None,
-        });
+        self.stack.push(Frame { object, segments: self.segments.len(), keys: self.keys.len(), seen: None });
         self.deepest = self.deepest.max(self.stack.len());
         Ok(())
     }
@@ -382,9 +376,6 @@ impl<'a> Pass<'a> {
             source: self.pos..self.pos,
             depth: 0,
         });
-        if let Some(frame) = self.stack.last_mut() {
-            frame.count += 1;
-        }
         Ok(())
     }
 
