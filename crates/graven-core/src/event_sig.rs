@@ -171,9 +171,18 @@ pub fn signed_message_canonical<'a>(
     sig: &ClientSignature,
 ) -> Vec<u8> {
     let mut m: Vec<(&str, &[u8])> = members.into_iter().filter(|(k, _)| *k != FIELD).collect();
+    // `unsigned_member`, written as `write_canonical` writes it (its keys are in order).
     let unsigned = sig.once.as_ref().map(|once| {
-        let mut v = Vec::new();
-        unsigned_member(&sig.key_id, once).write_canonical(&mut v);
+        let mut v = Vec::with_capacity(96 + once.id.len());
+        v.extend_from_slice(b"{\"alg\":");
+        jcs::write_string(ALG, &mut v);
+        v.extend_from_slice(b",\"id\":");
+        jcs::write_string(&once.id, &mut v);
+        v.extend_from_slice(b",\"key_id\":");
+        jcs::write_string(&sig.key_id, &mut v);
+        v.extend_from_slice(b",\"signed_at\":");
+        jcs::write_number(once.signed_at as f64, &mut v);
+        v.push(b'}');
         v
     });
     if let Some(v) = &unsigned {
@@ -317,9 +326,12 @@ mod tests {
     #[test]
     fn the_message_from_canonical_members_is_the_same() {
         let event = "{\"zz\":[{\"b\":1,\"a\":2}],\"\u{FB33}\":1,\"\u{1F602}\":\"x\\ny\",\"a\\\"b\":null,\"action\":\"a\"}";
+        let longest = "x:".repeat(MAX_ID_LEN / 2);
         for signed in [
             sign_event(&key(), event.as_bytes()).unwrap(),
             sign_event_v2(&key(), event.as_bytes(), "id-1", 1_765_000_000).unwrap(),
+            sign_event_v2(&key(), event.as_bytes(), "a", 0).unwrap(),
+            sign_event_v2(&key(), event.as_bytes(), &longest, MAX_SIGNED_AT).unwrap(),
         ] {
             let Value::Object(m) = jcs::parse(&signed).unwrap() else { panic!() };
             let sig = parse_client_signature(&m.iter().find(|(k, _)| k == FIELD).unwrap().1).unwrap();
