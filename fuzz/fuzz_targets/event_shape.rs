@@ -12,6 +12,9 @@
 //! - A client never gets a reserved `graven.` action through, and an action the rule refuses
 //!   is refused; the server's own path accepts exactly what the client path does, plus the
 //!   reserved actions.
+//! - The one-pass shaper agrees with the tree-based one it replaced
+//!   (`crates/graven-auth/tests/reference/shape_tree.rs`): the same leaf, stamp position and
+//!   signed message, or the same error, on both paths.
 //! - For a client-signed event, the bytes the server checks the signature over are exactly the
 //!   bytes a verifier rebuilds from the stored leaf (`event_sig::signed_message_from_leaf`).
 #![no_main]
@@ -33,6 +36,11 @@ mod principal;
 #[allow(dead_code)]
 #[path = "../../crates/graven-auth/src/shape.rs"]
 mod shape;
+// The reference the one-pass shaper is held to; it names `shape` and `Actor` from here.
+#[path = "../../crates/graven-auth/tests/reference/shape_tree.rs"]
+mod shape_tree;
+
+use principal::Actor;
 
 const STAMP: &str = "2026-11-26T17:48:20.123456Z";
 
@@ -45,7 +53,7 @@ fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else { return };
-    let mut actor = principal::Actor {
+    let mut actor = Actor {
         id: "svc:fuzz".into(),
         kind: "service_account".into(),
         credential: "key:0123456789abcdef".into(),
@@ -64,6 +72,8 @@ fuzz_target!(|data: &[u8]| {
     let allowed = |a: &str| !restricted || a.starts_with("deploy.");
     let client = shape::shape_with(body, &actor, &allowed);
     let server = shape::shape_self_audit(body, &actor);
+    same(&client, &shape_tree::shape_as(shape_tree::Writer::Client, body, &actor, &allowed));
+    same(&server, &shape_tree::shape_as(shape_tree::Writer::Server, body, &actor, &|_| true));
     match (&client, &server) {
         (Ok(c), Ok(s)) => assert_eq!(c.bytes, s.bytes, "the two paths shape alike"),
         (Ok(_), Err(e)) => panic!("the client path accepted what the server path refused: {e}"),
@@ -108,3 +118,21 @@ fuzz_target!(|data: &[u8]| {
         (c, r) => panic!("the server's and the verifier's view of the signature differ: {c:?} / {r:?}"),
     }
 });
+
+/// The one-pass and the tree-based shaper gave the same answer.
+fn same(
+    new: &Result<shape::Unstamped, shape::EventError>,
+    old: &Result<shape::Unstamped, shape::EventError>,
+) {
+    match (new, old) {
+        (Ok(n), Ok(o)) => {
+            assert_eq!(n.bytes, o.bytes, "one-pass and tree shaping write different leaves");
+            assert_eq!(n.stamp_at, o.stamp_at);
+            let sig =
+                |u: &shape::Unstamped| u.client_sig.as_ref().map(|c| (c.sig.clone(), c.message.clone()));
+            assert_eq!(sig(n), sig(o), "one-pass and tree shaping sign over different bytes");
+        }
+        (Err(n), Err(o)) => assert_eq!(n, o, "one-pass and tree shaping refuse differently"),
+        (n, o) => panic!("one-pass shaping gave {n:?}, the tree {o:?}"),
+    }
+}

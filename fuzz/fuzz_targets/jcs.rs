@@ -5,18 +5,38 @@
 //! - Canonical output is valid UTF-8, and canonicalising it again gives the same bytes.
 //! - `canonical_event` agrees with `canonicalize`: the same bytes for an object of at most
 //!   `MAX_ENTRY_SIZE` bytes, the same error for bad JSON, `NotAnObject` / `TooLarge` otherwise.
+//! - The one-pass canonicaliser (`jcs_direct`) agrees with the tree (`jcs::parse` then
+//!   `write_canonical`): the same bytes, or the same error (variant, offset and fields); and
+//!   `jcs_direct::members` gives each top-level member's key, canonical value and depth as the
+//!   tree has them.
 //! - Differential: whatever the strict parser accepts, serde_json (correctly rounded floats)
 //!   accepts too, both as input and as canonical output, and the two mean the same document
 //!   (numbers compared as doubles, object members as unordered maps).
 #![no_main]
 
 use graven_core::event::{self, EventError, MAX_ENTRY_SIZE};
-use graven_core::jcs;
+use graven_core::jcs::{self, Value};
+use graven_core::jcs_direct;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as Json;
 
 fuzz_target!(|data: &[u8]| {
     let canon = jcs::canonicalize(data);
+    assert_eq!(jcs_direct::canonicalize(data), canon, "the one-pass canonicaliser and the tree disagree");
+    match (jcs_direct::members(data), jcs::parse(data)) {
+        (Ok(Some(members)), Ok(Value::Object(tree))) => {
+            assert_eq!(members.iter().count(), tree.len());
+            for (m, (key, value)) in members.iter().zip(&tree) {
+                let mut canonical = Vec::new();
+                value.write_canonical(&mut canonical);
+                assert_eq!((m.key, m.canonical, m.depth), (key.as_str(), &canonical[..], value.depth()));
+                assert_eq!(jcs::parse(m.source).as_ref(), Ok(value), "a member's source is its value");
+            }
+        }
+        (Ok(None), Ok(v)) => assert!(!matches!(v, Value::Object(_))),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("members gave {a:?}, the tree {b:?}"),
+    }
     let ev = event::canonical_event(data);
 
     match (&canon, &ev) {

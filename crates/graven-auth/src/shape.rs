@@ -14,10 +14,13 @@
 //! Pure, and compiled from source by the `event_shape` fuzz target (with `principal`,
 //! `identity` and `apikey`): it names nothing else of this crate.
 
+use std::borrow::Cow;
+
 use graven_core::event::LOGGED_AT_PLACEHOLDER as PLACEHOLDER;
 use graven_core::event::MAX_ENTRY_SIZE;
 use graven_core::event_sig;
 use graven_core::jcs::{self, JcsError, Value};
+use graven_core::jcs_direct;
 
 use crate::principal::Actor;
 
@@ -104,18 +107,33 @@ fn field(path: &str, why: &str) -> EventError {
     EventError::Field { path: path.to_owned(), why: why.to_owned() }
 }
 
-fn short_string(v: &Value, path: &str) -> Result<(), EventError> {
-    match v {
-        Value::String(s) if s.is_empty() => Err(field(path, "must not be empty")),
-        Value::String(s) if s.len() > MAX_SHORT_STRING => Err(field(path, "is longer than 1024 bytes")),
-        Value::String(_) => Ok(()),
-        _ => Err(field(path, "must be a string")),
+/// A member's value as a string, if it is one, from its canonical form: without escapes
+/// (the common case) the text between the quotes is the string itself.
+fn as_str(canonical: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = canonical.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if !inner.contains(&b'\\')
+        && let Ok(s) = std::str::from_utf8(inner)
+    {
+        return Some(Cow::Borrowed(s));
+    }
+    match jcs::parse(canonical) {
+        Ok(Value::String(s)) => Some(Cow::Owned(s)),
+        _ => None,
     }
 }
 
-fn check_timestamp(v: &Value, path: &str) -> Result<(), EventError> {
+fn short_string(v: Option<&str>, path: &str) -> Result<(), EventError> {
+    match v {
+        Some("") => Err(field(path, "must not be empty")),
+        Some(s) if s.len() > MAX_SHORT_STRING => Err(field(path, "is longer than 1024 bytes")),
+        Some(_) => Ok(()),
+        None => Err(field(path, "must be a string")),
+    }
+}
+
+fn check_timestamp(v: Option<&str>, path: &str) -> Result<(), EventError> {
     short_string(v, path)?;
-    if let Value::String(s) = v {
+    if let Some(s) = v {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map_err(|_| field(path, "must be an RFC 3339 timestamp such as 2026-11-26T17:48:19.900Z"))?;
     }
@@ -147,57 +165,98 @@ pub fn shape_self_audit(body: &[u8], actor: &Actor) -> Result<Unstamped, EventEr
 /// server writes is one its own verifier, with the same [`jcs::MAX_DEPTH`], can parse.
 const MAX_MEMBER_DEPTH: usize = jcs::MAX_DEPTH - 1;
 
+/// The canonical `actor` the server writes, from the verified credential.
+fn verified_actor(actor: &Actor) -> Result<Vec<u8>, EventError> {
+    let mut out = Vec::with_capacity(160);
+    if actor.extra.is_empty() {
+        // The common case, written as `Value::write_canonical` would (keys in order), without
+        // building the value: depth 1, so within the limit below.
+        for (i, (key, value)) in [
+            ("auth", &actor.auth),
+            ("credential", &actor.credential),
+            ("id", &actor.id),
+            ("kind", &actor.kind),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            jcs::write_string(value, &mut out);
+        }
+        out.push(b'}');
+        return Ok(out);
+    }
+    let mut verified = vec![
+        ("auth".into(), Value::String(actor.auth.clone())),
+        ("credential".into(), Value::String(actor.credential.clone())),
+        ("id".into(), Value::String(actor.id.clone())),
+        ("kind".into(), Value::String(actor.kind.clone())),
+    ];
+    verified.extend(actor.extra.iter().cloned());
+    let verified_actor = Value::Object(verified);
+    // What a credential records (an OIDC `act` chain, say) is bounded by its own parser, but the
+    // rule is checked here, where the leaf is made.
+    let depth = verified_actor.depth();
+    if depth > MAX_MEMBER_DEPTH {
+        return Err(EventError::TooDeep { path: "actor (from the credential)", depth, max: jcs::MAX_DEPTH });
+    }
+    verified_actor.write_canonical(&mut out);
+    Ok(out)
+}
+
+/// One pass over the body (`jcs_direct::members`: every JSON rule checked, each member's value
+/// canonical), then the members checked in the order the client wrote them; only the few that
+/// are read are looked at again, and `details` and the client's `actor` are copied through as
+/// they are. `tests/shape_tree.rs` holds this to the earlier version over `jcs::parse` trees.
 fn shape_as(
     writer: Writer,
     body: &[u8],
     actor: &Actor,
     allowed: &dyn Fn(&str) -> bool,
 ) -> Result<Unstamped, EventError> {
-    let Value::Object(members) = jcs::parse(body)? else {
+    let Some(members) = jcs_direct::members(body)? else {
         return Err(EventError::NotAnObject);
     };
-    let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len() + 3);
-    let mut has_action = false;
-    // Checked and computed before the members are taken apart: the client signed its own
-    // object.
-    let client_sig = match members.iter().find(|(k, _)| k == event_sig::FIELD) {
-        Some((_, v)) => {
-            let sig = event_sig::parse_client_signature(v)?;
-            let message = event_sig::signed_message(&members, &sig);
-            Some(ClientSigned { sig, message })
-        }
+    // Checked before the members are: the client signed its own object.
+    let sig = match members.get(event_sig::FIELD) {
+        Some(m) => Some(event_sig::parse_client_signature(&jcs::parse(m.source)?)?),
         None => None,
     };
-    for (key, value) in members {
-        match key.as_str() {
+    let mut out: Vec<(&str, Cow<'_, [u8]>)> = Vec::with_capacity(12);
+    let mut has_action = false;
+    for m in members.iter() {
+        match m.key {
             "action" => {
-                short_string(&value, "action")?;
-                if let Value::String(a) = &value {
-                    if writer == Writer::Client && is_reserved_action(a) {
-                        return Err(EventError::ReservedAction(a.clone()));
+                let action = as_str(m.canonical);
+                short_string(action.as_deref(), "action")?;
+                if let Some(a) = action {
+                    if writer == Writer::Client && is_reserved_action(&a) {
+                        return Err(EventError::ReservedAction(a.into_owned()));
                     }
-                    if !allowed(a) {
-                        return Err(EventError::ActionNotAllowed(a.clone()));
+                    if !allowed(&a) {
+                        return Err(EventError::ActionNotAllowed(a.into_owned()));
                     }
                 }
                 has_action = true;
             }
             "outcome" => {
-                if !matches!(&value, Value::String(s) if OUTCOMES.contains(&s.as_str())) {
+                if !as_str(m.canonical).is_some_and(|s| OUTCOMES.contains(&&*s)) {
                     return Err(field("outcome", "must be one of \"success\", \"failure\", \"denied\""));
                 }
             }
-            "occurred_at" => check_timestamp(&value, "occurred_at")?,
-            "request_id" => short_string(&value, "request_id")?,
-            "resource" => match &value {
-                Value::Object(fields) => {
-                    for (k, v) in fields {
-                        if k == "type" || k == "id" {
-                            short_string(v, &format!("resource.{k}"))?;
+            "occurred_at" => check_timestamp(as_str(m.canonical).as_deref(), "occurred_at")?,
+            "request_id" => short_string(as_str(m.canonical).as_deref(), "request_id")?,
+            "resource" => match jcs_direct::members(m.source)? {
+                Some(fields) => {
+                    for f in fields.iter() {
+                        if f.key == "type" || f.key == "id" {
+                            short_string(as_str(f.canonical).as_deref(), &format!("resource.{}", f.key))?;
                         }
                     }
                 }
-                _ => {
+                None => {
                     return Err(field(
                         "resource",
                         "must be an object such as {\"type\":\"k8s.deployment\",\"id\":\"prod/payments\"}",
@@ -205,7 +264,7 @@ fn shape_as(
                 }
             },
             "source" => {
-                if !matches!(value, Value::Object(_)) {
+                if m.canonical.first() != Some(&b'{') {
                     return Err(field("source", "must be an object such as {\"ip\":\"10.2.3.4\"}"));
                 }
             }
@@ -214,42 +273,33 @@ fn shape_as(
             "actor" => {
                 // What the client says about itself: kept, labelled as claimed, which puts it
                 // one level deeper than the client sent it.
-                let depth = value.depth() + 1;
+                let depth = m.depth + 1;
                 if depth > MAX_MEMBER_DEPTH {
                     return Err(EventError::TooDeep { path: "actor", depth, max: jcs::MAX_DEPTH });
                 }
-                out.push(("claimed".into(), Value::Object(vec![("actor".into(), value)])));
+                let mut claimed = Vec::with_capacity(m.canonical.len() + 10);
+                claimed.extend_from_slice(b"{\"actor\":");
+                claimed.extend_from_slice(m.canonical);
+                claimed.push(b'}');
+                out.push(("claimed", Cow::Owned(claimed)));
                 continue;
             }
             other if CLIENT_FIELDS.contains(&other) => {}
             other => return Err(EventError::UnknownField(other.to_owned())),
         }
-        out.push((key, value));
+        out.push((m.key, Cow::Borrowed(m.canonical)));
     }
     if !has_action {
         return Err(EventError::MissingAction);
     }
-    let mut members = vec![
-        ("auth".into(), Value::String(actor.auth.clone())),
-        ("credential".into(), Value::String(actor.credential.clone())),
-        ("id".into(), Value::String(actor.id.clone())),
-        ("kind".into(), Value::String(actor.kind.clone())),
-    ];
-    members.extend(actor.extra.iter().cloned());
-    let verified_actor = Value::Object(members);
-    // What a credential records (an OIDC `act` chain, say) is bounded by its own parser, but the
-    // rule is checked here, where the leaf is made.
-    let depth = verified_actor.depth();
-    if depth > MAX_MEMBER_DEPTH {
-        return Err(EventError::TooDeep { path: "actor (from the credential)", depth, max: jcs::MAX_DEPTH });
-    }
-    out.push(("actor".into(), verified_actor));
-    out.push(("logged_at".into(), Value::String(PLACEHOLDER.into())));
-    out.push(("v".into(), Value::Number(1.0)));
+    out.push(("actor", Cow::Owned(verified_actor(actor)?)));
+    // Quoted below, where its position is noted.
+    out.push(("logged_at", Cow::Borrowed(PLACEHOLDER.as_bytes())));
+    out.push(("v", Cow::Borrowed(b"1")));
     // Top-level keys are all from a fixed ASCII set, so byte order is RFC 8785's UTF-16 order
     // and they need no escaping: write the members one by one and note where `logged_at`'s
     // value starts. (Searching the bytes instead would find a client's nested `logged_at`.)
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.0.cmp(b.0));
     let mut bytes = Vec::with_capacity(body.len() + 160);
     let mut stamp_at = None;
     bytes.push(b'{');
@@ -260,16 +310,24 @@ fn shape_as(
         bytes.push(b'"');
         bytes.extend_from_slice(key.as_bytes());
         bytes.extend_from_slice(b"\":");
-        if key == "logged_at" {
+        if *key == "logged_at" {
             stamp_at = Some(bytes.len() + 1);
+            bytes.push(b'"');
+            bytes.extend_from_slice(value);
+            bytes.push(b'"');
+        } else {
+            bytes.extend_from_slice(value);
         }
-        value.write_canonical(&mut bytes);
     }
     bytes.push(b'}');
     if bytes.len() > MAX_ENTRY_SIZE {
         return Err(EventError::TooLarge(bytes.len()));
     }
     let stamp_at = stamp_at.ok_or(EventError::NotAnObject)?;
+    let client_sig = sig.map(|sig| {
+        let message = event_sig::signed_message_canonical(members.iter().map(|m| (m.key, m.canonical)), &sig);
+        ClientSigned { sig, message }
+    });
     Ok(Unstamped { bytes, stamp_at, client_sig })
 }
 

@@ -4,13 +4,15 @@
 //! Run: `cargo bench -p graven-core --bench core -- --warm-up-time 1 --measurement-time 3`
 
 // Bench setup fails loudly rather than measuring the wrong thing.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use graven_core::checkpoint::Checkpoint;
 use graven_core::hash::{Hash, LeafIndex, TreeSize, leaf_hash, node_hash};
+use graven_core::jcs::{self, Value};
+use graven_core::jcs_direct;
 use graven_core::merkle::{
     MemoryTree, RightEdge, consistency_proof, inclusion_proof, root, verify_consistency, verify_inclusion,
 };
@@ -196,5 +198,62 @@ fn notes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sha256_limit, leaf_hash_bench, node_hash_bench, tree_build, proofs, notes);
+/// A client event as `bench/ingest.sh`'s load generator sends it (`make_event`: serde_json,
+/// so its keys are already sorted), ~450 bytes.
+const LOADGEN_BODY: &str = r#"{"action":"deployment.update","details":{"change_ticket":"CHG-004213","image":"registry.example.com/payments-api:v2.17.3","labels":{"team":"payments"},"reason":"scale up for evening peak","replicas":{"from":3,"to":5},"seq":123456},"occurred_at":"2026-11-26T17:48:19.123456Z","outcome":"success","request_id":"req-3f9a0c1d2e4b5a69","resource":{"id":"prod/payments-api-42","type":"k8s.deployment"},"source":{"ip":"198.51.100.23","user_agent":"kubectl/1.31.2"}}"#;
+
+/// The same event with its keys in the order a person writes them (not sorted).
+const CLIENT_ORDER_BODY: &str = r#"{"action":"deployment.update","outcome":"success","occurred_at":"2026-11-26T17:48:19.123456Z","request_id":"req-3f9a0c1d2e4b5a69","resource":{"type":"k8s.deployment","id":"prod/payments-api-42"},"source":{"ip":"198.51.100.23","user_agent":"kubectl/1.31.2"},"details":{"seq":123456,"replicas":{"from":3,"to":5},"image":"registry.example.com/payments-api:v2.17.3","change_ticket":"CHG-004213","reason":"scale up for evening peak","labels":{"team":"payments"}}}"#;
+
+/// RFC 8785 canonicalisation of a ~450-byte client event (sorted and unsorted keys) and of the
+/// ~600-byte leaf the server stores for it: the tree (`jcs::canonicalize`, parse then write)
+/// against the one-pass `jcs_direct::canonicalize`, in the same run.
+fn canonicalize(c: &mut Criterion) {
+    let Ok(Value::Object(mut leaf)) = jcs::parse(LOADGEN_BODY.as_bytes()) else {
+        panic!("the body is an object")
+    };
+    leaf.push((
+        "actor".into(),
+        Value::Object(vec![
+            ("auth".into(), Value::String("api_key".into())),
+            ("credential".into(), Value::String("key:0123456789abcdef".into())),
+            ("id".into(), Value::String("svc:deployer".into())),
+            ("kind".into(), Value::String("service_account".into())),
+        ]),
+    ));
+    leaf.push(("logged_at".into(), Value::String("2026-11-26T17:48:20.123456Z".into())));
+    leaf.push(("v".into(), Value::Number(1.0)));
+    let mut leaf_bytes = Vec::new();
+    Value::Object(leaf).write_canonical(&mut leaf_bytes);
+
+    let mut g = c.benchmark_group("jcs_canonicalize");
+    g.throughput(Throughput::Elements(1));
+    for (name, doc) in [
+        ("loadgen_body", LOADGEN_BODY.as_bytes()),
+        ("client_order_body", CLIENT_ORDER_BODY.as_bytes()),
+        ("leaf", &leaf_bytes[..]),
+    ] {
+        let tree = jcs::canonicalize(doc).expect("valid");
+        assert_eq!(jcs_direct::canonicalize(doc).expect("valid"), tree, "{name}: the two paths agree");
+        let label = format!("{name}_{}B", doc.len());
+        g.bench_with_input(BenchmarkId::new("tree", &label), doc, |b, d| {
+            b.iter(|| jcs::canonicalize(black_box(d)))
+        });
+        g.bench_with_input(BenchmarkId::new("one_pass", &label), doc, |b, d| {
+            b.iter(|| jcs_direct::canonicalize(black_box(d)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    sha256_limit,
+    leaf_hash_bench,
+    node_hash_bench,
+    tree_build,
+    proofs,
+    notes,
+    canonicalize
+);
 criterion_main!(benches);

@@ -3,7 +3,8 @@
 //! An event is a JSON object, canonicalised with strict RFC 8785 ([`crate::jcs`]), and at most
 //! [`MAX_ENTRY_SIZE`] bytes once canonical (the tile format's `u16` length prefix).
 
-use crate::jcs::{self, JcsError, Value};
+use crate::jcs::JcsError;
+use crate::jcs_direct;
 pub use crate::tile::MAX_ENTRY_SIZE;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,20 +23,19 @@ pub enum EventError {
 /// Canonicalises one JSON event. Rejects anything that is not a JSON object or that cannot be
 /// represented exactly (see [`crate::jcs`]).
 pub fn canonical_event(input: &[u8]) -> Result<Vec<u8>, EventError> {
-    let value = jcs::parse(input)?;
-    let kind = match &value {
-        Value::Object(_) => None,
-        Value::Null => Some("null"),
-        Value::Bool(_) => Some("a boolean"),
-        Value::Number(_) => Some("a number"),
-        Value::String(_) => Some("a string"),
-        Value::Array(_) => Some("an array"),
+    // One pass, no tree; what the value is shows in the first byte of its canonical form.
+    let out = jcs_direct::canonicalize(input)?;
+    let kind = match out.first() {
+        Some(b'{') => None,
+        Some(b'n') => Some("null"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'"') => Some("a string"),
+        Some(b'[') => Some("an array"),
+        _ => Some("a number"),
     };
     if let Some(kind) = kind {
         return Err(EventError::NotAnObject(kind));
     }
-    let mut out = Vec::with_capacity(input.len());
-    value.write_canonical(&mut out);
     if out.len() > MAX_ENTRY_SIZE {
         return Err(EventError::TooLarge(out.len()));
     }

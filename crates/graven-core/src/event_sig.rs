@@ -163,6 +163,47 @@ pub fn signed_message<'a>(
     out
 }
 
+/// [`signed_message`] for members already in canonical form: `(key, canonical value)` pairs, keys
+/// unescaped (what `jcs_direct::members` gives), so the event need not be parsed into a tree.
+/// The same bytes as [`signed_message`] on the parsed members.
+pub fn signed_message_canonical<'a>(
+    members: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    sig: &ClientSignature,
+) -> Vec<u8> {
+    let mut m: Vec<(&str, &[u8])> = members.into_iter().filter(|(k, _)| *k != FIELD).collect();
+    // `unsigned_member`, written as `write_canonical` writes it (its keys are in order).
+    let unsigned = sig.once.as_ref().map(|once| {
+        let mut v = Vec::with_capacity(96 + once.id.len());
+        v.extend_from_slice(b"{\"alg\":");
+        jcs::write_string(ALG, &mut v);
+        v.extend_from_slice(b",\"id\":");
+        jcs::write_string(&once.id, &mut v);
+        v.extend_from_slice(b",\"key_id\":");
+        jcs::write_string(&sig.key_id, &mut v);
+        v.extend_from_slice(b",\"signed_at\":");
+        jcs::write_number(once.signed_at as f64, &mut v);
+        v.push(b'}');
+        v
+    });
+    if let Some(v) = &unsigned {
+        m.push((FIELD, v));
+    }
+    // Stable, as `write_canonical`'s sort is (keys of a parsed object are unique anyway).
+    m.sort_by(|a, b| jcs::cmp_utf16(a.0, b.0));
+    let mut out = if unsigned.is_some() { DOMAIN_V2.to_vec() } else { DOMAIN.to_vec() };
+    out.push(b'{');
+    for (i, (key, value)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        jcs::write_string(key, &mut out);
+        out.push(b':');
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
+    out
+}
+
 /// Version 2's `client_signature` without `sig`.
 fn unsigned_member(key_id: &str, once: &Once) -> Value {
     Value::Object(vec![
@@ -280,6 +321,26 @@ mod tests {
             b"graven-event-signature/v1\n{\"action\":\"a\",\"resource\":{\"id\":\"x\",\"type\":\"t\"}}"
                 .to_vec()
         );
+    }
+
+    #[test]
+    fn the_message_from_canonical_members_is_the_same() {
+        let event = "{\"zz\":[{\"b\":1,\"a\":2}],\"\u{FB33}\":1,\"\u{1F602}\":\"x\\ny\",\"a\\\"b\":null,\"action\":\"a\"}";
+        let longest = "x:".repeat(MAX_ID_LEN / 2);
+        for signed in [
+            sign_event(&key(), event.as_bytes()).unwrap(),
+            sign_event_v2(&key(), event.as_bytes(), "id-1", 1_765_000_000).unwrap(),
+            sign_event_v2(&key(), event.as_bytes(), "a", 0).unwrap(),
+            sign_event_v2(&key(), event.as_bytes(), &longest, MAX_SIGNED_AT).unwrap(),
+        ] {
+            let Value::Object(m) = jcs::parse(&signed).unwrap() else { panic!() };
+            let sig = parse_client_signature(&m.iter().find(|(k, _)| k == FIELD).unwrap().1).unwrap();
+            let members = crate::jcs_direct::members(&signed).unwrap().unwrap();
+            assert_eq!(
+                signed_message_canonical(members.iter().map(|m| (m.key, m.canonical)), &sig),
+                signed_message(&m, &sig)
+            );
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@
 //! as literal UTF-8 (including U+2028, U+2029 and non-BMP characters); numbers in ES6 form; object
 //! members sorted by the UTF-16 code units of their unescaped keys (§3.2.3), which differs from
 //! UTF-8 byte order for characters above U+FFFF versus U+E000–U+FFFF.
+//!
+//! `jcs_direct` gives the same bytes and the same errors in one pass, without a tree, and is what
+//! the ingest path uses; [`canonicalize`] here stays the reference it is tested against.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -410,12 +413,12 @@ impl Value {
 }
 
 /// RFC 8785 §3.2.3: order keys by their UTF-16 code units, not by UTF-8 bytes or code points.
-fn cmp_utf16(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// RFC 8785 §3.2.2.3: ES6 `Number.prototype.toString`.
-fn write_number(n: f64, out: &mut Vec<u8>) {
+pub(crate) fn write_number(n: f64, out: &mut Vec<u8>) {
     if !n.is_finite() {
         // Unreachable for parsed values; JSON.stringify's answer for hand-built ones.
         out.extend_from_slice(b"null");
@@ -443,8 +446,9 @@ fn write_number(n: f64, out: &mut Vec<u8>) {
 }
 
 /// RFC 8785 §3.2.2.2: escape only `"`, `\` and U+0000–U+001F, with the short forms where JSON
-/// has them and lowercase `\u00xx` otherwise; everything else is copied as UTF-8.
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// has them and lowercase `\u00xx` otherwise; everything else is copied as UTF-8. Appends `s`,
+/// quoted, as [`Value::String`] would be written.
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut run_start = 0;
@@ -476,7 +480,7 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 }
 
 /// Lowercase hex digit for a nibble (`n` < 16).
-fn hex_digit(n: u8) -> u8 {
+pub(crate) fn hex_digit(n: u8) -> u8 {
     if n < 10 { b'0' + n } else { b'a' + (n - 10) }
 }
 
@@ -749,24 +753,7 @@ impl Parser<'_> {
         }
 
         let literal = self.text.get(start..self.pos).ok_or(JcsError::InvalidUtf8 { offset: start })?;
-        let value: f64 = literal.parse().map_err(|_| JcsError::InvalidNumber {
-            offset: start,
-            detail: "not a number Rust can parse (this is a bug: the grammar check passed)",
-        })?;
-        if !value.is_finite() {
-            return Err(JcsError::NumberOutOfRange { offset: start });
-        }
-        let written = Decimal::from_literal(literal);
-        if written.is_integer_beyond_2_53() || value.abs() > MAX_EXACT_INTEGER {
-            return Err(JcsError::IntegerTooLarge { offset: start });
-        }
-        let mut canonical = Vec::new();
-        write_number(value, &mut canonical);
-        let canonical = String::from_utf8_lossy(&canonical).into_owned();
-        if Decimal::from_literal(&canonical) != written {
-            return Err(JcsError::InexactNumber { offset: start, canonical });
-        }
-        Ok(value)
+        exact_number(literal, start, &mut Vec::new())
     }
 
     fn skip_digits(&mut self) {
@@ -774,6 +761,33 @@ impl Parser<'_> {
             self.pos += 1;
         }
     }
+}
+
+/// The number rule of the module docs, for a `literal` that already passed the RFC 8259 number
+/// grammar and starts at byte `start`: its value, with its ES6 text left in `canonical`
+/// (cleared first). Shared by [`parse`] and the one-pass canonicaliser (`jcs_direct`).
+pub(crate) fn exact_number(literal: &str, start: usize, canonical: &mut Vec<u8>) -> Result<f64, JcsError> {
+    let value: f64 = literal.parse().map_err(|_| JcsError::InvalidNumber {
+        offset: start,
+        detail: "not a number Rust can parse (this is a bug: the grammar check passed)",
+    })?;
+    if !value.is_finite() {
+        return Err(JcsError::NumberOutOfRange { offset: start });
+    }
+    let written = Decimal::from_literal(literal);
+    if written.is_integer_beyond_2_53() || value.abs() > MAX_EXACT_INTEGER {
+        return Err(JcsError::IntegerTooLarge { offset: start });
+    }
+    canonical.clear();
+    write_number(value, canonical);
+    let text = std::str::from_utf8(canonical).map_err(|_| JcsError::InvalidNumber {
+        offset: start,
+        detail: "not a number Rust can print (this is a bug: the formatter writes ASCII)",
+    })?;
+    if Decimal::from_literal(text) != written {
+        return Err(JcsError::InexactNumber { offset: start, canonical: text.to_owned() });
+    }
+    Ok(value)
 }
 
 /// The exact value of a decimal literal as `(-1)^negative × digits × 10^exponent`, normalised so

@@ -21,6 +21,7 @@ pub mod glob;
 pub mod hash;
 pub mod hex;
 pub mod jcs;
+pub mod jcs_direct;
 pub mod merkle;
 pub mod note;
 pub mod policy;

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use graven_core::jcs::{self, JcsError, MAX_DEPTH, MAX_INPUT, Value};
+use graven_core::jcs_direct;
 use proptest::prelude::*;
 
 /// `<vectors>/jcs/<sub>` (the vectors found as every other suite finds them: `GRAVEN_VECTORS`,
@@ -716,4 +717,147 @@ proptest! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one-pass canonicaliser (`jcs_direct`) against the tree (`jcs::parse` + `write_canonical`)
+// ---------------------------------------------------------------------------------------------
+
+/// Both paths on `input`: the same bytes, or the same error (variant, offset and fields); and
+/// `jcs_direct::members` agrees with the tree member by member.
+fn agree(input: &[u8]) -> Result<(), TestCaseError> {
+    let tree = jcs::canonicalize(input);
+    prop_assert_eq!(&jcs_direct::canonicalize(input), &tree, "input: {:?}", String::from_utf8_lossy(input));
+    match (jcs_direct::members(input), jcs::parse(input)) {
+        (Ok(Some(members)), Ok(Value::Object(expected))) => {
+            let got: Vec<_> = members.iter().collect();
+            prop_assert_eq!(got.len(), expected.len());
+            for (m, (key, value)) in got.iter().zip(&expected) {
+                prop_assert_eq!(m.key, key.as_str());
+                let mut canonical = Vec::new();
+                value.write_canonical(&mut canonical);
+                prop_assert_eq!(m.canonical, &canonical[..]);
+                prop_assert_eq!(m.depth, value.depth());
+                prop_assert_eq!(&jcs::parse(m.source).unwrap(), value);
+            }
+        }
+        (Ok(None), Ok(v)) => prop_assert!(!matches!(v, Value::Object(_))),
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        (a, b) => prop_assert!(false, "members gave {a:?}, the tree {b:?}"),
+    }
+    Ok(())
+}
+
+/// Like [`document`], with objects wide enough (up to 40 keys) to pass `jcs_direct`'s switch from
+/// comparing keys one by one to a set.
+fn wide_document() -> impl Strategy<Value = Gen> {
+    document().prop_recursive(2, 200, 40, |inner| {
+        prop::collection::btree_map(text(3), inner, 0..40)
+            .prop_map(|m| m.into_iter().collect::<Vec<_>>())
+            .prop_shuffle()
+            .prop_map(Gen::Obj)
+    })
+}
+
+/// A copy of one member of the `which`-th object (in depth-first order) inserted again at `at`,
+/// with another value: a duplicate key, as a hostile client would send it.
+fn duplicate_a_key(g: &mut Gen, which: &mut usize, at: usize, value: &Gen) -> bool {
+    match g {
+        Gen::Obj(members) if !members.is_empty() => {
+            if *which == 0 {
+                let key = members[at % members.len()].0.clone();
+                members.insert(at % (members.len() + 1), (key, value.clone()));
+                return true;
+            }
+            *which -= 1;
+            members.iter_mut().any(|(_, v)| duplicate_a_key(v, which, at, value))
+        }
+        Gen::Obj(members) => members.iter_mut().any(|(_, v)| duplicate_a_key(v, which, at, value)),
+        Gen::Arr(items) => items.iter_mut().any(|v| duplicate_a_key(v, which, at, value)),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn one_pass_agrees_on_generated_documents(g in wide_document(), seed in any::<u64>()) {
+        let mut text = String::new();
+        to_text(&g, &mut Choices(seed), &mut text);
+        agree(text.as_bytes())?;
+        // And on the canonical form itself (already sorted: no reordering).
+        let canonical = jcs::canonicalize(text.as_bytes()).unwrap();
+        agree(&canonical)?;
+    }
+
+    #[test]
+    fn one_pass_agrees_on_duplicate_keys(
+        g in wide_document(),
+        seed in any::<u64>(),
+        which in 0usize..8,
+        at in any::<usize>(),
+        value in document(),
+        tail in prop::sample::select(vec!["", ",", "x", "[", "1.00000000000000000001"]),
+    ) {
+        let mut g = g;
+        let mut which = which;
+        duplicate_a_key(&mut g, &mut which, at, &value);
+        let mut text = String::new();
+        to_text(&g, &mut Choices(seed), &mut text);
+        agree(text.as_bytes())?;
+        // An error later in the document must not hide the duplicate (or the other way round).
+        text.push_str(tail);
+        agree(text.as_bytes())?;
+    }
+
+    #[test]
+    fn one_pass_agrees_on_mutated_documents(
+        g in wide_document(),
+        seed in any::<u64>(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut text = String::new();
+        to_text(&g, &mut Choices(seed), &mut text);
+        let mut bytes = text.into_bytes();
+        for (at, byte) in edits {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+        }
+        let truncated = &bytes[..cut.index(bytes.len() + 1)];
+        agree(&bytes)?;
+        agree(truncated)?;
+    }
+
+    #[test]
+    fn one_pass_agrees_on_jsonish_bytes(bytes in jsonish_bytes()) {
+        agree(&bytes)?;
+    }
+
+    #[test]
+    fn one_pass_agrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        agree(&bytes)?;
+    }
+}
+
+#[test]
+fn one_pass_agrees_on_the_upstream_vectors_and_the_limits() {
+    for dir in ["testdata/input", "testdata/output"] {
+        for entry in std::fs::read_dir(vector_dir(dir)).unwrap() {
+            agree(&read(&entry.unwrap().path())).unwrap();
+        }
+    }
+    let deepest = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    agree(deepest.as_bytes()).unwrap();
+    let too_deep = "{\"a\":".repeat(MAX_DEPTH + 1) + "1" + &"}".repeat(MAX_DEPTH + 1);
+    agree(too_deep.as_bytes()).unwrap();
+    agree(&vec![b' '; MAX_INPUT + 1]).unwrap();
+    agree(b"\xEF\xBB\xBF{}").unwrap();
+    agree(b"{\"a\":\"\xC3\"}").unwrap();
 }
