@@ -76,34 +76,34 @@ def main(path):
         ("proofs-warm", "weed CPU %", "weed_cpu_pct", 0),
     ]
     w = 44
-    serial = any(r["backend"] == "s3-serial" for r in rows)
+    pipelined = any(r["backend"] == "s3-pipelined" for r in rows)
     head = f"{'phase':<12} {'metric':<{w}} {'local':>24} {'s3':>24} {'s3/local':>9}"
-    if serial:
-        head += f" {'s3 serial':>24} {'serial/local':>12}"
+    if pipelined:
+        head += f" {'s3 pipelined':>24} {'pipel./local':>12}"
     print(head)
     for phase, name, path, digits in metrics:
-        lo, s3, ser = (med(pick(b, phase), path) for b in ("local", "s3", "s3-serial"))
+        lo, s3, pip = (med(pick(b, phase), path) for b in ("local", "s3", "s3-pipelined"))
         if lo is None and s3 is None:
             continue
         # SeaweedFS idles while the local backend runs: no ratio for its CPU.
         def ratio(x):
             return f"{x[0] / lo[0]:.2f}" if lo and x and lo[0] and "weed" not in name else "-"
         line = f"{phase:<12} {name:<{w}} {fmt(lo, digits):>24} {fmt(s3, digits):>24} {ratio(s3):>9}"
-        if serial:
-            line += f" {fmt(ser, digits):>24} {ratio(ser):>12}"
+        if pipelined:
+            line += f" {fmt(pip, digits):>24} {ratio(pip):>12}"
         print(line)
 
     print()
     print("S3 requests (medians): per 1,000 events for ingest, per 1,000 proofs for proofs")
     print(f"{'phase':<12} {'get':>14} {'put':>14} {'bucket':>14} {'total':>14} {'total requests':>16}")
     for backend, phase in [("s3", p) for p in ("bulk", "single", "catchup", "proofs-cold", "proofs-warm")] + [
-        ("s3-serial", "bulk"), ("s3-serial", "single")
+        ("s3-pipelined", "bulk"), ("s3-pipelined", "single")
     ]:
         rs = pick(backend, phase)
         if not rs:
             continue
         if backend != "s3":
-            phase = f"{phase} (serial)"
+            phase = f"{phase} (pipel.)"
         if phase.startswith("proofs"):
             # The loadgen's own window (warm-up excluded) over the proofs it counted.
             per = [fmt(med(rs, f"store_requests_per_1000_proofs.{op}"), 2) for op in ("get", "put", "bucket")]

@@ -2,7 +2,7 @@
 # The S3 backend against the local disk: ingest and proof serving of `graven serve`, with the
 # object store (SeaweedFS, started here on loopback) on the same machine.
 #
-# Usage: [RUNS=3] [BULK_EVENTS=300000] [SINGLE_SECS=10] [PROOF_SECS=10] [SERIAL=1] bench/s3.sh
+# Usage: [RUNS=3] [BULK_EVENTS=300000] [SINGLE_SECS=10] [PROOF_SECS=10] [PIPELINED=1] bench/s3.sh
 #
 # RUNS interleaved rounds; in each, every measurement gets a FRESH server (fresh data dir, and
 # for S3 a fresh prefix s3://BUCKET/run-N-<phase>):
@@ -17,8 +17,8 @@
 #            (64) twice: "proofs-cold" then "proofs-warm"
 #   single   graven-loadgen single --connections $SINGLE_CONNECTIONS (64) --duration-secs
 #            $SINGLE_SECS, local then S3
-# With SERIAL=1 (the default), bulk and single also run on S3 with `pipeline_commits = false`
-# (backend "s3-serial": one commit at a time, as before pipelining), in the same rounds.
+# With PIPELINED=1 (the default), bulk and single also run on S3 with `pipeline_commits =
+# true` (backend "s3-pipelined"; off by default on S3), in the same rounds.
 # For every S3 measurement, graven_store_requests{op} and graven_events_committed_total are
 # read from /metrics before and after: S3 requests per 1,000 events (per op and summed), and
 # per 1,000 proofs. SeaweedFS's CPU time (from /proc) over each measurement is recorded for
@@ -139,18 +139,18 @@ KEY=$TMP/signer.key
 # ---------------------------------------------------------------------------------------------
 # Servers and probes
 
-SERIAL=${SERIAL:-1}
+PIPELINED=${PIPELINED:-1}
 BACKENDS="local s3"
-[ "$SERIAL" = 1 ] && BACKENDS="local s3 s3-serial"
-printf 'pipeline_commits = false\n' >"$TMP/serial.toml"
+[ "$PIPELINED" = 1 ] && BACKENDS="local s3 s3-pipelined"
+printf 'pipeline_commits = true\n' >"$TMP/pipelined.toml"
 
 # Starts graven serve; sets SPID and SURL. $1 = data dir, $2 = S3 prefix or "" for local,
-# $3 = "serial" for S3 without pipelined commits.
+# $3 = "pipelined" for S3 with pipelined commits.
 # Its output goes to $1.<n>.out/.err, n counting the server starts (a data dir can be served
 # twice).
 NSTART=0
 start_server() {
-    local data=$1 prefix=$2 serial=${3:-} storage=() out err
+    local data=$1 prefix=$2 variant=${3:-} storage=() out err
     NSTART=$((NSTART + 1))
     out=$data.$NSTART.out
     err=$data.$NSTART.err
@@ -158,7 +158,7 @@ start_server() {
     # published figures were measured with.
     [ -n "$prefix" ] && storage=(--storage "s3://$BUCKET/$prefix" --key "$KEY"
                                  --retention-mode governance --retention-days 365)
-    [ "$serial" = serial ] && storage+=(--config "$TMP/serial.toml")
+    [ "$variant" = pipelined ] && storage+=(--config "$TMP/pipelined.toml")
     # shellcheck disable=SC2086
     "$GRAVEN" serve --data "$data" --listen 127.0.0.1:0 "${storage[@]}" $SERVER_ARGS >"$out" 2>"$err" &
     SPID=$!
@@ -316,7 +316,7 @@ for run in $(seq 1 "$RUNS"); do
             --connections "$BULK_CONNECTIONS" --batch "$BULK_BATCH" --events "$BULK_EVENTS"
         stop_server
 
-        if [ "$PROOF_SECS" != 0 ] && [ "$backend" != s3-serial ]; then
+        if [ "$PROOF_SECS" != 0 ] && [ "$backend" != s3-pipelined ]; then
             # A fresh process on the filled log: local restarts on the same data dir; S3 is a
             # new node (its own data dir) on the same prefix. The admin key is the first
             # node's (with S3, the nodes share their credentials through the bucket).

@@ -69,7 +69,8 @@ pub struct FileConfig {
     /// renewing it.
     pub lease_ttl_ms: Option<u64>,
     /// The writer prepares and commits the next batch while the previous ones are made
-    /// durable and published (default `true`; docs/storage.md, docs/scale-out.md).
+    /// durable and published (default: on a local disk yes, on S3 no; docs/storage.md,
+    /// docs/scale-out.md).
     pub pipeline_commits: Option<bool>,
     /// S3 endpoint and region; the AWS environment variables are used when these are unset.
     pub s3_endpoint: Option<String>,
@@ -936,6 +937,7 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
         // One head object holds a whole batch.
         engine.max_batch_bytes = engine.max_batch_bytes.min(graven_tlog::objlog::MAX_BATCH_BYTES / 2);
     }
+    let on_local_disk = storage.is_none();
     let config = Config {
         key,
         storage,
@@ -947,7 +949,9 @@ pub fn resolve_with_file(o: Overrides) -> Result<(Config, FileSnapshot), ConfigE
             "max_body_bytes",
             o.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20),
         )?,
-        pipeline_commits: file.pipeline_commits.unwrap_or(true),
+        // On by default on a local disk, where it was measured to help; off on S3, where it
+        // was not (BENCHMARKS.md §5): there it is the operator's choice.
+        pipeline_commits: file.pipeline_commits.unwrap_or(on_local_disk),
         body_timeout: Duration::from_millis(file.body_timeout_ms.unwrap_or(30_000)),
         max_connections: positive("max_connections", file.max_connections.unwrap_or(4096))?,
         header_timeout: Duration::from_millis(file.header_timeout_ms.unwrap_or(10_000)),

@@ -466,6 +466,17 @@ impl LogWriter for PipelinedLog {
 
     fn ready(&mut self) {
         self.publishing.wait_taken(MAX_QUEUED_HEADS);
+        // A head already carrying as much as it may: the next batch would wait for the round
+        // anyway, so it waits before it is gathered, and takes in what arrives meanwhile (bulk
+        // batches then grow as they would one commit at a time). An error is the next
+        // submission's to report.
+        let unwritten = &mut self.unwritten;
+        let _ = self.publishing.wait_until(|written| {
+            while unwritten.front().is_some_and(|u| u.to() <= written) {
+                unwritten.pop_front();
+            }
+            unwritten.iter().map(|u| u.bytes).sum::<usize>() <= MAX_CARRIED_BYTES
+        });
     }
 
     fn size(&self) -> TreeSize {

@@ -110,7 +110,7 @@ fn verify_env(target: &str, vkey: &str, token: &str, env: &[(&str, String)]) -> 
 /// storage conformance tests below run on both.
 enum Backend {
     Local,
-    S3 { cfg: Box<graven_s3::S3Config>, key: std::path::PathBuf, _tmp: tempfile::TempDir },
+    S3 { cfg: Box<graven_s3::S3Config>, key: std::path::PathBuf, pipelined: bool, _tmp: tempfile::TempDir },
 }
 
 impl Backend {
@@ -120,7 +120,7 @@ impl Backend {
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("signer.key");
         common::keygen(&key, "localhost/graven");
-        Backend::S3 { cfg: Box::new(cfg), key, _tmp: tmp }
+        Backend::S3 { cfg: Box::new(cfg), key, pipelined: false, _tmp: tmp }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
@@ -133,10 +133,16 @@ impl Backend {
 
     /// Starts a server with its data directory at `data`, and waits until it takes writes.
     fn start(&self, data: &Path) -> Server {
-        let Backend::S3 { cfg, key, .. } = self else { return start(data, &[]) };
+        let Backend::S3 { cfg, key, pipelined, _tmp } = self else { return start(data, &[]) };
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let s = start_env(data, &["--storage", &cfg.url(), "--key", key.to_str().unwrap()], &env);
+        let config = _tmp.path().join("pipelined.toml");
+        std::fs::write(&config, format!("pipeline_commits = {pipelined}\n")).unwrap();
+        let s = start_env(
+            data,
+            &["--storage", &cfg.url(), "--key", key.to_str().unwrap(), "--config", config.to_str().unwrap()],
+            &env,
+        );
         // A restarted node waits for the lease its killed predecessor held to expire.
         let deadline = Instant::now() + Duration::from_secs(15);
         while s.metric("graven_writer") != 1 {
@@ -359,6 +365,16 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_event_on_s3() {
     kill_9_cycles(&Backend::s3("kill9"), 6);
+}
+
+/// The same on S3 with pipelined commits (`pipeline_commits = true`, off by default there).
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_event_on_s3_pipelined() {
+    let mut backend = Backend::s3("kill9-pipelined");
+    if let Backend::S3 { pipelined, .. } = &mut backend {
+        *pipelined = true;
+    }
+    kill_9_cycles(&backend, 6);
 }
 
 fn kill_9_cycles(backend: &Backend, cycles: usize) {
