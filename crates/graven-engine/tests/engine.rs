@@ -35,10 +35,6 @@ fn batch(tag: &str, n: usize) -> Vec<Entry> {
     (0..n).map(|i| Entry::raw(format!("{tag}-{i}").into_bytes())).collect()
 }
 
-fn start(fs: &Arc<SimFs>, dir: &Path) -> Engine {
-    start_with(fs, dir, false)
-}
-
 /// The engine on a local log, its commits pipelined or not.
 fn start_with(fs: &Arc<SimFs>, dir: &Path, pipelined: bool) -> Engine {
     let log = LocalLog::open_with(fs.clone(), dir, key()).unwrap();
@@ -473,7 +469,7 @@ impl graven_tlog::ObjectStore for SlowPublishing {
         retain: bool,
     ) -> Result<String, graven_tlog::StoreError> {
         if key != graven_tlog::objlog::HEAD_KEY && !key.starts_with("graven/lease") {
-            std::thread::sleep(std::time::Duration::from_millis(3));
+            graven_clock::Clock::sleep(graven_clock::system().as_ref(), std::time::Duration::from_millis(3));
         }
         self.0.put(key, data, cond, retain)
     }

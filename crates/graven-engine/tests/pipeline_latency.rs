@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use graven_core::note::SignerKey;
 use graven_engine::engine::{Engine, EngineConfig, Entry, Shared};
@@ -34,12 +34,12 @@ struct Remote {
 
 impl ObjectStore for Remote {
     fn get(&self, key: &str, limit: u64) -> Result<Option<Object>, StoreError> {
-        std::thread::sleep(self.delay);
+        graven_clock::system().sleep(self.delay);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inner.get(key, limit)
     }
     fn put(&self, key: &str, data: &[u8], cond: Cond<'_>, retain: bool) -> Result<String, StoreError> {
-        std::thread::sleep(self.delay);
+        graven_clock::system().sleep(self.delay);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inner.put(key, data, cond, retain)
     }
@@ -57,7 +57,7 @@ impl ObjectStore for Remote {
         })
     }
     fn first_key_after(&self, prefix: &str, after: &str) -> Result<Option<String>, StoreError> {
-        std::thread::sleep(self.delay);
+        graven_clock::system().sleep(self.delay);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inner.first_key_after(prefix, after)
     }
@@ -92,19 +92,21 @@ async fn run(pipeline: bool, delay: Duration, clients: usize, secs: u64) -> Run 
     engine.subscribe().wait_for(|c| !c.checkpoint.is_empty()).await.unwrap();
     let (commits0, events0) = (engine.stats().commits.get(), engine.stats().events_committed.get());
     let requests0 = store.requests.load(Ordering::Relaxed);
-    let until = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
+    let clock = graven_clock::system();
+    let started = clock.now();
+    let until = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for c in 0..clients {
         let e = engine.clone();
+        let clock = clock.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0u64;
-            while Instant::now() < until {
-                let t = Instant::now();
+            while clock.now() < until {
+                let t = clock.now();
                 let body = format!("{{\"client\":{c},\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(500));
                 e.submit(vec![Entry::raw(body.into_bytes())]).await.unwrap();
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                lat.push(clock.now().since(t).as_secs_f64() * 1000.0);
                 i += 1;
             }
             lat
@@ -114,7 +116,7 @@ async fn run(pipeline: bool, delay: Duration, clients: usize, secs: u64) -> Run 
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    let wall = started.elapsed().as_secs_f64();
+    let wall = clock.now().since(started).as_secs_f64();
     let events = (engine.stats().events_committed.get() - events0) as f64;
     let commits = (engine.stats().commits.get() - commits0) as f64;
     let requests = (store.requests.load(Ordering::Relaxed) - requests0) as f64;
