@@ -4,7 +4,7 @@
 //! by both writers; a round of it takes every batch queued since the last one and publishes
 //! them under the newest one's checkpoint ([`Publish`]).
 //!
-//! - On a local disk ([`crate::PipelinedLocalLog`]), the next batch's files are written while
+//! - On a local disk (`PipelinedLocalLog`, in `local`), the next batch's files are written while
 //!   the earlier batches' fsyncs run; a round fsyncs every batch's files with the newest
 //!   checkpoint, held, in one concurrent round, then renames it into place. Every file a
 //!   batch writes lies beyond every tree that could be published before it, so a power cut
