@@ -309,6 +309,9 @@ pub enum Source {
     Server(Server),
 }
 
+/// How long an export over a server waits for the search index to cover its checkpoint.
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The trusted starting point of an export: a checkpoint verified with a key.
 #[derive(Debug)]
 pub struct Opened {
@@ -436,6 +439,24 @@ fn select_into(
             let mut tiles = LogTiles::new(opened.checkpoint.clone(), s.fetcher(), s.fetcher());
             let mut cursor: Option<String> = None;
             let mut last: Option<u64> = None;
+            // The search index trails the log by a moment: a selection made before it covers
+            // the checkpoint this export proves against would silently miss its newest events.
+            let deadline = std::time::Instant::now() + INDEX_WAIT;
+            loop {
+                let page = s.search(filters, "oldest", 1, None)?;
+                if page.indexed_size >= size.0 {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "the server's search index covers {} of the {} entries of the checkpoint after {}s; try again once it has caught up (GET /metrics: graven_index_lag_events)",
+                        page.indexed_size,
+                        size.0,
+                        INDEX_WAIT.as_secs()
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             loop {
                 let page = s.search(filters, "oldest", 1000, cursor.as_deref())?;
                 for e in &page.events {
