@@ -503,10 +503,19 @@ fn the_gate_refuses_what_no_provider_issued() {
         let store = graven_s3::S3Store::connect(c).unwrap();
         assert!(store.check_bucket().is_err());
     }
-    let refused = gate.refused();
-    assert!(refused.iter().any(|r| r.contains("never issued")), "{refused:#?}");
-    assert!(refused.iter().any(|r| r.contains("session token is not")), "{refused:#?}");
-    assert!(refused.iter().any(|r| r.contains("signature does not match")), "{refused:#?}");
+    // The gate notes a refusal after it has answered: wait for the notes of all three.
+    let wanted = ["never issued", "session token is not", "signature does not match"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut refused = gate.refused();
+    while !wanted.iter().all(|w| refused.iter().any(|r| r.contains(w)))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        refused = gate.refused();
+    }
+    for w in wanted {
+        assert!(refused.iter().any(|r| r.contains(w)), "{w}: {refused:#?}");
+    }
 }
 
 #[test]
