@@ -170,62 +170,36 @@ impl LocalLog {
         Tail::load(self.size, self.root, &|rel: &str, limit| fs.read(&dir.join(rel), limit))
     }
 
-    /// The commit path. Each step says what a crash at that point leaves behind.
+    /// The commit path: steps 1 to 3 as a pipelined writer takes them (`seal_unchecked`: the
+    /// right edge, every new tile and bundle under its final name, not synced, the checkpoint
+    /// signed), then steps 4 and 5 here. Each step says what a crash at that point leaves
+    /// behind; an error anywhere poisons the log (`append`), so the in-memory state the seal
+    /// moved on is never used again.
     fn commit<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<Published, LogError> {
-        let old = self.size;
-        let dir = self.dir.clone();
-        let mut batch = durable::Batch::within(self.fs.clone(), &self.dir);
-
-        // 1. The committed tree's right edge, partial tiles and partial bundle: kept in memory
-        //    from the previous commit, or (after open) loaded and checked against the committed
-        //    root. Read-only: a crash leaves nothing.
-        let tail = match self.tail.take() {
-            Some(t) if t.size == old => t,
-            _ => self.load_tail()?,
-        };
-        // 2. Write every new tile and bundle directly under its final name: each lies beyond
-        //    the committed size (it completes only now, or is a partial tile or bundle under a
-        //    width new to the new size), so nothing refers to it yet, and no temporary file or
-        //    rename is needed. Not yet synced. Crash here: files beyond the committed size,
-        //    possibly torn, which the committed checkpoint never refers to and readers never
-        //    read; the next append overwrites them.
-        let ext = tail.extend(entries)?;
-        for (rel, bytes) in &ext.writes {
-            let path = dir.join(rel);
-            batch.write_new(&path, bytes).map_err(io_err("writing", &path))?;
-        }
-        let new = ext.tail.size;
-
-        // 3. Sign the new checkpoint and write it to a temporary file, held back from its name.
-        //    Crash here: stray temporary files only.
-        let root = ext.root;
-        let cp = Checkpoint::new(self.key.name(), new, root)
-            .map_err(|_| LogError::Invariant("the key name is not a valid origin"))?;
-        let note = self
-            .key
-            .sign(&cp.to_text())
-            .map_err(|_| LogError::Invariant("checkpoint text is not note text"))?;
-        let cp_path = dir.join("checkpoint");
-        batch.hold(&cp_path, note.as_bytes()).map_err(io_err("writing", &cp_path))?;
-
-        // 4. Make every tile durable under its final name, and the held checkpoint's contents
-        //    durable (fsyncs in parallel, then renames, then directory fsyncs). Crash before
-        //    this returns: files beyond the committed size at most, which the committed
-        //    checkpoint never refers to; the old checkpoint is still the commit point and
-        //    everything it covers is untouched.
-        batch.sync().map_err(io_err("syncing directories of", &dir))?;
-
+        let entries: Vec<&[u8]> = entries.iter().map(AsRef::as_ref).collect();
+        let sealed = self.seal_unchecked(&entries)?;
+        let mut batch = sealed.work.ok_or(LogError::Invariant("a sealed batch without its files"))?;
+        // 3. The checkpoint to a temporary file, held back from its name. Crash here: stray
+        //    temporary files only.
+        let cp_path = self.dir.join("checkpoint");
+        batch.hold(&cp_path, sealed.note.as_bytes()).map_err(io_err("writing", &cp_path))?;
+        // 4. Every tile durable under its final name, and the held checkpoint's contents
+        //    (fsyncs in parallel, then directory fsyncs). Crash before this returns: files
+        //    beyond the committed size at most, which the committed checkpoint never refers
+        //    to; the old checkpoint is still the commit point.
+        batch.sync().map_err(io_err("syncing directories of", &self.dir))?;
         // 5. Commit: rename the checkpoint over the old one and fsync the directory. A crash
-        //    before the rename leaves the old checkpoint; after the rename but before the
-        //    directory sync, either one may survive, and both are valid because every tile of
-        //    the new tree is already durable.
+        //    before the rename leaves the old checkpoint; after it but before the directory
+        //    sync, either one may survive, and both are valid because every tile of the new
+        //    tree is already durable.
         batch.publish().map_err(io_err("publishing", &cp_path))?;
-
-        self.size = new;
-        self.root = root;
-        self.checkpoint = Some(note.clone());
-        self.tail = Some(ext.tail);
-        Ok(Published { old_size: old, new_size: new, root, checkpoint: note, leaf_hashes: ext.leaf_hashes })
+        Ok(Published {
+            old_size: sealed.old_size,
+            new_size: sealed.new_size,
+            root: sealed.root,
+            checkpoint: sealed.note,
+            leaf_hashes: sealed.leaf_hashes,
+        })
     }
 }
 
